@@ -1,0 +1,461 @@
+//! A real, local Kubernetes control plane: etcd, kube-apiserver and
+//! kube-controller-manager on random loopback ports, with secure serving,
+//! RBAC, service-account token signing and a client-certificate admin.
+//! Used by the tests and by `portico dev`. Everything it starts is killed
+//! when it is dropped or when the process exits.
+
+mod binaries;
+pub mod kubeconfig;
+mod process;
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+pub use binaries::Binaries;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+pub use process::Process;
+
+use crate::pki::{Ca, CertPair, PkiError};
+
+/// The issuer of service-account tokens (and their default audience).
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// The kube-controller-manager controllers that run: garbage collection,
+/// namespace deletion, service accounts, role aggregation, and the workload
+/// controllers that Deployment templates rely on.
+pub const CONTROLLERS: &str = "garbage-collector-controller,namespace-controller,serviceaccount-controller,\
+root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,deployment-controller,\
+replicaset-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,\
+ttl-after-finished-controller,endpointslice-controller,persistentvolume-binder-controller";
+
+/// What can go wrong starting or using the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    /// The Kubernetes binaries are missing and could not be built.
+    #[error("kubernetes binaries: {0}")]
+    Build(String),
+    /// A file or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificates could not be generated.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// A component exited or did not become ready in time.
+    #[error("{component} did not become ready: {reason}\n--- last lines of its log ---\n{log}")]
+    NotReady {
+        /// etcd, kube-apiserver or kube-controller-manager.
+        component: String,
+        /// What was observed.
+        reason: String,
+        /// The end of its log.
+        log: String,
+    },
+    /// The API server answered with an error.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The kubeconfig could not be turned into a client configuration.
+    #[error("client configuration: {0}")]
+    Config(#[from] kube::config::KubeconfigError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlPlaneError {
+    let context = context.into();
+    move |source| ControlPlaneError::Io { context, source }
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; the listener is closed again).
+pub fn free_port() -> Result<u16, ControlPlaneError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind a loopback port"))?;
+    Ok(l.local_addr().map_err(io("read the bound port"))?.port())
+}
+
+struct Components {
+    etcd: Process,
+    apiserver: Process,
+    controller_manager: Process,
+}
+
+/// A running control plane. Dropping it stops everything and deletes its files.
+pub struct ControlPlane {
+    dir: tempfile::TempDir,
+    binaries: Binaries,
+    ca: Ca,
+    apiserver_args: Vec<String>,
+    server: String,
+    kubeconfig: Kubeconfig,
+    kubeconfig_path: PathBuf,
+    components: Mutex<Components>,
+}
+
+impl ControlPlane {
+    /// Builds the binaries if needed, starts etcd, kube-apiserver and
+    /// kube-controller-manager, and returns once `/readyz` passes and the
+    /// `default` namespace exists. Blocking; safe to call from async code.
+    pub fn start() -> Result<ControlPlane, ControlPlaneError> {
+        let binaries = Binaries::ensure()?;
+        let dir = tempfile::Builder::new()
+            .prefix("portico-cp-")
+            .tempdir()
+            .map_err(io("create the control plane directory"))?;
+        process::remove_at_exit(dir.path());
+        let d = dir.path();
+        let file = |name: &str| d.join(name).to_string_lossy().into_owned();
+        let write = |name: &str, text: &str| {
+            std::fs::write(d.join(name), text).map_err(io(format!("write {name}")))
+        };
+
+        let ca = Ca::new("portico-local-ca")?;
+        let serving = ca.server(
+            "kube-apiserver",
+            &["127.0.0.1", "localhost", "kubernetes.default.svc"],
+        )?;
+        let admin = ca.client("portico-admin", &["system:masters"])?;
+        let kcm = ca.client("system:kube-controller-manager", &[])?;
+        write("ca.crt", &ca.cert_pem)?;
+        write("apiserver.crt", &serving.cert_pem)?;
+        write("apiserver.key", &serving.key_pem)?;
+        let sa = crate::pki::signing_key_pem()?;
+        write("sa.key", &sa.key_pem)?;
+        write("sa.pub", &sa.cert_pem)?;
+
+        let (etcd_port, peer_port, api_port, kcm_port) =
+            (free_port()?, free_port()?, free_port()?, free_port()?);
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = kubeconfig::build(
+            "portico-local",
+            &server,
+            &ca.cert_pem,
+            &[kubeconfig::User {
+                name: "admin",
+                cert: &admin,
+                namespace: None,
+            }],
+        );
+        let kubeconfig_path = d.join("admin.kubeconfig");
+        write("admin.kubeconfig", &kubeconfig::to_yaml(&kubeconfig))?;
+        let kcm_kubeconfig = kubeconfig::build(
+            "portico-local",
+            &server,
+            &ca.cert_pem,
+            &[kubeconfig::User {
+                name: "kube-controller-manager",
+                cert: &kcm,
+                namespace: None,
+            }],
+        );
+        write("kcm.kubeconfig", &kubeconfig::to_yaml(&kcm_kubeconfig))?;
+
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd_args: Vec<String> = vec![
+            "--name=portico".into(),
+            format!("--data-dir={}", file("etcd")),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=portico={peer_url}"),
+            "--unsafe-no-fsync=true".into(),
+            "--log-level=warn".into(),
+        ];
+        let apiserver_args: Vec<String> = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", file("apiserver-certs")),
+            format!("--tls-cert-file={}", file("apiserver.crt")),
+            format!("--tls-private-key-file={}", file("apiserver.key")),
+            format!("--client-ca-file={}", file("ca.crt")),
+            format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
+            format!("--service-account-key-file={}", file("sa.pub")),
+            format!("--service-account-signing-key-file={}", file("sa.key")),
+            "--authorization-mode=RBAC".into(),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            "--endpoint-reconciler-type=none".into(),
+        ];
+        let kcm_args: Vec<String> = vec![
+            format!("--kubeconfig={}", file("kcm.kubeconfig")),
+            format!("--authentication-kubeconfig={}", file("kcm.kubeconfig")),
+            format!("--authorization-kubeconfig={}", file("kcm.kubeconfig")),
+            format!("--controllers={CONTROLLERS}"),
+            format!("--service-account-private-key-file={}", file("sa.key")),
+            format!("--root-ca-file={}", file("ca.crt")),
+            "--use-service-account-credentials=true".into(),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={kcm_port}"),
+            format!("--cert-dir={}", file("kcm-certs")),
+            "--concurrent-gc-syncs=5".into(),
+        ];
+
+        let log = |name: &str| d.join(format!("{name}.log"));
+        let mut etcd = Process::spawn("etcd", &Binaries::etcd()?, &etcd_args, &log("etcd"))
+            .map_err(io("start etcd"))?;
+        wait_for_port(&mut etcd, etcd_port)?;
+        let mut apiserver = Process::spawn(
+            "kube-apiserver",
+            &binaries.path("kube-apiserver"),
+            &apiserver_args,
+            &log("kube-apiserver"),
+        )
+        .map_err(io("start kube-apiserver"))?;
+        wait_api_ready(&kubeconfig, &mut apiserver)?;
+        let controller_manager = Process::spawn(
+            "kube-controller-manager",
+            &binaries.path("kube-controller-manager"),
+            &kcm_args,
+            &log("kube-controller-manager"),
+        )
+        .map_err(io("start kube-controller-manager"))?;
+
+        Ok(ControlPlane {
+            dir,
+            binaries,
+            ca,
+            apiserver_args,
+            server,
+            kubeconfig,
+            kubeconfig_path,
+            components: Mutex::new(Components {
+                etcd,
+                apiserver,
+                controller_manager,
+            }),
+        })
+    }
+
+    /// The API server's URL, `https://127.0.0.1:PORT`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The admin kubeconfig (client certificate in `system:masters`).
+    pub fn kubeconfig(&self) -> &Kubeconfig {
+        &self.kubeconfig
+    }
+
+    /// Path of the admin kubeconfig file.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// The directory with the control plane's files and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The Kubernetes binaries in use.
+    pub fn binaries(&self) -> &Binaries {
+        &self.binaries
+    }
+
+    /// The cluster CA, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca.cert_pem
+    }
+
+    /// A client certificate for `user` in `groups`, signed by the cluster CA.
+    pub fn client_cert(&self, user: &str, groups: &[&str]) -> Result<CertPair, ControlPlaneError> {
+        Ok(self.ca.client(user, groups)?)
+    }
+
+    /// Writes a kubeconfig that authenticates as `user` in `groups` with a
+    /// client certificate, and returns its path (for the real kubectl).
+    pub fn user_kubeconfig(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<PathBuf, ControlPlaneError> {
+        let cert = self.client_cert(user, groups)?;
+        let kc = kubeconfig::build(
+            "portico-local",
+            &self.server,
+            &self.ca.cert_pem,
+            &[kubeconfig::User {
+                name: user,
+                cert: &cert,
+                namespace: None,
+            }],
+        );
+        let path = self
+            .dir()
+            .join(format!("user-{}.kubeconfig", sanitize(user)));
+        std::fs::write(&path, kubeconfig::to_yaml(&kc)).map_err(io("write a user kubeconfig"))?;
+        Ok(path)
+    }
+
+    /// A client acting as the admin.
+    pub async fn admin_client(&self) -> Result<kube::Client, ControlPlaneError> {
+        client_for(&self.kubeconfig, None).await
+    }
+
+    /// A client acting as `user` in `groups`, through impersonation by the
+    /// admin (so RBAC decides for that user).
+    pub async fn client_as(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<kube::Client, ControlPlaneError> {
+        client_for(&self.kubeconfig, Some((user, groups))).await
+    }
+
+    /// `kubectl` from the built binaries, pointed at this control plane as admin.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.binaries.path("kubectl"));
+        cmd.env("KUBECONFIG", &self.kubeconfig_path);
+        cmd
+    }
+
+    /// Process ids of etcd, kube-apiserver and kube-controller-manager.
+    pub fn pids(&self) -> Vec<u32> {
+        let c = self.components.lock().unwrap();
+        vec![c.etcd.pid(), c.apiserver.pid(), c.controller_manager.pid()]
+    }
+
+    /// Stops kube-apiserver (SIGTERM) and starts it again on the same port
+    /// with the same data; returns once it is ready. Blocking.
+    pub fn restart_apiserver(&self) -> Result<(), ControlPlaneError> {
+        let mut c = self.components.lock().unwrap();
+        c.apiserver.stop(Duration::from_secs(20));
+        c.apiserver = Process::spawn(
+            "kube-apiserver",
+            &self.binaries.path("kube-apiserver"),
+            &self.apiserver_args,
+            &self.dir().join("kube-apiserver.log"),
+        )
+        .map_err(io("restart kube-apiserver"))?;
+        wait_api_ready(&self.kubeconfig, &mut c.apiserver)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.components.lock() {
+            c.controller_manager.stop(Duration::from_secs(5));
+            c.apiserver.stop(Duration::from_secs(10));
+            c.etcd.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+async fn client_for(
+    kc: &Kubeconfig,
+    as_user: Option<(&str, &[&str])>,
+) -> Result<kube::Client, ControlPlaneError> {
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc.clone(), &KubeConfigOptions::default()).await?;
+    if let Some((user, groups)) = as_user {
+        config.auth_info.impersonate = Some(user.to_string());
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    }
+    Ok(kube::Client::try_from(config)?)
+}
+
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn wait_for_port(p: &mut Process, port: u16) -> Result<(), ControlPlaneError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        check_alive(
+            p,
+            deadline,
+            &format!("port {port} is not accepting connections"),
+        )?;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn check_alive(
+    p: &mut Process,
+    deadline: Instant,
+    waiting_for: &str,
+) -> Result<(), ControlPlaneError> {
+    let reason = if let Some(status) = p.exited() {
+        format!("exited with {status}")
+    } else if Instant::now() > deadline {
+        format!("timed out after {START_TIMEOUT:?}: {waiting_for}")
+    } else {
+        return Ok(());
+    };
+    Err(ControlPlaneError::NotReady {
+        component: p.name().to_string(),
+        reason,
+        log: p.log_tail(30),
+    })
+}
+
+/// Polls `/readyz` and the `default` namespace on a private runtime in its
+/// own thread, so callers may be sync or async.
+fn wait_api_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneError> {
+    let kc = kc.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let _ = tx.send(rt.block_on(async move {
+            let client = client_for(&kc, None).await?;
+            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+                kube::Api::all(client.clone());
+            loop {
+                let req = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .expect("request");
+                let ready =
+                    matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
+                if ready && namespaces.get_opt("default").await.ok().flatten().is_some() {
+                    return Ok::<(), ControlPlaneError>(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(result) => return result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => check_alive(
+                p,
+                deadline,
+                "/readyz did not pass and the default namespace did not appear",
+            )?,
+            Err(e) => {
+                return Err(ControlPlaneError::NotReady {
+                    component: p.name().to_string(),
+                    reason: e.to_string(),
+                    log: p.log_tail(30),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `portico dev`: a local control plane (or an existing cluster) with the
+//! CRDs installed and demo tenants, running until Ctrl-C.
+
+pub mod demo;
+
+use std::path::PathBuf;
+
+use kube::{Client, config::KubeConfigOptions};
+
+use crate::{
+    controlplane::{ControlPlane, ControlPlaneError, kubeconfig},
+    install::{self, InstallError},
+};
+
+/// Where `portico dev` runs.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start a local control plane.
+    Local,
+    /// Use an existing cluster: a kubeconfig path, or `None` for the current context.
+    Existing(Option<PathBuf>),
+}
+
+/// `portico dev` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// The local control plane did not start.
+    #[error("local control plane: {0}")]
+    ControlPlane(#[from] ControlPlaneError),
+    /// Installing the CRDs failed.
+    #[error("install: {0}")]
+    Install(#[from] InstallError),
+    /// Creating demo objects failed.
+    #[error("demo setup: {0}")]
+    Kube(#[from] kube::Error),
+    /// The kubeconfig for an existing cluster could not be read.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// A file could not be written.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// Runs until Ctrl-C or SIGTERM; everything started is stopped on return.
+pub async fn run(target: Target) -> Result<(), DevError> {
+    let (client, local) = match target {
+        Target::Local => {
+            eprintln!(
+                "portico dev: starting a local control plane (the first run builds Kubernetes, which takes a few minutes)"
+            );
+            let cp = tokio::task::spawn_blocking(ControlPlane::start)
+                .await
+                .expect("start task")?;
+            (cp.admin_client().await?, Some(cp))
+        }
+        Target::Existing(path) => (existing_client(path).await?, None),
+    };
+    install::install(&client).await?;
+    setup_demo(&client).await?;
+    if let Some(cp) = &local {
+        let path = write_dev_kubeconfig(cp)?;
+        print_welcome(cp, &path);
+    } else {
+        println!("Portico CRDs and demo tenants are installed in the existing cluster.");
+    }
+    wait_for_shutdown().await;
+    eprintln!("portico dev: stopping");
+    drop(local);
+    Ok(())
+}
+
+async fn existing_client(path: Option<PathBuf>) -> Result<Client, DevError> {
+    let config = match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(&p)?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::from_kubeconfig(&KubeConfigOptions::default()).await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Namespaces `team-a`, `team-b` and the demo users' RBAC.
+pub async fn setup_demo(client: &Client) -> Result<(), kube::Error> {
+    for ns in demo::namespaces() {
+        install::apply(client, &ns).await?;
+    }
+    for rb in demo::role_bindings() {
+        install::apply(client, &rb).await?;
+    }
+    for crb in demo::cluster_role_bindings() {
+        install::apply(client, &crb).await?;
+    }
+    Ok(())
+}
+
+/// `~/.cache/portico/dev.kubeconfig`: contexts `admin`, `alice`, `bob`, `carol`.
+fn write_dev_kubeconfig(cp: &ControlPlane) -> Result<PathBuf, DevError> {
+    let admin = cp.client_cert("portico-admin", &["system:masters"])?;
+    let certs: Vec<_> = demo::USERS
+        .iter()
+        .map(|u| cp.client_cert(u.name, u.groups).map(|c| (u, c)))
+        .collect::<Result<_, _>>()?;
+    let mut users = vec![kubeconfig::User {
+        name: "admin",
+        cert: &admin,
+        namespace: None,
+    }];
+    users.extend(certs.iter().map(|(u, c)| kubeconfig::User {
+        name: u.name,
+        cert: c,
+        namespace: Some(u.namespace),
+    }));
+    let kc = kubeconfig::build("portico-dev", cp.server(), cp.ca_pem(), &users);
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| DevError::Io(format!("create {}", dir.display()), e))?;
+    let path = dir.join("dev.kubeconfig");
+    std::fs::write(&path, kubeconfig::to_yaml(&kc))
+        .map_err(|e| DevError::Io(format!("write {}", path.display()), e))?;
+    Ok(path)
+}
+
+/// `$PORTICO_CACHE` or `~/.cache/portico`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("PORTICO_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir);
+            home.join(".cache/portico")
+        })
+}
+
+fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path) {
+    let kubectl = cp.binaries().path("kubectl");
+    println!("Portico dev is running. API server: {}", cp.server());
+    println!("Kubeconfig: {}", kubeconfig.display());
+    println!(
+        "Contexts: admin (cluster admin), alice (edit in team-a), bob (edit in team-b), carol (portico-admins)"
+    );
+    println!("Try:");
+    println!(
+        "  {} --kubeconfig {} --context alice get portico -n team-a",
+        kubectl.display(),
+        kubeconfig.display()
+    );
+    println!("Press Ctrl-C to stop.");
+}
+
+async fn wait_for_shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

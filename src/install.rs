@@ -1,0 +1,88 @@
+//! Installs Portico's CRDs and aggregated ClusterRoles into a cluster with
+//! server-side apply, and waits until the CRDs are Established.
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, CustomResourceExt, ResourceExt,
+    api::{ApiResource, DynamicObject, Patch, PatchParams},
+    runtime::{conditions, wait::await_condition},
+};
+
+use crate::api::{Deployment, SessionClaim, Terminal, rbac};
+
+/// Field manager for everything Portico writes.
+pub const FIELD_MANAGER: &str = "portico";
+
+/// Installing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The API server refused an object.
+    #[error("apply {kind} {name}: {source}")]
+    Apply {
+        /// Kind of the object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The refusal.
+        #[source]
+        source: kube::Error,
+    },
+    /// A CRD did not become Established in time.
+    #[error("CustomResourceDefinition {0} did not become Established within 60s")]
+    NotEstablished(String),
+}
+
+/// Applies the three CRDs and the aggregated ClusterRoles, then waits until
+/// the CRDs are Established.
+pub async fn install(client: &Client) -> Result<(), InstallError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let all = [Terminal::crd(), Deployment::crd(), SessionClaim::crd()];
+    for crd in &all {
+        apply(client, crd)
+            .await
+            .map_err(|source| InstallError::Apply {
+                kind: "CustomResourceDefinition",
+                name: crd.name_any(),
+                source,
+            })?;
+    }
+    for role in rbac::aggregated_cluster_roles() {
+        apply(client, &role)
+            .await
+            .map_err(|source| InstallError::Apply {
+                kind: "ClusterRole",
+                name: role.name_any(),
+                source,
+            })?;
+    }
+    for crd in &all {
+        let name = crd.name_any();
+        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+        match tokio::time::timeout(Duration::from_secs(60), established).await {
+            Ok(Ok(_)) => {}
+            _ => return Err(InstallError::NotEstablished(name)),
+        }
+    }
+    Ok(())
+}
+
+/// Server-side applies `obj` (namespaced or not, by its metadata) as `portico`.
+pub async fn apply<K>(client: &Client, obj: &K) -> Result<DynamicObject, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize + std::fmt::Debug,
+{
+    let ar = ApiResource::erase::<K>(&());
+    let api: Api<DynamicObject> = match obj.meta().namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    let name = obj.meta().name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+}

@@ -1,0 +1,49 @@
+//! The `portico` binary: command-line wiring only.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "portico",
+    version,
+    about = "Browser terminals, templated deployments and time-limited sessions on Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the CustomResourceDefinitions and aggregated ClusterRoles as YAML.
+    Crds {
+        /// Write one file per object into this directory instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Run Portico locally: a control plane, the CRDs and demo users, until Ctrl-C.
+    Dev {
+        /// Use an existing cluster: this kubeconfig, or the current context when given without a path.
+        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Crds { out_dir: None } => print!("{}", portico::crdgen::all_yaml()),
+        Cmd::Crds { out_dir: Some(dir) } => portico::crdgen::write_dir(&dir)?,
+        Cmd::Dev { kubeconfig } => {
+            let target = match kubeconfig {
+                None => portico::dev::Target::Local,
+                Some(p) if p.as_os_str().is_empty() => portico::dev::Target::Existing(None),
+                Some(p) => portico::dev::Target::Existing(Some(p)),
+            };
+            tokio::runtime::Runtime::new()?.block_on(portico::dev::run(target))?;
+        }
+    }
+    Ok(())
+}
