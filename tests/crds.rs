@@ -1,0 +1,416 @@
+//! The CRDs against a real API server: they install, kubectl knows them, the
+//! examples apply, the generated files match, and every schema constraint and
+//! CEL rule rejects bad input with a message that names the field.
+
+mod common;
+
+use common::{kubectl, kubectl_ok, test_namespace};
+use kube::{
+    Api,
+    api::{ApiResource, DynamicObject, GroupVersionKind, PostParams},
+};
+use serde_json::{Value, json};
+
+#[test]
+fn generated_crds_match_the_crds_directory() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["crds", "--out-dir"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(out.path()),
+        names(dir.as_ref()),
+        "crds/ holds other files than `portico crds` writes"
+    );
+    for name in names(out.path()) {
+        let generated = std::fs::read_to_string(out.path().join(&name)).unwrap();
+        let committed = std::fs::read_to_string(std::path::Path::new(dir).join(&name)).unwrap();
+        assert!(
+            generated == committed,
+            "crds/{name} differs from `portico crds`; run `cargo run -- crds --out-dir crds` and commit"
+        );
+    }
+    // `portico crds` on stdout is the same set of documents.
+    let stdout = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("crds")
+        .output()
+        .unwrap();
+    let docs = String::from_utf8(stdout.stdout).unwrap();
+    assert_eq!(docs.matches("kind: CustomResourceDefinition").count(), 3);
+    assert_eq!(docs.matches("kind: ClusterRole\n").count(), 3);
+}
+
+#[test]
+fn crds_are_established_and_kubectl_knows_them() {
+    for crd in [
+        "terminals.portico.dev",
+        "deployments.portico.dev",
+        "sessionclaims.portico.dev",
+    ] {
+        kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{crd}"),
+        ]);
+    }
+    let resources = kubectl_ok(&["api-resources", "--api-group=portico.dev", "-o", "wide"]);
+    for (plural, short, kind) in [
+        ("terminals", "term", "Terminal"),
+        ("deployments", "pdeploy", "Deployment"),
+        ("sessionclaims", "sclaim", "SessionClaim"),
+    ] {
+        let line = resources
+            .lines()
+            .find(|l| l.starts_with(plural))
+            .unwrap_or_else(|| panic!("{plural} missing:\n{resources}"));
+        assert!(
+            line.contains(short) && line.contains(kind) && line.contains("portico"),
+            "{line}"
+        );
+        assert!(
+            line.contains("true"),
+            "{plural} should be namespaced: {line}"
+        );
+    }
+    let explain = kubectl_ok(&["explain", "terminal.spec.target"]);
+    assert!(explain.contains("roleBindings"), "{explain}");
+    assert!(
+        explain.contains("What the kubeconfig inside the terminal pod reaches"),
+        "{explain}"
+    );
+    let explain = kubectl_ok(&["explain", "sessionclaims.spec.profile"]);
+    assert!(explain.contains("session profile"), "{explain}");
+}
+
+#[tokio::test]
+async fn category_and_short_names_list_objects() {
+    let ns = test_namespace("cat").await;
+    for file in ["terminal.yaml", "deployment.yaml", "sessionclaim.yaml"] {
+        kubectl_ok(&["apply", "-n", &ns, "-f", &example(file)]);
+    }
+    let all = kubectl_ok(&["get", "portico", "-n", &ns]);
+    for name in [
+        "terminal.portico.dev/team-a-shell",
+        "deployment.portico.dev/hello",
+        "sessionclaim.portico.dev/my-session",
+    ] {
+        assert!(
+            all.contains(name),
+            "`kubectl get portico` lacks {name}:\n{all}"
+        );
+    }
+    for (short, name, column) in [
+        ("term", "team-a-shell", "HOST NAMESPACE"),
+        ("pdeploy", "hello", "TEMPLATE"),
+        ("sclaim", "my-session", "PROFILE"),
+    ] {
+        let out = kubectl_ok(&["get", short, "-n", &ns]);
+        assert!(
+            out.contains(name) && out.contains(column),
+            "kubectl get {short}:\n{out}"
+        );
+    }
+    let out = kubectl_ok(&["get", "deployments.portico.dev", "-n", &ns, "-o", "name"]);
+    assert_eq!(out.trim(), "deployment.portico.dev/hello");
+}
+
+fn example(file: &str) -> String {
+    format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn every_example_applies_with_server_dry_run() {
+    let ns = test_namespace("examples").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut checked = 0;
+    for entry in walk(dir.as_ref()) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        if !text.contains("apiVersion: portico.dev/") {
+            continue; // Flux and Helm manifests are checked where their CRDs exist.
+        }
+        let out = kubectl(&[
+            "apply",
+            "--dry-run=server",
+            "-n",
+            &ns,
+            "-f",
+            entry.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            entry.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "expected the examples of all three kinds, found {checked}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+// ---- bad input: one test per schema constraint and CEL rule ----
+
+fn valid(kind: &str) -> Value {
+    match kind {
+        "Terminal" => json!({
+            "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": "t"},
+            "spec": {
+                "host": {"namespace": "team-a", "pod": {"image": "alpine:3.20"}},
+                "target": {"namespace": "team-a", "roleBindings": [
+                    {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "edit"}
+                ]},
+                "idleTimeout": "15m", "maxLifetime": "8h"
+            }
+        }),
+        "Deployment" => json!({
+            "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"name": "webapp"}, "parameters": {"replicas": 2}}
+        }),
+        "SessionClaim" => json!({
+            "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim", "metadata": {"name": "s"},
+            "spec": {"profile": "developer", "idleTimeout": "30m", "maxLifetime": "8h"}
+        }),
+        _ => unreachable!(),
+    }
+}
+
+fn api(client: kube::Client, ns: &str, kind: &str) -> Api<DynamicObject> {
+    let plural = match kind {
+        "Terminal" => "terminals",
+        "Deployment" => "deployments",
+        _ => "sessionclaims",
+    };
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("portico.dev", "v1alpha1", kind),
+        plural,
+    );
+    Api::namespaced_with(client, ns, &ar)
+}
+
+async fn create(ns: &str, obj: &Value) -> Result<DynamicObject, kube::Error> {
+    let kind = obj["kind"].as_str().unwrap();
+    let dynobj: DynamicObject = serde_json::from_value(obj.clone()).unwrap();
+    api(common::admin().await, ns, kind)
+        .create(&PostParams::default(), &dynobj)
+        .await
+}
+
+/// Creates `kind` with `patch` merged into a valid object and expects the API
+/// server to refuse it with a message containing every one of `expect`.
+async fn assert_rejected(kind: &str, patch: Value, expect: &[&str]) {
+    let ns = test_namespace("bad").await;
+    let mut obj = valid(kind);
+    json_patch::merge(&mut obj, &patch);
+    match create(&ns, &obj).await {
+        Ok(_) => panic!("{kind} with {patch} was accepted"),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            for e in expect {
+                assert!(
+                    status.message.contains(e),
+                    "message lacks {e:?}: {}",
+                    status.message
+                );
+            }
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn valid_objects_of_every_kind_are_accepted() {
+    let ns = test_namespace("good").await;
+    for kind in ["Terminal", "Deployment", "SessionClaim"] {
+        create(&ns, &valid(kind))
+            .await
+            .unwrap_or_else(|e| panic!("valid {kind} refused: {e}"));
+    }
+    let mut temp = valid("Terminal");
+    json_patch::merge(
+        &mut temp,
+        &json!({"metadata": {"name": "t2"}, "spec": {"host": {"namespace": null, "temporaryNamespace": true}}}),
+    );
+    create(&ns, &temp)
+        .await
+        .expect("temporaryNamespace host accepted");
+}
+
+macro_rules! rejects {
+    ($name:ident, $kind:literal, $patch:tt, [$($expect:literal),+]) => {
+        #[tokio::test]
+        async fn $name() {
+            assert_rejected($kind, json!($patch), &[$($expect),+]).await;
+        }
+    };
+}
+
+rejects!(host_with_namespace_and_temporary_namespace, "Terminal",
+    {"spec": {"host": {"temporaryNamespace": true}}},
+    ["spec.host", "exactly one of host.namespace or host.temporaryNamespace"]);
+rejects!(host_with_neither_namespace_nor_temporary_namespace, "Terminal",
+    {"spec": {"host": {"namespace": null}}},
+    ["spec.host", "exactly one of host.namespace or host.temporaryNamespace"]);
+rejects!(host_temporary_namespace_false_alone, "Terminal",
+    {"spec": {"host": {"namespace": null, "temporaryNamespace": false}}},
+    ["spec.host", "exactly one"]);
+rejects!(target_with_namespace_and_temporary_namespace, "Terminal",
+    {"spec": {"target": {"temporaryNamespace": true}}},
+    ["spec.target", "exactly one of target.namespace or target.temporaryNamespace"]);
+rejects!(cluster_role_binding_of_a_role, "Terminal",
+    {"spec": {"target": {"roleBindings": [{"roleRef": {"kind": "Role", "name": "r"}, "bindingKind": "ClusterRoleBinding", "nameSuffix": "r"}]}}},
+    ["spec.target.roleBindings[0]", "a ClusterRoleBinding may only bind a ClusterRole"]);
+rejects!(duplicate_name_suffix, "Terminal",
+    {"spec": {"target": {"roleBindings": [
+        {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "x"},
+        {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "x"}]}}},
+    ["spec.target.roleBindings", "own nameSuffix"]);
+rejects!(name_suffix_not_a_dns_label, "Terminal",
+    {"spec": {"target": {"roleBindings": [{"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "Not_OK"}]}}},
+    ["spec.target.roleBindings[0].nameSuffix", "must be a DNS label"]);
+rejects!(unknown_role_kind, "Terminal",
+    {"spec": {"target": {"roleBindings": [{"roleRef": {"kind": "Group", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "v"}]}}},
+    ["spec.target.roleBindings[0].roleRef.kind", "\"Role\", \"ClusterRole\""]);
+rejects!(unknown_binding_kind, "Terminal",
+    {"spec": {"target": {"roleBindings": [{"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "Binding", "nameSuffix": "v"}]}}},
+    ["spec.target.roleBindings[0].bindingKind", "\"RoleBinding\", \"ClusterRoleBinding\""]);
+rejects!(host_namespace_not_a_dns_label, "Terminal",
+    {"spec": {"host": {"namespace": "Team_A"}}},
+    ["spec.host.namespace", "must be a DNS label"]);
+rejects!(target_namespace_not_a_dns_label, "Terminal",
+    {"spec": {"target": {"namespace": "-team"}}},
+    ["spec.target.namespace", "must be a DNS label"]);
+rejects!(context_namespace_not_a_dns_label, "Terminal",
+    {"spec": {"target": {"kubeconfigContextNamespace": "a.b"}}},
+    ["spec.target.kubeconfigContextNamespace", "must be a DNS label"]);
+rejects!(kubeconfig_secret_name_not_a_dns_subdomain, "Terminal",
+    {"spec": {"target": {"cluster": {"kubeconfigSecretRef": {"name": "My Secret"}}}}},
+    ["spec.target.cluster.kubeconfigSecretRef.name", "must be a DNS subdomain"]);
+rejects!(idle_timeout_not_a_duration, "Terminal",
+    {"spec": {"idleTimeout": "5 minutes"}},
+    ["spec.idleTimeout", "must be a positive duration"]);
+rejects!(idle_timeout_zero, "Terminal",
+    {"spec": {"idleTimeout": "0s"}},
+    ["spec.idleTimeout", "must be a positive duration"]);
+rejects!(max_lifetime_negative, "Terminal",
+    {"spec": {"maxLifetime": "-1h"}},
+    ["spec.maxLifetime", "must be a positive duration"]);
+rejects!(image_missing, "Terminal",
+    {"spec": {"host": {"pod": {"image": null}}}},
+    ["spec.host.pod.image", "Required value"]);
+rejects!(image_blank, "Terminal",
+    {"spec": {"host": {"pod": {"image": "   "}}}},
+    ["spec.host.pod.image", "must name a container image"]);
+rejects!(reserved_pod_label, "Terminal",
+    {"spec": {"host": {"pod": {"labels": {"portico.dev/owner": "me"}}}}},
+    ["spec.host.pod.labels", "reserved for Portico"]);
+rejects!(too_many_role_bindings, "Terminal",
+    {"spec": {"target": {"roleBindings": (0..17).map(|i| json!({"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": format!("r{i}")})).collect::<Vec<_>>()}}},
+    ["spec.target.roleBindings", "must have at most 16 items"]);
+rejects!(template_name_not_a_dns_subdomain, "Deployment",
+    {"spec": {"template": {"name": "Web App"}}},
+    ["spec.template.name", "must be a DNS subdomain"]);
+rejects!(template_namespace_not_a_dns_label, "Deployment",
+    {"spec": {"template": {"namespace": "cat.alog"}}},
+    ["spec.template.namespace", "must be a DNS label"]);
+rejects!(parameters_not_an_object, "Deployment",
+    {"spec": {"parameters": "replicas=2"}},
+    ["spec.parameters", "must be of type object"]);
+rejects!(profile_not_a_dns_label, "SessionClaim",
+    {"spec": {"profile": "Developer!"}},
+    ["spec.profile", "must be a DNS label"]);
+rejects!(session_idle_timeout_not_a_duration, "SessionClaim",
+    {"spec": {"idleTimeout": "30"}},
+    ["spec.idleTimeout", "must be a positive duration"]);
+rejects!(session_max_lifetime_zero, "SessionClaim",
+    {"spec": {"maxLifetime": "0h0m"}},
+    ["spec.maxLifetime", "must be a positive duration"]);
+
+/// Creates a valid object, then expects `patch` merged into its spec to be
+/// refused on update with a message containing `expect`.
+async fn assert_update_rejected(kind: &str, patch: Value, expect: &[&str]) {
+    let ns = test_namespace("immutable").await;
+    let created = create(&ns, &valid(kind)).await.expect("valid object");
+    let mut changed = serde_json::to_value(&created).unwrap();
+    json_patch::merge(&mut changed, &patch);
+    let obj: DynamicObject = serde_json::from_value(changed).unwrap();
+    let err = api(common::admin().await, &ns, kind)
+        .replace(
+            &created.metadata.name.clone().unwrap(),
+            &PostParams::default(),
+            &obj,
+        )
+        .await
+        .expect_err("update should be refused");
+    let kube::Error::Api(status) = err else {
+        panic!("unexpected error {err}")
+    };
+    assert_eq!(status.code, 422, "{status:?}");
+    for e in expect {
+        assert!(
+            status.message.contains(e),
+            "message lacks {e:?}: {}",
+            status.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn terminal_spec_is_immutable() {
+    assert_update_rejected(
+        "Terminal",
+        json!({"spec": {"target": {"namespace": "team-b"}}}),
+        &["spec", "a Terminal cannot be changed after it is created"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn session_claim_profile_is_immutable() {
+    assert_update_rejected(
+        "SessionClaim",
+        json!({"spec": {"profile": "admin"}}),
+        &["spec", "profile is immutable"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn session_claim_durations_may_change_but_not_to_garbage() {
+    let ns = test_namespace("sclaim-upd").await;
+    let created = create(&ns, &valid("SessionClaim")).await.unwrap();
+    let mut changed = serde_json::to_value(&created).unwrap();
+    json_patch::merge(&mut changed, &json!({"spec": {"idleTimeout": "45m"}}));
+    let obj: DynamicObject = serde_json::from_value(changed).unwrap();
+    api(common::admin().await, &ns, "SessionClaim")
+        .replace("s", &PostParams::default(), &obj)
+        .await
+        .expect("a new idle timeout is accepted");
+}
