@@ -2,6 +2,7 @@
 //! templated deployments and time-limited sessions.
 
 pub mod api;
+pub mod config;
 pub mod controlplane;
 pub mod crdgen;
 pub mod dev;

@@ -128,6 +128,5 @@ mod tests {
         assert!(server.key_pem.contains("BEGIN PRIVATE KEY"));
         let client = ca.client("alice", &["developers"]).unwrap();
         assert_ne!(client.cert_pem, server.cert_pem);
-        assert!(Ca::new("x").unwrap().server("s", &["not a host!"]).is_err());
     }
 }

@@ -1,0 +1,424 @@
+//! The operator configuration file (YAML): lifetimes and their caps, token
+//! lifetime, privileged groups, webhook serving, leader election. Parsing and
+//! checking are pure; every error names the key at fault.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration as StdDuration};
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::core::Duration;
+use serde::Deserialize;
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key is unknown, has the wrong type or an invalid value.
+    #[error("configuration key `{key}`: {message}")]
+    Invalid {
+        /// Dotted path of the key, for example `terminal.idleTimeout.default`.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Everything `portico operator` reads from `--config`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Terminal defaults and caps.
+    #[serde(default)]
+    pub terminal: TerminalConfig,
+    /// The admission webhook server.
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+    /// Leader election between replicas.
+    #[serde(default)]
+    pub leader_election: LeaderElectionConfig,
+    /// The plain-HTTP server with `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Reconciler settings.
+    #[serde(default)]
+    pub controller: ControllerConfig,
+}
+
+/// A default and a cap for one duration.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    /// Used when an object does not say.
+    pub default: Duration,
+    /// The most an object may ask for.
+    pub max: Duration,
+}
+
+/// Terminal defaults and caps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TerminalConfig {
+    /// Idle timeout (since the last heartbeat).
+    pub idle_timeout: Bounds,
+    /// Maximum lifetime (since creation).
+    pub max_lifetime: Bounds,
+    /// Lifetime of the target token; renewed at 80%. Never longer than the Terminal may live
+    /// (but at least 10 minutes, the API server's minimum).
+    pub token_lifetime: Duration,
+    /// Groups whose members may ask for `privileged`, `hostPID` or `hostNetwork` pods.
+    pub privileged_groups: Vec<String>,
+    /// Resources of the terminal container when the Terminal does not say.
+    pub default_resources: ResourcesConfig,
+    /// API server URL written into kubeconfigs for this cluster; the operator's own when absent.
+    pub server_url: Option<String>,
+    /// How long cleanup keeps retrying a cluster it cannot reach before the finalizer lets go.
+    pub cleanup_timeout: Duration,
+}
+
+/// Requests and limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourcesConfig {
+    /// Requests, for example `cpu: 50m`.
+    pub requests: BTreeMap<String, Quantity>,
+    /// Limits, for example `memory: 256Mi`.
+    pub limits: BTreeMap<String, Quantity>,
+}
+
+fn d(secs: u64) -> Duration {
+    StdDuration::from_secs(secs).into()
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        TerminalConfig {
+            idle_timeout: Bounds {
+                default: d(30 * 60),
+                max: d(8 * 3600),
+            },
+            max_lifetime: Bounds {
+                default: d(8 * 3600),
+                max: d(24 * 3600),
+            },
+            token_lifetime: d(3600),
+            privileged_groups: vec![],
+            default_resources: ResourcesConfig {
+                requests: [("cpu", "50m"), ("memory", "64Mi")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect(),
+                limits: [("cpu", "1"), ("memory", "512Mi")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect(),
+            },
+            server_url: None,
+            cleanup_timeout: d(5 * 60),
+        }
+    }
+}
+
+/// How the API server reaches the webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Address the HTTPS server listens on.
+    pub bind_address: SocketAddr,
+    /// A directory with `tls.crt` and `tls.key` (and `ca.crt`); when absent the operator
+    /// generates a CA and serving certificate and keeps them in `certSecret`.
+    pub cert_dir: Option<PathBuf>,
+    /// Where generated certificates are kept, shared by all replicas.
+    pub cert_secret: NamespacedName,
+    /// Whether the operator creates the webhook configurations and keeps their `caBundle`.
+    pub manage_configurations: bool,
+    /// Name of the MutatingWebhookConfiguration and ValidatingWebhookConfiguration.
+    pub configuration_name: String,
+    /// The webhook's URL base (`https://127.0.0.1:9443`), for servers outside the cluster.
+    pub url: Option<String>,
+    /// The webhook's Service, for servers in the cluster.
+    pub service: Option<ServiceRef>,
+    /// DNS names and IPs in the generated serving certificate (the Service's names are added).
+    pub hosts: Vec<String>,
+    /// Objects larger than this (bytes of JSON) are refused.
+    pub max_object_bytes: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            bind_address: "0.0.0.0:9443".parse().expect("address"),
+            cert_dir: None,
+            cert_secret: NamespacedName {
+                namespace: "portico-system".into(),
+                name: "portico-webhook-tls".into(),
+            },
+            manage_configurations: true,
+            configuration_name: "portico".into(),
+            url: None,
+            service: None,
+            hosts: vec![],
+            max_object_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A namespace and a name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespacedName {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A Service and port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRef {
+    /// Namespace of the Service.
+    pub namespace: String,
+    /// Name of the Service.
+    pub name: String,
+    /// Port of the Service.
+    #[serde(default = "default_service_port")]
+    pub port: i32,
+}
+
+fn default_service_port() -> i32 {
+    443
+}
+
+/// Leader election.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LeaderElectionConfig {
+    /// Off: this replica always reconciles (one replica only).
+    pub enabled: bool,
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// How long a leader holds the Lease without renewing it.
+    pub lease_duration: Duration,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: true,
+            namespace: "portico-system".into(),
+            lease_name: "portico-operator".into(),
+            lease_duration: d(15),
+        }
+    }
+}
+
+/// The metrics and health server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address the plain-HTTP server listens on.
+    pub bind_address: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            bind_address: "0.0.0.0:8080".parse().expect("address"),
+        }
+    }
+}
+
+/// Reconciler settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ControllerConfig {
+    /// Objects of one kind reconciled at once.
+    pub concurrency: u16,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig { concurrency: 16 }
+    }
+}
+
+impl OperatorConfig {
+    /// Parses YAML text and checks it.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let cfg: OperatorConfig = match serde_path_to_error::deserialize(de) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                let key = e.path().to_string();
+                let key = if key == "." {
+                    "(top level)".to_string()
+                } else {
+                    key
+                };
+                return Err(invalid(key, e.into_inner().to_string()));
+            }
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Reads and checks a file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text)
+    }
+
+    /// Cross-field checks: defaults within caps, positive durations, a webhook address.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let t = &self.terminal;
+        check_bounds("terminal.idleTimeout", &t.idle_timeout)?;
+        check_bounds("terminal.maxLifetime", &t.max_lifetime)?;
+        positive("terminal.tokenLifetime", &t.token_lifetime)?;
+        positive("terminal.cleanupTimeout", &t.cleanup_timeout)?;
+        positive(
+            "leaderElection.leaseDuration",
+            &self.leader_election.lease_duration,
+        )?;
+        if self.controller.concurrency == 0 {
+            return Err(invalid("controller.concurrency", "must be at least 1"));
+        }
+        let w = &self.webhook;
+        if w.manage_configurations && w.url.is_none() && w.service.is_none() {
+            return Err(invalid(
+                "webhook",
+                "with manageConfigurations: true, set webhook.url (server outside the cluster) or webhook.service",
+            ));
+        }
+        if w.url.is_some() && w.service.is_some() {
+            return Err(invalid(
+                "webhook.url",
+                "set either webhook.url or webhook.service, not both",
+            ));
+        }
+        if let Some(url) = &w.url
+            && !url.starts_with("https://")
+        {
+            return Err(invalid(
+                "webhook.url",
+                format!("must start with https:// (got {url:?})"),
+            ));
+        }
+        if w.max_object_bytes < 1024 {
+            return Err(invalid("webhook.maxObjectBytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
+fn positive(key: &str, v: &Duration) -> Result<(), ConfigError> {
+    if v.is_negative() || StdDuration::from(*v).is_zero() {
+        return Err(invalid(
+            key,
+            format!("must be a positive duration such as 30m (got {v})"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_bounds(key: &str, b: &Bounds) -> Result<(), ConfigError> {
+    positive(&format!("{key}.default"), &b.default)?;
+    positive(&format!("{key}.max"), &b.max)?;
+    if StdDuration::from(b.default) > StdDuration::from(b.max) {
+        return Err(invalid(
+            format!("{key}.default"),
+            format!(
+                "default {} is above the maximum {}; lower the default or raise the maximum",
+                b.default, b.max
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(yaml: &str) -> String {
+        OperatorConfig::from_yaml(yaml).unwrap_err().to_string()
+    }
+
+    const WEBHOOK: &str = "webhook: {url: 'https://127.0.0.1:9443'}\n";
+
+    #[test]
+    fn defaults_apply_to_an_almost_empty_file() {
+        let c = OperatorConfig::from_yaml(WEBHOOK).unwrap();
+        assert_eq!(
+            StdDuration::from(c.terminal.idle_timeout.default),
+            StdDuration::from_secs(1800)
+        );
+        assert!(c.leader_election.enabled);
+        assert_eq!(c.controller.concurrency, 16);
+    }
+
+    #[test]
+    fn durations_in_go_format_are_read() {
+        let c = OperatorConfig::from_yaml(&format!(
+            "{WEBHOOK}terminal:\n  idleTimeout: {{default: 5m, max: 1h30m}}\n  privilegedGroups: [ops]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            StdDuration::from(c.terminal.idle_timeout.max),
+            StdDuration::from_secs(5400)
+        );
+        assert_eq!(c.terminal.privileged_groups, ["ops"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = err(&format!(
+            "{WEBHOOK}terminal:\n  idleTimeot: {{default: 5m, max: 1h}}\n"
+        ));
+        assert!(e.contains("terminal") && e.contains("idleTimeot"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_path() {
+        let e = err(&format!("{WEBHOOK}terminal:\n  tokenLifetime: soon\n"));
+        assert!(e.contains("terminal.tokenLifetime"), "{e}");
+        let e = err(&format!("{WEBHOOK}controller: {{concurrency: 0}}\n"));
+        assert!(e.contains("controller.concurrency"), "{e}");
+    }
+
+    #[test]
+    fn a_default_above_its_maximum_is_refused() {
+        let e = err(&format!(
+            "{WEBHOOK}terminal:\n  maxLifetime: {{default: 10h, max: 2h}}\n"
+        ));
+        assert!(
+            e.contains("terminal.maxLifetime.default") && e.contains("above the maximum"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn webhook_address_is_required_when_managing_configurations() {
+        assert!(err("{}").contains("`webhook`"));
+        assert!(err("webhook: {url: 'http://x'}").contains("https://"));
+        OperatorConfig::from_yaml("webhook: {manageConfigurations: false}").unwrap();
+    }
+}
