@@ -2,9 +2,14 @@
 //! templated deployments and time-limited sessions.
 
 pub mod api;
+pub mod clusters;
 pub mod config;
+pub mod controller;
 pub mod controlplane;
 pub mod crdgen;
+pub mod creator;
 pub mod dev;
 pub mod install;
+pub mod metrics;
 pub mod pki;
+pub mod webhook;

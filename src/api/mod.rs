@@ -28,4 +28,6 @@ pub mod keys {
     pub const OPERATION: &str = "portico.dev/operation";
     /// The server's time of the last accepted keepalive.
     pub const LAST_HEARTBEAT_AT: &str = "portico.dev/last-heartbeat-at";
+    /// The generated name of a Terminal's temporary namespace(s), written by the webhook.
+    pub const TEMPORARY_NAMESPACE: &str = "portico.dev/temporary-namespace";
 }

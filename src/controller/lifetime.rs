@@ -1,0 +1,205 @@
+//! Lifetimes of Terminals and SessionClaims (pure): the effective idle
+//! timeout and maximum lifetime, and the moment an object expires.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::{api::common::EndReason, config::Bounds};
+
+/// A duration in an object's spec that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LifetimeError {
+    /// Not a Go duration.
+    #[error("spec.{field} {value:?} is not a duration such as 30m or 8h")]
+    Unparsable {
+        /// The spec field.
+        field: &'static str,
+        /// What it holds.
+        value: String,
+    },
+    /// Longer than the operator allows.
+    #[error(
+        "spec.{field} {value} is above the maximum of {max} the operator allows; ask for {max} or less"
+    )]
+    AboveMax {
+        /// The spec field.
+        field: &'static str,
+        /// What it holds.
+        value: String,
+        /// The cap.
+        max: String,
+    },
+}
+
+/// The effective lifetimes of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// Time allowed since the last heartbeat.
+    pub idle_timeout: Duration,
+    /// Time allowed since creation.
+    pub max_lifetime: Duration,
+}
+
+/// Parses a Go duration.
+pub fn parse(field: &'static str, value: &str) -> Result<Duration, LifetimeError> {
+    let d: kube::core::Duration = value.parse().map_err(|_| LifetimeError::Unparsable {
+        field,
+        value: value.to_string(),
+    })?;
+    if d.is_negative() {
+        return Err(LifetimeError::Unparsable {
+            field,
+            value: value.to_string(),
+        });
+    }
+    Ok(d.into())
+}
+
+fn one(
+    field: &'static str,
+    value: Option<&str>,
+    bounds: &Bounds,
+) -> Result<Duration, LifetimeError> {
+    let max: Duration = bounds.max.into();
+    match value {
+        None => Ok(Duration::from(bounds.default).min(max)),
+        Some(v) => {
+            let d = parse(field, v)?;
+            if d > max {
+                return Err(LifetimeError::AboveMax {
+                    field,
+                    value: v.to_string(),
+                    max: bounds.max.to_string(),
+                });
+            }
+            Ok(d)
+        }
+    }
+}
+
+/// The spec's durations, defaulted and checked against the caps.
+pub fn effective(
+    idle_timeout: Option<&str>,
+    max_lifetime: Option<&str>,
+    idle_bounds: &Bounds,
+    max_bounds: &Bounds,
+) -> Result<Lifetime, LifetimeError> {
+    Ok(Lifetime {
+        idle_timeout: one("idleTimeout", idle_timeout, idle_bounds)?,
+        max_lifetime: one("maxLifetime", max_lifetime, max_bounds)?,
+    })
+}
+
+/// When an object expires and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// The moment it ends.
+    pub at: Timestamp,
+    /// Which limit ends it.
+    pub reason: EndReason,
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// The expiry: the earlier of last heartbeat (or creation) + idle timeout and
+/// creation + maximum lifetime. A heartbeat before creation counts as creation.
+pub fn expiry(
+    created: Timestamp,
+    last_heartbeat: Option<Timestamp>,
+    lifetime: &Lifetime,
+) -> Expiry {
+    let active = last_heartbeat.map_or(created, |h| h.max(created));
+    let idle_end = add(active, lifetime.idle_timeout);
+    let max_end = add(created, lifetime.max_lifetime);
+    if max_end <= idle_end {
+        Expiry {
+            at: max_end,
+            reason: EndReason::MaxLifetime,
+        }
+    } else {
+        Expiry {
+            at: idle_end,
+            reason: EndReason::IdleTimeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(default: u64, max: u64) -> Bounds {
+        Bounds {
+            default: Duration::from_secs(default).into(),
+            max: Duration::from_secs(max).into(),
+        }
+    }
+
+    #[test]
+    fn defaults_apply_and_caps_refuse() {
+        let idle = bounds(600, 3600);
+        let max = bounds(7200, 86400);
+        let l = effective(None, Some("1h30m"), &idle, &max).unwrap();
+        assert_eq!(l.idle_timeout, Duration::from_secs(600));
+        assert_eq!(l.max_lifetime, Duration::from_secs(5400));
+        let e = effective(Some("2h"), None, &idle, &max).unwrap_err();
+        assert!(
+            e.to_string().contains("spec.idleTimeout \"2h\"")
+                || e.to_string().contains("spec.idleTimeout 2h"),
+            "{e}"
+        );
+        assert!(matches!(e, LifetimeError::AboveMax { .. }));
+        assert!(matches!(
+            effective(Some("soon"), None, &idle, &max),
+            Err(LifetimeError::Unparsable { .. })
+        ));
+    }
+
+    #[test]
+    fn idle_timeout_runs_from_the_last_heartbeat() {
+        let created: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let l = Lifetime {
+            idle_timeout: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(3600),
+        };
+        let e = expiry(created, None, &l);
+        assert_eq!(e.at.to_string(), "2026-01-01T00:05:00Z");
+        assert_eq!(e.reason, EndReason::IdleTimeout);
+        let hb: Timestamp = "2026-01-01T00:20:00Z".parse().unwrap();
+        assert_eq!(
+            expiry(created, Some(hb), &l).at.to_string(),
+            "2026-01-01T00:25:00Z"
+        );
+    }
+
+    #[test]
+    fn max_lifetime_wins_over_heartbeats() {
+        let created: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let l = Lifetime {
+            idle_timeout: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(3600),
+        };
+        let hb: Timestamp = "2026-01-01T00:58:00Z".parse().unwrap();
+        let e = expiry(created, Some(hb), &l);
+        assert_eq!(e.at.to_string(), "2026-01-01T01:00:00Z");
+        assert_eq!(e.reason, EndReason::MaxLifetime);
+    }
+
+    #[test]
+    fn a_heartbeat_before_creation_counts_as_creation() {
+        let created: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let l = Lifetime {
+            idle_timeout: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(3600),
+        };
+        let early: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            expiry(created, Some(early), &l).at.to_string(),
+            "2026-01-01T00:01:00Z"
+        );
+    }
+}

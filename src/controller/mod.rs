@@ -1,0 +1,3 @@
+//! The reconcilers, one a kind, and what they share.
+
+pub mod lifetime;

@@ -1,0 +1,90 @@
+//! The creator of an object, as the webhook records it in
+//! `portico.dev/created-by`: the requesting user's name and groups, as JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::keys::CREATED_BY;
+
+/// Who created an object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Creator {
+    /// User name, as the API server authenticated it.
+    pub user: String,
+    /// The user's groups at creation.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The annotation is missing or unreadable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CreatorError {
+    /// No `portico.dev/created-by` annotation.
+    #[error(
+        "the object has no {CREATED_BY} annotation: it was created while Portico's admission webhook was not active, so Portico will not act on it; delete it and create it again"
+    )]
+    Missing,
+    /// The annotation is not the JSON the webhook writes.
+    #[error("the {CREATED_BY} annotation is not valid: {0}")]
+    Invalid(String),
+}
+
+impl Creator {
+    /// Reads the creator from an object's annotations.
+    pub fn from_annotations(
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Creator, CreatorError> {
+        let raw = annotations
+            .and_then(|a| a.get(CREATED_BY))
+            .ok_or(CreatorError::Missing)?;
+        let c: Creator =
+            serde_json::from_str(raw).map_err(|e| CreatorError::Invalid(e.to_string()))?;
+        if c.user.is_empty() {
+            return Err(CreatorError::Invalid("empty user".into()));
+        }
+        Ok(c)
+    }
+
+    /// The annotation value.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("a creator serializes")
+    }
+
+    /// Whether the creator is in any of `groups`.
+    pub fn in_any(&self, groups: &[String]) -> bool {
+        self.groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_annotation() {
+        let c = Creator {
+            user: "alice".into(),
+            groups: vec!["developers".into()],
+        };
+        let ann = BTreeMap::from([(CREATED_BY.to_string(), c.to_annotation())]);
+        assert_eq!(Creator::from_annotations(Some(&ann)).unwrap(), c);
+        assert!(c.in_any(&["ops".into(), "developers".into()]));
+        assert!(!c.in_any(&["ops".into()]));
+    }
+
+    #[test]
+    fn missing_and_garbage_are_errors() {
+        assert_eq!(Creator::from_annotations(None), Err(CreatorError::Missing));
+        let ann = BTreeMap::from([(CREATED_BY.to_string(), "alice".to_string())]);
+        assert!(matches!(
+            Creator::from_annotations(Some(&ann)),
+            Err(CreatorError::Invalid(_))
+        ));
+        let ann = BTreeMap::from([(CREATED_BY.to_string(), r#"{"user":""}"#.to_string())]);
+        assert!(matches!(
+            Creator::from_annotations(Some(&ann)),
+            Err(CreatorError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,239 @@
+//! Prometheus metrics (prometheus-client, OpenMetrics text) for the
+//! controllers and the webhook.
+
+use std::time::Instant;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Labels with just the kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `Terminal`, `Deployment` or `SessionClaim`.
+    pub kind: String,
+}
+
+/// Labels with a kind and a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// The kind.
+    pub kind: String,
+    /// A stable reason.
+    pub reason: String,
+}
+
+/// Labels of admission requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// The kind.
+    pub kind: String,
+    /// `mutate` or `validate`.
+    pub webhook: String,
+    /// `true` or `false`.
+    pub allowed: String,
+}
+
+/// Every metric Portico exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles started.
+    pub reconciles: Family<KindLabels, Counter>,
+    /// Reconciles that failed, by error reason.
+    pub errors: Family<ReasonLabels, Counter>,
+    /// Reconcile duration.
+    pub duration: Family<KindLabels, Histogram>,
+    /// Objects that exist and are not being deleted.
+    pub active: Family<KindLabels, Gauge>,
+    /// Objects ended by the operator, by reason (`IdleTimeout`, `MaxLifetime`).
+    pub expirations: Family<ReasonLabels, Counter>,
+    /// Cleanup steps that failed.
+    pub cleanup_failures: Family<KindLabels, Counter>,
+    /// Tokens issued again before expiry.
+    pub token_renewals: Family<KindLabels, Counter>,
+    /// Admission requests answered.
+    pub admissions: Family<AdmissionLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("portico");
+        let reconciles = Family::<KindLabels, Counter>::default();
+        let errors = Family::<ReasonLabels, Counter>::default();
+        let duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        });
+        let active = Family::<KindLabels, Gauge>::default();
+        let expirations = Family::<ReasonLabels, Counter>::default();
+        let cleanup_failures = Family::<KindLabels, Counter>::default();
+        let token_renewals = Family::<KindLabels, Counter>::default();
+        let admissions = Family::<AdmissionLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by reason",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            duration.clone(),
+        );
+        registry.register(
+            "active_objects",
+            "Objects that exist and are not being deleted",
+            active.clone(),
+        );
+        registry.register(
+            "expirations",
+            "Objects ended by the operator, by reason",
+            expirations.clone(),
+        );
+        registry.register(
+            "cleanup_failures",
+            "Cleanup steps that failed",
+            cleanup_failures.clone(),
+        );
+        registry.register(
+            "token_renewals",
+            "Tokens issued again before they expired",
+            token_renewals.clone(),
+        );
+        registry.register(
+            "admission_requests",
+            "Admission requests answered",
+            admissions.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            active,
+            expirations,
+            cleanup_failures,
+            token_renewals,
+            admissions,
+        }
+    }
+}
+
+fn kind(k: &str) -> KindLabels {
+    KindLabels {
+        kind: k.to_string(),
+    }
+}
+
+/// Records a reconcile's duration when dropped.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    kind: &'static str,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .get_or_create(&kind(self.kind))
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// Counts a reconcile and times it until the guard drops.
+    pub fn reconcile(&self, k: &'static str) -> ReconcileTimer<'_> {
+        self.reconciles.get_or_create(&kind(k)).inc();
+        ReconcileTimer {
+            metrics: self,
+            kind: k,
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconcile.
+    pub fn error(&self, k: &str, reason: &str) {
+        self.errors
+            .get_or_create(&ReasonLabels {
+                kind: k.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts an expiry.
+    pub fn expired(&self, k: &str, reason: &str) {
+        self.expirations
+            .get_or_create(&ReasonLabels {
+                kind: k.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Sets the number of active objects of a kind.
+    pub fn set_active(&self, k: &str, n: i64) {
+        self.active.get_or_create(&kind(k)).set(n);
+    }
+
+    /// Counts a cleanup failure.
+    pub fn cleanup_failed(&self, k: &str) {
+        self.cleanup_failures.get_or_create(&kind(k)).inc();
+    }
+
+    /// Counts a token renewal.
+    pub fn token_renewed(&self, k: &str) {
+        self.token_renewals.get_or_create(&kind(k)).inc();
+    }
+
+    /// Counts an admission answer.
+    pub fn admission(&self, k: &str, webhook: &str, allowed: bool) {
+        let l = AdmissionLabels {
+            kind: k.into(),
+            webhook: webhook.into(),
+            allowed: allowed.to_string(),
+        };
+        self.admissions.get_or_create(&l).inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("encoding metrics into a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_openmetrics_with_the_portico_prefix() {
+        let m = Metrics::default();
+        {
+            let _t = m.reconcile("Terminal");
+        }
+        m.error("Terminal", "Kube");
+        m.admission("Terminal", "validate", false);
+        let text = m.render();
+        assert!(
+            text.contains("portico_reconciles_total{kind=\"Terminal\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portico_reconcile_errors_total{kind=\"Terminal\",reason=\"Kube\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portico_reconcile_duration_seconds_count{kind=\"Terminal\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("allowed=\"false\""), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,260 @@
+//! The admission webhook served by the operator: `/mutate` and `/validate`
+//! over HTTPS for all three kinds.
+
+pub mod authz;
+pub mod mutate;
+pub mod registration;
+pub mod tls;
+pub mod validate;
+
+use std::sync::Arc;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use k8s_openapi::jiff::Timestamp;
+use kube::core::{
+    DynamicObject, Status,
+    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview},
+};
+use tracing::{info, warn};
+
+use crate::{
+    api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, metrics::Metrics,
+};
+
+/// A refusal, with the HTTP status the API server reports to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// 403 (not allowed), 422 (invalid) or 503 (could not check).
+    pub code: u16,
+    /// What was refused and why, for the user.
+    pub message: String,
+}
+
+impl Denial {
+    /// Not allowed (403).
+    pub fn forbidden(message: String) -> Self {
+        Denial { code: 403, message }
+    }
+    /// Invalid (422).
+    pub fn invalid(message: String) -> Self {
+        Denial { code: 422, message }
+    }
+    /// A check could not run (503); failurePolicy Fail keeps the object out.
+    pub fn unavailable(message: String) -> Self {
+        Denial { code: 503, message }
+    }
+    fn reason(&self) -> &'static str {
+        match self.code {
+            403 => "Forbidden",
+            422 => "Invalid",
+            _ => "ServiceUnavailable",
+        }
+    }
+}
+
+/// The kinds the webhook serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `Terminal`.
+    Terminal,
+    /// `Deployment` (`deployments.portico.dev`).
+    Deployment,
+    /// `SessionClaim`.
+    SessionClaim,
+}
+
+impl Kind {
+    fn from_request(req: &AdmissionRequest<DynamicObject>) -> Option<Kind> {
+        if req.kind.group != crate::api::GROUP {
+            return None;
+        }
+        match req.kind.kind.as_str() {
+            "Terminal" => Some(Kind::Terminal),
+            "Deployment" => Some(Kind::Deployment),
+            "SessionClaim" => Some(Kind::SessionClaim),
+            _ => None,
+        }
+    }
+
+    /// The kind's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Terminal => "Terminal",
+            Kind::Deployment => "Deployment",
+            Kind::SessionClaim => "SessionClaim",
+        }
+    }
+}
+
+/// An annotation of a dynamic object.
+pub fn annotation<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
+    obj.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// A string field directly under `spec`.
+pub fn spec_str<'a>(obj: &'a DynamicObject, field: &str) -> Option<&'a str> {
+    obj.data.get("spec")?.get(field)?.as_str()
+}
+
+/// What the handlers share.
+pub struct WebhookState {
+    /// Operator configuration.
+    pub config: OperatorConfig,
+    /// This cluster and remote ones.
+    pub clusters: Arc<Clusters>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+fn respond(
+    req: &AdmissionRequest<DynamicObject>,
+    result: Result<AdmissionResponse, Denial>,
+) -> HttpResponse {
+    let resp = match result {
+        Ok(r) => r,
+        Err(d) => {
+            let mut r = AdmissionResponse::from(req);
+            r.allowed = false;
+            r.result = Status::failure(&d.message, d.reason()).with_code(d.code);
+            r
+        }
+    };
+    HttpResponse::Ok().json(resp.into_review())
+}
+
+fn parse(
+    body: web::Json<AdmissionReview<DynamicObject>>,
+) -> Result<(AdmissionRequest<DynamicObject>, Kind), HttpResponse> {
+    let req: AdmissionRequest<DynamicObject> = body.into_inner().try_into().map_err(|e| {
+        HttpResponse::BadRequest().json(AdmissionResponse::invalid(format!("{e}")).into_review())
+    })?;
+    match Kind::from_request(&req) {
+        Some(k) => Ok((req, k)),
+        None => {
+            let kind = req.kind.kind.clone();
+            Err(respond(
+                &req,
+                Err(Denial::invalid(format!(
+                    "Portico's webhook does not handle kind {kind}"
+                ))),
+            ))
+        }
+    }
+}
+
+async fn mutate_handler(
+    state: web::Data<WebhookState>,
+    body: web::Json<AdmissionReview<DynamicObject>>,
+) -> HttpResponse {
+    let (req, kind) = match parse(body) {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let result = mutate::mutate(&req, kind, Timestamp::now(), &state.config, random_suffix)
+        .and_then(|ops| {
+            let resp = AdmissionResponse::from(&req);
+            if ops.is_empty() {
+                return Ok(resp);
+            }
+            let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+                .map_err(|e| {
+                    Denial::unavailable(format!("internal error building the patch: {e}"))
+                })?;
+            resp.with_patch(patch)
+                .map_err(|e| Denial::unavailable(format!("internal error: {e}")))
+        });
+    record(&state, kind, "mutate", &req, &result);
+    respond(&req, result)
+}
+
+async fn validate_handler(
+    state: web::Data<WebhookState>,
+    body: web::Json<AdmissionReview<DynamicObject>>,
+) -> HttpResponse {
+    let (req, kind) = match parse(body) {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let result = async {
+        let mut resp = AdmissionResponse::from(&req);
+        if let Some((creator, terminal)) =
+            validate::validate(&req, kind, Timestamp::now(), &state.config)?
+        {
+            let ns = req.namespace.clone().unwrap_or_default();
+            let temp = req
+                .object
+                .as_ref()
+                .and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
+            let (_, warnings) =
+                authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+            if !warnings.is_empty() {
+                resp.warnings = Some(warnings);
+            }
+        }
+        Ok(resp)
+    }
+    .await;
+    record(&state, kind, "validate", &req, &result);
+    respond(&req, result)
+}
+
+fn record(
+    state: &WebhookState,
+    kind: Kind,
+    hook: &str,
+    req: &AdmissionRequest<DynamicObject>,
+    result: &Result<AdmissionResponse, Denial>,
+) {
+    let allowed = result.is_ok();
+    state.metrics.admission(kind.name(), hook, allowed);
+    let user = req.user_info.username.as_deref().unwrap_or_default();
+    match result {
+        Ok(_) => {
+            info!(hook, kind = kind.name(), namespace = ?req.namespace, name = %req.name, user, operation = ?req.operation, "admitted")
+        }
+        Err(d) => {
+            warn!(hook, kind = kind.name(), namespace = ?req.namespace, name = %req.name, user, code = d.code, reason = %d.message, "denied")
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect()
+}
+
+/// Runs the HTTPS server until `shutdown` resolves.
+pub async fn serve(
+    state: WebhookState,
+    tls: rustls::ServerConfig,
+    addr: std::net::SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(4 * 1024 * 1024))
+            .route("/mutate", web::post().to(mutate_handler))
+            .route("/validate", web::post().to(validate_handler))
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind_rustls_0_23(addr, tls)?
+    .run();
+    info!(%addr, "webhook server listening");
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    server.await
+}

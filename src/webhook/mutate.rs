@@ -1,0 +1,354 @@
+//! The mutating webhook (pure): records the creator, defaults lifetimes,
+//! names temporary namespaces, turns a keepalive request into the server's
+//! heartbeat time, and carries forward on update everything admission added,
+//! so a GitOps applier that omits those fields never removes them.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
+use serde_json::{Value, json};
+
+use super::{Denial, Kind, annotation, spec_str};
+use crate::{
+    api::keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, TEMPORARY_NAMESPACE},
+    config::OperatorConfig,
+    creator::Creator,
+};
+
+/// The one operation a client may request through `portico.dev/operation`.
+pub const KEEPALIVE: &str = "keepalive";
+
+/// JSON-pointer escaping of one path segment.
+fn esc(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+fn set_annotation(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) {
+    if obj.metadata.annotations.is_none()
+        && !ops.iter().any(|o| o["path"] == "/metadata/annotations")
+    {
+        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+    }
+    ops.push(
+        json!({"op": "add", "path": format!("/metadata/annotations/{}", esc(key)), "value": value}),
+    );
+}
+
+/// The patch for one admission request, as JSON-patch operations, or a denial.
+pub fn mutate(
+    req: &AdmissionRequest<DynamicObject>,
+    kind: Kind,
+    now: Timestamp,
+    cfg: &OperatorConfig,
+    random_suffix: impl FnOnce() -> String,
+) -> Result<Vec<Value>, Denial> {
+    let Some(obj) = req.object.as_ref() else {
+        return Ok(vec![]);
+    };
+    let requester = Creator {
+        user: req.user_info.username.clone().unwrap_or_default(),
+        groups: req.user_info.groups.clone().unwrap_or_default(),
+    };
+    let mut ops = vec![];
+    match req.operation {
+        Operation::Create => {
+            if let Some(given) = annotation(obj, CREATED_BY)
+                && Creator::from_annotations(obj.metadata.annotations.as_ref())
+                    .ok()
+                    .as_ref()
+                    != Some(&requester)
+            {
+                return Err(Denial::forbidden(format!(
+                    "{CREATED_BY} is written by Portico from the requesting user and cannot be set by a client \
+                     (the object says {given:?}, the request comes from {:?}); remove the annotation",
+                    requester.user
+                )));
+            }
+            set_annotation(&mut ops, obj, CREATED_BY, &requester.to_annotation());
+            if annotation(obj, OPERATION).is_some() {
+                ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", esc(OPERATION))}));
+            }
+            if let Some((idle, max)) = lifetime_defaults(kind, cfg) {
+                if spec_str(obj, "idleTimeout").is_none() {
+                    ops.push(json!({"op": "add", "path": "/spec/idleTimeout", "value": idle}));
+                }
+                if spec_str(obj, "maxLifetime").is_none() {
+                    ops.push(json!({"op": "add", "path": "/spec/maxLifetime", "value": max}));
+                }
+            }
+            if kind == Kind::Terminal
+                && wants_temporary_namespace(obj)
+                && annotation(obj, TEMPORARY_NAMESPACE).is_none()
+            {
+                set_annotation(
+                    &mut ops,
+                    obj,
+                    TEMPORARY_NAMESPACE,
+                    &format!("term-{}", random_suffix()),
+                );
+            }
+        }
+        Operation::Update => {
+            let Some(old) = req.old_object.as_ref() else {
+                return Ok(vec![]);
+            };
+            for key in [CREATED_BY, TEMPORARY_NAMESPACE, LAST_HEARTBEAT_AT] {
+                if let (Some(v), None) = (annotation(old, key), annotation(obj, key)) {
+                    set_annotation(&mut ops, obj, key, v);
+                }
+            }
+            if lifetime_defaults(kind, cfg).is_some() {
+                for field in ["idleTimeout", "maxLifetime"] {
+                    if let (Some(v), None) = (spec_str(old, field), spec_str(obj, field)) {
+                        ops.push(
+                            json!({"op": "add", "path": format!("/spec/{field}"), "value": v}),
+                        );
+                    }
+                }
+            }
+            if let Some(op) = annotation(obj, OPERATION) {
+                if op != KEEPALIVE {
+                    return Err(Denial::invalid(format!(
+                        "{OPERATION}: unknown operation {op:?}; the only operation is {KEEPALIVE:?}"
+                    )));
+                }
+                let creator = Creator::from_annotations(old.metadata.annotations.as_ref())
+                    .map_err(|e| {
+                        Denial::forbidden(format!("cannot keep this object alive: {e}"))
+                    })?;
+                if creator.user != requester.user {
+                    return Err(Denial::forbidden(format!(
+                        "only the creator ({}) may keep this {} alive; the request comes from {}",
+                        creator.user,
+                        kind.name(),
+                        requester.user
+                    )));
+                }
+                if old.metadata.deletion_timestamp.is_some() {
+                    return Err(Denial::invalid(format!(
+                        "this {} is being deleted and cannot be kept alive",
+                        kind.name()
+                    )));
+                }
+                ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", esc(OPERATION))}));
+                set_annotation(&mut ops, obj, LAST_HEARTBEAT_AT, &heartbeat_value(now));
+            }
+        }
+        _ => {}
+    }
+    Ok(ops)
+}
+
+/// The heartbeat annotation's value: RFC 3339 with milliseconds, UTC.
+pub fn heartbeat_value(now: Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn lifetime_defaults(kind: Kind, cfg: &OperatorConfig) -> Option<(String, String)> {
+    match kind {
+        Kind::Terminal => Some((
+            cfg.terminal.idle_timeout.default.to_string(),
+            cfg.terminal.max_lifetime.default.to_string(),
+        )),
+        _ => None,
+    }
+}
+
+fn wants_temporary_namespace(obj: &DynamicObject) -> bool {
+    ["host", "target"]
+        .iter()
+        .any(|side| obj.data["spec"][side]["temporaryNamespace"] == json!(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        op: &str,
+        user: &str,
+        object: Value,
+        old: Option<Value>,
+    ) -> AdmissionRequest<DynamicObject> {
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "portico.dev", "version": "v1alpha1", "kind": "Terminal"},
+                "resource": {"group": "portico.dev", "version": "v1alpha1", "resource": "terminals"},
+                "namespace": "team-a", "operation": op,
+                "userInfo": {"username": user, "groups": ["developers", "system:authenticated"]},
+                "object": object, "oldObject": old,
+            }
+        });
+        let review: kube::core::admission::AdmissionReview<DynamicObject> =
+            serde_json::from_value(review).unwrap();
+        review.try_into().unwrap()
+    }
+
+    fn terminal(annotations: Value, spec_extra: Value) -> Value {
+        let mut spec = json!({"host": {"namespace": "team-a", "pod": {"image": "alpine"}}, "target": {"namespace": "team-a"}});
+        json_patch::merge(&mut spec, &spec_extra);
+        json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+               "metadata": {"name": "t", "namespace": "team-a", "annotations": annotations}, "spec": spec})
+    }
+
+    fn apply(obj: &Value, ops: Vec<Value>) -> Value {
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops)).unwrap();
+        let mut out = obj.clone();
+        json_patch::patch(&mut out, &patch).unwrap();
+        out
+    }
+
+    fn now() -> Timestamp {
+        "2026-03-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn cfg() -> OperatorConfig {
+        OperatorConfig::default()
+    }
+
+    #[test]
+    fn create_records_the_requester_and_defaults_lifetimes() {
+        let obj = json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": "t"},
+                         "spec": {"host": {"namespace": "a", "pod": {"image": "x"}}, "target": {"namespace": "a"}}});
+        let req = request("CREATE", "alice", obj.clone(), None);
+        let out = apply(
+            &obj,
+            mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap(),
+        );
+        let c: Creator =
+            serde_json::from_str(out["metadata"]["annotations"][CREATED_BY].as_str().unwrap())
+                .unwrap();
+        assert_eq!(c.user, "alice");
+        assert_eq!(c.groups, ["developers", "system:authenticated"]);
+        assert_eq!(out["spec"]["idleTimeout"], "1800s");
+        assert_eq!(out["spec"]["maxLifetime"], "28800s");
+    }
+
+    #[test]
+    fn create_keeps_given_lifetimes_and_names_a_temporary_namespace() {
+        let obj = terminal(
+            json!({}),
+            json!({"host": {"namespace": null, "temporaryNamespace": true}, "idleTimeout": "5m"}),
+        );
+        let req = request("CREATE", "alice", obj.clone(), None);
+        let out = apply(
+            &obj,
+            mutate(&req, Kind::Terminal, now(), &cfg(), || "abc123".into()).unwrap(),
+        );
+        assert_eq!(out["spec"]["idleTimeout"], "5m");
+        assert_eq!(
+            out["metadata"]["annotations"][TEMPORARY_NAMESPACE],
+            "term-abc123"
+        );
+    }
+
+    #[test]
+    fn a_forged_creator_is_denied() {
+        let forged = Creator {
+            user: "carol".into(),
+            groups: vec!["portico-admins".into()],
+        }
+        .to_annotation();
+        let obj = terminal(json!({CREATED_BY: forged}), json!({}));
+        let req = request("CREATE", "alice", obj, None);
+        let d = mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap_err();
+        assert_eq!(d.code, 403);
+        assert!(
+            d.message.contains("cannot be set by a client"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn keepalive_by_the_creator_sets_the_server_time() {
+        let creator = Creator {
+            user: "alice".into(),
+            groups: vec![],
+        }
+        .to_annotation();
+        let old = terminal(json!({CREATED_BY: creator}), json!({"idleTimeout": "5m"}));
+        let new = terminal(
+            json!({CREATED_BY: creator, OPERATION: KEEPALIVE}),
+            json!({"idleTimeout": "5m"}),
+        );
+        let req = request("UPDATE", "alice", new.clone(), Some(old));
+        let out = apply(
+            &new,
+            mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap(),
+        );
+        assert_eq!(
+            out["metadata"]["annotations"][LAST_HEARTBEAT_AT],
+            "2026-03-01T10:00:00.000Z"
+        );
+        assert!(out["metadata"]["annotations"].get(OPERATION).is_none());
+    }
+
+    #[test]
+    fn keepalive_by_someone_else_or_unknown_operations_are_denied() {
+        let creator = Creator {
+            user: "alice".into(),
+            groups: vec![],
+        }
+        .to_annotation();
+        let old = terminal(json!({CREATED_BY: creator}), json!({}));
+        let new = terminal(
+            json!({CREATED_BY: creator, OPERATION: KEEPALIVE}),
+            json!({}),
+        );
+        let d = mutate(
+            &request("UPDATE", "bob", new, Some(old.clone())),
+            Kind::Terminal,
+            now(),
+            &cfg(),
+            || "x".into(),
+        )
+        .unwrap_err();
+        assert_eq!(d.code, 403);
+        assert!(
+            d.message.contains("only the creator (alice)") && d.message.contains("bob"),
+            "{}",
+            d.message
+        );
+        let new = terminal(json!({CREATED_BY: creator, OPERATION: "extend"}), json!({}));
+        let d = mutate(
+            &request("UPDATE", "alice", new, Some(old)),
+            Kind::Terminal,
+            now(),
+            &cfg(),
+            || "x".into(),
+        )
+        .unwrap_err();
+        assert!(
+            d.message.contains("unknown operation \"extend\""),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn update_carries_forward_what_admission_added() {
+        let creator = Creator {
+            user: "alice".into(),
+            groups: vec![],
+        }
+        .to_annotation();
+        let old = terminal(
+            json!({CREATED_BY: creator, TEMPORARY_NAMESPACE: "term-x", LAST_HEARTBEAT_AT: "2026-03-01T09:00:00.000Z"}),
+            json!({"idleTimeout": "1800s", "maxLifetime": "28800s"}),
+        );
+        let mut new = terminal(json!({}), json!({}));
+        new["metadata"]["annotations"] = Value::Null;
+        let req = request("UPDATE", "flux", new.clone(), Some(old.clone()));
+        let out = apply(
+            &new,
+            mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap(),
+        );
+        assert_eq!(
+            out["metadata"]["annotations"],
+            old["metadata"]["annotations"]
+        );
+        assert_eq!(out["spec"], old["spec"]);
+    }
+}

@@ -1,0 +1,131 @@
+//! The MutatingWebhookConfiguration and ValidatingWebhookConfiguration that
+//! send Portico's kinds to the webhook (built purely; applied by the operator
+//! when it manages them).
+
+use k8s_openapi::{
+    ByteString,
+    api::admissionregistration::v1::{
+        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+        ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    },
+};
+use kube::{Client, api::ObjectMeta};
+
+use crate::{api::rbac::RESOURCES, config::WebhookConfig, install};
+
+fn client_config(cfg: &WebhookConfig, path: &str, ca_pem: &str) -> WebhookClientConfig {
+    WebhookClientConfig {
+        ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+        url: cfg
+            .url
+            .as_ref()
+            .map(|u| format!("{}{path}", u.trim_end_matches('/'))),
+        service: cfg.service.as_ref().map(|s| ServiceReference {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            path: Some(path.to_string()),
+            port: Some(s.port),
+        }),
+    }
+}
+
+fn rules() -> Vec<RuleWithOperations> {
+    vec![RuleWithOperations {
+        api_groups: Some(vec![crate::api::GROUP.into()]),
+        api_versions: Some(vec![crate::api::VERSION.into()]),
+        operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+        resources: Some(RESOURCES.iter().map(|r| r.to_string()).collect()),
+        scope: Some("Namespaced".into()),
+    }]
+}
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(
+            [(
+                "app.kubernetes.io/part-of".to_string(),
+                "portico".to_string(),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The mutating configuration, `failurePolicy: Fail`.
+pub fn mutating(cfg: &WebhookConfig, ca_pem: &str) -> MutatingWebhookConfiguration {
+    MutatingWebhookConfiguration {
+        metadata: meta(&cfg.configuration_name),
+        webhooks: Some(vec![MutatingWebhook {
+            name: "mutate.portico.dev".into(),
+            client_config: client_config(cfg, "/mutate", ca_pem),
+            rules: Some(rules()),
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            admission_review_versions: vec!["v1".into()],
+            match_policy: Some("Equivalent".into()),
+            reinvocation_policy: Some("Never".into()),
+            timeout_seconds: Some(10),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// The validating configuration, `failurePolicy: Fail`.
+pub fn validating(cfg: &WebhookConfig, ca_pem: &str) -> ValidatingWebhookConfiguration {
+    ValidatingWebhookConfiguration {
+        metadata: meta(&cfg.configuration_name),
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "validate.portico.dev".into(),
+            client_config: client_config(cfg, "/validate", ca_pem),
+            rules: Some(rules()),
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            admission_review_versions: vec!["v1".into()],
+            match_policy: Some("Equivalent".into()),
+            timeout_seconds: Some(15),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// Applies both configurations with server-side apply.
+pub async fn apply(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<(), kube::Error> {
+    install::apply(client, &mutating(cfg, ca_pem)).await?;
+    install::apply(client, &validating(cfg, ca_pem)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_and_service_configs_point_at_the_paths() {
+        let mut cfg = WebhookConfig {
+            url: Some("https://127.0.0.1:9443/".into()),
+            ..Default::default()
+        };
+        let m = mutating(&cfg, "CA");
+        let hook = &m.webhooks.as_ref().unwrap()[0];
+        assert_eq!(
+            hook.client_config.url.as_deref(),
+            Some("https://127.0.0.1:9443/mutate")
+        );
+        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        cfg.url = None;
+        cfg.service = Some(crate::config::ServiceRef {
+            namespace: "p".into(),
+            name: "w".into(),
+            port: 443,
+        });
+        let v = validating(&cfg, "CA");
+        let svc = v.webhooks.as_ref().unwrap()[0]
+            .client_config
+            .service
+            .clone()
+            .unwrap();
+        assert_eq!(svc.path.as_deref(), Some("/validate"));
+    }
+}

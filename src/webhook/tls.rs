@@ -1,0 +1,184 @@
+//! The webhook's TLS material: from a certificate directory, or generated
+//! once (a CA and a serving certificate) and kept in a Secret that every
+//! replica shares, so they all present the same CA to the API server.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, PostParams},
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+
+use crate::{config::WebhookConfig, pki::Ca};
+
+/// Getting TLS material failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file in the certificate directory.
+    #[error("webhook certificate {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The shared Secret.
+    #[error("webhook certificate Secret {namespace}/{name}: {reason}")]
+    Secret {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Serving certificate, key, and the CA bundle the API server must trust.
+pub struct TlsMaterial {
+    /// Certificate chain, PEM.
+    pub cert_pem: String,
+    /// Private key, PEM.
+    pub key_pem: String,
+    /// CA bundle, PEM.
+    pub ca_pem: String,
+}
+
+impl TlsMaterial {
+    /// A rustls server configuration for this material.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let bad = |reason: String| TlsError::File {
+            path: "(loaded certificate)".into(),
+            reason,
+        };
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// Reads `tls.crt`, `tls.key` and (if present) `ca.crt` from `cfg.cert_dir`,
+/// or gets/creates the shared Secret.
+pub async fn load(client: &Client, cfg: &WebhookConfig) -> Result<TlsMaterial, TlsError> {
+    if let Some(dir) = &cfg.cert_dir {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|e| TlsError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        };
+        let cert_pem = read("tls.crt")?;
+        let key_pem = read("tls.key")?;
+        let ca_pem = read("ca.crt").unwrap_or_else(|_| cert_pem.clone());
+        return Ok(TlsMaterial {
+            cert_pem,
+            key_pem,
+            ca_pem,
+        });
+    }
+    let s = &cfg.cert_secret;
+    let err = |reason: String| TlsError::Secret {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        reason,
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
+    if let Some(existing) = api.get_opt(&s.name).await.map_err(|e| err(e.to_string()))? {
+        return from_secret(&existing).ok_or_else(|| {
+            err("lacks tls.crt, tls.key or ca.crt; delete it to regenerate".into())
+        });
+    }
+    let generated = generate(&hosts(cfg)).map_err(|e| err(e.to_string()))?;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(s.name.clone()),
+            namespace: Some(s.namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/part-of".into(),
+                "portico".into(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            (
+                "tls.crt".into(),
+                ByteString(generated.cert_pem.clone().into_bytes()),
+            ),
+            (
+                "tls.key".into(),
+                ByteString(generated.key_pem.clone().into_bytes()),
+            ),
+            (
+                "ca.crt".into(),
+                ByteString(generated.ca_pem.clone().into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(generated),
+        // Another replica was first: use its certificate.
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let existing = api.get(&s.name).await.map_err(|e| err(e.to_string()))?;
+            from_secret(&existing).ok_or_else(|| err("incomplete".into()))
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+fn from_secret(s: &Secret) -> Option<TlsMaterial> {
+    let data = s.data.as_ref()?;
+    let get = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    Some(TlsMaterial {
+        cert_pem: get("tls.crt")?,
+        key_pem: get("tls.key")?,
+        ca_pem: get("ca.crt")?,
+    })
+}
+
+/// The names the serving certificate must cover.
+pub fn hosts(cfg: &WebhookConfig) -> Vec<String> {
+    let mut out = cfg.hosts.clone();
+    if let Some(url) = &cfg.url
+        && let Ok(u) = url.parse::<http::Uri>()
+        && let Some(h) = u.host()
+    {
+        out.push(h.trim_matches(['[', ']']).to_string());
+    }
+    if let Some(svc) = &cfg.service {
+        out.push(format!("{}.{}.svc", svc.name, svc.namespace));
+        out.push(format!("{}.{}.svc.cluster.local", svc.name, svc.namespace));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A new CA and a serving certificate for `hosts`.
+pub fn generate(hosts: &[String]) -> Result<TlsMaterial, crate::pki::PkiError> {
+    let ca = Ca::new("portico-webhook-ca")?;
+    let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let pair = ca.server("portico-webhook", &refs)?;
+    Ok(TlsMaterial {
+        cert_pem: pair.cert_pem,
+        key_pem: pair.key_pem,
+        ca_pem: ca.cert_pem,
+    })
+}

@@ -1,0 +1,304 @@
+//! The validating webhook's checks that need no API calls (pure): size,
+//! the creator and heartbeat annotations, lifetime caps, privileged pods.
+//! Authorization against the creator's RBAC is in [`super::authz`].
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
+
+use super::{Denial, Kind, annotation, spec_str};
+use crate::{
+    api::{
+        Terminal,
+        keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION},
+    },
+    config::OperatorConfig,
+    controller::lifetime,
+    creator::Creator,
+};
+
+/// How far ahead of the server's clock a heartbeat may be (clock steps between replicas).
+pub const HEARTBEAT_SKEW: SignedDuration = SignedDuration::from_secs(2);
+
+/// Checks one request. Returns the Terminal to authorize when a Terminal is created.
+pub fn validate(
+    req: &AdmissionRequest<DynamicObject>,
+    kind: Kind,
+    now: Timestamp,
+    cfg: &OperatorConfig,
+) -> Result<Option<(Creator, Terminal)>, Denial> {
+    let Some(obj) = req.object.as_ref() else {
+        return Ok(None);
+    };
+    let size = serde_json::to_vec(obj)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > cfg.webhook.max_object_bytes {
+        return Err(Denial::invalid(format!(
+            "this {} is {size} bytes; Portico accepts at most {} bytes; make it smaller",
+            kind.name(),
+            cfg.webhook.max_object_bytes
+        )));
+    }
+    if annotation(obj, OPERATION).is_some() {
+        return Err(Denial::invalid(format!(
+            "{OPERATION} is consumed by Portico's mutating webhook, which did not run; check the webhook configuration"
+        )));
+    }
+    let creator = Creator::from_annotations(obj.metadata.annotations.as_ref()).map_err(|e| {
+        Denial::invalid(format!(
+            "{e}; check that Portico's mutating webhook is configured"
+        ))
+    })?;
+    let requester = req.user_info.username.clone().unwrap_or_default();
+
+    if let Operation::Update = req.operation
+        && let Some(old) = req.old_object.as_ref()
+    {
+        if annotation(old, CREATED_BY) != annotation(obj, CREATED_BY) {
+            return Err(Denial::forbidden(format!(
+                "{CREATED_BY} is immutable; it records who created this {} and cannot change",
+                kind.name()
+            )));
+        }
+        let new_hb = annotation(obj, LAST_HEARTBEAT_AT);
+        if new_hb != annotation(old, LAST_HEARTBEAT_AT) {
+            if requester != creator.user {
+                return Err(Denial::forbidden(format!(
+                    "only the creator ({}) may change {LAST_HEARTBEAT_AT}; the request comes from {requester}",
+                    creator.user
+                )));
+            }
+            if let Some(v) = new_hb {
+                check_heartbeat(v, now)?;
+            }
+        }
+    }
+    if let Operation::Create = req.operation
+        && let Some(v) = annotation(obj, LAST_HEARTBEAT_AT)
+    {
+        check_heartbeat(v, now)?;
+    }
+
+    if kind != Kind::Terminal {
+        return Ok(None);
+    }
+    let terminal: Terminal = serde_json::from_value(serde_json::to_value(obj).unwrap_or_default())
+        .map_err(|e| Denial::invalid(format!("not a valid Terminal: {e}")))?;
+    lifetime::effective(
+        spec_str(obj, "idleTimeout"),
+        spec_str(obj, "maxLifetime"),
+        &cfg.terminal.idle_timeout,
+        &cfg.terminal.max_lifetime,
+    )
+    .map_err(|e| Denial::invalid(e.to_string()))?;
+    if let Operation::Create = req.operation {
+        let pod = &terminal.spec.host.pod;
+        let asked: Vec<&str> = [
+            (pod.privileged, "privileged"),
+            (pod.host_pid, "hostPID"),
+            (pod.host_network, "hostNetwork"),
+        ]
+        .iter()
+        .filter(|(v, _)| *v == Some(true))
+        .map(|(_, n)| *n)
+        .collect();
+        if !asked.is_empty() && !creator.in_any(&cfg.terminal.privileged_groups) {
+            return Err(Denial::forbidden(format!(
+                "{} may not request {} in spec.host.pod: that needs membership in one of the groups {:?} \
+                 (set by the platform admins in the operator configuration)",
+                creator.user,
+                asked.join(", "),
+                cfg.terminal.privileged_groups
+            )));
+        }
+        return Ok(Some((creator, terminal)));
+    }
+    Ok(None)
+}
+
+fn check_heartbeat(value: &str, now: Timestamp) -> Result<(), Denial> {
+    let t: Timestamp = value.parse().map_err(|_| {
+        Denial::invalid(format!(
+            "{LAST_HEARTBEAT_AT} {value:?} is not an RFC 3339 time; request a keepalive instead"
+        ))
+    })?;
+    if t > now.saturating_add(HEARTBEAT_SKEW).unwrap_or(Timestamp::MAX) {
+        return Err(Denial::invalid(format!(
+            "{LAST_HEARTBEAT_AT} {value} is in the future (server time {now}); \
+             send {OPERATION}: keepalive and Portico records the server's time"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn request(
+        op: &str,
+        user: &str,
+        object: Value,
+        old: Option<Value>,
+    ) -> AdmissionRequest<DynamicObject> {
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "portico.dev", "version": "v1alpha1", "kind": "Terminal"},
+                "resource": {"group": "portico.dev", "version": "v1alpha1", "resource": "terminals"},
+                "namespace": "team-a", "operation": op,
+                "userInfo": {"username": user, "groups": ["developers"]},
+                "object": object, "oldObject": old,
+            }
+        });
+        let review: kube::core::admission::AdmissionReview<DynamicObject> =
+            serde_json::from_value(review).unwrap();
+        review.try_into().unwrap()
+    }
+
+    fn terminal(annotations: Value, pod_extra: Value, spec_extra: Value) -> Value {
+        let mut pod = json!({"image": "alpine"});
+        json_patch::merge(&mut pod, &pod_extra);
+        let mut spec =
+            json!({"host": {"namespace": "team-a", "pod": pod}, "target": {"namespace": "team-a"}});
+        json_patch::merge(&mut spec, &spec_extra);
+        json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+               "metadata": {"name": "t", "namespace": "team-a", "annotations": annotations}, "spec": spec})
+    }
+
+    fn alice() -> String {
+        Creator {
+            user: "alice".into(),
+            groups: vec!["developers".into()],
+        }
+        .to_annotation()
+    }
+
+    fn now() -> Timestamp {
+        "2026-03-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn check(op: &str, user: &str, obj: Value, old: Option<Value>) -> Result<bool, Denial> {
+        validate(
+            &request(op, user, obj, old),
+            Kind::Terminal,
+            now(),
+            &OperatorConfig::default(),
+        )
+        .map(|r| r.is_some())
+    }
+
+    #[test]
+    fn a_good_create_asks_for_authorization() {
+        assert!(
+            check(
+                "CREATE",
+                "alice",
+                terminal(json!({CREATED_BY: alice()}), json!({}), json!({})),
+                None
+            )
+            .unwrap()
+        );
+    }
+
+    #[test]
+    fn an_object_without_creator_means_the_mutating_webhook_did_not_run() {
+        let d = check(
+            "CREATE",
+            "alice",
+            terminal(json!({}), json!({}), json!({})),
+            None,
+        )
+        .unwrap_err();
+        assert!(d.message.contains("mutating webhook"), "{}", d.message);
+    }
+
+    #[test]
+    fn privileged_pods_need_a_configured_group() {
+        let obj = terminal(
+            json!({CREATED_BY: alice()}),
+            json!({"privileged": true, "hostPID": true}),
+            json!({}),
+        );
+        let d = check("CREATE", "alice", obj.clone(), None).unwrap_err();
+        assert_eq!(d.code, 403);
+        assert!(d.message.contains("privileged, hostPID"), "{}", d.message);
+        let mut cfg = OperatorConfig::default();
+        cfg.terminal.privileged_groups = vec!["developers".into()];
+        assert!(
+            validate(
+                &request("CREATE", "alice", obj, None),
+                Kind::Terminal,
+                now(),
+                &cfg
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn lifetimes_above_the_caps_are_refused() {
+        let obj = terminal(
+            json!({CREATED_BY: alice()}),
+            json!({}),
+            json!({"idleTimeout": "9h"}),
+        );
+        let d = check("CREATE", "alice", obj, None).unwrap_err();
+        assert!(
+            d.message.contains("spec.idleTimeout") && d.message.contains("above the maximum"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn heartbeats_in_the_future_or_by_others_are_refused() {
+        let old = terminal(json!({CREATED_BY: alice()}), json!({}), json!({}));
+        let future = terminal(
+            json!({CREATED_BY: alice(), LAST_HEARTBEAT_AT: "2026-03-01T11:00:00Z"}),
+            json!({}),
+            json!({}),
+        );
+        let d = check("UPDATE", "alice", future, Some(old.clone())).unwrap_err();
+        assert!(d.message.contains("in the future"), "{}", d.message);
+        let past = terminal(
+            json!({CREATED_BY: alice(), LAST_HEARTBEAT_AT: "2026-03-01T09:59:00Z"}),
+            json!({}),
+            json!({}),
+        );
+        let d = check("UPDATE", "bob", past.clone(), Some(old.clone())).unwrap_err();
+        assert!(
+            d.message.contains("only the creator (alice)"),
+            "{}",
+            d.message
+        );
+        assert!(!check("UPDATE", "alice", past, Some(old)).unwrap());
+    }
+
+    #[test]
+    fn the_creator_annotation_is_immutable_and_size_is_bounded() {
+        let old = terminal(json!({CREATED_BY: alice()}), json!({}), json!({}));
+        let bob = Creator {
+            user: "bob".into(),
+            groups: vec![],
+        }
+        .to_annotation();
+        let d = check(
+            "UPDATE",
+            "bob",
+            terminal(json!({CREATED_BY: bob}), json!({}), json!({})),
+            Some(old),
+        )
+        .unwrap_err();
+        assert!(d.message.contains("immutable"), "{}", d.message);
+        let big = terminal(
+            json!({CREATED_BY: alice(), "x": "y".repeat(70_000)}),
+            json!({}),
+            json!({}),
+        );
+        let d = check("CREATE", "alice", big, None).unwrap_err();
+        assert!(d.message.contains("at most 65536 bytes"), "{}", d.message);
+    }
+}
