@@ -68,10 +68,13 @@ pub struct ClusterClient {
     pub remote: Option<String>,
 }
 
+/// Namespace, name and key of a kubeconfig Secret.
+type SecretKey = (String, String, String);
+
 /// This cluster's client plus a cache of remote ones.
 pub struct Clusters {
     local: ClusterClient,
-    cache: Mutex<HashMap<(String, String, String), (String, ClusterClient)>>,
+    cache: Mutex<HashMap<SecretKey, (String, ClusterClient)>>,
 }
 
 impl Clusters {

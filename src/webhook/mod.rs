@@ -128,20 +128,19 @@ fn respond(
 
 fn parse(
     body: web::Json<AdmissionReview<DynamicObject>>,
-) -> Result<(AdmissionRequest<DynamicObject>, Kind), HttpResponse> {
+) -> Result<(AdmissionRequest<DynamicObject>, Kind), Box<HttpResponse>> {
     let req: AdmissionRequest<DynamicObject> = body.into_inner().try_into().map_err(|e| {
-        HttpResponse::BadRequest().json(AdmissionResponse::invalid(format!("{e}")).into_review())
+        Box::new(
+            HttpResponse::BadRequest()
+                .json(AdmissionResponse::invalid(format!("{e}")).into_review()),
+        )
     })?;
     match Kind::from_request(&req) {
         Some(k) => Ok((req, k)),
         None => {
             let kind = req.kind.kind.clone();
-            Err(respond(
-                &req,
-                Err(Denial::invalid(format!(
-                    "Portico's webhook does not handle kind {kind}"
-                ))),
-            ))
+            let denial = Denial::invalid(format!("Portico's webhook does not handle kind {kind}"));
+            Err(Box::new(respond(&req, Err(denial))))
         }
     }
 }
@@ -152,7 +151,7 @@ async fn mutate_handler(
 ) -> HttpResponse {
     let (req, kind) = match parse(body) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let result = mutate::mutate(&req, kind, Timestamp::now(), &state.config, random_suffix)
         .and_then(|ops| {
@@ -177,7 +176,7 @@ async fn validate_handler(
 ) -> HttpResponse {
     let (req, kind) = match parse(body) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let result = async {
         let mut resp = AdmissionResponse::from(&req);
