@@ -97,11 +97,7 @@ impl Clusters {
     }
 
     /// The cluster `cluster` names, from a Secret in `namespace`; this cluster for `None`.
-    pub async fn get(
-        &self,
-        namespace: &str,
-        cluster: Option<&ClusterRef>,
-    ) -> Result<ClusterClient, ClusterError> {
+    pub async fn get(&self, namespace: &str, cluster: Option<&ClusterRef>) -> Result<ClusterClient, ClusterError> {
         let Some(cluster) = cluster else {
             return Ok(self.local.clone());
         };
@@ -146,11 +142,7 @@ impl Clusters {
         let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
             .map_err(|e| bad(e.to_string()))?;
-        let server = config
-            .cluster_url
-            .to_string()
-            .trim_end_matches('/')
-            .to_string();
+        let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
         let ca_pem = config.root_cert.as_ref().map(|certs| {
             certs
                 .iter()
@@ -165,10 +157,7 @@ impl Clusters {
             ca_pem,
             remote: Some(format!("{ns}/{name}")),
         };
-        self.cache
-            .lock()
-            .unwrap()
-            .insert(cache_key, (version, cc.clone()));
+        self.cache.lock().unwrap().insert(cache_key, (version, cc.clone()));
         Ok(cc)
     }
 }
@@ -182,8 +171,5 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
         .chunks(64)
         .map(|c| std::str::from_utf8(c).unwrap_or_default())
         .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }

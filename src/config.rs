@@ -266,11 +266,7 @@ impl OperatorConfig {
             Ok(cfg) => cfg,
             Err(e) => {
                 let key = e.path().to_string();
-                let key = if key == "." {
-                    "(top level)".to_string()
-                } else {
-                    key
-                };
+                let key = if key == "." { "(top level)".to_string() } else { key };
                 return Err(invalid(key, e.into_inner().to_string()));
             }
         };
@@ -294,10 +290,7 @@ impl OperatorConfig {
         check_bounds("terminal.maxLifetime", &t.max_lifetime)?;
         positive("terminal.tokenLifetime", &t.token_lifetime)?;
         positive("terminal.cleanupTimeout", &t.cleanup_timeout)?;
-        positive(
-            "leaderElection.leaseDuration",
-            &self.leader_election.lease_duration,
-        )?;
+        positive("leaderElection.leaseDuration", &self.leader_election.lease_duration)?;
         if self.controller.concurrency == 0 {
             return Err(invalid("controller.concurrency", "must be at least 1"));
         }
@@ -390,9 +383,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = err(&format!(
-            "{WEBHOOK}terminal:\n  idleTimeot: {{default: 5m, max: 1h}}\n"
-        ));
+        let e = err(&format!("{WEBHOOK}terminal:\n  idleTimeot: {{default: 5m, max: 1h}}\n"));
         assert!(e.contains("terminal") && e.contains("idleTimeot"), "{e}");
     }
 

@@ -32,14 +32,11 @@ pub enum CreatorError {
 
 impl Creator {
     /// Reads the creator from an object's annotations.
-    pub fn from_annotations(
-        annotations: Option<&BTreeMap<String, String>>,
-    ) -> Result<Creator, CreatorError> {
+    pub fn from_annotations(annotations: Option<&BTreeMap<String, String>>) -> Result<Creator, CreatorError> {
         let raw = annotations
             .and_then(|a| a.get(CREATED_BY))
             .ok_or(CreatorError::Missing)?;
-        let c: Creator =
-            serde_json::from_str(raw).map_err(|e| CreatorError::Invalid(e.to_string()))?;
+        let c: Creator = serde_json::from_str(raw).map_err(|e| CreatorError::Invalid(e.to_string()))?;
         if c.user.is_empty() {
             return Err(CreatorError::Invalid("empty user".into()));
         }

@@ -40,22 +40,18 @@ pub async fn install(client: &Client) -> Result<(), InstallError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let all = [Terminal::crd(), Deployment::crd(), SessionClaim::crd()];
     for crd in &all {
-        apply(client, crd)
-            .await
-            .map_err(|source| InstallError::Apply {
-                kind: "CustomResourceDefinition",
-                name: crd.name_any(),
-                source,
-            })?;
+        apply(client, crd).await.map_err(|source| InstallError::Apply {
+            kind: "CustomResourceDefinition",
+            name: crd.name_any(),
+            source,
+        })?;
     }
     for role in rbac::aggregated_cluster_roles() {
-        apply(client, &role)
-            .await
-            .map_err(|source| InstallError::Apply {
-                kind: "ClusterRole",
-                name: role.name_any(),
-                source,
-            })?;
+        apply(client, &role).await.map_err(|source| InstallError::Apply {
+            kind: "ClusterRole",
+            name: role.name_any(),
+            source,
+        })?;
     }
     for crd in &all {
         let name = crd.name_any();
@@ -79,10 +75,6 @@ where
         None => Api::all_with(client.clone(), &ar),
     };
     let name = obj.meta().name.clone().unwrap_or_default();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
+        .await
 }

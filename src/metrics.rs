@@ -63,9 +63,7 @@ impl Default for Metrics {
         let reconciles = Family::<KindLabels, Counter>::default();
         let errors = Family::<ReasonLabels, Counter>::default();
         let duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ])
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
         });
         let active = Family::<KindLabels, Gauge>::default();
         let expirations = Family::<ReasonLabels, Counter>::default();
@@ -73,16 +71,8 @@ impl Default for Metrics {
         let token_renewals = Family::<KindLabels, Counter>::default();
         let admissions = Family::<AdmissionLabels, Counter>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
-        registry.register(
-            "reconcile_errors",
-            "Reconciles that failed, by reason",
-            errors.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration",
-            duration.clone(),
-        );
+        registry.register("reconcile_errors", "Reconciles that failed, by reason", errors.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile duration", duration.clone());
         registry.register(
             "active_objects",
             "Objects that exist and are not being deleted",
@@ -103,11 +93,7 @@ impl Default for Metrics {
             "Tokens issued again before they expired",
             token_renewals.clone(),
         );
-        registry.register(
-            "admission_requests",
-            "Admission requests answered",
-            admissions.clone(),
-        );
+        registry.register("admission_requests", "Admission requests answered", admissions.clone());
         Metrics {
             registry,
             reconciles,
@@ -123,9 +109,7 @@ impl Default for Metrics {
 }
 
 fn kind(k: &str) -> KindLabels {
-    KindLabels {
-        kind: k.to_string(),
-    }
+    KindLabels { kind: k.to_string() }
 }
 
 /// Records a reconcile's duration when dropped.
@@ -221,10 +205,7 @@ mod tests {
         m.error("Terminal", "Kube");
         m.admission("Terminal", "validate", false);
         let text = m.render();
-        assert!(
-            text.contains("portico_reconciles_total{kind=\"Terminal\"} 1"),
-            "{text}"
-        );
+        assert!(text.contains("portico_reconciles_total{kind=\"Terminal\"} 1"), "{text}");
         assert!(
             text.contains("portico_reconcile_errors_total{kind=\"Terminal\",reason=\"Kube\"} 1"),
             "{text}"

@@ -2,8 +2,8 @@
 //! (ECDSA P-256) for the local control plane and the webhook server.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
 };
 
 /// What can go wrong making a certificate.
@@ -41,9 +41,7 @@ impl Ca {
     pub fn new(common_name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate().map_err(ctx("CA key"))?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(ctx("CA params"))?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -59,11 +57,8 @@ impl Ca {
 
     /// A serving certificate for the given DNS names and IP addresses.
     pub fn server(&self, common_name: &str, hosts: &[&str]) -> Result<CertPair, PkiError> {
-        let mut params =
-            CertificateParams::new(Vec::<String>::new()).map_err(ctx("server params"))?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(ctx("server params"))?;
+        params.distinguished_name.push(DnType::CommonName, common_name);
         for host in hosts {
             params.subject_alt_names.push(match host.parse() {
                 Ok(ip) => SanType::IpAddress(ip),
@@ -77,23 +72,17 @@ impl Ca {
     /// A client certificate: Kubernetes reads the user from the common name
     /// and the groups from the organisations.
     pub fn client(&self, user: &str, groups: &[&str]) -> Result<CertPair, PkiError> {
-        let mut params =
-            CertificateParams::new(Vec::<String>::new()).map_err(ctx("client params"))?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(ctx("client params"))?;
         params.distinguished_name.push(DnType::CommonName, user);
         for group in groups {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, *group);
+            params.distinguished_name.push(DnType::OrganizationName, *group);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.sign(params, user)
     }
 
     fn sign(&self, mut params: CertificateParams, name: &str) -> Result<CertPair, PkiError> {
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         let key = KeyPair::generate().map_err(ctx(format!("key for {name}")))?;
         let cert = params
             .signed_by(&key, &self.issuer)

@@ -52,10 +52,7 @@ async fn two_control_planes_side_by_side_are_independent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apiserver_restart_keeps_the_data() {
-    let cp = tokio::task::spawn_blocking(ControlPlane::start)
-        .await
-        .unwrap()
-        .unwrap();
+    let cp = tokio::task::spawn_blocking(ControlPlane::start).await.unwrap().unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(cp.admin_client().await.unwrap(), "default");
     cms.create(&PostParams::default(), &config_map("survivor", "42"))
         .await
@@ -72,38 +69,26 @@ async fn apiserver_restart_keeps_the_data() {
     assert_ne!(before[1], after[1], "kube-apiserver is a new process");
     assert!(!alive(before[1]));
     let cms: Api<ConfigMap> = Api::namespaced(cp.admin_client().await.unwrap(), "default");
-    let cm = cms
-        .get("survivor")
-        .await
-        .expect("data kept across the restart");
+    let cm = cms.get("survivor").await.expect("data kept across the restart");
     assert_eq!(cm.data.unwrap()["value"], "42");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_act_through_rbac_and_the_controller_manager_runs() {
-    let cp = tokio::task::spawn_blocking(ControlPlane::start)
-        .await
-        .unwrap()
-        .unwrap();
+    let cp = tokio::task::spawn_blocking(ControlPlane::start).await.unwrap().unwrap();
     let admin = cp.admin_client().await.unwrap();
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "rbac-check"}})).unwrap();
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "rbac-check"}})).unwrap();
     Api::<Namespace>::all(admin.clone())
         .create(&PostParams::default(), &ns)
         .await
         .unwrap();
     // kube-controller-manager's service-account controller creates `default`.
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "rbac-check");
-    kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| {
-        sa.is_some()
-    })
-    .await
-    .unwrap();
+    kube::runtime::wait::await_condition(sas, "default", |sa: Option<&ServiceAccount>| sa.is_some())
+        .await
+        .unwrap();
     // A user without bindings is refused, by impersonation and by client certificate.
-    let mallory: Api<ConfigMap> = Api::namespaced(
-        cp.client_as("mallory", &["nobody"]).await.unwrap(),
-        "rbac-check",
-    );
+    let mallory: Api<ConfigMap> = Api::namespaced(cp.client_as("mallory", &["nobody"]).await.unwrap(), "rbac-check");
     match mallory.list(&Default::default()).await {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 403),
         other => panic!("expected 403, got {other:?}"),
@@ -126,21 +111,11 @@ async fn users_act_through_rbac_and_the_controller_manager_runs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let version = cp
-        .kubectl()
-        .args(["version", "-o", "json"])
-        .output()
-        .unwrap();
+    let version = cp.kubectl().args(["version", "-o", "json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&version.stdout).unwrap();
-    assert_eq!(
-        v["serverVersion"]["gitVersion"],
-        v["clientVersion"]["gitVersion"]
-    );
+    assert_eq!(v["serverVersion"]["gitVersion"], v["clientVersion"]["gitVersion"]);
     assert!(
-        v["serverVersion"]["gitVersion"]
-            .as_str()
-            .unwrap()
-            .starts_with("v1."),
+        v["serverVersion"]["gitVersion"].as_str().unwrap().starts_with("v1."),
         "{v}"
     );
     // TokenRequest works: the service-account issuer and signing key are set up.
@@ -198,16 +173,9 @@ fn run_child(end: &str) -> Vec<u32> {
     }
     let status = child.wait().unwrap();
     let err = std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
-    assert_eq!(
-        status.success(),
-        end == "exit",
-        "child status {status}: {err}"
-    );
+    assert_eq!(status.success(), end == "exit", "child status {status}: {err}");
     let text = std::fs::read_to_string(&pid_file).expect("child wrote its pids");
-    let pids: Vec<u32> = text
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let pids: Vec<u32> = text.split_whitespace().map(|p| p.parse().unwrap()).collect();
     assert_eq!(pids.len(), 3);
     pids
 }
@@ -227,12 +195,7 @@ fn nothing_is_left_running_after_the_test_process_ends() {
 /// Whether `pid` is a live (not zombie) process.
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
         Err(_) => false,
     }
 }

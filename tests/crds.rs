@@ -80,10 +80,7 @@ fn crds_are_established_and_kubectl_knows_them() {
             line.contains(short) && line.contains(kind) && line.contains("portico"),
             "{line}"
         );
-        assert!(
-            line.contains("true"),
-            "{plural} should be namespaced: {line}"
-        );
+        assert!(line.contains("true"), "{plural} should be namespaced: {line}");
     }
     let explain = kubectl_ok(&["explain", "terminal.spec.target"]);
     assert!(explain.contains("roleBindings"), "{explain}");
@@ -107,10 +104,7 @@ async fn category_and_short_names_list_objects() {
         "deployment.portico.dev/hello",
         "sessionclaim.portico.dev/my-session",
     ] {
-        assert!(
-            all.contains(name),
-            "`kubectl get portico` lacks {name}:\n{all}"
-        );
+        assert!(all.contains(name), "`kubectl get portico` lacks {name}:\n{all}");
     }
     for (short, name, column) in [
         ("term", "team-a-shell", "HOST NAMESPACE"),
@@ -141,14 +135,7 @@ async fn every_example_applies_with_server_dry_run() {
         if !text.contains("apiVersion: portico.dev/") {
             continue; // Flux and Helm manifests are checked where their CRDs exist.
         }
-        let out = kubectl(&[
-            "apply",
-            "--dry-run=server",
-            "-n",
-            &ns,
-            "-f",
-            entry.to_str().unwrap(),
-        ]);
+        let out = kubectl(&["apply", "--dry-run=server", "-n", &ns, "-f", entry.to_str().unwrap()]);
         assert!(
             out.status.success(),
             "{}: {}",
@@ -208,10 +195,7 @@ fn api(client: kube::Client, ns: &str, kind: &str) -> Api<DynamicObject> {
         "Deployment" => "deployments",
         _ => "sessionclaims",
     };
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("portico.dev", "v1alpha1", kind),
-        plural,
-    );
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("portico.dev", "v1alpha1", kind), plural);
     Api::namespaced_with(client, ns, &ar)
 }
 
@@ -234,11 +218,7 @@ async fn assert_rejected(kind: &str, patch: Value, expect: &[&str]) {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 422, "{status:?}");
             for e in expect {
-                assert!(
-                    status.message.contains(e),
-                    "message lacks {e:?}: {}",
-                    status.message
-                );
+                assert!(status.message.contains(e), "message lacks {e:?}: {}", status.message);
             }
         }
         Err(e) => panic!("unexpected error {e}"),
@@ -258,9 +238,7 @@ async fn valid_objects_of_every_kind_are_accepted() {
         &mut temp,
         &json!({"metadata": {"name": "t2"}, "spec": {"host": {"namespace": null, "temporaryNamespace": true}}}),
     );
-    create(&ns, &temp)
-        .await
-        .expect("temporaryNamespace host accepted");
+    create(&ns, &temp).await.expect("temporaryNamespace host accepted");
 }
 
 macro_rules! rejects {
@@ -362,11 +340,7 @@ async fn assert_update_rejected(kind: &str, patch: Value, expect: &[&str]) {
     json_patch::merge(&mut changed, &patch);
     let obj: DynamicObject = serde_json::from_value(changed).unwrap();
     let err = api(common::admin().await, &ns, kind)
-        .replace(
-            &created.metadata.name.clone().unwrap(),
-            &PostParams::default(),
-            &obj,
-        )
+        .replace(&created.metadata.name.clone().unwrap(), &PostParams::default(), &obj)
         .await
         .expect_err("update should be refused");
     let kube::Error::Api(status) = err else {
@@ -374,11 +348,7 @@ async fn assert_update_rejected(kind: &str, patch: Value, expect: &[&str]) {
     };
     assert_eq!(status.code, 422, "{status:?}");
     for e in expect {
-        assert!(
-            status.message.contains(e),
-            "message lacks {e:?}: {}",
-            status.message
-        );
+        assert!(status.message.contains(e), "message lacks {e:?}: {}", status.message);
     }
 }
 

@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 pub const POSITIVE_DURATION_RULE: &str =
     "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')";
 /// Message for [`POSITIVE_DURATION_RULE`].
-pub const POSITIVE_DURATION_MESSAGE: &str = "must be a positive duration made of a number and a unit (h, m, s, ms), such as 30m, 8h or 1h30m";
+pub const POSITIVE_DURATION_MESSAGE: &str =
+    "must be a positive duration made of a number and a unit (h, m, s, ms), such as 30m, 8h or 1h30m";
 
 /// CEL: an RFC 1123 DNS label (a namespace name, a name suffix, a profile).
 pub const DNS_LABEL_RULE: &str = "!format.dns1123Label().validate(self).hasValue()";
 /// Message for [`DNS_LABEL_RULE`].
-pub const DNS_LABEL_MESSAGE: &str = "must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+pub const DNS_LABEL_MESSAGE: &str =
+    "must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
 
 /// CEL: an RFC 1123 DNS subdomain (a Secret or ConfigMap name).
 pub const DNS_SUBDOMAIN_RULE: &str = "!format.dns1123Subdomain().validate(self).hasValue()";

@@ -36,10 +36,7 @@ pub fn aggregated_cluster_roles() -> Vec<ClusterRole> {
                         format!("rbac.authorization.k8s.io/aggregate-to-{to}"),
                         "true".to_string(),
                     ),
-                    (
-                        "app.kubernetes.io/part-of".to_string(),
-                        "portico".to_string(),
-                    ),
+                    ("app.kubernetes.io/part-of".to_string(), "portico".to_string()),
                 ])),
                 ..Default::default()
             },
@@ -65,12 +62,7 @@ mod tests {
     #[test]
     fn view_reads_only_and_edit_writes_but_never_status() {
         let roles = aggregated_cluster_roles();
-        let by_name = |n: &str| {
-            roles
-                .iter()
-                .find(|r| r.metadata.name.as_deref() == Some(n))
-                .unwrap()
-        };
+        let by_name = |n: &str| roles.iter().find(|r| r.metadata.name.as_deref() == Some(n)).unwrap();
         let view = by_name("portico-aggregate-to-view");
         let edit = by_name("portico-aggregate-to-edit");
         let admin = by_name("portico-aggregate-to-admin");

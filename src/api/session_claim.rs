@@ -5,9 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURATION_MESSAGE, POSITIVE_DURATION_RULE,
-};
+use super::common::{DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURATION_MESSAGE, POSITIVE_DURATION_RULE};
 
 /// A request for a session under a profile the platform admins defined.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

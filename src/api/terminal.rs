@@ -12,8 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ClusterRef, DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURATION_MESSAGE,
-    POSITIVE_DURATION_RULE,
+    ClusterRef, DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURATION_MESSAGE, POSITIVE_DURATION_RULE,
 };
 
 /// What a user asks for: where the terminal pod runs and what its kubeconfig reaches.

@@ -19,9 +19,7 @@ pub enum LifetimeError {
         value: String,
     },
     /// Longer than the operator allows.
-    #[error(
-        "spec.{field} {value} is above the maximum of {max} the operator allows; ask for {max} or less"
-    )]
+    #[error("spec.{field} {value} is above the maximum of {max} the operator allows; ask for {max} or less")]
     AboveMax {
         /// The spec field.
         field: &'static str,
@@ -56,11 +54,7 @@ pub fn parse(field: &'static str, value: &str) -> Result<Duration, LifetimeError
     Ok(d.into())
 }
 
-fn one(
-    field: &'static str,
-    value: Option<&str>,
-    bounds: &Bounds,
-) -> Result<Duration, LifetimeError> {
+fn one(field: &'static str, value: Option<&str>, bounds: &Bounds) -> Result<Duration, LifetimeError> {
     let max: Duration = bounds.max.into();
     match value {
         None => Ok(Duration::from(bounds.default).min(max)),
@@ -107,11 +101,7 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
 
 /// The expiry: the earlier of last heartbeat (or creation) + idle timeout and
 /// creation + maximum lifetime. A heartbeat before creation counts as creation.
-pub fn expiry(
-    created: Timestamp,
-    last_heartbeat: Option<Timestamp>,
-    lifetime: &Lifetime,
-) -> Expiry {
+pub fn expiry(created: Timestamp, last_heartbeat: Option<Timestamp>, lifetime: &Lifetime) -> Expiry {
     let active = last_heartbeat.map_or(created, |h| h.max(created));
     let idle_end = add(active, lifetime.idle_timeout);
     let max_end = add(created, lifetime.max_lifetime);
@@ -148,8 +138,7 @@ mod tests {
         assert_eq!(l.max_lifetime, Duration::from_secs(5400));
         let e = effective(Some("2h"), None, &idle, &max).unwrap_err();
         assert!(
-            e.to_string().contains("spec.idleTimeout \"2h\"")
-                || e.to_string().contains("spec.idleTimeout 2h"),
+            e.to_string().contains("spec.idleTimeout \"2h\"") || e.to_string().contains("spec.idleTimeout 2h"),
             "{e}"
         );
         assert!(matches!(e, LifetimeError::AboveMax { .. }));
@@ -170,10 +159,7 @@ mod tests {
         assert_eq!(e.at.to_string(), "2026-01-01T00:05:00Z");
         assert_eq!(e.reason, EndReason::IdleTimeout);
         let hb: Timestamp = "2026-01-01T00:20:00Z".parse().unwrap();
-        assert_eq!(
-            expiry(created, Some(hb), &l).at.to_string(),
-            "2026-01-01T00:25:00Z"
-        );
+        assert_eq!(expiry(created, Some(hb), &l).at.to_string(), "2026-01-01T00:25:00Z");
     }
 
     #[test]
@@ -197,9 +183,6 @@ mod tests {
             max_lifetime: Duration::from_secs(3600),
         };
         let early: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
-        assert_eq!(
-            expiry(created, Some(early), &l).at.to_string(),
-            "2026-01-01T00:01:00Z"
-        );
+        assert_eq!(expiry(created, Some(early), &l).at.to_string(), "2026-01-01T00:01:00Z");
     }
 }

@@ -1,8 +1,6 @@
 //! Kubeconfig files for the local control plane (pure: builds the structure).
 
-use kube::config::{
-    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
-};
+use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
 
 use crate::pki::CertPair;
 

@@ -111,15 +111,10 @@ impl ControlPlane {
         process::remove_at_exit(dir.path());
         let d = dir.path();
         let file = |name: &str| d.join(name).to_string_lossy().into_owned();
-        let write = |name: &str, text: &str| {
-            std::fs::write(d.join(name), text).map_err(io(format!("write {name}")))
-        };
+        let write = |name: &str, text: &str| std::fs::write(d.join(name), text).map_err(io(format!("write {name}")));
 
         let ca = Ca::new("portico-local-ca")?;
-        let serving = ca.server(
-            "kube-apiserver",
-            &["127.0.0.1", "localhost", "kubernetes.default.svc"],
-        )?;
+        let serving = ca.server("kube-apiserver", &["127.0.0.1", "localhost", "kubernetes.default.svc"])?;
         let admin = ca.client("portico-admin", &["system:masters"])?;
         let kcm = ca.client("system:kube-controller-manager", &[])?;
         write("ca.crt", &ca.cert_pem)?;
@@ -129,8 +124,7 @@ impl ControlPlane {
         write("sa.key", &sa.key_pem)?;
         write("sa.pub", &sa.cert_pem)?;
 
-        let (etcd_port, peer_port, api_port, kcm_port) =
-            (free_port()?, free_port()?, free_port()?, free_port()?);
+        let (etcd_port, peer_port, api_port, kcm_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = kubeconfig::build(
             "portico-local",
@@ -203,8 +197,8 @@ impl ControlPlane {
         ];
 
         let log = |name: &str| d.join(format!("{name}.log"));
-        let mut etcd = Process::spawn("etcd", &Binaries::etcd()?, &etcd_args, &log("etcd"))
-            .map_err(io("start etcd"))?;
+        let mut etcd =
+            Process::spawn("etcd", &Binaries::etcd()?, &etcd_args, &log("etcd")).map_err(io("start etcd"))?;
         wait_for_port(&mut etcd, etcd_port)?;
         let mut apiserver = Process::spawn(
             "kube-apiserver",
@@ -275,11 +269,7 @@ impl ControlPlane {
 
     /// Writes a kubeconfig that authenticates as `user` in `groups` with a
     /// client certificate, and returns its path (for the real kubectl).
-    pub fn user_kubeconfig(
-        &self,
-        user: &str,
-        groups: &[&str],
-    ) -> Result<PathBuf, ControlPlaneError> {
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<PathBuf, ControlPlaneError> {
         let cert = self.client_cert(user, groups)?;
         let kc = kubeconfig::build(
             "portico-local",
@@ -291,9 +281,7 @@ impl ControlPlane {
                 namespace: None,
             }],
         );
-        let path = self
-            .dir()
-            .join(format!("user-{}.kubeconfig", sanitize(user)));
+        let path = self.dir().join(format!("user-{}.kubeconfig", sanitize(user)));
         std::fs::write(&path, kubeconfig::to_yaml(&kc)).map_err(io("write a user kubeconfig"))?;
         Ok(path)
     }
@@ -305,11 +293,7 @@ impl ControlPlane {
 
     /// A client acting as `user` in `groups`, through impersonation by the
     /// admin (so RBAC decides for that user).
-    pub async fn client_as(
-        &self,
-        user: &str,
-        groups: &[&str],
-    ) -> Result<kube::Client, ControlPlaneError> {
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Result<kube::Client, ControlPlaneError> {
         client_for(&self.kubeconfig, Some((user, groups))).await
     }
 
@@ -354,22 +338,12 @@ impl Drop for ControlPlane {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
         .collect()
 }
 
-async fn client_for(
-    kc: &Kubeconfig,
-    as_user: Option<(&str, &[&str])>,
-) -> Result<kube::Client, ControlPlaneError> {
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kc.clone(), &KubeConfigOptions::default()).await?;
+async fn client_for(kc: &Kubeconfig, as_user: Option<(&str, &[&str])>) -> Result<kube::Client, ControlPlaneError> {
+    let mut config = kube::Config::from_custom_kubeconfig(kc.clone(), &KubeConfigOptions::default()).await?;
     if let Some((user, groups)) = as_user {
         config.auth_info.impersonate = Some(user.to_string());
         config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
@@ -385,20 +359,12 @@ fn wait_for_port(p: &mut Process, port: u16) -> Result<(), ControlPlaneError> {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
         }
-        check_alive(
-            p,
-            deadline,
-            &format!("port {port} is not accepting connections"),
-        )?;
+        check_alive(p, deadline, &format!("port {port} is not accepting connections"))?;
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn check_alive(
-    p: &mut Process,
-    deadline: Instant,
-    waiting_for: &str,
-) -> Result<(), ControlPlaneError> {
+fn check_alive(p: &mut Process, deadline: Instant, waiting_for: &str) -> Result<(), ControlPlaneError> {
     let reason = if let Some(status) = p.exited() {
         format!("exited with {status}")
     } else if Instant::now() > deadline {
@@ -425,14 +391,10 @@ fn wait_api_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneEr
             .expect("tokio runtime");
         let _ = tx.send(rt.block_on(async move {
             let client = client_for(&kc, None).await?;
-            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
-                kube::Api::all(client.clone());
+            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
             loop {
-                let req = http::Request::get("/readyz")
-                    .body(Vec::new())
-                    .expect("request");
-                let ready =
-                    matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
+                let req = http::Request::get("/readyz").body(Vec::new()).expect("request");
+                let ready = matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
                 if ready && namespaces.get_opt("default").await.ok().flatten().is_some() {
                     return Ok::<(), ControlPlaneError>(());
                 }

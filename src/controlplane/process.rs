@@ -92,11 +92,7 @@ impl Process {
             });
         }
         let (tx, rx) = mpsc::channel();
-        spawner()
-            .lock()
-            .unwrap()
-            .send((cmd, tx))
-            .map_err(io::Error::other)?;
+        spawner().lock().unwrap().send((cmd, tx)).map_err(io::Error::other)?;
         let child = rx.recv().map_err(io::Error::other)??;
         registry().lock().unwrap().insert(child.id() as i32);
         Ok(Process {

@@ -45,10 +45,7 @@ pub const USERS: [DemoUser; 3] = [
 pub const ADMIN_GROUP: &str = "portico-admins";
 
 fn labels(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut l = BTreeMap::from([(
-        "app.kubernetes.io/part-of".to_string(),
-        "portico-demo".to_string(),
-    )]);
+    let mut l = BTreeMap::from([("app.kubernetes.io/part-of".to_string(), "portico-demo".to_string())]);
     l.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     l
 }
@@ -131,9 +128,6 @@ mod tests {
         assert_eq!(alice.subjects.as_ref().unwrap()[0].name, "alice");
         let ns = namespaces();
         assert_eq!(ns[0].metadata.labels.as_ref().unwrap()["team"], "a");
-        assert_eq!(
-            cluster_role_bindings()[0].subjects.as_ref().unwrap()[0].kind,
-            "Group"
-        );
+        assert_eq!(cluster_role_bindings()[0].subjects.as_ref().unwrap()[0].kind, "Group");
     }
 }

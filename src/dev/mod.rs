@@ -113,8 +113,7 @@ fn write_dev_kubeconfig(cp: &ControlPlane) -> Result<PathBuf, DevError> {
     }));
     let kc = kubeconfig::build("portico-dev", cp.server(), cp.ca_pem(), &users);
     let dir = cache_dir();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| DevError::Io(format!("create {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| DevError::Io(format!("create {}", dir.display()), e))?;
     let path = dir.join("dev.kubeconfig");
     std::fs::write(&path, kubeconfig::to_yaml(&kc))
         .map_err(|e| DevError::Io(format!("write {}", path.display()), e))?;
@@ -123,23 +122,19 @@ fn write_dev_kubeconfig(cp: &ControlPlane) -> Result<PathBuf, DevError> {
 
 /// `$PORTICO_CACHE` or `~/.cache/portico`.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("PORTICO_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir);
-            home.join(".cache/portico")
-        })
+    std::env::var_os("PORTICO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        home.join(".cache/portico")
+    })
 }
 
 fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path) {
     let kubectl = cp.binaries().path("kubectl");
     println!("Portico dev is running. API server: {}", cp.server());
     println!("Kubeconfig: {}", kubeconfig.display());
-    println!(
-        "Contexts: admin (cluster admin), alice (edit in team-a), bob (edit in team-b), carol (portico-admins)"
-    );
+    println!("Contexts: admin (cluster admin), alice (edit in team-a), bob (edit in team-b), carol (portico-admins)");
     println!("Try:");
     println!(
         "  {} --kubeconfig {} --context alice get portico -n team-a",
@@ -150,8 +145,7 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path) {
 }
 
 async fn wait_for_shutdown() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -8,9 +8,7 @@ use std::collections::BTreeSet;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::{
-    authorization::v1::{
-        NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-    },
+    authorization::v1::{NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
     rbac::v1::{ClusterRole, PolicyRule, Role},
 };
 use kube::{Api, Client, api::PostParams};
@@ -130,11 +128,7 @@ pub fn expand_rules(rules: &[PolicyRule], namespace: &str) -> BTreeSet<Access> {
 }
 
 /// Whether `creator` may do `access`, asked of the cluster behind `client`.
-pub async fn allowed(
-    client: &Client,
-    creator: &Creator,
-    access: &Access,
-) -> Result<bool, kube::Error> {
+pub async fn allowed(client: &Client, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
     let mut spec = SubjectAccessReviewSpec {
         user: Some(creator.user.clone()),
         groups: Some(creator.groups.clone()),
@@ -182,22 +176,11 @@ fn api_error(what: &str, e: kube::Error) -> Denial {
 }
 
 /// Requires `access` for `creator`, or denies with `why`.
-async fn require(
-    client: &Client,
-    creator: &Creator,
-    access: Access,
-    why: &str,
-) -> Result<(), Denial> {
-    if allowed(client, creator, &access)
-        .await
-        .map_err(|e| api_error(why, e))?
-    {
+async fn require(client: &Client, creator: &Creator, access: Access, why: &str) -> Result<(), Denial> {
+    if allowed(client, creator, &access).await.map_err(|e| api_error(why, e))? {
         Ok(())
     } else {
-        Err(Denial::forbidden(format!(
-            "{} may not {access}{why}",
-            creator.user
-        )))
+        Err(Denial::forbidden(format!("{} may not {access}{why}", creator.user)))
     }
 }
 
@@ -221,18 +204,9 @@ pub async fn check_role_grant(
         RoleKind::Role => ("Role", "roles"),
         RoleKind::ClusterRole => ("ClusterRole", "clusterroles"),
     };
-    let bind = resource(
-        bind_ns,
-        "bind",
-        "rbac.authorization.k8s.io",
-        plural,
-        &role.name,
-    );
+    let bind = resource(bind_ns, "bind", "rbac.authorization.k8s.io", plural, &role.name);
     let what = format!("whether {} may grant {kind} {}", creator.user, role.name);
-    if allowed(client, creator, &bind)
-        .await
-        .map_err(|e| api_error(&what, e))?
-    {
+    if allowed(client, creator, &bind).await.map_err(|e| api_error(&what, e))? {
         return Ok(());
     }
     let rules = match role.kind {
@@ -303,22 +277,12 @@ pub async fn authorize_terminal(
 ) -> Result<(Checked, Vec<String>), Denial> {
     let local = clusters.local().client.clone();
     let spec = &terminal.spec;
-    for (field, cluster) in [
-        ("host", &spec.host.cluster),
-        ("target", &spec.target.cluster),
-    ] {
+    for (field, cluster) in [("host", &spec.host.cluster), ("target", &spec.target.cluster)] {
         if let Some(c) = cluster {
             let name = &c.kubeconfig_secret_ref.name;
-            let why = format!(
-                " (the Secret named in spec.{field}.cluster.kubeconfigSecretRef, in namespace {namespace})"
-            );
-            require(
-                &local,
-                creator,
-                resource(namespace, "get", "", "secrets", name),
-                &why,
-            )
-            .await?;
+            let why =
+                format!(" (the Secret named in spec.{field}.cluster.kubeconfigSecretRef, in namespace {namespace})");
+            require(&local, creator, resource(namespace, "get", "", "secrets", name), &why).await?;
         }
     }
     let mut checked = Checked::All;
@@ -359,7 +323,9 @@ pub async fn authorize_terminal(
             .await?
         }
         Err(e) => {
-            warnings.push(format!("target cluster not reachable, the operator checks permissions there before granting: {e}"));
+            warnings.push(format!(
+                "target cluster not reachable, the operator checks permissions there before granting: {e}"
+            ));
             checked = Checked::Partly;
         }
     }
@@ -396,9 +362,7 @@ pub async fn authorize_target(
             t.to_string()
         }
         (None, None) => {
-            return Err(Denial::invalid(
-                "spec.target names no namespace".to_string(),
-            ));
+            return Err(Denial::invalid("spec.target names no namespace".to_string()));
         }
     };
     for binding in &target.role_bindings {
@@ -411,12 +375,7 @@ pub async fn authorize_target(
 mod tests {
     use super::*;
 
-    fn rule(
-        groups: &[&str],
-        resources: &[&str],
-        verbs: &[&str],
-        names: Option<&[&str]>,
-    ) -> PolicyRule {
+    fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: Option<&[&str]>) -> PolicyRule {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         PolicyRule {
             api_groups: Some(v(groups)),
@@ -430,25 +389,14 @@ mod tests {
     #[test]
     fn rules_expand_to_one_question_per_verb_resource_and_name() {
         let rules = vec![
-            rule(
-                &["", "apps"],
-                &["pods", "deployments/scale"],
-                &["get", "list"],
-                None,
-            ),
+            rule(&["", "apps"], &["pods", "deployments/scale"], &["get", "list"], None),
             rule(&[""], &["configmaps"], &["get"], Some(&["a", "b"])),
         ];
         let all = expand_rules(&rules, "team-a");
         assert_eq!(all.len(), 2 * 2 * 2 + 2);
         let texts: Vec<String> = all.iter().map(|a| a.to_string()).collect();
-        assert!(
-            texts.contains(&"get deployments/scale.apps".to_string()),
-            "{texts:?}"
-        );
-        assert!(
-            texts.contains(&"get configmaps named b".to_string()),
-            "{texts:?}"
-        );
+        assert!(texts.contains(&"get deployments/scale.apps".to_string()), "{texts:?}");
+        assert!(texts.contains(&"get configmaps named b".to_string()), "{texts:?}");
     }
 
     #[test]

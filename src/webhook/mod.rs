@@ -17,9 +17,7 @@ use kube::core::{
 };
 use tracing::{info, warn};
 
-use crate::{
-    api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, metrics::Metrics,
-};
+use crate::{api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, metrics::Metrics};
 
 /// A refusal, with the HTTP status the API server reports to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +86,7 @@ impl Kind {
 
 /// An annotation of a dynamic object.
 pub fn annotation<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
-    obj.metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
+    obj.metadata.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
 /// A string field directly under `spec`.
@@ -110,10 +104,7 @@ pub struct WebhookState {
     pub metrics: Arc<Metrics>,
 }
 
-fn respond(
-    req: &AdmissionRequest<DynamicObject>,
-    result: Result<AdmissionResponse, Denial>,
-) -> HttpResponse {
+fn respond(req: &AdmissionRequest<DynamicObject>, result: Result<AdmissionResponse, Denial>) -> HttpResponse {
     let resp = match result {
         Ok(r) => r,
         Err(d) => {
@@ -130,10 +121,7 @@ fn parse(
     body: web::Json<AdmissionReview<DynamicObject>>,
 ) -> Result<(AdmissionRequest<DynamicObject>, Kind), Box<HttpResponse>> {
     let req: AdmissionRequest<DynamicObject> = body.into_inner().try_into().map_err(|e| {
-        Box::new(
-            HttpResponse::BadRequest()
-                .json(AdmissionResponse::invalid(format!("{e}")).into_review()),
-        )
+        Box::new(HttpResponse::BadRequest().json(AdmissionResponse::invalid(format!("{e}")).into_review()))
     })?;
     match Kind::from_request(&req) {
         Some(k) => Ok((req, k)),
@@ -153,19 +141,16 @@ async fn mutate_handler(
         Ok(x) => x,
         Err(resp) => return *resp,
     };
-    let result = mutate::mutate(&req, kind, Timestamp::now(), &state.config, random_suffix)
-        .and_then(|ops| {
-            let resp = AdmissionResponse::from(&req);
-            if ops.is_empty() {
-                return Ok(resp);
-            }
-            let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
-                .map_err(|e| {
-                    Denial::unavailable(format!("internal error building the patch: {e}"))
-                })?;
-            resp.with_patch(patch)
-                .map_err(|e| Denial::unavailable(format!("internal error: {e}")))
-        });
+    let result = mutate::mutate(&req, kind, Timestamp::now(), &state.config, random_suffix).and_then(|ops| {
+        let resp = AdmissionResponse::from(&req);
+        if ops.is_empty() {
+            return Ok(resp);
+        }
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+            .map_err(|e| Denial::unavailable(format!("internal error building the patch: {e}")))?;
+        resp.with_patch(patch)
+            .map_err(|e| Denial::unavailable(format!("internal error: {e}")))
+    });
     record(&state, kind, "mutate", &req, &result);
     respond(&req, result)
 }
@@ -180,16 +165,10 @@ async fn validate_handler(
     };
     let result = async {
         let mut resp = AdmissionResponse::from(&req);
-        if let Some((creator, terminal)) =
-            validate::validate(&req, kind, Timestamp::now(), &state.config)?
-        {
+        if let Some((creator, terminal)) = validate::validate(&req, kind, Timestamp::now(), &state.config)? {
             let ns = req.namespace.clone().unwrap_or_default();
-            let temp = req
-                .object
-                .as_ref()
-                .and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
-            let (_, warnings) =
-                authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+            let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
+            let (_, warnings) = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
             if !warnings.is_empty() {
                 resp.warnings = Some(warnings);
             }

@@ -23,14 +23,10 @@ fn esc(s: &str) -> String {
 }
 
 fn set_annotation(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) {
-    if obj.metadata.annotations.is_none()
-        && !ops.iter().any(|o| o["path"] == "/metadata/annotations")
-    {
+    if obj.metadata.annotations.is_none() && !ops.iter().any(|o| o["path"] == "/metadata/annotations") {
         ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
     }
-    ops.push(
-        json!({"op": "add", "path": format!("/metadata/annotations/{}", esc(key)), "value": value}),
-    );
+    ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", esc(key)), "value": value}));
 }
 
 /// The patch for one admission request, as JSON-patch operations, or a denial.
@@ -79,12 +75,7 @@ pub fn mutate(
                 && wants_temporary_namespace(obj)
                 && annotation(obj, TEMPORARY_NAMESPACE).is_none()
             {
-                set_annotation(
-                    &mut ops,
-                    obj,
-                    TEMPORARY_NAMESPACE,
-                    &format!("term-{}", random_suffix()),
-                );
+                set_annotation(&mut ops, obj, TEMPORARY_NAMESPACE, &format!("term-{}", random_suffix()));
             }
         }
         Operation::Update => {
@@ -99,9 +90,7 @@ pub fn mutate(
             if lifetime_defaults(kind, cfg).is_some() {
                 for field in ["idleTimeout", "maxLifetime"] {
                     if let (Some(v), None) = (spec_str(old, field), spec_str(obj, field)) {
-                        ops.push(
-                            json!({"op": "add", "path": format!("/spec/{field}"), "value": v}),
-                        );
+                        ops.push(json!({"op": "add", "path": format!("/spec/{field}"), "value": v}));
                     }
                 }
             }
@@ -112,9 +101,7 @@ pub fn mutate(
                     )));
                 }
                 let creator = Creator::from_annotations(old.metadata.annotations.as_ref())
-                    .map_err(|e| {
-                        Denial::forbidden(format!("cannot keep this object alive: {e}"))
-                    })?;
+                    .map_err(|e| Denial::forbidden(format!("cannot keep this object alive: {e}")))?;
                 if creator.user != requester.user {
                     return Err(Denial::forbidden(format!(
                         "only the creator ({}) may keep this {} alive; the request comes from {}",
@@ -163,12 +150,7 @@ fn wants_temporary_namespace(obj: &DynamicObject) -> bool {
 mod tests {
     use super::*;
 
-    fn request(
-        op: &str,
-        user: &str,
-        object: Value,
-        old: Option<Value>,
-    ) -> AdmissionRequest<DynamicObject> {
+    fn request(op: &str, user: &str, object: Value, old: Option<Value>) -> AdmissionRequest<DynamicObject> {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
@@ -180,13 +162,13 @@ mod tests {
                 "object": object, "oldObject": old,
             }
         });
-        let review: kube::core::admission::AdmissionReview<DynamicObject> =
-            serde_json::from_value(review).unwrap();
+        let review: kube::core::admission::AdmissionReview<DynamicObject> = serde_json::from_value(review).unwrap();
         review.try_into().unwrap()
     }
 
     fn terminal(annotations: Value, spec_extra: Value) -> Value {
-        let mut spec = json!({"host": {"namespace": "team-a", "pod": {"image": "alpine"}}, "target": {"namespace": "team-a"}});
+        let mut spec =
+            json!({"host": {"namespace": "team-a", "pod": {"image": "alpine"}}, "target": {"namespace": "team-a"}});
         json_patch::merge(&mut spec, &spec_extra);
         json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
                "metadata": {"name": "t", "namespace": "team-a", "annotations": annotations}, "spec": spec})
@@ -216,9 +198,7 @@ mod tests {
             &obj,
             mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap(),
         );
-        let c: Creator =
-            serde_json::from_str(out["metadata"]["annotations"][CREATED_BY].as_str().unwrap())
-                .unwrap();
+        let c: Creator = serde_json::from_str(out["metadata"]["annotations"][CREATED_BY].as_str().unwrap()).unwrap();
         assert_eq!(c.user, "alice");
         assert_eq!(c.groups, ["developers", "system:authenticated"]);
         assert_eq!(out["spec"]["idleTimeout"], "1800s");
@@ -237,10 +217,7 @@ mod tests {
             mutate(&req, Kind::Terminal, now(), &cfg(), || "abc123".into()).unwrap(),
         );
         assert_eq!(out["spec"]["idleTimeout"], "5m");
-        assert_eq!(
-            out["metadata"]["annotations"][TEMPORARY_NAMESPACE],
-            "term-abc123"
-        );
+        assert_eq!(out["metadata"]["annotations"][TEMPORARY_NAMESPACE], "term-abc123");
     }
 
     #[test]
@@ -254,11 +231,7 @@ mod tests {
         let req = request("CREATE", "alice", obj, None);
         let d = mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap_err();
         assert_eq!(d.code, 403);
-        assert!(
-            d.message.contains("cannot be set by a client"),
-            "{}",
-            d.message
-        );
+        assert!(d.message.contains("cannot be set by a client"), "{}", d.message);
     }
 
     #[test]
@@ -293,10 +266,7 @@ mod tests {
         }
         .to_annotation();
         let old = terminal(json!({CREATED_BY: creator}), json!({}));
-        let new = terminal(
-            json!({CREATED_BY: creator, OPERATION: KEEPALIVE}),
-            json!({}),
-        );
+        let new = terminal(json!({CREATED_BY: creator, OPERATION: KEEPALIVE}), json!({}));
         let d = mutate(
             &request("UPDATE", "bob", new, Some(old.clone())),
             Kind::Terminal,
@@ -320,11 +290,7 @@ mod tests {
             || "x".into(),
         )
         .unwrap_err();
-        assert!(
-            d.message.contains("unknown operation \"extend\""),
-            "{}",
-            d.message
-        );
+        assert!(d.message.contains("unknown operation \"extend\""), "{}", d.message);
     }
 
     #[test]
@@ -345,10 +311,7 @@ mod tests {
             &new,
             mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap(),
         );
-        assert_eq!(
-            out["metadata"]["annotations"],
-            old["metadata"]["annotations"]
-        );
+        assert_eq!(out["metadata"]["annotations"], old["metadata"]["annotations"]);
         assert_eq!(out["spec"], old["spec"]);
     }
 }

@@ -5,8 +5,8 @@
 use k8s_openapi::{
     ByteString,
     api::admissionregistration::v1::{
-        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
-        ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference, ValidatingWebhook,
+        ValidatingWebhookConfiguration, WebhookClientConfig,
     },
 };
 use kube::{Client, api::ObjectMeta};
@@ -16,10 +16,7 @@ use crate::{api::rbac::RESOURCES, config::WebhookConfig, install};
 fn client_config(cfg: &WebhookConfig, path: &str, ca_pem: &str) -> WebhookClientConfig {
     WebhookClientConfig {
         ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
-        url: cfg
-            .url
-            .as_ref()
-            .map(|u| format!("{}{path}", u.trim_end_matches('/'))),
+        url: cfg.url.as_ref().map(|u| format!("{}{path}", u.trim_end_matches('/'))),
         service: cfg.service.as_ref().map(|s| ServiceReference {
             namespace: s.namespace.clone(),
             name: s.name.clone(),
@@ -42,13 +39,7 @@ fn rules() -> Vec<RuleWithOperations> {
 fn meta(name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.into()),
-        labels: Some(
-            [(
-                "app.kubernetes.io/part-of".to_string(),
-                "portico".to_string(),
-            )]
-            .into(),
-        ),
+        labels: Some([("app.kubernetes.io/part-of".to_string(), "portico".to_string())].into()),
         ..Default::default()
     }
 }
@@ -109,10 +100,7 @@ mod tests {
         };
         let m = mutating(&cfg, "CA");
         let hook = &m.webhooks.as_ref().unwrap()[0];
-        assert_eq!(
-            hook.client_config.url.as_deref(),
-            Some("https://127.0.0.1:9443/mutate")
-        );
+        assert_eq!(hook.client_config.url.as_deref(), Some("https://127.0.0.1:9443/mutate"));
         assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
         cfg.url = None;
         cfg.service = Some(crate::config::ServiceRef {
@@ -121,11 +109,7 @@ mod tests {
             port: 443,
         });
         let v = validating(&cfg, "CA");
-        let svc = v.webhooks.as_ref().unwrap()[0]
-            .client_config
-            .service
-            .clone()
-            .unwrap();
+        let svc = v.webhooks.as_ref().unwrap()[0].client_config.service.clone().unwrap();
         assert_eq!(svc.path.as_deref(), Some("/validate"));
     }
 }

@@ -53,12 +53,10 @@ impl TlsMaterial {
             path: "(loaded certificate)".into(),
             reason,
         };
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(e.to_string()))?;
-        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
             .map_err(|e| bad(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -97,35 +95,22 @@ pub async fn load(client: &Client, cfg: &WebhookConfig) -> Result<TlsMaterial, T
     };
     let api: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
     if let Some(existing) = api.get_opt(&s.name).await.map_err(|e| err(e.to_string()))? {
-        return from_secret(&existing).ok_or_else(|| {
-            err("lacks tls.crt, tls.key or ca.crt; delete it to regenerate".into())
-        });
+        return from_secret(&existing)
+            .ok_or_else(|| err("lacks tls.crt, tls.key or ca.crt; delete it to regenerate".into()));
     }
     let generated = generate(&hosts(cfg)).map_err(|e| err(e.to_string()))?;
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(s.name.clone()),
             namespace: Some(s.namespace.clone()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/part-of".into(),
-                "portico".into(),
-            )])),
+            labels: Some(BTreeMap::from([("app.kubernetes.io/part-of".into(), "portico".into())])),
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),
         data: Some(BTreeMap::from([
-            (
-                "tls.crt".into(),
-                ByteString(generated.cert_pem.clone().into_bytes()),
-            ),
-            (
-                "tls.key".into(),
-                ByteString(generated.key_pem.clone().into_bytes()),
-            ),
-            (
-                "ca.crt".into(),
-                ByteString(generated.ca_pem.clone().into_bytes()),
-            ),
+            ("tls.crt".into(), ByteString(generated.cert_pem.clone().into_bytes())),
+            ("tls.key".into(), ByteString(generated.key_pem.clone().into_bytes())),
+            ("ca.crt".into(), ByteString(generated.ca_pem.clone().into_bytes())),
         ])),
         ..Default::default()
     };
@@ -142,10 +127,7 @@ pub async fn load(client: &Client, cfg: &WebhookConfig) -> Result<TlsMaterial, T
 
 fn from_secret(s: &Secret) -> Option<TlsMaterial> {
     let data = s.data.as_ref()?;
-    let get = |k: &str| {
-        data.get(k)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-    };
+    let get = |k: &str| data.get(k).and_then(|b| String::from_utf8(b.0.clone()).ok());
     Some(TlsMaterial {
         cert_pem: get("tls.crt")?,
         key_pem: get("tls.key")?,

@@ -29,9 +29,7 @@ pub fn validate(
     let Some(obj) = req.object.as_ref() else {
         return Ok(None);
     };
-    let size = serde_json::to_vec(obj)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(obj).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > cfg.webhook.max_object_bytes {
         return Err(Denial::invalid(format!(
             "this {} is {size} bytes; Portico accepts at most {} bytes; make it smaller",
@@ -44,11 +42,8 @@ pub fn validate(
             "{OPERATION} is consumed by Portico's mutating webhook, which did not run; check the webhook configuration"
         )));
     }
-    let creator = Creator::from_annotations(obj.metadata.annotations.as_ref()).map_err(|e| {
-        Denial::invalid(format!(
-            "{e}; check that Portico's mutating webhook is configured"
-        ))
-    })?;
+    let creator = Creator::from_annotations(obj.metadata.annotations.as_ref())
+        .map_err(|e| Denial::invalid(format!("{e}; check that Portico's mutating webhook is configured")))?;
     let requester = req.user_info.username.clone().unwrap_or_default();
 
     if let Operation::Update = req.operation
@@ -136,12 +131,7 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn request(
-        op: &str,
-        user: &str,
-        object: Value,
-        old: Option<Value>,
-    ) -> AdmissionRequest<DynamicObject> {
+    fn request(op: &str, user: &str, object: Value, old: Option<Value>) -> AdmissionRequest<DynamicObject> {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
@@ -153,16 +143,14 @@ mod tests {
                 "object": object, "oldObject": old,
             }
         });
-        let review: kube::core::admission::AdmissionReview<DynamicObject> =
-            serde_json::from_value(review).unwrap();
+        let review: kube::core::admission::AdmissionReview<DynamicObject> = serde_json::from_value(review).unwrap();
         review.try_into().unwrap()
     }
 
     fn terminal(annotations: Value, pod_extra: Value, spec_extra: Value) -> Value {
         let mut pod = json!({"image": "alpine"});
         json_patch::merge(&mut pod, &pod_extra);
-        let mut spec =
-            json!({"host": {"namespace": "team-a", "pod": pod}, "target": {"namespace": "team-a"}});
+        let mut spec = json!({"host": {"namespace": "team-a", "pod": pod}, "target": {"namespace": "team-a"}});
         json_patch::merge(&mut spec, &spec_extra);
         json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
                "metadata": {"name": "t", "namespace": "team-a", "annotations": annotations}, "spec": spec})
@@ -205,13 +193,7 @@ mod tests {
 
     #[test]
     fn an_object_without_creator_means_the_mutating_webhook_did_not_run() {
-        let d = check(
-            "CREATE",
-            "alice",
-            terminal(json!({}), json!({}), json!({})),
-            None,
-        )
-        .unwrap_err();
+        let d = check("CREATE", "alice", terminal(json!({}), json!({}), json!({})), None).unwrap_err();
         assert!(d.message.contains("mutating webhook"), "{}", d.message);
     }
 
@@ -227,24 +209,12 @@ mod tests {
         assert!(d.message.contains("privileged, hostPID"), "{}", d.message);
         let mut cfg = OperatorConfig::default();
         cfg.terminal.privileged_groups = vec!["developers".into()];
-        assert!(
-            validate(
-                &request("CREATE", "alice", obj, None),
-                Kind::Terminal,
-                now(),
-                &cfg
-            )
-            .is_ok()
-        );
+        assert!(validate(&request("CREATE", "alice", obj, None), Kind::Terminal, now(), &cfg).is_ok());
     }
 
     #[test]
     fn lifetimes_above_the_caps_are_refused() {
-        let obj = terminal(
-            json!({CREATED_BY: alice()}),
-            json!({}),
-            json!({"idleTimeout": "9h"}),
-        );
+        let obj = terminal(json!({CREATED_BY: alice()}), json!({}), json!({"idleTimeout": "9h"}));
         let d = check("CREATE", "alice", obj, None).unwrap_err();
         assert!(
             d.message.contains("spec.idleTimeout") && d.message.contains("above the maximum"),
@@ -269,11 +239,7 @@ mod tests {
             json!({}),
         );
         let d = check("UPDATE", "bob", past.clone(), Some(old.clone())).unwrap_err();
-        assert!(
-            d.message.contains("only the creator (alice)"),
-            "{}",
-            d.message
-        );
+        assert!(d.message.contains("only the creator (alice)"), "{}", d.message);
         assert!(!check("UPDATE", "alice", past, Some(old)).unwrap());
     }
 

@@ -28,9 +28,7 @@ pub fn shared() -> &'static ControlPlane {
                     .await
                     .unwrap();
                 let client = Client::try_from(config).unwrap();
-                portico::install::install(&client)
-                    .await
-                    .expect("install CRDs");
+                portico::install::install(&client).await.expect("install CRDs");
             })
         })
         .join()
@@ -47,13 +45,8 @@ pub async fn admin() -> Client {
 /// A new namespace with a unique name starting with `prefix`.
 pub async fn test_namespace(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    );
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
     Api::<Namespace>::all(admin().await)
         .create(&PostParams::default(), &ns)
         .await
