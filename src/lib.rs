@@ -11,5 +11,7 @@ pub mod creator;
 pub mod dev;
 pub mod install;
 pub mod metrics;
+pub mod operator;
 pub mod pki;
+pub mod telemetry;
 pub mod webhook;

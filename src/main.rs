@@ -23,6 +23,18 @@ enum Cmd {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Run the operator: admission webhook, Terminal controller, metrics and health endpoints.
+    Operator {
+        /// The operator configuration file (YAML); see config/operator.yaml.
+        #[arg(long, env = "PORTICO_CONFIG")]
+        config: PathBuf,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: portico::telemetry::LogFormat,
+        /// Log filter, for example `info` or `info,portico=debug`.
+        #[arg(long, env = "PORTICO_LOG", default_value = "info")]
+        log: String,
+    },
     /// Run Portico locally: a control plane, the CRDs and demo users, until Ctrl-C.
     Dev {
         /// Use an existing cluster: this kubeconfig, or the current context when given without a path.
@@ -36,6 +48,19 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Crds { out_dir: None } => print!("{}", portico::crdgen::all_yaml()),
         Cmd::Crds { out_dir: Some(dir) } => portico::crdgen::write_dir(&dir)?,
+        Cmd::Operator {
+            config,
+            log_format,
+            log,
+        } => {
+            portico::telemetry::init(log_format, &log);
+            let config = portico::config::OperatorConfig::load(&config)?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let kube_config = kube::Config::infer().await?;
+                portico::operator::run(config, kube_config).await?;
+                anyhow::Ok(())
+            })?;
+        }
         Cmd::Dev { kubeconfig } => {
             let target = match kubeconfig {
                 None => portico::dev::Target::Local,

@@ -1,3 +1,184 @@
-//! The reconcilers, one a kind, and what they share.
+//! The reconcilers, one a kind, and what they share: the context, the error
+//! type with stable metric labels, events, and server-side apply helpers.
 
 pub mod lifetime;
+pub mod status;
+pub mod terminal;
+
+use std::sync::Arc;
+
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams},
+    runtime::events::{Event, EventType, Recorder, Reporter},
+};
+use serde::Serialize;
+
+use crate::{clusters::Clusters, config::OperatorConfig, install::FIELD_MANAGER, metrics::Metrics};
+
+/// Finalizer on every Terminal and SessionClaim.
+pub const FINALIZER: &str = "portico.dev/cleanup";
+
+/// What every reconciler shares.
+pub struct Context {
+    /// This cluster, as the operator.
+    pub client: Client,
+    /// This cluster and the remote ones objects name.
+    pub clusters: Arc<Clusters>,
+    /// Operator configuration.
+    pub config: OperatorConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+}
+
+impl Context {
+    /// A context for the operator's identity `reporter`.
+    pub fn new(
+        client: Client,
+        clusters: Arc<Clusters>,
+        config: OperatorConfig,
+        metrics: Arc<Metrics>,
+        reporter: &str,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "portico".into(),
+                instance: Some(reporter.into()),
+            },
+        );
+        Context {
+            client,
+            clusters,
+            config,
+            metrics,
+            recorder,
+        }
+    }
+
+    /// Publishes an Event on `obj`; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+/// A reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A referenced cluster cannot be reached.
+    #[error(transparent)]
+    Cluster(#[from] crate::clusters::ClusterError),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The API server answered a TokenRequest without a token.
+    #[error("token request: {0}")]
+    Token(String),
+    /// Cleanup could not remove everything yet.
+    #[error("cleanup incomplete: {0}")]
+    Cleanup(String),
+}
+
+impl Error {
+    /// A stable label for the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "kube",
+            Error::Cluster(_) => "cluster",
+            Error::Finalizer(_) => "finalizer",
+            Error::Token(_) => "token",
+            Error::Cleanup(_) => "cleanup",
+        }
+    }
+}
+
+/// Wraps a kube error with what was being done.
+pub fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Kube { action, source }
+}
+
+/// Server-side applies `obj` with field manager `portico` in the cluster of `client`.
+pub async fn apply<K>(client: &Client, obj: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + std::fmt::Debug,
+{
+    crate::install::apply(client, obj)
+        .await
+        .map(|_| ())
+        .map_err(kube_err(format!(
+            "apply {} {}",
+            K::kind(&()),
+            obj.meta().name.as_deref().unwrap_or_default()
+        )))
+}
+
+/// Deletes an object if it exists; `Ok(true)` when it was there.
+pub async fn delete_if_exists<K>(client: &Client, namespace: Option<&str>, name: &str) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let ar = ApiResource::erase::<K>(&());
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(kube_err(format!("delete {} {name}", K::kind(&())))(e)),
+    }
+}
+
+/// Patches `status` with server-side apply.
+pub async fn apply_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(kube_err(format!(
+        "update status of {} {}",
+        K::kind(&()),
+        obj.name_any()
+    )))
+}

@@ -213,6 +213,7 @@ pub async fn serve(
     state: WebhookState,
     tls: rustls::ServerConfig,
     addr: std::net::SocketAddr,
+    ready: Arc<std::sync::atomic::AtomicBool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = web::Data::new(state);
@@ -229,6 +230,7 @@ pub async fn serve(
     .bind_rustls_0_23(addr, tls)?
     .run();
     info!(%addr, "webhook server listening");
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;

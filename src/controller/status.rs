@@ -1,0 +1,140 @@
+//! kstatus conditions (pure): `Ready`, `Reconciling` and `Stalled` with
+//! `observedGeneration`, keeping each condition's `lastTransitionTime` while
+//! its status stays the same, so an unchanged state writes an unchanged status.
+
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+
+/// The state a reconcile reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Everything is in place and ready.
+    Ready {
+        /// Why, for example `PodReady`.
+        reason: String,
+        /// For the user.
+        message: String,
+    },
+    /// Work is in progress and expected to finish by itself.
+    Reconciling {
+        /// Why, for example `PodPending`.
+        reason: String,
+        /// For the user.
+        message: String,
+    },
+    /// It cannot proceed without a change from someone.
+    Stalled {
+        /// Why, for example `KubeconfigSecretMissing`.
+        reason: String,
+        /// For the user.
+        message: String,
+    },
+}
+
+impl Phase {
+    /// The user-facing message.
+    pub fn message(&self) -> &str {
+        match self {
+            Phase::Ready { message, .. } | Phase::Reconciling { message, .. } | Phase::Stalled { message, .. } => {
+                message
+            }
+        }
+    }
+}
+
+fn cond(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+    old: &[Condition],
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let last = old
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time: last,
+    }
+}
+
+/// The three conditions for `phase`, reusing transition times from `old`.
+pub fn conditions(phase: &Phase, generation: Option<i64>, now: Timestamp, old: &[Condition]) -> Vec<Condition> {
+    let now = Time(now);
+    let c = |t: &str, ok: bool, reason: &str, message: &str| cond(t, ok, reason, message, generation, &now, old);
+    match phase {
+        Phase::Ready { reason, message } => vec![
+            c("Ready", true, reason, message),
+            c("Reconciling", false, reason, ""),
+            c("Stalled", false, reason, ""),
+        ],
+        Phase::Reconciling { reason, message } => vec![
+            c("Ready", false, reason, message),
+            c("Reconciling", true, reason, message),
+            c("Stalled", false, reason, ""),
+        ],
+        Phase::Stalled { reason, message } => vec![
+            c("Ready", false, reason, message),
+            c("Reconciling", false, reason, ""),
+            c("Stalled", true, reason, message),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_times_hold_while_status_is_unchanged() {
+        let t1: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t2: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
+        let pending = Phase::Reconciling {
+            reason: "PodPending".into(),
+            message: "waiting".into(),
+        };
+        let first = conditions(&pending, Some(1), t1, &[]);
+        let again = conditions(&pending, Some(1), t2, &first);
+        assert_eq!(first, again, "an unchanged phase must produce identical conditions");
+        let ready = Phase::Ready {
+            reason: "PodReady".into(),
+            message: "ok".into(),
+        };
+        let next = conditions(&ready, Some(1), t2, &again);
+        let r = next.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!((r.status.as_str(), r.last_transition_time.0), ("True", t2));
+        let s = next.iter().find(|c| c.type_ == "Stalled").unwrap();
+        assert_eq!(s.last_transition_time.0, t1, "Stalled stayed False");
+    }
+
+    #[test]
+    fn stalled_sets_stalled_true_and_ready_false() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let c = conditions(
+            &Phase::Stalled {
+                reason: "X".into(),
+                message: "m".into(),
+            },
+            Some(3),
+            now,
+            &[],
+        );
+        let get = |t: &str| c.iter().find(|x| x.type_ == t).unwrap().status.clone();
+        assert_eq!(
+            (get("Ready"), get("Reconciling"), get("Stalled")),
+            ("False".into(), "False".into(), "True".into())
+        );
+        assert!(c.iter().all(|x| x.observed_generation == Some(3)));
+    }
+}

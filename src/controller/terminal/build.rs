@@ -1,0 +1,465 @@
+//! The objects a Terminal needs (pure): names, labels, the host-side pod,
+//! attach service account, Role and RoleBinding and kubeconfig Secret, and
+//! the target-side service account and role bindings.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{
+            Container, EnvVar, Namespace, Pod, PodSpec, ResourceRequirements, Secret, SecretVolumeSource,
+            SecurityContext, ServiceAccount, Volume, VolumeMount,
+        },
+        rbac::v1::{ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject},
+    },
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
+use kube::{Resource, ResourceExt, api::ObjectMeta};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    api::terminal::{BindingKind, RoleKind, Terminal},
+    config::TerminalConfig,
+    creator::Creator,
+};
+
+/// Label on every object made for a Terminal: the Terminal's UID.
+pub const UID_LABEL: &str = "portico.dev/terminal-uid";
+/// Annotation naming the owning Terminal as `namespace/name`.
+pub const OWNER_ANNOTATION: &str = "portico.dev/terminal";
+/// Annotation on the kubeconfig Secret: when its token expires.
+pub const TOKEN_EXPIRES_ANNOTATION: &str = "portico.dev/token-expires-at";
+/// Annotation on the kubeconfig Secret: when its token was issued.
+pub const TOKEN_ISSUED_ANNOTATION: &str = "portico.dev/token-issued-at";
+/// Where the kubeconfig is mounted in the terminal container.
+pub const KUBECONFIG_DIR: &str = "/var/run/portico";
+
+/// The deterministic names of one Terminal's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// Short id derived from the Terminal's UID.
+    pub id: String,
+    /// Pod `term-<id>`.
+    pub pod: String,
+    /// Host service account (and Role, RoleBinding) `term-attach-<id>`.
+    pub attach: String,
+    /// Target service account `term-access-<id>`.
+    pub access: String,
+    /// Host Secret with the kubeconfig, `term-<id>-kubeconfig`.
+    pub kubeconfig_secret: String,
+}
+
+impl Names {
+    /// Names for the Terminal with this UID.
+    pub fn for_uid(uid: &str) -> Names {
+        let id = hex::encode(&Sha256::digest(uid.as_bytes())[..5]);
+        Names {
+            pod: format!("term-{id}"),
+            attach: format!("term-attach-{id}"),
+            access: format!("term-access-{id}"),
+            kubeconfig_secret: format!("term-{id}-kubeconfig"),
+            id,
+        }
+    }
+
+    /// The name of one target role binding.
+    pub fn binding(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.access)
+    }
+}
+
+/// Where one side (host or target) lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side {
+    /// The namespace.
+    pub namespace: String,
+    /// Whether Portico creates (and deletes) it.
+    pub temporary: bool,
+    /// Whether it is this cluster and the Terminal's own namespace (owner references work).
+    pub same_as_terminal: bool,
+}
+
+/// Labels for every object of `t`.
+pub fn labels(t: &Terminal) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (UID_LABEL.to_string(), t.uid().unwrap_or_default()),
+        ("app.kubernetes.io/managed-by".to_string(), "portico".to_string()),
+    ])
+}
+
+fn meta(t: &Terminal, name: &str, namespace: Option<&str>, side: Option<&Side>) -> ObjectMeta {
+    let owner = t.controller_owner_ref(&()).map(|mut o: OwnerReference| {
+        o.block_owner_deletion = None;
+        o
+    });
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(labels(t)),
+        annotations: Some(BTreeMap::from([(
+            OWNER_ANNOTATION.to_string(),
+            format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()),
+        )])),
+        owner_references: side.filter(|s| s.same_as_terminal).and(owner).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+/// A temporary namespace.
+pub fn namespace(t: &Terminal, name: &str) -> Namespace {
+    Namespace {
+        metadata: meta(t, name, None, None),
+        ..Default::default()
+    }
+}
+
+/// A service account that mounts no token by itself.
+pub fn service_account(t: &Terminal, name: &str, side: &Side) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(t, name, Some(&side.namespace), Some(side)),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    }
+}
+
+fn rule(resource: &str, verbs: &[&str], name: &str) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec![resource.to_string()]),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        resource_names: Some(vec![name.to_string()]),
+        non_resource_urls: None,
+    }
+}
+
+/// The Role that allows attaching to this one pod and minting tokens for the attach service account.
+pub fn attach_role(t: &Terminal, n: &Names, host: &Side) -> Role {
+    Role {
+        metadata: meta(t, &n.attach, Some(&host.namespace), Some(host)),
+        rules: Some(vec![
+            rule("pods/attach", &["get", "create"], &n.pod),
+            rule("pods", &["get", "watch"], &n.pod),
+            rule("serviceaccounts/token", &["create"], &n.attach),
+        ]),
+    }
+}
+
+/// Binds the attach Role to the attach service account and to the creator (the user, not their groups).
+pub fn attach_role_binding(t: &Terminal, n: &Names, host: &Side, creator: &Creator) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(t, &n.attach, Some(&host.namespace), Some(host)),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: n.attach.clone(),
+        },
+        subjects: Some(vec![
+            Subject {
+                kind: "ServiceAccount".into(),
+                name: n.attach.clone(),
+                namespace: Some(host.namespace.clone()),
+                api_group: None,
+            },
+            Subject {
+                kind: "User".into(),
+                name: creator.user.clone(),
+                namespace: None,
+                api_group: Some("rbac.authorization.k8s.io".into()),
+            },
+        ]),
+    }
+}
+
+/// The target-side bindings: RoleBindings in the target namespace and ClusterRoleBindings.
+pub fn target_bindings(t: &Terminal, n: &Names, target: &Side) -> (Vec<RoleBinding>, Vec<ClusterRoleBinding>) {
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: n.access.clone(),
+        namespace: Some(target.namespace.clone()),
+        api_group: None,
+    };
+    let (mut rbs, mut crbs) = (vec![], vec![]);
+    for b in &t.spec.target.role_bindings {
+        let role_ref = RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: match b.role_ref.kind {
+                RoleKind::Role => "Role".into(),
+                RoleKind::ClusterRole => "ClusterRole".into(),
+            },
+            name: b.role_ref.name.clone(),
+        };
+        let name = n.binding(&b.name_suffix);
+        match b.binding_kind {
+            BindingKind::RoleBinding => rbs.push(RoleBinding {
+                metadata: meta(t, &name, Some(&target.namespace), Some(target)),
+                role_ref,
+                subjects: Some(vec![subject.clone()]),
+            }),
+            BindingKind::ClusterRoleBinding => crbs.push(ClusterRoleBinding {
+                metadata: meta(t, &name, None, None),
+                role_ref,
+                subjects: Some(vec![subject.clone()]),
+            }),
+        }
+    }
+    (rbs, crbs)
+}
+
+/// A kubeconfig that reaches `server` with `token`, defaulting to `namespace`.
+pub fn kubeconfig(server: &str, ca_pem: Option<&str>, token: &str, namespace: &str) -> String {
+    use base64::Engine;
+    let ca = ca_pem.map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    let doc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "target", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": "terminal", "user": {"token": token}}],
+        "contexts": [{"name": "target", "context": {"cluster": "target", "user": "terminal", "namespace": namespace}}],
+        "current-context": "target",
+    });
+    serde_yaml_ng::to_string(&doc).expect("a kubeconfig serializes")
+}
+
+/// The host Secret holding the kubeconfig, annotated with the token's times.
+pub fn kubeconfig_secret(
+    t: &Terminal,
+    n: &Names,
+    host: &Side,
+    kubeconfig: &str,
+    issued: &str,
+    expires: &str,
+) -> Secret {
+    let mut m = meta(t, &n.kubeconfig_secret, Some(&host.namespace), Some(host));
+    let a = m.annotations.get_or_insert_with(Default::default);
+    a.insert(TOKEN_ISSUED_ANNOTATION.into(), issued.into());
+    a.insert(TOKEN_EXPIRES_ANNOTATION.into(), expires.into());
+    Secret {
+        metadata: m,
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            "kubeconfig".to_string(),
+            ByteString(kubeconfig.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// The terminal pod: stdin and tty, the kubeconfig mounted, no service-account token.
+pub fn pod(t: &Terminal, n: &Names, host: &Side, cfg: &TerminalConfig) -> Pod {
+    let p = &t.spec.host.pod;
+    let mut m = meta(t, &n.pod, Some(&host.namespace), Some(host));
+    let mut pod_labels = p.labels.clone().unwrap_or_default();
+    pod_labels.extend(m.labels.take().unwrap_or_default());
+    m.labels = Some(pod_labels);
+    let resources = match &p.resources {
+        Some(r) => ResourceRequirements {
+            requests: r.requests.clone(),
+            limits: r.limits.clone(),
+            ..Default::default()
+        },
+        None => ResourceRequirements {
+            requests: Some(cfg.default_resources.requests.clone()).filter(|m| !m.is_empty()),
+            limits: Some(cfg.default_resources.limits.clone()).filter(|m| !m.is_empty()),
+            ..Default::default()
+        },
+    };
+    let mut env: Vec<EnvVar> = p
+        .env
+        .iter()
+        .flatten()
+        .map(|e| EnvVar {
+            name: e.name.clone(),
+            value: Some(e.value.clone()),
+            value_from: None,
+        })
+        .collect();
+    env.push(EnvVar {
+        name: "KUBECONFIG".into(),
+        value: Some(format!("{KUBECONFIG_DIR}/kubeconfig")),
+        value_from: None,
+    });
+    let privileged = p.privileged == Some(true);
+    Pod {
+        metadata: m,
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "terminal".into(),
+                image: Some(p.image.clone()),
+                command: p.command.clone(),
+                args: p.args.clone(),
+                env: Some(env),
+                stdin: Some(true),
+                stdin_once: Some(false),
+                tty: Some(true),
+                resources: Some(resources),
+                volume_mounts: Some(vec![VolumeMount {
+                    name: "kubeconfig".into(),
+                    mount_path: KUBECONFIG_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]),
+                security_context: Some(SecurityContext {
+                    privileged: Some(privileged),
+                    allow_privilege_escalation: Some(privileged),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            volumes: Some(vec![Volume {
+                name: "kubeconfig".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(n.kubeconfig_secret.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            service_account_name: Some(n.attach.clone()),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            host_pid: p.host_pid,
+            host_network: p.host_network,
+            node_selector: p.node_selector.clone(),
+            restart_policy: Some("Always".into()),
+            termination_grace_period_seconds: Some(5),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terminal() -> Terminal {
+        serde_yaml_ng::from_str(
+            r#"
+apiVersion: portico.dev/v1alpha1
+kind: Terminal
+metadata: {name: t, namespace: team-a, uid: 0a1b2c3d-0000-0000-0000-000000000000}
+spec:
+  host:
+    namespace: team-a
+    pod:
+      image: alpine
+      env: [{name: A, value: b}]
+      labels: {app: shell}
+  target:
+    namespace: team-b
+    roleBindings:
+      - {roleRef: {kind: ClusterRole, name: edit}, bindingKind: RoleBinding, nameSuffix: edit}
+      - {roleRef: {kind: ClusterRole, name: view}, bindingKind: ClusterRoleBinding, nameSuffix: view}
+"#,
+        )
+        .unwrap()
+    }
+
+    fn host() -> Side {
+        Side {
+            namespace: "team-a".into(),
+            temporary: false,
+            same_as_terminal: true,
+        }
+    }
+
+    #[test]
+    fn names_are_deterministic_and_short() {
+        let a = Names::for_uid("0a1b2c3d-0000-0000-0000-000000000000");
+        assert_eq!(a, Names::for_uid("0a1b2c3d-0000-0000-0000-000000000000"));
+        assert_ne!(a.id, Names::for_uid("other").id);
+        assert_eq!(a.id.len(), 10);
+        assert_eq!(a.pod, format!("term-{}", a.id));
+        assert_eq!(a.binding("edit"), format!("term-access-{}-edit", a.id));
+    }
+
+    #[test]
+    fn attach_role_allows_exactly_this_pod_and_service_account() {
+        let t = terminal();
+        let n = Names::for_uid(&t.uid().unwrap());
+        let role = attach_role(&t, &n, &host());
+        let rules = role.rules.unwrap();
+        assert_eq!(rules.len(), 3);
+        for r in &rules {
+            assert_eq!(r.resource_names.as_ref().unwrap().len(), 1);
+        }
+        assert_eq!(rules[0].resources.as_ref().unwrap()[0], "pods/attach");
+        assert_eq!(rules[0].resource_names.as_ref().unwrap()[0], n.pod);
+        assert_eq!(rules[2].resource_names.as_ref().unwrap()[0], n.attach);
+        let creator = Creator {
+            user: "alice".into(),
+            groups: vec!["developers".into()],
+        };
+        let rb = attach_role_binding(&t, &n, &host(), &creator);
+        let subjects = rb.subjects.unwrap();
+        assert_eq!(subjects[1].kind, "User");
+        assert_eq!(subjects[1].name, "alice");
+        assert_eq!(subjects.len(), 2, "the creator's groups get nothing");
+        assert!(
+            role.metadata.owner_references.is_some(),
+            "same namespace: owned by the Terminal"
+        );
+    }
+
+    #[test]
+    fn target_bindings_follow_the_spec() {
+        let t = terminal();
+        let n = Names::for_uid(&t.uid().unwrap());
+        let target = Side {
+            namespace: "team-b".into(),
+            temporary: false,
+            same_as_terminal: false,
+        };
+        let (rbs, crbs) = target_bindings(&t, &n, &target);
+        assert_eq!(rbs.len(), 1);
+        assert_eq!(rbs[0].metadata.namespace.as_deref(), Some("team-b"));
+        assert_eq!(rbs[0].role_ref.name, "edit");
+        assert!(
+            rbs[0].metadata.owner_references.is_none(),
+            "other namespace: finalizer-managed"
+        );
+        assert_eq!(crbs.len(), 1);
+        assert_eq!(
+            crbs[0].subjects.as_ref().unwrap()[0].namespace.as_deref(),
+            Some("team-b")
+        );
+    }
+
+    #[test]
+    fn pod_has_a_tty_the_kubeconfig_and_no_token() {
+        let t = terminal();
+        let n = Names::for_uid(&t.uid().unwrap());
+        let p = pod(&t, &n, &host(), &TerminalConfig::default());
+        let spec = p.spec.unwrap();
+        let c = &spec.containers[0];
+        assert_eq!((c.stdin, c.tty), (Some(true), Some(true)));
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert!(c.env.as_ref().unwrap().iter().any(|e| e.name == "KUBECONFIG"));
+        assert!(
+            c.resources
+                .as_ref()
+                .unwrap()
+                .limits
+                .as_ref()
+                .unwrap()
+                .contains_key("memory"),
+            "defaults apply"
+        );
+        assert_eq!(
+            spec.volumes.unwrap()[0].secret.as_ref().unwrap().secret_name.as_deref(),
+            Some(n.kubeconfig_secret.as_str())
+        );
+        let labels = p.metadata.labels.unwrap();
+        assert_eq!(labels["app"], "shell");
+        assert_eq!(labels[UID_LABEL], "0a1b2c3d-0000-0000-0000-000000000000");
+        assert_eq!(c.security_context.as_ref().unwrap().privileged, Some(false));
+    }
+
+    #[test]
+    fn kubeconfig_holds_server_token_and_namespace() {
+        let k = kubeconfig("https://10.0.0.1:443", Some("PEM"), "tok", "team-b");
+        let v: serde_json::Value = serde_yaml_ng::from_str(&k).unwrap();
+        assert_eq!(v["users"][0]["user"]["token"], "tok");
+        assert_eq!(v["contexts"][0]["context"]["namespace"], "team-b");
+        assert_eq!(v["clusters"][0]["cluster"]["server"], "https://10.0.0.1:443");
+    }
+}

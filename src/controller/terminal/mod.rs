@@ -1,0 +1,563 @@
+//! The Terminal reconciler: dereference (creator, lifetime, clusters),
+//! apply target then host objects, issue and renew the target token, report
+//! status; on deletion remove everything in the target, then the host.
+
+pub mod build;
+
+use std::{sync::Arc, time::Duration};
+
+use build::{Names, Side};
+use futures::StreamExt;
+use k8s_openapi::{
+    api::{
+        authentication::v1::{TokenRequest, TokenRequestSpec},
+        core::v1::{Namespace, Pod, Secret, ServiceAccount},
+        rbac::v1::{ClusterRoleBinding, Role, RoleBinding},
+    },
+    jiff::{SignedDuration, Timestamp},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, PostParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::EventType,
+        finalizer::{Event as Finalizer, finalizer},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use tracing::{info, instrument, warn};
+
+use super::{Context, Error, apply, apply_status, delete_if_exists, kube_err, lifetime, status::Phase};
+use crate::{
+    api::{
+        Terminal,
+        common::EndReason,
+        keys::{LAST_HEARTBEAT_AT, TEMPORARY_NAMESPACE},
+        terminal::TerminalStatus,
+    },
+    clusters::ClusterClient,
+    creator::Creator,
+    webhook::authz,
+};
+
+const KIND: &str = "Terminal";
+/// The API server's minimum for a TokenRequest.
+const MIN_TOKEN: Duration = Duration::from_secs(600);
+/// How often a Terminal on another host cluster is looked at while its pod is not ready (no watch there).
+const REMOTE_POLL: Duration = Duration::from_secs(5);
+
+/// Runs the Terminal controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let terminals: Api<Terminal> = Api::all(ctx.client.clone());
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let concurrency = ctx.config.controller.concurrency;
+    Controller::new(terminals, watcher::Config::default().any_semantic())
+        .watches(pods, watcher::Config::default().labels(build::UID_LABEL), |pod: Pod| {
+            let owner = pod.annotations().get(build::OWNER_ANNOTATION)?.clone();
+            let (ns, name) = owner.split_once('/')?;
+            Some(ObjectRef::<Terminal>::new(name).within(ns))
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+fn error_policy(t: Arc<Terminal>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(KIND, err.metric_label());
+    warn!(terminal = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()), error = %err, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+#[instrument(skip_all, fields(terminal = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any())))]
+async fn reconcile(t: Arc<Terminal>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(KIND);
+    let ns = t.namespace().unwrap_or_default();
+    let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, super::FINALIZER, t, |event| async {
+        match event {
+            Finalizer::Apply(t) => apply_terminal(&t, &ctx).await,
+            Finalizer::Cleanup(t) => cleanup(&t, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn until(t: Timestamp) -> Duration {
+    let d = t.duration_since(now());
+    if d.is_negative() {
+        Duration::ZERO
+    } else {
+        d.unsigned_abs()
+    }
+}
+
+async fn set_status(ctx: &Context, t: &Terminal, status: &TerminalStatus) -> Result<(), Error> {
+    if t.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    apply_status(&ctx.client, t, serde_json::to_value(status).expect("status serializes")).await
+}
+
+fn phase_status(t: &Terminal, base: TerminalStatus, phase: &Phase) -> TerminalStatus {
+    let old = t.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    TerminalStatus {
+        message: Some(phase.message().to_string()),
+        conditions: super::status::conditions(phase, t.metadata.generation, now(), &old),
+        observed_generation: t.metadata.generation,
+        ..base
+    }
+}
+
+async fn stalled(
+    ctx: &Context,
+    t: &Terminal,
+    base: TerminalStatus,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    ctx.event(t, EventType::Warning, reason, "Reconcile", message.clone())
+        .await;
+    let phase = Phase::Stalled {
+        reason: reason.into(),
+        message,
+    };
+    set_status(ctx, t, &phase_status(t, base, &phase)).await?;
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Where the host and target live, from the spec and the webhook's temporary-namespace name.
+fn sides(t: &Terminal) -> Option<(Side, Side)> {
+    let ns = t.namespace().unwrap_or_default();
+    let temp = t.annotations().get(TEMPORARY_NAMESPACE).cloned();
+    let side = |given: &Option<String>, local: bool| {
+        let (namespace, temporary) = match given {
+            Some(n) => (n.clone(), false),
+            None => (temp.clone()?, true),
+        };
+        let same_as_terminal = local && namespace == ns;
+        Some(Side {
+            namespace,
+            temporary,
+            same_as_terminal,
+        })
+    };
+    Some((
+        side(&t.spec.host.namespace, t.spec.host.cluster.is_none())?,
+        side(&t.spec.target.namespace, t.spec.target.cluster.is_none())?,
+    ))
+}
+
+async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
+    let mut base = t.status.clone().unwrap_or_default();
+    let creator = match Creator::from_annotations(t.metadata.annotations.as_ref()) {
+        Ok(c) => c,
+        Err(e) => return stalled(ctx, t, base, "MissingCreator", e.to_string()).await,
+    };
+    let cfg = &ctx.config.terminal;
+    let spec = &t.spec;
+    let life = match lifetime::effective(
+        spec.idle_timeout.as_deref(),
+        spec.max_lifetime.as_deref(),
+        &cfg.idle_timeout,
+        &cfg.max_lifetime,
+    ) {
+        Ok(l) => l,
+        Err(e) => return stalled(ctx, t, base, "InvalidLifetime", e.to_string()).await,
+    };
+    let created = t.metadata.creation_timestamp.as_ref().map(|c| c.0).unwrap_or_else(now);
+    let heartbeat = t
+        .annotations()
+        .get(LAST_HEARTBEAT_AT)
+        .and_then(|v| v.parse::<Timestamp>().ok());
+    let expiry = lifetime::expiry(created, heartbeat, &life);
+    base.expires_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(expiry.at));
+    if expiry.at <= now() {
+        return expire(ctx, t, base, expiry.reason).await;
+    }
+    let Some((host_side, target_side)) = sides(t) else {
+        let msg = format!(
+            "a temporary namespace is requested but the {TEMPORARY_NAMESPACE} annotation is missing; the admission webhook did not run"
+        );
+        return stalled(ctx, t, base, "MissingTemporaryNamespace", msg).await;
+    };
+    let ns = t.namespace().unwrap_or_default();
+    let target = match ctx.clusters.get(&ns, spec.target.cluster.as_ref()).await {
+        Ok(c) => c,
+        Err(e) => return stalled(ctx, t, base, "TargetClusterUnreachable", format!("target cluster: {e}")).await,
+    };
+    let host = match ctx.clusters.get(&ns, spec.host.cluster.as_ref()).await {
+        Ok(c) => c,
+        Err(e) => return stalled(ctx, t, base, "HostClusterUnreachable", format!("host cluster: {e}")).await,
+    };
+    let names = Names::for_uid(&t.uid().unwrap_or_default());
+    base.host_namespace = Some(host_side.namespace.clone());
+    base.pod_name = Some(names.pod.clone());
+    base.attach_service_account_name = Some(names.attach.clone());
+
+    // Remote clusters could not always be checked at admission: check before the first grant there.
+    if target.remote.is_some() {
+        let sas: Api<ServiceAccount> = Api::namespaced(target.client.clone(), &target_side.namespace);
+        let granted = sas
+            .get_opt(&names.access)
+            .await
+            .map_err(kube_err("read target service account"))?
+            .is_some();
+        if !granted {
+            let temp = target_side.temporary.then_some(target_side.namespace.as_str());
+            if let Err(d) =
+                authz::authorize_target(&target.client, &creator, t, temp, &authz::cluster_name(&target.remote)).await
+            {
+                return stalled(ctx, t, base, "NotAuthorized", d.message).await;
+            }
+        }
+    }
+
+    apply_target(t, &names, &target, &target_side).await?;
+    let renew_at = ensure_token(ctx, t, &names, &target, &target_side, &host, &host_side, expiry.at).await?;
+    apply_host(ctx, t, &names, &host, &host_side, &creator).await?;
+
+    let pods: Api<Pod> = Api::namespaced(host.client.clone(), &host_side.namespace);
+    let pod = pods.get_opt(&names.pod).await.map_err(kube_err("read terminal pod"))?;
+    let phase = pod_phase(pod.as_ref());
+    let ready = matches!(phase, Phase::Ready { .. });
+    if !matches!(
+        t.status
+            .as_ref()
+            .map(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        Some(true)
+    ) && ready
+    {
+        ctx.event(
+            t,
+            EventType::Normal,
+            "Ready",
+            "Reconcile",
+            format!("terminal pod {} is running", names.pod),
+        )
+        .await;
+    }
+    set_status(ctx, t, &phase_status(t, base, &phase)).await?;
+
+    let mut next = until(expiry.at).min(until(renew_at));
+    if !ready && host.remote.is_some() {
+        next = next.min(REMOTE_POLL);
+    }
+    Ok(Action::requeue(next.max(Duration::from_millis(1))))
+}
+
+fn pod_phase(pod: Option<&Pod>) -> Phase {
+    let Some(pod) = pod else {
+        return Phase::Reconciling {
+            reason: "PodCreating".into(),
+            message: "creating the terminal pod".into(),
+        };
+    };
+    let status = pod.status.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    match phase.as_str() {
+        "Running" if ready => Phase::Ready {
+            reason: "PodReady".into(),
+            message: "the terminal is ready".into(),
+        },
+        "Failed" | "Succeeded" => Phase::Stalled {
+            reason: "PodEnded".into(),
+            message: format!("the terminal pod ended ({phase}); delete this Terminal and create a new one"),
+        },
+        _ => Phase::Reconciling {
+            reason: "PodNotReady".into(),
+            message: format!("waiting for the terminal pod to become ready (phase {phase})"),
+        },
+    }
+}
+
+async fn expire(ctx: &Context, t: &Terminal, mut base: TerminalStatus, reason: EndReason) -> Result<Action, Error> {
+    let why = match reason {
+        EndReason::IdleTimeout => "no heartbeat arrived within the idle timeout",
+        EndReason::MaxLifetime => "the maximum lifetime was reached",
+        EndReason::Deleted => "it was deleted",
+    };
+    base.end_reason = Some(reason);
+    base.message = Some(format!("ended: {why}"));
+    set_status(ctx, t, &base).await?;
+    ctx.event(
+        t,
+        EventType::Normal,
+        &format!("{reason:?}"),
+        "Expire",
+        format!("deleting the Terminal: {why}"),
+    )
+    .await;
+    ctx.metrics.expired(KIND, &format!("{reason:?}"));
+    info!(reason = ?reason, "terminal expired");
+    let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &t.namespace().unwrap_or_default());
+    match api.delete(&t.name_any(), &Default::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(kube_err("delete expired Terminal")(e)),
+    }
+    Ok(Action::await_change())
+}
+
+async fn apply_target(t: &Terminal, n: &Names, target: &ClusterClient, side: &Side) -> Result<(), Error> {
+    if side.temporary {
+        apply(&target.client, &build::namespace(t, &side.namespace)).await?;
+    }
+    apply(&target.client, &build::service_account(t, &n.access, side)).await?;
+    let (rbs, crbs) = build::target_bindings(t, n, side);
+    for rb in &rbs {
+        apply(&target.client, rb).await?;
+    }
+    for crb in &crbs {
+        apply(&target.client, crb).await?;
+    }
+    Ok(())
+}
+
+/// Issues the target token when missing or due for renewal; returns when to renew next.
+#[allow(clippy::too_many_arguments)]
+async fn ensure_token(
+    ctx: &Context,
+    t: &Terminal,
+    n: &Names,
+    target: &ClusterClient,
+    target_side: &Side,
+    host: &ClusterClient,
+    host_side: &Side,
+    expires: Timestamp,
+) -> Result<Timestamp, Error> {
+    let secrets: Api<Secret> = Api::namespaced(host.client.clone(), &host_side.namespace);
+    let existing = secrets
+        .get_opt(&n.kubeconfig_secret)
+        .await
+        .map_err(kube_err("read kubeconfig Secret"))?;
+    let times = existing.as_ref().and_then(|s| {
+        let a = s.annotations();
+        let issued: Timestamp = a.get(build::TOKEN_ISSUED_ANNOTATION)?.parse().ok()?;
+        let exp: Timestamp = a.get(build::TOKEN_EXPIRES_ANNOTATION)?.parse().ok()?;
+        Some((issued, exp))
+    });
+    if let Some((issued, exp)) = times {
+        let renew_at = renewal_time(issued, exp);
+        if renew_at > now() {
+            return Ok(renew_at);
+        }
+    }
+    let wanted = Duration::from(ctx.config.terminal.token_lifetime)
+        .min(until(expires))
+        .max(MIN_TOKEN);
+    let sas: Api<ServiceAccount> = Api::namespaced(target.client.clone(), &target_side.namespace);
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: None,
+            expiration_seconds: Some(wanted.as_secs() as i64),
+            bound_object_ref: None,
+        }),
+        ..Default::default()
+    };
+    let issued_at = now();
+    let resp = sas
+        .create_token_request(&n.access, &PostParams::default(), &req)
+        .await
+        .map_err(kube_err("request a token for the target service account"))?;
+    let st = resp.status.unwrap_or_default();
+    let (Some(token), Some(exp)) = (st.token, st.expiration_timestamp.map(|t| t.0)) else {
+        return Err(Error::Token("the API server returned no token or no expiry".into()));
+    };
+    let server = target_server(ctx, target);
+    let context_ns = t
+        .spec
+        .target
+        .kubeconfig_context_namespace
+        .clone()
+        .unwrap_or_else(|| target_side.namespace.clone());
+    let kubeconfig = build::kubeconfig(&server, target.ca_pem.as_deref(), &token, &context_ns);
+    let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &issued_at.to_string(), &exp.to_string());
+    apply(&host.client, &secret).await?;
+    if times.is_some() {
+        ctx.metrics.token_renewed(KIND);
+        ctx.event(
+            t,
+            EventType::Normal,
+            "TokenRenewed",
+            "Token",
+            format!("renewed the target token, valid until {exp}"),
+        )
+        .await;
+    }
+    Ok(renewal_time(issued_at, exp))
+}
+
+fn target_server(ctx: &Context, target: &ClusterClient) -> String {
+    match (&target.remote, &ctx.config.terminal.server_url) {
+        (None, Some(url)) => url.clone(),
+        _ => target.server.clone(),
+    }
+}
+
+/// Renew when 80% of a token's life has passed.
+pub fn renewal_time(issued: Timestamp, expires: Timestamp) -> Timestamp {
+    let life = expires.duration_since(issued);
+    issued
+        .saturating_add(SignedDuration::from_nanos((life.as_nanos() as f64 * 0.8) as i64))
+        .unwrap_or(expires)
+}
+
+async fn apply_host(
+    ctx: &Context,
+    t: &Terminal,
+    n: &Names,
+    host: &ClusterClient,
+    side: &Side,
+    creator: &Creator,
+) -> Result<(), Error> {
+    if side.temporary {
+        apply(&host.client, &build::namespace(t, &side.namespace)).await?;
+    }
+    apply(&host.client, &build::service_account(t, &n.attach, side)).await?;
+    apply(&host.client, &build::attach_role(t, n, side)).await?;
+    apply(&host.client, &build::attach_role_binding(t, n, side, creator)).await?;
+    apply(&host.client, &build::pod(t, n, side, &ctx.config.terminal)).await?;
+    Ok(())
+}
+
+async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
+    let mut base = t.status.clone().unwrap_or_default();
+    if base.end_reason.is_none() {
+        base.end_reason = Some(EndReason::Deleted);
+        base.message = Some("ended: it was deleted".into());
+        let _ = set_status(ctx, t, &base).await;
+    }
+    let ns = t.namespace().unwrap_or_default();
+    let names = Names::for_uid(&t.uid().unwrap_or_default());
+    let mut failures = vec![];
+    if let Some((host_side, target_side)) = sides(t) {
+        match ctx.clusters.get(&ns, t.spec.target.cluster.as_ref()).await {
+            Ok(c) => {
+                if let Err(e) = cleanup_target(t, &names, &c, &target_side).await {
+                    failures.push(format!("target: {e}"));
+                }
+            }
+            Err(e) => failures.push(format!("target cluster: {e}")),
+        }
+        match ctx.clusters.get(&ns, t.spec.host.cluster.as_ref()).await {
+            Ok(c) => {
+                if let Err(e) = cleanup_host(&names, &c, &host_side).await {
+                    failures.push(format!("host: {e}"));
+                }
+            }
+            Err(e) => failures.push(format!("host cluster: {e}")),
+        }
+    }
+    if failures.is_empty() {
+        info!("terminal cleaned up");
+        return Ok(Action::await_change());
+    }
+    ctx.metrics.cleanup_failed(KIND);
+    let deleting_since = t.metadata.deletion_timestamp.as_ref().map(|d| d.0).unwrap_or_else(now);
+    let timeout: Duration = ctx.config.terminal.cleanup_timeout.into();
+    let msg = failures.join("; ");
+    if until(
+        deleting_since
+            .saturating_add(SignedDuration::try_from(timeout).unwrap_or_default())
+            .unwrap_or(Timestamp::MAX),
+    )
+    .is_zero()
+    {
+        ctx.event(
+            t,
+            EventType::Warning,
+            "CleanupIncomplete",
+            "Cleanup",
+            format!("gave up after {timeout:?}; left behind: {msg}"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    ctx.event(t, EventType::Warning, "CleanupRetrying", "Cleanup", msg.clone())
+        .await;
+    Err(Error::Cleanup(msg))
+}
+
+async fn cleanup_target(t: &Terminal, n: &Names, c: &ClusterClient, side: &Side) -> Result<(), Error> {
+    let selector = format!("{}={}", build::UID_LABEL, t.uid().unwrap_or_default());
+    let crbs: Api<ClusterRoleBinding> = Api::all(c.client.clone());
+    for crb in crbs
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err("list ClusterRoleBindings"))?
+    {
+        delete_if_exists::<ClusterRoleBinding>(&c.client, None, &crb.name_any()).await?;
+    }
+    if side.temporary {
+        delete_if_exists::<Namespace>(&c.client, None, &side.namespace).await?;
+        return Ok(());
+    }
+    let rbs: Api<RoleBinding> = Api::namespaced(c.client.clone(), &side.namespace);
+    for rb in rbs
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err("list RoleBindings"))?
+    {
+        if rb.name_any().starts_with(&n.access) {
+            delete_if_exists::<RoleBinding>(&c.client, Some(&side.namespace), &rb.name_any()).await?;
+        }
+    }
+    delete_if_exists::<ServiceAccount>(&c.client, Some(&side.namespace), &n.access).await?;
+    Ok(())
+}
+
+async fn cleanup_host(n: &Names, c: &ClusterClient, side: &Side) -> Result<(), Error> {
+    if side.temporary {
+        delete_if_exists::<Namespace>(&c.client, None, &side.namespace).await?;
+        return Ok(());
+    }
+    let ns = Some(side.namespace.as_str());
+    delete_if_exists::<Pod>(&c.client, ns, &n.pod).await?;
+    delete_if_exists::<Secret>(&c.client, ns, &n.kubeconfig_secret).await?;
+    delete_if_exists::<RoleBinding>(&c.client, ns, &n.attach).await?;
+    delete_if_exists::<Role>(&c.client, ns, &n.attach).await?;
+    delete_if_exists::<ServiceAccount>(&c.client, ns, &n.attach).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_renew_at_eighty_percent() {
+        let issued: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let exp: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        assert_eq!(renewal_time(issued, exp).to_string(), "2026-01-01T00:48:00Z");
+    }
+
+    #[test]
+    fn pod_phases_map_to_kstatus() {
+        assert!(matches!(pod_phase(None), Phase::Reconciling { .. }));
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        assert!(matches!(pod_phase(Some(&pod)), Phase::Ready { .. }));
+        let failed: Pod = serde_json::from_value(serde_json::json!({"status": {"phase": "Failed"}})).unwrap();
+        assert!(matches!(pod_phase(Some(&failed)), Phase::Stalled { .. }));
+    }
+}

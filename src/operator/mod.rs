@@ -1,0 +1,200 @@
+//! `portico operator`: the webhook server (every replica), the metrics and
+//! health server, and the controllers (only the replica holding the Lease),
+//! with graceful shutdown on SIGTERM.
+
+mod health;
+
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::{
+    clusters::{Clusters, pem_encode},
+    config::OperatorConfig,
+    controller::{Context, terminal},
+    metrics::Metrics,
+    webhook::{self, WebhookState, registration, tls},
+};
+
+/// The operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// Webhook TLS material.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The API server refused a setup step.
+    #[error("{0}: {1}")]
+    Kube(&'static str, #[source] kube::Error),
+    /// A server could not bind its address.
+    #[error("{0}: {1}")]
+    Bind(&'static str, #[source] std::io::Error),
+    /// Leader election could not start.
+    #[error("leader election: {0}")]
+    Lease(String),
+}
+
+/// This replica's name: `$POD_NAME`, else the host name and process id.
+pub fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(config: OperatorConfig, kube_config: kube::Config) -> Result<(), OperatorError> {
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            info!("shutting down");
+            shutdown.cancel();
+        });
+    }
+    run_until(config, kube_config, shutdown).await
+}
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run_until(
+    config: OperatorConfig,
+    kube_config: kube::Config,
+    shutdown: CancellationToken,
+) -> Result<(), OperatorError> {
+    let server = config
+        .terminal
+        .server_url
+        .clone()
+        .unwrap_or_else(|| kube_config.cluster_url.to_string().trim_end_matches('/').to_string());
+    let ca_pem = kube_config
+        .root_cert
+        .as_ref()
+        .map(|certs| certs.iter().map(|c| pem_encode("CERTIFICATE", c)).collect::<String>());
+    let client = Client::try_from(kube_config).map_err(|e| OperatorError::Kube("build client", e))?;
+    let metrics = Arc::new(Metrics::default());
+    let clusters = Arc::new(Clusters::new(client.clone(), server, ca_pem));
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let material = tls::load(&client, &config.webhook).await?;
+    let tls_config = material.server_config()?;
+    if config.webhook.manage_configurations {
+        registration::apply(&client, &config.webhook, &material.ca_pem)
+            .await
+            .map_err(|e| OperatorError::Kube("register webhook configurations", e))?;
+        info!(name = %config.webhook.configuration_name, "webhook configurations applied");
+    }
+    let state = WebhookState {
+        config: config.clone(),
+        clusters: clusters.clone(),
+        metrics: metrics.clone(),
+    };
+    let webhook_server = {
+        let shutdown = shutdown.clone();
+        let addr = config.webhook.bind_address;
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let result = webhook::serve(state, tls_config, addr, ready, shutdown.clone().cancelled_owned()).await;
+            if let Err(e) = &result {
+                error!(error = %e, "webhook server failed");
+                shutdown.cancel();
+            }
+            result
+        })
+    };
+    let health_server = health::serve(
+        config.metrics.bind_address,
+        metrics.clone(),
+        ready.clone(),
+        shutdown.clone(),
+    )
+    .map_err(|e| OperatorError::Bind("metrics server", e))?;
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        clusters,
+        config.clone(),
+        metrics,
+        &identity(),
+    ));
+    if config.leader_election.enabled {
+        lead(&config, client, ctx, shutdown.clone()).await?;
+    } else {
+        run_controllers(ctx, shutdown.clone()).await;
+    }
+    shutdown.cancel();
+    let _ = webhook_server.await;
+    let _ = health_server.await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn run_controllers(ctx: Arc<Context>, stop: CancellationToken) {
+    info!("controllers starting");
+    terminal::run(ctx, stop.cancelled_owned()).await;
+    info!("controllers stopped");
+}
+
+/// Runs the controllers whenever this replica holds the Lease.
+async fn lead(
+    config: &OperatorConfig,
+    client: Client,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) -> Result<(), OperatorError> {
+    let le = &config.leader_election;
+    let secs = Duration::from(le.lease_duration).as_secs().max(2);
+    let manager = LeaseManagerBuilder::new(client, &le.lease_name)
+        .with_namespace(&le.namespace)
+        .with_identity(identity())
+        .with_duration(secs)
+        .with_grace((secs / 3).max(1))
+        .with_field_manager(crate::install::FIELD_MANAGER)
+        .build()
+        .await
+        .map_err(|e| OperatorError::Lease(e.to_string()))?;
+    let (mut leading, task) = manager.watch().await;
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        if *leading.borrow_and_update() {
+            info!(lease = %le.lease_name, "leading");
+            let stop = shutdown.child_token();
+            let controllers = tokio::spawn(run_controllers(ctx.clone(), stop.clone()));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    changed = leading.changed() => {
+                        if changed.is_err() || !*leading.borrow_and_update() { break; }
+                    }
+                }
+            }
+            stop.cancel();
+            let _ = controllers.await;
+            if !shutdown.is_cancelled() {
+                info!("lost the lease; standing by");
+            }
+        } else {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = leading.changed() => if changed.is_err() { break },
+            }
+        }
+    }
+    drop(leading);
+    if let Ok(Ok(manager)) = task.await {
+        let _ = manager.release().await;
+    }
+    Ok(())
+}
