@@ -55,6 +55,13 @@ pub enum ClusterError {
     },
 }
 
+impl ClusterError {
+    /// Whether retrying cannot help until someone fixes the Secret.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, ClusterError::Api { .. })
+    }
+}
+
 /// A client and what the controllers need to know about its cluster.
 #[derive(Clone)]
 pub struct ClusterClient {

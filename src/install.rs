@@ -29,6 +29,11 @@ pub enum InstallError {
         #[source]
         source: kube::Error,
     },
+    /// The built-in roles did not pick up Portico's rules (is the clusterrole-aggregation controller running?).
+    #[error(
+        "ClusterRole {0} did not aggregate Portico's rules within 60s; is kube-controller-manager's clusterrole-aggregation controller running?"
+    )]
+    NotAggregated(String),
     /// A CRD did not become Established in time.
     #[error("CustomResourceDefinition {0} did not become Established within 60s")]
     NotEstablished(String),
@@ -59,6 +64,32 @@ pub async fn install(client: &Client) -> Result<(), InstallError> {
         match tokio::time::timeout(Duration::from_secs(60), established).await {
             Ok(Ok(_)) => {}
             _ => return Err(InstallError::NotEstablished(name)),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until kube-controller-manager has aggregated Portico's rules into
+/// the built-in `view`, `edit` and `admin` ClusterRoles (bounded: 60s).
+pub async fn wait_aggregated(client: &Client) -> Result<(), InstallError> {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    for name in ["view", "edit", "admin"] {
+        let has_portico = |r: Option<&ClusterRole>| {
+            r.and_then(|r| r.rules.as_ref()).is_some_and(|rules| {
+                rules
+                    .iter()
+                    .any(|x| x.api_groups.iter().flatten().any(|g| g == crate::api::GROUP))
+            })
+        };
+        match tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(roles.clone(), name, has_portico),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            _ => return Err(InstallError::NotAggregated(name.to_string())),
         }
     }
     Ok(())

@@ -75,8 +75,20 @@ pub struct Process {
 impl Process {
     /// Starts `program args…`, stdout and stderr appended to `log`.
     pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> io::Result<Process> {
+        Self::spawn_with_env(name, program, args, &[], log)
+    }
+
+    /// Like [`Process::spawn`], with extra environment variables.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &std::ffi::OsStr)],
+        log: &Path,
+    ) -> io::Result<Process> {
         let out = File::options().create(true).append(true).open(log)?;
         let mut cmd = Command::new(program);
+        cmd.envs(env.iter().map(|(k, v)| (*k, *v)));
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

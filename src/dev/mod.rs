@@ -57,6 +57,7 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     };
     install::install(&client).await?;
     setup_demo(&client).await?;
+    install::wait_aggregated(&client).await?;
     if let Some(cp) = &local {
         let path = write_dev_kubeconfig(cp)?;
         print_welcome(cp, &path);

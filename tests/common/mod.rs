@@ -70,3 +70,50 @@ pub fn kubectl_ok(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+pub mod operator;
+
+/// The shared control plane with the demo tenants (alice: edit in team-a,
+/// bob: edit in team-b, carol: portico-admins) and one operator running.
+pub fn shared_with_operator() -> &'static ControlPlane {
+    static OP: OnceLock<operator::Operator> = OnceLock::new();
+    let cp = shared();
+    OP.get_or_init(|| {
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let admin = cp.admin_client().await.unwrap();
+                portico::dev::setup_demo(&admin).await.expect("demo tenants");
+                portico::install::wait_aggregated(&admin)
+                    .await
+                    .expect("aggregated roles");
+                let (config, metrics_port) = operator::write_config(cp, "");
+                operator::Operator::start(cp, config, metrics_port).await
+            })
+        })
+        .join()
+        .unwrap()
+    });
+    cp
+}
+
+/// Marks a pod Running and Ready, as a kubelet would (there are no nodes).
+pub async fn mark_pod_ready(client: &Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = serde_json::json!({"status": {
+        "phase": "Running",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+        ],
+        "containerStatuses": [{"name": "terminal", "ready": true, "restartCount": 0, "image": "x", "imageID": "",
+            "started": true, "state": {"running": {"startedAt": now}}}],
+    }});
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .expect("mark pod ready");
+}

@@ -447,23 +447,24 @@ async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
     }
     let ns = t.namespace().unwrap_or_default();
     let names = Names::for_uid(&t.uid().unwrap_or_default());
-    let mut failures = vec![];
+    // (message, permanent): a cluster whose credentials are gone cannot be cleaned by retrying.
+    let mut failures: Vec<(String, bool)> = vec![];
     if let Some((host_side, target_side)) = sides(t) {
         match ctx.clusters.get(&ns, t.spec.target.cluster.as_ref()).await {
             Ok(c) => {
                 if let Err(e) = cleanup_target(t, &names, &c, &target_side).await {
-                    failures.push(format!("target: {e}"));
+                    failures.push((format!("target: {e}"), false));
                 }
             }
-            Err(e) => failures.push(format!("target cluster: {e}")),
+            Err(e) => failures.push((format!("target cluster: {e}"), e.is_permanent())),
         }
         match ctx.clusters.get(&ns, t.spec.host.cluster.as_ref()).await {
             Ok(c) => {
                 if let Err(e) = cleanup_host(&names, &c, &host_side).await {
-                    failures.push(format!("host: {e}"));
+                    failures.push((format!("host: {e}"), false));
                 }
             }
-            Err(e) => failures.push(format!("host cluster: {e}")),
+            Err(e) => failures.push((format!("host cluster: {e}"), e.is_permanent())),
         }
     }
     if failures.is_empty() {
@@ -473,22 +474,21 @@ async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
     ctx.metrics.cleanup_failed(KIND);
     let deleting_since = t.metadata.deletion_timestamp.as_ref().map(|d| d.0).unwrap_or_else(now);
     let timeout: Duration = ctx.config.terminal.cleanup_timeout.into();
-    let msg = failures.join("; ");
-    if until(
-        deleting_since
-            .saturating_add(SignedDuration::try_from(timeout).unwrap_or_default())
-            .unwrap_or(Timestamp::MAX),
-    )
-    .is_zero()
-    {
-        ctx.event(
-            t,
-            EventType::Warning,
-            "CleanupIncomplete",
-            "Cleanup",
-            format!("gave up after {timeout:?}; left behind: {msg}"),
-        )
-        .await;
+    let msg = failures.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join("; ");
+    let deadline = deleting_since
+        .saturating_add(SignedDuration::try_from(timeout).unwrap_or_default())
+        .unwrap_or(Timestamp::MAX);
+    if failures.iter().all(|(_, permanent)| *permanent) {
+        let note =
+            format!("cannot reach a cluster to remove what this Terminal created there; remove it by hand: {msg}");
+        ctx.event(t, EventType::Warning, "CleanupIncomplete", "Cleanup", note)
+            .await;
+        return Ok(Action::await_change());
+    }
+    if until(deadline).is_zero() {
+        let note = format!("gave up after {timeout:?}; left behind: {msg}");
+        ctx.event(t, EventType::Warning, "CleanupIncomplete", "Cleanup", note)
+            .await;
         return Ok(Action::await_change());
     }
     ctx.event(t, EventType::Warning, "CleanupRetrying", "Cleanup", msg.clone())

@@ -1,0 +1,112 @@
+//! Runs `portico operator` as a child process against a control plane, with
+//! its webhook registered by URL on loopback.
+
+use std::{path::PathBuf, time::Duration};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, api::PostParams};
+use portico::controlplane::{ControlPlane, Process, free_port};
+
+/// A running operator.
+pub struct Operator {
+    pub process: Process,
+    pub metrics_port: u16,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+}
+
+/// Writes a configuration for a test operator; `extra` is appended YAML (top-level keys).
+pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
+    let webhook_port = free_port().unwrap();
+    let metrics_port = free_port().unwrap();
+    let text = format!(
+        "webhook:\n  bindAddress: 127.0.0.1:{webhook_port}\n  url: https://127.0.0.1:{webhook_port}\n  \
+         certSecret: {{namespace: portico-system, name: portico-webhook-tls}}\n\
+         metrics:\n  bindAddress: 127.0.0.1:{metrics_port}\n\
+         leaderElection: {{namespace: portico-system, leaseDuration: 4s}}\n{extra}"
+    );
+    let path = cp.dir().join(format!("operator-{webhook_port}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    (path, metrics_port)
+}
+
+impl Operator {
+    /// Starts the operator with `config_path` and waits until `/readyz` passes
+    /// and the webhook mutates objects.
+    pub async fn start(cp: &ControlPlane, config_path: PathBuf, metrics_port: u16) -> Operator {
+        ensure_namespace(cp, "portico-system").await;
+        let log_path = config_path.with_extension("log");
+        let process = Process::spawn_with_env(
+            "portico-operator",
+            env!("CARGO_BIN_EXE_portico").as_ref(),
+            &[
+                "operator".into(),
+                "--config".into(),
+                config_path.to_string_lossy().into_owned(),
+                "--log".into(),
+                "info,portico=debug".into(),
+            ],
+            &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
+            &log_path,
+        )
+        .expect("start the operator");
+        let op = Operator {
+            process,
+            metrics_port,
+            config_path,
+            log_path,
+        };
+        op.wait_ready().await;
+        op
+    }
+
+    /// Waits for `/readyz` (bounded: a failure after 60s shows the operator's log).
+    pub async fn wait_ready(&self) {
+        let url = format!("http://127.0.0.1:{}/readyz", self.metrics_port);
+        for _ in 0..600 {
+            if let Ok(body) = http_get(&url).await
+                && body == "ok"
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("operator not ready; log:\n{}", self.process.log_tail(60));
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        http_get(&format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .expect("metrics")
+    }
+}
+
+/// A tiny HTTP/1.0 GET on loopback (no client dependency for a health probe).
+pub async fn http_get(url: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await?;
+    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await?;
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(std::io::Error::other(head.to_string()));
+    }
+    Ok(body.to_string())
+}
+
+pub async fn ensure_namespace(cp: &ControlPlane, name: &str) {
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    match Api::<Namespace>::all(cp.admin_client().await.unwrap())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create namespace {name}: {e}"),
+    }
+}
