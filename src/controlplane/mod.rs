@@ -208,13 +208,14 @@ impl ControlPlane {
         )
         .map_err(io("start kube-apiserver"))?;
         wait_api_ready(&kubeconfig, &mut apiserver)?;
-        let controller_manager = Process::spawn(
+        let mut controller_manager = Process::spawn(
             "kube-controller-manager",
             &binaries.path("kube-controller-manager"),
             &kcm_args,
             &log("kube-controller-manager"),
         )
         .map_err(io("start kube-controller-manager"))?;
+        wait_controllers_ready(&kubeconfig, &mut controller_manager)?;
 
         Ok(ControlPlane {
             dir,
@@ -379,9 +380,54 @@ fn check_alive(p: &mut Process, deadline: Instant, waiting_for: &str) -> Result<
     })
 }
 
-/// Polls `/readyz` and the `default` namespace on a private runtime in its
-/// own thread, so callers may be sync or async.
+/// Polls `/readyz` and the `default` namespace.
 fn wait_api_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneError> {
+    poll_until(
+        kc,
+        p,
+        "/readyz did not pass and the default namespace did not appear",
+        |client| async move {
+            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+            let req = http::Request::get("/readyz").body(Vec::new()).expect("request");
+            let ready = matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
+            ready && namespaces.get_opt("default").await.ok().flatten().is_some()
+        },
+    )
+}
+
+/// Waits until kube-controller-manager has aggregated the built-in `admin`,
+/// `edit` and `view` roles (so RBAC behaves as in any cluster).
+fn wait_controllers_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneError> {
+    poll_until(
+        kc,
+        p,
+        "the built-in admin, edit and view roles were not aggregated",
+        |client| async move {
+            let roles: kube::Api<k8s_openapi::api::rbac::v1::ClusterRole> = kube::Api::all(client);
+            for name in ["admin", "edit", "view"] {
+                let filled = roles
+                    .get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.rules)
+                    .is_some_and(|r| !r.is_empty());
+                if !filled {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+}
+
+/// Polls `check` every 100ms on a private runtime in its own thread (so
+/// callers may be sync or async) until it passes, `p` exits, or time runs out.
+fn poll_until<F, Fut>(kc: &Kubeconfig, p: &mut Process, waiting_for: &str, check: F) -> Result<(), ControlPlaneError>
+where
+    F: Fn(kube::Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool>,
+{
     let kc = kc.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -391,11 +437,8 @@ fn wait_api_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneEr
             .expect("tokio runtime");
         let _ = tx.send(rt.block_on(async move {
             let client = client_for(&kc, None).await?;
-            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
             loop {
-                let req = http::Request::get("/readyz").body(Vec::new()).expect("request");
-                let ready = matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
-                if ready && namespaces.get_opt("default").await.ok().flatten().is_some() {
+                if check(client.clone()).await {
                     return Ok::<(), ControlPlaneError>(());
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -406,11 +449,7 @@ fn wait_api_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneEr
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(result) => return result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => check_alive(
-                p,
-                deadline,
-                "/readyz did not pass and the default namespace did not appear",
-            )?,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => check_alive(p, deadline, waiting_for)?,
             Err(e) => {
                 return Err(ControlPlaneError::NotReady {
                     component: p.name().to_string(),

@@ -1,0 +1,160 @@
+//! Host and target in different clusters: the Terminal lives in cluster A,
+//! its target role bindings in cluster B, reached through a kubeconfig Secret.
+
+mod common;
+
+use std::time::Duration;
+
+use common::shared_with_operator;
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{Secret, ServiceAccount},
+        rbac::v1::RoleBinding,
+    },
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+    runtime::wait::await_condition,
+};
+use portico::{
+    api::Terminal,
+    controller::terminal::build::{Names, UID_LABEL},
+    controlplane::{ControlPlane, kubeconfig},
+};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_reaches_a_namespace_in_another_cluster() {
+    let a = shared_with_operator();
+    let b = tokio::task::spawn_blocking(ControlPlane::start)
+        .await
+        .unwrap()
+        .expect("second control plane");
+    let b_admin = b.admin_client().await.unwrap();
+    portico::dev::setup_demo(&b_admin).await.unwrap();
+
+    // The operator reaches cluster B with B's admin kubeconfig, stored in team-a of cluster A.
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("cluster-b".into()),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                "kubeconfig".to_string(),
+                ByteString(kubeconfig::to_yaml(b.kubeconfig()).into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let a_admin = a.admin_client().await.unwrap();
+    Api::<Secret>::namespaced(a_admin.clone(), "team-a")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let alice = a
+        .client_as("alice", &["developers", "system:authenticated"])
+        .await
+        .unwrap();
+    let t: Terminal = serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": "remote"},
+        "spec": {
+            "host": {"namespace": "team-a", "pod": {"image": "alpine"}},
+            "target": {"cluster": {"kubeconfigSecretRef": {"name": "cluster-b"}}, "namespace": "team-a",
+                       "roleBindings": [{"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]}
+        }
+    }))
+    .unwrap();
+    let terminals: Api<Terminal> = Api::namespaced(alice, "team-a");
+    let t = terminals
+        .create(&PostParams::default(), &t)
+        .await
+        .expect("alice may view team-a in both clusters");
+    let n = Names::for_uid(&t.uid().unwrap());
+
+    // Target objects appear in B, not in A.
+    let b_rbs: Api<RoleBinding> = Api::namespaced(b_admin.clone(), "team-a");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(b_rbs.clone(), &n.binding("view"), |r: Option<&RoleBinding>| r.is_some()),
+    )
+    .await
+    .expect("binding in cluster B")
+    .unwrap();
+    assert!(
+        Api::<ServiceAccount>::namespaced(b_admin.clone(), "team-a")
+            .get_opt(&n.access)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        Api::<ServiceAccount>::namespaced(a_admin.clone(), "team-a")
+            .get_opt(&n.access)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The kubeconfig in A's Secret reaches B with view rights.
+    let secrets: Api<Secret> = Api::namespaced(a_admin.clone(), "team-a");
+    let kc = tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(secrets.clone(), &n.kubeconfig_secret, |s: Option<&Secret>| s.is_some()),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc");
+    std::fs::write(&path, &kc.data.unwrap()["kubeconfig"].0).unwrap();
+    let kubectl = |args: &[&str]| {
+        std::process::Command::new(a.binaries().path("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = kubectl(&["get", "configmaps", "-n", "team-a"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server =
+        String::from_utf8(kubectl(&["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"]).stdout).unwrap();
+    assert_eq!(server, b.server(), "the kubeconfig points at cluster B");
+    let out = kubectl(&["create", "configmap", "x", "-n", "team-a"]);
+    assert!(!out.status.success(), "view may not create");
+
+    // Deleting the Terminal cleans both clusters.
+    terminals.delete("remote", &DeleteParams::default()).await.unwrap();
+    let api: Api<Terminal> = Api::namespaced(a_admin.clone(), "team-a");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, "remote", |t: Option<&Terminal>| t.is_none()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let lp = ListParams::default().labels(&format!("{UID_LABEL}={}", t.uid().unwrap()));
+    assert!(
+        Api::<RoleBinding>::all(b_admin.clone())
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        Api::<ServiceAccount>::all(b_admin)
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(Api::<Secret>::all(a_admin).list(&lp).await.unwrap().items.is_empty());
+}
