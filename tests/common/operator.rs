@@ -23,8 +23,13 @@ pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
         "webhook:\n  bindAddress: 127.0.0.1:{webhook_port}\n  url: https://127.0.0.1:{webhook_port}\n  \
          certSecret: {{namespace: portico-system, name: portico-webhook-tls}}\n\
          metrics:\n  bindAddress: 127.0.0.1:{metrics_port}\n\
-         leaderElection: {{namespace: portico-system, leaseDuration: 4s}}\n{extra}"
+         {extra}"
     );
+    let text = if extra.contains("leaderElection") {
+        text
+    } else {
+        format!("{text}leaderElection: {{namespace: portico-system, leaseDuration: 4s}}\n")
+    };
     let path = cp.dir().join(format!("operator-{webhook_port}.yaml"));
     std::fs::write(&path, text).unwrap();
     (path, metrics_port)
@@ -50,7 +55,7 @@ impl Operator {
             &log_path,
         )
         .expect("start the operator");
-        let op = Operator {
+        let mut op = Operator {
             process,
             metrics_port,
             config_path,
@@ -61,9 +66,12 @@ impl Operator {
     }
 
     /// Waits for `/readyz` (bounded: a failure after 60s shows the operator's log).
-    pub async fn wait_ready(&self) {
+    pub async fn wait_ready(&mut self) {
         let url = format!("http://127.0.0.1:{}/readyz", self.metrics_port);
         for _ in 0..600 {
+            if let Some(status) = self.process.exited() {
+                panic!("operator exited ({status}); log:\n{}", self.process.log_tail(60));
+            }
             if let Ok(body) = http_get(&url).await
                 && body == "ok"
             {

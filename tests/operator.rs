@@ -1,0 +1,273 @@
+//! The operator process: a bad configuration stops it with the key at fault;
+//! two replicas share one Lease; a replica killed mid-reconcile, or an API
+//! server restart, converges with nothing leaked or duplicated; `/metrics`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::operator::{Operator, write_config};
+use futures::future::join_all;
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{Pod, Secret, ServiceAccount},
+    rbac::v1::{Role, RoleBinding},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
+    runtime::wait::await_condition,
+};
+use portico::{api::Terminal, controller::terminal::build::UID_LABEL};
+use serde_json::json;
+
+fn terminal(name: &str) -> Terminal {
+    serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
+        "spec": {
+            "host": {"namespace": "team-a", "pod": {"image": "alpine"}},
+            "target": {"namespace": "team-a", "roleBindings": [
+                {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]}
+        }
+    }))
+    .unwrap()
+}
+
+/// The tests here start operators that register the same webhook
+/// configuration and Lease: they take turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn setup() -> &'static portico::controlplane::ControlPlane {
+    let cp = common::shared();
+    let admin = cp.admin_client().await.unwrap();
+    portico::dev::setup_demo(&admin).await.unwrap();
+    portico::install::wait_aggregated(&admin).await.unwrap();
+    cp
+}
+
+/// Waits until every named Terminal reports its pod, then checks each has
+/// exactly its one set of objects.
+async fn converged(names: &[String]) {
+    let cp = common::shared();
+    let admin = cp.admin_client().await.unwrap();
+    let api: Api<Terminal> = Api::namespaced(admin.clone(), "team-a");
+    for name in names {
+        let cond = |t: Option<&Terminal>| t.and_then(|t| t.status.as_ref()).is_some_and(|s| s.pod_name.is_some());
+        tokio::time::timeout(Duration::from_secs(90), await_condition(api.clone(), name, cond))
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not converge"))
+            .unwrap();
+    }
+    for name in names {
+        let t = api.get(name).await.unwrap();
+        let lp = ListParams::default().labels(&format!("{UID_LABEL}={}", t.uid().unwrap()));
+        let pods = Api::<Pod>::namespaced(admin.clone(), "team-a")
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len();
+        let sas = Api::<ServiceAccount>::namespaced(admin.clone(), "team-a")
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len();
+        let roles = Api::<Role>::namespaced(admin.clone(), "team-a")
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len();
+        let rbs = Api::<RoleBinding>::namespaced(admin.clone(), "team-a")
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len();
+        let secrets = Api::<Secret>::namespaced(admin.clone(), "team-a")
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len();
+        // pod; attach + access service accounts; attach role; attach + one access binding; kubeconfig Secret
+        assert_eq!(
+            (pods, sas, roles, rbs, secrets),
+            (1, 2, 1, 2, 1),
+            "{name}: objects per Terminal"
+        );
+    }
+}
+
+async fn delete_all_and_check_nothing_left(names: &[String]) {
+    let admin = common::shared().admin_client().await.unwrap();
+    let api: Api<Terminal> = Api::namespaced(admin.clone(), "team-a");
+    let mut uids = vec![];
+    for name in names {
+        uids.push(api.get(name).await.unwrap().uid().unwrap());
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    for name in names {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(api.clone(), name, |t: Option<&Terminal>| t.is_none()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    for uid in uids {
+        let lp = ListParams::default().labels(&format!("{UID_LABEL}={uid}"));
+        assert!(Api::<Pod>::all(admin.clone()).list(&lp).await.unwrap().items.is_empty());
+        assert!(
+            Api::<ServiceAccount>::all(admin.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert!(
+            Api::<RoleBinding>::all(admin.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert!(
+            Api::<Secret>::all(admin.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_configuration_stops_the_operator_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        (
+            "terminal:\n  idleTimeout: {default: 9h, max: 1h}\nwebhook: {url: 'https://127.0.0.1:1'}\n",
+            "terminal.idleTimeout.default",
+        ),
+        ("terminal:\n  tokenLifetme: 1h\n", "tokenLifetme"),
+        ("controller: {concurrency: -1}\n", "controller.concurrency"),
+    ] {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["operator", "--config"])
+            .arg(&path)
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "stderr should name {key}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_killed_mid_reconcile_and_apiserver_restart_converge_without_leaks() {
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let (config, port) = write_config(cp, "leaderElection: {enabled: false}\n");
+    let op = Operator::start(cp, config.clone(), port).await;
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let api: Api<Terminal> = Api::namespaced(alice, "team-a");
+    let names: Vec<String> = (0..8).map(|i| format!("crash-{i}")).collect();
+    let objects: Vec<Terminal> = names.iter().map(|n| terminal(n)).collect();
+    let pp = PostParams::default();
+    for r in join_all(objects.iter().map(|t| api.create(&pp, t))).await {
+        r.unwrap();
+    }
+    drop(op); // SIGKILL while the Terminals are being reconciled
+    let op = Operator::start(cp, config.clone(), port).await;
+    converged(&names).await;
+
+    // The API server goes away and comes back: watches resume, new work is done.
+    tokio::task::spawn_blocking(|| common::shared().restart_apiserver().unwrap())
+        .await
+        .unwrap();
+    let more: Vec<String> = vec!["after-restart".into()];
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    Api::<Terminal>::namespaced(alice, "team-a")
+        .create(&PostParams::default(), &terminal(&more[0]))
+        .await
+        .unwrap();
+    converged(&more).await;
+    converged(&names).await;
+
+    let metrics = op.metrics().await;
+    for m in [
+        "portico_reconciles_total{kind=\"Terminal\"}",
+        "portico_reconcile_duration_seconds_bucket",
+        "portico_admission_requests_total",
+    ] {
+        assert!(metrics.contains(m), "/metrics lacks {m}:\n{metrics}");
+    }
+    let all: Vec<String> = names.iter().chain(more.iter()).cloned().collect();
+    delete_all_and_check_nothing_left(&all).await;
+    drop(op);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_share_one_lease_and_the_other_takes_over() {
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let (c1, p1) = write_config(cp, "");
+    let (c2, p2) = write_config(cp, "");
+    let first = Operator::start(cp, c1, p1).await;
+    let second = Operator::start(cp, c2, p2).await;
+    let leases: Api<Lease> = Api::namespaced(cp.admin_client().await.unwrap(), "portico-system");
+    let held = |l: Option<&Lease>| {
+        l.and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.holder_identity.clone())
+            .is_some()
+    };
+    let lease = tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(leases.clone(), "portico-operator", held),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    let holder = lease.spec.unwrap().holder_identity.unwrap();
+    let (leader, standby) = if holder.ends_with(&format!("-{}", first.process.pid())) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(
+        holder.ends_with(&format!("-{}", leader.process.pid())),
+        "holder {holder}"
+    );
+    drop(leader);
+    let standby_id = format!("-{}", standby.process.pid());
+    let taken = move |l: Option<&Lease>| {
+        l.and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.holder_identity.as_ref())
+            .is_some_and(|h| h.ends_with(&standby_id))
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(leases, "portico-operator", taken),
+    )
+    .await
+    .expect("the standby replica takes the lease")
+    .unwrap();
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    Api::<Terminal>::namespaced(alice, "team-a")
+        .create(&PostParams::default(), &terminal("failover"))
+        .await
+        .unwrap();
+    converged(&["failover".to_string()]).await;
+    delete_all_and_check_nothing_left(&["failover".to_string()]).await;
+    drop(standby);
+}
