@@ -34,8 +34,8 @@ pub enum InstallError {
         "ClusterRole {0} did not aggregate Portico's rules within 60s; is kube-controller-manager's clusterrole-aggregation controller running?"
     )]
     NotAggregated(String),
-    /// A CRD did not become Established in time.
-    #[error("CustomResourceDefinition {0} did not become Established within 60s")]
+    /// A CRD did not become Established (or its schema was not published) in time.
+    #[error("{0} did not become available within 60s")]
     NotEstablished(String),
 }
 
@@ -63,10 +63,32 @@ pub async fn install(client: &Client) -> Result<(), InstallError> {
         let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
         match tokio::time::timeout(Duration::from_secs(60), established).await {
             Ok(Ok(_)) => {}
-            _ => return Err(InstallError::NotEstablished(name)),
+            _ => return Err(InstallError::NotEstablished(format!("CustomResourceDefinition {name}"))),
         }
     }
-    Ok(())
+    wait_openapi(client).await
+}
+
+/// Waits until the API server publishes the kinds' OpenAPI schemas, which
+/// `kubectl explain` and server-side apply read (bounded: 60s).
+async fn wait_openapi(client: &Client) -> Result<(), InstallError> {
+    let path = format!("/openapi/v3/apis/{}/{}", crate::api::GROUP, crate::api::VERSION);
+    let published = async {
+        loop {
+            let req = http::Request::get(path.as_str()).body(Vec::new()).expect("request");
+            if let Ok(text) = client.request_text(req).await
+                && ["Terminal", "Deployment", "SessionClaim"]
+                    .iter()
+                    .all(|k| text.contains(&format!("\"kind\":\"{k}\"")))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), published)
+        .await
+        .map_err(|_| InstallError::NotEstablished(format!("OpenAPI schema at {path}")))
 }
 
 /// Waits until kube-controller-manager has aggregated Portico's rules into
