@@ -81,6 +81,7 @@ type SecretKey = (String, String, String);
 /// This cluster's client plus a cache of remote ones.
 pub struct Clusters {
     local: ClusterClient,
+    access_cache: crate::webhook::authz::AccessCache,
     cache: Mutex<HashMap<SecretKey, (String, ClusterClient)>>,
 }
 
@@ -95,7 +96,13 @@ impl Clusters {
                 remote: None,
             },
             cache: Mutex::new(HashMap::new()),
+            access_cache: Default::default(),
         }
+    }
+
+    /// Recently allowed access reviews, shared by the webhook and the controllers.
+    pub fn access_cache(&self) -> &crate::webhook::authz::AccessCache {
+        &self.access_cache
     }
 
     /// This cluster.

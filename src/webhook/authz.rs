@@ -4,7 +4,11 @@
 //! must hold every permission in it where it would be bound (rule by rule,
 //! as RBAC's own escalation check does) or be allowed to `bind` it.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::{
@@ -127,8 +131,74 @@ pub fn expand_rules(rules: &[PolicyRule], namespace: &str) -> BTreeSet<Access> {
     out
 }
 
-/// Whether `creator` may do `access`, asked of the cluster behind `client`.
-pub async fn allowed(client: &Client, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
+/// Positive SubjectAccessReview answers are reused for this long: one user
+/// creating many Terminals does not repeat hundreds of identical reviews.
+/// A permission revoked within this window may still be honoured once.
+pub const ACCESS_CACHE_TTL: Duration = Duration::from_secs(10);
+const ACCESS_CACHE_MAX: usize = 100_000;
+
+/// Recently allowed access questions, per cluster and user.
+#[derive(Default)]
+pub struct AccessCache {
+    allowed: Mutex<HashMap<String, Instant>>,
+}
+
+impl AccessCache {
+    fn key(cluster: &str, creator: &Creator, access: &Access) -> String {
+        format!(
+            "{cluster}\u{0}{}\u{0}{}\u{0}{access:?}",
+            creator.user,
+            creator.groups.join(",")
+        )
+    }
+
+    fn get(&self, key: &str) -> bool {
+        self.allowed
+            .lock()
+            .unwrap()
+            .get(key)
+            .is_some_and(|t| t.elapsed() < ACCESS_CACHE_TTL)
+    }
+
+    fn put(&self, key: String) {
+        let mut m = self.allowed.lock().unwrap();
+        if m.len() >= ACCESS_CACHE_MAX {
+            m.retain(|_, t| t.elapsed() < ACCESS_CACHE_TTL);
+            if m.len() >= ACCESS_CACHE_MAX {
+                m.clear();
+            }
+        }
+        m.insert(key, Instant::now());
+    }
+}
+
+/// Asks one cluster about a creator's access.
+pub struct Checker<'a> {
+    /// The cluster, as the operator (which may create SubjectAccessReviews).
+    pub client: &'a Client,
+    /// How messages name the cluster ("this cluster", or the kubeconfig Secret).
+    pub cluster: &'a str,
+    /// Recently allowed answers.
+    pub cache: &'a AccessCache,
+}
+
+impl Checker<'_> {
+    /// Whether `creator` may do `access`.
+    pub async fn allowed(&self, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
+        let key = AccessCache::key(self.cluster, creator, access);
+        if self.cache.get(&key) {
+            return Ok(true);
+        }
+        let ok = review(self.client, creator, access).await?;
+        if ok {
+            self.cache.put(key);
+        }
+        Ok(ok)
+    }
+}
+
+/// One SubjectAccessReview: whether `creator` may do `access` in the cluster behind `client`.
+pub async fn review(client: &Client, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
     let mut spec = SubjectAccessReviewSpec {
         user: Some(creator.user.clone()),
         groups: Some(creator.groups.clone()),
@@ -176,8 +246,8 @@ fn api_error(what: &str, e: kube::Error) -> Denial {
 }
 
 /// Requires `access` for `creator`, or denies with `why`.
-async fn require(client: &Client, creator: &Creator, access: Access, why: &str) -> Result<(), Denial> {
-    if allowed(client, creator, &access).await.map_err(|e| api_error(why, e))? {
+async fn require(c: &Checker<'_>, creator: &Creator, access: Access, why: &str) -> Result<(), Denial> {
+    if c.allowed(creator, &access).await.map_err(|e| api_error(why, e))? {
         Ok(())
     } else {
         Err(Denial::forbidden(format!("{} may not {access}{why}", creator.user)))
@@ -186,12 +256,12 @@ async fn require(client: &Client, creator: &Creator, access: Access, why: &str) 
 
 /// Checks one role binding a Terminal asks for.
 pub async fn check_role_grant(
-    client: &Client,
+    c: &Checker<'_>,
     creator: &Creator,
     binding: &TerminalRoleBinding,
     target_namespace: &str,
-    cluster: &str,
 ) -> Result<(), Denial> {
+    let (client, cluster) = (c.client, c.cluster);
     let role = &binding.role_ref;
     let (bind_ns, place) = match binding.binding_kind {
         BindingKind::RoleBinding => (
@@ -206,7 +276,7 @@ pub async fn check_role_grant(
     };
     let bind = resource(bind_ns, "bind", "rbac.authorization.k8s.io", plural, &role.name);
     let what = format!("whether {} may grant {kind} {}", creator.user, role.name);
-    if allowed(client, creator, &bind).await.map_err(|e| api_error(&what, e))? {
+    if c.allowed(creator, &bind).await.map_err(|e| api_error(&what, e))? {
         return Ok(());
     }
     let rules = match role.kind {
@@ -224,7 +294,7 @@ pub async fn check_role_grant(
     let wanted = expand_rules(&rules, bind_ns);
     let answers: Vec<(Access, Result<bool, kube::Error>)> = stream::iter(wanted)
         .map(|a| async move {
-            let r = allowed(client, creator, &a).await;
+            let r = c.allowed(creator, &a).await;
             (a, r)
         })
         .buffer_unordered(CONCURRENCY)
@@ -256,26 +326,22 @@ fn rules_len(rules: &[PolicyRule], ns: &str) -> usize {
     expand_rules(rules, ns).len()
 }
 
-/// Whether admission could check a cluster, for the controller to know
-/// whether it must check before granting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checked {
-    /// Every check ran and passed.
-    All,
-    /// A referenced cluster could not be reached; its checks are left to the controller.
-    Partly,
-}
-
-/// All checks for a new Terminal in `namespace`. `temporary` is the generated
-/// temporary namespace name.
+/// All checks for a new Terminal in `namespace`, with `temporary` the
+/// generated temporary namespace name. Returns warnings for clusters that
+/// cannot be reached now (the controller checks those before granting).
 pub async fn authorize_terminal(
     clusters: &Clusters,
     namespace: &str,
     creator: &Creator,
     terminal: &Terminal,
     temporary: Option<&str>,
-) -> Result<(Checked, Vec<String>), Denial> {
-    let local = clusters.local().client.clone();
+) -> Result<Vec<String>, Denial> {
+    let cache = clusters.access_cache();
+    let local = Checker {
+        client: &clusters.local().client,
+        cluster: "this cluster",
+        cache,
+    };
     let spec = &terminal.spec;
     for (field, cluster) in [("host", &spec.host.cluster), ("target", &spec.target.cluster)] {
         if let Some(c) = cluster {
@@ -285,51 +351,51 @@ pub async fn authorize_terminal(
             require(&local, creator, resource(namespace, "get", "", "secrets", name), &why).await?;
         }
     }
-    let mut checked = Checked::All;
     let mut warnings = vec![];
-    let host = match clusters.get(namespace, spec.host.cluster.as_ref()).await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warnings.push(format!(
-                "host cluster not reachable, the operator checks permissions there later: {e}"
-            ));
-            None
+    match clusters.get(namespace, spec.host.cluster.as_ref()).await {
+        Ok(host) => {
+            let name = cluster_name(&host.remote);
+            let c = Checker {
+                client: &host.client,
+                cluster: &name,
+                cache,
+            };
+            let (access, why) = match &spec.host.namespace {
+                Some(ns) => (
+                    resource(ns, "create", "", "pods", ""),
+                    format!(" in namespace {ns}, where the terminal pod would run"),
+                ),
+                None => (
+                    resource("", "create", "", "namespaces", ""),
+                    " (spec.host.temporaryNamespace creates one)".to_string(),
+                ),
+            };
+            require(&c, creator, access, &why).await?;
         }
-    };
-    if let Some(host) = host {
-        let (access, why) = match (&spec.host.namespace, temporary) {
-            (Some(ns), _) => (
-                resource(ns, "create", "", "pods", ""),
-                format!(" in namespace {ns}, where the terminal pod would run"),
-            ),
-            (None, _) => (
-                resource("", "create", "", "namespaces", ""),
-                " (spec.host.temporaryNamespace creates one)".to_string(),
-            ),
-        };
-        require(&host.client, creator, access, &why).await?;
-    } else {
-        checked = Checked::Partly;
+        Err(e) => warnings.push(format!(
+            "host cluster not reachable, the operator checks permissions there later: {e}"
+        )),
     }
     match clusters.get(namespace, spec.target.cluster.as_ref()).await {
         Ok(target) => {
+            let name = cluster_name(&target.remote);
             authorize_target(
-                &target.client,
+                &Checker {
+                    client: &target.client,
+                    cluster: &name,
+                    cache,
+                },
                 creator,
                 terminal,
                 temporary,
-                &cluster_name(&target.remote),
             )
             .await?
         }
-        Err(e) => {
-            warnings.push(format!(
-                "target cluster not reachable, the operator checks permissions there before granting: {e}"
-            ));
-            checked = Checked::Partly;
-        }
+        Err(e) => warnings.push(format!(
+            "target cluster not reachable, the operator checks permissions there before granting: {e}"
+        )),
     }
-    Ok((checked, warnings))
+    Ok(warnings)
 }
 
 /// How messages name a cluster.
@@ -342,31 +408,23 @@ pub fn cluster_name(remote: &Option<String>) -> String {
 
 /// The target-side checks (also run by the controller for clusters admission could not reach).
 pub async fn authorize_target(
-    client: &Client,
+    c: &Checker<'_>,
     creator: &Creator,
     terminal: &Terminal,
     temporary: Option<&str>,
-    cluster: &str,
 ) -> Result<(), Denial> {
     let target = &terminal.spec.target;
     let ns = match (&target.namespace, temporary) {
         (Some(ns), _) => ns.clone(),
         (None, Some(t)) => {
-            require(
-                client,
-                creator,
-                resource("", "create", "", "namespaces", ""),
-                " (spec.target.temporaryNamespace creates one)",
-            )
-            .await?;
+            let why = " (spec.target.temporaryNamespace creates one)";
+            require(c, creator, resource("", "create", "", "namespaces", ""), why).await?;
             t.to_string()
         }
-        (None, None) => {
-            return Err(Denial::invalid("spec.target names no namespace".to_string()));
-        }
+        (None, None) => return Err(Denial::invalid("spec.target names no namespace".to_string())),
     };
     for binding in &target.role_bindings {
-        check_role_grant(client, creator, binding, &ns, cluster).await?;
+        check_role_grant(c, creator, binding, &ns).await?;
     }
     Ok(())
 }
@@ -411,5 +469,35 @@ mod tests {
             expand_rules(&rules, "").iter().next().unwrap().to_string(),
             "get /healthz"
         );
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn allowed_answers_are_remembered_per_cluster_user_and_question() {
+        let cache = AccessCache::default();
+        let alice = Creator {
+            user: "alice".into(),
+            groups: vec!["dev".into()],
+        };
+        let bob = Creator {
+            user: "bob".into(),
+            groups: vec!["dev".into()],
+        };
+        let get_pods = resource("a", "get", "", "pods", "");
+        let key = AccessCache::key("this cluster", &alice, &get_pods);
+        assert!(!cache.get(&key));
+        cache.put(key.clone());
+        assert!(cache.get(&key));
+        assert!(!cache.get(&AccessCache::key("this cluster", &bob, &get_pods)));
+        assert!(!cache.get(&AccessCache::key("other", &alice, &get_pods)));
+        assert!(!cache.get(&AccessCache::key(
+            "this cluster",
+            &alice,
+            &resource("b", "get", "", "pods", "")
+        )));
     }
 }

@@ -168,7 +168,7 @@ async fn validate_handler(
         if let Some((creator, terminal)) = validate::validate(&req, kind, Timestamp::now(), &state.config)? {
             let ns = req.namespace.clone().unwrap_or_default();
             let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
-            let (_, warnings) = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+            let warnings = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
             if !warnings.is_empty() {
                 resp.warnings = Some(warnings);
             }

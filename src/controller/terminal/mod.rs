@@ -217,9 +217,13 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
             .is_some();
         if !granted {
             let temp = target_side.temporary.then_some(target_side.namespace.as_str());
-            if let Err(d) =
-                authz::authorize_target(&target.client, &creator, t, temp, &authz::cluster_name(&target.remote)).await
-            {
+            let name = authz::cluster_name(&target.remote);
+            let checker = authz::Checker {
+                client: &target.client,
+                cluster: &name,
+                cache: ctx.clusters.access_cache(),
+            };
+            if let Err(d) = authz::authorize_target(&checker, &creator, t, temp).await {
                 return stalled(ctx, t, base, "NotAuthorized", d.message).await;
             }
         }
