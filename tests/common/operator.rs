@@ -1,4 +1,5 @@
 //! Runs `portico operator` as a child process against a control plane, with
+#![allow(dead_code)]
 //! its webhook registered by URL on loopback.
 
 use std::{path::PathBuf, time::Duration};
