@@ -1,6 +1,6 @@
 //! Runs `portico operator` as a child process against a control plane, with
-#![allow(dead_code)]
 //! its webhook registered by URL on loopback.
+#![allow(dead_code)]
 
 use std::{path::PathBuf, time::Duration};
 
