@@ -271,3 +271,82 @@ async fn two_replicas_share_one_lease_and_the_other_takes_over() {
     delete_all_and_check_nothing_left(&["failover".to_string()]).await;
     drop(standby);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_created_without_the_webhook_grant_nothing_and_sigterm_stops_cleanly() {
+    use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let (config, port) = write_config(cp, "leaderElection: {enabled: false}\n");
+    let mut op = Operator::start(cp, config, port).await;
+    let admin = cp.admin_client().await.unwrap();
+    // A misconfigured cluster: the webhook configurations are gone.
+    Api::<MutatingWebhookConfiguration>::all(admin.clone())
+        .delete("portico", &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<ValidatingWebhookConfiguration>::all(admin.clone())
+        .delete("portico", &DeleteParams::default())
+        .await
+        .unwrap();
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let api: Api<Terminal> = Api::namespaced(alice, "team-a");
+    let t = api
+        .create(&PostParams::default(), &terminal("unvetted"))
+        .await
+        .expect("nothing stops it at admission now");
+    let admin_terminals: Api<Terminal> = Api::namespaced(admin.clone(), "team-a");
+    let stalled = |t: Option<&Terminal>| {
+        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "MissingCreator")
+        })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(admin_terminals.clone(), "unvetted", stalled),
+    )
+    .await
+    .expect("Stalled: MissingCreator")
+    .unwrap();
+    let lp = ListParams::default().labels(&format!("{UID_LABEL}={}", t.uid().unwrap()));
+    assert!(
+        Api::<Pod>::all(admin.clone()).list(&lp).await.unwrap().items.is_empty(),
+        "no pod for an unvetted Terminal"
+    );
+    assert!(
+        Api::<RoleBinding>::all(admin.clone())
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no grant"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), "team-a");
+    let fields = format!("regarding.name=unvetted,regarding.uid={}", t.uid().unwrap());
+    let evs = events.list(&ListParams::default().fields(&fields)).await.unwrap();
+    assert!(
+        evs.items.iter().any(|e| e.reason.as_deref() == Some("MissingCreator")),
+        "an Event says why"
+    );
+    admin_terminals
+        .delete("unvetted", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(admin_terminals, "unvetted", |t: Option<&Terminal>| t.is_none()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || op.process.stop(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM ends the operator cleanly: {status:?}"
+    );
+}

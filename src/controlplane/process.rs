@@ -137,21 +137,25 @@ impl Process {
     }
 
     /// SIGTERM, then SIGKILL after `grace`; waits until the process is gone.
-    pub fn stop(&mut self, grace: Duration) {
+    /// Returns the exit status when it ended by itself within `grace`.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let pid = self.child.id() as i32;
-        if self.exited().is_none() {
+        let mut status = self.exited();
+        if status.is_none() {
             // SAFETY: signalling our own unreaped child.
             unsafe { libc::kill(pid, libc::SIGTERM) };
             let deadline = Instant::now() + grace;
-            while self.exited().is_none() && Instant::now() < deadline {
+            while status.is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
+                status = self.exited();
             }
-            if self.exited().is_none() {
+            if status.is_none() {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
             }
         }
         registry().lock().unwrap().remove(&pid);
+        status
     }
 }
 

@@ -24,7 +24,7 @@ use kube::{
         controller::Action,
         events::EventType,
         finalizer::{Event as Finalizer, finalizer},
-        reflector::ObjectRef,
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -54,7 +54,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let terminals: Api<Terminal> = Api::all(ctx.client.clone());
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let concurrency = ctx.config.controller.concurrency;
-    Controller::new(terminals, watcher::Config::default().any_semantic())
+    let controller = Controller::new(terminals, watcher::Config::default().any_semantic());
+    let tc = Arc::new(TerminalContext {
+        ctx,
+        store: controller.store(),
+    });
+    controller
         .watches(pods, watcher::Config::default().labels(build::UID_LABEL), |pod: Pod| {
             let owner = pod.annotations().get(build::OWNER_ANNOTATION)?.clone();
             let (ns, name) = owner.split_once('/')?;
@@ -62,26 +67,40 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, tc)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
 
-fn error_policy(t: Arc<Terminal>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, err.metric_label());
+/// The shared context plus this controller's cache of Terminals.
+struct TerminalContext {
+    ctx: Arc<Context>,
+    store: Store<Terminal>,
+}
+
+fn error_policy(t: Arc<Terminal>, err: &Error, tc: Arc<TerminalContext>) -> Action {
+    tc.ctx.metrics.error(KIND, err.metric_label());
     warn!(terminal = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()), error = %err, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }
 
 #[instrument(skip_all, fields(terminal = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any())))]
-async fn reconcile(t: Arc<Terminal>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action, Error> {
+    let ctx = &tc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
+    let active = tc
+        .store
+        .state()
+        .iter()
+        .filter(|t| t.metadata.deletion_timestamp.is_none())
+        .count();
+    ctx.metrics.set_active(KIND, active as i64);
     let ns = t.namespace().unwrap_or_default();
     let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, super::FINALIZER, t, |event| async {
         match event {
-            Finalizer::Apply(t) => apply_terminal(&t, &ctx).await,
-            Finalizer::Cleanup(t) => cleanup(&t, &ctx).await,
+            Finalizer::Apply(t) => apply_terminal(&t, ctx).await,
+            Finalizer::Cleanup(t) => cleanup(&t, ctx).await,
         }
     })
     .await
