@@ -20,7 +20,7 @@ use super::common::{DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURAT
     printcolumn = r#"{"name":"Profile","type":"string","jsonPath":".spec.profile"}"#,
     printcolumn = r#"{"name":"User","type":"string","jsonPath":".status.user"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

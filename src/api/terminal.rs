@@ -28,7 +28,7 @@ use super::common::{
     printcolumn = r#"{"name":"Host Namespace","type":"string","jsonPath":".status.hostNamespace"}"#,
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.namespace"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

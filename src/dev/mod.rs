@@ -36,6 +36,9 @@ pub enum DevError {
     /// The kubeconfig for an existing cluster could not be read.
     #[error("kubeconfig: {0}")]
     Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// Starting the operator failed.
+    #[error("operator: {0}")]
+    Operator(#[from] crate::operator::OperatorError),
     /// A file could not be written.
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
@@ -58,16 +61,68 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     install::install(&client).await?;
     setup_demo(&client).await?;
     install::wait_aggregated(&client).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut operator = None;
     if let Some(cp) = &local {
+        let (task, webhook, metrics) = start_operator(cp, &client, stop.clone()).await?;
+        operator = Some(task);
         let path = write_dev_kubeconfig(cp)?;
-        print_welcome(cp, &path);
+        print_welcome(cp, &path, &webhook, &metrics);
     } else {
         println!("Portico CRDs and demo tenants are installed in the existing cluster.");
+        println!(
+            "Deploy the operator there with the Helm chart; a webhook on this machine's loopback is not reachable from it."
+        );
     }
     wait_for_shutdown().await;
     eprintln!("portico dev: stopping");
+    stop.cancel();
+    if let Some(task) = operator {
+        let _ = task.await;
+    }
     drop(local);
     Ok(())
+}
+
+/// The operator in this process, its webhook registered by loopback URL.
+async fn start_operator(
+    cp: &ControlPlane,
+    client: &Client,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(tokio::task::JoinHandle<()>, String, String), DevError> {
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "portico-system"}})).expect("namespace");
+    install::apply(client, &ns).await?;
+    let webhook_port = crate::controlplane::free_port()?;
+    let metrics_port = crate::controlplane::free_port()?;
+    let webhook = format!("https://127.0.0.1:{webhook_port}");
+    let mut config = crate::config::OperatorConfig::default();
+    config.webhook.url = Some(webhook.clone());
+    config.webhook.bind_address = ([127, 0, 0, 1], webhook_port).into();
+    config.metrics.bind_address = ([127, 0, 0, 1], metrics_port).into();
+    config.leader_election.enabled = false;
+    config.terminal.privileged_groups = vec![demo::ADMIN_GROUP.to_string()];
+    let kube_config =
+        kube::Config::from_custom_kubeconfig(cp.kubeconfig().clone(), &KubeConfigOptions::default()).await?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = crate::operator::run_until(config, kube_config, stop).await {
+            eprintln!("portico dev: operator failed: {e}");
+        }
+    });
+    // The webhook listens once its configurations are registered.
+    while tokio::net::TcpStream::connect(("127.0.0.1", webhook_port))
+        .await
+        .is_err()
+    {
+        if task.is_finished() {
+            return Err(DevError::Io(
+                "operator".into(),
+                std::io::Error::other("the operator stopped during start-up"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok((task, webhook, format!("http://127.0.0.1:{metrics_port}/metrics")))
 }
 
 async fn existing_client(path: Option<PathBuf>) -> Result<Client, DevError> {
@@ -131,17 +186,24 @@ pub fn cache_dir() -> PathBuf {
     })
 }
 
-fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path) {
-    let kubectl = cp.binaries().path("kubectl");
+fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str, metrics: &str) {
+    let kubectl = format!(
+        "{} --kubeconfig {}",
+        cp.binaries().path("kubectl").display(),
+        kubeconfig.display()
+    );
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     println!("Portico dev is running. API server: {}", cp.server());
+    println!("Operator: webhook {webhook}, metrics {metrics}");
     println!("Kubeconfig: {}", kubeconfig.display());
     println!("Contexts: admin (cluster admin), alice (edit in team-a), bob (edit in team-b), carol (portico-admins)");
     println!("Try:");
+    println!("  {kubectl} --context alice apply -n team-a -f {examples}/terminal.yaml");
+    println!("  {kubectl} --context alice get portico -n team-a");
     println!(
-        "  {} --kubeconfig {} --context alice get portico -n team-a",
-        kubectl.display(),
-        kubeconfig.display()
+        "  {kubectl} --context bob apply -n team-b -f {examples}/terminal.yaml   # refused: bob has no rights in team-a"
     );
+    println!("There are no nodes: terminal pods stay Pending.");
     println!("Press Ctrl-C to stop.");
 }
 
