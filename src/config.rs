@@ -413,3 +413,13 @@ mod tests {
         OperatorConfig::from_yaml("webhook: {manageConfigurations: false}").unwrap();
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_documented_example_configuration_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/operator.yaml");
+        let c = super::OperatorConfig::load(&path).unwrap();
+        assert_eq!(c.webhook.service.as_ref().unwrap().name, "portico-webhook");
+    }
+}
