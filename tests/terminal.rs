@@ -643,3 +643,72 @@ async fn a_missing_target_kubeconfig_secret_stalls_with_that_reason() {
 fn t_uid(t: &Terminal) -> String {
     t.uid().unwrap()
 }
+
+#[tokio::test]
+async fn a_token_due_for_renewal_is_replaced_and_the_new_kubeconfig_works() {
+    use portico::controller::terminal::build::{TOKEN_EXPIRES_ANNOTATION, TOKEN_ISSUED_ANNOTATION};
+    let ns = "team-a";
+    create(ALICE, ns, &terminal("renew", ns, ns, json!({}))).await.unwrap();
+    let t = wait_for(ns, "renew", "pod name", |t| {
+        t.status.as_ref().is_some_and(|s| s.pod_name.is_some())
+    })
+    .await;
+    let n = Names::for_uid(&t.uid().unwrap());
+    let admin = shared_with_operator().admin_client().await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
+    let first = tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(secrets.clone(), &n.kubeconfig_secret, |s: Option<&Secret>| s.is_some()),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    let first_kc = first.data.clone().unwrap()["kubeconfig"].0.clone();
+    // Pretend the token was issued long ago: 80% of its life has passed.
+    let aged = json!({"metadata": {"annotations": {
+        TOKEN_ISSUED_ANNOTATION: "2020-01-01T00:00:00Z", TOKEN_EXPIRES_ANNOTATION: "2020-01-01T01:00:00Z"}}});
+    secrets
+        .patch(&n.kubeconfig_secret, &PatchParams::default(), &Patch::Merge(&aged))
+        .await
+        .unwrap();
+    // Any event reconciles the Terminal; a heartbeat is the natural one.
+    let keepalive = json!({"metadata": {"annotations": {keys::OPERATION: "keepalive"}}});
+    Api::<Terminal>::namespaced(client(ALICE).await, ns)
+        .patch("renew", &PatchParams::default(), &Patch::Merge(&keepalive))
+        .await
+        .unwrap();
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(secrets, &n.kubeconfig_secret, |s: Option<&Secret>| {
+            s.is_some_and(|s| {
+                s.annotations()
+                    .get(TOKEN_ISSUED_ANNOTATION)
+                    .is_some_and(|v| !v.starts_with("2020"))
+            })
+        }),
+    )
+    .await
+    .expect("renewed")
+    .unwrap()
+    .unwrap();
+    let new_kc = renewed.data.unwrap()["kubeconfig"].0.clone();
+    assert_ne!(new_kc, first_kc, "a new token was issued");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, kc) in [("old", &first_kc), ("new", &new_kc)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, kc).unwrap();
+        let out = kubectl_with(&path, &["get", "configmaps", "-n", ns]);
+        assert!(
+            out.status.success(),
+            "{name} token works across the renewal: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    admin_api(ns)
+        .await
+        .delete("renew", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(ns, "renew").await;
+}

@@ -46,6 +46,14 @@ pub struct TlsMaterial {
     pub ca_pem: String,
 }
 
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("key_pem", &"(redacted)")
+            .finish_non_exhaustive()
+    }
+}
+
 impl TlsMaterial {
     /// A rustls server configuration for this material.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
@@ -125,6 +133,31 @@ pub async fn load(client: &Client, cfg: &WebhookConfig) -> Result<TlsMaterial, T
     }
 }
 
+/// Reads `tls.crt`, `tls.key` and (if present, else the certificate itself) `ca.crt`,
+/// and checks that they make a server configuration.
+pub fn load_dir(dir: &std::path::Path) -> Result<TlsMaterial, TlsError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|e| TlsError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let cert_pem = read("tls.crt")?;
+    let key_pem = read("tls.key")?;
+    let ca_pem = read("ca.crt").unwrap_or_else(|_| cert_pem.clone());
+    let m = TlsMaterial {
+        cert_pem,
+        key_pem,
+        ca_pem,
+    };
+    m.server_config().map_err(|e| TlsError::File {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(m)
+}
+
 fn from_secret(s: &Secret) -> Option<TlsMaterial> {
     let data = s.data.as_ref()?;
     let get = |k: &str| data.get(k).and_then(|b| String::from_utf8(b.0.clone()).ok());
@@ -163,4 +196,39 @@ pub fn generate(hosts: &[String]) -> Result<TlsMaterial, crate::pki::PkiError> {
         key_pem: pair.key_pem,
         ca_pem: ca.cert_pem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_directory_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = generate(&["127.0.0.1".into(), "portico-webhook.portico-system.svc".into()]).unwrap();
+        std::fs::write(dir.path().join("tls.crt"), &m.cert_pem).unwrap();
+        std::fs::write(dir.path().join("tls.key"), &m.key_pem).unwrap();
+        std::fs::write(dir.path().join("ca.crt"), &m.ca_pem).unwrap();
+        let loaded = load_dir(dir.path()).unwrap();
+        assert_eq!(loaded.ca_pem, m.ca_pem);
+        std::fs::write(dir.path().join("tls.key"), "not a key").unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        std::fs::remove_file(dir.path().join("tls.crt")).unwrap();
+        assert!(load_dir(dir.path()).unwrap_err().to_string().contains("tls.crt"));
+    }
+
+    #[test]
+    fn hosts_cover_the_url_and_the_service() {
+        let cfg = WebhookConfig {
+            url: Some("https://127.0.0.1:9443".into()),
+            service: Some(crate::config::ServiceRef {
+                namespace: "p".into(),
+                name: "w".into(),
+                port: 443,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(hosts(&cfg), ["127.0.0.1", "w.p.svc", "w.p.svc.cluster.local"]);
+    }
 }
