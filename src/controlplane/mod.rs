@@ -9,6 +9,7 @@ pub mod kubeconfig;
 mod process;
 
 use std::{
+    collections::BTreeSet,
     net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
@@ -74,10 +75,17 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlPlane
     move |source| ControlPlaneError::Io { context, source }
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks it; the listener is closed again).
+/// A free TCP port on 127.0.0.1 (the OS picks it; the listener is closed
+/// again). Never the same port twice in one process.
 pub fn free_port() -> Result<u16, ControlPlaneError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind a loopback port"))?;
-    Ok(l.local_addr().map_err(io("read the bound port"))?.port())
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind a loopback port"))?;
+        let port = l.local_addr().map_err(io("read the bound port"))?.port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 struct Components {
@@ -104,6 +112,20 @@ impl ControlPlane {
     /// `default` namespace exists. Blocking; safe to call from async code.
     pub fn start() -> Result<ControlPlane, ControlPlaneError> {
         let binaries = Binaries::ensure()?;
+        // A free port can be taken by another process between choosing and
+        // binding it: start again on other ports when that happens.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(binaries.clone()) {
+                Err(ControlPlaneError::NotReady { log, .. })
+                    if attempt < 4 && log.contains("address already in use") => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(binaries: Binaries) -> Result<ControlPlane, ControlPlaneError> {
         let dir = tempfile::Builder::new()
             .prefix("portico-cp-")
             .tempdir()
@@ -124,7 +146,7 @@ impl ControlPlane {
         write("sa.key", &sa.key_pem)?;
         write("sa.pub", &sa.cert_pem)?;
 
-        let (etcd_port, peer_port, api_port, kcm_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
+        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = kubeconfig::build(
             "portico-local",
@@ -190,8 +212,7 @@ impl ControlPlane {
             format!("--root-ca-file={}", file("ca.crt")),
             "--use-service-account-credentials=true".into(),
             "--leader-elect=false".into(),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={kcm_port}"),
+            "--secure-port=0".into(),
             format!("--cert-dir={}", file("kcm-certs")),
             "--concurrent-gc-syncs=5".into(),
         ];
