@@ -48,6 +48,12 @@ impl Creator {
         serde_json::to_string(self).expect("a creator serializes")
     }
 
+    /// A label-safe hash of the user name (`portico.dev/user-hash`).
+    pub fn user_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(&Sha256::digest(self.user.as_bytes())[..16])
+    }
+
     /// Whether the creator is in any of `groups`.
     pub fn in_any(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| groups.contains(g))

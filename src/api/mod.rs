@@ -28,6 +28,10 @@ pub mod keys {
     pub const OPERATION: &str = "portico.dev/operation";
     /// The server's time of the last accepted keepalive.
     pub const LAST_HEARTBEAT_AT: &str = "portico.dev/last-heartbeat-at";
+    /// Label on SessionClaims: a hash of the creator's user name (user names need not be label values).
+    pub const USER_HASH_LABEL: &str = "portico.dev/user-hash";
+    /// Label on SessionClaims: the profile.
+    pub const PROFILE_LABEL: &str = "portico.dev/profile";
     /// The generated name of a Terminal's temporary namespace(s), written by the webhook.
     pub const TEMPORARY_NAMESPACE: &str = "portico.dev/temporary-namespace";
 }

@@ -17,7 +17,16 @@ use kube::core::{
 };
 use tracing::{info, warn};
 
-use crate::{api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, metrics::Metrics};
+use crate::{
+    api::{
+        SessionClaim,
+        keys::{PROFILE_LABEL, TEMPORARY_NAMESPACE, USER_HASH_LABEL},
+    },
+    clusters::Clusters,
+    config::OperatorConfig,
+    creator::Creator,
+    metrics::Metrics,
+};
 
 /// A refusal, with the HTTP status the API server reports to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,19 +174,50 @@ async fn validate_handler(
     };
     let result = async {
         let mut resp = AdmissionResponse::from(&req);
-        if let Some((creator, terminal)) = validate::validate(&req, kind, Timestamp::now(), &state.config)? {
-            let ns = req.namespace.clone().unwrap_or_default();
-            let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
-            let warnings = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
-            if !warnings.is_empty() {
-                resp.warnings = Some(warnings);
+        match validate::validate(&req, kind, Timestamp::now(), &state.config)? {
+            Some(validate::Followup::Terminal(creator, terminal)) => {
+                let ns = req.namespace.clone().unwrap_or_default();
+                let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
+                let warnings = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+                if !warnings.is_empty() {
+                    resp.warnings = Some(warnings);
+                }
             }
+            Some(validate::Followup::Session(creator, profile)) => {
+                check_active_sessions(&state, &creator, &profile).await?;
+            }
+            None => {}
         }
         Ok(resp)
     }
     .await;
     record(&state, kind, "validate", &req, &result);
     respond(&req, result)
+}
+
+/// Refuses a new session when the creator already holds the profile's maximum.
+async fn check_active_sessions(state: &WebhookState, creator: &Creator, profile: &str) -> Result<(), Denial> {
+    let Some(p) = state.config.profile(profile) else {
+        return Ok(());
+    };
+    let api: kube::Api<SessionClaim> = kube::Api::all(state.clusters.local().client.clone());
+    let selector = format!("{USER_HASH_LABEL}={},{PROFILE_LABEL}={profile}", creator.user_hash());
+    let claims = api
+        .list_metadata(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Denial::unavailable(format!("cannot count active sessions: {e}")))?;
+    let active = claims
+        .items
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .count();
+    if active >= p.max_active_per_user as usize {
+        return Err(Denial::forbidden(format!(
+            "{} already has {active} active sessions of profile {profile} (at most {}); end one first",
+            creator.user, p.max_active_per_user
+        )));
+    }
+    Ok(())
 }
 
 fn record(

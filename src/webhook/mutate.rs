@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Denial, Kind, annotation, spec_str};
 use crate::{
-    api::keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, TEMPORARY_NAMESPACE},
+    api::keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, USER_HASH_LABEL},
     config::OperatorConfig,
     creator::Creator,
 };
@@ -27,6 +27,17 @@ fn set_annotation(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &
         ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
     }
     ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", esc(key)), "value": value}));
+}
+
+fn set_label(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) {
+    if obj.metadata.labels.is_none() && !ops.iter().any(|o| o["path"] == "/metadata/labels") {
+        ops.push(json!({"op": "add", "path": "/metadata/labels", "value": {}}));
+    }
+    ops.push(json!({"op": "add", "path": format!("/metadata/labels/{}", esc(key)), "value": value}));
+}
+
+fn label<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
+    obj.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 /// The patch for one admission request, as JSON-patch operations, or a denial.
@@ -63,7 +74,13 @@ pub fn mutate(
             if annotation(obj, OPERATION).is_some() {
                 ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", esc(OPERATION))}));
             }
-            if let Some((idle, max)) = lifetime_defaults(kind, cfg) {
+            if kind == Kind::SessionClaim {
+                set_label(&mut ops, obj, USER_HASH_LABEL, &requester.user_hash());
+                if let Some(p) = spec_str(obj, "profile") {
+                    set_label(&mut ops, obj, PROFILE_LABEL, p);
+                }
+            }
+            if let Some((idle, max)) = lifetime_defaults(kind, obj, cfg) {
                 if spec_str(obj, "idleTimeout").is_none() {
                     ops.push(json!({"op": "add", "path": "/spec/idleTimeout", "value": idle}));
                 }
@@ -87,7 +104,14 @@ pub fn mutate(
                     set_annotation(&mut ops, obj, key, v);
                 }
             }
-            if lifetime_defaults(kind, cfg).is_some() {
+            for key in [USER_HASH_LABEL, PROFILE_LABEL] {
+                if kind == Kind::SessionClaim
+                    && let (Some(v), None) = (label(old, key), label(obj, key))
+                {
+                    set_label(&mut ops, obj, key, v);
+                }
+            }
+            if matches!(kind, Kind::Terminal | Kind::SessionClaim) {
                 for field in ["idleTimeout", "maxLifetime"] {
                     if let (Some(v), None) = (spec_str(old, field), spec_str(obj, field)) {
                         ops.push(json!({"op": "add", "path": format!("/spec/{field}"), "value": v}));
@@ -130,14 +154,16 @@ pub fn heartbeat_value(now: Timestamp) -> String {
     now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-fn lifetime_defaults(kind: Kind, cfg: &OperatorConfig) -> Option<(String, String)> {
-    match kind {
-        Kind::Terminal => Some((
-            cfg.terminal.idle_timeout.default.to_string(),
-            cfg.terminal.max_lifetime.default.to_string(),
-        )),
-        _ => None,
-    }
+fn lifetime_defaults(kind: Kind, obj: &DynamicObject, cfg: &OperatorConfig) -> Option<(String, String)> {
+    let (idle, max) = match kind {
+        Kind::Terminal => (&cfg.terminal.idle_timeout, &cfg.terminal.max_lifetime),
+        Kind::SessionClaim => {
+            let p = cfg.profile(spec_str(obj, "profile")?)?;
+            (&p.idle_timeout, &p.max_lifetime)
+        }
+        Kind::Deployment => return None,
+    };
+    Some((idle.default.to_string(), max.default.to_string()))
 }
 
 fn wants_temporary_namespace(obj: &DynamicObject) -> bool {

@@ -9,7 +9,7 @@ use super::{Denial, Kind, annotation, spec_str};
 use crate::{
     api::{
         Terminal,
-        keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION},
+        keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, USER_HASH_LABEL},
     },
     config::OperatorConfig,
     controller::lifetime,
@@ -19,13 +19,22 @@ use crate::{
 /// How far ahead of the server's clock a heartbeat may be (clock steps between replicas).
 pub const HEARTBEAT_SKEW: SignedDuration = SignedDuration::from_secs(2);
 
-/// Checks one request. Returns the Terminal to authorize when a Terminal is created.
+/// What is left to check with API calls after the pure checks pass.
+#[derive(Debug)]
+pub enum Followup {
+    /// A new Terminal: authorize it against its creator's RBAC.
+    Terminal(Creator, Box<Terminal>),
+    /// A new SessionClaim: count the creator's active sessions of this profile.
+    Session(Creator, String),
+}
+
+/// Checks one request; returns what still needs API calls.
 pub fn validate(
     req: &AdmissionRequest<DynamicObject>,
     kind: Kind,
     now: Timestamp,
     cfg: &OperatorConfig,
-) -> Result<Option<(Creator, Terminal)>, Denial> {
+) -> Result<Option<Followup>, Denial> {
     let Some(obj) = req.object.as_ref() else {
         return Ok(None);
     };
@@ -74,6 +83,9 @@ pub fn validate(
         check_heartbeat(v, now)?;
     }
 
+    if kind == Kind::SessionClaim {
+        return validate_session(req, obj, creator, cfg);
+    }
     if kind != Kind::Terminal {
         return Ok(None);
     }
@@ -106,7 +118,54 @@ pub fn validate(
                 cfg.terminal.privileged_groups
             )));
         }
-        return Ok(Some((creator, terminal)));
+        return Ok(Some(Followup::Terminal(creator, Box::new(terminal))));
+    }
+    Ok(None)
+}
+
+fn validate_session(
+    req: &AdmissionRequest<DynamicObject>,
+    obj: &DynamicObject,
+    creator: Creator,
+    cfg: &OperatorConfig,
+) -> Result<Option<Followup>, Denial> {
+    if let (Operation::Update, Some(old)) = (&req.operation, req.old_object.as_ref()) {
+        for key in [USER_HASH_LABEL, PROFILE_LABEL] {
+            let get = |o: &DynamicObject| o.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
+            if get(old) != get(obj) {
+                return Err(Denial::forbidden(format!(
+                    "the label {key} is managed by Portico and cannot change"
+                )));
+            }
+        }
+    }
+    let name = spec_str(obj, "profile").unwrap_or_default();
+    let Some(profile) = cfg.profile(name) else {
+        let offered: Vec<&str> = cfg.session_profiles.iter().map(|p| p.name.as_str()).collect();
+        return Err(Denial::invalid(format!(
+            "spec.profile: there is no session profile named {name:?}; the operator offers: {}",
+            if offered.is_empty() {
+                "none".to_string()
+            } else {
+                offered.join(", ")
+            }
+        )));
+    };
+    lifetime::effective(
+        spec_str(obj, "idleTimeout"),
+        spec_str(obj, "maxLifetime"),
+        &profile.idle_timeout,
+        &profile.max_lifetime,
+    )
+    .map_err(|e| Denial::invalid(format!("{e} (profile {name})")))?;
+    if let Operation::Create = req.operation {
+        if !profile.allows(&creator.groups) {
+            return Err(Denial::forbidden(format!(
+                "{} may not claim session profile {name}: it is for members of {:?}",
+                creator.user, profile.allowed_groups
+            )));
+        }
+        return Ok(Some(Followup::Session(creator, name.to_string())));
     }
     Ok(None)
 }

@@ -2,6 +2,10 @@
 //! lifetime, privileged groups, webhook serving, leader election. Parsing and
 //! checking are pure; every error names the key at fault.
 
+pub mod profiles;
+
+pub use profiles::{Grant, SessionProfile};
+
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration as StdDuration};
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -30,7 +34,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
@@ -56,6 +60,9 @@ pub struct OperatorConfig {
     /// Reconciler settings.
     #[serde(default)]
     pub controller: ControllerConfig,
+    /// The session profiles users may claim with a SessionClaim.
+    #[serde(default)]
+    pub session_profiles: Vec<SessionProfile>,
 }
 
 /// A default and a cap for one duration.
@@ -99,7 +106,7 @@ pub struct ResourcesConfig {
     pub limits: BTreeMap<String, Quantity>,
 }
 
-fn d(secs: u64) -> Duration {
+pub(crate) fn d(secs: u64) -> Duration {
     StdDuration::from_secs(secs).into()
 }
 
@@ -259,13 +266,18 @@ impl Default for ControllerConfig {
 }
 
 impl OperatorConfig {
+    /// The profile named `name`.
+    pub fn profile(&self, name: &str) -> Option<&SessionProfile> {
+        self.session_profiles.iter().find(|p| p.name == name)
+    }
+
     /// Parses YAML text and checks it.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let cfg: OperatorConfig = match serde_path_to_error::deserialize(de) {
             Ok(cfg) => cfg,
             Err(e) => {
-                let key = e.path().to_string();
+                let key = profiles::name_profile_in_path(&e.path().to_string(), text);
                 let key = if key == "." { "(top level)".to_string() } else { key };
                 return Err(invalid(key, e.into_inner().to_string()));
             }
@@ -291,6 +303,7 @@ impl OperatorConfig {
         positive("terminal.tokenLifetime", &t.token_lifetime)?;
         positive("terminal.cleanupTimeout", &t.cleanup_timeout)?;
         positive("leaderElection.leaseDuration", &self.leader_election.lease_duration)?;
+        profiles::check_all(&self.session_profiles)?;
         if self.controller.concurrency == 0 {
             return Err(invalid("controller.concurrency", "must be at least 1"));
         }
@@ -332,7 +345,7 @@ fn positive(key: &str, v: &Duration) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_bounds(key: &str, b: &Bounds) -> Result<(), ConfigError> {
+pub(crate) fn check_bounds(key: &str, b: &Bounds) -> Result<(), ConfigError> {
     positive(&format!("{key}.default"), &b.default)?;
     positive(&format!("{key}.max"), &b.max)?;
     if StdDuration::from(b.default) > StdDuration::from(b.max) {
@@ -411,6 +424,61 @@ mod tests {
         assert!(err("{}").contains("`webhook`"));
         assert!(err("webhook: {url: 'http://x'}").contains("https://"));
         OperatorConfig::from_yaml("webhook: {manageConfigurations: false}").unwrap();
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+
+    const BASE: &str = "webhook: {url: 'https://127.0.0.1:9443'}\n";
+
+    fn load(profiles: &str) -> Result<OperatorConfig, ConfigError> {
+        OperatorConfig::from_yaml(&format!("{BASE}sessionProfiles:\n{profiles}"))
+    }
+
+    #[test]
+    fn a_profile_with_selector_and_list_grants_loads() {
+        let c = load(
+            "- name: developer\n  allowedGroups: [developers]\n  grants:\n    - namespaces: {selector: {matchLabels: {team: a}}}\n      role: {kind: ClusterRole, name: edit}\n    - namespaces: {names: [shared]}\n      role: {kind: ClusterRole, name: view}\n  maxActivePerUser: 2\n",
+        )
+        .unwrap();
+        let p = c.profile("developer").unwrap();
+        assert!(p.allows(&["developers".into()]) && !p.allows(&["ops".into()]));
+        let labels = [("team".to_string(), "a".to_string())].into();
+        assert!(p.grants[0].covers("team-a", &labels));
+        assert!(!p.grants[0].covers("team-b", &Default::default()));
+        assert!(p.grants[1].covers("shared", &Default::default()));
+    }
+
+    #[test]
+    fn errors_name_the_profile_and_key() {
+        let e = load("- name: developer\n  allowedGroups: ['*']\n  grants:\n    - namespaces: {names: [a]}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sessionProfiles[developer].grants[0]") && e.contains("role"),
+            "{e}"
+        );
+        let e = load("- name: dev\n  allowedGroups: ['*']\n  colour: blue\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sessionProfiles[dev]") && e.contains("colour"), "{e}");
+        let e = load("- name: dev\n  allowedGroups: ['*']\n  idleTimeout: {default: 2h, max: 1h}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sessionProfiles[dev].idleTimeout.default") && e.contains("above the maximum"),
+            "{e}"
+        );
+        let e = load("- name: dev\n  allowedGroups: ['*']\n  grants:\n    - namespaces: {}\n      role: {kind: ClusterRole, name: view}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sessionProfiles[dev].grants[0].namespaces"), "{e}");
+        let e = load("- name: dev\n  allowedGroups: ['*']\n- name: dev\n  allowedGroups: ['*']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unique"), "{e}");
     }
 }
 
