@@ -25,6 +25,13 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels with a session profile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProfileLabels {
+    /// The session profile.
+    pub profile: String,
+}
+
 /// Labels of admission requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AdmissionLabels {
@@ -55,6 +62,8 @@ pub struct Metrics {
     pub token_renewals: Family<KindLabels, Counter>,
     /// Admission requests answered.
     pub admissions: Family<AdmissionLabels, Counter>,
+    /// Active sessions per profile.
+    pub active_sessions: Family<ProfileLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -70,6 +79,7 @@ impl Default for Metrics {
         let cleanup_failures = Family::<KindLabels, Counter>::default();
         let token_renewals = Family::<KindLabels, Counter>::default();
         let admissions = Family::<AdmissionLabels, Counter>::default();
+        let active_sessions = Family::<ProfileLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed, by reason", errors.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration", duration.clone());
@@ -94,6 +104,7 @@ impl Default for Metrics {
             token_renewals.clone(),
         );
         registry.register("admission_requests", "Admission requests answered", admissions.clone());
+        registry.register("active_sessions", "Active sessions per profile", active_sessions.clone());
         Metrics {
             registry,
             reconciles,
@@ -104,6 +115,7 @@ impl Default for Metrics {
             cleanup_failures,
             token_renewals,
             admissions,
+            active_sessions,
         }
     }
 }
@@ -162,6 +174,11 @@ impl Metrics {
     /// Sets the number of active objects of a kind.
     pub fn set_active(&self, k: &str, n: i64) {
         self.active.get_or_create(&kind(k)).set(n);
+    }
+
+    /// Sets the number of active sessions of a profile.
+    pub fn set_active_sessions(&self, profile: &str, n: i64) {
+        self.active_sessions.get_or_create(&ProfileLabels { profile: profile.into() }).set(n);
     }
 
     /// Counts a cleanup failure.

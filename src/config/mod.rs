@@ -42,7 +42,7 @@ pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Con
 }
 
 /// Everything `portico operator` reads from `--config`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperatorConfig {
     /// Terminal defaults and caps.
@@ -63,6 +63,17 @@ pub struct OperatorConfig {
     /// The session profiles users may claim with a SessionClaim.
     #[serde(default)]
     pub session_profiles: Vec<SessionProfile>,
+    /// Lifetime of a session's token; renewed at 80%, never longer than the session may live.
+    #[serde(default = "default_session_token")]
+    pub session_token_lifetime: Duration,
+    /// API server URL written into session kubeconfigs (what users reach from their machines);
+    /// the operator's own when absent.
+    #[serde(default)]
+    pub session_server_url: Option<String>,
+}
+
+fn default_session_token() -> Duration {
+    d(3600)
 }
 
 /// A default and a cap for one duration.
@@ -265,6 +276,21 @@ impl Default for ControllerConfig {
     }
 }
 
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            terminal: Default::default(),
+            webhook: Default::default(),
+            leader_election: Default::default(),
+            metrics: Default::default(),
+            controller: Default::default(),
+            session_profiles: vec![],
+            session_token_lifetime: default_session_token(),
+            session_server_url: None,
+        }
+    }
+}
+
 impl OperatorConfig {
     /// The profile named `name`.
     pub fn profile(&self, name: &str) -> Option<&SessionProfile> {
@@ -301,6 +327,7 @@ impl OperatorConfig {
         check_bounds("terminal.idleTimeout", &t.idle_timeout)?;
         check_bounds("terminal.maxLifetime", &t.max_lifetime)?;
         positive("terminal.tokenLifetime", &t.token_lifetime)?;
+        positive("sessionTokenLifetime", &self.session_token_lifetime)?;
         positive("terminal.cleanupTimeout", &t.cleanup_timeout)?;
         positive("leaderElection.leaseDuration", &self.leader_election.lease_duration)?;
         profiles::check_all(&self.session_profiles)?;

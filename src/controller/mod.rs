@@ -2,8 +2,10 @@
 //! type with stable metric labels, events, and server-side apply helpers.
 
 pub mod lifetime;
+pub mod session;
 pub mod status;
 pub mod terminal;
+pub mod token;
 
 use std::sync::Arc;
 

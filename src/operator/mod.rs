@@ -17,7 +17,7 @@ use tracing::{error, info};
 use crate::{
     clusters::{Clusters, pem_encode},
     config::OperatorConfig,
-    controller::{Context, terminal},
+    controller::{Context, session, terminal},
     metrics::Metrics,
     webhook::{self, WebhookState, registration, tls},
 };
@@ -141,7 +141,10 @@ pub async fn run_until(
 
 async fn run_controllers(ctx: Arc<Context>, stop: CancellationToken) {
     info!("controllers starting");
-    terminal::run(ctx, stop.cancelled_owned()).await;
+    tokio::join!(
+        terminal::run(ctx.clone(), stop.clone().cancelled_owned()),
+        session::run(ctx, stop.cancelled_owned())
+    );
     info!("controllers stopped");
 }
 

@@ -73,6 +73,22 @@ pub fn kubectl_ok(args: &[&str]) -> String {
 
 pub mod operator;
 
+/// Session profiles of the shared operator: `developer` (edit in namespaces
+/// labelled team=a, at most 2 per user, idle timeouts down to 1s), `ops` (for
+/// the group ops only).
+pub const TEST_PROFILES: &str = "sessionProfiles:
+  - name: developer
+    allowedGroups: [developers]
+    grants:
+      - namespaces: {selector: {matchLabels: {team: a}}}
+        role: {kind: ClusterRole, name: edit}
+    idleTimeout: {default: 30m, max: 8h}
+    maxLifetime: {default: 8h, max: 24h}
+    maxActivePerUser: 2
+  - name: ops
+    allowedGroups: [ops]
+";
+
 /// The shared control plane with the demo tenants (alice: edit in team-a,
 /// bob: edit in team-b, carol: portico-admins) and one operator running.
 pub fn shared_with_operator() -> &'static ControlPlane {
@@ -86,7 +102,7 @@ pub fn shared_with_operator() -> &'static ControlPlane {
                 portico::install::wait_aggregated(&admin)
                     .await
                     .expect("aggregated roles");
-                let (config, metrics_port) = operator::write_config(cp, "");
+                let (config, metrics_port) = operator::write_config(cp, TEST_PROFILES);
                 operator::Operator::start(cp, config, metrics_port).await
             })
         })

@@ -28,10 +28,7 @@ use crate::{
 pub const UID_LABEL: &str = "portico.dev/terminal-uid";
 /// Annotation naming the owning Terminal as `namespace/name`.
 pub const OWNER_ANNOTATION: &str = "portico.dev/terminal";
-/// Annotation on the kubeconfig Secret: when its token expires.
-pub const TOKEN_EXPIRES_ANNOTATION: &str = "portico.dev/token-expires-at";
-/// Annotation on the kubeconfig Secret: when its token was issued.
-pub const TOKEN_ISSUED_ANNOTATION: &str = "portico.dev/token-issued-at";
+pub use crate::controller::token::{EXPIRES_ANNOTATION as TOKEN_EXPIRES_ANNOTATION, ISSUED_ANNOTATION as TOKEN_ISSUED_ANNOTATION};
 /// Where the kubeconfig is mounted in the terminal container.
 pub const KUBECONFIG_DIR: &str = "/var/run/portico";
 
@@ -204,20 +201,6 @@ pub fn target_bindings(t: &Terminal, n: &Names, target: &Side) -> (Vec<RoleBindi
         }
     }
     (rbs, crbs)
-}
-
-/// A kubeconfig that reaches `server` with `token`, defaulting to `namespace`.
-pub fn kubeconfig(server: &str, ca_pem: Option<&str>, token: &str, namespace: &str) -> String {
-    use base64::Engine;
-    let ca = ca_pem.map(|p| base64::engine::general_purpose::STANDARD.encode(p));
-    let doc = serde_json::json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "target", "cluster": {"server": server, "certificate-authority-data": ca}}],
-        "users": [{"name": "terminal", "user": {"token": token}}],
-        "contexts": [{"name": "target", "context": {"cluster": "target", "user": "terminal", "namespace": namespace}}],
-        "current-context": "target",
-    });
-    serde_yaml_ng::to_string(&doc).expect("a kubeconfig serializes")
 }
 
 /// The host Secret holding the kubeconfig, annotated with the token's times.
@@ -452,14 +435,5 @@ spec:
         assert_eq!(labels["app"], "shell");
         assert_eq!(labels[UID_LABEL], "0a1b2c3d-0000-0000-0000-000000000000");
         assert_eq!(c.security_context.as_ref().unwrap().privileged, Some(false));
-    }
-
-    #[test]
-    fn kubeconfig_holds_server_token_and_namespace() {
-        let k = kubeconfig("https://10.0.0.1:443", Some("PEM"), "tok", "team-b");
-        let v: serde_json::Value = serde_yaml_ng::from_str(&k).unwrap();
-        assert_eq!(v["users"][0]["user"]["token"], "tok");
-        assert_eq!(v["contexts"][0]["context"]["namespace"], "team-b");
-        assert_eq!(v["clusters"][0]["cluster"]["server"], "https://10.0.0.1:443");
     }
 }

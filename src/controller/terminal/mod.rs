@@ -10,7 +10,6 @@ use build::{Names, Side};
 use futures::StreamExt;
 use k8s_openapi::{
     api::{
-        authentication::v1::{TokenRequest, TokenRequestSpec},
         core::v1::{Namespace, Pod, Secret, ServiceAccount},
         rbac::v1::{ClusterRoleBinding, Role, RoleBinding},
     },
@@ -18,7 +17,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{ListParams, PostParams},
+    api::ListParams,
     runtime::{
         Controller,
         controller::Action,
@@ -30,7 +29,7 @@ use kube::{
 };
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, apply, apply_status, delete_if_exists, kube_err, lifetime, status::Phase};
+use super::{Context, Error, apply, token, apply_status, delete_if_exists, kube_err, lifetime, status::Phase};
 use crate::{
     api::{
         Terminal,
@@ -44,8 +43,6 @@ use crate::{
 };
 
 const KIND: &str = "Terminal";
-/// The API server's minimum for a TokenRequest.
-const MIN_TOKEN: Duration = Duration::from_secs(600);
 /// How often a Terminal on another host cluster is looked at while its pod is not ready (no watch there).
 const REMOTE_POLL: Duration = Duration::from_secs(5);
 
@@ -371,39 +368,15 @@ async fn ensure_token(
         .get_opt(&n.kubeconfig_secret)
         .await
         .map_err(kube_err("read kubeconfig Secret"))?;
-    let times = existing.as_ref().and_then(|s| {
-        let a = s.annotations();
-        let issued: Timestamp = a.get(build::TOKEN_ISSUED_ANNOTATION)?.parse().ok()?;
-        let exp: Timestamp = a.get(build::TOKEN_EXPIRES_ANNOTATION)?.parse().ok()?;
-        Some((issued, exp))
-    });
-    if let Some((issued, exp)) = times {
-        let renew_at = renewal_time(issued, exp);
-        if renew_at > now() {
-            return Ok(renew_at);
-        }
+    let renew = existing.as_ref().and_then(token::renew_at);
+    if let Some(at) = renew
+        && at > now()
+    {
+        return Ok(at);
     }
-    let wanted = Duration::from(ctx.config.terminal.token_lifetime)
-        .min(until(expires))
-        .max(MIN_TOKEN);
-    let sas: Api<ServiceAccount> = Api::namespaced(target.client.clone(), &target_side.namespace);
-    let req = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            audiences: None,
-            expiration_seconds: Some(wanted.as_secs() as i64),
-            bound_object_ref: None,
-        }),
-        ..Default::default()
-    };
-    let issued_at = now();
-    let resp = sas
-        .create_token_request(&n.access, &PostParams::default(), &req)
-        .await
-        .map_err(kube_err("request a token for the target service account"))?;
-    let st = resp.status.unwrap_or_default();
-    let (Some(token), Some(exp)) = (st.token, st.expiration_timestamp.map(|t| t.0)) else {
-        return Err(Error::Token("the API server returned no token or no expiry".into()));
-    };
+    let wanted = token::lifetime(ctx.config.terminal.token_lifetime.into(), until(expires));
+    let issued = token::request(&target.client, &target_side.namespace, &n.access, wanted, None).await?;
+    let (exp, issued_at) = (issued.expires, issued.issued);
     let server = target_server(ctx, target);
     let context_ns = t
         .spec
@@ -411,10 +384,10 @@ async fn ensure_token(
         .kubeconfig_context_namespace
         .clone()
         .unwrap_or_else(|| target_side.namespace.clone());
-    let kubeconfig = build::kubeconfig(&server, target.ca_pem.as_deref(), &token, &context_ns);
+    let kubeconfig = token::kubeconfig(&server, target.ca_pem.as_deref(), &issued.token, &context_ns, "terminal");
     let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &issued_at.to_string(), &exp.to_string());
     apply(&host.client, &secret).await?;
-    if times.is_some() {
+    if renew.is_some() {
         ctx.metrics.token_renewed(KIND);
         ctx.event(
             t,
@@ -425,7 +398,7 @@ async fn ensure_token(
         )
         .await;
     }
-    Ok(renewal_time(issued_at, exp))
+    Ok(token::renewal_time(issued_at, exp))
 }
 
 fn target_server(ctx: &Context, target: &ClusterClient) -> String {
@@ -433,14 +406,6 @@ fn target_server(ctx: &Context, target: &ClusterClient) -> String {
         (None, Some(url)) => url.clone(),
         _ => target.server.clone(),
     }
-}
-
-/// Renew when 80% of a token's life has passed.
-pub fn renewal_time(issued: Timestamp, expires: Timestamp) -> Timestamp {
-    let life = expires.duration_since(issued);
-    issued
-        .saturating_add(SignedDuration::from_nanos((life.as_nanos() as f64 * 0.8) as i64))
-        .unwrap_or(expires)
 }
 
 async fn apply_host(
@@ -564,13 +529,6 @@ async fn cleanup_host(n: &Names, c: &ClusterClient, side: &Side) -> Result<(), E
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_renew_at_eighty_percent() {
-        let issued: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let exp: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
-        assert_eq!(renewal_time(issued, exp).to_string(), "2026-01-01T00:48:00Z");
-    }
 
     #[test]
     fn pod_phases_map_to_kstatus() {
