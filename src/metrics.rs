@@ -104,7 +104,11 @@ impl Default for Metrics {
             token_renewals.clone(),
         );
         registry.register("admission_requests", "Admission requests answered", admissions.clone());
-        registry.register("active_sessions", "Active sessions per profile", active_sessions.clone());
+        registry.register(
+            "active_sessions",
+            "Active sessions per profile",
+            active_sessions.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -178,7 +182,11 @@ impl Metrics {
 
     /// Sets the number of active sessions of a profile.
     pub fn set_active_sessions(&self, profile: &str, n: i64) {
-        self.active_sessions.get_or_create(&ProfileLabels { profile: profile.into() }).set(n);
+        self.active_sessions
+            .get_or_create(&ProfileLabels {
+                profile: profile.into(),
+            })
+            .set(n);
     }
 
     /// Counts a cleanup failure.

@@ -157,6 +157,10 @@ async fn a_bad_configuration_stops_the_operator_naming_the_key() {
         ),
         ("terminal:\n  tokenLifetme: 1h\n", "tokenLifetme"),
         ("controller: {concurrency: -1}\n", "controller.concurrency"),
+        (
+            "webhook: {url: 'https://127.0.0.1:1'}\nsessionProfiles:\n  - name: dev\n    allowedGroups: ['*']\n    grants:\n      - namespaces: {names: [a]}\n",
+            "sessionProfiles[dev].grants[0]",
+        ),
     ] {
         let path = dir.path().join("bad.yaml");
         std::fs::write(&path, text).unwrap();
@@ -349,4 +353,74 @@ async fn objects_created_without_the_webhook_grant_nothing_and_sigterm_stops_cle
         status.is_some_and(|s| s.success()),
         "SIGTERM ends the operator cleanly: {status:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grants_removed_from_a_profile_leave_live_sessions_after_a_restart() {
+    use portico::{api::SessionClaim, controller::session::build::Names};
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let profile = |grants: &str| {
+        format!(
+            "leaderElection: {{enabled: false}}\nsessionProfiles:\n  - name: shrink\n    allowedGroups: [developers]\n    grants:\n{grants}"
+        )
+    };
+    let both = "      - namespaces: {names: [team-a]}\n        role: {kind: ClusterRole, name: edit}\n      - namespaces: {names: [team-a]}\n        role: {kind: ClusterRole, name: view}\n";
+    let (config, port) = write_config(cp, &profile(both));
+    let op = Operator::start(cp, config.clone(), port).await;
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let claim: SessionClaim = serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim", "metadata": {"name": "shrinking"}, "spec": {"profile": "shrink"}
+    }))
+    .unwrap();
+    let c = Api::<SessionClaim>::namespaced(alice, "team-a")
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
+    let n = Names::for_uid(&c.uid().unwrap());
+    let rbs: Api<RoleBinding> = Api::namespaced(cp.admin_client().await.unwrap(), "team-a");
+    let view = n.grant(portico::api::terminal::RoleKind::ClusterRole, "view");
+    let edit = n.grant(portico::api::terminal::RoleKind::ClusterRole, "edit");
+    for b in [&view, &edit] {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(rbs.clone(), b, |r: Option<&RoleBinding>| r.is_some()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let metrics = op.metrics().await;
+    assert!(
+        metrics.contains("portico_active_sessions{profile=\"shrink\"} 1"),
+        "{metrics}"
+    );
+    drop(op);
+    // The profile loses its view grant; the operator starts again with it.
+    let only_edit = "      - namespaces: {names: [team-a]}\n        role: {kind: ClusterRole, name: edit}\n";
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap().replace(both, only_edit),
+    )
+    .unwrap();
+    let op = Operator::start(cp, config, port).await;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(rbs.clone(), &view, |r: Option<&RoleBinding>| r.is_none()),
+    )
+    .await
+    .expect("the view grant is pruned")
+    .unwrap();
+    assert!(rbs.get_opt(&edit).await.unwrap().is_some(), "the edit grant stays");
+    let claims: Api<SessionClaim> = Api::namespaced(cp.admin_client().await.unwrap(), "team-a");
+    claims.delete("shrinking", &DeleteParams::default()).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(claims, "shrinking", |c: Option<&SessionClaim>| c.is_none()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(rbs.get_opt(&edit).await.unwrap().is_none());
+    drop(op);
 }

@@ -33,7 +33,9 @@ pub fn renew_at(secret: &Secret) -> Option<Timestamp> {
 /// Renew when 80% of a token's life has passed.
 pub fn renewal_time(issued: Timestamp, expires: Timestamp) -> Timestamp {
     let life = expires.duration_since(issued);
-    issued.saturating_add(SignedDuration::from_nanos((life.as_nanos() as f64 * 0.8) as i64)).unwrap_or(expires)
+    issued
+        .saturating_add(SignedDuration::from_nanos((life.as_nanos() as f64 * 0.8) as i64))
+        .unwrap_or(expires)
 }
 
 /// A token's lifetime: the configured one, but no longer than the owner may
@@ -78,10 +80,16 @@ pub async fn request(
     let resp = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
         .create_token_request(sa, &PostParams::default(), &req)
         .await
-        .map_err(kube_err(format!("request a token for service account {namespace}/{sa}")))?;
+        .map_err(kube_err(format!(
+            "request a token for service account {namespace}/{sa}"
+        )))?;
     let st = resp.status.unwrap_or_default();
     match (st.token, st.expiration_timestamp) {
-        (Some(token), Some(exp)) => Ok(Issued { token, issued, expires: exp.0 }),
+        (Some(token), Some(exp)) => Ok(Issued {
+            token,
+            issued,
+            expires: exp.0,
+        }),
         _ => Err(Error::Token("the API server returned no token or no expiry".into())),
     }
 }

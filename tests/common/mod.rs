@@ -74,8 +74,8 @@ pub fn kubectl_ok(args: &[&str]) -> String {
 pub mod operator;
 
 /// Session profiles of the shared operator: `developer` (edit in namespaces
-/// labelled team=a, at most 2 per user, idle timeouts down to 1s), `ops` (for
-/// the group ops only).
+/// labelled team=a), `pair` (at most 2 active per user), `ops` (for the group
+/// ops only).
 pub const TEST_PROFILES: &str = "sessionProfiles:
   - name: developer
     allowedGroups: [developers]
@@ -84,6 +84,9 @@ pub const TEST_PROFILES: &str = "sessionProfiles:
         role: {kind: ClusterRole, name: edit}
     idleTimeout: {default: 30m, max: 8h}
     maxLifetime: {default: 8h, max: 24h}
+    maxActivePerUser: 10
+  - name: pair
+    allowedGroups: [developers]
     maxActivePerUser: 2
   - name: ops
     allowedGroups: [ops]

@@ -53,7 +53,16 @@ impl Names {
             RoleKind::Role => "role",
             RoleKind::ClusterRole => "clusterrole",
         };
-        let safe: String = role.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' }).collect();
+        let safe: String = role
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         format!("{}-{k}-{}", self.service_account, safe.to_lowercase())
     }
 }
@@ -67,11 +76,17 @@ fn meta(c: &SessionClaim, name: &str, namespace: &str) -> ObjectMeta {
             (UID_LABEL.to_string(), c.uid().unwrap_or_default()),
             ("app.kubernetes.io/managed-by".to_string(), "portico".to_string()),
         ])),
-        annotations: Some(BTreeMap::from([(OWNER_ANNOTATION.to_string(), format!("{own_ns}/{}", c.name_any()))])),
-        owner_references: (namespace == own_ns).then(|| c.controller_owner_ref(&())).flatten().map(|mut o| {
-            o.block_owner_deletion = None;
-            vec![o]
-        }),
+        annotations: Some(BTreeMap::from([(
+            OWNER_ANNOTATION.to_string(),
+            format!("{own_ns}/{}", c.name_any()),
+        )])),
+        owner_references: (namespace == own_ns)
+            .then(|| c.controller_owner_ref(&()))
+            .flatten()
+            .map(|mut o| {
+                o.block_owner_deletion = None;
+                vec![o]
+            }),
         ..Default::default()
     }
 }
@@ -95,7 +110,12 @@ pub fn secret(c: &SessionClaim, n: &Names, kubeconfig: Option<(&str, &str, &str)
         a.insert(EXPIRES_ANNOTATION.into(), expires.into());
         BTreeMap::from([("kubeconfig".to_string(), ByteString(text.as_bytes().to_vec()))])
     });
-    Secret { metadata: m, type_: Some("Opaque".into()), data, ..Default::default() }
+    Secret {
+        metadata: m,
+        type_: Some("Opaque".into()),
+        data,
+        ..Default::default()
+    }
 }
 
 /// A Role allowing `get` on the kubeconfig Secret only.
@@ -116,7 +136,11 @@ pub fn reader_role(c: &SessionClaim, n: &Names) -> Role {
 pub fn reader_binding(c: &SessionClaim, n: &Names, creator: &Creator) -> RoleBinding {
     RoleBinding {
         metadata: meta(c, &n.reader, &c.namespace().unwrap_or_default()),
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: n.reader.clone() },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: n.reader.clone(),
+        },
         subjects: Some(vec![Subject {
             kind: "User".into(),
             name: creator.user.clone(),
@@ -134,7 +158,11 @@ pub fn grant_binding(c: &SessionClaim, n: &Names, namespace: &str, kind: RoleKin
     };
     RoleBinding {
         metadata: meta(c, &n.grant(kind, role), namespace),
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: kind_name.into(), name: role.into() },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: kind_name.into(),
+            name: role.into(),
+        },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name: n.service_account.clone(),
@@ -163,7 +191,10 @@ mod tests {
         let rule = &role.rules.unwrap()[0];
         assert_eq!(rule.verbs, ["get"]);
         assert_eq!(rule.resource_names.as_ref().unwrap(), std::slice::from_ref(&n.secret));
-        let creator = Creator { user: "alice".into(), groups: vec!["developers".into()] };
+        let creator = Creator {
+            user: "alice".into(),
+            groups: vec!["developers".into()],
+        };
         let rb = reader_binding(&c, &n, &creator);
         let s = rb.subjects.unwrap();
         assert_eq!((s.len(), s[0].kind.as_str(), s[0].name.as_str()), (1, "User", "alice"));
@@ -173,11 +204,17 @@ mod tests {
     fn grant_bindings_are_named_by_role_and_owned_only_in_the_claims_namespace() {
         let c = claim();
         let n = Names::for_uid("u-1");
-        assert_eq!(n.grant(RoleKind::ClusterRole, "system:aggregate-to-edit"), format!("{}-clusterrole-system-aggregate-to-edit", n.service_account));
+        assert_eq!(
+            n.grant(RoleKind::ClusterRole, "system:aggregate-to-edit"),
+            format!("{}-clusterrole-system-aggregate-to-edit", n.service_account)
+        );
         let here = grant_binding(&c, &n, "team-a", RoleKind::ClusterRole, "edit");
         let there = grant_binding(&c, &n, "team-b", RoleKind::ClusterRole, "edit");
         assert!(here.metadata.owner_references.is_some());
-        assert!(there.metadata.owner_references.is_none(), "cross-namespace: finalizer-managed");
+        assert!(
+            there.metadata.owner_references.is_none(),
+            "cross-namespace: finalizer-managed"
+        );
         assert_eq!(there.subjects.unwrap()[0].namespace.as_deref(), Some("team-a"));
     }
 
@@ -187,6 +224,9 @@ mod tests {
         let n = Names::for_uid("u-1");
         assert!(secret(&c, &n, None).data.is_none());
         let s = secret(&c, &n, Some(("kc", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z")));
-        assert_eq!(s.metadata.annotations.unwrap()[EXPIRES_ANNOTATION], "2026-01-01T01:00:00Z");
+        assert_eq!(
+            s.metadata.annotations.unwrap()[EXPIRES_ANNOTATION],
+            "2026-01-01T01:00:00Z"
+        );
     }
 }

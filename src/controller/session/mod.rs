@@ -37,7 +37,9 @@ use tracing::{info, instrument, warn};
 
 use super::{Context, Error, apply, apply_status, delete_if_exists, kube_err, lifetime, status::Phase, token};
 use crate::{
-    api::{SessionClaim, common::EndReason, keys::LAST_HEARTBEAT_AT, session_claim::SessionClaimStatus, terminal::RoleKind},
+    api::{
+        SessionClaim, common::EndReason, keys::LAST_HEARTBEAT_AT, session_claim::SessionClaimStatus, terminal::RoleKind,
+    },
     config::SessionProfile,
     creator::Creator,
     webhook::authz::{self, Checker},
@@ -63,7 +65,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .filter_map(|r| futures::future::ready(r.ok().map(|_| ())));
     let concurrency = ctx.config.controller.concurrency;
     let controller = Controller::new(claims, watcher::Config::default().any_semantic());
-    let sc = Arc::new(SessionContext { ctx, store: controller.store() });
+    let sc = Arc::new(SessionContext {
+        ctx,
+        store: controller.store(),
+    });
     controller
         .reconcile_all_on(ns_changes)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
@@ -83,8 +88,18 @@ fn error_policy(c: Arc<SessionClaim>, err: &Error, sc: Arc<SessionContext>) -> A
 async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Action, Error> {
     let ctx = &sc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
-    let mut per_profile: BTreeMap<String, i64> = ctx.config.session_profiles.iter().map(|p| (p.name.clone(), 0)).collect();
-    for claim in sc.store.state().iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
+    let mut per_profile: BTreeMap<String, i64> = ctx
+        .config
+        .session_profiles
+        .iter()
+        .map(|p| (p.name.clone(), 0))
+        .collect();
+    for claim in sc
+        .store
+        .state()
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+    {
         *per_profile.entry(claim.spec.profile.clone()).or_default() += 1;
     }
     for (profile, n) in &per_profile {
@@ -107,7 +122,11 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
 
 fn until(t: Timestamp) -> Duration {
     let d = t.duration_since(Timestamp::now());
-    if d.is_negative() { Duration::ZERO } else { d.unsigned_abs() }
+    if d.is_negative() {
+        Duration::ZERO
+    } else {
+        d.unsigned_abs()
+    }
 }
 
 async fn set_status(ctx: &Context, c: &SessionClaim, status: &SessionClaimStatus) -> Result<(), Error> {
@@ -127,9 +146,28 @@ fn with_phase(c: &SessionClaim, base: SessionClaimStatus, phase: &Phase) -> Sess
     }
 }
 
-async fn stalled(ctx: &Context, c: &SessionClaim, base: SessionClaimStatus, reason: &str, message: String) -> Result<Action, Error> {
-    ctx.event(c, EventType::Warning, reason, "Reconcile", message.clone()).await;
-    set_status(ctx, c, &with_phase(c, base, &Phase::Stalled { reason: reason.into(), message })).await?;
+async fn stalled(
+    ctx: &Context,
+    c: &SessionClaim,
+    base: SessionClaimStatus,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    ctx.event(c, EventType::Warning, reason, "Reconcile", message.clone())
+        .await;
+    set_status(
+        ctx,
+        c,
+        &with_phase(
+            c,
+            base,
+            &Phase::Stalled {
+                reason: reason.into(),
+                message,
+            },
+        ),
+    )
+    .await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
@@ -142,7 +180,10 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     base.user = Some(creator.user.clone());
     base.groups = creator.groups.clone();
     let Some(profile) = ctx.config.profile(&c.spec.profile) else {
-        let msg = format!("session profile {:?} does not exist in the operator configuration", c.spec.profile);
+        let msg = format!(
+            "session profile {:?} does not exist in the operator configuration",
+            c.spec.profile
+        );
         return stalled(ctx, c, base, "ProfileMissing", msg).await;
     };
     let life = match lifetime::effective(
@@ -154,8 +195,16 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
         Ok(l) => l,
         Err(e) => return stalled(ctx, c, base, "InvalidLifetime", e.to_string()).await,
     };
-    let created = c.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or_else(Timestamp::now);
-    let heartbeat = c.annotations().get(LAST_HEARTBEAT_AT).and_then(|v| v.parse::<Timestamp>().ok());
+    let created = c
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or_else(Timestamp::now);
+    let heartbeat = c
+        .annotations()
+        .get(LAST_HEARTBEAT_AT)
+        .and_then(|v| v.parse::<Timestamp>().ok());
     let expiry = lifetime::expiry(created, heartbeat, &life);
     base.expires_at = Some(Time(expiry.at));
     if expiry.at <= Timestamp::now() {
@@ -173,11 +222,18 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     let (granted, skipped) = sync_grants(ctx, c, &n, &creator, profile).await?;
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let existing = match secrets.get_opt(&n.secret).await.map_err(kube_err("read the kubeconfig Secret"))? {
+    let existing = match secrets
+        .get_opt(&n.secret)
+        .await
+        .map_err(kube_err("read the kubeconfig Secret"))?
+    {
         Some(s) => s,
         None => {
             apply(client, &build::secret(c, &n, None)).await?;
-            secrets.get(&n.secret).await.map_err(kube_err("read the kubeconfig Secret"))?
+            secrets
+                .get(&n.secret)
+                .await
+                .map_err(kube_err("read the kubeconfig Secret"))?
         }
     };
     let renew = token::renew_at(&existing);
@@ -187,8 +243,18 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
             let lifetime = token::lifetime(Duration::from(ctx.config.session_token_lifetime), until(expiry.at));
             let bound = (n.secret.as_str(), existing.metadata.uid.as_deref().unwrap_or_default());
             let issued = token::request(client, &ns, &n.service_account, lifetime, Some(bound)).await?;
-            let server = ctx.config.session_server_url.clone().unwrap_or_else(|| ctx.clusters.local().server.clone());
-            let kc = token::kubeconfig(&server, ctx.clusters.local().ca_pem.as_deref(), &issued.token, &ns, &creator.user);
+            let server = ctx
+                .config
+                .session_server_url
+                .clone()
+                .unwrap_or_else(|| ctx.clusters.local().server.clone());
+            let kc = token::kubeconfig(
+                &server,
+                ctx.clusters.local().ca_pem.as_deref(),
+                &issued.token,
+                &ns,
+                &creator.user,
+            );
             let (i, e) = (issued.issued.to_string(), issued.expires.to_string());
             apply(client, &build::secret(c, &n, Some((&kc, &i, &e)))).await?;
             if !works(ctx, &issued.token).await {
@@ -197,9 +263,23 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
             }
             if renew.is_some() {
                 ctx.metrics.token_renewed(KIND);
-                ctx.event(c, EventType::Normal, "TokenRenewed", "Token", format!("valid until {}", issued.expires)).await;
+                ctx.event(
+                    c,
+                    EventType::Normal,
+                    "TokenRenewed",
+                    "Token",
+                    format!("valid until {}", issued.expires),
+                )
+                .await;
             } else {
-                ctx.event(c, EventType::Normal, "Ready", "Token", format!("kubeconfig in Secret {}", n.secret)).await;
+                ctx.event(
+                    c,
+                    EventType::Normal,
+                    "Ready",
+                    "Token",
+                    format!("kubeconfig in Secret {}", n.secret),
+                )
+                .await;
             }
             token::renewal_time(issued.issued, issued.expires)
         }
@@ -210,11 +290,19 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
         format!("the session's kubeconfig is ready; granted {}", granted.join(", "))
     };
     if !skipped.is_empty() {
-        message.push_str(&format!("; not granted (you lack these rights): {}", skipped.join("; ")));
+        message.push_str(&format!(
+            "; not granted (you lack these rights): {}",
+            skipped.join("; ")
+        ));
     }
-    let phase = Phase::Ready { reason: "KubeconfigReady".into(), message };
+    let phase = Phase::Ready {
+        reason: "KubeconfigReady".into(),
+        message,
+    };
     set_status(ctx, c, &with_phase(c, base, &phase)).await?;
-    Ok(Action::requeue(until(expiry.at).min(until(renew_at)).max(Duration::from_millis(1))))
+    Ok(Action::requeue(
+        until(expiry.at).min(until(renew_at)).max(Duration::from_millis(1)),
+    ))
 }
 
 /// Whether the API server accepts `token` (a SelfSubjectReview with it).
@@ -224,11 +312,19 @@ async fn works(ctx: &Context, token: &str) -> bool {
     let mut config = kube::Config::new(url);
     config.root_cert = local.ca_pem.as_ref().map(|pem| {
         use rustls::pki_types::{CertificateDer, pem::PemObject};
-        CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).map(|c| c.to_vec()).collect()
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .filter_map(Result::ok)
+            .map(|c| c.to_vec())
+            .collect()
     });
     config.auth_info.token = Some(token.to_string().into());
-    let Ok(client) = Client::try_from(config) else { return false };
-    Api::<SelfSubjectReview>::all(client).create(&PostParams::default(), &Default::default()).await.is_ok()
+    let Ok(client) = Client::try_from(config) else {
+        return false;
+    };
+    Api::<SelfSubjectReview>::all(client)
+        .create(&PostParams::default(), &Default::default())
+        .await
+        .is_ok()
 }
 
 /// Creates the grants' RoleBindings in every namespace they cover where the
@@ -242,13 +338,23 @@ async fn sync_grants(
     profile: &SessionProfile,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
     let client = &ctx.client;
-    let namespaces = Api::<Namespace>::all(client.clone()).list(&ListParams::default()).await.map_err(kube_err("list namespaces"))?;
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_err("list namespaces"))?;
     let mut desired: BTreeMap<(String, String), (RoleKind, String)> = BTreeMap::new();
-    for ns in namespaces.items.iter().filter(|ns| ns.metadata.deletion_timestamp.is_none()) {
+    for ns in namespaces
+        .items
+        .iter()
+        .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+    {
         let name = ns.name_any();
         for g in &profile.grants {
             if g.covers(&name, ns.labels()) {
-                desired.insert((name.clone(), n.grant(g.role.kind, &g.role.name)), (g.role.kind, g.role.name.clone()));
+                desired.insert(
+                    (name.clone(), n.grant(g.role.kind, &g.role.name)),
+                    (g.role.kind, g.role.name.clone()),
+                );
             }
         }
     }
@@ -268,11 +374,18 @@ async fn sync_grants(
         info!(namespace = %key.0, binding = %key.1, "pruned a grant the profile no longer covers");
     }
     let (mut granted, mut skipped) = (vec![], vec![]);
-    let checker = Checker { client, cluster: "this cluster", cache: ctx.clusters.access_cache() };
+    let checker = Checker {
+        client,
+        cluster: "this cluster",
+        cache: ctx.clusters.access_cache(),
+    };
     for ((ns, name), (kind, role)) in &desired {
         if !existing.contains_key(&(ns.clone(), name.clone())) {
             let binding = crate::api::terminal::TerminalRoleBinding {
-                role_ref: crate::api::terminal::RoleRef { kind: *kind, name: role.clone() },
+                role_ref: crate::api::terminal::RoleRef {
+                    kind: *kind,
+                    name: role.clone(),
+                },
                 binding_kind: crate::api::terminal::BindingKind::RoleBinding,
                 name_suffix: "grant".into(),
             };
@@ -287,7 +400,12 @@ async fn sync_grants(
     Ok((granted, skipped))
 }
 
-async fn expire(ctx: &Context, c: &SessionClaim, mut base: SessionClaimStatus, reason: EndReason) -> Result<Action, Error> {
+async fn expire(
+    ctx: &Context,
+    c: &SessionClaim,
+    mut base: SessionClaimStatus,
+    reason: EndReason,
+) -> Result<Action, Error> {
     let why = match reason {
         EndReason::IdleTimeout => "no heartbeat arrived within the idle timeout",
         EndReason::MaxLifetime => "the maximum lifetime was reached",
@@ -296,7 +414,14 @@ async fn expire(ctx: &Context, c: &SessionClaim, mut base: SessionClaimStatus, r
     base.end_reason = Some(reason);
     base.message = Some(format!("ended: {why}"));
     set_status(ctx, c, &base).await?;
-    ctx.event(c, EventType::Normal, &format!("{reason:?}"), "Expire", format!("ending the session: {why}")).await;
+    ctx.event(
+        c,
+        EventType::Normal,
+        &format!("{reason:?}"),
+        "Expire",
+        format!("ending the session: {why}"),
+    )
+    .await;
     ctx.metrics.expired(KIND, &format!("{reason:?}"));
     let api: Api<SessionClaim> = Api::namespaced(ctx.client.clone(), &c.namespace().unwrap_or_default());
     match api.delete(&c.name_any(), &Default::default()).await {
@@ -336,7 +461,8 @@ async fn cleanup(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     .await;
     if let Err(e) = result {
         ctx.metrics.cleanup_failed(KIND);
-        ctx.event(c, EventType::Warning, "CleanupRetrying", "Cleanup", e.to_string()).await;
+        ctx.event(c, EventType::Warning, "CleanupRetrying", "Cleanup", e.to_string())
+            .await;
         return Err(e);
     }
     info!("session cleaned up");

@@ -29,7 +29,7 @@ use kube::{
 };
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, apply, token, apply_status, delete_if_exists, kube_err, lifetime, status::Phase};
+use super::{Context, Error, apply, apply_status, delete_if_exists, kube_err, lifetime, status::Phase, token};
 use crate::{
     api::{
         Terminal,
@@ -384,7 +384,13 @@ async fn ensure_token(
         .kubeconfig_context_namespace
         .clone()
         .unwrap_or_else(|| target_side.namespace.clone());
-    let kubeconfig = token::kubeconfig(&server, target.ca_pem.as_deref(), &issued.token, &context_ns, "terminal");
+    let kubeconfig = token::kubeconfig(
+        &server,
+        target.ca_pem.as_deref(),
+        &issued.token,
+        &context_ns,
+        "terminal",
+    );
     let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &issued_at.to_string(), &exp.to_string());
     apply(&host.client, &secret).await?;
     if renew.is_some() {
