@@ -85,6 +85,16 @@ pub fn effective(
     })
 }
 
+/// Time from now until `t` (zero when `t` has passed).
+pub fn until(t: Timestamp) -> Duration {
+    let d = t.duration_since(Timestamp::now());
+    if d.is_negative() {
+        Duration::ZERO
+    } else {
+        d.unsigned_abs()
+    }
+}
+
 /// When an object expires and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {

@@ -159,6 +159,30 @@ where
     }
 }
 
+/// The reconcile error inside a finalizer error.
+pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
+    match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    }
+}
+
+/// Writes `status` unless it equals the object's current one (so an unchanged
+/// state costs no write and produces no watch event).
+pub async fn set_status<K, S>(client: &Client, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: PartialEq + Serialize,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    apply_status(client, obj, serde_json::to_value(status).expect("status serializes")).await
+}
+
 /// Patches `status` with server-side apply.
 pub async fn apply_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
 where

@@ -43,6 +43,8 @@ pub const USERS: [DemoUser; 3] = [
 
 /// The group whose members administer Portico.
 pub const ADMIN_GROUP: &str = "portico-admins";
+/// Where demo users keep their SessionClaims (they may not read other Secrets there).
+pub const SESSIONS_NAMESPACE: &str = "portico-sessions";
 
 fn labels(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([("app.kubernetes.io/part-of".to_string(), "portico-demo".to_string())]);
@@ -67,9 +69,9 @@ fn subject(kind: &str, name: &str) -> Subject {
     }
 }
 
-/// Namespaces `team-a` and `team-b`, labelled `team=a` and `team=b`.
+/// Namespaces `team-a` and `team-b`, labelled `team=a` and `team=b`, and `portico-sessions`.
 pub fn namespaces() -> Vec<Namespace> {
-    ["a", "b"]
+    let mut out: Vec<Namespace> = ["a", "b"]
         .iter()
         .map(|t| Namespace {
             metadata: ObjectMeta {
@@ -79,8 +81,63 @@ pub fn namespaces() -> Vec<Namespace> {
             },
             ..Default::default()
         })
-        .collect()
+        .collect();
+    out.push(Namespace {
+        metadata: ObjectMeta {
+            name: Some(SESSIONS_NAMESPACE.into()),
+            labels: Some(labels(&[])),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    out
 }
+
+/// Lets developers manage SessionClaims (and nothing else) in `portico-sessions`.
+pub fn session_role() -> (k8s_openapi::api::rbac::v1::Role, RoleBinding) {
+    let meta = ObjectMeta {
+        name: Some("claim-sessions".into()),
+        namespace: Some(SESSIONS_NAMESPACE.into()),
+        labels: Some(labels(&[])),
+        ..Default::default()
+    };
+    let role = k8s_openapi::api::rbac::v1::Role {
+        metadata: meta.clone(),
+        rules: Some(vec![k8s_openapi::api::rbac::v1::PolicyRule {
+            api_groups: Some(vec![crate::api::GROUP.into()]),
+            resources: Some(vec!["sessionclaims".into()]),
+            verbs: ["create", "get", "list", "watch", "patch", "delete"]
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+            ..Default::default()
+        }]),
+    };
+    let rb = RoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "claim-sessions".into(),
+        },
+        subjects: Some(vec![subject("Group", "developers")]),
+    };
+    (role, rb)
+}
+
+/// The demo session profile: `developer`, edit in every namespace with a `team`
+/// label (bound only where the user holds edit: alice gets team-a, bob team-b).
+pub const PROFILES_YAML: &str = "
+- name: developer
+  description: Edit rights in your team's namespaces
+  allowedGroups: [developers, portico-admins]
+  grants:
+    - namespaces: {selector: {matchExpressions: [{key: team, operator: Exists}]}}
+      role: {kind: ClusterRole, name: edit}
+  idleTimeout: {default: 30m, max: 8h}
+  maxLifetime: {default: 8h, max: 24h}
+  maxActivePerUser: 3
+";
 
 /// `edit` for alice in team-a and for bob in team-b.
 pub fn role_bindings() -> Vec<RoleBinding> {
@@ -129,5 +186,17 @@ mod tests {
         let ns = namespaces();
         assert_eq!(ns[0].metadata.labels.as_ref().unwrap()["team"], "a");
         assert_eq!(cluster_role_bindings()[0].subjects.as_ref().unwrap()[0].kind, "Group");
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    #[test]
+    fn the_demo_profiles_are_valid() {
+        let profiles: Vec<crate::config::SessionProfile> = serde_yaml_ng::from_str(super::PROFILES_YAML).unwrap();
+        crate::config::profiles::check_all(&profiles).unwrap();
+        let labels = [("team".to_string(), "b".to_string())].into();
+        assert!(profiles[0].grants[0].covers("team-b", &labels));
+        assert!(!profiles[0].grants[0].covers("default", &Default::default()));
     }
 }

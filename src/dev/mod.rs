@@ -102,6 +102,7 @@ async fn start_operator(
     config.metrics.bind_address = ([127, 0, 0, 1], metrics_port).into();
     config.leader_election.enabled = false;
     config.terminal.privileged_groups = vec![demo::ADMIN_GROUP.to_string()];
+    config.session_profiles = serde_yaml_ng::from_str(demo::PROFILES_YAML).expect("demo profiles parse");
     let kube_config =
         kube::Config::from_custom_kubeconfig(cp.kubeconfig().clone(), &KubeConfigOptions::default()).await?;
     let task = tokio::spawn(async move {
@@ -147,6 +148,9 @@ pub async fn setup_demo(client: &Client) -> Result<(), kube::Error> {
     for crb in demo::cluster_role_bindings() {
         install::apply(client, &crb).await?;
     }
+    let (role, rb) = demo::session_role();
+    install::apply(client, &role).await?;
+    install::apply(client, &rb).await?;
     Ok(())
 }
 
@@ -200,6 +204,7 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
     println!("Try:");
     println!("  {kubectl} --context alice apply -n team-a -f {examples}/terminal.yaml");
     println!("  {kubectl} --context alice get portico -n team-a");
+    println!("  {kubectl} --context alice apply -n portico-sessions -f {examples}/sessionclaim.yaml");
     println!(
         "  {kubectl} --context bob apply -n team-b -f {examples}/terminal.yaml   # refused: bob has no rights in team-a"
     );

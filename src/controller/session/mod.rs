@@ -35,7 +35,7 @@ use kube::{
 };
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, apply, apply_status, delete_if_exists, kube_err, lifetime, status::Phase, token};
+use super::{Context, Error, apply, delete_if_exists, kube_err, lifetime, lifetime::until, status::Phase, token};
 use crate::{
     api::{
         SessionClaim, common::EndReason, keys::LAST_HEARTBEAT_AT, session_claim::SessionClaimStatus, terminal::RoleKind,
@@ -114,26 +114,11 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
-}
-
-fn until(t: Timestamp) -> Duration {
-    let d = t.duration_since(Timestamp::now());
-    if d.is_negative() {
-        Duration::ZERO
-    } else {
-        d.unsigned_abs()
-    }
+    .map_err(super::from_finalizer)
 }
 
 async fn set_status(ctx: &Context, c: &SessionClaim, status: &SessionClaimStatus) -> Result<(), Error> {
-    if c.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    apply_status(&ctx.client, c, serde_json::to_value(status).expect("status serializes")).await
+    super::set_status(&ctx.client, c, c.status.as_ref(), status).await
 }
 
 fn with_phase(c: &SessionClaim, base: SessionClaimStatus, phase: &Phase) -> SessionClaimStatus {
@@ -390,7 +375,8 @@ async fn sync_grants(
                 name_suffix: "grant".into(),
             };
             if let Err(d) = authz::check_role_grant(&checker, creator, &binding, ns).await {
-                skipped.push(format!("{role} in {ns}: {}", d.message));
+                info!(namespace = %ns, role = %role, reason = %d.message, "grant skipped");
+                skipped.push(format!("{role} in {ns}"));
                 continue;
             }
         }

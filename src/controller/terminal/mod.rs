@@ -29,7 +29,7 @@ use kube::{
 };
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, apply, apply_status, delete_if_exists, kube_err, lifetime, status::Phase, token};
+use super::{Context, Error, apply, delete_if_exists, kube_err, lifetime, lifetime::until, status::Phase, token};
 use crate::{
     api::{
         Terminal,
@@ -101,30 +101,15 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(super::from_finalizer)
 }
 
 fn now() -> Timestamp {
     Timestamp::now()
 }
 
-fn until(t: Timestamp) -> Duration {
-    let d = t.duration_since(now());
-    if d.is_negative() {
-        Duration::ZERO
-    } else {
-        d.unsigned_abs()
-    }
-}
-
 async fn set_status(ctx: &Context, t: &Terminal, status: &TerminalStatus) -> Result<(), Error> {
-    if t.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    apply_status(&ctx.client, t, serde_json::to_value(status).expect("status serializes")).await
+    super::set_status(&ctx.client, t, t.status.as_ref(), status).await
 }
 
 fn phase_status(t: &Terminal, base: TerminalStatus, phase: &Phase) -> TerminalStatus {
