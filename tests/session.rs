@@ -313,7 +313,7 @@ async fn an_idle_session_ends_and_its_kubeconfig_stops_working() {
 }
 
 #[tokio::test]
-async fn max_lifetime_ends_a_session_despite_heartbeats_and_heartbeats_move_the_idle_deadline() {
+async fn max_lifetime_ends_a_session_despite_heartbeats() {
     let watch = tokio::spawn(last_state_before_deletion("short"));
     let c = create(
         ALICE,
@@ -493,4 +493,42 @@ async fn admission_refuses_wrong_profiles_groups_limits_and_claims_for_someone_e
         .await
         .expect("room again after ending sessions");
     claims.delete("bob-3", &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn heartbeats_move_a_sessions_idle_deadline() {
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    let c = create(
+        ALICE,
+        &claim("beating", "developer", json!({"spec": {"idleTimeout": "20m"}})),
+    )
+    .await
+    .unwrap();
+    let first = wait_ready(&c.name_any()).await.status.unwrap().expires_at.unwrap().0;
+    let claims: Api<SessionClaim> = Api::namespaced(client(ALICE).await, SESSIONS);
+    let keepalive = json!({"metadata": {"annotations": {keys::OPERATION: "keepalive"}}});
+    // Heartbeat until the server's recorded time is at least a second after the first deadline's base.
+    let later = first.saturating_add(SignedDuration::from_secs(1)).unwrap();
+    loop {
+        let c = claims
+            .patch("beating", &PatchParams::default(), &Patch::Merge(&keepalive))
+            .await
+            .unwrap();
+        let hb: Timestamp = c.annotations()[keys::LAST_HEARTBEAT_AT].parse().unwrap();
+        if hb.saturating_add(SignedDuration::from_mins(20)).unwrap() >= later {
+            break;
+        }
+    }
+    let api: Api<SessionClaim> = Api::namespaced(admin().await, SESSIONS);
+    let moved = move |c: Option<&SessionClaim>| {
+        c.and_then(|c| c.status.as_ref())
+            .and_then(|s| s.expires_at.as_ref())
+            .is_some_and(|e| e.0 > first)
+    };
+    tokio::time::timeout(Duration::from_secs(30), await_condition(api, "beating", moved))
+        .await
+        .expect("a later deadline")
+        .unwrap();
+    claims.delete("beating", &DeleteParams::default()).await.unwrap();
+    wait_gone("beating").await;
 }
