@@ -28,6 +28,7 @@ pub const HISTORY_LIMIT: usize = 20;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.template == oldSelf.template").message("spec.template is immutable: create a new Deployment from the other template and delete this one"))]
 pub struct DeploymentSpec {
     /// The catalog template to instantiate.
     pub template: TemplateRef,

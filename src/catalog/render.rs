@@ -13,6 +13,8 @@ use super::Template;
 
 /// Label on every object a Deployment renders.
 pub const DEPLOYMENT_LABEL: &str = "portico.dev/deployment";
+/// Annotation naming the owning Deployment.
+pub const NAME_ANNOTATION: &str = "portico.dev/deployment-name";
 /// Annotation naming the owning Deployment's namespace.
 pub const NAMESPACE_ANNOTATION: &str = "portico.dev/deployment-namespace";
 
@@ -94,10 +96,9 @@ pub fn manifests(t: &Template, inp: &Inputs<'_>) -> Result<Vec<DynamicObject>, R
             .labels
             .get_or_insert_with(Default::default)
             .insert(DEPLOYMENT_LABEL.into(), label_value(inp.name));
-        obj.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(NAMESPACE_ANNOTATION.into(), inp.namespace.to_string());
+        let annotations = obj.metadata.annotations.get_or_insert_with(Default::default);
+        annotations.insert(NAMESPACE_ANNOTATION.into(), inp.namespace.to_string());
+        annotations.insert(NAME_ANNOTATION.into(), inp.name.to_string());
         out.push(obj);
     }
     let mut seen = std::collections::BTreeSet::new();

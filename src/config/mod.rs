@@ -63,6 +63,9 @@ pub struct OperatorConfig {
     /// The session profiles users may claim with a SessionClaim.
     #[serde(default)]
     pub session_profiles: Vec<SessionProfile>,
+    /// The template catalog for Deployments.
+    #[serde(default)]
+    pub deployment: DeploymentConfig,
     /// Lifetime of a session's token; renewed at 80%, never longer than the session may live.
     #[serde(default = "default_session_token")]
     pub session_token_lifetime: Duration,
@@ -105,6 +108,28 @@ pub struct TerminalConfig {
     pub server_url: Option<String>,
     /// How long cleanup keeps retrying a cluster it cannot reach before the finalizer lets go.
     pub cleanup_timeout: Duration,
+}
+
+/// The template catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DeploymentConfig {
+    /// Namespaces whose ConfigMaps labelled `portico.dev/template` are the catalog, searched in order.
+    pub catalog_namespaces: Vec<String>,
+    /// A Secret with a random seed for templates' `password(label)`, created once by the operator.
+    pub seed_secret: NamespacedName,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        DeploymentConfig {
+            catalog_namespaces: vec!["portico-catalog".into()],
+            seed_secret: NamespacedName {
+                namespace: "portico-system".into(),
+                name: "portico-render-seed".into(),
+            },
+        }
+    }
 }
 
 /// Requests and limits.
@@ -285,6 +310,7 @@ impl Default for OperatorConfig {
             metrics: Default::default(),
             controller: Default::default(),
             session_profiles: vec![],
+            deployment: Default::default(),
             session_token_lifetime: default_session_token(),
             session_server_url: None,
         }
@@ -331,6 +357,12 @@ impl OperatorConfig {
         positive("terminal.cleanupTimeout", &t.cleanup_timeout)?;
         positive("leaderElection.leaseDuration", &self.leader_election.lease_duration)?;
         profiles::check_all(&self.session_profiles)?;
+        if self.deployment.catalog_namespaces.is_empty() {
+            return Err(invalid(
+                "deployment.catalogNamespaces",
+                "name at least one namespace that holds templates",
+            ));
+        }
         if self.controller.concurrency == 0 {
             return Err(invalid("controller.concurrency", "must be at least 1"));
         }

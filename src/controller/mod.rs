@@ -1,6 +1,7 @@
 //! The reconcilers, one a kind, and what they share: the context, the error
 //! type with stable metric labels, events, and server-side apply helpers.
 
+pub mod deployment;
 pub mod lifetime;
 pub mod session;
 pub mod status;
@@ -25,6 +26,14 @@ pub const FINALIZER: &str = "portico.dev/cleanup";
 pub struct Context {
     /// This cluster, as the operator.
     pub client: Client,
+    /// The operator's client configuration, for clients that impersonate a creator.
+    pub base_config: kube::Config,
+    /// A secret seed for templates' `password()`, per operator installation.
+    pub seed: Vec<u8>,
+    /// Discovered kinds: API resource and whether namespaced.
+    pub kinds: std::sync::Mutex<std::collections::HashMap<kube::api::GroupVersionKind, (ApiResource, bool)>>,
+    /// Clients impersonating creators, by user and groups.
+    users: std::sync::Mutex<std::collections::HashMap<String, Client>>,
     /// This cluster and the remote ones objects name.
     pub clusters: Arc<Clusters>,
     /// Operator configuration.
@@ -38,12 +47,14 @@ pub struct Context {
 impl Context {
     /// A context for the operator's identity `reporter`.
     pub fn new(
-        client: Client,
+        base_config: kube::Config,
+        seed: Vec<u8>,
         clusters: Arc<Clusters>,
         config: OperatorConfig,
         metrics: Arc<Metrics>,
         reporter: &str,
     ) -> Self {
+        let client = clusters.local().client.clone();
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -53,11 +64,40 @@ impl Context {
         );
         Context {
             client,
+            base_config,
+            seed,
+            kinds: Default::default(),
+            users: Default::default(),
             clusters,
             config,
             metrics,
             recorder,
         }
+    }
+
+    /// A client acting as `creator` (Kubernetes impersonation), so the API
+    /// server applies the creator's RBAC.
+    pub fn client_as(&self, creator: &crate::creator::Creator) -> Result<Client, Error> {
+        let key = format!("{}\u{0}{}", creator.user, creator.groups.join("\u{0}"));
+        if let Some(c) = self.users.lock().unwrap().get(&key) {
+            return Ok(c.clone());
+        }
+        let mut config = self.base_config.clone();
+        config.auth_info.impersonate = Some(creator.user.clone());
+        config.auth_info.impersonate_groups = Some(creator.groups.clone());
+        let client =
+            Client::try_from(config).map_err(kube_err(format!("build a client acting as {}", creator.user)))?;
+        self.users.lock().unwrap().insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// The seed of one Deployment's `password()` values.
+    pub fn render_seed(&self, uid: &str) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(&self.seed);
+        h.update(uid.as_bytes());
+        h.finalize().to_vec()
     }
 
     /// Publishes an Event on `obj`; failures are logged, never fatal.

@@ -61,6 +61,7 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     install::install(&client).await?;
     setup_demo(&client).await?;
     install::wait_aggregated(&client).await?;
+    load_catalog(&client, CATALOG_DIR.as_ref(), CATALOG_NAMESPACE).await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let mut operator = None;
     if let Some(cp) = &local {
@@ -137,6 +138,33 @@ async fn existing_client(path: Option<PathBuf>) -> Result<Client, DevError> {
     Ok(Client::try_from(config)?)
 }
 
+/// The catalog namespace `portico dev` and the tests use.
+pub const CATALOG_NAMESPACE: &str = "portico-catalog";
+/// The templates shipped in `config/catalog/`.
+pub const CATALOG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/catalog");
+
+/// Applies every template ConfigMap in `dir` into `namespace` (created if missing).
+pub async fn load_catalog(client: &Client, dir: &std::path::Path, namespace: &str) -> Result<usize, DevError> {
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).expect("namespace");
+    install::apply(client, &ns).await?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| DevError::Io(format!("read {}", dir.display()), e))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    entries.sort();
+    for path in &entries {
+        let text = std::fs::read_to_string(path).map_err(|e| DevError::Io(format!("read {}", path.display()), e))?;
+        let mut cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(&text)
+            .map_err(|e| DevError::Io(format!("parse {}", path.display()), std::io::Error::other(e)))?;
+        cm.metadata.namespace = Some(namespace.to_string());
+        install::apply(client, &cm).await?;
+    }
+    Ok(entries.len())
+}
+
 /// Namespaces `team-a`, `team-b` and the demo users' RBAC.
 pub async fn setup_demo(client: &Client) -> Result<(), kube::Error> {
     for ns in demo::namespaces() {
@@ -205,6 +233,7 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
     println!("  {kubectl} --context alice apply -n team-a -f {examples}/terminal.yaml");
     println!("  {kubectl} --context alice get portico -n team-a");
     println!("  {kubectl} --context alice apply -n portico-sessions -f {examples}/sessionclaim.yaml");
+    println!("  {kubectl} --context alice apply -n team-a -f {examples}/deployment.yaml");
     println!(
         "  {kubectl} --context bob apply -n team-b -f {examples}/terminal.yaml   # refused: bob has no rights in team-a"
     );

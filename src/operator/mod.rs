@@ -3,6 +3,7 @@
 //! with graceful shutdown on SIGTERM.
 
 mod health;
+mod seed;
 
 use std::{
     sync::{Arc, atomic::AtomicBool},
@@ -17,7 +18,7 @@ use tracing::{error, info};
 use crate::{
     clusters::{Clusters, pem_encode},
     config::OperatorConfig,
-    controller::{Context, session, terminal},
+    controller::{Context, deployment, session, terminal},
     metrics::Metrics,
     webhook::{self, WebhookState, registration, tls},
 };
@@ -81,7 +82,7 @@ pub async fn run_until(
         .root_cert
         .as_ref()
         .map(|certs| certs.iter().map(|c| pem_encode("CERTIFICATE", c)).collect::<String>());
-    let client = Client::try_from(kube_config).map_err(|e| OperatorError::Kube("build client", e))?;
+    let client = Client::try_from(kube_config.clone()).map_err(|e| OperatorError::Kube("build client", e))?;
     let metrics = Arc::new(Metrics::default());
     let clusters = Arc::new(Clusters::new(client.clone(), server, ca_pem));
     let ready = Arc::new(AtomicBool::new(false));
@@ -120,8 +121,12 @@ pub async fn run_until(
     )
     .map_err(|e| OperatorError::Bind("metrics server", e))?;
 
+    let seed = seed::load(&client, &config.deployment.seed_secret)
+        .await
+        .map_err(|e| OperatorError::Kube("read or create the template seed Secret", e))?;
     let ctx = Arc::new(Context::new(
-        client.clone(),
+        kube_config,
+        seed,
         clusters,
         config.clone(),
         metrics,
@@ -143,7 +148,8 @@ async fn run_controllers(ctx: Arc<Context>, stop: CancellationToken) {
     info!("controllers starting");
     tokio::join!(
         terminal::run(ctx.clone(), stop.clone().cancelled_owned()),
-        session::run(ctx, stop.cancelled_owned())
+        session::run(ctx.clone(), stop.clone().cancelled_owned()),
+        deployment::run(ctx, stop.cancelled_owned())
     );
     info!("controllers stopped");
 }

@@ -186,6 +186,14 @@ async fn validate_handler(
             Some(validate::Followup::Session(creator, profile)) => {
                 check_active_sessions(&state, &creator, &profile).await?;
             }
+            Some(validate::Followup::Deployment {
+                creator,
+                template,
+                params,
+                old_params,
+            }) => {
+                check_deployment(&state, &creator, &template, &params, old_params.as_ref()).await?;
+            }
             None => {}
         }
         Ok(resp)
@@ -193,6 +201,55 @@ async fn validate_handler(
     .await;
     record(&state, kind, "validate", &req, &result);
     respond(&req, result)
+}
+
+/// A Deployment's template must exist and allow the creator's groups, and
+/// its parameters must satisfy the template's schema (and keep the
+/// parameters it marks as fixed).
+async fn check_deployment(
+    state: &WebhookState,
+    creator: &Creator,
+    (name, namespace): &(String, Option<String>),
+    params: &serde_json::Value,
+    old_params: Option<&serde_json::Value>,
+) -> Result<(), Denial> {
+    let client = &state.clusters.local().client;
+    let entry = crate::catalog::lookup(
+        client,
+        &state.config.deployment.catalog_namespaces,
+        name,
+        namespace.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::catalog::TemplateError::Api(e) => Denial::unavailable(format!("cannot read the catalog: {e}")),
+        other => Denial::invalid(format!("spec.template: {other}")),
+    })?;
+    if old_params.is_none() && !entry.template.allows(&creator.groups) {
+        return Err(Denial::forbidden(format!(
+            "{} may not use template {name}: it is for members of {:?}",
+            creator.user, entry.template.allowed_groups
+        )));
+    }
+    if let Err(violations) = crate::catalog::params::check(&entry.template.parameters, params) {
+        let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+        return Err(Denial::invalid(format!(
+            "the parameters do not fit template {name}: {}",
+            list.join("; ")
+        )));
+    }
+    if let Some(old) = old_params {
+        let fixed = crate::catalog::params::changed_fixed(&entry.template.parameters, old, params);
+        if !fixed.is_empty() {
+            let list: Vec<String> = fixed.iter().map(|p| format!("spec.parameters{p}")).collect();
+            return Err(Denial::invalid(format!(
+                "{} may not change after creation (template {name} marks it {}: false); create a new Deployment instead",
+                list.join(", "),
+                crate::catalog::UPDATABLE_KEYWORD
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a new session when the creator already holds the profile's maximum.

@@ -26,6 +26,17 @@ pub enum Followup {
     Terminal(Creator, Box<Terminal>),
     /// A new SessionClaim: count the creator's active sessions of this profile.
     Session(Creator, String),
+    /// A Deployment: check its template, the creator's groups and the parameters.
+    Deployment {
+        /// Who created it.
+        creator: Creator,
+        /// The template's name and catalog namespace.
+        template: (String, Option<String>),
+        /// The parameters now.
+        params: serde_json::Value,
+        /// The parameters before an update.
+        old_params: Option<serde_json::Value>,
+    },
 }
 
 /// Checks one request; returns what still needs API calls.
@@ -85,6 +96,30 @@ pub fn validate(
 
     if kind == Kind::SessionClaim {
         return validate_session(req, obj, creator, cfg);
+    }
+    if kind == Kind::Deployment {
+        let spec = obj.data.get("spec").cloned().unwrap_or_default();
+        let template = (
+            spec["template"]["name"].as_str().unwrap_or_default().to_string(),
+            spec["template"]["namespace"].as_str().map(str::to_string),
+        );
+        let params = spec.get("parameters").cloned().unwrap_or(serde_json::Value::Null);
+        let old_params = match (&req.operation, req.old_object.as_ref()) {
+            (Operation::Update, Some(old)) => Some(
+                old.data
+                    .get("spec")
+                    .and_then(|s| s.get("parameters"))
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null),
+            ),
+            _ => None,
+        };
+        return Ok(Some(Followup::Deployment {
+            creator,
+            template,
+            params,
+            old_params,
+        }));
     }
     if kind != Kind::Terminal {
         return Ok(None);

@@ -1,0 +1,457 @@
+//! The Deployment reconciler: look up the template, check the parameters,
+//! render, apply every object with server-side apply as the creator (or, for
+//! `applyAs: operator` templates, as the operator), prune what the render no
+//! longer holds, read health and outputs from the live objects, and keep a
+//! bounded history. On deletion every inventory object is deleted and the
+//! finalizer waits until they are gone.
+
+pub mod health;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, Deployment as AppsDeployment, StatefulSet},
+        batch::v1::Job,
+        core::v1::PersistentVolumeClaim,
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams},
+    discovery::Scope,
+    runtime::{
+        Controller,
+        controller::Action,
+        events::EventType,
+        finalizer::{Event as Finalizer, finalizer},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use tracing::{instrument, warn};
+
+use super::{Context, Error, kube_err, status::Phase};
+use crate::{
+    api::{
+        Deployment,
+        deployment::{
+            DeploymentStatus, HISTORY_LIMIT, Health, HistoryEntry, Operation, OperationResult, ResourceStatus,
+        },
+    },
+    catalog::{self, ApplyAs, params, render},
+    creator::Creator,
+    install::FIELD_MANAGER,
+};
+
+const KIND: &str = "Deployment";
+/// How often objects without a watch are looked at while they progress.
+const POLL: Duration = Duration::from_secs(10);
+
+/// Runs the Deployment controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let cfg = || watcher::Config::default().labels(render::DEPLOYMENT_LABEL);
+    let concurrency = ctx.config.controller.concurrency;
+    Controller::new(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .watches(Api::<AppsDeployment>::all(client.clone()), cfg(), owner)
+    .watches(Api::<StatefulSet>::all(client.clone()), cfg(), owner)
+    .watches(Api::<DaemonSet>::all(client.clone()), cfg(), owner)
+    .watches(Api::<Job>::all(client.clone()), cfg(), owner)
+    .watches(Api::<PersistentVolumeClaim>::all(client), cfg(), owner)
+    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| futures::future::ready(()))
+    .await;
+}
+
+/// The portico Deployment that rendered a child object.
+fn owner<K: Resource>(obj: K) -> Option<ObjectRef<Deployment>> {
+    let a = obj.meta().annotations.as_ref()?;
+    Some(ObjectRef::new(a.get(render::NAME_ANNOTATION)?).within(a.get(render::NAMESPACE_ANNOTATION)?))
+}
+
+fn error_policy(d: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(KIND, err.metric_label());
+    warn!(deployment = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), error = %err, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+#[instrument(skip_all, fields(deployment = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any())))]
+async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(KIND);
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
+    finalizer(&api, super::FINALIZER, d, |event| async {
+        match event {
+            Finalizer::Apply(d) => apply_deployment(&d, &ctx).await,
+            Finalizer::Cleanup(d) => cleanup(&d, &ctx).await,
+        }
+    })
+    .await
+    .map_err(super::from_finalizer)
+}
+
+fn record(history: &mut Vec<HistoryEntry>, operation: Operation, result: OperationResult, message: String) {
+    // A failure repeated on every retry is recorded once.
+    if let Some(last) = history.last()
+        && last.operation == operation
+        && last.result == result
+        && last.message.as_deref() == Some(message.as_str())
+        && result == OperationResult::Failed
+    {
+        return;
+    }
+    history.push(HistoryEntry {
+        time: Time(Timestamp::now()),
+        operation,
+        result,
+        message: Some(message),
+    });
+    let excess = history.len().saturating_sub(HISTORY_LIMIT);
+    history.drain(..excess);
+}
+
+async fn stalled(
+    ctx: &Context,
+    d: &Deployment,
+    mut base: DeploymentStatus,
+    reason: &str,
+    operation: Operation,
+    message: String,
+) -> Result<Action, Error> {
+    ctx.event(d, EventType::Warning, reason, "Reconcile", message.clone())
+        .await;
+    record(&mut base.history, operation, OperationResult::Failed, message.clone());
+    let phase = Phase::Stalled {
+        reason: reason.into(),
+        message,
+    };
+    super::set_status(&ctx.client, d, d.status.as_ref(), &with_phase(d, base, &phase)).await?;
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+fn with_phase(d: &Deployment, base: DeploymentStatus, phase: &Phase) -> DeploymentStatus {
+    let old = d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    DeploymentStatus {
+        message: Some(phase.message().to_string()),
+        conditions: super::status::conditions(phase, d.metadata.generation, Timestamp::now(), &old),
+        observed_generation: d.metadata.generation,
+        ..base
+    }
+}
+
+/// The client objects are applied with: the creator by impersonation, or the operator.
+async fn applier(ctx: &Context, creator: &Creator, apply_as: ApplyAs) -> Result<Client, Error> {
+    match apply_as {
+        ApplyAs::Operator => Ok(ctx.client.clone()),
+        ApplyAs::Creator => ctx.client_as(creator),
+    }
+}
+
+/// The API resource and scope of a kind, from discovery (cached).
+async fn resolve(ctx: &Context, gvk: &GroupVersionKind) -> Result<(ApiResource, bool), String> {
+    if let Some(hit) = ctx.kinds.lock().unwrap().get(gvk) {
+        return Ok(hit.clone());
+    }
+    let (ar, caps) = kube::discovery::pinned_kind(&ctx.client, gvk).await.map_err(|e| {
+        format!(
+            "{}/{} {} is not served by the cluster: {e}",
+            gvk.group, gvk.version, gvk.kind
+        )
+    })?;
+    let entry = (ar, caps.scope == Scope::Namespaced);
+    ctx.kinds.lock().unwrap().insert(gvk.clone(), entry.clone());
+    Ok(entry)
+}
+
+fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    }
+}
+
+fn gvk_of(api_version: &str, kind: &str) -> GroupVersionKind {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    GroupVersionKind::gvk(group, version, kind)
+}
+
+async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
+    let mut base = d.status.clone().unwrap_or_default();
+    let creator = match Creator::from_annotations(d.metadata.annotations.as_ref()) {
+        Ok(c) => c,
+        Err(e) => return stalled(ctx, d, base, "MissingCreator", Operation::Create, e.to_string()).await,
+    };
+    let first = base.template_revision.is_none();
+    let op = if first { Operation::Create } else { Operation::Update };
+    let catalog_ns = &ctx.config.deployment.catalog_namespaces;
+    let spec = &d.spec;
+    let entry = match catalog::lookup(
+        &ctx.client,
+        catalog_ns,
+        &spec.template.name,
+        spec.template.namespace.as_deref(),
+    )
+    .await
+    {
+        Ok(e) => e,
+        Err(catalog::TemplateError::Api(e)) => return Err(Error::Finalizer(format!("catalog: {e}"))),
+        Err(e) => return stalled(ctx, d, base, "TemplateUnavailable", op, e.to_string()).await,
+    };
+    let raw = spec.parameters.clone().unwrap_or(serde_json::Value::Null);
+    let values = match params::check(&entry.template.parameters, &raw) {
+        Ok(v) => v,
+        Err(v) => {
+            let list: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+            return stalled(ctx, d, base, "InvalidParameters", op, list.join("; ")).await;
+        }
+    };
+    let ns = d.namespace().unwrap_or_default();
+    let name = d.name_any();
+    let inputs = render::Inputs {
+        name: &name,
+        namespace: &ns,
+        params: &values,
+        seed: &ctx.render_seed(&d.uid().unwrap_or_default()),
+    };
+    let revision = render::revision(
+        &entry.resource_version,
+        &format!("{}/{}", entry.namespace, entry.name),
+        &values,
+    );
+    let client = applier(ctx, &creator, entry.template.apply_as).await?;
+
+    let mut live: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut inventory: Vec<ResourceStatus> = vec![];
+    let suspended = spec.suspend == Some(true);
+    if !suspended {
+        let objects = match render::manifests(&entry.template, &inputs) {
+            Ok(o) => o,
+            Err(e) => {
+                let cm = k8s_openapi::api::core::v1::ConfigMap {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(entry.name.clone()),
+                        namespace: Some(entry.namespace.clone()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                ctx.event(
+                    &cm,
+                    EventType::Warning,
+                    "RenderFailed",
+                    "Render",
+                    format!("for {ns}/{name}: {e}"),
+                )
+                .await;
+                return stalled(ctx, d, base, "RenderFailed", op, e.to_string()).await;
+            }
+        };
+        for mut obj in objects {
+            let types = obj.types.clone().unwrap_or_default();
+            let gvk = gvk_of(&types.api_version, &types.kind);
+            let (ar, namespaced) = match resolve(ctx, &gvk).await {
+                Ok(r) => r,
+                Err(e) => return stalled(ctx, d, base, "UnknownKind", op, e).await,
+            };
+            if !namespaced {
+                obj.metadata.namespace = None;
+            }
+            let obj_ns = obj.metadata.namespace.clone();
+            let obj_name = obj.name_any();
+            let pp = PatchParams::apply(FIELD_MANAGER).force();
+            let applied = match api_for(&client, &ar, obj_ns.as_deref())
+                .patch(&obj_name, &pp, &Patch::Apply(&obj))
+                .await
+            {
+                Ok(a) => a,
+                Err(kube::Error::Api(s)) => {
+                    let who = match entry.template.apply_as {
+                        ApplyAs::Creator => format!("as {}", creator.user),
+                        ApplyAs::Operator => "as the operator".to_string(),
+                    };
+                    let msg = format!("applying {} {} {who} was refused: {}", types.kind, obj_name, s.message);
+                    return stalled(ctx, d, base, "ApplyRefused", op, msg).await;
+                }
+                Err(e) => return Err(kube_err(format!("apply {} {obj_name}", types.kind))(e)),
+            };
+            let value = serde_json::to_value(&applied).unwrap_or_default();
+            let (h, message) = health::health(&types.kind, &value);
+            live.insert(format!("{}/{}", types.kind, obj_name), value);
+            inventory.push(ResourceStatus {
+                api_version: types.api_version.clone(),
+                kind: types.kind.clone(),
+                namespace: obj_ns,
+                name: obj_name,
+                health: h,
+                message: Some(message),
+            });
+        }
+        // Prune what the new render no longer holds.
+        let keep: std::collections::BTreeSet<_> = inventory.iter().map(key).collect();
+        let gone: Vec<ResourceStatus> = base
+            .resources
+            .iter()
+            .filter(|r| !keep.contains(&key(r)))
+            .cloned()
+            .collect();
+        for r in &gone {
+            delete(ctx, &client, r).await?;
+        }
+        if !gone.is_empty() {
+            let names: Vec<String> = gone.iter().map(|r| format!("{} {}", r.kind, r.name)).collect();
+            record(
+                &mut base.history,
+                Operation::Prune,
+                OperationResult::Succeeded,
+                format!("deleted {}", names.join(", ")),
+            );
+            ctx.event(
+                d,
+                EventType::Normal,
+                "Pruned",
+                "Prune",
+                format!("deleted {}", names.join(", ")),
+            )
+            .await;
+        }
+    } else {
+        for r in &base.resources {
+            let (ar, _) = resolve(ctx, &gvk_of(&r.api_version, &r.kind))
+                .await
+                .map_err(Error::Finalizer)?;
+            let obj = api_for(&client, &ar, r.namespace.as_deref())
+                .get_opt(&r.name)
+                .await
+                .map_err(kube_err("read object"))?;
+            let value = obj.map(|o| serde_json::to_value(o).unwrap_or_default());
+            let (h, message) = value
+                .as_ref()
+                .map_or((Health::NotFound, "not found".into()), |v| health::health(&r.kind, v));
+            if let Some(v) = value {
+                live.insert(format!("{}/{}", r.kind, r.name), v);
+            }
+            inventory.push(ResourceStatus {
+                health: h,
+                message: Some(message),
+                ..r.clone()
+            });
+        }
+    }
+
+    if !suspended && base.template_revision.as_deref() != Some(revision.as_str()) {
+        let what = if first { "created" } else { "updated" };
+        let msg = format!(
+            "{what} {} objects from template {} (revision {revision})",
+            inventory.len(),
+            entry.name
+        );
+        record(&mut base.history, op, OperationResult::Succeeded, msg.clone());
+        ctx.event(
+            d,
+            EventType::Normal,
+            if first { "Created" } else { "Updated" },
+            "Apply",
+            msg,
+        )
+        .await;
+        base.template_revision = Some(revision);
+    }
+    base.outputs = render::outputs(&entry.template, &inputs, &live);
+    base.resources = inventory;
+    let failed: Vec<&ResourceStatus> = base.resources.iter().filter(|r| r.health == Health::Failed).collect();
+    let waiting: Vec<&ResourceStatus> = base.resources.iter().filter(|r| r.health != Health::Current).collect();
+    let describe = |r: &ResourceStatus| format!("{} {}: {}", r.kind, r.name, r.message.clone().unwrap_or_default());
+    let phase = if let Some(f) = failed.first() {
+        Phase::Stalled {
+            reason: "ResourceFailed".into(),
+            message: describe(f),
+        }
+    } else if suspended {
+        Phase::Reconciling {
+            reason: "Suspended".into(),
+            message: "suspended: changes are not applied".into(),
+        }
+    } else if let Some(w) = waiting.first() {
+        Phase::Reconciling {
+            reason: "Progressing".into(),
+            message: format!("waiting for {}", describe(w)),
+        }
+    } else {
+        Phase::Ready {
+            reason: "AllCurrent".into(),
+            message: format!("all {} objects are ready", base.resources.len()),
+        }
+    };
+    let progressing = matches!(phase, Phase::Reconciling { .. });
+    super::set_status(&ctx.client, d, d.status.as_ref(), &with_phase(d, base, &phase)).await?;
+    Ok(Action::requeue(if progressing {
+        POLL
+    } else {
+        Duration::from_secs(300)
+    }))
+}
+
+fn key(r: &ResourceStatus) -> (String, String, Option<String>, String) {
+    (
+        r.api_version.clone(),
+        r.kind.clone(),
+        r.namespace.clone(),
+        r.name.clone(),
+    )
+}
+
+/// Deletes one inventory object; `Ok(true)` while it still exists.
+async fn delete(ctx: &Context, client: &Client, r: &ResourceStatus) -> Result<bool, Error> {
+    let Ok((ar, _)) = resolve(ctx, &gvk_of(&r.api_version, &r.kind)).await else {
+        return Ok(false);
+    };
+    let api = api_for(client, &ar, r.namespace.as_deref());
+    match api.delete(&r.name, &DeleteParams::background()).await {
+        Ok(_) => Ok(api.get_opt(&r.name).await.map_err(kube_err("read object"))?.is_some()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(kube_err(format!("delete {} {}", r.kind, r.name))(e)),
+    }
+}
+
+async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
+    let base = d.status.clone().unwrap_or_default();
+    let client = match Creator::from_annotations(d.metadata.annotations.as_ref()) {
+        Ok(creator) => {
+            let apply_as = catalog::lookup(
+                &ctx.client,
+                &ctx.config.deployment.catalog_namespaces,
+                &d.spec.template.name,
+                d.spec.template.namespace.as_deref(),
+            )
+            .await
+            .map(|e| e.template.apply_as)
+            .unwrap_or(ApplyAs::Creator);
+            applier(ctx, &creator, apply_as).await?
+        }
+        Err(_) => return Ok(Action::await_change()), // it never applied anything
+    };
+    let mut remaining = vec![];
+    for r in &base.resources {
+        if delete(ctx, &client, r).await? {
+            remaining.push(format!("{} {}", r.kind, r.name));
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let msg = format!("waiting for {} to be deleted", remaining.join(", "));
+    let status = DeploymentStatus {
+        message: Some(msg),
+        ..base
+    };
+    let _ = super::set_status(&ctx.client, d, d.status.as_ref(), &status).await;
+    Err(Error::Cleanup(format!("{} objects still exist", remaining.len())))
+}
