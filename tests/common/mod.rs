@@ -105,6 +105,10 @@ pub fn shared_with_operator() -> &'static ControlPlane {
                 portico::install::wait_aggregated(&admin)
                     .await
                     .expect("aggregated roles");
+                let dir = std::path::Path::new(portico::dev::CATALOG_DIR);
+                portico::dev::load_catalog(&admin, dir, portico::dev::CATALOG_NAMESPACE)
+                    .await
+                    .expect("catalog");
                 let (config, metrics_port) = operator::write_config(cp, TEST_PROFILES);
                 operator::Operator::start(cp, config, metrics_port).await
             })

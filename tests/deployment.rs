@@ -1,0 +1,393 @@
+//! Deployments end to end: catalog templates rendered and applied as their
+//! creator, health from the live objects (pods marked running as a kubelet
+//! would), outputs, updates, pruning, deletion, and every refusal.
+
+mod common;
+
+use std::time::Duration;
+
+use common::shared_with_operator;
+use k8s_openapi::api::{
+    apps::v1::Deployment as AppsDeployment,
+    core::v1::{ConfigMap, Pod, Service},
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    runtime::wait::await_condition,
+};
+use portico::{
+    api::{Deployment, deployment::OperationResult},
+    catalog::render::DEPLOYMENT_LABEL,
+};
+use serde_json::json;
+
+const ALICE: (&str, &[&str]) = ("alice", &["developers", "system:authenticated"]);
+const BOB: (&str, &[&str]) = ("bob", &["developers", "system:authenticated"]);
+
+async fn client(user: (&str, &[&str])) -> Client {
+    shared_with_operator().client_as(user.0, user.1).await.unwrap()
+}
+
+async fn admin() -> Client {
+    shared_with_operator().admin_client().await.unwrap()
+}
+
+fn deployment(name: &str, template: &str, params: serde_json::Value) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"template": {"name": template}, "parameters": params}
+    }))
+    .unwrap()
+}
+
+async fn create(user: (&str, &[&str]), ns: &str, d: &Deployment) -> Result<Deployment, kube::Error> {
+    Api::<Deployment>::namespaced(client(user).await, ns)
+        .create(&PostParams::default(), d)
+        .await
+}
+
+fn refusal(r: Result<Deployment, kube::Error>) -> (u16, String) {
+    match r {
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn wait_for(ns: &str, name: &str, what: &str, cond: impl Fn(&Deployment) -> bool) -> Deployment {
+    let api: Api<Deployment> = Api::namespaced(admin().await, ns);
+    match tokio::time::timeout(
+        Duration::from_secs(90),
+        await_condition(api.clone(), name, move |d: Option<&Deployment>| d.is_some_and(&cond)),
+    )
+    .await
+    {
+        Ok(Ok(Some(d))) => d,
+        other => panic!(
+            "{ns}/{name}: {what} did not happen: {other:?}; now {:?}",
+            api.get_opt(name).await.map(|d| d.map(|d| d.status))
+        ),
+    }
+}
+
+fn condition(d: &Deployment, type_: &str) -> Option<(String, String, String)> {
+    let c = d.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn is(d: &Deployment, type_: &str) -> bool {
+    condition(d, type_).is_some_and(|c| c.0 == "True")
+}
+
+/// Waits (through a watch) until `n` pods of `instance` exist, then marks
+/// them Ready as a kubelet would.
+async fn run_pods(ns: &str, instance: &str, n: usize) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let pods: Api<Pod> = Api::namespaced(admin().await, ns);
+    let cfg = watcher::Config::default().labels(&format!("app.kubernetes.io/instance={instance}"));
+    let mut stream = watcher(pods, cfg).default_backoff().applied_objects().boxed();
+    let mut names = std::collections::BTreeSet::new();
+    let seen = async {
+        while names.len() < n {
+            if let Some(Ok(p)) = stream.next().await {
+                names.insert(p.name_any());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), seen)
+        .await
+        .expect("the ReplicaSet creates the pods");
+    for name in &names {
+        common::mark_pod_ready(&admin().await, ns, name).await;
+    }
+}
+
+#[tokio::test]
+async fn alice_deploys_the_web_app_and_it_becomes_ready_with_outputs() {
+    let ns = "team-a";
+    create(
+        ALICE,
+        ns,
+        &deployment("hello", "webapp", json!({"image": "nginx:1.27", "replicas": 2})),
+    )
+    .await
+    .unwrap();
+    let d = wait_for(ns, "hello", "three objects applied", |d| {
+        d.status.as_ref().is_some_and(|s| s.resources.len() == 3)
+    })
+    .await;
+    assert!(is(&d, "Reconciling"), "pods are not running yet: {:?}", d.status);
+    let st = d.status.clone().unwrap();
+    let kinds: Vec<&str> = st.resources.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Deployment", "Service"]);
+    assert!(
+        st.template_revision
+            .as_deref()
+            .unwrap()
+            .starts_with("portico-catalog/webapp@")
+    );
+    assert_eq!(st.history[0].operation, portico::api::deployment::Operation::Create);
+    assert_eq!(st.history[0].result, OperationResult::Succeeded);
+
+    // The objects exist, labelled, applied by field manager portico.
+    let apps: Api<AppsDeployment> = Api::namespaced(admin().await, ns);
+    let app = apps.get("hello").await.unwrap();
+    assert_eq!(app.labels()[DEPLOYMENT_LABEL], "hello");
+    assert!(
+        app.managed_fields()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("portico"))
+    );
+
+    // Pods come from the ReplicaSet; mark them running and the Deployment becomes Ready.
+    run_pods(ns, "hello", 2).await;
+    let d = wait_for(ns, "hello", "Ready", |d| is(d, "Ready")).await;
+    let st = d.status.clone().unwrap();
+    let svc = Api::<Service>::namespaced(admin().await, ns)
+        .get("hello")
+        .await
+        .unwrap();
+    let ip = svc.spec.unwrap().cluster_ip.unwrap();
+    assert_eq!(st.outputs["url"], format!("http://{ip}:80"));
+    let out = common::kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=30s",
+        "-n",
+        ns,
+        "deployments.portico.dev/hello",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A parameter change updates the children.
+    let patch = json!({"spec": {"parameters": {"message": "changed"}}});
+    Api::<Deployment>::namespaced(client(ALICE).await, ns)
+        .patch("hello", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(admin().await, ns);
+    let changed = |c: Option<&ConfigMap>| {
+        c.and_then(|c| c.data.as_ref())
+            .is_some_and(|d| d["MESSAGE"] == "changed")
+    };
+    tokio::time::timeout(Duration::from_secs(30), await_condition(cms, "hello-config", changed))
+        .await
+        .unwrap()
+        .unwrap();
+    let d = wait_for(ns, "hello", "an Update in the history", |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.history
+                .iter()
+                .any(|h| h.operation == portico::api::deployment::Operation::Update)
+        })
+    })
+    .await;
+    assert_ne!(d.status.unwrap().template_revision, st.template_revision);
+
+    // Deleting it removes every object before the Deployment goes.
+    Api::<Deployment>::namespaced(client(ALICE).await, ns)
+        .delete("hello", &DeleteParams::default())
+        .await
+        .unwrap();
+    let api: Api<Deployment> = Api::namespaced(admin().await, ns);
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, "hello", |d: Option<&Deployment>| d.is_none()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(apps.get_opt("hello").await.unwrap().is_none());
+    assert!(
+        Api::<Service>::namespaced(admin().await, ns)
+            .get_opt("hello")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(admin().await, ns)
+            .get_opt("hello-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Puts a template named `name` into the catalog.
+async fn template(name: &str, body: &str) {
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": portico::dev::CATALOG_NAMESPACE, "labels": {"portico.dev/template": ""}},
+        "data": {"template.yaml": body}
+    }))
+    .unwrap();
+    portico::install::apply(&admin().await, &cm).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_template_revision_that_drops_an_object_prunes_it() {
+    let two = "displayName: Two\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-a'}\n  ---\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-b'}\n";
+    template("prune-me", two).await;
+    create(ALICE, "team-a", &deployment("pruned", "prune-me", json!({})))
+        .await
+        .unwrap();
+    wait_for("team-a", "pruned", "Ready with two objects", |d| {
+        is(d, "Ready") && d.status.as_ref().unwrap().resources.len() == 2
+    })
+    .await;
+    let one = two.split("  ---\n").next().unwrap();
+    template("prune-me", one).await;
+    // Any change reconciles; the template is read on every reconcile.
+    let touch = json!({"metadata": {"annotations": {"touch": "1"}}});
+    Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .patch("pruned", &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(admin().await, "team-a");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(cms.clone(), "pruned-b", |c: Option<&ConfigMap>| c.is_none()),
+    )
+    .await
+    .expect("pruned")
+    .unwrap();
+    assert!(cms.get_opt("pruned-a").await.unwrap().is_some());
+    let d = wait_for("team-a", "pruned", "a Prune entry", |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.history
+                .iter()
+                .any(|h| h.operation == portico::api::deployment::Operation::Prune)
+        })
+    })
+    .await;
+    assert_eq!(d.status.unwrap().resources.len(), 1);
+    Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .delete("pruned", &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bob_may_not_deploy_into_team_a() {
+    let (code, msg) = refusal(create(BOB, "team-a", &deployment("x", "webapp", json!({"image": "nginx"}))).await);
+    assert_eq!(code, 403);
+    assert!(
+        msg.contains("User \"bob\" cannot create resource \"deployments\""),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_parameters_are_refused_listing_each_violation() {
+    let (code, msg) = refusal(
+        create(
+            ALICE,
+            "team-a",
+            &deployment("bad", "webapp", json!({"replicas": 50, "colour": "red"})),
+        )
+        .await,
+    );
+    assert_eq!(code, 422);
+    for part in [
+        "spec.parameters/ (required)",
+        "spec.parameters/replicas (maximum)",
+        "additionalProperties",
+    ] {
+        assert!(msg.contains(part), "{part} missing from: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_templates_and_templates_for_other_groups_are_refused() {
+    let (code, msg) = refusal(create(ALICE, "team-a", &deployment("ghost", "no-such-template", json!({}))).await);
+    assert_eq!(code, 422);
+    assert!(
+        msg.contains("template \"no-such-template\" is not in the catalog"),
+        "{msg}"
+    );
+    template(
+        "ops-only",
+        "displayName: Ops\nallowedGroups: ['ops', 'sre-.*']\nmanifests: ''\n",
+    )
+    .await;
+    let (code, msg) = refusal(create(ALICE, "team-a", &deployment("ops", "ops-only", json!({}))).await);
+    assert_eq!(code, 403);
+    assert!(msg.contains("alice may not use template ops-only"), "{msg}");
+}
+
+#[tokio::test]
+async fn fixed_parameters_may_not_change() {
+    create(
+        ALICE,
+        "team-a",
+        &deployment("fixed", "webapp", json!({"image": "nginx"})),
+    )
+    .await
+    .unwrap();
+    let patch = json!({"spec": {"parameters": {"port": 8080}}});
+    let err = Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .patch("fixed", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(s) = err else { panic!() };
+    assert!(
+        s.message.contains("spec.parameters/port may not change after creation"),
+        "{}",
+        s.message
+    );
+    Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .delete("fixed", &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_template_that_renders_what_the_user_may_not_create_stalls_with_the_refusal() {
+    let body = "displayName: Escalate\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: rbac.authorization.k8s.io/v1\n  kind: ClusterRole\n  metadata: {name: '{{ name }}-everything'}\n  rules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]\n";
+    template("escalate", body).await;
+    create(ALICE, "team-a", &deployment("escalate", "escalate", json!({})))
+        .await
+        .unwrap();
+    let d = wait_for("team-a", "escalate", "Stalled", |d| is(d, "Stalled")).await;
+    let (_, reason, message) = condition(&d, "Stalled").unwrap();
+    assert_eq!(reason, "ApplyRefused");
+    assert!(
+        message.contains("as alice was refused") && message.contains("clusterroles"),
+        "{message}"
+    );
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(admin().await);
+    assert!(roles.get_opt("escalate-everything").await.unwrap().is_none());
+    Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .delete("escalate", &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_template_that_renders_invalid_yaml_stalls_and_the_operator_keeps_running() {
+    template(
+        "broken",
+        "displayName: Broken\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: [oops\n",
+    )
+    .await;
+    create(ALICE, "team-a", &deployment("broken", "broken", json!({})))
+        .await
+        .unwrap();
+    let d = wait_for("team-a", "broken", "Stalled", |d| is(d, "Stalled")).await;
+    let (_, reason, message) = condition(&d, "Stalled").unwrap();
+    assert_eq!(reason, "RenderFailed");
+    assert!(message.contains("not valid YAML"), "{message}");
+    // The operator still works: another Deployment becomes Ready.
+    template("one-cm", "displayName: One\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}'}\n").await;
+    create(ALICE, "team-a", &deployment("after-broken", "one-cm", json!({})))
+        .await
+        .unwrap();
+    wait_for("team-a", "after-broken", "Ready", |d| is(d, "Ready")).await;
+    for n in ["broken", "after-broken"] {
+        Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+            .delete(n, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}
