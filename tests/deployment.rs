@@ -391,3 +391,50 @@ async fn a_template_that_renders_invalid_yaml_stalls_and_the_operator_keeps_runn
             .unwrap();
     }
 }
+
+/// Flux's view: the real kstatus library on the live object.
+fn kstatus(d: &Deployment) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(shared_with_operator().binaries().path("kstatus"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(d).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["status"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn flux_kstatus_sees_in_progress_then_current_and_failed_for_a_failing_template() {
+    let ns = "team-a";
+    create(ALICE, ns, &deployment("flux", "webapp", json!({"image": "nginx"})))
+        .await
+        .unwrap();
+    let d = wait_for(ns, "flux", "resources applied", |d| {
+        d.status.as_ref().is_some_and(|s| s.resources.len() == 3)
+    })
+    .await;
+    assert_eq!(kstatus(&d), "InProgress");
+    run_pods(ns, "flux", 1).await;
+    let d = wait_for(ns, "flux", "Ready", |d| is(d, "Ready")).await;
+    assert_eq!(kstatus(&d), "Current");
+    template("fails", "displayName: Fails\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: Namespace\n  metadata: {name: '{{ name }}-ns'}\n").await;
+    create(ALICE, ns, &deployment("flux-fails", "fails", json!({})))
+        .await
+        .unwrap();
+    let d = wait_for(ns, "flux-fails", "Stalled", |d| is(d, "Stalled")).await;
+    assert_eq!(kstatus(&d), "Failed");
+    for n in ["flux", "flux-fails"] {
+        Api::<Deployment>::namespaced(client(ALICE).await, ns)
+            .delete(n, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}

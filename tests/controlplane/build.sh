@@ -2,7 +2,8 @@
 # Builds the Kubernetes binaries Portico runs in its tests and in `portico dev`
 # (kube-apiserver, kube-controller-manager, kubectl) from the Go module
 # k8s.io/kubernetes, pinned in go.mod beside this script, through the Go
-# module proxy. Idempotent: a second run finds the binaries and does nothing.
+# module proxy; and the `kstatus` helper (../kstatus) the tests use to compute
+# status the way Flux does. Idempotent: a second run finds them and does nothing.
 #
 # Prints the bin directory on its last line of stdout; progress goes to stderr.
 set -euo pipefail
@@ -12,10 +13,11 @@ version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/g
 [ -n "$version" ] || { echo "build.sh: no 'require k8s.io/kubernetes' line in $here/go.mod" >&2; exit 1; }
 cache=${PORTICO_CACHE:-$HOME/.cache/portico}
 bin="$cache/$version/bin"
-binaries=(kube-apiserver kube-controller-manager kubectl)
+binaries=(kube-apiserver kube-controller-manager kubectl kstatus)
+kstatus_dir="$here/../kstatus"
 
 # The stamp holds a hash of go.mod and go.sum, so a changed pin rebuilds.
-stamp_want=$(cat "$here/go.mod" "$here/go.sum" "$0" | sha256sum | cut -d' ' -f1)
+stamp_want=$(cat "$here/go.mod" "$here/go.sum" "$0" "$kstatus_dir/go.mod" "$kstatus_dir/go.sum" "$kstatus_dir/main.go" | sha256sum | cut -d' ' -f1)
 if [ -f "$bin/.stamp" ] && [ "$(cat "$bin/.stamp")" = "$stamp_want" ]; then
   ok=1
   for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || ok=0; done
@@ -35,12 +37,19 @@ done
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 cd "$here"
-for b in "${binaries[@]}"; do
+for b in kube-apiserver kube-controller-manager kubectl; do
+  if [ -x "$bin/$b" ] && [ -f "$bin/.stamp-$b" ] && [ "$(cat "$bin/.stamp-$b")" = "$(cat go.mod go.sum | sha256sum)" ]; then
+    continue
+  fi
   echo "build.sh: building $b $version (the first build takes several minutes)" >&2
   start=$(date +%s)
   go build -trimpath -ldflags "$ldflags" -o "$bin/$b.tmp" "k8s.io/kubernetes/cmd/$b"
   mv "$bin/$b.tmp" "$bin/$b"
+  cat go.mod go.sum | sha256sum > "$bin/.stamp-$b"
   echo "build.sh: $b built in $(( $(date +%s) - start ))s" >&2
 done
+echo "build.sh: building kstatus (sigs.k8s.io/cli-utils)" >&2
+(cd "$kstatus_dir" && go build -trimpath -ldflags "-s -w" -o "$bin/kstatus.tmp" .)
+mv "$bin/kstatus.tmp" "$bin/kstatus"
 echo "$stamp_want" > "$bin/.stamp"
 echo "$bin"
