@@ -1,0 +1,133 @@
+//! Deployment benchmark (prints figures, asserts nothing):
+//! `cargo bench --bench deployments -- [COUNT]`.
+//!
+//! Starts a control plane and the operator (release build), creates COUNT
+//! (default 200) Deployments of the web-app template at once as two users,
+//! and prints create→all objects applied percentiles, API requests per
+//! Deployment and the operator's peak RSS and CPU time.
+
+#[path = "../tests/common/operator.rs"]
+mod operator;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use portico::{api::Deployment, controlplane::ControlPlane};
+use serde_json::json;
+
+const USERS: [(&str, &str); 2] = [("alice", "team-a"), ("bob", "team-b")];
+
+async fn request_total(client: &Client) -> f64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn usage(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (hwm_kb / 1024.0, ticks / hz)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let count = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200usize);
+    eprintln!("starting a control plane and the operator");
+    let cp = tokio::task::spawn_blocking(ControlPlane::start).await.unwrap().expect("control plane");
+    let admin = cp.admin_client().await.unwrap();
+    portico::install::install(&admin).await.unwrap();
+    portico::dev::setup_demo(&admin).await.unwrap();
+    portico::install::wait_aggregated(&admin).await.unwrap();
+    portico::dev::load_catalog(&admin, portico::dev::CATALOG_DIR.as_ref(), portico::dev::CATALOG_NAMESPACE).await.unwrap();
+    let (config, port) = operator::write_config(&cp, "leaderElection: {enabled: false}\n");
+    let op = operator::Operator::start(&cp, config, port).await;
+    let pid = op.process.pid();
+
+    let applied_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watch = {
+        let applied_at = applied_at.clone();
+        let api: Api<Deployment> = Api::all(admin.clone());
+        tokio::spawn(async move {
+            let s = watcher(api, watcher::Config::default()).applied_objects();
+            futures::pin_mut!(s);
+            while let Ok(Some(d)) = s.try_next().await {
+                if d.status.as_ref().is_some_and(|s| s.resources.len() == 3 && s.template_revision.is_some()) {
+                    applied_at.lock().unwrap().entry(format!("{}/{}", d.namespace().unwrap(), d.name_any())).or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    let mut clients = HashMap::new();
+    for (user, _) in USERS {
+        clients.insert(user, cp.client_as(user, &["developers"]).await.unwrap());
+    }
+    let before = request_total(&admin).await;
+    let start = Instant::now();
+    let created: Vec<(String, Instant)> = stream::iter(0..count)
+        .map(|i| {
+            let (user, ns) = USERS[i % USERS.len()];
+            let client = clients[user].clone();
+            async move {
+                let name = format!("web-{i}");
+                let d: Deployment = serde_json::from_value(json!({
+                    "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
+                    "spec": {"template": {"name": "webapp"}, "parameters": {"image": "nginx:1.27"}}
+                }))
+                .unwrap();
+                let t0 = Instant::now();
+                Api::<Deployment>::namespaced(client, ns).create(&PostParams::default(), &d).await.unwrap();
+                (format!("{ns}/{name}"), t0)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while applied_at.lock().unwrap().len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = start.elapsed();
+    let after = request_total(&admin).await;
+    let applied = applied_at.lock().unwrap().clone();
+    let mut lat: Vec<Duration> = created.iter().filter_map(|(k, t0)| applied.get(k).map(|r| r.saturating_duration_since(*t0))).collect();
+    lat.sort();
+    let (rss, cpu) = usage(pid);
+    println!("deployments: {count} web apps created at once by {} users; {} fully applied", USERS.len(), lat.len());
+    println!("create->all objects applied p50 {:?}  p99 {:?}  max {:?}", percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&lat, 1.0));
+    println!("total time: {total:?}");
+    println!("API requests per Deployment (all clients, incl. the benchmark's creates and kube-controller-manager): {:.1}", (after - before) / count as f64);
+    println!("operator: peak RSS {rss:.1} MiB, CPU {cpu:.2} s");
+    for (_, ns) in USERS {
+        let _ = Api::<Deployment>::namespaced(admin.clone(), ns).delete_collection(&DeleteParams::default(), &Default::default()).await;
+    }
+    watch.abort();
+    drop(op);
+}
