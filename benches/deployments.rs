@@ -51,7 +51,8 @@ fn usage(pid: u32) -> (f64, f64) {
         .unwrap_or(0.0);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (hwm_kb / 1024.0, ticks / hz)
@@ -59,14 +60,26 @@ fn usage(pid: u32) -> (f64, f64) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let count = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200usize);
+    let count = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200usize);
     eprintln!("starting a control plane and the operator");
-    let cp = tokio::task::spawn_blocking(ControlPlane::start).await.unwrap().expect("control plane");
+    let cp = tokio::task::spawn_blocking(ControlPlane::start)
+        .await
+        .unwrap()
+        .expect("control plane");
     let admin = cp.admin_client().await.unwrap();
     portico::install::install(&admin).await.unwrap();
     portico::dev::setup_demo(&admin).await.unwrap();
     portico::install::wait_aggregated(&admin).await.unwrap();
-    portico::dev::load_catalog(&admin, portico::dev::CATALOG_DIR.as_ref(), portico::dev::CATALOG_NAMESPACE).await.unwrap();
+    portico::dev::load_catalog(
+        &admin,
+        portico::dev::CATALOG_DIR.as_ref(),
+        portico::dev::CATALOG_NAMESPACE,
+    )
+    .await
+    .unwrap();
     let (config, port) = operator::write_config(&cp, "leaderElection: {enabled: false}\n");
     let op = operator::Operator::start(&cp, config, port).await;
     let pid = op.process.pid();
@@ -79,8 +92,15 @@ async fn main() {
             let s = watcher(api, watcher::Config::default()).applied_objects();
             futures::pin_mut!(s);
             while let Ok(Some(d)) = s.try_next().await {
-                if d.status.as_ref().is_some_and(|s| s.resources.len() == 3 && s.template_revision.is_some()) {
-                    applied_at.lock().unwrap().entry(format!("{}/{}", d.namespace().unwrap(), d.name_any())).or_insert_with(Instant::now);
+                if d.status
+                    .as_ref()
+                    .is_some_and(|s| s.resources.len() == 3 && s.template_revision.is_some())
+                {
+                    applied_at
+                        .lock()
+                        .unwrap()
+                        .entry(format!("{}/{}", d.namespace().unwrap(), d.name_any()))
+                        .or_insert_with(Instant::now);
                 }
             }
         })
@@ -103,7 +123,10 @@ async fn main() {
                 }))
                 .unwrap();
                 let t0 = Instant::now();
-                Api::<Deployment>::namespaced(client, ns).create(&PostParams::default(), &d).await.unwrap();
+                Api::<Deployment>::namespaced(client, ns)
+                    .create(&PostParams::default(), &d)
+                    .await
+                    .unwrap();
                 (format!("{ns}/{name}"), t0)
             }
         })
@@ -117,16 +140,33 @@ async fn main() {
     let total = start.elapsed();
     let after = request_total(&admin).await;
     let applied = applied_at.lock().unwrap().clone();
-    let mut lat: Vec<Duration> = created.iter().filter_map(|(k, t0)| applied.get(k).map(|r| r.saturating_duration_since(*t0))).collect();
+    let mut lat: Vec<Duration> = created
+        .iter()
+        .filter_map(|(k, t0)| applied.get(k).map(|r| r.saturating_duration_since(*t0)))
+        .collect();
     lat.sort();
     let (rss, cpu) = usage(pid);
-    println!("deployments: {count} web apps created at once by {} users; {} fully applied", USERS.len(), lat.len());
-    println!("create->all objects applied p50 {:?}  p99 {:?}  max {:?}", percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&lat, 1.0));
+    println!(
+        "deployments: {count} web apps created at once by {} users; {} fully applied",
+        USERS.len(),
+        lat.len()
+    );
+    println!(
+        "create->all objects applied p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0)
+    );
     println!("total time: {total:?}");
-    println!("API requests per Deployment (all clients, incl. the benchmark's creates and kube-controller-manager): {:.1}", (after - before) / count as f64);
+    println!(
+        "API requests per Deployment (all clients, incl. the benchmark's creates and kube-controller-manager): {:.1}",
+        (after - before) / count as f64
+    );
     println!("operator: peak RSS {rss:.1} MiB, CPU {cpu:.2} s");
     for (_, ns) in USERS {
-        let _ = Api::<Deployment>::namespaced(admin.clone(), ns).delete_collection(&DeleteParams::default(), &Default::default()).await;
+        let _ = Api::<Deployment>::namespaced(admin.clone(), ns)
+            .delete_collection(&DeleteParams::default(), &Default::default())
+            .await;
     }
     watch.abort();
     drop(op);

@@ -438,3 +438,41 @@ async fn flux_kstatus_sees_in_progress_then_current_and_failed_for_a_failing_tem
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_suspended_deployment_applies_nothing_until_resumed() {
+    template("suspendable", "displayName: S\nallowedGroups: ['*']\nparameters: {type: object, properties: {v: {type: string, default: a}}}\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}'}\n  data: {v: '{{ params.v }}'}\n").await;
+    create(ALICE, "team-a", &deployment("sus", "suspendable", json!({})))
+        .await
+        .unwrap();
+    wait_for("team-a", "sus", "Ready", |d| is(d, "Ready")).await;
+    let api: Api<Deployment> = Api::namespaced(client(ALICE).await, "team-a");
+    let patch = json!({"spec": {"suspend": true, "parameters": {"v": "b"}}});
+    api.patch("sus", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let d = wait_for("team-a", "sus", "Suspended", |d| {
+        condition(d, "Reconciling").is_some_and(|c| c.1 == "Suspended")
+    })
+    .await;
+    assert_eq!(d.status.unwrap().resources.len(), 1, "the inventory is still reported");
+    let cms: Api<ConfigMap> = Api::namespaced(admin().await, "team-a");
+    assert_eq!(
+        cms.get("sus").await.unwrap().data.unwrap()["v"],
+        "a",
+        "nothing applied while suspended"
+    );
+    api.patch(
+        "sus",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .unwrap();
+    let resumed = |c: Option<&ConfigMap>| c.and_then(|c| c.data.as_ref()).is_some_and(|d| d["v"] == "b");
+    tokio::time::timeout(Duration::from_secs(30), await_condition(cms, "sus", resumed))
+        .await
+        .unwrap()
+        .unwrap();
+    api.delete("sus", &DeleteParams::default()).await.unwrap();
+}

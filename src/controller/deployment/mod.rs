@@ -19,6 +19,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
+use kube::runtime::WatchStreamExt;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams},
@@ -56,10 +57,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let client = ctx.client.clone();
     let cfg = || watcher::Config::default().labels(render::DEPLOYMENT_LABEL);
     let concurrency = ctx.config.controller.concurrency;
+    // A changed template re-renders every Deployment (each reads its template when reconciled).
+    let templates = futures::stream::select_all(ctx.config.deployment.catalog_namespaces.iter().map(|ns| {
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+        watcher(api, watcher::Config::default().labels(catalog::TEMPLATE_LABEL))
+            .default_backoff()
+            .touched_objects()
+            .predicate_filter(kube::runtime::predicates::resource_version, Default::default())
+            .filter_map(|r| futures::future::ready(r.ok().map(|_| ())))
+            .boxed()
+    }));
     Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
+    .reconcile_all_on(templates)
     .watches(Api::<AppsDeployment>::all(client.clone()), cfg(), owner)
     .watches(Api::<StatefulSet>::all(client.clone()), cfg(), owner)
     .watches(Api::<DaemonSet>::all(client.clone()), cfg(), owner)
@@ -203,7 +215,17 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
     {
         Ok(e) => e,
         Err(catalog::TemplateError::Api(e)) => return Err(Error::Finalizer(format!("catalog: {e}"))),
-        Err(e) => return stalled(ctx, d, base, "TemplateUnavailable", op, e.to_string()).await,
+        Err(e) => {
+            if let catalog::TemplateError::Invalid { .. } = &e {
+                let cm = config_map_ref(
+                    spec.template.namespace.as_deref().unwrap_or(&catalog_ns[0]),
+                    &spec.template.name,
+                );
+                ctx.event(&cm, EventType::Warning, "InvalidTemplate", "Parse", e.to_string())
+                    .await;
+            }
+            return stalled(ctx, d, base, "TemplateUnavailable", op, e.to_string()).await;
+        }
     };
     let raw = spec.parameters.clone().unwrap_or(serde_json::Value::Null);
     let values = match params::check(&entry.template.parameters, &raw) {
@@ -397,6 +419,18 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
     } else {
         Duration::from_secs(300)
     }))
+}
+
+/// A reference to a template's ConfigMap, for Events about it.
+fn config_map_ref(namespace: &str, name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    k8s_openapi::api::core::v1::ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 fn key(r: &ResourceStatus) -> (String, String, Option<String>, String) {
