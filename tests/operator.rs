@@ -190,9 +190,53 @@ async fn operator_killed_mid_reconcile_and_apiserver_restart_converge_without_le
     for r in join_all(objects.iter().map(|t| api.create(&pp, t))).await {
         r.unwrap();
     }
-    drop(op); // SIGKILL while the Terminals are being reconciled
+    // Deployments too, of a template with two ConfigMaps.
+    let template: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "two-maps", "namespace": portico::dev::CATALOG_NAMESPACE, "labels": {"portico.dev/template": ""}},
+        "data": {"template.yaml": "displayName: Two\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-a'}\n  ---\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-b'}\n"}
+    }))
+    .unwrap();
+    let admin = cp.admin_client().await.unwrap();
+    portico::dev::load_catalog(
+        &admin,
+        portico::dev::CATALOG_DIR.as_ref(),
+        portico::dev::CATALOG_NAMESPACE,
+    )
+    .await
+    .unwrap();
+    portico::install::apply(&admin, &template).await.unwrap();
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let deployments: Api<portico::api::Deployment> = Api::namespaced(alice, "team-a");
+    let dnames: Vec<String> = (0..4).map(|i| format!("crash-dep-{i}")).collect();
+    for n in &dnames {
+        let d: portico::api::Deployment = serde_json::from_value(json!({
+            "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": n},
+            "spec": {"template": {"name": "two-maps"}}
+        }))
+        .unwrap();
+        deployments.create(&PostParams::default(), &d).await.unwrap();
+    }
+    drop(op); // SIGKILL while the Terminals and Deployments are being reconciled
     let op = Operator::start(cp, config.clone(), port).await;
     converged(&names).await;
+    let admin_deps: Api<portico::api::Deployment> = Api::namespaced(admin.clone(), "team-a");
+    for n in &dnames {
+        let ready = |d: Option<&portico::api::Deployment>| {
+            d.and_then(|d| d.status.as_ref())
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        };
+        tokio::time::timeout(Duration::from_secs(60), await_condition(admin_deps.clone(), n, ready))
+            .await
+            .unwrap()
+            .unwrap();
+        let lp = ListParams::default().labels(&format!("portico.dev/deployment={n}"));
+        let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), "team-a")
+            .list(&lp)
+            .await
+            .unwrap();
+        assert_eq!(maps.items.len(), 2, "{n}: each object exactly once");
+        admin_deps.delete(n, &DeleteParams::default()).await.unwrap();
+    }
 
     // The API server goes away and comes back: watches resume, new work is done.
     tokio::task::spawn_blocking(|| common::shared().restart_apiserver().unwrap())
