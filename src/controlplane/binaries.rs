@@ -42,7 +42,13 @@ impl Binaries {
     }
 
     fn check(&self) -> Result<(), ControlPlaneError> {
-        for name in ["kube-apiserver", "kube-controller-manager", "kubectl", "kstatus"] {
+        for name in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kubectl",
+            "kstatus",
+            "helm",
+        ] {
             if !self.dir.join(name).is_file() {
                 return Err(ControlPlaneError::Build(format!(
                     "{} has no {name}; run {BUILD_SCRIPT} or unset PORTICO_K8S_BIN",

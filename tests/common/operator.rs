@@ -36,11 +36,81 @@ pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
     (path, metrics_port)
 }
 
+/// The chart's own RBAC for the operator, applied to `cp`, and a kubeconfig
+/// that authenticates as the chart's service account (a TokenRequest token):
+/// the operator in tests has exactly the permissions the chart grants.
+pub async fn chart_kubeconfig(cp: &ControlPlane) -> PathBuf {
+    use k8s_openapi::api::{
+        authentication::v1::{TokenRequest, TokenRequestSpec},
+        core::v1::ServiceAccount,
+    };
+    let path = cp.dir().join("operator-sa.kubeconfig");
+    if path.exists() {
+        return path;
+    }
+    ensure_namespace(cp, "portico-system").await;
+    ensure_namespace(cp, portico::dev::CATALOG_NAMESPACE).await;
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/portico");
+    let rendered = std::process::Command::new(cp.binaries().path("helm"))
+        .args([
+            "template",
+            "portico",
+            chart,
+            "-n",
+            "portico-system",
+            "--show-only",
+            "templates/operator-rbac.yaml",
+        ])
+        .output()
+        .expect("run helm");
+    assert!(
+        rendered.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let rbac = cp.dir().join("operator-rbac.yaml");
+    std::fs::write(&rbac, &rendered.stdout).unwrap();
+    let out = cp
+        .kubectl()
+        .args(["apply", "--server-side", "-f"])
+        .arg(&rbac)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apply the chart's RBAC: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sas: Api<ServiceAccount> = Api::namespaced(cp.admin_client().await.unwrap(), "portico-system");
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(24 * 3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = sas
+        .create_token_request("portico-operator", &PostParams::default(), &req)
+        .await
+        .unwrap();
+    let token = token.status.unwrap().token.unwrap();
+    let mut kc = cp.kubeconfig().clone();
+    for a in &mut kc.auth_infos {
+        a.auth_info = Some(kube::config::AuthInfo {
+            token: Some(token.clone().into()),
+            ..Default::default()
+        });
+    }
+    std::fs::write(&path, portico::controlplane::kubeconfig::to_yaml(&kc)).unwrap();
+    path
+}
+
 impl Operator {
-    /// Starts the operator with `config_path` and waits until `/readyz` passes
-    /// and the webhook mutates objects.
+    /// Starts the operator with `config_path`, as the chart's service account,
+    /// and waits until `/readyz` passes.
     pub async fn start(cp: &ControlPlane, config_path: PathBuf, metrics_port: u16) -> Operator {
         ensure_namespace(cp, "portico-system").await;
+        let kubeconfig = chart_kubeconfig(cp).await;
         let log_path = config_path.with_extension("log");
         let process = Process::spawn_with_env(
             "portico-operator",
@@ -52,7 +122,7 @@ impl Operator {
                 "--log".into(),
                 "info,portico=debug".into(),
             ],
-            &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
+            &[("KUBECONFIG", kubeconfig.as_os_str())],
             &log_path,
         )
         .expect("start the operator");
