@@ -4,8 +4,6 @@ FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-COPY config ./config
-COPY tests/controlplane/build.sh ./tests/controlplane/build.sh
 RUN cargo build --release --locked --bin portico && strip target/release/portico
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -53,11 +53,11 @@ fn main() -> anyhow::Result<()> {
             log_format,
             log,
         } => {
-            portico::telemetry::init(log_format, &log);
+            let log = portico::telemetry::init(log_format, &log);
             let config = portico::config::OperatorConfig::load(&config)?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let kube_config = kube::Config::infer().await?;
-                portico::operator::run(config, kube_config).await?;
+                portico::operator::run(config, kube_config, Some(log)).await?;
                 anyhow::Ok(())
             })?;
         }

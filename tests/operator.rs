@@ -468,3 +468,58 @@ async fn grants_removed_from_a_profile_leave_live_sessions_after_a_restart() {
     assert!(rbs.get_opt(&edit).await.unwrap().is_none());
     drop(op);
 }
+
+async fn http(method: &str, port: u16, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let code = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        code,
+        buf.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_name_object_user_and_reconcile_and_the_level_changes_at_runtime() {
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let (config, port) = write_config(cp, "leaderElection: {enabled: false}\n");
+    let op = Operator::start(cp, config, port).await;
+    assert_eq!(
+        http("GET", port, "/log-level", "").await,
+        (200, "info,portico=debug".into())
+    );
+    let (code, body) = http("PUT", port, "/log-level", "portico=[nonsense").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("is not a log filter"), "{body}");
+    assert_eq!(http("PUT", port, "/log-level", "warn").await.0, 200);
+    assert_eq!(http("GET", port, "/log-level", "").await.1, "warn");
+    assert_eq!(http("PUT", port, "/log-level", "info,portico=debug").await.0, 200);
+
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    Api::<Terminal>::namespaced(alice, "team-a")
+        .create(&PostParams::default(), &terminal("logged"))
+        .await
+        .unwrap();
+    converged(&["logged".to_string()]).await;
+    let log = std::fs::read_to_string(&op.log_path).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("object=team-a/logged") && l.contains("reconcile_id="))
+        .unwrap_or_else(|| panic!("no reconcile line for team-a/logged:\n{log}"));
+    assert!(
+        line.contains("user=alice") && line.contains("kind=\"Terminal\""),
+        "{line}"
+    );
+    delete_all_and_check_nothing_left(&["logged".to_string()]).await;
+    drop(op);
+}

@@ -122,6 +122,13 @@ impl Context {
     }
 }
 
+/// The creator's user name, for log lines ("" when unknown).
+pub fn creator_name<K: Resource>(obj: &K) -> String {
+    crate::creator::Creator::from_annotations(obj.meta().annotations.as_ref())
+        .map(|c| c.user)
+        .unwrap_or_default()
+}
+
 /// A reconcile failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

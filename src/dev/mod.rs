@@ -107,7 +107,7 @@ async fn start_operator(
     let kube_config =
         kube::Config::from_custom_kubeconfig(cp.kubeconfig().clone(), &KubeConfigOptions::default()).await?;
     let task = tokio::spawn(async move {
-        if let Err(e) = crate::operator::run_until(config, kube_config, stop).await {
+        if let Err(e) = crate::operator::run_until(config, kube_config, None, stop).await {
             eprintln!("portico dev: operator failed: {e}");
         }
     });

@@ -1,4 +1,5 @@
-//! The plain-HTTP server: `/metrics` (OpenMetrics), `/healthz`, `/readyz`.
+//! The plain-HTTP server: `/metrics` (OpenMetrics), `/healthz`, `/readyz`,
+//! and `/log-level` (GET the filter, PUT a new one) to change logging at runtime.
 
 use std::sync::{
     Arc,
@@ -8,11 +9,33 @@ use std::sync::{
 use actix_web::{App, HttpResponse, HttpServer, web};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, telemetry::LogLevel};
 
 struct State {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    log: Option<LogLevel>,
+}
+
+async fn get_log_level(s: web::Data<State>) -> HttpResponse {
+    match &s.log {
+        Some(l) => HttpResponse::Ok().body(l.get()),
+        None => HttpResponse::NotFound().body("this process does not manage its log level"),
+    }
+}
+
+/// `PUT /log-level` with a filter such as `debug` or `info,portico=debug` as the body.
+async fn set_log_level(s: web::Data<State>, body: String) -> HttpResponse {
+    let Some(l) = &s.log else {
+        return HttpResponse::NotFound().body("this process does not manage its log level");
+    };
+    match l.set(body.trim()) {
+        Ok(()) => {
+            tracing::info!(filter = %body.trim(), "log level changed");
+            HttpResponse::Ok().body(format!("log filter is now {}\n", body.trim()))
+        }
+        Err(e) => HttpResponse::BadRequest().body(format!("{e}\n")),
+    }
 }
 
 async fn metrics(s: web::Data<State>) -> HttpResponse {
@@ -38,11 +61,13 @@ pub fn serve(
     addr: std::net::SocketAddr,
     metrics_: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    log: Option<LogLevel>,
     shutdown: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let state = web::Data::new(State {
         metrics: metrics_,
         ready,
+        log,
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -50,6 +75,8 @@ pub fn serve(
             .route("/metrics", web::get().to(metrics))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/log-level", web::get().to(get_log_level))
+            .route("/log-level", web::put().to(set_log_level))
     })
     .workers(1)
     .disable_signals()

@@ -20,6 +20,7 @@ use crate::{
     config::OperatorConfig,
     controller::{Context, deployment, session, terminal},
     metrics::Metrics,
+    telemetry::LogLevel,
     webhook::{self, WebhookState, registration, tls},
 };
 
@@ -49,7 +50,11 @@ pub fn identity() -> String {
 }
 
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(config: OperatorConfig, kube_config: kube::Config) -> Result<(), OperatorError> {
+pub async fn run(
+    config: OperatorConfig,
+    kube_config: kube::Config,
+    log: Option<LogLevel>,
+) -> Result<(), OperatorError> {
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();
@@ -64,13 +69,14 @@ pub async fn run(config: OperatorConfig, kube_config: kube::Config) -> Result<()
             shutdown.cancel();
         });
     }
-    run_until(config, kube_config, shutdown).await
+    run_until(config, kube_config, log, shutdown).await
 }
 
 /// Runs until `shutdown` is cancelled.
 pub async fn run_until(
     config: OperatorConfig,
     kube_config: kube::Config,
+    log: Option<LogLevel>,
     shutdown: CancellationToken,
 ) -> Result<(), OperatorError> {
     let server = config
@@ -117,6 +123,7 @@ pub async fn run_until(
         config.metrics.bind_address,
         metrics.clone(),
         ready.clone(),
+        log,
         shutdown.clone(),
     )
     .map_err(|e| OperatorError::Bind("metrics server", e))?;

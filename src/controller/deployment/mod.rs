@@ -96,9 +96,10 @@ fn error_policy(d: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(5))
 }
 
-#[instrument(skip_all, fields(deployment = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any())))]
+#[instrument(skip_all, fields(kind = "Deployment", object = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), user = %super::creator_name(&*d), reconcile_id = %crate::telemetry::reconcile_id()))]
 async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(KIND);
+    tracing::debug!("reconciling");
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
     finalizer(&api, super::FINALIZER, d, |event| async {
         match event {

@@ -84,10 +84,11 @@ fn error_policy(c: Arc<SessionClaim>, err: &Error, sc: Arc<SessionContext>) -> A
     Action::requeue(Duration::from_secs(5))
 }
 
-#[instrument(skip_all, fields(claim = %format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any())))]
+#[instrument(skip_all, fields(kind = "SessionClaim", object = %format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()), user = %super::creator_name(&*c), reconcile_id = %crate::telemetry::reconcile_id()))]
 async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Action, Error> {
     let ctx = &sc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
+    tracing::debug!("reconciling");
     let mut per_profile: BTreeMap<String, i64> = ctx
         .config
         .session_profiles

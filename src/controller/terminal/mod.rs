@@ -81,10 +81,11 @@ fn error_policy(t: Arc<Terminal>, err: &Error, tc: Arc<TerminalContext>) -> Acti
     Action::requeue(Duration::from_secs(5))
 }
 
-#[instrument(skip_all, fields(terminal = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any())))]
+#[instrument(skip_all, fields(kind = "Terminal", object = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()), user = %super::creator_name(&*t), reconcile_id = %crate::telemetry::reconcile_id()))]
 async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action, Error> {
     let ctx = &tc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
+    tracing::debug!("reconciling");
     let active = tc
         .store
         .state()
