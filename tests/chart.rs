@@ -176,3 +176,22 @@ async fn the_operator_pod_passes_the_restricted_pod_security_profile() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_flux_helm_release_values_render_a_valid_configuration() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/flux/helmrelease.yaml")).unwrap();
+    use serde::Deserialize;
+    let release = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "HelmRelease")
+        .expect("a HelmRelease");
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, serde_yaml_ng::to_string(&release["spec"]["values"]).unwrap()).unwrap();
+    let docs = render(&["-f", values.to_str().unwrap()]);
+    let cm: ConfigMap =
+        serde_json::from_value(docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap().clone()).unwrap();
+    let cfg = portico::config::OperatorConfig::from_yaml(&cm.data.unwrap()["operator.yaml"]).unwrap();
+    assert_eq!(cfg.session_profiles[0].name, "developer");
+    assert_eq!(cfg.terminal.privileged_groups, ["portico-admins"]);
+}

@@ -132,8 +132,8 @@ async fn every_example_applies_with_server_dry_run() {
     let mut checked = 0;
     for entry in walk(dir.as_ref()) {
         let text = std::fs::read_to_string(&entry).unwrap();
-        if !text.contains("apiVersion: portico.dev/") {
-            continue; // Flux and Helm manifests are checked where their CRDs exist.
+        if !text.contains("apiVersion: portico.dev/") || entry.components().any(|c| c.as_os_str() == "flux") {
+            continue; // Flux's kinds are not installed here; tests/chart.rs checks the HelmRelease's values.
         }
         let out = kubectl(&["apply", "--dry-run=server", "-n", &ns, "-f", entry.to_str().unwrap()]);
         assert!(
