@@ -476,3 +476,35 @@ async fn a_suspended_deployment_applies_nothing_until_resumed() {
         .unwrap();
     api.delete("sus", &DeleteParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_deployment_whose_template_left_the_catalog_can_still_be_deleted() {
+    template("vanishing", "displayName: V\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}'}\n").await;
+    create(ALICE, "team-a", &deployment("orphan", "vanishing", json!({})))
+        .await
+        .unwrap();
+    wait_for("team-a", "orphan", "Ready", |d| is(d, "Ready")).await;
+    let catalog: Api<ConfigMap> = Api::namespaced(admin().await, portico::dev::CATALOG_NAMESPACE);
+    catalog.delete("vanishing", &DeleteParams::default()).await.unwrap();
+    wait_for("team-a", "orphan", "Stalled", |d| is(d, "Stalled")).await;
+    Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    let api: Api<Deployment> = Api::namespaced(admin().await, "team-a");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, "orphan", |d: Option<&Deployment>| d.is_none()),
+    )
+    .await
+    .expect("deleted although its template is gone")
+    .unwrap();
+    assert!(
+        Api::<ConfigMap>::namespaced(admin().await, "team-a")
+            .get_opt("orphan")
+            .await
+            .unwrap()
+            .is_none(),
+        "its objects are gone too"
+    );
+}

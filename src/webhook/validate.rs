@@ -94,6 +94,17 @@ pub fn validate(
         check_heartbeat(v, now)?;
     }
 
+    // An update that leaves the spec alone (finalizers, labels, heartbeats,
+    // deletion) is not judged against today's templates, profiles or caps:
+    // otherwise a removed template or a lowered cap would block deletion.
+    if let (Operation::Update, Some(old)) = (&req.operation, req.old_object.as_ref())
+        && (old.data.get("spec") == obj.data.get("spec") || obj.metadata.deletion_timestamp.is_some())
+    {
+        if kind == Kind::SessionClaim {
+            check_session_labels(old, obj)?;
+        }
+        return Ok(None);
+    }
     if kind == Kind::SessionClaim {
         return validate_session(req, obj, creator, cfg);
     }
@@ -205,6 +216,18 @@ fn validate_session(
     Ok(None)
 }
 
+fn check_session_labels(old: &DynamicObject, obj: &DynamicObject) -> Result<(), Denial> {
+    for key in [USER_HASH_LABEL, PROFILE_LABEL] {
+        let get = |o: &DynamicObject| o.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
+        if get(old) != get(obj) {
+            return Err(Denial::forbidden(format!(
+                "the label {key} is managed by Portico and cannot change"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_heartbeat(value: &str, now: Timestamp) -> Result<(), Denial> {
     let t: Timestamp = value.parse().map_err(|_| {
         Denial::invalid(format!(
@@ -304,6 +327,23 @@ mod tests {
         let mut cfg = OperatorConfig::default();
         cfg.terminal.privileged_groups = vec!["developers".into()];
         assert!(validate(&request("CREATE", "alice", obj, None), Kind::Terminal, now(), &cfg).is_ok());
+    }
+
+    #[test]
+    fn updates_that_leave_the_spec_alone_are_not_judged_against_todays_caps() {
+        // Created under a higher cap; the operator's finalizer update must still pass.
+        let old = terminal(json!({CREATED_BY: alice()}), json!({}), json!({"idleTimeout": "9h"}));
+        let mut new = old.clone();
+        new["metadata"]["finalizers"] = json!(["portico.dev/cleanup"]);
+        assert!(
+            !check(
+                "UPDATE",
+                "system:serviceaccount:portico-system:portico-operator",
+                new,
+                Some(old)
+            )
+            .unwrap()
+        );
     }
 
     #[test]
