@@ -60,3 +60,14 @@ pub enum EndReason {
     /// Someone deleted the object.
     Deleted,
 }
+
+impl EndReason {
+    /// Why it ended, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EndReason::IdleTimeout => "no heartbeat arrived within the idle timeout",
+            EndReason::MaxLifetime => "the maximum lifetime was reached",
+            EndReason::Deleted => "it was deleted",
+        }
+    }
+}

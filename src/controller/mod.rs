@@ -122,6 +122,35 @@ impl Context {
     }
 }
 
+/// Ends an expired object: an Event, the expiry metric, and its deletion
+/// (its finalizer then removes what was made for it). The caller has
+/// recorded `endReason` in its status first.
+pub async fn end<K>(ctx: &Context, obj: &K, kind: &str, reason: crate::api::common::EndReason) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let why = reason.describe();
+    ctx.event(
+        obj,
+        EventType::Normal,
+        &format!("{reason:?}"),
+        "Expire",
+        format!("deleting the {kind}: {why}"),
+    )
+    .await;
+    ctx.metrics.expired(kind, &format!("{reason:?}"));
+    tracing::info!(reason = ?reason, "expired");
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    match api.delete(&obj.name_any(), &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(kube_err(format!("delete the expired {kind}"))(e)),
+    }
+}
+
 /// The creator's user name, for log lines ("" when unknown).
 pub fn creator_name<K: Resource>(obj: &K) -> String {
     crate::creator::Creator::from_annotations(obj.meta().annotations.as_ref())

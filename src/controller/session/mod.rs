@@ -393,29 +393,10 @@ async fn expire(
     mut base: SessionClaimStatus,
     reason: EndReason,
 ) -> Result<Action, Error> {
-    let why = match reason {
-        EndReason::IdleTimeout => "no heartbeat arrived within the idle timeout",
-        EndReason::MaxLifetime => "the maximum lifetime was reached",
-        EndReason::Deleted => "it was deleted",
-    };
     base.end_reason = Some(reason);
-    base.message = Some(format!("ended: {why}"));
+    base.message = Some(format!("ended: {}", reason.describe()));
     set_status(ctx, c, &base).await?;
-    ctx.event(
-        c,
-        EventType::Normal,
-        &format!("{reason:?}"),
-        "Expire",
-        format!("ending the session: {why}"),
-    )
-    .await;
-    ctx.metrics.expired(KIND, &format!("{reason:?}"));
-    let api: Api<SessionClaim> = Api::namespaced(ctx.client.clone(), &c.namespace().unwrap_or_default());
-    match api.delete(&c.name_any(), &Default::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(kube_err("delete the expired SessionClaim")(e)),
-    }
+    super::end(ctx, c, KIND, reason).await?;
     Ok(Action::await_change())
 }
 
@@ -423,7 +404,7 @@ async fn cleanup(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     let mut base = c.status.clone().unwrap_or_default();
     if base.end_reason.is_none() {
         base.end_reason = Some(EndReason::Deleted);
-        base.message = Some("ended: it was deleted".into());
+        base.message = Some(format!("ended: {}", EndReason::Deleted.describe()));
         let _ = set_status(ctx, c, &base).await;
         ctx.metrics.expired(KIND, "Deleted");
     }

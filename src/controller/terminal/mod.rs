@@ -295,30 +295,10 @@ fn pod_phase(pod: Option<&Pod>) -> Phase {
 }
 
 async fn expire(ctx: &Context, t: &Terminal, mut base: TerminalStatus, reason: EndReason) -> Result<Action, Error> {
-    let why = match reason {
-        EndReason::IdleTimeout => "no heartbeat arrived within the idle timeout",
-        EndReason::MaxLifetime => "the maximum lifetime was reached",
-        EndReason::Deleted => "it was deleted",
-    };
     base.end_reason = Some(reason);
-    base.message = Some(format!("ended: {why}"));
+    base.message = Some(format!("ended: {}", reason.describe()));
     set_status(ctx, t, &base).await?;
-    ctx.event(
-        t,
-        EventType::Normal,
-        &format!("{reason:?}"),
-        "Expire",
-        format!("deleting the Terminal: {why}"),
-    )
-    .await;
-    ctx.metrics.expired(KIND, &format!("{reason:?}"));
-    info!(reason = ?reason, "terminal expired");
-    let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &t.namespace().unwrap_or_default());
-    match api.delete(&t.name_any(), &Default::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(kube_err("delete expired Terminal")(e)),
-    }
+    super::end(ctx, t, KIND, reason).await?;
     Ok(Action::await_change())
 }
 
@@ -422,7 +402,7 @@ async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
     let mut base = t.status.clone().unwrap_or_default();
     if base.end_reason.is_none() {
         base.end_reason = Some(EndReason::Deleted);
-        base.message = Some("ended: it was deleted".into());
+        base.message = Some(format!("ended: {}", EndReason::Deleted.describe()));
         let _ = set_status(ctx, t, &base).await;
     }
     let ns = t.namespace().unwrap_or_default();
