@@ -384,3 +384,13 @@ async fn session_claim_durations_may_change_but_not_to_garbage() {
         .await
         .expect("a new idle timeout is accepted");
 }
+
+#[tokio::test]
+async fn deployment_template_is_immutable() {
+    assert_update_rejected(
+        "Deployment",
+        json!({"spec": {"template": {"name": "postgresql"}}}),
+        &["spec", "spec.template is immutable"],
+    )
+    .await;
+}
