@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod operator;
 pub mod pki;
 pub mod telemetry;
+pub mod ui;
 pub mod webhook;

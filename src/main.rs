@@ -35,6 +35,18 @@ enum Cmd {
         #[arg(long, env = "PORTICO_LOG", default_value = "info")]
         log: String,
     },
+    /// Run the dashboard (login and sessions, catalog).
+    Ui {
+        /// The dashboard configuration file (YAML); see config/ui.yaml.
+        #[arg(long, env = "PORTICO_UI_CONFIG")]
+        config: PathBuf,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: portico::telemetry::LogFormat,
+        /// Log filter.
+        #[arg(long, env = "PORTICO_LOG", default_value = "info")]
+        log: String,
+    },
     /// Run Portico locally: a control plane, the CRDs and demo users, until Ctrl-C.
     Dev {
         /// Use an existing cluster: this kubeconfig, or the current context when given without a path.
@@ -44,6 +56,8 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider for every client and server in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Cmd::Crds { out_dir: None } => print!("{}", portico::crdgen::all_yaml()),
@@ -58,6 +72,19 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let kube_config = kube::Config::infer().await?;
                 portico::operator::run(config, kube_config, Some(log)).await?;
+                anyhow::Ok(())
+            })?;
+        }
+        Cmd::Ui {
+            config,
+            log_format,
+            log,
+        } => {
+            portico::telemetry::init(log_format, &log);
+            let config = portico::ui::config::UiConfig::load(&config)?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let kube_config = kube::Config::infer().await?;
+                portico::ui::run(config, kube_config).await?;
                 anyhow::Ok(())
             })?;
         }

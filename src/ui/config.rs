@@ -1,0 +1,146 @@
+//! The dashboard configuration file (YAML), checked at start with errors that
+//! name the key.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Everything `portico ui` reads from `--config`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UiConfig {
+    /// Address the HTTP server listens on (TLS ends at the ingress in front of it).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The URL users reach the dashboard at, for the OIDC redirect (`…/auth/callback`).
+    pub public_url: String,
+    /// The OpenID Connect provider.
+    pub oidc: OidcConfig,
+    /// A file holding the 64-byte key (base64) that encrypts and authenticates cookies.
+    pub cookie_key_file: PathBuf,
+    /// The SessionClaim every login makes.
+    pub session: SessionConfig,
+    /// Namespaces holding the template catalog.
+    #[serde(default = "default_catalog")]
+    pub catalog_namespaces: Vec<String>,
+    /// Product name shown in the header.
+    #[serde(default = "default_product")]
+    pub product_name: String,
+}
+
+/// The OpenID Connect provider and how to read a user from its ID token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Issuer URL (discovery at `/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// Client id.
+    pub client_id: String,
+    /// A file holding the client secret.
+    pub client_secret_file: PathBuf,
+    /// Scopes besides `openid`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// ID-token claim used as the Kubernetes user name.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// ID-token claim holding the groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+/// Where and under which profile logins claim their session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Session profile (from the operator configuration).
+    pub profile: String,
+    /// Namespace of the SessionClaims (users must be allowed to create them there).
+    pub namespace: String,
+}
+
+fn default_listen() -> SocketAddr {
+    "0.0.0.0:8080".parse().expect("address")
+}
+fn default_catalog() -> Vec<String> {
+    vec!["portico-catalog".into()]
+}
+fn default_product() -> String {
+    "Portico".into()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into(), "groups".into()]
+}
+fn default_username_claim() -> String {
+    "email".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+impl UiConfig {
+    /// Parses YAML text and checks it.
+    pub fn from_yaml(text: &str) -> Result<UiConfig, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let cfg: UiConfig = serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
+            key: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        })?;
+        for (key, url) in [("publicUrl", &cfg.public_url), ("oidc.issuer", &cfg.oidc.issuer)] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!("{url:?} is not an http(s) URL"),
+                });
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and checks a file.
+    pub fn load(path: &std::path::Path) -> Result<UiConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = "publicUrl: http://127.0.0.1:8080\noidc: {issuer: 'http://127.0.0.1:9', clientId: portico, clientSecretFile: /s}\ncookieKeyFile: /k\nsession: {profile: developer, namespace: portico-sessions}\n";
+
+    #[test]
+    fn a_minimal_file_loads_with_defaults() {
+        let c = UiConfig::from_yaml(OK).unwrap();
+        assert_eq!(c.oidc.username_claim, "email");
+        assert_eq!(c.catalog_namespaces, ["portico-catalog"]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = UiConfig::from_yaml(&OK.replace("clientId", "clientID"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("oidc") && e.contains("clientID"), "{e}");
+        let e = UiConfig::from_yaml(&OK.replace("http://127.0.0.1:8080", "localhost"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("publicUrl"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_documented_example_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ui.yaml");
+        let c = super::UiConfig::load(&path).unwrap();
+        assert_eq!(c.session.namespace, "portico-sessions");
+    }
+}

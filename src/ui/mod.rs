@@ -1,0 +1,61 @@
+//! `portico ui`: the dashboard. So far: OpenID Connect login backed by a
+//! SessionClaim per login, logout, and the catalog page.
+
+pub mod config;
+pub mod oidc;
+pub mod server;
+pub mod session;
+
+use std::path::Path;
+
+/// Starting the dashboard failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UiError {
+    /// A file could not be read.
+    #[error("{0}: {1}")]
+    Read(String, std::io::Error),
+    /// The cookie key is not 64 bytes of base64.
+    #[error("cookie key in {0}: {1}")]
+    Key(String, String),
+    /// Discovery or the Kubernetes client failed.
+    #[error("{0}")]
+    Start(String),
+    /// The server failed.
+    #[error("server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+fn read(path: &Path) -> Result<String, UiError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| UiError::Read(path.display().to_string(), e))
+}
+
+/// Runs the dashboard until SIGTERM or Ctrl-C.
+pub async fn run(cfg: config::UiConfig, kube_config: kube::Config) -> Result<(), UiError> {
+    use base64::Engine;
+    let key_text = read(&cfg.cookie_key_file)?;
+    let key_bytes = base64::engine::general_purpose::STANDARD
+        .decode(&key_text)
+        .map_err(|e| UiError::Key(cfg.cookie_key_file.display().to_string(), e.to_string()))?;
+    let key = actix_web::cookie::Key::try_from(key_bytes.as_slice()).map_err(|e| {
+        UiError::Key(
+            cfg.cookie_key_file.display().to_string(),
+            format!("{e} (need 64 random bytes)"),
+        )
+    })?;
+    let secret = read(&cfg.oidc.client_secret_file)?;
+    let state = server::UiState::new(cfg, kube_config, key, secret)
+        .await
+        .map_err(UiError::Start)?;
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    server::serve(state, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! The dashboard's HTTP server: OIDC login backed by a SessionClaim per
+//! login (created as the user, checked on every request from a watch cache),
+//! logout, the catalog page, security headers, CSRF checks, and no
+//! `Impersonate-*` header from a browser ever reaching a handler.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer,
+    body::MessageBody,
+    cookie::Key,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderName, HeaderValue},
+    middleware::{Next, from_fn},
+    web,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+};
+use minijinja::{Environment, context};
+
+use super::{
+    config::UiConfig,
+    oidc::Provider,
+    session::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
+};
+use crate::{api::SessionClaim, catalog};
+
+/// How long a session cookie is valid at most (the SessionClaim ends it sooner).
+const COOKIE_LIFETIME: i64 = 24 * 3600;
+/// Heartbeats for one session at most this often.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// Login attempts per client address per minute.
+const LOGIN_RATE: u32 = 30;
+
+/// What every handler shares.
+pub struct UiState {
+    cfg: UiConfig,
+    key: Key,
+    provider: Provider,
+    client: Client,
+    base: kube::Config,
+    claims: Store<SessionClaim>,
+    pages: Environment<'static>,
+    heartbeats: Mutex<HashMap<String, Instant>>,
+    logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+fn pages() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, src) in [
+        ("base.html", include_str!("../../ui/templates/base.html")),
+        ("catalog.html", include_str!("../../ui/templates/catalog.html")),
+        ("message.html", include_str!("../../ui/templates/message.html")),
+    ] {
+        env.add_template(name, src).expect("built-in templates parse");
+    }
+    env
+}
+
+impl UiState {
+    /// Discovers the OIDC provider and starts the SessionClaim watch.
+    pub async fn new(cfg: UiConfig, base: kube::Config, key: Key, secret: String) -> Result<Arc<UiState>, String> {
+        let redirect = format!("{}/auth/callback", cfg.public_url.trim_end_matches('/'));
+        let provider = Provider::discover(&cfg.oidc, secret, redirect)
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = Client::try_from(base.clone()).map_err(|e| e.to_string())?;
+        let (claims, writer) = reflector::store();
+        let api: Api<SessionClaim> = Api::namespaced(client.clone(), &cfg.session.namespace);
+        let stream = reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .touched_objects();
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while futures::StreamExt::next(&mut stream).await.is_some() {}
+        });
+        claims.wait_until_ready().await.map_err(|e| e.to_string())?;
+        Ok(Arc::new(UiState {
+            cfg,
+            key,
+            provider,
+            client,
+            base,
+            claims,
+            pages: pages(),
+            heartbeats: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// A client acting as the user, so the API server applies the user's RBAC.
+    fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
+        let mut c = self.base.clone();
+        c.auth_info.impersonate = Some(s.user.clone());
+        c.auth_info.impersonate_groups = Some(s.groups.clone());
+        Client::try_from(c)
+    }
+
+    fn render(&self, page: &str, ctx: minijinja::Value) -> HttpResponse {
+        match self.pages.get_template(page).and_then(|t| t.render(ctx)) {
+            Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+            Err(e) => HttpResponse::InternalServerError().body(format!("page {page}: {e}")),
+        }
+    }
+
+    fn message(&self, status: actix_web::http::StatusCode, heading: &str, text: &str) -> HttpResponse {
+        let mut r = self.render(
+            "message.html",
+            context! { product => self.cfg.product_name.clone(), heading, text },
+        );
+        *r.status_mut() = status;
+        r
+    }
+
+    /// The valid session of this request, if any: a cookie that opens, has
+    /// not expired, and whose SessionClaim is still active.
+    async fn session(&self, req: &HttpRequest) -> Option<Session> {
+        let s: Session = session::open(&self.key, SESSION_COOKIE, &req.cookie(SESSION_COOKIE)?)?;
+        if s.exp < k8s_openapi::jiff::Timestamp::now().as_second() {
+            return None;
+        }
+        let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
+        let claim = match self.claims.get(&key) {
+            Some(c) => Some((*c).clone()),
+            // Just created and not yet in the watch cache: ask once.
+            None => {
+                let api: Api<SessionClaim> = Api::namespaced(self.as_user(&s).ok()?, &self.cfg.session.namespace);
+                api.get_opt(&s.claim).await.ok().flatten()
+            }
+        }?;
+        let mine = crate::creator::Creator::from_annotations(claim.metadata.annotations.as_ref())
+            .is_ok_and(|c| c.user == s.user);
+        (claim.metadata.deletion_timestamp.is_none() && mine).then_some(s)
+    }
+
+    fn heartbeat(self: &Arc<Self>, s: &Session) {
+        {
+            let mut beats = self.heartbeats.lock().unwrap();
+            if beats.get(&s.claim).is_some_and(|t| t.elapsed() < HEARTBEAT_EVERY) {
+                return;
+            }
+            beats.insert(s.claim.clone(), Instant::now());
+        }
+        let (state, s) = (self.clone(), s.clone());
+        tokio::spawn(async move {
+            let Ok(client) = state.as_user(&s) else { return };
+            let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
+            let patch = serde_json::json!({"metadata": {"annotations": {crate::api::keys::OPERATION: "keepalive"}}});
+            if let Err(e) = api
+                .patch(&s.claim, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(user = %s.user, error = %e, "heartbeat failed");
+            }
+        });
+    }
+
+    fn rate_limited(&self, req: &HttpRequest) -> bool {
+        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+            return false;
+        };
+        let mut m = self.logins.lock().unwrap();
+        let entry = m.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() > Duration::from_secs(60) {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        entry.1 > LOGIN_RATE
+    }
+}
+
+type State = web::Data<Arc<UiState>>;
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_string()))
+        .finish()
+}
+
+async fn login(state: State, req: HttpRequest) -> HttpResponse {
+    if state.rate_limited(&req) {
+        return state.message(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "Too many logins",
+            "Wait a minute and try again.",
+        );
+    }
+    if state.session(&req).await.is_some() {
+        return redirect("/");
+    }
+    let (url, login) = state.provider.start();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, url))
+        .cookie(session::seal(&state.key, LOGIN_COOKIE, &login, 600))
+        .finish()
+}
+
+#[derive(serde::Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if state.rate_limited(&req) {
+        return state.message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many logins",
+            "Wait a minute and try again.",
+        );
+    }
+    if let Some(e) = &q.error {
+        return state.message(
+            StatusCode::UNAUTHORIZED,
+            "Login failed",
+            &format!("The identity provider said: {e}"),
+        );
+    }
+    let Some(login) = req
+        .cookie(LOGIN_COOKIE)
+        .and_then(|c| session::open::<LoginState>(&state.key, LOGIN_COOKIE, &c))
+    else {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Login expired",
+            "The login took too long or started elsewhere; log in again.",
+        );
+    };
+    let (Some(code), Some(st)) = (q.code.clone(), q.state.as_deref()) else {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Login failed",
+            "The identity provider sent no code.",
+        );
+    };
+    if st != login.state {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Login failed",
+            "The login state does not match; log in again.",
+        );
+    }
+    let user = match state.provider.finish(code, &login).await {
+        Ok(u) => u,
+        Err(e) => return state.message(StatusCode::UNAUTHORIZED, "Login failed", &e.to_string()),
+    };
+    let name = format!("ui-{}", hex::encode(rand::random::<[u8; 5]>()));
+    let s = Session {
+        user: user.name,
+        groups: user.groups,
+        claim: name.clone(),
+        exp: k8s_openapi::jiff::Timestamp::now().as_second() + COOKIE_LIFETIME,
+    };
+    let claim: SessionClaim = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/created-by": "portico-ui"}},
+        "spec": {"profile": state.cfg.session.profile},
+    }))
+    .expect("a SessionClaim");
+    let created = match state.as_user(&s) {
+        Ok(c) => {
+            Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
+                .create(&PostParams::default(), &claim)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = created {
+        let why = match &e {
+            kube::Error::Api(s) => s.message.clone(),
+            other => other.to_string(),
+        };
+        return state.message(
+            StatusCode::FORBIDDEN,
+            "No session",
+            &format!("Your session could not be started: {why}"),
+        );
+    }
+    tracing::info!(user = %s.user, claim = %name, "logged in");
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .cookie(session::seal(&state.key, SESSION_COOKIE, &s, COOKIE_LIFETIME))
+        .cookie(session::removal(LOGIN_COOKIE))
+        .finish()
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if !form
+        .csrf
+        .as_deref()
+        .is_some_and(|t| session::csrf_ok(&state.key, &s, t))
+    {
+        return state.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form's CSRF token is missing or wrong; reload the page.",
+        );
+    }
+    if let Ok(client) = state.as_user(&s) {
+        let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
+        if let Err(e) = api.delete(&s.claim, &DeleteParams::default()).await {
+            tracing::warn!(user = %s.user, error = %e, "ending the session failed");
+        }
+    }
+    let mut r = state.message(
+        StatusCode::OK,
+        "Logged out",
+        "Your session has ended and its credentials are revoked.",
+    );
+    r.add_cookie(&session::removal(SESSION_COOKIE)).ok();
+    r
+}
+
+async fn catalog_page(state: State, req: HttpRequest) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        let mut r = redirect("/login");
+        if req.cookie(SESSION_COOKIE).is_some() {
+            r.add_cookie(&session::removal(SESSION_COOKIE)).ok();
+        }
+        return r;
+    };
+    state.heartbeat(&s);
+    let mut templates = vec![];
+    for ns in &state.cfg.catalog_namespaces {
+        let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), ns);
+        let Ok(list) = api.list(&ListParams::default().labels(catalog::TEMPLATE_LABEL)).await else {
+            continue;
+        };
+        for cm in list {
+            if let Ok(e) = catalog::from_config_map(&cm)
+                && e.template.allows(&s.groups)
+            {
+                let mut v = serde_json::to_value(&e.template).unwrap_or_default();
+                v["name"] = cm.name_any().into();
+                templates.push(v);
+            }
+        }
+    }
+    let csrf = session::csrf_token(&state.key, &s);
+    use minijinja::value::Serde;
+    let ctx = context! {
+        product => state.cfg.product_name.clone(),
+        session => minijinja::Value::from(Serde(&s)),
+        csrf,
+        templates => minijinja::Value::from(Serde(&templates)),
+    };
+    state.render("catalog.html", ctx)
+}
+
+async fn css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css")
+        .body(include_str!("../../ui/static/portico.css"))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().body("ok")
+}
+
+/// Security headers on every response; `Impersonate-*` headers from a browser
+/// are removed before any handler sees the request.
+async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let banned: Vec<HeaderName> = req
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("impersonate-"))
+        .cloned()
+        .collect();
+    for h in banned {
+        req.headers_mut().remove(h);
+    }
+    let mut res = next.call(req).await?;
+    let h = res.headers_mut();
+    for (k, v) in [
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+    ] {
+        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    Ok(res)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    state: Arc<UiState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = state.cfg.listen;
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(guard))
+            .route("/", web::get().to(catalog_page))
+            .route("/login", web::get().to(login))
+            .route("/auth/callback", web::get().to(callback))
+            .route("/logout", web::post().to(logout))
+            .route("/static/portico.css", web::get().to(css))
+            .route("/healthz", web::get().to(healthz))
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(addr)?
+    .run();
+    tracing::info!(%addr, "dashboard listening");
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    server.await
+}

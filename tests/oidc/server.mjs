@@ -1,0 +1,42 @@
+// A real OpenID Connect provider (npm oidc-provider) for Portico's dashboard
+// tests. Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
+// Users (any password): alice (developers), bob (developers), carol (portico-admins).
+// Prints "ready ISSUER" on stdout once it listens.
+import Provider from 'oidc-provider';
+
+const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
+const issuer = `http://127.0.0.1:${port}`;
+const users = {
+  alice: { groups: ['developers'] },
+  bob: { groups: ['developers'] },
+  carol: { groups: ['portico-admins'] },
+};
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    redirect_uris: [redirectUri],
+    response_types: ['code'],
+    grant_types: ['authorization_code'],
+  }],
+  pkce: { required: () => true },
+  scopes: ['openid', 'email', 'profile', 'groups'],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'], groups: ['groups'] },
+  conformIdTokenClaims: false,
+  features: { devInteractions: { enabled: true } },
+  async findAccount(ctx, id) {
+    const user = users[id];
+    if (!user) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: `${id}@example.com`, email_verified: true, preferred_username: id, groups: user.groups };
+      },
+    };
+  },
+});
+provider.proxy = false;
+provider.listen(Number(port), '127.0.0.1', () => {
+  console.log(`ready ${issuer}`);
+});

@@ -1,0 +1,312 @@
+//! The dashboard against a real OpenID Connect provider (npm oidc-provider)
+//! and the real control plane and operator: login through the provider's own
+//! forms, a SessionClaim made as the user, logout and revocation, and the
+//! abuse cases (forged and tampered cookies, missing CSRF token, browser
+//! `Impersonate-User` headers).
+
+mod common;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use common::shared_with_operator;
+use kube::{Api, api::DeleteParams, runtime::wait::await_condition};
+use portico::{
+    api::SessionClaim,
+    controlplane::{Process, free_port},
+};
+use reqwest::{StatusCode, redirect::Policy};
+
+struct Stack {
+    _provider: Process,
+    _ui: Process,
+    base: String,
+}
+
+fn oidc_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc"))
+}
+
+/// Starts the provider and the dashboard once for this test binary.
+async fn stack() -> &'static Stack {
+    static STACK: tokio::sync::OnceCell<Stack> = tokio::sync::OnceCell::const_new();
+    STACK
+        .get_or_init(|| async {
+            let cp = shared_with_operator();
+            common::operator::ensure_namespace(cp, portico::dev::demo::SESSIONS_NAMESPACE).await;
+            if !oidc_dir().join("node_modules/oidc-provider").exists() {
+                let out = std::process::Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(oidc_dir()).output().unwrap();
+                assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let (op_port, ui_port) = (free_port().unwrap(), free_port().unwrap());
+            let base = format!("http://127.0.0.1:{ui_port}");
+            let dir = cp.dir();
+            let log = dir.join("oidc.log");
+            let provider = Process::spawn(
+                "oidc-provider",
+                "node".as_ref(),
+                &[
+                    oidc_dir().join("server.mjs").to_string_lossy().into_owned(),
+                    op_port.to_string(),
+                    "portico".into(),
+                    "test-secret".into(),
+                    format!("{base}/auth/callback"),
+                ],
+                &log,
+            )
+            .unwrap();
+            wait_http(&format!("http://127.0.0.1:{op_port}/.well-known/openid-configuration")).await;
+            use base64::Engine;
+            std::fs::write(dir.join("cookie.key"), base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 64]>())).unwrap();
+            std::fs::write(dir.join("client.secret"), "test-secret").unwrap();
+            let config = format!(
+                "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\noidc:\n  issuer: http://127.0.0.1:{op_port}\n  clientId: portico\n  clientSecretFile: {}\n  usernameClaim: preferred_username\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\n",
+                dir.join("client.secret").display(),
+                dir.join("cookie.key").display(),
+                portico::dev::demo::SESSIONS_NAMESPACE,
+            );
+            std::fs::write(dir.join("ui.yaml"), config).unwrap();
+            let ui = Process::spawn_with_env(
+                "portico-ui",
+                env!("CARGO_BIN_EXE_portico").as_ref(),
+                &["ui".into(), "--config".into(), dir.join("ui.yaml").to_string_lossy().into_owned()],
+                &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
+                &dir.join("ui.log"),
+            )
+            .unwrap();
+            wait_http(&format!("{base}/healthz")).await;
+            Stack { _provider: provider, _ui: ui, base }
+        })
+        .await
+}
+
+/// Waits (bounded) until `url` answers 200.
+async fn wait_http(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// A browser-like client: follows redirects by hand and keeps cookies by name.
+struct Browser {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, r: &reqwest::Response) {
+        for c in r.headers().get_all("set-cookie") {
+            let text = c.to_str().unwrap();
+            let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if attrs.to_ascii_lowercase().contains("max-age=0") || v.is_empty() {
+                self.cookies.remove(k.trim());
+            } else {
+                self.cookies.insert(k.trim().to_string(), v.to_string());
+            }
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        let r = req.header("cookie", self.cookie_header()).send().await.unwrap();
+        self.keep(&r);
+        r
+    }
+
+    /// GETs `url`, following redirects; returns the final response.
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let mut url = url.to_string();
+        for _ in 0..20 {
+            let r = self.send(self.http.get(&url)).await;
+            if !r.status().is_redirection() {
+                return r;
+            }
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            url = absolute(&url, &loc);
+        }
+        panic!("too many redirects");
+    }
+
+    async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let r = self.send(self.http.post(url).form(form)).await;
+        if r.status().is_redirection() {
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            return self.get(&absolute(url, &loc)).await;
+        }
+        r
+    }
+
+    /// Logs in as `user` through the provider's own login and consent forms.
+    async fn login(&mut self, base: &str, user: &str) -> String {
+        let mut page = self.get(&format!("{base}/login")).await;
+        for _ in 0..5 {
+            let url = page.url().to_string();
+            let html = page.text().await.unwrap();
+            let Some(action) = form_action(&html).filter(|a| a.contains("/interaction/")) else {
+                return html;
+            };
+            let action = absolute(&url, &action);
+            page = if html.contains("name=\"login\"") {
+                self.post_form(&action, &[("prompt", "login"), ("login", user), ("password", "any")])
+                    .await
+            } else {
+                self.post_form(&action, &[("prompt", "consent")]).await
+            };
+        }
+        panic!("login did not finish");
+    }
+}
+
+fn absolute(current: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        return location.to_string();
+    }
+    let origin: Vec<&str> = current.splitn(4, '/').take(3).collect();
+    format!("{}{location}", origin.join("/"))
+}
+
+fn form_action(html: &str) -> Option<String> {
+    let i = html.find("<form")?;
+    let rest = &html[i..];
+    let a = rest.find("action=\"")? + 8;
+    Some(rest[a..a + rest[a..].find('"')?].replace("&amp;", "&"))
+}
+
+fn csrf(html: &str) -> String {
+    let i = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    html[i..i + html[i..].find('"').unwrap()].to_string()
+}
+
+async fn claims_of(user: &str) -> Vec<SessionClaim> {
+    let api: Api<SessionClaim> = Api::namespaced(
+        shared_with_operator().admin_client().await.unwrap(),
+        portico::dev::demo::SESSIONS_NAMESPACE,
+    );
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| {
+            portico::creator::Creator::from_annotations(c.metadata.annotations.as_ref()).is_ok_and(|cr| cr.user == user)
+        })
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+#[tokio::test]
+async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
+    let s = stack().await;
+    let mut b = Browser::new();
+    let before = claims_of("alice").await.len();
+    let html = b.login(&s.base, "alice").await;
+    assert!(html.contains("<h1>Catalog</h1>"), "{html}");
+    assert!(
+        html.contains("Web application") && html.contains("PostgreSQL"),
+        "alice (developers) sees both: {html}"
+    );
+    let cookie = b.cookies.get("__Host-portico").cloned().expect("the session cookie");
+    let claims = claims_of("alice").await;
+    assert_eq!(
+        claims.len(),
+        before + 1,
+        "one SessionClaim made for this login, as alice"
+    );
+
+    // Logout without the CSRF token is refused and changes nothing.
+    let r = b
+        .send(b.http.post(format!("{}/logout", s.base)).form(&[("csrf", "nope")]))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(claims_of("alice").await.len(), before + 1);
+
+    let r = b
+        .post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&html))])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(claims_of("alice").await.len(), before, "logout deletes the claim");
+    // The old cookie no longer opens a session.
+    let mut replay = Browser::new();
+    replay.cookies.insert("__Host-portico".into(), cookie);
+    let r = replay.send(replay.http.get(format!("{}/", s.base))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login");
+}
+
+#[tokio::test]
+async fn an_admin_revoking_the_session_logs_the_user_out_on_the_next_request() {
+    let s = stack().await;
+    let mut b = Browser::new();
+    b.login(&s.base, "bob").await;
+    let claim = claims_of("bob").await.into_iter().next().expect("bob's session");
+    let api: Api<SessionClaim> = Api::namespaced(
+        shared_with_operator().admin_client().await.unwrap(),
+        portico::dev::demo::SESSIONS_NAMESPACE,
+    );
+    let name = kube::ResourceExt::name_any(&claim);
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, &name, |c: Option<&SessionClaim>| c.is_none()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let r = b.send(b.http.get(format!("{}/", s.base))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "revoked: back to login");
+    assert_eq!(r.headers()["location"], "/login");
+}
+
+#[tokio::test]
+async fn forged_and_tampered_cookies_and_impersonation_headers_get_nothing() {
+    let s = stack().await;
+    // A forged cookie (plain JSON) and a tampered one are not a session.
+    for value in [
+        r#"{"user":"carol","groups":["portico-admins"],"claim":"x","exp":99999999999}"#.to_string(),
+        "AAAA".repeat(30),
+    ] {
+        let mut b = Browser::new();
+        b.cookies.insert("__Host-portico".into(), value);
+        let r = b.send(b.http.get(format!("{}/", s.base))).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/login");
+    }
+    // A logged-in user's Impersonate-User header changes nothing: bob still sees bob's page.
+    let mut b = Browser::new();
+    b.login(&s.base, "bob").await;
+    let r = b
+        .send(
+            b.http
+                .get(format!("{}/", s.base))
+                .header("Impersonate-User", "carol")
+                .header("Impersonate-Group", "system:masters"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<span class=\"who\">bob</span>"), "{html}");
+}
