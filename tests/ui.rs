@@ -65,11 +65,13 @@ async fn stack() -> &'static Stack {
                 portico::dev::demo::SESSIONS_NAMESPACE,
             );
             std::fs::write(dir.join("ui.yaml"), config).unwrap();
+            // The dashboard runs with the chart's own RBAC for it, not as admin.
+            let kubeconfig = common::operator::chart_identity(cp, "templates/dashboard-rbac.yaml", "portico-dashboard").await;
             let ui = Process::spawn_with_env(
                 "portico-ui",
                 env!("CARGO_BIN_EXE_portico").as_ref(),
                 &["ui".into(), "--config".into(), dir.join("ui.yaml").to_string_lossy().into_owned()],
-                &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
+                &[("KUBECONFIG", kubeconfig.as_os_str())],
                 &dir.join("ui.log"),
             )
             .unwrap();

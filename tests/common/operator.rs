@@ -40,11 +40,17 @@ pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
 /// that authenticates as the chart's service account (a TokenRequest token):
 /// the operator in tests has exactly the permissions the chart grants.
 pub async fn chart_kubeconfig(cp: &ControlPlane) -> PathBuf {
+    chart_identity(cp, "templates/operator-rbac.yaml", "portico-operator").await
+}
+
+/// Applies one of the chart's RBAC templates and returns a kubeconfig that
+/// authenticates as service account `sa` of namespace portico-system.
+pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> PathBuf {
     use k8s_openapi::api::{
         authentication::v1::{TokenRequest, TokenRequestSpec},
         core::v1::ServiceAccount,
     };
-    let path = cp.dir().join("operator-sa.kubeconfig");
+    let path = cp.dir().join(format!("{sa}.kubeconfig"));
     if path.exists() {
         return path;
     }
@@ -68,7 +74,7 @@ pub async fn chart_kubeconfig(cp: &ControlPlane) -> PathBuf {
         "helm template: {}",
         String::from_utf8_lossy(&rendered.stderr)
     );
-    let rbac = cp.dir().join("operator-rbac.yaml");
+    let rbac = cp.dir().join(format!("{sa}-rbac.yaml"));
     std::fs::write(&rbac, &rendered.stdout).unwrap();
     let out = cp
         .kubectl()
