@@ -64,8 +64,10 @@ pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> Path
             chart,
             "-n",
             "portico-system",
+            "--set",
+            "dashboard.enabled=true",
             "--show-only",
-            "templates/operator-rbac.yaml",
+            template,
         ])
         .output()
         .expect("run helm");
@@ -96,7 +98,7 @@ pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> Path
         ..Default::default()
     };
     let token = sas
-        .create_token_request("portico-operator", &PostParams::default(), &req)
+        .create_token_request(sa, &PostParams::default(), &req)
         .await
         .unwrap();
     let token = token.status.unwrap().token.unwrap();
