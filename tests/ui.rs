@@ -26,6 +26,9 @@ fn oidc_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc"))
 }
 
+/// Tests that log in as alice take turns, so each can count her sessions.
+static ALICE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts the provider and the dashboard once for this test binary.
 async fn stack() -> &'static Stack {
     static STACK: tokio::sync::OnceCell<Stack> = tokio::sync::OnceCell::const_new();
@@ -217,6 +220,7 @@ async fn claims_of(user: &str) -> Vec<SessionClaim> {
 
 #[tokio::test]
 async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
+    let _turn = ALICE_TURN.lock().await;
     let s = stack().await;
     let mut b = Browser::new();
     let before = claims_of("alice").await.len();
@@ -258,8 +262,8 @@ async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
 async fn an_admin_revoking_the_session_logs_the_user_out_on_the_next_request() {
     let s = stack().await;
     let mut b = Browser::new();
-    b.login(&s.base, "bob").await;
-    let claim = claims_of("bob").await.into_iter().next().expect("bob's session");
+    b.login(&s.base, "dave").await; // dave logs in nowhere else
+    let claim = claims_of("dave").await.into_iter().next().expect("dave's session");
     let api: Api<SessionClaim> = Api::namespaced(
         shared_with_operator().admin_client().await.unwrap(),
         portico::dev::demo::SESSIONS_NAMESPACE,
@@ -311,4 +315,138 @@ async fn forged_and_tampered_cookies_and_impersonation_headers_get_nothing() {
     );
     let html = r.text().await.unwrap();
     assert!(html.contains("<span class=\"who\">bob</span>"), "{html}");
+}
+
+fn field_error(html: &str, field: &str) -> Option<String> {
+    let marker = format!("id=\"error-{field}\" role=\"alert\">");
+    let i = html.find(&marker)? + marker.len();
+    Some(html[i..i + html[i..].find('<')?].to_string())
+}
+
+#[tokio::test]
+async fn alice_creates_a_web_app_fixing_a_wrong_parameter_then_deletes_it() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    let form = b
+        .get(&format!("{}/catalog/webapp/new", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains("name=\"replicas\"") && form.contains("max=\"10\""),
+        "{form}"
+    );
+    let token = csrf(&form);
+    let url = format!("{}/catalog/webapp/new", s.base);
+    let wrong = [
+        ("csrf", token.as_str()),
+        ("__name", "shop"),
+        ("__namespace", "team-a"),
+        ("image", "nginx"),
+        ("replicas", "50"),
+    ];
+    let r = b.send(b.http.post(&url).form(&wrong)).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    let err = field_error(&html, "replicas").unwrap_or_else(|| panic!("no error by the field: {html}"));
+    assert!(err.contains("maximum"), "{err}");
+    let right = [
+        ("csrf", token.as_str()),
+        ("__name", "shop"),
+        ("__namespace", "team-a"),
+        ("image", "nginx"),
+        ("replicas", "2"),
+    ];
+    let r = b.send(b.http.post(&url).form(&right)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/deployments/team-a/shop");
+    let detail = b
+        .get(&format!("{}/deployments/team-a/shop", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(detail.contains("team-a/shop") && detail.contains("webapp"), "{detail}");
+    let list = b.get(&format!("{}/deployments", s.base)).await.text().await.unwrap();
+    assert!(list.contains("/deployments/team-a/shop"), "{list}");
+    // bob's list does not show alice's deployment, and he may not open it.
+    let mut bob = Browser::new();
+    bob.login(&s.base, "bob").await;
+    assert!(
+        !bob.get(&format!("{}/deployments", s.base))
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("team-a/shop")
+    );
+    let r = bob.get(&format!("{}/deployments/team-a/shop", s.base)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.text().await.unwrap().contains("cannot get resource"),
+        "the refusal in words"
+    );
+    // Delete with confirmation.
+    let r = b
+        .post_form(
+            &format!("{}/deployments/team-a/shop/delete", s.base),
+            &[("csrf", &token), ("confirm", "on")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let api: Api<portico::api::Deployment> =
+        Api::namespaced(shared_with_operator().admin_client().await.unwrap(), "team-a");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, "shop", |d: Option<&portico::api::Deployment>| d.is_none()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+#[tokio::test]
+async fn bob_may_not_create_in_team_a_nor_use_a_template_for_other_groups() {
+    let s = stack().await;
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ops-tool", "namespace": portico::dev::CATALOG_NAMESPACE, "labels": {"portico.dev/template": ""}},
+        "data": {"template.yaml": "displayName: Ops tool\nallowedGroups: [ops]\nmanifests: ''\n"}
+    }))
+    .unwrap();
+    portico::install::apply(&shared_with_operator().admin_client().await.unwrap(), &cm)
+        .await
+        .unwrap();
+    let mut b = Browser::new();
+    let catalog = b.login(&s.base, "bob").await;
+    assert!(!catalog.contains("Ops tool"), "only templates bob's groups allow");
+    let r = b.get(&format!("{}/catalog/ops-tool/new", s.base)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let token = csrf(&catalog);
+    let url = format!("{}/catalog/webapp/new", s.base);
+    let form = [
+        ("csrf", token.as_str()),
+        ("__name", "intruder"),
+        ("__namespace", "team-a"),
+        ("image", "nginx"),
+    ];
+    let r = b.send(b.http.post(&url).form(&form)).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text().await.unwrap().contains("cannot create resource"),
+        "the API server's refusal, as bob"
+    );
+    let r = b
+        .send(b.http.post(format!("{}/catalog/ops-tool/new", s.base)).form(&[
+            ("csrf", token.as_str()),
+            ("__name", "x"),
+            ("__namespace", "team-b"),
+        ]))
+        .await;
+    assert!(r.text().await.unwrap().contains("may not use template ops-tool"));
+    let api: Api<portico::api::Deployment> =
+        Api::namespaced(shared_with_operator().admin_client().await.unwrap(), "team-a");
+    assert!(api.get_opt("intruder").await.unwrap().is_none(), "nothing created");
 }

@@ -25,6 +25,9 @@ pub struct UiConfig {
     /// Namespaces holding the template catalog.
     #[serde(default = "default_catalog")]
     pub catalog_namespaces: Vec<String>,
+    /// Groups whose members see everyone's objects.
+    #[serde(default = "default_admins")]
+    pub admin_groups: Vec<String>,
     /// Product name shown in the header.
     #[serde(default = "default_product")]
     pub product_name: String,
@@ -66,6 +69,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_catalog() -> Vec<String> {
     vec!["portico-catalog".into()]
+}
+fn default_admins() -> Vec<String> {
+    vec!["portico-admins".into()]
 }
 fn default_product() -> String {
     "Portico".into()

@@ -2,6 +2,8 @@
 //! SessionClaim per login, logout, and the catalog page.
 
 pub mod config;
+pub mod deployments;
+pub mod form;
 pub mod oidc;
 pub mod server;
 pub mod session;

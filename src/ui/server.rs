@@ -43,10 +43,10 @@ const LOGIN_RATE: u32 = 30;
 
 /// What every handler shares.
 pub struct UiState {
-    cfg: UiConfig,
-    key: Key,
+    pub(super) cfg: UiConfig,
+    pub(super) key: Key,
     provider: Provider,
-    client: Client,
+    pub(super) client: Client,
     base: kube::Config,
     claims: Store<SessionClaim>,
     pages: Environment<'static>,
@@ -60,6 +60,9 @@ fn pages() -> Environment<'static> {
         ("base.html", include_str!("../../ui/templates/base.html")),
         ("catalog.html", include_str!("../../ui/templates/catalog.html")),
         ("message.html", include_str!("../../ui/templates/message.html")),
+        ("new.html", include_str!("../../ui/templates/new.html")),
+        ("deployments.html", include_str!("../../ui/templates/deployments.html")),
+        ("deployment.html", include_str!("../../ui/templates/deployment.html")),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
     }
@@ -98,21 +101,21 @@ impl UiState {
     }
 
     /// A client acting as the user, so the API server applies the user's RBAC.
-    fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
+    pub(super) fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
         let mut c = self.base.clone();
         c.auth_info.impersonate = Some(s.user.clone());
         c.auth_info.impersonate_groups = Some(s.groups.clone());
         Client::try_from(c)
     }
 
-    fn render(&self, page: &str, ctx: minijinja::Value) -> HttpResponse {
+    pub(super) fn render(&self, page: &str, ctx: minijinja::Value) -> HttpResponse {
         match self.pages.get_template(page).and_then(|t| t.render(ctx)) {
             Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
             Err(e) => HttpResponse::InternalServerError().body(format!("page {page}: {e}")),
         }
     }
 
-    fn message(&self, status: actix_web::http::StatusCode, heading: &str, text: &str) -> HttpResponse {
+    pub(super) fn message(&self, status: actix_web::http::StatusCode, heading: &str, text: &str) -> HttpResponse {
         let mut r = self.render(
             "message.html",
             context! { product => self.cfg.product_name.clone(), heading, text },
@@ -123,7 +126,7 @@ impl UiState {
 
     /// The valid session of this request, if any: a cookie that opens, has
     /// not expired, and whose SessionClaim is still active.
-    async fn session(&self, req: &HttpRequest) -> Option<Session> {
+    pub(super) async fn session(&self, req: &HttpRequest) -> Option<Session> {
         let s: Session = session::open(&self.key, SESSION_COOKIE, &req.cookie(SESSION_COOKIE)?)?;
         if s.exp < k8s_openapi::jiff::Timestamp::now().as_second() {
             return None;
@@ -178,9 +181,9 @@ impl UiState {
     }
 }
 
-type State = web::Data<Arc<UiState>>;
+pub(super) type State = web::Data<Arc<UiState>>;
 
-fn redirect(to: &str) -> HttpResponse {
+pub(super) fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_string()))
         .finish()
@@ -423,6 +426,14 @@ pub async fn serve(
             .route("/login", web::get().to(login))
             .route("/auth/callback", web::get().to(callback))
             .route("/logout", web::post().to(logout))
+            .route("/catalog/{template}/new", web::get().to(super::deployments::new_form))
+            .route("/catalog/{template}/new", web::post().to(super::deployments::create))
+            .route("/deployments", web::get().to(super::deployments::list))
+            .route("/deployments/{ns}/{name}", web::get().to(super::deployments::detail))
+            .route(
+                "/deployments/{ns}/{name}/delete",
+                web::post().to(super::deployments::delete),
+            )
             .route("/static/portico.css", web::get().to(css))
             .route("/healthz", web::get().to(healthz))
     })

@@ -1,6 +1,6 @@
 // A real OpenID Connect provider (npm oidc-provider) for Portico's dashboard
 // tests. Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
-// Users (any password): alice (developers), bob (developers), carol (portico-admins).
+// Users (any password): alice, bob, dave (developers), carol (portico-admins).
 // Prints "ready ISSUER" on stdout once it listens.
 import Provider from 'oidc-provider';
 
@@ -10,6 +10,7 @@ const users = {
   alice: { groups: ['developers'] },
   bob: { groups: ['developers'] },
   carol: { groups: ['portico-admins'] },
+  dave: { groups: ['developers'] },
 };
 
 const provider = new Provider(issuer, {
