@@ -450,3 +450,42 @@ async fn bob_may_not_create_in_team_a_nor_use_a_template_for_other_groups() {
         Api::namespaced(shared_with_operator().admin_client().await.unwrap(), "team-a");
     assert!(api.get_opt("intruder").await.unwrap().is_none(), "nothing created");
 }
+
+#[tokio::test]
+async fn in_chromium_alice_logs_in_deploys_fixes_an_error_and_deletes() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"));
+    if !dir.join("node_modules/playwright-core").exists() {
+        let out = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let artifacts = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/test-artifacts/screenshots"));
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("flow.mjs"))
+        .args([s.base.as_str(), "alice", artifacts.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "browser flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shot in [
+        "catalog",
+        "create-form-error",
+        "deployment",
+        "deployments",
+        "after-delete",
+        "logged-out",
+    ] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "screenshot {shot}");
+    }
+}
