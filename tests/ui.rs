@@ -489,3 +489,81 @@ async fn in_chromium_alice_logs_in_deploys_fixes_an_error_and_deletes() {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "screenshot {shot}");
     }
 }
+
+#[tokio::test]
+async fn the_account_page_shows_the_session_hands_out_its_kubeconfig_and_extends_it() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    let claim = claims_of("alice")
+        .await
+        .into_iter()
+        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .expect("alice's session");
+    let name = kube::ResourceExt::name_any(&claim);
+    let api: Api<SessionClaim> = Api::namespaced(
+        shared_with_operator().admin_client().await.unwrap(),
+        portico::dev::demo::SESSIONS_NAMESPACE,
+    );
+    let ready = |c: Option<&SessionClaim>| {
+        c.and_then(|c| c.status.as_ref())
+            .is_some_and(|st| st.conditions.iter().any(|x| x.type_ == "Ready" && x.status == "True"))
+    };
+    tokio::time::timeout(Duration::from_secs(60), await_condition(api.clone(), &name, ready))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let page = b.get(&format!("{}/account", s.base)).await.text().await.unwrap();
+    assert!(
+        page.contains("developer") && page.contains("<dd>developers</dd>"),
+        "{page}"
+    );
+    let r = b.get(&format!("{}/account/kubeconfig", s.base)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, r.bytes().await.unwrap()).unwrap();
+    let out = std::process::Command::new(shared_with_operator().binaries().path("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["get", "configmaps", "-n", "team-a"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the downloaded kubeconfig works: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let before = api
+        .get(&name)
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(portico::api::keys::LAST_HEARTBEAT_AT)
+        .cloned();
+    let r = b
+        .post_form(&format!("{}/account/extend", s.base), &[("csrf", &csrf(&page))])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let after = api
+        .get(&name)
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(portico::api::keys::LAST_HEARTBEAT_AT)
+        .cloned();
+    assert!(
+        after.is_some() && after != before,
+        "Extend records a heartbeat: {before:?} -> {after:?}"
+    );
+    b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
+        .await;
+}

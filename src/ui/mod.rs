@@ -1,6 +1,7 @@
 //! `portico ui`: the dashboard. So far: OpenID Connect login backed by a
 //! SessionClaim per login, logout, and the catalog page.
 
+pub mod account;
 pub mod config;
 pub mod deployments;
 pub mod form;

@@ -63,6 +63,7 @@ fn pages() -> Environment<'static> {
         ("new.html", include_str!("../../ui/templates/new.html")),
         ("deployments.html", include_str!("../../ui/templates/deployments.html")),
         ("deployment.html", include_str!("../../ui/templates/deployment.html")),
+        ("account.html", include_str!("../../ui/templates/account.html")),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
     }
@@ -429,6 +430,9 @@ pub async fn serve(
             .route("/catalog/{template}/new", web::get().to(super::deployments::new_form))
             .route("/catalog/{template}/new", web::post().to(super::deployments::create))
             .route("/deployments", web::get().to(super::deployments::list))
+            .route("/account", web::get().to(super::account::page))
+            .route("/account/kubeconfig", web::get().to(super::account::kubeconfig))
+            .route("/account/extend", web::post().to(super::account::extend))
             .route("/deployments/{ns}/{name}", web::get().to(super::deployments::detail))
             .route(
                 "/deployments/{ns}/{name}/delete",

@@ -1,0 +1,120 @@
+//! The account page: the session (profile, groups, end), the session's
+//! kubeconfig (read as the user, whom the operator lets read that one
+//! Secret), and Extend (a heartbeat on the SessionClaim, as the user).
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use minijinja::{context, value::Serde};
+
+use super::{
+    server::{State, redirect},
+    session,
+};
+use crate::api::{SessionClaim, keys::OPERATION};
+
+fn why(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The session page.
+pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let claim = match state.as_user(&s) {
+        Ok(c) => {
+            Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
+                .get(&s.claim)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match claim {
+        Ok(claim) => {
+            let ctx = context! {
+                product => state.cfg.product_name.clone(), session => Serde(&s),
+                csrf => session::csrf_token(&state.key, &s), claim => Serde(&claim),
+            };
+            state.render("account.html", ctx)
+        }
+        Err(e) => state.message(StatusCode::BAD_GATEWAY, "Session unavailable", &why(&e)),
+    }
+}
+
+/// The session's kubeconfig, as a download.
+pub async fn kubeconfig(state: State, req: HttpRequest) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let ns = &state.cfg.session.namespace;
+    let result = async {
+        let client = state.as_user(&s).map_err(|e| why(&e))?;
+        let claim = Api::<SessionClaim>::namespaced(client.clone(), ns)
+            .get(&s.claim)
+            .await
+            .map_err(|e| why(&e))?;
+        let name = claim
+            .status
+            .and_then(|st| st.kubeconfig_secret_name)
+            .ok_or("the session's kubeconfig is not ready yet")?;
+        let secret = Api::<Secret>::namespaced(client, ns)
+            .get(&name)
+            .await
+            .map_err(|e| why(&e))?;
+        secret
+            .data
+            .and_then(|d| d.get("kubeconfig").map(|b| b.0.clone()))
+            .ok_or_else(|| "the kubeconfig is not issued yet".to_string())
+    }
+    .await;
+    match result {
+        Ok(bytes) => HttpResponse::Ok()
+            .content_type("application/yaml")
+            .insert_header(("content-disposition", "attachment; filename=\"kubeconfig\""))
+            .insert_header(("cache-control", "no-store"))
+            .body(bytes),
+        Err(e) => state.message(StatusCode::CONFLICT, "No kubeconfig", &e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// Extends the session (a heartbeat), then shows the page again.
+pub async fn extend(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if !form
+        .csrf
+        .as_deref()
+        .is_some_and(|t| session::csrf_ok(&state.key, &s, t))
+    {
+        return state.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form's CSRF token is missing or wrong; reload the page.",
+        );
+    }
+    let patch = serde_json::json!({"metadata": {"annotations": {OPERATION: "keepalive"}}});
+    let result = match state.as_user(&s) {
+        Ok(c) => Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
+            .patch(&s.claim, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => redirect("/account"),
+        Err(e) => state.message(StatusCode::FORBIDDEN, "Not extended", &why(&e)),
+    }
+}
