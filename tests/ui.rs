@@ -567,3 +567,60 @@ async fn the_account_page_shows_the_session_hands_out_its_kubeconfig_and_extends
     b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
         .await;
 }
+
+#[tokio::test]
+async fn an_admin_sees_all_sessions_and_revokes_one_from_the_dashboard() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut alice = Browser::new();
+    alice.login(&s.base, "alice").await;
+    let mut bob = Browser::new();
+    bob.login(&s.base, "bob").await;
+    assert_eq!(
+        bob.get(&format!("{}/admin/sessions", s.base)).await.status(),
+        StatusCode::FORBIDDEN,
+        "bob is no admin"
+    );
+    let mut carol = Browser::new();
+    carol.login(&s.base, "carol").await;
+    let page = carol
+        .get(&format!("{}/admin/sessions", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<td>alice</td>") && page.contains("<td>bob</td>"),
+        "{page}"
+    );
+    let newest = claims_of("alice")
+        .await
+        .into_iter()
+        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .expect("alice's session");
+    let (ns, name) = (
+        kube::ResourceExt::namespace(&newest).unwrap(),
+        kube::ResourceExt::name_any(&newest),
+    );
+    let r = carol
+        .post_form(
+            &format!("{}/admin/sessions/{ns}/{name}/revoke", s.base),
+            &[("csrf", &csrf(&page))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, &name, |c: Option<&SessionClaim>| c.is_none()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let r = alice.send(alice.http.get(format!("{}/", s.base))).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "alice is logged out on her next request"
+    );
+}

@@ -2,6 +2,7 @@
 //! SessionClaim per login, logout, and the catalog page.
 
 pub mod account;
+pub mod admin;
 pub mod config;
 pub mod deployments;
 pub mod form;

@@ -64,6 +64,7 @@ fn pages() -> Environment<'static> {
         ("deployments.html", include_str!("../../ui/templates/deployments.html")),
         ("deployment.html", include_str!("../../ui/templates/deployment.html")),
         ("account.html", include_str!("../../ui/templates/account.html")),
+        ("sessions.html", include_str!("../../ui/templates/sessions.html")),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
     }
@@ -431,6 +432,11 @@ pub async fn serve(
             .route("/catalog/{template}/new", web::post().to(super::deployments::create))
             .route("/deployments", web::get().to(super::deployments::list))
             .route("/account", web::get().to(super::account::page))
+            .route("/admin/sessions", web::get().to(super::admin::sessions))
+            .route(
+                "/admin/sessions/{ns}/{name}/revoke",
+                web::post().to(super::admin::revoke),
+            )
             .route("/account/kubeconfig", web::get().to(super::account::kubeconfig))
             .route("/account/extend", web::post().to(super::account::extend))
             .route("/deployments/{ns}/{name}", web::get().to(super::deployments::detail))

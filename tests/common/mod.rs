@@ -74,11 +74,11 @@ pub fn kubectl_ok(args: &[&str]) -> String {
 pub mod operator;
 
 /// Session profiles of the shared operator: `developer` (edit in namespaces
-/// labelled team=a), `pair` (at most 2 active per user), `ops` (for the group
+/// labelled team=a; developers and portico-admins), `pair` (at most 2 active per user), `ops` (for the group
 /// ops only).
 pub const TEST_PROFILES: &str = "sessionProfiles:
   - name: developer
-    allowedGroups: [developers]
+    allowedGroups: [developers, portico-admins]
     grants:
       - namespaces: {selector: {matchLabels: {team: a}}}
         role: {kind: ClusterRole, name: edit}

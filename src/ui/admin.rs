@@ -1,0 +1,100 @@
+//! The admin page: every session, and revoking one (deleting its
+//! SessionClaim as the admin, so the API server decides whether they may).
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use kube::{Api, ResourceExt, api::DeleteParams};
+use minijinja::{context, value::Serde};
+
+use super::{
+    server::{State, redirect},
+    session::{self, Session},
+};
+use crate::api::SessionClaim;
+
+fn is_admin(state: &State, s: &Session) -> bool {
+    s.groups.iter().any(|g| state.cfg.admin_groups.contains(g))
+}
+
+/// All SessionClaims (from the dashboard's read access), for admins.
+pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if !is_admin(&state, &s) {
+        return state.message(
+            StatusCode::FORBIDDEN,
+            "Admins only",
+            "This page is for the admin groups.",
+        );
+    }
+    let list = match Api::<SessionClaim>::all(state.client.clone())
+        .list(&Default::default())
+        .await
+    {
+        Ok(l) => l.items,
+        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Cannot list sessions", &e.to_string()),
+    };
+    let claims: Vec<serde_json::Value> = list
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .map(|c| {
+            let st = c.status.clone().unwrap_or_default();
+            serde_json::json!({
+                "namespace": c.namespace(), "name": c.name_any(), "profile": c.spec.profile,
+                "user": crate::controller::creator_name(c),
+                "expires": st.expires_at.map(|t| t.0.to_string()).unwrap_or_default(),
+                "ready": st.conditions.iter().find(|x| x.type_ == "Ready").map(|x| x.status.clone()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let ctx = context! {
+        product => state.cfg.product_name.clone(), session => Serde(&s),
+        csrf => session::csrf_token(&state.key, &s), claims => Serde(&claims),
+    };
+    state.render("sessions.html", ctx)
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// Revokes a session: deletes its SessionClaim as the admin.
+pub async fn revoke(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if !form
+        .csrf
+        .as_deref()
+        .is_some_and(|t| session::csrf_ok(&state.key, &s, t))
+    {
+        return state.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form's CSRF token is missing or wrong; reload the page.",
+        );
+    }
+    let (ns, name) = path.into_inner();
+    let result = match state.as_user(&s) {
+        Ok(c) => Api::<SessionClaim>::namespaced(c, &ns)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => redirect("/admin/sessions"),
+        Err(kube::Error::Api(e)) => state.message(
+            StatusCode::FORBIDDEN,
+            "Not revoked",
+            &format!("The API server refused: {}", e.message),
+        ),
+        Err(e) => state.message(StatusCode::BAD_GATEWAY, "Not revoked", &e.to_string()),
+    }
+}
