@@ -44,12 +44,16 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
         .unwrap();
     let pid = dev.id();
     let mut kubeconfig = None;
+    let mut dashboard = None;
     let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(300);
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(p) = line.strip_prefix("Kubeconfig: ") {
             kubeconfig = Some(p.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("Dashboard: ") {
+            dashboard = rest.split_whitespace().next().map(str::to_string);
         }
         if line.contains("Press Ctrl-C to stop.") || Instant::now() > deadline {
             break;
@@ -86,6 +90,63 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("deployment.portico.dev/hello"));
     let out = kubectl(&["--context", "bob", "get", "pdeploy", "-n", "team-a"]);
     assert!(!out.status.success(), "bob may not look into team-a");
+
+    // The dashboard: the development login page, then alice's catalog and her deployment.
+    let dashboard = dashboard.expect("portico dev prints the dashboard URL");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = http
+            .get(format!("{dashboard}/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for user in ["alice", "bob", "carol"] {
+            assert!(login.contains(&format!("Log in as {user}")), "{login}");
+        }
+        let r = http
+            .post(format!("{dashboard}/dev-login"))
+            .form(&[("user", "alice")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let catalog = http
+            .get(format!("{dashboard}/"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(catalog.contains("Web application"), "{catalog}");
+        let list = http
+            .get(format!("{dashboard}/deployments"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            list.contains("/deployments/team-a/hello"),
+            "alice sees the deployment she applied with kubectl: {list}"
+        );
+    });
 
     let started = children_of(pid);
     assert!(

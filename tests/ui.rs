@@ -296,6 +296,13 @@ async fn forged_and_tampered_cookies_and_impersonation_headers_get_nothing() {
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(r.headers()["location"], "/login");
     }
+    // The development login does not exist where OIDC is configured.
+    let mut b = Browser::new();
+    let r = b
+        .send(b.http.post(format!("{}/dev-login", s.base)).form(&[("user", "carol")]))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(!b.cookies.contains_key("__Host-portico"));
     // A logged-in user's Impersonate-User header changes nothing: bob still sees bob's page.
     let mut b = Browser::new();
     b.login(&s.base, "bob").await;

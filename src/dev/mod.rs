@@ -64,11 +64,14 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     load_catalog(&client, CATALOG_DIR.as_ref(), CATALOG_NAMESPACE).await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let mut operator = None;
+    let mut dashboard_task = None;
     if let Some(cp) = &local {
         let (task, webhook, metrics) = start_operator(cp, &client, stop.clone()).await?;
         operator = Some(task);
+        let (ui_task, dashboard) = start_dashboard(cp, stop.clone()).await?;
+        dashboard_task = Some(ui_task);
         let path = write_dev_kubeconfig(cp)?;
-        print_welcome(cp, &path, &webhook, &metrics);
+        print_welcome(cp, &path, &webhook, &metrics, &dashboard);
     } else {
         println!("Portico CRDs and demo tenants are installed in the existing cluster.");
         println!(
@@ -78,11 +81,49 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     wait_for_shutdown().await;
     eprintln!("portico dev: stopping");
     stop.cancel();
-    if let Some(task) = operator {
+    for task in [operator, dashboard_task].into_iter().flatten() {
         let _ = task.await;
     }
     drop(local);
     Ok(())
+}
+
+/// The dashboard in this process, with the development login page.
+async fn start_dashboard(
+    cp: &ControlPlane,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(tokio::task::JoinHandle<()>, String), DevError> {
+    let port = crate::controlplane::free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let users: Vec<serde_json::Value> = demo::USERS
+        .iter()
+        .map(|u| serde_json::json!({"name": u.name, "groups": u.groups}))
+        .collect();
+    let cfg: crate::ui::config::UiConfig = serde_json::from_value(serde_json::json!({
+        "listen": format!("127.0.0.1:{port}"),
+        "publicUrl": url,
+        "devUsers": users,
+        "session": {"profile": "developer", "namespace": demo::SESSIONS_NAMESPACE},
+        "catalogNamespaces": [CATALOG_NAMESPACE],
+    }))
+    .expect("a dashboard configuration");
+    let kube_config =
+        kube::Config::from_custom_kubeconfig(cp.kubeconfig().clone(), &KubeConfigOptions::default()).await?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = crate::ui::run_until(cfg, kube_config, stop.cancelled_owned()).await {
+            eprintln!("portico dev: dashboard failed: {e}");
+        }
+    });
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if task.is_finished() {
+            return Err(DevError::Io(
+                "dashboard".into(),
+                std::io::Error::other("the dashboard stopped during start-up"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok((task, url))
 }
 
 /// The operator in this process, its webhook registered by loopback URL.
@@ -218,7 +259,7 @@ pub fn cache_dir() -> PathBuf {
     })
 }
 
-fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str, metrics: &str) {
+fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str, metrics: &str, dashboard: &str) {
     let kubectl = format!(
         "{} --kubeconfig {}",
         cp.binaries().path("kubectl").display(),
@@ -226,6 +267,7 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
     );
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     println!("Portico dev is running. API server: {}", cp.server());
+    println!("Dashboard: {dashboard} (log in as alice, bob or carol)");
     println!("Operator: webhook {webhook}, metrics {metrics}");
     println!("Kubeconfig: {}", kubeconfig.display());
     println!("Contexts: admin (cluster admin), alice (edit in team-a), bob (edit in team-b), carol (portico-admins)");

@@ -16,10 +16,17 @@ pub struct UiConfig {
     pub listen: SocketAddr,
     /// The URL users reach the dashboard at, for the OIDC redirect (`…/auth/callback`).
     pub public_url: String,
-    /// The OpenID Connect provider.
-    pub oidc: OidcConfig,
-    /// A file holding the 64-byte key (base64) that encrypts and authenticates cookies.
-    pub cookie_key_file: PathBuf,
+    /// The OpenID Connect provider. Exactly one of `oidc` and `devUsers`.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+    /// Development only (`portico dev`): a login page listing these users, no
+    /// password. Never set this on a shared cluster.
+    #[serde(default)]
+    pub dev_users: Option<Vec<DevUser>>,
+    /// A file holding the 64-byte key (base64) that encrypts and authenticates
+    /// cookies; required with `oidc`. Without it a random key is made at start.
+    #[serde(default)]
+    pub cookie_key_file: Option<PathBuf>,
     /// The SessionClaim every login makes.
     pub session: SessionConfig,
     /// Namespaces holding the template catalog.
@@ -31,6 +38,17 @@ pub struct UiConfig {
     /// Product name shown in the header.
     #[serde(default = "default_product")]
     pub product_name: String,
+}
+
+/// A user of the development login page.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevUser {
+    /// User name.
+    pub name: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// The OpenID Connect provider and how to read a user from its ID token.
@@ -94,7 +112,34 @@ impl UiConfig {
             key: e.path().to_string(),
             message: e.into_inner().to_string(),
         })?;
-        for (key, url) in [("publicUrl", &cfg.public_url), ("oidc.issuer", &cfg.oidc.issuer)] {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        match (&cfg.oidc, &cfg.dev_users) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "devUsers",
+                    "set either oidc or devUsers (development only), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "oidc",
+                    "required: the OpenID Connect provider users log in with",
+                ));
+            }
+            (Some(_), None) if cfg.cookie_key_file.is_none() => {
+                return Err(invalid(
+                    "cookieKeyFile",
+                    "required with oidc, so sessions survive restarts and replicas agree",
+                ));
+            }
+            _ => {}
+        }
+        let issuer = cfg.oidc.as_ref().map(|o| o.issuer.clone());
+        for (key, url) in [("publicUrl", Some(&cfg.public_url)), ("oidc.issuer", issuer.as_ref())] {
+            let Some(url) = url else { continue };
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ConfigError::Invalid {
                     key: key.into(),
@@ -124,7 +169,7 @@ mod tests {
     #[test]
     fn a_minimal_file_loads_with_defaults() {
         let c = UiConfig::from_yaml(OK).unwrap();
-        assert_eq!(c.oidc.username_claim, "email");
+        assert_eq!(c.oidc.unwrap().username_claim, "email");
         assert_eq!(c.catalog_namespaces, ["portico-catalog"]);
     }
 
@@ -138,6 +183,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("publicUrl"), "{e}");
+        let e = UiConfig::from_yaml(&OK.replace("cookieKeyFile: /k\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cookieKeyFile"), "{e}");
+        let e = UiConfig::from_yaml(&format!("{OK}devUsers: [{{name: alice}}]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("devUsers"), "{e}");
     }
 }
 

@@ -37,21 +37,6 @@ fn read(path: &Path) -> Result<String, UiError> {
 
 /// Runs the dashboard until SIGTERM or Ctrl-C.
 pub async fn run(cfg: config::UiConfig, kube_config: kube::Config) -> Result<(), UiError> {
-    use base64::Engine;
-    let key_text = read(&cfg.cookie_key_file)?;
-    let key_bytes = base64::engine::general_purpose::STANDARD
-        .decode(&key_text)
-        .map_err(|e| UiError::Key(cfg.cookie_key_file.display().to_string(), e.to_string()))?;
-    let key = actix_web::cookie::Key::try_from(key_bytes.as_slice()).map_err(|e| {
-        UiError::Key(
-            cfg.cookie_key_file.display().to_string(),
-            format!("{e} (need 64 random bytes)"),
-        )
-    })?;
-    let secret = read(&cfg.oidc.client_secret_file)?;
-    let state = server::UiState::new(cfg, kube_config, key, secret)
-        .await
-        .map_err(UiError::Start)?;
     let shutdown = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
@@ -60,6 +45,33 @@ pub async fn run(cfg: config::UiConfig, kube_config: kube::Config) -> Result<(),
             _ = term.recv() => {}
         }
     };
+    run_until(cfg, kube_config, shutdown).await
+}
+
+/// Runs the dashboard until `shutdown` resolves.
+pub async fn run_until(
+    cfg: config::UiConfig,
+    kube_config: kube::Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), UiError> {
+    use base64::Engine;
+    let key = match &cfg.cookie_key_file {
+        Some(path) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(read(path)?)
+                .map_err(|e| UiError::Key(path.display().to_string(), e.to_string()))?;
+            actix_web::cookie::Key::try_from(bytes.as_slice())
+                .map_err(|e| UiError::Key(path.display().to_string(), format!("{e} (need 64 random bytes)")))?
+        }
+        None => actix_web::cookie::Key::generate(),
+    };
+    let secret = match &cfg.oidc {
+        Some(o) => Some(read(&o.client_secret_file)?),
+        None => None,
+    };
+    let state = server::UiState::new(cfg, kube_config, key, secret)
+        .await
+        .map_err(UiError::Start)?;
     server::serve(state, shutdown).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! `Impersonate-*` header from a browser ever reaching a handler.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -25,7 +25,7 @@ use kube::{
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
-use minijinja::{Environment, context};
+use minijinja::{Environment, context, value::Serde};
 
 use super::{
     config::UiConfig,
@@ -45,7 +45,7 @@ const LOGIN_RATE: u32 = 30;
 pub struct UiState {
     pub(super) cfg: UiConfig,
     pub(super) key: Key,
-    provider: Provider,
+    provider: Option<Provider>,
     pub(super) client: Client,
     base: kube::Config,
     claims: Store<SessionClaim>,
@@ -65,6 +65,7 @@ fn pages() -> Environment<'static> {
         ("deployment.html", include_str!("../../ui/templates/deployment.html")),
         ("account.html", include_str!("../../ui/templates/account.html")),
         ("sessions.html", include_str!("../../ui/templates/sessions.html")),
+        ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
     }
@@ -73,11 +74,21 @@ fn pages() -> Environment<'static> {
 
 impl UiState {
     /// Discovers the OIDC provider and starts the SessionClaim watch.
-    pub async fn new(cfg: UiConfig, base: kube::Config, key: Key, secret: String) -> Result<Arc<UiState>, String> {
+    pub async fn new(
+        cfg: UiConfig,
+        base: kube::Config,
+        key: Key,
+        secret: Option<String>,
+    ) -> Result<Arc<UiState>, String> {
         let redirect = format!("{}/auth/callback", cfg.public_url.trim_end_matches('/'));
-        let provider = Provider::discover(&cfg.oidc, secret, redirect)
-            .await
-            .map_err(|e| e.to_string())?;
+        let provider = match (&cfg.oidc, secret) {
+            (Some(oidc), Some(secret)) => Some(
+                Provider::discover(oidc, secret, redirect)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            _ => None,
+        };
         let client = Client::try_from(base.clone()).map_err(|e| e.to_string())?;
         let (claims, writer) = reflector::store();
         let api: Api<SessionClaim> = Api::namespaced(client.clone(), &cfg.session.namespace);
@@ -202,7 +213,14 @@ async fn login(state: State, req: HttpRequest) -> HttpResponse {
     if state.session(&req).await.is_some() {
         return redirect("/");
     }
-    let (url, login) = state.provider.start();
+    let Some(provider) = &state.provider else {
+        let users = state.cfg.dev_users.clone().unwrap_or_default();
+        return state.render(
+            "dev_login.html",
+            context! { product => state.cfg.product_name.clone(), users => Serde(&users) },
+        );
+    };
+    let (url, login) = provider.start();
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, url))
         .cookie(session::seal(&state.key, LOGIN_COOKIE, &login, 600))
@@ -256,14 +274,36 @@ async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> Ht
             "The login state does not match; log in again.",
         );
     }
-    let user = match state.provider.finish(code, &login).await {
+    let Some(provider) = &state.provider else {
+        return redirect("/login");
+    };
+    let user = match provider.finish(code, &login).await {
         Ok(u) => u,
         Err(e) => return state.message(StatusCode::UNAUTHORIZED, "Login failed", &e.to_string()),
     };
+    start_session(&state, user.name, user.groups).await
+}
+
+/// Development login: any listed user, no password (only without `oidc`).
+async fn dev_login(state: State, form: web::Form<BTreeMap<String, String>>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let users = state.cfg.dev_users.clone().unwrap_or_default();
+    let (true, Some(u)) = (
+        state.provider.is_none(),
+        users.iter().find(|u| form.get("user") == Some(&u.name)),
+    ) else {
+        return state.message(StatusCode::FORBIDDEN, "Refused", "There is no development login here.");
+    };
+    start_session(&state, u.name.clone(), u.groups.clone()).await
+}
+
+/// Creates the SessionClaim as the user and sets the session cookie.
+async fn start_session(state: &State, user: String, groups: Vec<String>) -> HttpResponse {
+    use actix_web::http::StatusCode;
     let name = format!("ui-{}", hex::encode(rand::random::<[u8; 5]>()));
     let s = Session {
-        user: user.name,
-        groups: user.groups,
+        user,
+        groups,
         claim: name.clone(),
         exp: k8s_openapi::jiff::Timestamp::now().as_second() + COOKIE_LIFETIME,
     };
@@ -427,6 +467,7 @@ pub async fn serve(
             .route("/", web::get().to(catalog_page))
             .route("/login", web::get().to(login))
             .route("/auth/callback", web::get().to(callback))
+            .route("/dev-login", web::post().to(dev_login))
             .route("/logout", web::post().to(logout))
             .route("/catalog/{template}/new", web::get().to(super::deployments::new_form))
             .route("/catalog/{template}/new", web::post().to(super::deployments::create))
