@@ -631,3 +631,45 @@ async fn an_admin_sees_all_sessions_and_revokes_one_from_the_dashboard() {
         "alice is logged out on her next request"
     );
 }
+
+#[tokio::test]
+async fn status_changes_reach_the_browser_as_server_sent_events() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    let mut stream = b.send(b.http.get(format!("{}/events", s.base))).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains(": connected"));
+    let alice = shared_with_operator()
+        .client_as("alice", &["developers"])
+        .await
+        .unwrap();
+    let d: portico::api::Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": "live-one"},
+        "spec": {"template": {"name": "webapp"}, "parameters": {"image": "nginx"}}
+    }))
+    .unwrap();
+    let api: Api<portico::api::Deployment> = Api::namespaced(alice, "team-a");
+    api.create(&kube::api::PostParams::default(), &d).await.unwrap();
+    let seen = async {
+        let mut text = String::new();
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("\"key\":\"team-a/live-one\"") && text.contains("event: deployment") {
+                return text;
+            }
+        }
+        panic!("stream ended: {text}");
+    };
+    let text = tokio::time::timeout(Duration::from_secs(30), seen)
+        .await
+        .expect("the change arrives");
+    assert!(text.contains("data: {"), "{text}");
+    api.delete("live-one", &DeleteParams::default()).await.unwrap();
+    let page = b.get(&format!("{}/", s.base)).await.text().await.unwrap();
+    b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
+        .await;
+}

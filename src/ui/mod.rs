@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod deployments;
 pub mod form;
+pub mod live;
 pub mod oidc;
 pub mod server;
 pub mod session;

@@ -49,6 +49,7 @@ pub struct UiState {
     pub(super) client: Client,
     base: kube::Config,
     claims: Store<SessionClaim>,
+    pub(super) changes: tokio::sync::broadcast::Sender<super::live::Change>,
     pages: Environment<'static>,
     heartbeats: Mutex<HashMap<String, Instant>>,
     logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
@@ -100,7 +101,9 @@ impl UiState {
             while futures::StreamExt::next(&mut stream).await.is_some() {}
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
+        let changes = super::live::start(client.clone());
         Ok(Arc::new(UiState {
+            changes,
             cfg,
             key,
             provider,
@@ -486,6 +489,8 @@ pub async fn serve(
                 web::post().to(super::deployments::delete),
             )
             .route("/static/portico.css", web::get().to(css))
+            .route("/static/live.js", web::get().to(super::live::script))
+            .route("/events", web::get().to(super::live::events))
             .route("/healthz", web::get().to(healthz))
     })
     .workers(2)
