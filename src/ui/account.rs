@@ -11,17 +11,10 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
-    server::{State, redirect},
+    server::{CsrfForm, State, csrf_refusal, redirect, why},
     session,
 };
 use crate::api::{SessionClaim, keys::OPERATION};
-
-fn why(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
-}
 
 /// The session page.
 pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
@@ -84,26 +77,13 @@ pub async fn kubeconfig(state: State, req: HttpRequest) -> HttpResponse {
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
-}
-
 /// Extends the session (a heartbeat), then shows the page again.
 pub async fn extend(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if !form
-        .csrf
-        .as_deref()
-        .is_some_and(|t| session::csrf_ok(&state.key, &s, t))
-    {
-        return state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong; reload the page.",
-        );
+    if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
+        return refused;
     }
     let patch = serde_json::json!({"metadata": {"annotations": {OPERATION: "keepalive"}}});
     let result = match state.as_user(&s) {

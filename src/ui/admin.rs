@@ -6,7 +6,7 @@ use kube::{Api, ResourceExt, api::DeleteParams};
 use minijinja::{context, value::Serde};
 
 use super::{
-    server::{State, redirect},
+    server::{CsrfForm, State, csrf_refusal, redirect},
     session::{self, Session},
 };
 use crate::api::SessionClaim;
@@ -54,11 +54,6 @@ pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
     state.render("sessions.html", ctx)
 }
 
-#[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
-}
-
 /// Revokes a session: deletes its SessionClaim as the admin.
 pub async fn revoke(
     state: State,
@@ -69,16 +64,8 @@ pub async fn revoke(
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if !form
-        .csrf
-        .as_deref()
-        .is_some_and(|t| session::csrf_ok(&state.key, &s, t))
-    {
-        return state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong; reload the page.",
-        );
+    if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
+        return refused;
     }
     let (ns, name) = path.into_inner();
     let result = match state.as_user(&s) {

@@ -15,7 +15,7 @@ use minijinja::{context, value::Serde};
 
 use super::{
     form,
-    server::{State, redirect},
+    server::{State, csrf_refusal, redirect, why},
     session::{self, Session},
 };
 use crate::{api::Deployment, catalog};
@@ -30,13 +30,6 @@ async fn template(state: &State, name: &str) -> Option<catalog::Entry> {
         }
     }
     None
-}
-
-fn why(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -92,15 +85,8 @@ pub async fn create(
         return redirect("/login");
     };
     let form_values = body.into_inner();
-    if !form_values
-        .get("csrf")
-        .is_some_and(|t| session::csrf_ok(&state.key, &s, t))
-    {
-        return state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong; reload the page.",
-        );
+    if let Some(refused) = csrf_refusal(&state, &s, form_values.get("csrf").map(String::as_str)) {
+        return refused;
     }
     let Some(entry) = template(&state, &path).await else {
         return state.message(
@@ -221,12 +207,8 @@ pub async fn delete(
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if !body.get("csrf").is_some_and(|t| session::csrf_ok(&state.key, &s, t)) {
-        return state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong; reload the page.",
-        );
+    if let Some(refused) = csrf_refusal(&state, &s, body.get("csrf").map(String::as_str)) {
+        return refused;
     }
     if body.get("confirm").is_none() {
         return state.message(

@@ -343,9 +343,30 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
         .finish()
 }
 
+/// A form whose only field is the CSRF token.
 #[derive(serde::Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
+pub struct CsrfForm {
+    pub csrf: Option<String>,
+}
+
+/// The API server's refusal, in words.
+pub(super) fn why(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The page refusing a form without a valid CSRF token, or `None` when the token is right.
+pub(super) fn csrf_refusal(state: &UiState, s: &Session, token: Option<&str>) -> Option<HttpResponse> {
+    if token.is_some_and(|t| session::csrf_ok(&state.key, s, t)) {
+        return None;
+    }
+    Some(state.message(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "Refused",
+        "The form's CSRF token is missing or wrong; reload the page.",
+    ))
 }
 
 async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
@@ -353,16 +374,8 @@ async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> Ht
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if !form
-        .csrf
-        .as_deref()
-        .is_some_and(|t| session::csrf_ok(&state.key, &s, t))
-    {
-        return state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong; reload the page.",
-        );
+    if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
+        return refused;
     }
     if let Ok(client) = state.as_user(&s) {
         let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
