@@ -195,3 +195,40 @@ fn the_flux_helm_release_values_render_a_valid_configuration() {
     assert_eq!(cfg.session_profiles[0].name, "developer");
     assert_eq!(cfg.terminal.privileged_groups, ["portico-admins"]);
 }
+
+const DASHBOARD: [&str; 8] = [
+    "--set",
+    "dashboard.enabled=true",
+    "--set",
+    "dashboard.publicUrl=https://portico.example.com",
+    "--set",
+    "dashboard.oidc.issuer=https://login.example.com",
+    "--set",
+    "dashboard.existingSecret=portico-dashboard",
+];
+
+#[tokio::test]
+async fn the_dashboard_renders_a_valid_configuration_and_applies() {
+    common::operator::ensure_namespace(shared(), "portico-system").await;
+    common::operator::ensure_namespace(shared(), "portico-catalog").await;
+    let docs = render(&DASHBOARD);
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "portico-dashboard")
+        .unwrap();
+    let cm: ConfigMap = serde_json::from_value(cm.clone()).unwrap();
+    let cfg = portico::ui::config::UiConfig::from_yaml(&cm.data.unwrap()["ui.yaml"]).unwrap();
+    assert_eq!(cfg.oidc.unwrap().issuer, "https://login.example.com");
+    assert!(
+        docs.iter()
+            .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "portico-dashboard")
+    );
+    dry_run(&docs);
+    // Without the values it needs, the chart says which.
+    let out = std::process::Command::new(shared().binaries().path("helm"))
+        .args(["template", "portico", CHART, "--set", "dashboard.enabled=true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dashboard.publicUrl is required"));
+}
