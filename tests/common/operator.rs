@@ -66,6 +66,12 @@ pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> Path
             "portico-system",
             "--set",
             "dashboard.enabled=true",
+            "--set",
+            "dashboard.publicUrl=http://127.0.0.1",
+            "--set",
+            "dashboard.oidc.issuer=http://127.0.0.1",
+            "--set",
+            "dashboard.existingSecret=unused",
             "--show-only",
             template,
         ])
