@@ -303,8 +303,14 @@ impl ControlPlane {
                 namespace: None,
             }],
         );
+        // Written under a unique name and renamed into place, so a reader
+        // (kubectl in another test) never sees a half-written file.
         let path = self.dir().join(format!("user-{}.kubeconfig", sanitize(user)));
-        std::fs::write(&path, kubeconfig::to_yaml(&kc)).map_err(io("write a user kubeconfig"))?;
+        let tmp = self
+            .dir()
+            .join(format!(".user-{}-{}.tmp", sanitize(user), free_port()?));
+        std::fs::write(&tmp, kubeconfig::to_yaml(&kc)).map_err(io("write a user kubeconfig"))?;
+        std::fs::rename(&tmp, &path).map_err(io("write a user kubeconfig"))?;
         Ok(path)
     }
 
