@@ -9,6 +9,10 @@
 #[path = "../tests/common/operator.rs"]
 mod operator;
 
+mod common;
+
+use common::{percentile, request_total, usage};
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -17,7 +21,7 @@ use std::{
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::{
-    Api, Client, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
@@ -25,38 +29,6 @@ use portico::{api::Deployment, controlplane::ControlPlane};
 use serde_json::json;
 
 const USERS: [(&str, &str); 2] = [("alice", "team-a"), ("bob", "team-b")];
-
-async fn request_total(client: &Client) -> f64 {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn usage(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 =
-        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (hwm_kb / 1024.0, ticks / hz)
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {

@@ -335,3 +335,33 @@ pub async fn serve(
     });
     server.await
 }
+
+/// Admission requests for unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use kube::core::{DynamicObject, admission::AdmissionRequest};
+    use serde_json::{Value, json};
+
+    /// A Terminal admission request from `user` in `groups`.
+    pub fn terminal_request(
+        op: &str,
+        user: &str,
+        groups: &[&str],
+        object: Value,
+        old: Option<Value>,
+    ) -> AdmissionRequest<DynamicObject> {
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "portico.dev", "version": "v1alpha1", "kind": "Terminal"},
+                "resource": {"group": "portico.dev", "version": "v1alpha1", "resource": "terminals"},
+                "namespace": "team-a", "operation": op,
+                "userInfo": {"username": user, "groups": groups},
+                "object": object, "oldObject": old,
+            }
+        });
+        let review: kube::core::admission::AdmissionReview<DynamicObject> = serde_json::from_value(review).unwrap();
+        review.try_into().unwrap()
+    }
+}

@@ -177,19 +177,7 @@ mod tests {
     use super::*;
 
     fn request(op: &str, user: &str, object: Value, old: Option<Value>) -> AdmissionRequest<DynamicObject> {
-        let review = json!({
-            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {
-                "uid": "u1",
-                "kind": {"group": "portico.dev", "version": "v1alpha1", "kind": "Terminal"},
-                "resource": {"group": "portico.dev", "version": "v1alpha1", "resource": "terminals"},
-                "namespace": "team-a", "operation": op,
-                "userInfo": {"username": user, "groups": ["developers", "system:authenticated"]},
-                "object": object, "oldObject": old,
-            }
-        });
-        let review: kube::core::admission::AdmissionReview<DynamicObject> = serde_json::from_value(review).unwrap();
-        review.try_into().unwrap()
+        crate::webhook::testing::terminal_request(op, user, &["developers", "system:authenticated"], object, old)
     }
 
     fn terminal(annotations: Value, spec_extra: Value) -> Value {
