@@ -79,21 +79,7 @@ impl TlsMaterial {
 /// or gets/creates the shared Secret.
 pub async fn load(client: &Client, cfg: &WebhookConfig) -> Result<TlsMaterial, TlsError> {
     if let Some(dir) = &cfg.cert_dir {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read_to_string(&path).map_err(|e| TlsError::File {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })
-        };
-        let cert_pem = read("tls.crt")?;
-        let key_pem = read("tls.key")?;
-        let ca_pem = read("ca.crt").unwrap_or_else(|_| cert_pem.clone());
-        return Ok(TlsMaterial {
-            cert_pem,
-            key_pem,
-            ca_pem,
-        });
+        return load_dir(dir);
     }
     let s = &cfg.cert_secret;
     let err = |reason: String| TlsError::Secret {
