@@ -235,6 +235,24 @@ where
     }
 }
 
+/// What every controller does when a reconcile fails: count it by reason,
+/// log it with the object, and try again in five seconds.
+pub fn retry_after_error<K: Resource>(
+    ctx: &Context,
+    kind: &str,
+    obj: &K,
+    err: &Error,
+) -> kube::runtime::controller::Action {
+    ctx.metrics.error(kind, err.metric_label());
+    let object = format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    );
+    tracing::warn!(kind, %object, error = %err, "reconcile failed");
+    kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
+}
+
 /// The reconcile error inside a finalizer error.
 pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
     match e {

@@ -33,7 +33,7 @@ use kube::{
         watcher,
     },
 };
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use super::{Context, Error, kube_err, status::Phase};
 use crate::{
@@ -91,9 +91,7 @@ fn owner<K: Resource>(obj: K) -> Option<ObjectRef<Deployment>> {
 }
 
 fn error_policy(d: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, err.metric_label());
-    warn!(deployment = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    super::retry_after_error(&ctx, KIND, &*d, err)
 }
 
 #[instrument(skip_all, fields(kind = "Deployment", object = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), user = %super::creator_name(&*d), reconcile_id = %crate::telemetry::reconcile_id()))]

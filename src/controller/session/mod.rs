@@ -33,7 +33,7 @@ use kube::{
         watcher,
     },
 };
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::{Context, Error, apply, delete_if_exists, kube_err, lifetime, lifetime::until, status::Phase, token};
 use crate::{
@@ -79,9 +79,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 }
 
 fn error_policy(c: Arc<SessionClaim>, err: &Error, sc: Arc<SessionContext>) -> Action {
-    sc.ctx.metrics.error(KIND, err.metric_label());
-    warn!(claim = %format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    super::retry_after_error(&sc.ctx, KIND, &*c, err)
 }
 
 #[instrument(skip_all, fields(kind = "SessionClaim", object = %format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()), user = %super::creator_name(&*c), reconcile_id = %crate::telemetry::reconcile_id()))]

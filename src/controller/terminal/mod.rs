@@ -27,7 +27,7 @@ use kube::{
         watcher,
     },
 };
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::{Context, Error, apply, delete_if_exists, kube_err, lifetime, lifetime::until, status::Phase, token};
 use crate::{
@@ -76,9 +76,7 @@ struct TerminalContext {
 }
 
 fn error_policy(t: Arc<Terminal>, err: &Error, tc: Arc<TerminalContext>) -> Action {
-    tc.ctx.metrics.error(KIND, err.metric_label());
-    warn!(terminal = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    super::retry_after_error(&tc.ctx, KIND, &*t, err)
 }
 
 #[instrument(skip_all, fields(kind = "Terminal", object = %format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()), user = %super::creator_name(&*t), reconcile_id = %crate::telemetry::reconcile_id()))]
