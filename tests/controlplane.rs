@@ -93,6 +93,16 @@ async fn users_act_through_rbac_and_the_controller_manager_runs() {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 403),
         other => panic!("expected 403, got {other:?}"),
     }
+    // The audit log records the refusal: the admin, impersonating mallory.
+    let refused = cp.audit_events().into_iter().find(|e| {
+        e.impersonated_user.as_ref().is_some_and(|u| u.username == "mallory")
+            && e.object_ref.as_ref().is_some_and(|o| o.resource == "configmaps")
+    });
+    let refused = refused.expect("the refused list is in the audit log");
+    assert_eq!(
+        (refused.user.username.as_str(), refused.verb.as_str(), refused.code()),
+        ("portico-admin", "list", 403)
+    );
     let kubeconfig = cp.user_kubeconfig("mallory", &["nobody"]).unwrap();
     let out = Command::new(cp.binaries().path("kubectl"))
         .args([

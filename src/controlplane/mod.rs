@@ -4,6 +4,7 @@
 //! Used by the tests and by `portico dev`. Everything it starts is killed
 //! when it is dropped or when the process exits.
 
+pub mod audit;
 mod binaries;
 pub mod kubeconfig;
 mod process;
@@ -145,6 +146,7 @@ impl ControlPlane {
         let sa = crate::pki::signing_key_pem()?;
         write("sa.key", &sa.key_pem)?;
         write("sa.pub", &sa.cert_pem)?;
+        write("audit-policy.yaml", audit::POLICY)?;
 
         let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
         let server = format!("https://127.0.0.1:{api_port}");
@@ -202,6 +204,11 @@ impl ControlPlane {
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
             "--endpoint-reconciler-type=none".into(),
+            format!("--audit-policy-file={}", file("audit-policy.yaml")),
+            format!("--audit-log-path={}", file("audit.log")),
+            "--audit-log-format=json".into(),
+            "--audit-log-maxsize=200".into(),
+            "--audit-log-maxbackup=1".into(),
         ];
         let kcm_args: Vec<String> = vec![
             format!("--kubeconfig={}", file("kcm.kubeconfig")),
@@ -257,6 +264,11 @@ impl ControlPlane {
     /// The API server's URL, `https://127.0.0.1:PORT`.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// Every request the API server has answered so far (its audit log).
+    pub fn audit_events(&self) -> Vec<audit::Event> {
+        audit::read(&self.dir().join("audit.log"))
     }
 
     /// The admin kubeconfig (client certificate in `system:masters`).
