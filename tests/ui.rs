@@ -6,217 +6,14 @@
 
 mod common;
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use common::ui::*;
+
+use std::time::Duration;
 
 use common::shared_with_operator;
 use kube::{Api, api::DeleteParams, runtime::wait::await_condition};
-use portico::{
-    api::SessionClaim,
-    controlplane::{Process, free_port},
-};
-use reqwest::{StatusCode, redirect::Policy};
-
-struct Stack {
-    _provider: Process,
-    _ui: Process,
-    base: String,
-}
-
-fn oidc_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc"))
-}
-
-/// Tests that log in as alice take turns, so each can count her sessions.
-static ALICE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Starts the provider and the dashboard once for this test binary.
-async fn stack() -> &'static Stack {
-    static STACK: tokio::sync::OnceCell<Stack> = tokio::sync::OnceCell::const_new();
-    STACK
-        .get_or_init(|| async {
-            let cp = shared_with_operator();
-            common::operator::ensure_namespace(cp, portico::dev::demo::SESSIONS_NAMESPACE).await;
-            if !oidc_dir().join("node_modules/oidc-provider").exists() {
-                let out = std::process::Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(oidc_dir()).output().unwrap();
-                assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            let (op_port, ui_port) = (free_port().unwrap(), free_port().unwrap());
-            let base = format!("http://127.0.0.1:{ui_port}");
-            let dir = cp.dir();
-            let log = dir.join("oidc.log");
-            let provider = Process::spawn(
-                "oidc-provider",
-                "node".as_ref(),
-                &[
-                    oidc_dir().join("server.mjs").to_string_lossy().into_owned(),
-                    op_port.to_string(),
-                    "portico".into(),
-                    "test-secret".into(),
-                    format!("{base}/auth/callback"),
-                ],
-                &log,
-            )
-            .unwrap();
-            wait_http(&format!("http://127.0.0.1:{op_port}/.well-known/openid-configuration")).await;
-            use base64::Engine;
-            std::fs::write(dir.join("cookie.key"), base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 64]>())).unwrap();
-            std::fs::write(dir.join("client.secret"), "test-secret").unwrap();
-            let config = format!(
-                "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\noidc:\n  issuer: http://127.0.0.1:{op_port}\n  clientId: portico\n  clientSecretFile: {}\n  usernameClaim: preferred_username\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\n",
-                dir.join("client.secret").display(),
-                dir.join("cookie.key").display(),
-                portico::dev::demo::SESSIONS_NAMESPACE,
-            );
-            std::fs::write(dir.join("ui.yaml"), config).unwrap();
-            // The dashboard runs with the chart's own RBAC for it, not as admin.
-            let kubeconfig = common::operator::chart_identity(cp, "templates/dashboard-rbac.yaml", "portico-dashboard").await;
-            let ui = Process::spawn_with_env(
-                "portico-ui",
-                env!("CARGO_BIN_EXE_portico").as_ref(),
-                &["ui".into(), "--config".into(), dir.join("ui.yaml").to_string_lossy().into_owned()],
-                &[("KUBECONFIG", kubeconfig.as_os_str())],
-                &dir.join("ui.log"),
-            )
-            .unwrap();
-            wait_http(&format!("{base}/healthz")).await;
-            Stack { _provider: provider, _ui: ui, base }
-        })
-        .await
-}
-
-/// Waits (bounded) until `url` answers 200.
-async fn wait_http(url: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} did not come up");
-}
-
-/// A browser-like client: follows redirects by hand and keeps cookies by name.
-struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, r: &reqwest::Response) {
-        for c in r.headers().get_all("set-cookie") {
-            let text = c.to_str().unwrap();
-            let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if attrs.to_ascii_lowercase().contains("max-age=0") || v.is_empty() {
-                self.cookies.remove(k.trim());
-            } else {
-                self.cookies.insert(k.trim().to_string(), v.to_string());
-            }
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> reqwest::Response {
-        let r = req.header("cookie", self.cookie_header()).send().await.unwrap();
-        self.keep(&r);
-        r
-    }
-
-    /// GETs `url`, following redirects; returns the final response.
-    async fn get(&mut self, url: &str) -> reqwest::Response {
-        let mut url = url.to_string();
-        for _ in 0..20 {
-            let r = self.send(self.http.get(&url)).await;
-            if !r.status().is_redirection() {
-                return r;
-            }
-            let loc = r.headers()["location"].to_str().unwrap().to_string();
-            url = absolute(&url, &loc);
-        }
-        panic!("too many redirects");
-    }
-
-    async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let r = self.send(self.http.post(url).form(form)).await;
-        if r.status().is_redirection() {
-            let loc = r.headers()["location"].to_str().unwrap().to_string();
-            return self.get(&absolute(url, &loc)).await;
-        }
-        r
-    }
-
-    /// Logs in as `user` through the provider's own login and consent forms.
-    async fn login(&mut self, base: &str, user: &str) -> String {
-        let mut page = self.get(&format!("{base}/login")).await;
-        for _ in 0..5 {
-            let url = page.url().to_string();
-            let html = page.text().await.unwrap();
-            let Some(action) = form_action(&html).filter(|a| a.contains("/interaction/")) else {
-                return html;
-            };
-            let action = absolute(&url, &action);
-            page = if html.contains("name=\"login\"") {
-                self.post_form(&action, &[("prompt", "login"), ("login", user), ("password", "any")])
-                    .await
-            } else {
-                self.post_form(&action, &[("prompt", "consent")]).await
-            };
-        }
-        panic!("login did not finish");
-    }
-}
-
-fn absolute(current: &str, location: &str) -> String {
-    if location.starts_with("http") {
-        return location.to_string();
-    }
-    let origin: Vec<&str> = current.splitn(4, '/').take(3).collect();
-    format!("{}{location}", origin.join("/"))
-}
-
-fn form_action(html: &str) -> Option<String> {
-    let i = html.find("<form")?;
-    let rest = &html[i..];
-    let a = rest.find("action=\"")? + 8;
-    Some(rest[a..a + rest[a..].find('"')?].replace("&amp;", "&"))
-}
-
-fn csrf(html: &str) -> String {
-    let i = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    html[i..i + html[i..].find('"').unwrap()].to_string()
-}
-
-async fn claims_of(user: &str) -> Vec<SessionClaim> {
-    let api: Api<SessionClaim> = Api::namespaced(
-        shared_with_operator().admin_client().await.unwrap(),
-        portico::dev::demo::SESSIONS_NAMESPACE,
-    );
-    api.list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|c| {
-            portico::creator::Creator::from_annotations(c.metadata.annotations.as_ref()).is_ok_and(|cr| cr.user == user)
-        })
-        .filter(|c| c.metadata.deletion_timestamp.is_none())
-        .collect()
-}
+use portico::api::SessionClaim;
+use reqwest::StatusCode;
 
 #[tokio::test]
 async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
@@ -462,33 +259,34 @@ async fn bob_may_not_create_in_team_a_nor_use_a_template_for_other_groups() {
 async fn in_chromium_alice_logs_in_deploys_fixes_an_error_and_deletes() {
     let _turn = ALICE_TURN.lock().await;
     let s = stack().await;
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"));
-    if !dir.join("node_modules/playwright-core").exists() {
-        let out = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let artifacts = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/test-artifacts/screenshots"));
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(dir.join("flow.mjs"))
-        .args([s.base.as_str(), "alice", artifacts.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "browser flow failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let artifacts = screenshots();
+    let flow = browser_script("flow.mjs", &[s.base.as_str(), "alice", artifacts.to_str().unwrap()]);
+    // There are no kubelets: mark the web app's pods ready as one would, so the
+    // page can show it becoming Ready live.
+    let admin = shared_with_operator().admin_client().await.unwrap();
+    let marker = tokio::spawn(async move {
+        use futures::StreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "team-a");
+        let cfg = watcher::Config::default().labels("app.kubernetes.io/instance=browser-shop");
+        let mut stream = watcher(pods, cfg).applied_objects().boxed();
+        let mut ready = std::collections::BTreeSet::new();
+        while let Some(Ok(p)) = stream.next().await {
+            let name = kube::ResourceExt::name_any(&p);
+            if ready.insert(name.clone()) {
+                common::mark_pod_ready(&admin, "team-a", &name).await;
+            }
+        }
+    });
+    expect_browser_ok(flow).await;
+    marker.abort();
     for shot in [
         "catalog",
         "create-form-error",
         "deployment",
+        "deployment-ready",
+        "pod-log",
+        "edit-form",
         "deployments",
         "after-delete",
         "logged-out",
@@ -672,4 +470,168 @@ async fn status_changes_reach_the_browser_as_server_sent_events() {
     let page = b.get(&format!("{}/", s.base)).await.text().await.unwrap();
     b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
         .await;
+}
+
+async fn create_as(user: &str, groups: &[&str], ns: &str, name: &str) -> portico::api::Deployment {
+    let client = shared_with_operator().client_as(user, groups).await.unwrap();
+    let d: portico::api::Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"template": {"name": "webapp"}, "parameters": {"image": "docker.io/library/nginx:1.27"}},
+    }))
+    .unwrap();
+    Api::namespaced(client, ns)
+        .create(&Default::default(), &d)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_changes() {
+    let s = stack().await;
+    let mine = create_as("alice", &["developers"], "team-a", "filter-a").await;
+    create_as("bob", &["developers"], "team-b", "filter-b").await;
+    // An Event about alice's Deployment, as a controller would record it.
+    let admin = shared_with_operator().admin_client().await.unwrap();
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "filter-a.test", "namespace": "team-a"},
+        "involvedObject": {"apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "name": "filter-a",
+                           "namespace": "team-a", "uid": mine.metadata.uid},
+        "reason": "SeenByTheTest", "message": "an event for the detail page", "type": "Normal",
+        "lastTimestamp": k8s_openapi::jiff::Timestamp::now().to_string(),
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(admin.clone(), "team-a")
+        .create(&Default::default(), &event)
+        .await
+        .unwrap();
+
+    // carol (admin) filters by user and template; the watch cache may trail the create by a moment.
+    let mut carol = Browser::new();
+    carol.login(&s.base, "carol").await;
+    let mut list = String::new();
+    for _ in 0..100 {
+        list = carol
+            .get(&format!("{}/deployments?user=alice", s.base))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if list.contains("filter-a") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        list.contains("/deployments/team-a/filter-a") && !list.contains("filter-b"),
+        "{list}"
+    );
+    let list = carol
+        .get(&format!("{}/deployments?user=bob&template=webapp", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("filter-b") && !list.contains("filter-a"));
+    let list = carol
+        .get(&format!("{}/deployments?user=bob&template=postgresql", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("No deployment matches the filter"));
+
+    let _turn = ALICE_TURN.lock().await;
+    let mut alice = Browser::new();
+    alice.login(&s.base, "alice").await;
+    // A non-admin's filter changes nothing: only her own.
+    let list = alice
+        .get(&format!("{}/deployments?user=bob", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("filter-a") && !list.contains("filter-b"));
+    let detail = alice
+        .get(&format!("{}/deployments/team-a/filter-a", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(detail.contains("SeenByTheTest") && detail.contains("an event for the detail page"));
+
+    // Update: a stale form is refused, the fixed parameter cannot be changed, a bad value is named.
+    let form = alice
+        .get(&format!("{}/deployments/team-a/filter-a/edit", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let token = csrf(&form);
+    let marker = "name=\"__generation\" value=\"";
+    let rv_at = form.find(marker).unwrap() + marker.len();
+    let rv = form[rv_at..rv_at + form[rv_at..].find('"').unwrap()].to_string();
+    let url = format!("{}/deployments/team-a/filter-a/edit", s.base);
+    let r = alice
+        .post_form(
+            &url,
+            &[
+                ("csrf", &token),
+                ("__generation", "999"),
+                ("image", "nginx"),
+                ("replicas", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("changed while you were editing"), "{html}");
+    let r = alice
+        .post_form(
+            &url,
+            &[
+                ("csrf", &token),
+                ("__generation", &rv),
+                ("image", "nginx"),
+                ("replicas", "99"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("id=\"error-replicas\""),
+        "the error is by the field: {html}"
+    );
+    let r = alice
+        .post_form(
+            &url,
+            &[
+                ("csrf", &token),
+                ("__generation", &rv),
+                ("image", "docker.io/library/nginx:1.27"),
+                ("replicas", "3"),
+                ("port", "9999"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "back on the detail page");
+    let d = Api::<portico::api::Deployment>::namespaced(admin.clone(), "team-a")
+        .get("filter-a")
+        .await
+        .unwrap();
+    let params = serde_json::to_value(&d.spec.parameters).unwrap();
+    assert_eq!(params["replicas"], 3);
+    assert!(
+        params.get("port").is_none_or(|p| p == 80),
+        "the fixed parameter kept its value: {params}"
+    );
+    let r = alice.post_form(&url, &[("__generation", &rv), ("replicas", "4")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token");
+    for (ns, name) in [("team-a", "filter-a"), ("team-b", "filter-b")] {
+        Api::<portico::api::Deployment>::namespaced(admin.clone(), ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
 }

@@ -34,4 +34,6 @@ pub mod keys {
     pub const PROFILE_LABEL: &str = "portico.dev/profile";
     /// The generated name of a Terminal's temporary namespace(s), written by the webhook.
     pub const TEMPORARY_NAMESPACE: &str = "portico.dev/temporary-namespace";
+    /// Annotation on a Terminal made from a dashboard shortcut: the shortcut's title.
+    pub const SHORTCUT: &str = "portico.dev/shortcut";
 }

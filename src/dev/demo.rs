@@ -139,6 +139,33 @@ pub const PROFILES_YAML: &str = "
   maxActivePerUser: 3
 ";
 
+/// The dashboard's terminal shortcuts in the demo (verified: configuration).
+pub const SHORTCUTS_YAML: &str = "
+- name: shell
+  title: Team shell
+  description: kubectl and a shell with edit rights in a namespace of your team
+  image: docker.io/alpine/k8s:1.34.1
+  command: [/bin/sh]
+  roles: [{kind: ClusterRole, name: edit}]
+- name: viewer
+  title: Read-only shell
+  description: Look around a namespace with the view role
+  image: docker.io/alpine/k8s:1.34.1
+  command: [/bin/sh]
+  roles: [{kind: ClusterRole, name: view}]
+";
+
+/// A ConfigMap in team-a offering an unverified shortcut (anyone with edit there could write it).
+pub fn team_shortcuts() -> k8s_openapi::api::core::v1::ConfigMap {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "team-a-tools", "namespace": "team-a",
+                     "labels": {crate::ui::shortcuts::LABEL: "true", "app.kubernetes.io/part-of": "portico-demo"}},
+        "data": {crate::ui::shortcuts::KEY: "- name: debug\n  title: Debug toolbox\n  description: busybox in team-a, written by the team\n  image: docker.io/library/busybox:1.37\n  command: [/bin/sh]\n  namespace: team-a\n  roles: [{kind: ClusterRole, name: view}]\n"},
+    }))
+    .expect("a ConfigMap")
+}
+
 /// `edit` for alice in team-a and for bob in team-b.
 pub fn role_bindings() -> Vec<RoleBinding> {
     [("alice", "team-a"), ("bob", "team-b")]
@@ -191,6 +218,14 @@ mod tests {
 
 #[cfg(test)]
 mod profile_tests {
+    #[test]
+    fn the_demo_shortcuts_are_valid() {
+        let list: Vec<crate::ui::shortcuts::Shortcut> = serde_yaml_ng::from_str(super::SHORTCUTS_YAML).unwrap();
+        assert!(list.iter().all(|s| s.check().is_ok()));
+        let team = crate::ui::shortcuts::from_config_map(&super::team_shortcuts()).unwrap();
+        assert!(team[0].unverified);
+    }
+
     #[test]
     fn the_demo_profiles_are_valid() {
         let profiles: Vec<crate::config::SessionProfile> = serde_yaml_ng::from_str(super::PROFILES_YAML).unwrap();

@@ -105,6 +105,8 @@ async fn start_dashboard(
         "devUsers": users,
         "session": {"profile": "developer", "namespace": demo::SESSIONS_NAMESPACE},
         "catalogNamespaces": [CATALOG_NAMESPACE],
+        "assetsDir": ui_assets(),
+        "terminals": {"shortcuts": serde_yaml_ng::from_str::<serde_json::Value>(demo::SHORTCUTS_YAML).expect("demo shortcuts")},
     }))
     .expect("a dashboard configuration");
     let kube_config =
@@ -220,7 +222,27 @@ pub async fn setup_demo(client: &Client) -> Result<(), kube::Error> {
     let (role, rb) = demo::session_role();
     install::apply(client, &role).await?;
     install::apply(client, &rb).await?;
+    install::apply(client, &demo::team_shortcuts()).await?;
     Ok(())
+}
+
+/// `ui/node_modules`, where `npm ci --prefix ui` puts the terminal page's
+/// packages; installed on first use when npm is there.
+pub fn ui_assets() -> PathBuf {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/ui"));
+    if !dir.join("node_modules/@xterm/xterm").exists() {
+        let ok = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "portico dev: could not install the terminal page's npm packages; run `npm ci --prefix ui` (terminals open without it, but cannot show the shell)"
+            );
+        }
+    }
+    dir.join("node_modules")
 }
 
 /// `~/.cache/portico/dev.kubeconfig`: contexts `admin`, `alice`, `bob`, `carol`.

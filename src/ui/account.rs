@@ -4,17 +4,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
-};
+use kube::Api;
 use minijinja::{context, value::Serde};
 
-use super::{
-    server::{CsrfForm, State, csrf_refusal, redirect, why},
-    session,
-};
-use crate::api::{SessionClaim, keys::OPERATION};
+use super::server::{CsrfForm, State, csrf_refusal, keepalive, redirect, why};
+use crate::api::SessionClaim;
 
 /// The session page.
 pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
@@ -31,11 +25,12 @@ pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
     };
     match claim {
         Ok(claim) => {
-            let ctx = context! {
-                product => state.cfg.product_name.clone(), session => Serde(&s),
-                csrf => session::csrf_token(&state.key, &s), claim => Serde(&claim),
-            };
-            state.render("account.html", ctx)
+            let expires = claim
+                .status
+                .as_ref()
+                .and_then(|st| st.expires_at.as_ref())
+                .map(|t| t.0.to_string());
+            state.page("account.html", &s, context! { claim => Serde(&claim), expires })
         }
         Err(e) => state.message(StatusCode::BAD_GATEWAY, "Session unavailable", &why(&e)),
     }
@@ -85,12 +80,14 @@ pub async fn extend(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -
     if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
         return refused;
     }
-    let patch = serde_json::json!({"metadata": {"annotations": {OPERATION: "keepalive"}}});
     let result = match state.as_user(&s) {
-        Ok(c) => Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
-            .patch(&s.claim, &PatchParams::default(), &Patch::Merge(&patch))
+        Ok(c) => {
+            keepalive(
+                &Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace),
+                &s.claim,
+            )
             .await
-            .map(|_| ()),
+        }
         Err(e) => Err(e),
     };
     match result {

@@ -5,22 +5,15 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use kube::{Api, ResourceExt, api::DeleteParams};
 use minijinja::{context, value::Serde};
 
-use super::{
-    server::{CsrfForm, State, csrf_refusal, redirect},
-    session::{self, Session},
-};
+use super::server::{CsrfForm, State, csrf_refusal, redirect};
 use crate::api::SessionClaim;
-
-fn is_admin(state: &State, s: &Session) -> bool {
-    s.groups.iter().any(|g| state.cfg.admin_groups.contains(g))
-}
 
 /// All SessionClaims (from the dashboard's read access), for admins.
 pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if !is_admin(&state, &s) {
+    if !state.is_admin(&s) {
         return state.message(
             StatusCode::FORBIDDEN,
             "Admins only",
@@ -47,11 +40,7 @@ pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
             })
         })
         .collect();
-    let ctx = context! {
-        product => state.cfg.product_name.clone(), session => Serde(&s),
-        csrf => session::csrf_token(&state.key, &s), claims => Serde(&claims),
-    };
-    state.render("sessions.html", ctx)
+    state.page("sessions.html", &s, context! { claims => Serde(&claims) })
 }
 
 /// Revokes a session: deletes its SessionClaim as the admin.

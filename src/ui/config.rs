@@ -38,6 +38,50 @@ pub struct UiConfig {
     /// Product name shown in the header.
     #[serde(default = "default_product")]
     pub product_name: String,
+    /// Logo, colours.
+    #[serde(default)]
+    pub branding: Branding,
+    /// Terminal shortcuts and where labelled shortcut ConfigMaps are looked for.
+    #[serde(default)]
+    pub terminals: TerminalsConfig,
+    /// The directory holding the npm packages of the terminal page
+    /// (`@xterm/xterm`, `@xterm/addon-fit`): `ui/node_modules` after
+    /// `npm ci --prefix ui`; the container image has them at the default.
+    #[serde(default = "default_assets_dir")]
+    pub assets_dir: PathBuf,
+}
+
+/// How the dashboard looks.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Branding {
+    /// URL of a logo shown before the product name (https or a path on this server).
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// Accent colour in the light theme, `#rrggbb`.
+    #[serde(default)]
+    pub accent_color: Option<String>,
+    /// Accent colour in the dark theme, `#rrggbb`.
+    #[serde(default)]
+    pub accent_color_dark: Option<String>,
+}
+
+/// Terminals offered by the dashboard.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TerminalsConfig {
+    /// Shortcuts offered to everyone (verified: they come from this file).
+    #[serde(default)]
+    pub shortcuts: Vec<super::shortcuts::Shortcut>,
+    /// Namespaces searched, as the user, for ConfigMaps labelled
+    /// `portico.dev/terminal-shortcuts`; their shortcuts are shown as
+    /// unverified. The namespaces of the user's own Terminals and Deployments
+    /// are searched too.
+    #[serde(default)]
+    pub shortcut_namespaces: Vec<String>,
+    /// Warn this many minutes before a terminal or the session ends.
+    #[serde(default = "default_warn_minutes")]
+    pub warn_minutes: u32,
 }
 
 /// A user of the development login page.
@@ -94,6 +138,12 @@ fn default_admins() -> Vec<String> {
 fn default_product() -> String {
     "Portico".into()
 }
+fn default_assets_dir() -> PathBuf {
+    "/usr/share/portico/node_modules".into()
+}
+fn default_warn_minutes() -> u32 {
+    5
+}
 fn default_scopes() -> Vec<String> {
     vec!["email".into(), "profile".into(), "groups".into()]
 }
@@ -147,6 +197,28 @@ impl UiConfig {
                 });
             }
         }
+        for (key, colour) in [
+            ("branding.accentColor", &cfg.branding.accent_color),
+            ("branding.accentColorDark", &cfg.branding.accent_color_dark),
+        ] {
+            if let Some(c) = colour
+                && !is_hex_colour(c)
+            {
+                return Err(invalid(key, &format!("{c:?} is not a colour like \"#2563eb\"")));
+            }
+        }
+        if let Some(logo) = &cfg.branding.logo_url
+            && !(logo.starts_with("https://") || (logo.starts_with('/') && !logo.starts_with("//")))
+        {
+            return Err(invalid(
+                "branding.logoUrl",
+                &format!("{logo:?} must be an https:// URL or a path on this server"),
+            ));
+        }
+        for (i, sc) in cfg.terminals.shortcuts.iter().enumerate() {
+            sc.check()
+                .map_err(|m| invalid(&format!("terminals.shortcuts[{i}] ({})", sc.name), &m))?;
+        }
         Ok(cfg)
     }
 
@@ -158,6 +230,10 @@ impl UiConfig {
         })?;
         Self::from_yaml(&text)
     }
+}
+
+fn is_hex_colour(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -187,6 +263,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cookieKeyFile"), "{e}");
+        let e = UiConfig::from_yaml(&format!("{OK}branding: {{accentColor: 'red;}} body{{x:y'}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("branding.accentColor"), "{e}");
+        let e = UiConfig::from_yaml(&format!("{OK}branding: {{logoUrl: 'javascript:alert(1)'}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("branding.logoUrl"), "{e}");
+        let e = UiConfig::from_yaml(&format!(
+            "{OK}terminals: {{shortcuts: [{{name: s, title: S, image: '', roles: []}}]}}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("terminals.shortcuts[0] (s)") && e.contains("image"), "{e}");
         let e = UiConfig::from_yaml(&format!("{OK}devUsers: [{{name: alice}}]\n"))
             .unwrap_err()
             .to_string();

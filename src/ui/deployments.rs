@@ -1,7 +1,7 @@
 //! Deployment pages: the create form generated from a template's schema
-//! (the API server's refusals shown next to the fields), the list, the
-//! detail page and delete. Every read of a user's object and every write is
-//! made as the user.
+//! (the API server's refusals shown next to the fields), the list (from the
+//! watch cache; admins filter by user, template and status) and delete.
+//! Every read of a user's object and every write is made as the user.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +16,11 @@ use minijinja::{context, value::Serde};
 use super::{
     form,
     server::{State, csrf_refusal, redirect, why},
-    session::{self, Session},
+    session::Session,
 };
 use crate::{api::Deployment, catalog};
 
-async fn template(state: &State, name: &str) -> Option<catalog::Entry> {
+pub(super) async fn template(state: &State, name: &str) -> Option<catalog::Entry> {
     for ns in &state.cfg.catalog_namespaces {
         let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), ns);
         if let Ok(Some(cm)) = api.get_opt(name).await
@@ -32,11 +32,13 @@ async fn template(state: &State, name: &str) -> Option<catalog::Entry> {
     None
 }
 
+/// The create form, or with `existing` the update form of that Deployment.
 #[allow(clippy::too_many_arguments)]
-fn render_new(
+pub(super) fn render_form(
     state: &State,
     s: &Session,
     entry: &catalog::Entry,
+    existing: Option<&Deployment>,
     name: &str,
     namespace: &str,
     fields: &[form::Field],
@@ -44,16 +46,15 @@ fn render_new(
     status: StatusCode,
 ) -> HttpResponse {
     let ctx = context! {
-        product => state.cfg.product_name.clone(),
-        session => Serde(s),
-        csrf => session::csrf_token(&state.key, s),
         template => Serde(&entry.template),
         template_name => entry.name.clone(),
         name, namespace,
         fields => Serde(fields),
         errors => Serde(errors),
+        editing => existing.is_some(),
+        generation => existing.and_then(|d| d.metadata.generation),
     };
-    let mut r = state.render("new.html", ctx);
+    let mut r = state.page("new.html", s, ctx);
     *r.status_mut() = status;
     r
 }
@@ -71,7 +72,7 @@ pub async fn new_form(state: State, req: HttpRequest, path: web::Path<String>) -
         );
     };
     let fields = form::fields(&entry.template.parameters, &Default::default());
-    render_new(&state, &s, &entry, "", "", &fields, &[], StatusCode::OK)
+    render_form(&state, &s, &entry, None, "", "", &fields, &[], StatusCode::OK)
 }
 
 /// Creates the Deployment as the user; on refusal, the form again with the reasons.
@@ -116,10 +117,11 @@ pub async fn create(
         Err(message) => {
             let mut fields = form::fields(&entry.template.parameters, &params);
             let errors = form::place_errors(&message, &mut fields);
-            render_new(
+            render_form(
                 &state,
                 &s,
                 &entry,
+                None,
                 &name,
                 &namespace,
                 &fields,
@@ -130,71 +132,68 @@ pub async fn create(
     }
 }
 
-/// The user's Deployments (admins: everyone's), from the dashboard's read access.
-pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
+/// Filters of the list page (admins).
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct ListFilter {
+    /// Only this creator.
+    #[serde(default)]
+    pub user: String,
+    /// Only this template.
+    #[serde(default)]
+    pub template: String,
+    /// Only this Ready status: `True`, `False`, `Unknown`.
+    #[serde(default)]
+    pub status: String,
+}
+
+impl ListFilter {
+    fn keeps(&self, creator: &str, template: &str, ready: &str) -> bool {
+        (self.user.is_empty() || self.user == creator)
+            && (self.template.is_empty() || self.template == template)
+            && (self.status.is_empty() || self.status == ready || (self.status == "Unknown" && ready.is_empty()))
+    }
+}
+
+/// The user's Deployments (admins: everyone's, filtered), from the watch cache.
+pub async fn list(state: State, req: HttpRequest, filter: web::Query<ListFilter>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    let admin = s.groups.iter().any(|g| state.cfg.admin_groups.contains(g));
-    let api: Api<Deployment> = Api::all(state.client.clone());
-    let all = match api.list(&Default::default()).await {
-        Ok(l) => l.items,
-        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Cannot list deployments", &why(&e)),
+    let admin = state.is_admin(&s);
+    let filter = if admin {
+        filter.into_inner()
+    } else {
+        ListFilter::default()
     };
-    let items: Vec<serde_json::Value> = all
+    let all = state.live.deployments.state();
+    let mut users = std::collections::BTreeSet::new();
+    let mut templates = std::collections::BTreeSet::new();
+    let mut items: Vec<serde_json::Value> = all
         .iter()
         .filter_map(|d| {
-            let creator = crate::creator::Creator::from_annotations(d.metadata.annotations.as_ref()).ok()?;
-            (admin || creator.user == s.user).then(|| {
-                let st = d.status.clone().unwrap_or_default();
-                let ready = st
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == "Ready")
-                    .map(|c| c.status.clone())
-                    .unwrap_or_default();
+            let creator = crate::controller::creator_name(d.as_ref());
+            if !(admin || creator == s.user) {
+                return None;
+            }
+            users.insert(creator.clone());
+            templates.insert(d.spec.template.name.clone());
+            let st = d.status.clone().unwrap_or_default();
+            let ready = super::live::ready_of(&st.conditions);
+            filter.keeps(&creator, &d.spec.template.name, &ready).then(|| {
                 serde_json::json!({
                     "namespace": d.namespace(), "name": d.name_any(), "template": d.spec.template.name,
-                    "ready": ready, "message": st.message, "creator": creator.user,
+                    "ready": ready, "message": st.message, "creator": creator,
                 })
             })
         })
         .collect();
+    items.sort_by(|a, b| {
+        (a["namespace"].as_str(), a["name"].as_str()).cmp(&(b["namespace"].as_str(), b["name"].as_str()))
+    });
     let ctx = context! {
-        product => state.cfg.product_name.clone(), session => Serde(&s), csrf => session::csrf_token(&state.key, &s),
-        items => Serde(&items), admin,
+        items => Serde(&items), filter => Serde(&filter), users => Serde(&users), templates => Serde(&templates),
     };
-    state.render("deployments.html", ctx)
-}
-
-/// One Deployment, read as the user.
-pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
-    let (ns, name) = path.into_inner();
-    let got = match state.as_user(&s) {
-        Ok(c) => Api::<Deployment>::namespaced(c, &ns).get_opt(&name).await,
-        Err(e) => Err(e),
-    };
-    match got {
-        Ok(Some(d)) => {
-            let ctx = context! {
-                product => state.cfg.product_name.clone(), session => Serde(&s), csrf => session::csrf_token(&state.key, &s), d => Serde(&d),
-            };
-            state.render("deployment.html", ctx)
-        }
-        Ok(None) => state.message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            &format!("There is no deployment {ns}/{name}."),
-        ),
-        Err(e) => state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            &format!("The API server refused to show it: {}", why(&e)),
-        ),
-    }
+    state.page("deployments.html", &s, ctx)
 }
 
 /// Deletes a Deployment as the user, after confirmation.

@@ -1,24 +1,28 @@
-//! Live status without reloading: one watch on Deployments feeds a broadcast
-//! channel; each browser's Server-Sent Events stream forwards the changes of
-//! the Deployments it may see (its own; an admin's: all).
+//! What the dashboard knows without asking: reflectors (watch caches) of all
+//! Deployments and Terminals, which the list pages read, and a broadcast of
+//! every change they see. Each browser's Server-Sent Events stream forwards
+//! the changes of the objects it may see (its own; an admin's: all).
 
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web::Bytes};
 use futures::StreamExt;
 use kube::{
-    Api, Client, ResourceExt,
-    runtime::{WatchStreamExt, watcher},
+    Api, Client, Resource, ResourceExt,
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::server::{State, redirect};
-use crate::api::Deployment;
+use crate::api::{Deployment, Terminal};
 
 /// One change, as the browser sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
+    /// `deployment` or `terminal`.
+    #[serde(skip)]
+    pub kind: &'static str,
     /// `namespace/name`.
     pub key: String,
     /// Who created it.
@@ -28,51 +32,120 @@ pub struct Change {
     pub ready: String,
     /// The status message.
     pub message: String,
+    /// When it ends (Terminals), RFC 3339, or empty.
+    pub expires: String,
 }
 
-/// Starts the watch; changes go to the returned sender's subscribers.
-pub fn start(client: Client) -> broadcast::Sender<Change> {
-    let (tx, _) = broadcast::channel(1024);
-    let sender = tx.clone();
+/// The watch caches and the change broadcast.
+pub struct Live {
+    /// Every Deployment.
+    pub deployments: Store<Deployment>,
+    /// Every Terminal.
+    pub terminals: Store<Terminal>,
+    /// Changes to either.
+    pub changes: broadcast::Sender<Change>,
+}
+
+/// How an object shows up in a [`Change`].
+trait Summary: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync {
+    const KIND: &'static str;
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+    fn message(&self) -> String;
+    fn expires(&self) -> String {
+        String::new()
+    }
+}
+
+impl Summary for Deployment {
+    const KIND: &'static str = "deployment";
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        self.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+    }
+    fn message(&self) -> String {
+        self.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default()
+    }
+}
+
+impl Summary for Terminal {
+    const KIND: &'static str = "terminal";
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        self.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()
+    }
+    fn message(&self) -> String {
+        self.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default()
+    }
+    fn expires(&self) -> String {
+        self.status
+            .as_ref()
+            .and_then(|s| s.expires_at.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The Ready condition's status of an object, or empty.
+pub fn ready_of(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> String {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+fn change<K: Summary>(o: &K) -> Change {
+    Change {
+        kind: K::KIND,
+        key: format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
+        creator: crate::controller::creator_name(o),
+        ready: ready_of(&o.conditions()),
+        message: o.message(),
+        expires: o.expires(),
+    }
+}
+
+fn reflect<K: Summary + 'static>(client: Client, tx: broadcast::Sender<Change>) -> Store<K> {
+    let (store, writer) = reflector::store();
+    let stream = reflector(writer, watcher(Api::<K>::all(client), watcher::Config::default()))
+        .default_backoff()
+        .applied_objects();
     tokio::spawn(async move {
-        let api: Api<Deployment> = Api::all(client);
-        let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .applied_objects()
-            .boxed();
+        futures::pin_mut!(stream);
         while let Some(item) = stream.next().await {
-            let Ok(d) = item else { continue };
-            let st = d.status.clone().unwrap_or_default();
-            let change = Change {
-                key: format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()),
-                creator: crate::controller::creator_name(&d),
-                ready: st
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == "Ready")
-                    .map(|c| c.status.clone())
-                    .unwrap_or_default(),
-                message: st.message.unwrap_or_default(),
-            };
-            let _ = sender.send(change); // no subscribers: nothing to do
+            if let Ok(o) = item {
+                let _ = tx.send(change(&o)); // no subscribers: nothing to do
+            }
         }
     });
-    tx
+    store
 }
 
-/// `GET /events`: the session's stream of Deployment changes.
+/// Starts both reflectors and waits until each has listed once.
+pub async fn start(client: Client) -> Result<Live, String> {
+    let (changes, _) = broadcast::channel(4096);
+    let deployments = reflect::<Deployment>(client.clone(), changes.clone());
+    let terminals = reflect::<Terminal>(client, changes.clone());
+    deployments.wait_until_ready().await.map_err(|e| e.to_string())?;
+    terminals.wait_until_ready().await.map_err(|e| e.to_string())?;
+    Ok(Live {
+        deployments,
+        terminals,
+        changes,
+    })
+}
+
+/// `GET /events`: the session's stream of changes.
 pub async fn events(state: State, req: HttpRequest) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    let admin = s.groups.iter().any(|g| state.cfg.admin_groups.contains(g));
-    let rx = state.changes.subscribe();
+    let admin = state.is_admin(&s);
+    let rx = state.live.changes.subscribe();
     let user = s.user.clone();
-    let changes = tokio_stream_from(rx).filter_map(move |c| {
+    let changes = stream_of(rx).filter_map(move |c| {
         let visible = admin || c.creator == user;
         futures::future::ready(visible.then(|| {
             let json = serde_json::to_string(&c).unwrap_or_default();
-            Ok::<_, actix_web::Error>(Bytes::from(format!("event: deployment\ndata: {json}\n\n")))
+            Ok::<_, actix_web::Error>(Bytes::from(format!("event: {}\ndata: {json}\n\n", c.kind)))
         }))
     });
     // A comment every 15 s keeps proxies from closing an idle stream.
@@ -87,7 +160,7 @@ pub async fn events(state: State, req: HttpRequest) -> HttpResponse {
         .streaming(hello.chain(futures::stream::select(changes, pings)))
 }
 
-fn tokio_stream_from(rx: broadcast::Receiver<Change>) -> impl futures::Stream<Item = Change> {
+fn stream_of(rx: broadcast::Receiver<Change>) -> impl futures::Stream<Item = Change> {
     futures::stream::unfold(rx, |mut rx| async move {
         loop {
             match rx.recv().await {
@@ -98,11 +171,4 @@ fn tokio_stream_from(rx: broadcast::Receiver<Change>) -> impl futures::Stream<It
         }
     })
     .boxed()
-}
-
-/// The small script that applies changes to the page (no inline script: CSP).
-pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript")
-        .body(include_str!("../../ui/static/live.js"))
 }

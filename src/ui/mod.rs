@@ -1,15 +1,21 @@
-//! `portico ui`: the dashboard. So far: OpenID Connect login backed by a
-//! SessionClaim per login, logout, and the catalog page.
+//! `portico ui`: the dashboard. OpenID Connect login backed by a SessionClaim
+//! per login; catalog, deployments, terminals, account and admin pages; live
+//! status from watch caches. Everything it changes it writes as the user.
 
 pub mod account;
 pub mod admin;
+pub mod assets;
+pub mod attach;
 pub mod config;
+pub mod deployment_detail;
 pub mod deployments;
 pub mod form;
 pub mod live;
 pub mod oidc;
 pub mod server;
 pub mod session;
+pub mod shortcuts;
+pub mod terminals;
 
 use std::path::Path;
 

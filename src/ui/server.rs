@@ -49,14 +49,22 @@ pub struct UiState {
     pub(super) client: Client,
     base: kube::Config,
     claims: Store<SessionClaim>,
-    pub(super) changes: tokio::sync::broadcast::Sender<super::live::Change>,
+    pub(super) live: super::live::Live,
     pages: Environment<'static>,
     heartbeats: Mutex<HashMap<String, Instant>>,
     logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
-fn pages() -> Environment<'static> {
+/// The Content-Security-Policy of every page.
+const CSP: &str = "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
+/// The terminal page's: xterm.js styles its rows with a `<style>` element; scripts stay `'self'` only.
+pub(super) const TERMINAL_CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
+
+fn pages(cfg: &UiConfig) -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_global("product", cfg.product_name.clone());
+    env.add_global("branding", minijinja::Value::from(Serde(&cfg.branding)));
+    env.add_global("warn_minutes", cfg.terminals.warn_minutes);
     for (name, src) in [
         ("base.html", include_str!("../../ui/templates/base.html")),
         ("catalog.html", include_str!("../../ui/templates/catalog.html")),
@@ -67,6 +75,9 @@ fn pages() -> Environment<'static> {
         ("account.html", include_str!("../../ui/templates/account.html")),
         ("sessions.html", include_str!("../../ui/templates/sessions.html")),
         ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
+        ("terminals.html", include_str!("../../ui/templates/terminals.html")),
+        ("terminal.html", include_str!("../../ui/templates/terminal.html")),
+        ("logs.html", include_str!("../../ui/templates/logs.html")),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
     }
@@ -101,16 +112,16 @@ impl UiState {
             while futures::StreamExt::next(&mut stream).await.is_some() {}
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
-        let changes = super::live::start(client.clone());
+        let live = super::live::start(client.clone()).await?;
         Ok(Arc::new(UiState {
-            changes,
+            live,
+            pages: pages(&cfg),
             cfg,
             key,
             provider,
             client,
             base,
             claims,
-            pages: pages(),
             heartbeats: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
         }))
@@ -122,6 +133,38 @@ impl UiState {
         c.auth_info.impersonate = Some(s.user.clone());
         c.auth_info.impersonate_groups = Some(s.groups.clone());
         Client::try_from(c)
+    }
+
+    /// The client configuration the dashboard runs with (its own identity).
+    pub(super) fn base_config(&self) -> &kube::Config {
+        &self.base
+    }
+
+    /// Whether the session belongs to an admin group.
+    pub(super) fn is_admin(&self, s: &Session) -> bool {
+        s.groups.iter().any(|g| self.cfg.admin_groups.contains(g))
+    }
+
+    /// Whether a request comes from a page of this dashboard (its `Origin`
+    /// is the public URL's), as a WebSocket must.
+    pub(super) fn same_origin(&self, req: &HttpRequest) -> bool {
+        let public = self.cfg.public_url.trim_end_matches('/');
+        let origin_of_public = public
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()))
+            .unwrap_or_default();
+        req.headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| o == origin_of_public)
+    }
+
+    /// A page for a logged-in user: `ctx` plus the session, its CSRF token and whether it is an admin's.
+    pub(super) fn page(&self, page: &str, s: &Session, ctx: minijinja::Value) -> HttpResponse {
+        let ctx = context! {
+            session => Serde(s), csrf => session::csrf_token(&self.key, s), admin => self.is_admin(s), ..ctx
+        };
+        self.render(page, ctx)
     }
 
     pub(super) fn render(&self, page: &str, ctx: minijinja::Value) -> HttpResponse {
@@ -173,11 +216,7 @@ impl UiState {
         tokio::spawn(async move {
             let Ok(client) = state.as_user(&s) else { return };
             let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
-            let patch = serde_json::json!({"metadata": {"annotations": {crate::api::keys::OPERATION: "keepalive"}}});
-            if let Err(e) = api
-                .patch(&s.claim, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+            if let Err(e) = keepalive(&api, &s.claim).await {
                 tracing::warn!(user = %s.user, error = %e, "heartbeat failed");
             }
         });
@@ -343,6 +382,17 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
         .finish()
 }
 
+/// Asks for a heartbeat on a Terminal or SessionClaim (the webhook records the server's time).
+pub(super) async fn keepalive<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({"metadata": {"annotations": {crate::api::keys::OPERATION: "keepalive"}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
 /// A form whose only field is the CSRF token.
 #[derive(serde::Deserialize)]
 pub struct CsrfForm {
@@ -417,21 +467,7 @@ async fn catalog_page(state: State, req: HttpRequest) -> HttpResponse {
             }
         }
     }
-    let csrf = session::csrf_token(&state.key, &s);
-    use minijinja::value::Serde;
-    let ctx = context! {
-        product => state.cfg.product_name.clone(),
-        session => minijinja::Value::from(Serde(&s)),
-        csrf,
-        templates => minijinja::Value::from(Serde(&templates)),
-    };
-    state.render("catalog.html", ctx)
-}
-
-async fn css() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css")
-        .body(include_str!("../../ui/static/portico.css"))
+    state.page("catalog.html", &s, context! { templates => Serde(&templates) })
 }
 
 async fn healthz() -> HttpResponse {
@@ -455,11 +491,10 @@ async fn guard(
     }
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     for (k, v) in [
-        (
-            "content-security-policy",
-            "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'",
-        ),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "same-origin"),
         ("x-frame-options", "DENY"),
@@ -496,13 +531,43 @@ pub async fn serve(
             )
             .route("/account/kubeconfig", web::get().to(super::account::kubeconfig))
             .route("/account/extend", web::post().to(super::account::extend))
-            .route("/deployments/{ns}/{name}", web::get().to(super::deployments::detail))
+            .route(
+                "/deployments/{ns}/{name}",
+                web::get().to(super::deployment_detail::detail),
+            )
             .route(
                 "/deployments/{ns}/{name}/delete",
                 web::post().to(super::deployments::delete),
             )
-            .route("/static/portico.css", web::get().to(css))
-            .route("/static/live.js", web::get().to(super::live::script))
+            .route("/terminals", web::get().to(super::terminals::list))
+            .route("/terminals", web::post().to(super::terminals::create))
+            .route("/terminals/{ns}/{name}", web::get().to(super::terminals::page))
+            .route("/terminals/{ns}/{name}/attach", web::get().to(super::attach::attach))
+            .route(
+                "/terminals/{ns}/{name}/extend",
+                web::post().to(super::terminals::extend),
+            )
+            .route(
+                "/terminals/{ns}/{name}/delete",
+                web::post().to(super::terminals::delete),
+            )
+            .route(
+                "/deployments/{ns}/{name}/edit",
+                web::get().to(super::deployment_detail::edit_form),
+            )
+            .route(
+                "/deployments/{ns}/{name}/edit",
+                web::post().to(super::deployment_detail::update),
+            )
+            .route(
+                "/deployments/{ns}/{name}/logs",
+                web::get().to(super::deployment_detail::logs),
+            )
+            .route("/static/portico.css", web::get().to(super::assets::css))
+            .route("/static/branding.css", web::get().to(super::assets::branding))
+            .route("/static/live.js", web::get().to(super::assets::live_js))
+            .route("/static/terminal.js", web::get().to(super::assets::terminal_js))
+            .route("/vendor/{file}", web::get().to(super::assets::vendor))
             .route("/events", web::get().to(super::live::events))
             .route("/healthz", web::get().to(healthz))
     })
@@ -517,4 +582,20 @@ pub async fn serve(
         handle.stop(true).await;
     });
     server.await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_file_is_served() {
+        let cfg =
+            super::UiConfig::from_yaml("publicUrl: http://x\ndevUsers: []\nsession: {profile: p, namespace: n}\n")
+                .unwrap();
+        let env = super::pages(&cfg);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/templates");
+        for f in std::fs::read_dir(dir).unwrap() {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            assert!(env.get_template(&name).is_ok(), "{name} is not in pages()");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 // Drives Debian's chromium (Playwright) through the dashboard as a user:
 // login at the real OpenID Connect provider, the catalog, a create form with a
-// server-side error shown by its field, the fix, the deployment's page, the
-// list, and delete. Saves a screenshot of each page into ARTIFACTS.
+// server-side error shown by its field, the fix, the deployment's page turning
+// Ready live (the test marks its pods ready meanwhile), a pod's log, changing
+// a parameter, the list, and delete. Saves a screenshot of each page into ARTIFACTS.
 // Usage: node flow.mjs DASHBOARD_URL USER ARTIFACTS
 import { chromium } from 'playwright-core';
 
@@ -39,6 +40,28 @@ try {
   await page.click('button:has-text("Create")');
   await page.waitForURL(`${base}/deployments/team-a/browser-shop`);
   await shot('deployment');
+  // Live: the Ready field turns True over Server-Sent Events, without a reload.
+  await page.waitForFunction(() => document.querySelector('[data-field="ready"]').textContent === 'True', null, { timeout: 120000 });
+  await page.reload();
+  await shot('deployment-ready');
+
+  // The log of one of its pods: there are no kubelets, so the page says why there is none.
+  await page.click('ul.pods >> text=log');
+  await page.waitForURL(/\/logs\?pod=/);
+  const logText = await page.textContent('main');
+  if (!logText.includes('Log of pod')) await fail('no log page');
+  if (!(await page.textContent('p.error')).includes('not been scheduled to a node')) await fail('the log page does not say why there is no log');
+  await shot('pod-log');
+  await page.goBack();
+
+  // Change a parameter; the one that cannot change is disabled.
+  await page.click('text=Change parameters');
+  if (!(await page.isDisabled('#p-port'))) await fail('port can be changed');
+  await page.fill('#p-replicas', '2');
+  await shot('edit-form');
+  await page.click('button:has-text("Update")');
+  await page.waitForURL(`${base}/deployments/team-a/browser-shop`);
+  if (!(await page.textContent('main')).match(/replicas\s*2/)) await fail('replicas not updated on the page');
 
   await page.click('nav >> text=Deployments');
   if (await page.locator('a[href="/deployments/team-a/browser-shop"]').count() !== 1) await fail('not in the list');

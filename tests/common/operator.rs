@@ -56,34 +56,8 @@ pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> Path
     }
     ensure_namespace(cp, "portico-system").await;
     ensure_namespace(cp, portico::dev::CATALOG_NAMESPACE).await;
-    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/portico");
-    let rendered = std::process::Command::new(cp.binaries().path("helm"))
-        .args([
-            "template",
-            "portico",
-            chart,
-            "-n",
-            "portico-system",
-            "--set",
-            "dashboard.enabled=true",
-            "--set",
-            "dashboard.publicUrl=http://127.0.0.1",
-            "--set",
-            "dashboard.oidc.issuer=http://127.0.0.1",
-            "--set",
-            "dashboard.existingSecret=unused",
-            "--show-only",
-            template,
-        ])
-        .output()
-        .expect("run helm");
-    assert!(
-        rendered.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
     let rbac = cp.dir().join(format!("{sa}-rbac.yaml"));
-    std::fs::write(&rbac, &rendered.stdout).unwrap();
+    std::fs::write(&rbac, render_chart(cp, template)).unwrap();
     let out = cp
         .kubectl()
         .args(["apply", "--server-side", "-f"])
@@ -117,6 +91,38 @@ pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> Path
     }
     std::fs::write(&path, portico::controlplane::kubeconfig::to_yaml(&kc)).unwrap();
     path
+}
+
+/// One template of the chart, rendered by the real helm for release `portico`
+/// in namespace portico-system (with the values the dashboard requires).
+pub fn render_chart(cp: &ControlPlane, template: &str) -> String {
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/portico");
+    let rendered = std::process::Command::new(cp.binaries().path("helm"))
+        .args([
+            "template",
+            "portico",
+            chart,
+            "-n",
+            "portico-system",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "dashboard.publicUrl=http://127.0.0.1",
+            "--set",
+            "dashboard.oidc.issuer=http://127.0.0.1",
+            "--set",
+            "dashboard.existingSecret=unused",
+            "--show-only",
+            template,
+        ])
+        .output()
+        .expect("run helm");
+    assert!(
+        rendered.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    String::from_utf8(rendered.stdout).expect("helm writes UTF-8")
 }
 
 impl Operator {

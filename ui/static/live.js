@@ -1,15 +1,53 @@
-// Live status: rows and fields marked data-live="namespace/name" follow the
-// dashboard's Server-Sent Events. Pages work without this script.
+// Live status and time left. Rows and fields marked data-live="namespace/name"
+// follow the dashboard's Server-Sent Events; elements with data-expires show
+// the time left and, a few minutes before the end, a warning. Pages work
+// without this script. Each change is also re-dispatched on the document as
+// a `portico:change` event for other scripts (the terminal page).
 (function () {
+  var warnMinutes = parseInt(document.body.dataset.warnMinutes || '5', 10);
+
+  function left(ms) {
+    if (ms <= 0) return 'now';
+    var m = Math.floor(ms / 60000), s = Math.floor((ms % 60000) / 1000);
+    if (m >= 60) return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+    return m > 0 ? m + ' min ' + s + ' s' : s + ' s';
+  }
+
+  function tick() {
+    document.querySelectorAll('[data-expires]').forEach(function (el) {
+      var at = Date.parse(el.dataset.expires);
+      if (isNaN(at)) return;
+      var ms = at - Date.now();
+      var text = left(ms);
+      var l = el.querySelector('[data-field="left"]');
+      if (l) l.textContent = '(' + text + ' left)';
+      var warning = el.querySelector('[data-field="warning"]');
+      if (warning) {
+        warning.hidden = ms > warnMinutes * 60000;
+        var lw = warning.querySelector('[data-field="left-warning"]');
+        if (lw) lw.textContent = text;
+      }
+    });
+  }
+  tick();
+  setInterval(tick, 1000);
+
   if (!window.EventSource || !document.querySelector('[data-live]')) return;
   var source = new EventSource('/events');
-  source.addEventListener('deployment', function (e) {
+  function apply(e) {
     var c = JSON.parse(e.data);
     document.querySelectorAll('[data-live="' + CSS.escape(c.key) + '"]').forEach(function (el) {
       var ready = el.querySelector('[data-field="ready"]');
       var message = el.querySelector('[data-field="message"]');
+      var expires = el.querySelector('[data-field="expires"]');
       if (ready) ready.textContent = c.ready;
       if (message) message.textContent = c.message;
+      if (expires && c.expires) { expires.textContent = c.expires; expires.setAttribute('datetime', c.expires); }
+      if (el.hasAttribute('data-expires') && c.expires) el.dataset.expires = c.expires;
     });
-  });
+    document.dispatchEvent(new CustomEvent('portico:change', { detail: c }));
+    tick();
+  }
+  source.addEventListener('deployment', apply);
+  source.addEventListener('terminal', apply);
 })();

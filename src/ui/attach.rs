@@ -1,0 +1,194 @@
+//! The terminal WebSocket: the browser's socket is proxied to the pod's
+//! `attach` endpoint. The dashboard requests, as the user, a short-lived
+//! token for the Terminal's attach service account (the operator lets the
+//! creator, and only the creator, mint it) and attaches with that token alone —
+//! not with its own identity. Binary frames carry the terminal's bytes both
+//! ways; text frames carry JSON: `{"resize":{"cols","rows"}}` from the browser,
+//! `{"status"}` or `{"error"}` to it.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{CloseCode, CloseReason, Message};
+use futures::{SinkExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client,
+    api::{AttachParams, AttachedProcess, TerminalSize},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{
+    server::{State, UiState, why},
+    session::Session,
+};
+use crate::api::Terminal;
+
+/// How long an attach token lives; the connection outlives it once made.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Why a terminal cannot be attached, in words for the page.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The Terminal is gone or not the user's to see.
+    #[error("{0}")]
+    NoTerminal(String),
+    /// The pod is not running (yet).
+    #[error("The terminal pod is not running: {0}. This page connects when it is ready.")]
+    NotRunning(String),
+    /// The pod runs in another cluster.
+    #[error(
+        "This terminal runs in another cluster; the dashboard attaches only to terminals in its own cluster. Use kubectl attach with that cluster's credentials."
+    )]
+    Remote,
+    /// The API server refused the attach token.
+    #[error("No attach token for you: {0}")]
+    Token(String),
+    /// The API server could not reach the container.
+    #[error("The terminal's container cannot be reached: {0}")]
+    Unreachable(String),
+}
+
+/// `GET /terminals/{ns}/{name}/attach`: upgrades to a WebSocket (same origin only).
+pub async fn attach(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    let Some(s) = state.session(&req).await else {
+        return Ok(HttpResponse::Unauthorized().body("Log in first."));
+    };
+    if !state.same_origin(&req) {
+        return Ok(HttpResponse::Forbidden().body("Refused: the WebSocket was opened from another origin."));
+    }
+    let (ns, name) = path.into_inner();
+    let (response, ws, incoming) = actix_ws::handle(&req, body)?;
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move { proxy(&state, &s, &ns, &name, ws, incoming).await });
+    Ok(response)
+}
+
+async fn connect(state: &UiState, s: &Session, ns: &str, name: &str) -> Result<AttachedProcess, AttachError> {
+    let user = state.as_user(s).map_err(|e| AttachError::NoTerminal(why(&e)))?;
+    let t = Api::<Terminal>::namespaced(user.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| AttachError::NoTerminal(format!("The API server refused to show it: {}", why(&e))))?
+        .ok_or_else(|| AttachError::NoTerminal(format!("There is no terminal {ns}/{name}; it may have ended.")))?;
+    if t.spec.host.cluster.is_some() {
+        return Err(AttachError::Remote);
+    }
+    let st = t.status.clone().unwrap_or_default();
+    let message = st.message.clone().unwrap_or_else(|| "it is being set up".into());
+    let (Some(pod), Some(host_ns), Some(sa), "True") = (
+        st.pod_name,
+        st.host_namespace,
+        st.attach_service_account_name,
+        super::live::ready_of(&st.conditions).as_str(),
+    ) else {
+        return Err(AttachError::NotRunning(message));
+    };
+    let token = crate::controller::token::request(&user, &host_ns, &sa, TOKEN_LIFETIME, None)
+        .await
+        .map_err(|e| AttachError::Token(e.to_string()))?;
+    let mut config = state.base_config().clone();
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.token.into()),
+        ..Default::default()
+    };
+    let client = Client::try_from(config).map_err(|e| AttachError::Token(e.to_string()))?;
+    let params = AttachParams::interactive_tty().container("terminal");
+    Api::<Pod>::namespaced(client, &host_ns)
+        .attach(&pod, &params)
+        .await
+        .map_err(|e| {
+            let mut why = why(&e);
+            if why.contains("does not have a host assigned") {
+                why.push_str(" (the pod has not been scheduled to a node, so no container runs yet)");
+            }
+            AttachError::Unreachable(why)
+        })
+}
+
+async fn proxy(
+    state: &UiState,
+    s: &Session,
+    ns: &str,
+    name: &str,
+    mut ws: actix_ws::Session,
+    mut incoming: actix_ws::MessageStream,
+) {
+    let mut process = match connect(state, s, ns, name).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), reason = %e, "attach refused");
+            let _ = ws.text(serde_json::json!({"error": e.to_string()}).to_string()).await;
+            let _ = ws
+                .close(Some(CloseReason {
+                    code: CloseCode::Normal,
+                    description: Some("not attached".into()),
+                }))
+                .await;
+            return;
+        }
+    };
+    tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), "attached");
+    let _ = ws.text(serde_json::json!({"status": "attached"}).to_string()).await;
+    let (Some(mut stdin), Some(mut stdout), Some(mut size)) =
+        (process.stdin(), process.stdout(), process.terminal_size())
+    else {
+        let _ = ws.close(None).await;
+        return;
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            msg = incoming.next() => match msg {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if stdin.write_all(&bytes).await.is_err() { break; }
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if let Some((cols, rows)) = resize(&text)
+                        && size.send(TerminalSize { width: cols, height: rows }).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(p))) => { let _ = ws.pong(&p).await; }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            n = stdout.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => if ws.binary(buf[..n].to_vec()).await.is_err() { break; },
+            },
+        }
+    }
+    process.abort();
+    tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), "detached");
+    let _ = ws
+        .text(serde_json::json!({"status": "the terminal session ended"}).to_string())
+        .await;
+    let _ = ws.close(None).await;
+}
+
+/// A resize request from the browser: `{"resize":{"cols":80,"rows":24}}`.
+fn resize(text: &str) -> Option<(u16, u16)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let r = v.get("resize")?;
+    let cols = u16::try_from(r.get("cols")?.as_u64()?).ok()?;
+    let rows = u16::try_from(r.get("rows")?.as_u64()?).ok()?;
+    (cols > 0 && rows > 0).then_some((cols, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resize_messages_are_read_and_nonsense_ignored() {
+        assert_eq!(super::resize(r#"{"resize":{"cols":120,"rows":40}}"#), Some((120, 40)));
+        assert_eq!(super::resize(r#"{"resize":{"cols":0,"rows":40}}"#), None);
+        assert_eq!(super::resize(r#"{"resize":{"cols":99999999,"rows":40}}"#), None);
+        assert_eq!(super::resize("ls -l"), None);
+    }
+}

@@ -1,0 +1,377 @@
+//! One Deployment: the detail page (conditions, resources and their health,
+//! outputs, history, the rendered template's name, Events, its pods), the
+//! pod log, and updating its parameters. All read and written as the user.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use k8s_openapi::api::{
+    apps::v1::ReplicaSet,
+    batch::v1::Job,
+    core::v1::{Event, Pod},
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ListParams, LogParams, Patch, PatchParams},
+    core::PartialObjectMeta,
+};
+use minijinja::{context, value::Serde};
+use serde_json::{Map, Value};
+
+use super::{
+    deployments::{render_form, template},
+    form,
+    server::{State, csrf_refusal, redirect, why},
+};
+use crate::api::Deployment;
+
+/// Lines of pod log shown.
+const LOG_LINES: i64 = 500;
+
+/// The pods a Deployment's resources own: directly (StatefulSet, DaemonSet,
+/// Job, ReplicaSet) or one level down (Deployment → ReplicaSet, CronJob → Job).
+pub fn pods_of(
+    resources: &[(String, String)],
+    middle: &[PartialObjectMeta<ReplicaSet>],
+    jobs: &[PartialObjectMeta<Job>],
+    pods: &[Pod],
+) -> Vec<String> {
+    let mut owners: BTreeSet<(String, String)> = resources.iter().cloned().collect();
+    let owned_by = |refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+                    owners: &BTreeSet<(String, String)>| {
+        refs.iter()
+            .flatten()
+            .any(|r| owners.contains(&(r.kind.clone(), r.name.clone())))
+    };
+    let mut added = vec![];
+    for rs in middle {
+        if owned_by(&rs.metadata.owner_references, &owners) {
+            added.push(("ReplicaSet".to_string(), rs.name_any()));
+        }
+    }
+    for j in jobs {
+        if owned_by(&j.metadata.owner_references, &owners) {
+            added.push(("Job".to_string(), j.name_any()));
+        }
+    }
+    owners.extend(added);
+    let mut names: Vec<String> = pods
+        .iter()
+        .filter(|p| owned_by(&p.metadata.owner_references, &owners))
+        .map(|p| p.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn pods(client: &Client, ns: &str, d: &Deployment) -> Result<Vec<Pod>, kube::Error> {
+    let resources: Vec<(String, String)> = d
+        .status
+        .iter()
+        .flat_map(|s| &s.resources)
+        .filter(|r| r.namespace.as_deref().is_none_or(|n| n == ns))
+        .map(|r| (r.kind.clone(), r.name.clone()))
+        .collect();
+    if resources.is_empty() {
+        return Ok(vec![]);
+    }
+    let lp = ListParams::default();
+    let (rs_api, job_api, pod_api) = (
+        Api::<ReplicaSet>::namespaced(client.clone(), ns),
+        Api::<Job>::namespaced(client.clone(), ns),
+        Api::<Pod>::namespaced(client.clone(), ns),
+    );
+    let (rs, jobs, all) = futures::try_join!(rs_api.list_metadata(&lp), job_api.list_metadata(&lp), pod_api.list(&lp))?;
+    let names = pods_of(&resources, &rs.items, &jobs.items, &all.items);
+    Ok(all
+        .items
+        .into_iter()
+        .filter(|p| names.contains(&p.name_any()))
+        .collect())
+}
+
+/// `GET /deployments/{ns}/{name}`.
+pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let (ns, name) = path.into_inner();
+    let client = match state.as_user(&s) {
+        Ok(c) => c,
+        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
+    };
+    let d = match Api::<Deployment>::namespaced(client.clone(), &ns).get_opt(&name).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return state.message(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                &format!("There is no deployment {ns}/{name}."),
+            );
+        }
+        Err(e) => {
+            return state.message(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                &format!("The API server refused to show it: {}", why(&e)),
+            );
+        }
+    };
+    // Events and pods are extras: a refusal is shown in their place, not instead of the page.
+    let uid = d.uid().unwrap_or_default();
+    let events = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
+        .await
+        .map(|l| {
+            let mut items: Vec<Value> = l
+                .items
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "type": e.type_, "reason": e.reason, "message": e.message, "count": e.count,
+                        "time": e.last_timestamp.as_ref().map(|t| t.0.to_string())
+                            .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string())),
+                    })
+                })
+                .collect();
+            items.sort_by(|a, b| b["time"].as_str().cmp(&a["time"].as_str()));
+            items
+        })
+        .map_err(|e| why(&e));
+    let pods = pods(&client, &ns, &d).await.map_err(|e| why(&e)).map(|ps| {
+        ps.iter()
+            .map(|p| {
+                let st = p.status.clone().unwrap_or_default();
+                serde_json::json!({"name": p.name_any(), "phase": st.phase, "node": p.spec.as_ref().and_then(|s| s.node_name.clone())})
+            })
+            .collect::<Vec<_>>()
+    });
+    let ctx = context! {
+        d => Serde(&d),
+        ready => super::live::ready_of(&d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()),
+        events => Serde(events.as_ref().ok()), events_error => events.err(),
+        pods => Serde(pods.as_ref().ok()), pods_error => pods.err(),
+    };
+    state.page("deployment.html", &s, ctx)
+}
+
+#[derive(serde::Deserialize)]
+pub struct LogQuery {
+    pod: String,
+}
+
+/// `GET /deployments/{ns}/{name}/logs?pod=P`: the last lines of one of its pods' log.
+pub async fn logs(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    q: web::Query<LogQuery>,
+) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let (ns, name) = path.into_inner();
+    let result = async {
+        let client = state.as_user(&s).map_err(|e| why(&e))?;
+        let d = Api::<Deployment>::namespaced(client.clone(), &ns)
+            .get(&name)
+            .await
+            .map_err(|e| why(&e))?;
+        let mine = pods(&client, &ns, &d).await.map_err(|e| why(&e))?;
+        let Some(pod) = mine.iter().find(|p| p.name_any() == q.pod) else {
+            return Err(format!("{} is not a pod of deployment {ns}/{name}.", q.pod));
+        };
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+            return Err(format!(
+                "{} has not been scheduled to a node, so no container has run and there is no log yet.",
+                q.pod
+            ));
+        }
+        let lp = LogParams {
+            tail_lines: Some(LOG_LINES),
+            timestamps: true,
+            ..Default::default()
+        };
+        Api::<Pod>::namespaced(client, &ns)
+            .logs(&q.pod, &lp)
+            .await
+            .map_err(|e| format!("The API server has no log for it: {}", why(&e)))
+    }
+    .await;
+    let (log, error) = match result {
+        Ok(l) => (Some(l), None),
+        Err(e) => (None, Some(e)),
+    };
+    let ctx = context! { namespace => ns, name, pod => q.pod.clone(), log, error };
+    state.page("logs.html", &s, ctx)
+}
+
+/// `GET /deployments/{ns}/{name}/edit`: the parameters form with the current values.
+pub async fn edit_form(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let (ns, name) = path.into_inner();
+    let got = match state.as_user(&s) {
+        Ok(c) => Api::<Deployment>::namespaced(c, &ns).get(&name).await,
+        Err(e) => Err(e),
+    };
+    let d = match got {
+        Ok(d) => d,
+        Err(e) => return state.message(StatusCode::FORBIDDEN, "Refused", &why(&e)),
+    };
+    let Some(entry) = template(&state, &d.spec.template.name).await else {
+        return state.message(
+            StatusCode::NOT_FOUND,
+            "No such template",
+            "The template of this deployment is no longer in the catalog.",
+        );
+    };
+    let current = current_parameters(&d);
+    let fields = form::fields(&entry.template.parameters, &current);
+    render_form(&state, &s, &entry, Some(&d), &name, &ns, &fields, &[], StatusCode::OK)
+}
+
+fn current_parameters(d: &Deployment) -> Map<String, Value> {
+    serde_json::to_value(&d.spec.parameters)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+}
+
+/// `POST /deployments/{ns}/{name}/edit`: replaces the parameters as the user,
+/// only if nobody changed its spec since the form was shown (its generation).
+pub async fn update(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Form<BTreeMap<String, String>>,
+) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let form_values = body.into_inner();
+    if let Some(refused) = csrf_refusal(&state, &s, form_values.get("csrf").map(String::as_str)) {
+        return refused;
+    }
+    let (ns, name) = path.into_inner();
+    let client = match state.as_user(&s) {
+        Ok(c) => c,
+        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
+    };
+    let api = Api::<Deployment>::namespaced(client, &ns);
+    let d = match api.get(&name).await {
+        Ok(d) => d,
+        Err(e) => return state.message(StatusCode::FORBIDDEN, "Refused", &why(&e)),
+    };
+    let Some(entry) = template(&state, &d.spec.template.name).await else {
+        return state.message(
+            StatusCode::NOT_FOUND,
+            "No such template",
+            "The template of this deployment is no longer in the catalog.",
+        );
+    };
+    let schema = &entry.template.parameters;
+    let mut params = form::parameters(schema, &form_values);
+    // Fields that cannot change are shown disabled (not submitted): keep their values.
+    let current = current_parameters(&d);
+    for f in form::fields(schema, &current).iter().filter(|f| f.fixed) {
+        match current.get(&f.name) {
+            Some(v) => params.insert(f.name.clone(), v.clone()),
+            None => params.remove(&f.name),
+        };
+    }
+    // The spec's generation the form was made from: status writes do not change it, edits do.
+    let generation: Option<i64> = form_values.get("__generation").and_then(|g| g.parse().ok());
+    const CHANGED: &str = "The deployment changed while you were editing it; reload the form to see the new values.";
+    if generation.is_none() || d.metadata.generation != generation {
+        let mut fields = form::fields(schema, &params);
+        let errors = form::place_errors(CHANGED, &mut fields);
+        return render_form(
+            &state,
+            &s,
+            &entry,
+            Some(&d),
+            &name,
+            &ns,
+            &fields,
+            &errors,
+            StatusCode::CONFLICT,
+        );
+    }
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": "/metadata/generation", "value": generation},
+        {"op": if d.spec.parameters.is_some() { "replace" } else { "add" }, "path": "/spec/parameters", "value": params},
+    ]))
+    .expect("a JSON patch");
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => redirect(&format!("/deployments/{ns}/{name}")),
+        Err(e) => {
+            let message = match &e {
+                // The test of the generation failed: changed between the read above and the patch.
+                kube::Error::Api(st) if st.code == 422 && !st.message.contains("denied the request") => CHANGED.into(),
+                other => why(other),
+            };
+            let mut fields = form::fields(schema, &params);
+            let errors = form::place_errors(&message, &mut fields);
+            render_form(
+                &state,
+                &s,
+                &entry,
+                Some(&d),
+                &name,
+                &ns,
+                &fields,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta<K: kube::Resource<DynamicType = ()>>(name: &str, owner: (&str, &str)) -> PartialObjectMeta<K> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": K::api_version(&()), "kind": K::kind(&()),
+            "metadata": {"name": name, "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner.0, "name": owner.1, "uid": "u"}]},
+        }))
+        .unwrap()
+    }
+
+    fn pod(name: &str, owner: (&str, &str)) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner.0, "name": owner.1, "uid": "u"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_are_found_through_their_owners() {
+        let resources = vec![
+            ("Deployment".to_string(), "shop".to_string()),
+            ("StatefulSet".to_string(), "db".to_string()),
+            ("CronJob".to_string(), "nightly".to_string()),
+        ];
+        let rs = vec![
+            meta("shop-7d9", ("Deployment", "shop")),
+            meta("other-1", ("Deployment", "other")),
+        ];
+        let jobs = vec![meta("nightly-1", ("CronJob", "nightly"))];
+        let pods = vec![
+            pod("shop-7d9-abc", ("ReplicaSet", "shop-7d9")),
+            pod("db-0", ("StatefulSet", "db")),
+            pod("nightly-1-x", ("Job", "nightly-1")),
+            pod("other-1-y", ("ReplicaSet", "other-1")),
+        ];
+        assert_eq!(
+            pods_of(&resources, &rs, &jobs, &pods),
+            ["db-0", "nightly-1-x", "shop-7d9-abc"]
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Terminal pages: the shortcuts (verified from the configuration, unverified
+//! from labelled ConfigMaps the user can read), the user's Terminals (from the
+//! watch cache), create, the terminal page, extend (a heartbeat) and delete.
+//! Every read of a user's object and every write is made as the user.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
+};
+use minijinja::{context, value::Serde};
+
+use super::{
+    server::{State, csrf_refusal, keepalive, redirect, why},
+    session::Session,
+    shortcuts::{self, Offered},
+};
+use crate::api::Terminal;
+
+/// The shortcuts the user is offered, and the problems found in shortcut
+/// ConfigMaps (shown, so whoever wrote them can fix them).
+async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, Vec<String>) {
+    let mut list = shortcuts::from_config(&state.cfg.terminals.shortcuts);
+    let mut problems = vec![];
+    let mut namespaces: BTreeSet<String> = state.cfg.terminals.shortcut_namespaces.iter().cloned().collect();
+    for t in state.live.terminals.state() {
+        if crate::controller::creator_name(t.as_ref()) == s.user {
+            namespaces.extend(t.namespace());
+        }
+    }
+    for d in state.live.deployments.state() {
+        if crate::controller::creator_name(d.as_ref()) == s.user {
+            namespaces.extend(d.namespace());
+        }
+    }
+    let lists = futures::future::join_all(namespaces.iter().map(|ns| async move {
+        Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels(shortcuts::LABEL))
+            .await
+    }))
+    .await;
+    // Namespaces the user may not read are skipped: RBAC decides what is offered.
+    for cm in lists.into_iter().flatten().flat_map(|l| l.items) {
+        match shortcuts::from_config_map(&cm) {
+            Ok(found) => list.extend(found),
+            Err(e) => problems.push(e),
+        }
+    }
+    (list, problems)
+}
+
+/// The user's Terminals (admins: everyone's), newest first.
+fn terminals_of(state: &State, s: &Session) -> Vec<serde_json::Value> {
+    let admin = state.is_admin(s);
+    let mut all: Vec<_> = state
+        .live
+        .terminals
+        .state()
+        .into_iter()
+        .filter(|t| admin || crate::controller::creator_name(t.as_ref()) == s.user)
+        .collect();
+    all.sort_by_key(|t| std::cmp::Reverse(t.creation_timestamp()));
+    all.iter()
+        .map(|t| {
+            let st = t.status.clone().unwrap_or_default();
+            serde_json::json!({
+                "namespace": t.namespace(), "name": t.name_any(),
+                "title": t.annotations().get(crate::api::keys::SHORTCUT).cloned().unwrap_or_else(|| t.spec.host.pod.image.clone()),
+                "creator": crate::controller::creator_name(t.as_ref()),
+                "ready": super::live::ready_of(&st.conditions),
+                "message": st.message.unwrap_or_default(),
+                "expires": st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// `GET /terminals`.
+pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let client = match state.as_user(&s) {
+        Ok(c) => c,
+        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
+    };
+    let (shortcuts, problems) = offered(&state, &s, &client).await;
+    let ctx = context! {
+        shortcuts => Serde(&shortcuts), problems => Serde(&problems), terminals => Serde(&terminals_of(&state, &s)),
+    };
+    state.page("terminals.html", &s, ctx)
+}
+
+/// `POST /terminals`: a Terminal from a shortcut, created as the user.
+pub async fn create(state: State, req: HttpRequest, form: web::Form<BTreeMap<String, String>>) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if let Some(refused) = csrf_refusal(&state, &s, form.get("csrf").map(String::as_str)) {
+        return refused;
+    }
+    let client = match state.as_user(&s) {
+        Ok(c) => c,
+        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
+    };
+    let id = form.get("shortcut").cloned().unwrap_or_default();
+    let (offered, _) = offered(&state, &s, &client).await;
+    let Some(chosen) = offered.into_iter().find(|o| o.id == id) else {
+        return state.message(
+            StatusCode::NOT_FOUND,
+            "No such shortcut",
+            &format!("There is no shortcut {id:?} for you; pick one on the Terminals page."),
+        );
+    };
+    if chosen.unverified && form.get("trust").is_none() {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Not started",
+            &format!(
+                "The shortcut {:?} comes from a ConfigMap that anyone allowed to edit ConfigMaps in its namespace may have written; it runs image {} with your rights. Tick \u{201c}I trust this shortcut\u{201d} to use it.",
+                chosen.shortcut.title, chosen.shortcut.image
+            ),
+        );
+    }
+    let namespace = chosen.shortcut.namespace.clone().or_else(|| {
+        form.get("namespace")
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+    });
+    let Some(namespace) = namespace else {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Not started",
+            "Name the namespace the terminal should work in.",
+        );
+    };
+    let name = format!("{}-{}", chosen.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
+    let t = chosen.shortcut.terminal(&name, &namespace);
+    match Api::<Terminal>::namespaced(client, &namespace)
+        .create(&PostParams::default(), &t)
+        .await
+    {
+        Ok(_) => redirect(&format!("/terminals/{namespace}/{name}")),
+        Err(e) => state.message(
+            StatusCode::FORBIDDEN,
+            "Not started",
+            &format!("The API server refused the terminal: {}", why(&e)),
+        ),
+    }
+}
+
+/// `GET /terminals/{ns}/{name}`: the terminal page.
+pub async fn page(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    let (ns, name) = path.into_inner();
+    let got = match state.as_user(&s) {
+        Ok(c) => Api::<Terminal>::namespaced(c, &ns).get_opt(&name).await,
+        Err(e) => Err(e),
+    };
+    match got {
+        Ok(Some(t)) => {
+            let st = t.status.clone().unwrap_or_default();
+            let ctx = context! {
+                t => Serde(&t),
+                title => t.annotations().get(crate::api::keys::SHORTCUT).cloned().unwrap_or_else(|| t.spec.host.pod.image.clone()),
+                ready => super::live::ready_of(&st.conditions),
+                expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
+                remote => t.spec.host.cluster.is_some(),
+            };
+            let mut r = state.page("terminal.html", &s, ctx);
+            // xterm.js styles its rows with a <style> element; scripts stay 'self' only.
+            r.headers_mut().insert(
+                actix_web::http::header::CONTENT_SECURITY_POLICY,
+                actix_web::http::header::HeaderValue::from_static(super::server::TERMINAL_CSP),
+            );
+            r
+        }
+        Ok(None) => state.message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("There is no terminal {ns}/{name}; it may have ended."),
+        ),
+        Err(e) => state.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            &format!("The API server refused to show it: {}", why(&e)),
+        ),
+    }
+}
+
+/// `POST /terminals/{ns}/{name}/extend`: a heartbeat as the user. Forms get
+/// the page again; the page's script (`Accept: application/json`) gets 204.
+pub async fn extend(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<BTreeMap<String, String>>,
+) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if let Some(refused) = csrf_refusal(&state, &s, form.get("csrf").map(String::as_str)) {
+        return refused;
+    }
+    let (ns, name) = path.into_inner();
+    let result = match state.as_user(&s) {
+        Ok(c) => keepalive(&Api::<Terminal>::namespaced(c, &ns), &name).await,
+        Err(e) => Err(e),
+    };
+    let script = req
+        .headers()
+        .get("accept")
+        .is_some_and(|a| a.to_str().unwrap_or_default().contains("application/json"));
+    match (result, script) {
+        (Ok(()), true) => HttpResponse::NoContent().finish(),
+        (Ok(()), false) => redirect(&format!("/terminals/{ns}/{name}")),
+        (Err(e), _) => state.message(StatusCode::FORBIDDEN, "Not extended", &why(&e)),
+    }
+}
+
+/// `POST /terminals/{ns}/{name}/delete`: deletes the Terminal as the user.
+pub async fn delete(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<BTreeMap<String, String>>,
+) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if let Some(refused) = csrf_refusal(&state, &s, form.get("csrf").map(String::as_str)) {
+        return refused;
+    }
+    let (ns, name) = path.into_inner();
+    let result = match state.as_user(&s) {
+        Ok(c) => Api::<Terminal>::namespaced(c, &ns)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => redirect("/terminals"),
+        Err(e) => state.message(
+            StatusCode::FORBIDDEN,
+            "Not deleted",
+            &format!("The API server refused: {}", why(&e)),
+        ),
+    }
+}

@@ -1,0 +1,280 @@
+//! The dashboard stack for tests: the real OpenID Connect provider (npm
+//! oidc-provider), the dashboard running as the chart's service account with
+//! terminal shortcuts configured, and a browser-like HTTP client that logs in
+//! through the provider's own forms.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use kube::Api;
+use portico::{
+    api::SessionClaim,
+    controlplane::{Process, free_port},
+};
+use reqwest::redirect::Policy;
+
+use super::shared_with_operator;
+
+pub struct Stack {
+    _provider: Process,
+    _ui: Process,
+    pub base: String,
+}
+
+pub fn oidc_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc"))
+}
+
+/// Tests that log in as alice take turns, so each can count her sessions.
+pub static ALICE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts the provider and the dashboard once for this test binary.
+pub async fn stack() -> &'static Stack {
+    static STACK: tokio::sync::OnceCell<Stack> = tokio::sync::OnceCell::const_new();
+    STACK
+        .get_or_init(|| async {
+            let cp = shared_with_operator();
+            super::operator::ensure_namespace(cp, portico::dev::demo::SESSIONS_NAMESPACE).await;
+            if !oidc_dir().join("node_modules/oidc-provider").exists() {
+                let out = std::process::Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(oidc_dir()).output().unwrap();
+                assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let (op_port, ui_port) = (free_port().unwrap(), free_port().unwrap());
+            let base = format!("http://127.0.0.1:{ui_port}");
+            let dir = cp.dir();
+            let log = dir.join("oidc.log");
+            let provider = Process::spawn(
+                "oidc-provider",
+                "node".as_ref(),
+                &[
+                    oidc_dir().join("server.mjs").to_string_lossy().into_owned(),
+                    op_port.to_string(),
+                    "portico".into(),
+                    "test-secret".into(),
+                    format!("{base}/auth/callback"),
+                ],
+                &log,
+            )
+            .unwrap();
+            wait_http(&format!("http://127.0.0.1:{op_port}/.well-known/openid-configuration")).await;
+            use base64::Engine;
+            std::fs::write(dir.join("cookie.key"), base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 64]>())).unwrap();
+            std::fs::write(dir.join("client.secret"), "test-secret").unwrap();
+            let config = format!(
+                "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\noidc:\n  issuer: http://127.0.0.1:{op_port}\n  clientId: portico\n  clientSecretFile: {}\n  usernameClaim: preferred_username\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\nbranding: {{accentColor: '#0f766e'}}\nterminals:\n  shortcutNamespaces: [team-a, team-b]\n  shortcuts: {}\n",
+                dir.join("client.secret").display(),
+                dir.join("cookie.key").display(),
+                portico::dev::demo::SESSIONS_NAMESPACE,
+                ui_assets().display(),
+                serde_json::to_string(&serde_yaml_ng::from_str::<serde_json::Value>(portico::dev::demo::SHORTCUTS_YAML).unwrap()).unwrap(),
+            );
+            std::fs::write(dir.join("ui.yaml"), config).unwrap();
+            // The dashboard runs with the chart's own RBAC for it, not as admin.
+            let kubeconfig = super::operator::chart_identity(cp, "templates/dashboard-rbac.yaml", "portico-dashboard").await;
+            let ui = Process::spawn_with_env(
+                "portico-ui",
+                env!("CARGO_BIN_EXE_portico").as_ref(),
+                &["ui".into(), "--config".into(), dir.join("ui.yaml").to_string_lossy().into_owned()],
+                &[("KUBECONFIG", kubeconfig.as_os_str())],
+                &dir.join("ui.log"),
+            )
+            .unwrap();
+            wait_http(&format!("{base}/healthz")).await;
+            Stack { _provider: provider, _ui: ui, base }
+        })
+        .await
+}
+
+/// Waits (bounded) until `url` answers 200.
+pub async fn wait_http(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// A browser-like client: follows redirects by hand and keeps cookies by name.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn keep(&mut self, r: &reqwest::Response) {
+        for c in r.headers().get_all("set-cookie") {
+            let text = c.to_str().unwrap();
+            let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if attrs.to_ascii_lowercase().contains("max-age=0") || v.is_empty() {
+                self.cookies.remove(k.trim());
+            } else {
+                self.cookies.insert(k.trim().to_string(), v.to_string());
+            }
+        }
+    }
+
+    pub async fn send(&mut self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        let r = req.header("cookie", self.cookie_header()).send().await.unwrap();
+        self.keep(&r);
+        r
+    }
+
+    /// GETs `url`, following redirects; returns the final response.
+    pub async fn get(&mut self, url: &str) -> reqwest::Response {
+        let mut url = url.to_string();
+        for _ in 0..20 {
+            let r = self.send(self.http.get(&url)).await;
+            if !r.status().is_redirection() {
+                return r;
+            }
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            url = absolute(&url, &loc);
+        }
+        panic!("too many redirects");
+    }
+
+    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let r = self.send(self.http.post(url).form(form)).await;
+        if r.status().is_redirection() {
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            return self.get(&absolute(url, &loc)).await;
+        }
+        r
+    }
+
+    /// Logs in as `user` through the provider's own login and consent forms.
+    pub async fn login(&mut self, base: &str, user: &str) -> String {
+        let mut page = self.get(&format!("{base}/login")).await;
+        for _ in 0..5 {
+            let url = page.url().to_string();
+            let html = page.text().await.unwrap();
+            let Some(action) = form_action(&html).filter(|a| a.contains("/interaction/")) else {
+                return html;
+            };
+            let action = absolute(&url, &action);
+            page = if html.contains("name=\"login\"") {
+                self.post_form(&action, &[("prompt", "login"), ("login", user), ("password", "any")])
+                    .await
+            } else {
+                self.post_form(&action, &[("prompt", "consent")]).await
+            };
+        }
+        panic!("login did not finish");
+    }
+}
+
+pub fn absolute(current: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        return location.to_string();
+    }
+    let origin: Vec<&str> = current.splitn(4, '/').take(3).collect();
+    format!("{}{location}", origin.join("/"))
+}
+
+pub fn form_action(html: &str) -> Option<String> {
+    let i = html.find("<form")?;
+    let rest = &html[i..];
+    let a = rest.find("action=\"")? + 8;
+    Some(rest[a..a + rest[a..].find('"')?].replace("&amp;", "&"))
+}
+
+pub fn csrf(html: &str) -> String {
+    let i = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    html[i..i + html[i..].find('"').unwrap()].to_string()
+}
+
+pub async fn claims_of(user: &str) -> Vec<SessionClaim> {
+    let api: Api<SessionClaim> = Api::namespaced(
+        shared_with_operator().admin_client().await.unwrap(),
+        portico::dev::demo::SESSIONS_NAMESPACE,
+    );
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| {
+            portico::creator::Creator::from_annotations(c.metadata.annotations.as_ref()).is_ok_and(|cr| cr.user == user)
+        })
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+/// The dashboard's npm packages (xterm.js), installed with `npm ci` if missing.
+pub fn ui_assets() -> PathBuf {
+    npm_ci(
+        &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/ui")),
+        "node_modules/@xterm/xterm",
+    )
+    .join("node_modules")
+}
+
+/// Runs `npm ci` in `dir` unless `marker` (relative to it) exists; returns `dir`.
+pub fn npm_ci(dir: &std::path::Path, marker: &str) -> PathBuf {
+    if !dir.join(marker).exists() {
+        let out = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "npm ci in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir.to_path_buf()
+}
+
+/// Where browser tests keep their screenshots.
+pub fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/test-artifacts/screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts a Playwright script from tests/browser (Debian's chromium) with `args`.
+pub fn browser_script(script: &str, args: &[&str]) -> tokio::process::Child {
+    let dir = npm_ci(
+        &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser")),
+        "node_modules/playwright-core",
+    );
+    tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a browser script and fails the test with its output unless it printed `ok` and exited 0.
+pub async fn expect_browser_ok(child: tokio::process::Child) {
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "browser flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,343 @@
+//! The dashboard's terminal pages against the real control plane, operator,
+//! OpenID Connect provider and Chromium: shortcuts (verified and unverified),
+//! a Terminal created as the user, the WebSocket proxy attaching with the
+//! Terminal's attach token (read back from the API server's audit log), the
+//! clear message when no container runs, heartbeats, delete, and refusals.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{shared_with_operator, ui::*};
+use futures::StreamExt;
+use kube::{Api, ResourceExt, runtime::wait::await_condition};
+use portico::api::{Terminal, keys};
+use reqwest::StatusCode;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+async fn admin_terminals(ns: &str) -> Api<Terminal> {
+    Api::namespaced(shared_with_operator().admin_client().await.unwrap(), ns)
+}
+
+/// Waits until the operator has made the Terminal's pod and recorded it.
+async fn wait_for_pod(ns: &str, name: &str) -> Terminal {
+    let api = admin_terminals(ns).await;
+    let has_pod = |t: Option<&Terminal>| t.and_then(|t| t.status.as_ref()).is_some_and(|s| s.pod_name.is_some());
+    tokio::time::timeout(Duration::from_secs(60), await_condition(api.clone(), name, has_pod))
+        .await
+        .expect("the operator creates the terminal pod")
+        .unwrap();
+    api.get(name).await.unwrap()
+}
+
+async fn wait_ready(ns: &str, name: &str) {
+    let api = admin_terminals(ns).await;
+    let ready = |t: Option<&Terminal>| {
+        t.and_then(|t| t.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    tokio::time::timeout(Duration::from_secs(60), await_condition(api, name, ready))
+        .await
+        .expect("the Terminal becomes Ready")
+        .unwrap();
+}
+
+/// Opens the terminal WebSocket with the browser's cookies and `origin`;
+/// returns the text frames until the server closes, or the refusal status.
+async fn attach(b: &Browser, base: &str, key: &str, origin: &str) -> Result<Vec<String>, u16> {
+    let url = format!("{}/terminals/{key}/attach", base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    let (mut ws, _) = match tokio_tungstenite::connect_async(req).await {
+        Ok(c) => c,
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => return Err(r.status().as_u16()),
+        Err(e) => panic!("websocket: {e}"),
+    };
+    let mut texts = vec![];
+    let read = async {
+        while let Some(Ok(m)) = ws.next().await {
+            match m {
+                Message::Text(t) => texts.push(t.to_string()),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the server closes the socket");
+    let _ = ws.close(None).await;
+    Ok(texts)
+}
+
+/// Creates a Terminal from a shortcut through the dashboard; returns `namespace/name`.
+async fn open(b: &mut Browser, base: &str, form: &[(&str, &str)]) -> String {
+    let r = b.send(b.http.post(format!("{base}/terminals")).form(form)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    loc.trim_start_matches("/terminals/").to_string()
+}
+
+#[tokio::test]
+async fn alice_opens_a_terminal_from_a_shortcut_and_the_proxy_attaches_with_the_attach_token() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    let page = b.get(&format!("{}/terminals", s.base)).await.text().await.unwrap();
+    assert!(
+        page.contains("Team shell") && page.contains("Read-only shell"),
+        "configured shortcuts"
+    );
+    assert!(
+        page.contains("Debug toolbox") && page.contains("not from the administrators"),
+        "the ConfigMap shortcut in team-a, with its warning"
+    );
+    let token = csrf(&page);
+    let key = open(
+        &mut b,
+        &s.base,
+        &[("csrf", &token), ("shortcut", "config/shell"), ("namespace", "team-a")],
+    )
+    .await;
+    let (ns, name) = key.split_once('/').unwrap();
+    let t = wait_for_pod(ns, name).await;
+    let creator = portico::creator::Creator::from_annotations(t.metadata.annotations.as_ref()).unwrap();
+    assert_eq!(creator.user, "alice", "created as alice");
+    assert_eq!(t.annotations()[keys::SHORTCUT], "Team shell");
+
+    // The page shows the pod's state; the socket says the pod is not running.
+    let html = b
+        .get(&format!("{}/terminals/{key}", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("waiting for the terminal pod") || html.contains("creating the terminal pod"),
+        "{html}"
+    );
+    let said = attach(&b, &s.base, &key, &s.base).await.unwrap();
+    assert!(said.iter().any(|m| m.contains("not running")), "{said:?}");
+
+    // Another origin, or no session, gets no socket.
+    assert_eq!(attach(&b, &s.base, &key, "http://evil.example").await, Err(403));
+    assert_eq!(attach(&Browser::new(), &s.base, &key, &s.base).await, Err(401));
+
+    // Ready pod: the proxy requests the attach token as alice and attaches
+    // with it; the API server cannot reach a container on no node.
+    let st = t.status.clone().unwrap();
+    let (host_ns, pod, sa) = (
+        st.host_namespace.unwrap(),
+        st.pod_name.unwrap(),
+        st.attach_service_account_name.unwrap(),
+    );
+    common::mark_pod_ready(&shared_with_operator().admin_client().await.unwrap(), &host_ns, &pod).await;
+    wait_ready(ns, name).await;
+    let said = attach(&b, &s.base, &key, &s.base).await.unwrap();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("cannot be reached") && m.contains("not been scheduled to a node")),
+        "{said:?}"
+    );
+    let events = shared_with_operator().audit_events();
+    let attach_sa = format!("system:serviceaccount:{host_ns}:{sa}");
+    let attached: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.object_ref
+                .as_ref()
+                .is_some_and(|o| o.subresource == "attach" && o.name == pod && o.namespace == host_ns)
+        })
+        .collect();
+    assert!(!attached.is_empty(), "the attach reached the API server");
+    for e in &attached {
+        assert_eq!(
+            e.user.username, attach_sa,
+            "attached with the attach token, nobody else's"
+        );
+        assert!(e.impersonated_user.is_none(), "no impersonation on attach");
+    }
+    let minted = events.iter().find(|e| {
+        e.object_ref
+            .as_ref()
+            .is_some_and(|o| o.subresource == "token" && o.name == sa && o.namespace == host_ns)
+    });
+    let minted = minted.expect("the token request is in the audit log");
+    assert_eq!(
+        minted.impersonated_user.as_ref().map(|u| u.username.as_str()),
+        Some("alice"),
+        "the dashboard asked for the token as alice"
+    );
+    assert_eq!(minted.code(), 201);
+
+    // Heartbeat from the page's script, then delete.
+    let before = admin_terminals(ns).await.get(name).await.unwrap();
+    let r = b
+        .send(
+            b.http
+                .post(format!("{}/terminals/{key}/extend", s.base))
+                .header("accept", "application/json")
+                .form(&[("csrf", token.as_str())]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let after = admin_terminals(ns).await.get(name).await.unwrap();
+    assert!(after.annotations().contains_key(keys::LAST_HEARTBEAT_AT));
+    assert_ne!(
+        before.resource_version(),
+        after.resource_version(),
+        "the heartbeat changed it"
+    );
+    let r = b
+        .post_form(&format!("{}/terminals/{key}/delete", s.base), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.url().path(), "/terminals");
+    let gone = await_condition(admin_terminals(ns).await, name, |t: Option<&Terminal>| {
+        t.is_none_or(|t| t.metadata.deletion_timestamp.is_some())
+    });
+    tokio::time::timeout(Duration::from_secs(30), gone)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unverified_shortcuts_need_trust_and_others_are_refused() {
+    let s = stack().await;
+    let mut bob = Browser::new();
+    bob.login(&s.base, "bob").await;
+    let page = bob.get(&format!("{}/terminals", s.base)).await.text().await.unwrap();
+    assert!(
+        !page.contains("Debug toolbox"),
+        "bob cannot read team-a's ConfigMaps, so is not offered its shortcut"
+    );
+    let token = csrf(&page);
+    let count = |ns: &'static str| async move {
+        admin_terminals(ns)
+            .await
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|t| portico::controller::creator_name(*t) == "bob")
+            .count()
+    };
+    // bob in team-a: the API server refuses, the page says so, nothing is made.
+    let r = bob
+        .post_form(
+            &format!("{}/terminals", s.base),
+            &[("csrf", &token), ("shortcut", "config/shell"), ("namespace", "team-a")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("refused"));
+    assert_eq!(count("team-a").await, 0);
+    // No CSRF token: refused before anything is asked of the API server.
+    let r = bob
+        .post_form(
+            &format!("{}/terminals", s.base),
+            &[("shortcut", "config/shell"), ("namespace", "team-b")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // An unknown shortcut, and no namespace for one that needs it.
+    let r = bob
+        .post_form(
+            &format!("{}/terminals", s.base),
+            &[("csrf", &token), ("shortcut", "team-a/team-a-tools/debug")],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "bob cannot use a shortcut he cannot read"
+    );
+    let r = bob
+        .post_form(
+            &format!("{}/terminals", s.base),
+            &[("csrf", &token), ("shortcut", "config/shell")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(count("team-b").await, 0, "nothing made by the refused requests");
+
+    // The unverified shortcut needs the trust box.
+    let _turn = ALICE_TURN.lock().await;
+    let mut alice = Browser::new();
+    alice.login(&s.base, "alice").await;
+    let token_a = csrf(&alice.get(&format!("{}/terminals", s.base)).await.text().await.unwrap());
+    let r = alice
+        .post_form(
+            &format!("{}/terminals", s.base),
+            &[("csrf", &token_a), ("shortcut", "team-a/team-a-tools/debug")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("I trust this shortcut"));
+    let key = open(
+        &mut alice,
+        &s.base,
+        &[
+            ("csrf", &token_a),
+            ("shortcut", "team-a/team-a-tools/debug"),
+            ("trust", "on"),
+        ],
+    )
+    .await;
+    let (ns, name) = key.split_once('/').unwrap();
+    let t = wait_for_pod(ns, name).await;
+    assert_eq!(t.spec.host.pod.image, "docker.io/library/busybox:1.37");
+
+    // bob sees neither alice's terminal page nor its socket.
+    let r = bob.get(&format!("{}/terminals/{key}", s.base)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let said = attach(&bob, &s.base, &key, &s.base).await.unwrap();
+    assert!(said.iter().any(|m| m.contains("refused")), "{said:?}");
+    admin_terminals(ns)
+        .await
+        .delete(name, &Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn in_chromium_alice_opens_a_terminal_and_is_told_why_it_cannot_attach() {
+    use tokio::io::AsyncBufReadExt;
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let artifacts = screenshots();
+    let mut flow = browser_script(
+        "terminal_flow.mjs",
+        &[s.base.as_str(), "alice", artifacts.to_str().unwrap()],
+    );
+    let mut lines = tokio::io::BufReader::new(flow.stdout.take().unwrap()).lines();
+    let mut seen = vec![];
+    // The flow names its terminal; act as the kubelet for its pod.
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen.push(line.clone());
+        if let Some(key) = line.strip_prefix("terminal ") {
+            let (ns, name) = key.split_once('/').unwrap();
+            let st = wait_for_pod(ns, name).await.status.unwrap();
+            let admin = shared_with_operator().admin_client().await.unwrap();
+            common::mark_pod_ready(&admin, &st.host_namespace.unwrap(), &st.pod_name.unwrap()).await;
+        }
+    }
+    let out = flow.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success() && seen.iter().any(|l| l == "ok"),
+        "browser flow failed:\n{}\n{}",
+        seen.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shot in [
+        "terminals-dark",
+        "terminal-pending",
+        "terminal-unreachable",
+        "terminals-after-delete",
+    ] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "screenshot {shot}");
+    }
+}

@@ -1,0 +1,77 @@
+// The terminal page: xterm.js over the dashboard's WebSocket, which it proxies
+// to the pod's attach endpoint. Binary frames carry the terminal's bytes;
+// text frames carry JSON ({"status"} or {"error"} from the server,
+// {"resize"} from here). While the page is open it sends heartbeats, so the
+// Terminal lives as long as someone looks at it.
+(function () {
+  var el = document.getElementById('terminal');
+  var status = document.getElementById('attach-status');
+  var again = document.getElementById('reconnect');
+  if (!el) return;
+  function say(text, error) {
+    status.textContent = text;
+    status.className = error ? 'error' : '';
+  }
+  if (!window.Terminal || !window.FitAddon) {
+    say('The terminal script is not installed on this server (npm packages @xterm/xterm, @xterm/addon-fit).', true);
+    return;
+  }
+  var dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+  var term = new window.Terminal({
+    cursorBlink: true,
+    fontFamily: 'ui-monospace, monospace',
+    theme: dark ? { background: '#111827', foreground: '#f3f4f6' } : { background: '#ffffff', foreground: '#1f2937', cursor: '#1f2937' },
+  });
+  var fit = new window.FitAddon.FitAddon();
+  term.loadAddon(fit);
+  term.open(el);
+  fit.fit();
+  var ws = null;
+  var encoder = new TextEncoder();
+
+  function sendSize() {
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ resize: { cols: term.cols, rows: term.rows } }));
+  }
+  function connect() {
+    again.hidden = true;
+    say('Connecting…');
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    ws = new WebSocket(proto + '//' + location.host + el.dataset.attach);
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = sendSize;
+    ws.onmessage = function (e) {
+      if (typeof e.data === 'string') {
+        var m = JSON.parse(e.data);
+        if (m.error) say(m.error, true);
+        else if (m.status) say(m.status === 'attached' ? 'Connected.' : m.status);
+        if (m.status === 'attached') term.focus();
+      } else {
+        term.write(new Uint8Array(e.data));
+      }
+    };
+    ws.onclose = function () {
+      ws = null;
+      again.hidden = false;
+    };
+  }
+  term.onData(function (d) { if (ws && ws.readyState === 1) ws.send(encoder.encode(d)); });
+  term.onResize(sendSize);
+  window.addEventListener('resize', function () { fit.fit(); });
+  again.addEventListener('click', connect);
+  // Connect when the Terminal becomes ready (live status), if not connected.
+  document.addEventListener('portico:change', function (e) {
+    if (e.detail.key === el.dataset.key && e.detail.ready === 'True' && !ws) connect();
+  });
+
+  function heartbeat() {
+    if (document.hidden) return;
+    fetch(el.dataset.heartbeat, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: 'csrf=' + encodeURIComponent(el.dataset.csrf),
+      credentials: 'same-origin',
+    });
+  }
+  setInterval(heartbeat, 60000);
+  connect();
+})();
