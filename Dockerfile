@@ -1,13 +1,23 @@
-# The single `portico` binary in a small, non-root runtime image.
+# The single `portico` binary in a small, non-root runtime image, with the
+# npm packages the dashboard's terminal page loads (xterm.js).
 #   docker build -t portico .
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY ui ./ui
+COPY config ./config
 RUN cargo build --release --locked --bin portico && strip target/release/portico
+
+FROM docker.io/library/node:22-bookworm-slim AS assets
+WORKDIR /ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund --omit=dev
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/portico /usr/local/bin/portico
+# The dashboard's assetsDir default.
+COPY --from=assets /ui/node_modules /usr/share/portico/node_modules
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/portico"]
 CMD ["operator", "--config=/etc/portico/operator.yaml"]

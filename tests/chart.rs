@@ -219,6 +219,28 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
     let cm: ConfigMap = serde_json::from_value(cm.clone()).unwrap();
     let cfg = portico::ui::config::UiConfig::from_yaml(&cm.data.unwrap()["ui.yaml"]).unwrap();
     assert_eq!(cfg.oidc.unwrap().issuer, "https://login.example.com");
+    assert!(cfg.terminals.shortcuts.is_empty() && cfg.branding.accent_color.is_none());
+    // Branding and shortcuts from values reach the configuration.
+    let shortcuts = r#"dashboard.terminals.shortcuts=[{"name":"shell","title":"Shell","image":"docker.io/library/alpine:3.20","roles":[{"kind":"ClusterRole","name":"view"}]}]"#;
+    let mut args = DASHBOARD.to_vec();
+    args.extend([
+        "--set",
+        "dashboard.branding.accentColor=#0f766e",
+        "--set-json",
+        shortcuts,
+        "--set",
+        "dashboard.terminals.shortcutNamespaces={team-a}",
+    ]);
+    let branded = render(&args);
+    let cm = branded
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "portico-dashboard")
+        .unwrap();
+    let cm: ConfigMap = serde_json::from_value(cm.clone()).unwrap();
+    let cfg = portico::ui::config::UiConfig::from_yaml(&cm.data.unwrap()["ui.yaml"]).unwrap();
+    assert_eq!(cfg.branding.accent_color.as_deref(), Some("#0f766e"));
+    assert_eq!(cfg.terminals.shortcuts[0].title, "Shell");
+    assert_eq!(cfg.terminals.shortcut_namespaces, ["team-a"]);
     assert!(
         docs.iter()
             .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "portico-dashboard")
