@@ -1,6 +1,7 @@
-//! `portico dev` as a newcomer runs it: it prints its kubeconfig and what to
-//! try, the demo users can use Portico with the real kubectl, and Ctrl-C
-//! stops everything it started.
+//! `portico dev` as a newcomer runs it: it prints its kubeconfig, the
+//! dashboard URL and what to try; the demo users can use Portico with the
+//! real kubectl; alice logs in to the dashboard in Chromium, deploys a catalog
+//! template and sees it in the list; and Ctrl-C stops everything it started.
 
 use std::{
     io::{BufRead, BufReader},
@@ -91,62 +92,72 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
     let out = kubectl(&["--context", "bob", "get", "pdeploy", "-n", "team-a"]);
     assert!(!out.status.success(), "bob may not look into team-a");
 
-    // The dashboard: the development login page, then alice's catalog and her deployment.
+    // The dashboard in Chromium: the development login page, alice deploys the
+    // web application from the catalog and sees it in the list, next to the
+    // deployment she applied with kubectl.
     let dashboard = dashboard.expect("portico dev prints the dashboard URL");
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+    let browser = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser"));
+    if !browser.join("node_modules/playwright-core").exists() {
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(browser)
+            .output()
             .unwrap();
-        let login = http
-            .get(format!("{dashboard}/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        for user in ["alice", "bob", "carol"] {
-            assert!(login.contains(&format!("Log in as {user}")), "{login}");
-        }
-        let r = http
-            .post(format!("{dashboard}/dev-login"))
-            .form(&[("user", "alice")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let catalog = http
-            .get(format!("{dashboard}/"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(catalog.contains("Web application"), "{catalog}");
-        let list = http
-            .get(format!("{dashboard}/deployments"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            list.contains("/deployments/team-a/hello"),
-            "alice sees the deployment she applied with kubectl: {list}"
-        );
-    });
+        assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let artifacts = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/test-artifacts/screenshots"));
+    std::fs::create_dir_all(artifacts).unwrap();
+    let shots = ["login", "catalog", "deployment", "deployments"].map(|s| artifacts.join(format!("dev-{s}.png")));
+    for shot in &shots {
+        let _ = std::fs::remove_file(shot);
+    }
+    let out = Command::new("node")
+        .arg(browser.join("dev_flow.mjs"))
+        .args([dashboard.as_str(), "alice", "team-a", "from-the-browser"])
+        .arg(artifacts)
+        .arg("hello")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "the browser flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shot in &shots {
+        assert!(shot.exists(), "screenshot {}", shot.display());
+    }
+    // What the browser created is alice's, and the operator reconciles it.
+    let out = kubectl(&[
+        "--context",
+        "alice",
+        "wait",
+        "-n",
+        "team-a",
+        "--for=jsonpath={.status.templateRevision}",
+        "--timeout=60s",
+        "deployments.portico.dev/from-the-browser",
+    ]);
+    assert!(
+        out.status.success(),
+        "the operator reconciles the browser's deployment: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kubectl(&[
+        "--context",
+        "admin",
+        "get",
+        "-n",
+        "team-a",
+        "deployments.portico.dev/from-the-browser",
+        "-o",
+        "jsonpath={.metadata.annotations.portico\\.dev/created-by}",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"user\":\"alice\""),
+        "created as alice: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let started = children_of(pid);
     assert!(
