@@ -38,6 +38,8 @@ use crate::{api::SessionClaim, catalog};
 const COOKIE_LIFETIME: i64 = 24 * 3600;
 /// Heartbeats for one session at most this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// Impersonating clients kept at most (then they are made afresh).
+const MAX_USER_CLIENTS: usize = 1000;
 /// Login attempts per client address per minute.
 const LOGIN_RATE: u32 = 30;
 
@@ -52,6 +54,8 @@ pub struct UiState {
     pub(super) live: super::live::Live,
     pages: Environment<'static>,
     heartbeats: Mutex<HashMap<String, Instant>>,
+    /// Impersonating clients by user and groups, so their connections are reused.
+    users: Mutex<HashMap<(String, Vec<String>), Client>>,
     logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
@@ -123,16 +127,29 @@ impl UiState {
             base,
             claims,
             heartbeats: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
         }))
     }
 
     /// A client acting as the user, so the API server applies the user's RBAC.
+    /// Made once per user and groups and kept (a bounded number), so pages
+    /// reuse connections instead of a TLS handshake each.
     pub(super) fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
+        let key = (s.user.clone(), s.groups.clone());
+        if let Some(c) = self.users.lock().unwrap().get(&key) {
+            return Ok(c.clone());
+        }
         let mut c = self.base.clone();
         c.auth_info.impersonate = Some(s.user.clone());
         c.auth_info.impersonate_groups = Some(s.groups.clone());
-        Client::try_from(c)
+        let client = Client::try_from(c)?;
+        let mut users = self.users.lock().unwrap();
+        if users.len() >= MAX_USER_CLIENTS {
+            users.clear();
+        }
+        users.insert(key, client.clone());
+        Ok(client)
     }
 
     /// The client configuration the dashboard runs with (its own identity).

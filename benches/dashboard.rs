@@ -1,0 +1,316 @@
+//! Dashboard benchmark (prints figures, asserts nothing):
+//! `cargo bench --bench dashboard -- [DEPLOYMENTS] [TERMINALS] [STREAMS]`.
+//!
+//! Starts a control plane and the operator (release build), creates
+//! DEPLOYMENTS (default 2000) Deployments of the `scheduled-job` template as alice and
+//! bob and TERMINALS (default 500) Terminals, waits until the operator has
+//! reconciled them all, then starts `portico ui` as its own process. A second
+//! process, `wrk` (Debian package `wrk`), loads the deployments list (alice's
+//! own; carol's: everyone's) and a detail page; the figures are wrk's latency
+//! percentiles and requests/s. Then STREAMS (default 500) Server-Sent Events
+//! streams are opened, one Deployment's status changes, and the time until
+//! each stream has it is printed. Last, the dashboard's peak RSS and CPU time.
+
+#[path = "../tests/common/operator.rs"]
+mod operator;
+
+mod common;
+
+use common::{percentile, usage};
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use portico::{
+    api::{Deployment, Terminal},
+    controlplane::{ControlPlane, Process, free_port},
+};
+use serde_json::json;
+
+const USERS: [(&str, &str); 2] = [("alice", "team-a"), ("bob", "team-b")];
+
+fn deployment(name: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"template": {"name": "scheduled-job"}, "parameters": {"image": "docker.io/library/busybox:1.37", "command": ["true"], "schedule": "@daily"}},
+    }))
+    .unwrap()
+}
+
+fn terminal(name: &str, ns: &str) -> Terminal {
+    serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
+        "spec": {
+            "host": {"namespace": ns, "pod": {"image": "alpine"}},
+            "target": {"namespace": ns, "roleBindings": [
+                {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "edit"}]},
+            "idleTimeout": "2h", "maxLifetime": "8h",
+        }
+    }))
+    .unwrap()
+}
+
+/// Creates `count` objects as alice and bob in turn, 64 at a time.
+async fn create_all<K>(clients: &[Client; 2], count: usize, make: impl Fn(usize, &str) -> K)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let objects: Vec<(usize, K)> = (0..count).map(|i| (i, make(i, USERS[i % 2].1))).collect();
+    stream::iter(objects)
+        .map(|(i, o)| {
+            let api: Api<K> = Api::namespaced(clients[i % 2].clone(), USERS[i % 2].1);
+            async move { api.create(&PostParams::default(), &o).await.unwrap() }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// Waits until every object of kind K has a status for its generation.
+async fn reconciled<K>(admin: &Client, count: usize, observed: impl Fn(&K) -> bool)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store::<K>();
+    let stream = kube::runtime::reflector(writer, watcher(Api::<K>::all(admin.clone()), Default::default()))
+        .applied_objects()
+        .boxed();
+    let mut stream = stream;
+    while stream.try_next().await.unwrap().is_some() {
+        let state = store.state();
+        if state.len() >= count && state.iter().all(|o| observed(o)) {
+            return;
+        }
+    }
+}
+
+/// Logs in on the development login page; returns the session cookie.
+async fn login(base: &str, user: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{base}/dev-login"))
+        .form(&[("user", user)])
+        .send()
+        .await
+        .unwrap();
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// Runs wrk for `secs` seconds against `url` with `cookie`; returns its summary lines.
+fn wrk(url: &str, cookie: &str, secs: u32) -> String {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c16", &format!("-d{secs}s"), "--latency", "-H"])
+        .arg(format!("Cookie: {cookie}"))
+        .arg(url)
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with("50%")
+                || t.starts_with("90%")
+                || t.starts_with("99%")
+                || t.starts_with("Requests/sec")
+                || t.contains("requests in")
+                || t.starts_with("Non-2xx")
+                || t.starts_with("Socket errors")
+        })
+        .map(|l| format!("    {}", l.trim()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let deployments = args.first().copied().unwrap_or(2000);
+    let terminals = args.get(1).copied().unwrap_or(500);
+    let streams = args.get(2).copied().unwrap_or(500);
+    eprintln!("starting a control plane and the operator");
+    let cp = tokio::task::spawn_blocking(ControlPlane::start)
+        .await
+        .unwrap()
+        .expect("control plane");
+    let admin = cp.admin_client().await.unwrap();
+    portico::install::install(&admin).await.unwrap();
+    portico::dev::setup_demo(&admin).await.unwrap();
+    portico::install::wait_aggregated(&admin).await.unwrap();
+    let dir = std::path::Path::new(portico::dev::CATALOG_DIR);
+    portico::dev::load_catalog(&admin, dir, portico::dev::CATALOG_NAMESPACE)
+        .await
+        .unwrap();
+    let profiles = format!(
+        "leaderElection: {{enabled: false}}\ncontroller: {{concurrency: 16}}\nsessionProfiles: {}\n",
+        serde_json::to_string(
+            &serde_yaml_ng::from_str::<serde_json::Value>(portico::dev::demo::PROFILES_YAML).unwrap()
+        )
+        .unwrap()
+    );
+    let (config, port) = operator::write_config(&cp, &profiles);
+    let _op = operator::Operator::start(&cp, config, port).await;
+
+    eprintln!("creating {deployments} Deployments and {terminals} Terminals");
+    let clients = [
+        cp.client_as("alice", &["developers"]).await.unwrap(),
+        cp.client_as("bob", &["developers"]).await.unwrap(),
+    ];
+    let t0 = Instant::now();
+    create_all(&clients, deployments, |i, _| deployment(&format!("bench-{i}"))).await;
+    create_all(&clients, terminals, |i, ns| terminal(&format!("bench-{i}"), ns)).await;
+    reconciled::<Deployment>(&admin, deployments, |d| {
+        d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+    })
+    .await;
+    reconciled::<Terminal>(&admin, terminals, |t| {
+        t.status.as_ref().and_then(|s| s.observed_generation) == t.metadata.generation
+    })
+    .await;
+    eprintln!("all reconciled after {:.1} s", t0.elapsed().as_secs_f64());
+
+    // The dashboard as its own process, the way it runs in a cluster.
+    let ui_port = free_port().unwrap();
+    let base = format!("http://127.0.0.1:{ui_port}");
+    let ui_config = cp.dir().join("ui.yaml");
+    std::fs::write(
+        &ui_config,
+        format!(
+            "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\ndevUsers: [{{name: alice, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\nsession: {{profile: developer, namespace: {}}}\n",
+            portico::dev::demo::SESSIONS_NAMESPACE
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let ui = Process::spawn_with_env(
+        "portico-ui",
+        env!("CARGO_BIN_EXE_portico").as_ref(),
+        &["ui".into(), "--config".into(), ui_config.to_string_lossy().into_owned()],
+        &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
+        &cp.dir().join("ui.log"),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let startup = started.elapsed();
+    let alice = login(&base, "alice").await;
+    let carol = login(&base, "carol").await;
+
+    println!("dashboard benchmark: {deployments} Deployments, {terminals} Terminals in the cluster");
+    println!("  start-up (watch caches filled): {:.2} s", startup.as_secs_f64());
+    for (what, url, cookie) in [
+        (
+            format!("deployments list, alice ({} rows)", deployments.div_ceil(2)),
+            format!("{base}/deployments"),
+            &alice,
+        ),
+        (
+            format!("deployments list, carol/admin ({deployments} rows)"),
+            format!("{base}/deployments"),
+            &carol,
+        ),
+        (
+            "deployments list, carol filtered by user and template".to_string(),
+            format!("{base}/deployments?user=bob&template=scheduled-job"),
+            &carol,
+        ),
+        (
+            "deployment detail (read as the user: object, Events, pods)".to_string(),
+            format!("{base}/deployments/team-a/bench-0"),
+            &alice,
+        ),
+        ("terminals list, alice".to_string(), format!("{base}/terminals"), &alice),
+    ] {
+        println!("  {what}: wrk -t2 -c16 -d10s");
+        println!("{}", wrk(&url, cookie, 10));
+    }
+
+    // Server-Sent Events fan-out: STREAMS streams (carol sees every change).
+    eprintln!("opening {streams} event streams");
+    let sse = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let marker = format!("bench-change-{}", rand::random::<u32>());
+    for _ in 0..streams {
+        let (sse, base, carol, tx, opened_tx, marker) = (
+            sse.clone(),
+            base.clone(),
+            carol.clone(),
+            tx.clone(),
+            opened_tx.clone(),
+            marker.clone(),
+        );
+        tokio::spawn(async move {
+            let r = sse
+                .get(format!("{base}/events"))
+                .header("cookie", carol)
+                .send()
+                .await
+                .unwrap();
+            let mut body = r.bytes_stream();
+            let mut seen = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains(": connected") {
+                    let _ = opened_tx.send(());
+                    seen.clear();
+                }
+                if seen.contains(&marker) {
+                    let _ = tx.send(Instant::now());
+                    return;
+                }
+            }
+        });
+    }
+    for _ in 0..streams {
+        opened_rx.recv().await.unwrap();
+    }
+    let api: Api<Deployment> = Api::namespaced(admin.clone(), "team-a");
+    let changed = Instant::now();
+    api.patch_status(
+        "bench-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"message": marker}})),
+    )
+    .await
+    .unwrap();
+    let mut arrivals = Vec::with_capacity(streams);
+    while arrivals.len() < streams {
+        let at = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("every stream gets the change")
+            .unwrap();
+        arrivals.push(at - changed);
+    }
+    arrivals.sort();
+    println!(
+        "  status change -> {streams} SSE streams: p50 {:.1} ms, p99 {:.1} ms, all {:.1} ms",
+        percentile(&arrivals, 0.5).as_secs_f64() * 1000.0,
+        percentile(&arrivals, 0.99).as_secs_f64() * 1000.0,
+        arrivals.last().unwrap().as_secs_f64() * 1000.0
+    );
+    let (rss, cpu) = usage(ui.pid());
+    println!("  dashboard peak RSS {rss:.0} MiB, CPU {cpu:.1} s");
+}
