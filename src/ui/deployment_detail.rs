@@ -28,23 +28,30 @@ use crate::api::Deployment;
 /// Lines of pod log shown.
 const LOG_LINES: i64 = 500;
 
-/// The pods a Deployment's resources own: directly (StatefulSet, DaemonSet,
-/// Job, ReplicaSet) or one level down (Deployment → ReplicaSet, CronJob → Job).
-pub fn pods_of(
+/// Kinds whose objects own pods, directly or through a ReplicaSet or Job.
+const POD_OWNERS: [&str; 6] = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"];
+
+type Owners = BTreeSet<(String, String)>;
+
+fn owned_by(
+    refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+    owners: &Owners,
+) -> bool {
+    refs.iter()
+        .flatten()
+        .any(|r| owners.contains(&(r.kind.clone(), r.name.clone())))
+}
+
+/// The owners of a Deployment's pods: its resources, plus the ReplicaSets and
+/// Jobs they own (Deployment → ReplicaSet, CronJob → Job).
+pub fn owners_of(
     resources: &[(String, String)],
-    middle: &[PartialObjectMeta<ReplicaSet>],
+    replica_sets: &[PartialObjectMeta<ReplicaSet>],
     jobs: &[PartialObjectMeta<Job>],
-    pods: &[Pod],
-) -> Vec<String> {
-    let mut owners: BTreeSet<(String, String)> = resources.iter().cloned().collect();
-    let owned_by = |refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
-                    owners: &BTreeSet<(String, String)>| {
-        refs.iter()
-            .flatten()
-            .any(|r| owners.contains(&(r.kind.clone(), r.name.clone())))
-    };
+) -> Owners {
+    let mut owners: Owners = resources.iter().cloned().collect();
     let mut added = vec![];
-    for rs in middle {
+    for rs in replica_sets {
         if owned_by(&rs.metadata.owner_references, &owners) {
             added.push(("ReplicaSet".to_string(), rs.name_any()));
         }
@@ -55,39 +62,70 @@ pub fn pods_of(
         }
     }
     owners.extend(added);
+    owners
+}
+
+/// The names of the pods, among `pods`, that `owners` own, sorted.
+pub fn pods_of(owners: &Owners, pods: &[PartialObjectMeta<Pod>]) -> Vec<String> {
     let mut names: Vec<String> = pods
         .iter()
-        .filter(|p| owned_by(&p.metadata.owner_references, &owners))
+        .filter(|p| owned_by(&p.metadata.owner_references, owners))
         .map(|p| p.name_any())
         .collect();
     names.sort();
     names
 }
 
+/// The Deployment's pods. Lists only what its resources need (ReplicaSets
+/// for a Deployment, Jobs for a CronJob) and pod metadata, then reads the
+/// pods it owns: cheap in a namespace with thousands of other objects.
 async fn pods(client: &Client, ns: &str, d: &Deployment) -> Result<Vec<Pod>, kube::Error> {
     let resources: Vec<(String, String)> = d
         .status
         .iter()
         .flat_map(|s| &s.resources)
         .filter(|r| r.namespace.as_deref().is_none_or(|n| n == ns))
+        .filter(|r| POD_OWNERS.contains(&r.kind.as_str()))
         .map(|r| (r.kind.clone(), r.name.clone()))
         .collect();
+    let has = |kind: &str| resources.iter().any(|(k, _)| k == kind);
     if resources.is_empty() {
         return Ok(vec![]);
     }
     let lp = ListParams::default();
-    let (rs_api, job_api, pod_api) = (
-        Api::<ReplicaSet>::namespaced(client.clone(), ns),
-        Api::<Job>::namespaced(client.clone(), ns),
-        Api::<Pod>::namespaced(client.clone(), ns),
-    );
-    let (rs, jobs, all) = futures::try_join!(rs_api.list_metadata(&lp), job_api.list_metadata(&lp), pod_api.list(&lp))?;
-    let names = pods_of(&resources, &rs.items, &jobs.items, &all.items);
-    Ok(all
-        .items
+    let replica_sets = match has("Deployment") {
+        true => {
+            Api::<ReplicaSet>::namespaced(client.clone(), ns)
+                .list_metadata(&lp)
+                .await?
+                .items
+        }
+        false => vec![],
+    };
+    let jobs = match has("CronJob") {
+        true => {
+            Api::<Job>::namespaced(client.clone(), ns)
+                .list_metadata(&lp)
+                .await?
+                .items
+        }
+        false => vec![],
+    };
+    let owners = owners_of(&resources, &replica_sets, &jobs);
+    if owners.iter().all(|(kind, _)| kind == "CronJob" || kind == "Deployment") {
+        return Ok(vec![]); // nothing that owns pods directly
+    }
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    let names = pods_of(&owners, &api.list_metadata(&lp).await?.items);
+    let mut pods: Vec<Pod> = futures::future::join_all(names.iter().map(|n| api.get_opt(n)))
+        .await
         .into_iter()
-        .filter(|p| names.contains(&p.name_any()))
-        .collect())
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    pods.sort_by_key(|p| p.name_any());
+    Ok(pods)
 }
 
 /// `GET /deployments/{ns}/{name}`.
@@ -344,13 +382,6 @@ mod tests {
         .unwrap()
     }
 
-    fn pod(name: &str, owner: (&str, &str)) -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner.0, "name": owner.1, "uid": "u"}]},
-        }))
-        .unwrap()
-    }
-
     #[test]
     fn pods_are_found_through_their_owners() {
         let resources = vec![
@@ -363,15 +394,13 @@ mod tests {
             meta("other-1", ("Deployment", "other")),
         ];
         let jobs = vec![meta("nightly-1", ("CronJob", "nightly"))];
-        let pods = vec![
-            pod("shop-7d9-abc", ("ReplicaSet", "shop-7d9")),
-            pod("db-0", ("StatefulSet", "db")),
-            pod("nightly-1-x", ("Job", "nightly-1")),
-            pod("other-1-y", ("ReplicaSet", "other-1")),
+        let pods: Vec<PartialObjectMeta<Pod>> = vec![
+            meta("shop-7d9-abc", ("ReplicaSet", "shop-7d9")),
+            meta("db-0", ("StatefulSet", "db")),
+            meta("nightly-1-x", ("Job", "nightly-1")),
+            meta("other-1-y", ("ReplicaSet", "other-1")),
         ];
-        assert_eq!(
-            pods_of(&resources, &rs, &jobs, &pods),
-            ["db-0", "nightly-1-x", "shop-7d9-abc"]
-        );
+        let owners = owners_of(&resources, &rs, &jobs);
+        assert_eq!(pods_of(&owners, &pods), ["db-0", "nightly-1-x", "shop-7d9-abc"]);
     }
 }

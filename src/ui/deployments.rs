@@ -144,6 +144,24 @@ pub struct ListFilter {
     /// Only this Ready status: `True`, `False`, `Unknown`.
     #[serde(default)]
     pub status: String,
+    /// The page (from 1) of [`PAGE_SIZE`] rows.
+    #[serde(default)]
+    pub page: Option<usize>,
+}
+
+/// Rows per page of a list.
+pub const PAGE_SIZE: usize = 200;
+
+/// One page of `items` (pages count from 1) and the number of pages.
+pub fn page_of<T: Clone>(items: &[T], page: Option<usize>) -> (Vec<T>, usize, usize) {
+    let pages = items.len().div_ceil(PAGE_SIZE).max(1);
+    let page = page.unwrap_or(1).clamp(1, pages);
+    let start = (page - 1) * PAGE_SIZE;
+    (
+        items[start.min(items.len())..(start + PAGE_SIZE).min(items.len())].to_vec(),
+        page,
+        pages,
+    )
 }
 
 impl ListFilter {
@@ -190,8 +208,11 @@ pub async fn list(state: State, req: HttpRequest, filter: web::Query<ListFilter>
     items.sort_by(|a, b| {
         (a["namespace"].as_str(), a["name"].as_str()).cmp(&(b["namespace"].as_str(), b["name"].as_str()))
     });
+    let total = items.len();
+    let (items, page, pages) = page_of(&items, filter.page);
     let ctx = context! {
         items => Serde(&items), filter => Serde(&filter), users => Serde(&users), templates => Serde(&templates),
+        total, page, pages, first => (page - 1) * PAGE_SIZE + 1,
     };
     state.page("deployments.html", &s, ctx)
 }
@@ -231,5 +252,35 @@ pub async fn delete(
             "Not deleted",
             &format!("The API server refused: {}", why(&e)),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_every_row_once_and_out_of_range_pages_clamp() {
+        let rows: Vec<usize> = (0..450).collect();
+        let (p1, n, pages) = page_of(&rows, None);
+        assert_eq!((p1.len(), n, pages), (200, 1, 3));
+        let (p3, n, _) = page_of(&rows, Some(3));
+        assert_eq!((p3.len(), n, p3[0]), (50, 3, 400));
+        let (p9, n, _) = page_of(&rows, Some(9));
+        assert_eq!((p9, n), (p3, 3));
+        let (empty, n, pages) = page_of::<usize>(&[], Some(2));
+        assert_eq!((empty.len(), n, pages), (0, 1, 1));
+    }
+
+    #[test]
+    fn filters_keep_what_they_name() {
+        let f = ListFilter {
+            user: "alice".into(),
+            status: "Unknown".into(),
+            ..Default::default()
+        };
+        assert!(f.keeps("alice", "webapp", ""));
+        assert!(!f.keeps("bob", "webapp", ""));
+        assert!(!f.keeps("alice", "webapp", "True"));
     }
 }
