@@ -337,6 +337,9 @@ async fn in_chromium_alice_opens_a_terminal_and_is_told_why_it_cannot_attach() {
         "terminal-pending",
         "terminal-unreachable",
         "terminals-after-delete",
+        "account",
+        "admin-sessions",
+        "admin-deployments",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "screenshot {shot}");
     }

@@ -62,6 +62,26 @@ try {
   await page.click('button:has-text("Close and delete")');
   await page.waitForURL(`${base}/terminals`);
   await shot('terminals-after-delete');
+
+  // The account page counts down the session's time left.
+  await page.click('nav >> text=Account');
+  await page.waitForFunction(() => /left\)/.test(document.querySelector('#expires [data-field="left"]').textContent));
+  await shot('account');
+
+  // An admin's pages: every session, and the deployments list with its filters.
+  const admin = await (await browser.newContext()).newPage();
+  await admin.goto(`${base}/login`);
+  await admin.fill('input[name="login"]', 'carol');
+  await admin.fill('input[name="password"]', 'any');
+  await admin.click('button[type="submit"]');
+  await admin.click('button[type="submit"]');
+  await admin.waitForURL(`${base}/`);
+  await admin.click('nav >> text=Sessions');
+  if (!(await admin.textContent('main')).includes(user)) await fail(`the admin does not see ${user}'s session`);
+  await admin.screenshot({ path: `${artifacts}/admin-sessions.png`, fullPage: true });
+  await admin.click('nav >> text=Deployments');
+  if (await admin.locator('form.filters select[name="user"]').count() !== 1) await fail('no filters for the admin');
+  await admin.screenshot({ path: `${artifacts}/admin-deployments.png`, fullPage: true });
   if (errors.length) await fail(`script errors: ${errors.join('; ')}`);
   console.log('ok');
 } catch (e) {
