@@ -23,7 +23,7 @@ pub struct Event {
     /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, ….
     pub verb: String,
     /// The request path and query.
-    #[serde(default)]
+    #[serde(default, rename = "requestURI")]
     pub request_uri: String,
     /// Who made the request (after authentication).
     pub user: UserInfo,
@@ -106,6 +106,7 @@ mod tests {
         let events = super::read(&path);
         assert_eq!(events.len(), 1);
         let e = &events[0];
+        assert_eq!(e.request_uri, "/api/v1/namespaces/a/pods/p/attach?stdin=true");
         assert_eq!(e.user.username, "system:serviceaccount:a:term-attach-1");
         assert_eq!(e.object_ref.as_ref().unwrap().subresource, "attach");
         assert_eq!(e.code(), 400);
