@@ -1,17 +1,115 @@
-//! What the chart grants the operator's service account (from the rendered
-//! RBAC), and what that account used (from the API server's audit log).
+//! What the chart grants a component's service account (from the rendered
+//! RBAC), what that account used (from the API server's audit log), and the
+//! verdict: every granted rule used, no request refused.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
-use portico::controlplane::audit::Event;
+use portico::controlplane::{ControlPlane, audit::Event};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The operator's service account in the chart: namespace and name.
-pub const OPERATOR_SA: (&str, &str) = ("portico-system", "portico-operator");
+/// A service account of the chart (release `portico` in portico-system).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceAccount {
+    pub namespace: &'static str,
+    pub name: &'static str,
+}
 
-fn operator_user() -> String {
-    format!("system:serviceaccount:{}:{}", OPERATOR_SA.0, OPERATOR_SA.1)
+impl ServiceAccount {
+    /// The user name the API server gives its tokens.
+    fn user(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
+}
+
+/// A granted rule that no request can show in the audit log:
+/// (group, resource, verb, why the component needs it).
+pub type Unlogged = (&'static str, &'static str, &'static str, &'static str);
+
+/// One component of the chart and what its check needs to know.
+pub struct Component {
+    /// `operator`, `dashboard`.
+    pub name: &'static str,
+    /// The chart's template with its RBAC, for example `templates/operator-rbac.yaml`.
+    pub template: &'static str,
+    pub account: ServiceAccount,
+    /// Keep this list short: everything else must be used.
+    pub not_in_the_audit_log: &'static [Unlogged],
+    /// What the test has it do, in words.
+    pub doing: &'static str,
+    /// The file that makes it do that.
+    pub exercised_in: &'static str,
+}
+
+impl Component {
+    /// Its own requests that RBAC refused so far (watches show when they end).
+    pub fn refused(&self, cp: &ControlPlane) -> Vec<String> {
+        refusals(&cp.audit_events(), self.account)
+    }
+
+    /// After the component has stopped (the API server logs a watch when it
+    /// ends): what is wrong with its RBAC in the chart, in words, waiting
+    /// (bounded) for the events of its closed watches to be written.
+    pub async fn problems(&self, cp: &ControlPlane) -> Vec<String> {
+        let template = format!("charts/portico/{}", self.template);
+        let rendered = crate::common::operator::render_chart(cp, self.template);
+        let grants = grants(&rendered, self.account);
+        if grants.is_empty() {
+            return vec![format!("{template} grants the {} nothing?\n{rendered}", self.name)];
+        }
+        let mut problems: Vec<String> = self
+            .not_in_the_audit_log
+            .iter()
+            .filter(|u| !grants.iter().any(|g| g.is(u)))
+            .map(|(group, resource, verb, _)| {
+                format!(
+                    "the {}'s NOT_IN_THE_AUDIT_LOG lists {verb} {resource} in group {group:?}, \
+                     which {template} no longer grants; remove it from the list",
+                    self.name
+                )
+            })
+            .collect();
+        let checked: Vec<&Grant> = grants
+            .iter()
+            .filter(|g| !self.not_in_the_audit_log.iter().any(|u| g.is(u)))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (excess, events) = loop {
+            let events = cp.audit_events();
+            let uses = uses(&events, self.account);
+            let excess: Vec<String> = checked.iter().filter_map(|g| g.excess(&uses, &grants)).collect();
+            if excess.is_empty() || Instant::now() > deadline {
+                break (excess, events);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let refused = refusals(&events, self.account);
+        if !refused.is_empty() {
+            problems.push(format!(
+                "the API server refused the {} (running with the chart's RBAC) these requests; \
+                 grant them in {template} or stop making them:\n{}",
+                self.name,
+                refused.join("\n")
+            ));
+        }
+        if !excess.is_empty() {
+            problems.push(format!(
+                "{template} grants the {}'s service account permissions it did not need while {}:\n{}\n\
+                 Remove each from the chart (and keep its README true), or, if the {} needs it, \
+                 make this test exercise it ({}); only a permission no request can show belongs \
+                 in NOT_IN_THE_AUDIT_LOG, with the reason.",
+                self.name,
+                self.doing,
+                excess.iter().map(|g| format!("  - {g}")).collect::<Vec<_>>().join("\n"),
+                self.name,
+                self.exercised_in,
+            ));
+        }
+        problems
+    }
 }
 
 /// One verb on one resource (`pods` or `pods/attach`) of one API group.
@@ -35,6 +133,11 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// Whether this grant is the rule `u` names.
+    fn is(&self, u: &Unlogged) -> bool {
+        (self.group.as_str(), self.resource.as_str(), self.verb.as_str()) == (u.0, u.1, u.2)
+    }
+
     /// Whether this grant allows `access` in namespace `ns` ("" cluster-wide).
     fn covers(&self, access: &Access, ns: &str) -> bool {
         access.group == self.group
@@ -78,25 +181,25 @@ impl std::fmt::Display for Grant {
     }
 }
 
-/// Every (group, resource, verb) that the rendered RBAC grants the operator's
-/// service account through its bindings.
-pub fn operator_grants(rendered: &str) -> Vec<Grant> {
+/// Every (group, resource, verb) that the rendered RBAC grants service
+/// account `sa` through its bindings.
+fn grants(rendered: &str, sa: ServiceAccount) -> Vec<Grant> {
     let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(rendered)
         .map(|d| Value::deserialize(d).expect("rendered YAML"))
         .filter(|v| !v.is_null())
         .collect();
-    let binds_operator = |b: &Value| {
+    let binds_sa = |b: &Value| {
         b["subjects"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|s| s["kind"] == "ServiceAccount" && s["namespace"] == OPERATOR_SA.0 && s["name"] == OPERATOR_SA.1)
+            .any(|s| s["kind"] == "ServiceAccount" && s["namespace"] == sa.namespace && s["name"] == sa.name)
     };
     let mut out = vec![];
     for b in docs
         .iter()
         .filter(|d| d["kind"] == "ClusterRoleBinding" || d["kind"] == "RoleBinding")
-        .filter(|d| binds_operator(d))
+        .filter(|d| binds_sa(d))
     {
         let binding_ns = b["metadata"]["namespace"].as_str();
         let (kind, name) = (
@@ -110,7 +213,7 @@ pub fn operator_grants(rendered: &str) -> Vec<Grant> {
                     && d["metadata"]["name"] == name
                     && (kind == "ClusterRole" || d["metadata"]["namespace"].as_str() == binding_ns)
             })
-            .unwrap_or_else(|| panic!("the chart binds the operator to {kind} {name}, which it does not render"));
+            .unwrap_or_else(|| panic!("the chart binds {} to {kind} {name}, which it does not render", sa.name));
         let label = match binding_ns {
             Some(ns) => format!("{kind} {name} in namespace {ns}"),
             None => format!("{kind} {name}"),
@@ -154,13 +257,13 @@ fn access(group: &str, resource: &str, verb: &str) -> Access {
     }
 }
 
-/// What the operator's service account used, with the namespace of each use.
-/// A request made while impersonating a user uses `impersonate` on users (and
-/// on groups when it names groups), and nothing of the operator's own grants:
+/// What service account `sa` used, with the namespace of each use. A request
+/// made while impersonating a user uses `impersonate` on users (and on groups
+/// when it names groups), and nothing of the account's own grants:
 /// RBAC decides that request for the impersonated user. A server-side apply
 /// that created its object (201) needed `create` as well as `patch`.
-pub fn operator_uses(events: &[Event]) -> BTreeSet<(Access, String)> {
-    let me = operator_user();
+fn uses(events: &[Event], sa: ServiceAccount) -> BTreeSet<(Access, String)> {
+    let me = sa.user();
     let mut uses = BTreeSet::new();
     for e in events.iter().filter(|e| e.user.username == me) {
         if let Some(imp) = &e.impersonated_user {
@@ -187,9 +290,9 @@ pub fn operator_uses(events: &[Event]) -> BTreeSet<(Access, String)> {
     uses
 }
 
-/// The operator's own requests (not impersonating) that RBAC refused.
-pub fn operator_refusals(events: &[Event]) -> Vec<String> {
-    let me = operator_user();
+/// The requests of `sa` itself (not impersonating) that RBAC refused.
+fn refusals(events: &[Event], sa: ServiceAccount) -> Vec<String> {
+    let me = sa.user();
     let refused: BTreeSet<String> = events
         .iter()
         .filter(|e| e.user.username == me && e.impersonated_user.is_none() && e.code() == 403)
