@@ -559,6 +559,10 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
         .await
         .unwrap();
     assert!(detail.contains("SeenByTheTest") && detail.contains("an event for the detail page"));
+    assert!(
+        detail.contains("Rendered manifests") && detail.contains("kind: Deployment"),
+        "the rendered manifests are shown: {detail}"
+    );
 
     // Update: a stale form is refused, the fixed parameter cannot be changed, a bad value is named.
     let form = alice

@@ -4,6 +4,7 @@
 //! Parsing, parameter checking and rendering are pure.
 
 pub mod params;
+pub mod preview;
 pub mod render;
 
 use std::collections::BTreeMap;

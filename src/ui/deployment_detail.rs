@@ -184,7 +184,22 @@ pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, Str
             })
             .collect::<Vec<_>>()
     });
+    let rendered = match super::deployments::template(&state, &d.spec.template.name).await {
+        Some(entry) => crate::catalog::preview::manifests(
+            &entry.template,
+            &name,
+            &ns,
+            d.spec
+                .parameters
+                .as_ref()
+                .map(|p| serde_json::to_value(p).unwrap_or_default())
+                .as_ref()
+                .unwrap_or(&Value::Null),
+        ),
+        None => Err("the template is no longer in the catalog".into()),
+    };
     let ctx = context! {
+        rendered => rendered.as_ref().ok(), rendered_error => rendered.err(),
         d => Serde(&d),
         ready => super::live::ready_of(&d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()),
         events => Serde(events.as_ref().ok()), events_error => events.err(),
