@@ -338,6 +338,7 @@ async fn in_chromium_alice_opens_a_terminal_and_is_told_why_it_cannot_attach() {
         "terminal-unreachable",
         "terminals-after-delete",
         "account",
+        "account-warning",
         "admin-sessions",
         "admin-deployments",
     ] {

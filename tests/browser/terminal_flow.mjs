@@ -3,7 +3,8 @@
 // and unverified shortcuts, opening a terminal, the terminal page with
 // xterm.js saying the pod is not running; then (the test marks the pod ready
 // meanwhile) the page connects by itself and says the container cannot be
-// reached, since the cluster has no nodes. Saves screenshots into ARTIFACTS.
+// reached, since the cluster has no nodes; the account page's countdown and
+// its warning shortly before the end; an admin's pages. Saves screenshots into ARTIFACTS.
 // Prints "terminal NAMESPACE/NAME" once the terminal exists, "ok" at the end.
 // Usage: node terminal_flow.mjs DASHBOARD_URL USER ARTIFACTS
 import { chromium } from 'playwright-core';
@@ -67,6 +68,16 @@ try {
   await page.click('nav >> text=Account');
   await page.waitForFunction(() => /left\)/.test(document.querySelector('#expires [data-field="left"]').textContent));
   await shot('account');
+  if (await page.isVisible('#expires [data-field="warning"]')) await fail('a warning long before the end');
+  // A few minutes before the end the page warns, next to Extend. The page's
+  // clock is moved forward (Playwright's clock), not waited for.
+  const ends = Date.parse(await page.getAttribute('#expires', 'data-expires'));
+  await page.clock.install();
+  await page.reload();
+  await page.clock.fastForward(Math.max(0, ends - Date.now() - 3 * 60000));
+  await page.waitForSelector('#expires [data-field="warning"]:not([hidden])');
+  if (!(await page.textContent('#expires [data-field="warning"]')).includes('Extend')) await fail('the warning does not say how to keep the session');
+  await shot('account-warning');
 
   // An admin's pages: every session, and the deployments list with its filters.
   const admin = await (await browser.newContext()).newPage();
