@@ -209,8 +209,10 @@ const DASHBOARD: [&str; 8] = [
 
 #[tokio::test]
 async fn the_dashboard_renders_a_valid_configuration_and_applies() {
+    // A server-side dry run creates no namespace, so those the chart makes exist first.
     common::operator::ensure_namespace(shared(), "portico-system").await;
     common::operator::ensure_namespace(shared(), "portico-catalog").await;
+    common::operator::ensure_namespace(shared(), "portico-sessions").await;
     let docs = render(&DASHBOARD);
     let cm = docs
         .iter()
@@ -220,6 +222,24 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
     let cfg = portico::ui::config::UiConfig::from_yaml(&cm.data.unwrap()["ui.yaml"]).unwrap();
     assert_eq!(cfg.oidc.unwrap().issuer, "https://login.example.com");
     assert!(cfg.terminals.shortcuts.is_empty() && cfg.branding.accent_color.is_none());
+    // The dashboard watches SessionClaims only in the session namespace, which the chart makes.
+    let sessions_role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "portico-dashboard-sessions")
+        .expect("a Role for the session namespace");
+    assert_eq!(sessions_role["metadata"]["namespace"], "portico-sessions");
+    assert!(
+        docs.iter()
+            .any(|d| d["kind"] == "Namespace" && d["metadata"]["name"] == "portico-sessions")
+    );
+    let cluster_role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "portico-dashboard")
+        .unwrap();
+    assert!(
+        !cluster_role.to_string().contains("sessionclaims"),
+        "no cluster-wide SessionClaim access"
+    );
     // Branding and shortcuts from values reach the configuration.
     let shortcuts = r#"dashboard.terminals.shortcuts=[{"name":"shell","title":"Shell","image":"docker.io/library/alpine:3.20","roles":[{"kind":"ClusterRole","name":"view"}]}]"#;
     let mut args = DASHBOARD.to_vec();

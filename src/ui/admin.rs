@@ -1,5 +1,5 @@
-//! The admin page: every session, and revoking one (deleting its
-//! SessionClaim as the admin, so the API server decides whether they may).
+//! The admin page: every session (listed as the admin), and revoking one
+//! (deleting its SessionClaim as the admin): the API server decides whether they may.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use kube::{Api, ResourceExt, api::DeleteParams};
@@ -8,7 +8,7 @@ use minijinja::{context, value::Serde};
 use super::server::{CsrfForm, State, csrf_refusal, redirect};
 use crate::api::SessionClaim;
 
-/// All SessionClaims (from the dashboard's read access), for admins.
+/// All SessionClaims, listed as the admin, for the admin groups.
 pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
@@ -20,12 +20,20 @@ pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
             "This page is for the admin groups.",
         );
     }
-    let list = match Api::<SessionClaim>::all(state.client.clone())
-        .list(&Default::default())
-        .await
-    {
+    // Listed as the admin: the API server decides whether they may see every session.
+    let listed = match state.as_user(&s) {
+        Ok(c) => Api::<SessionClaim>::all(c).list(&Default::default()).await,
+        Err(e) => Err(e),
+    };
+    let list = match listed {
         Ok(l) => l.items,
-        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Cannot list sessions", &e.to_string()),
+        Err(e) => {
+            return state.message(
+                StatusCode::FORBIDDEN,
+                "Cannot list sessions",
+                &format!("The API server refused: {}", super::server::why(&e)),
+            );
+        }
     };
     let claims: Vec<serde_json::Value> = list
         .iter()
