@@ -44,7 +44,7 @@ pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
                 "namespace": c.namespace(), "name": c.name_any(), "profile": c.spec.profile,
                 "user": crate::controller::creator_name(c),
                 "expires": st.expires_at.map(|t| t.0.to_string()).unwrap_or_default(),
-                "ready": st.conditions.iter().find(|x| x.type_ == "Ready").map(|x| x.status.clone()).unwrap_or_default(),
+                "ready": super::live::ready_of(&st.conditions),
             })
         })
         .collect();

@@ -138,22 +138,10 @@ pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, Str
         Ok(c) => c,
         Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
     };
-    let d = match Api::<Deployment>::namespaced(client.clone(), &ns).get_opt(&name).await {
-        Ok(Some(d)) => d,
-        Ok(None) => {
-            return state.message(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                &format!("There is no deployment {ns}/{name}."),
-            );
-        }
-        Err(e) => {
-            return state.message(
-                StatusCode::FORBIDDEN,
-                "Refused",
-                &format!("The API server refused to show it: {}", why(&e)),
-            );
-        }
+    let missing = format!("There is no deployment {ns}/{name}.");
+    let d: Deployment = match state.get_as_user(&s, &ns, &name, &missing).await {
+        Ok(d) => d,
+        Err(page) => return page,
     };
     // Events and pods are extras: a refusal is shown in their place, not instead of the page.
     let uid = d.uid().unwrap_or_default();

@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, PostParams},
-};
+use kube::{Api, ResourceExt, api::PostParams};
 use minijinja::{context, value::Serde};
 
 use super::{
@@ -238,20 +235,9 @@ pub async fn delete(
         );
     }
     let (ns, name) = path.into_inner();
-    let result = match state.as_user(&s) {
-        Ok(c) => Api::<Deployment>::namespaced(c, &ns)
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Err(e) => Err(e),
-    };
-    match result {
+    match state.delete_as_user::<Deployment>(&s, &ns, &name).await {
         Ok(()) => redirect("/deployments"),
-        Err(e) => state.message(
-            StatusCode::FORBIDDEN,
-            "Not deleted",
-            &format!("The API server refused: {}", why(&e)),
-        ),
+        Err(refused) => refused,
     }
 }
 

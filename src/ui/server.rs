@@ -176,6 +176,60 @@ impl UiState {
             .is_some_and(|o| o == origin_of_public)
     }
 
+    /// Reads one object as the user, or the page saying why not: `missing`
+    /// (404) when it is not there, the API server's refusal (403) otherwise.
+    pub(super) async fn get_as_user<K>(
+        &self,
+        s: &Session,
+        ns: &str,
+        name: &str,
+        missing: &str,
+    ) -> Result<K, HttpResponse>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let got = match self.as_user(s) {
+            Ok(c) => Api::<K>::namespaced(c, ns).get_opt(name).await,
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(Some(o)) => Ok(o),
+            Ok(None) => Err(self.message(actix_web::http::StatusCode::NOT_FOUND, "Not found", missing)),
+            Err(e) => Err(self.message(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "Refused",
+                &format!("The API server refused to show it: {}", why(&e)),
+            )),
+        }
+    }
+
+    /// Deletes one object as the user; the refusal page when the API server says no.
+    pub(super) async fn delete_as_user<K>(&self, s: &Session, ns: &str, name: &str) -> Result<(), HttpResponse>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let result = match self.as_user(s) {
+            Ok(c) => Api::<K>::namespaced(c, ns)
+                .delete(name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| {
+            self.message(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "Not deleted",
+                &format!("The API server refused: {}", why(&e)),
+            )
+        })
+    }
+
     /// A page for a logged-in user: `ctx` plus the session, its CSRF token and whether it is an admin's.
     pub(super) fn page(&self, page: &str, s: &Session, ctx: minijinja::Value) -> HttpResponse {
         let ctx = context! {

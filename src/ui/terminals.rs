@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, PostParams},
+    api::{ListParams, PostParams},
 };
 use minijinja::{context, value::Serde};
 
@@ -52,6 +52,14 @@ async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, 
     (list, problems)
 }
 
+/// What a Terminal is called on the pages: its shortcut's title, or its image.
+fn title_of(t: &Terminal) -> String {
+    t.annotations()
+        .get(crate::api::keys::SHORTCUT)
+        .cloned()
+        .unwrap_or_else(|| t.spec.host.pod.image.clone())
+}
+
 /// The user's Terminals (admins: everyone's), newest first.
 fn terminals_of(state: &State, s: &Session) -> Vec<serde_json::Value> {
     let admin = state.is_admin(s);
@@ -68,7 +76,7 @@ fn terminals_of(state: &State, s: &Session) -> Vec<serde_json::Value> {
             let st = t.status.clone().unwrap_or_default();
             serde_json::json!({
                 "namespace": t.namespace(), "name": t.name_any(),
-                "title": t.annotations().get(crate::api::keys::SHORTCUT).cloned().unwrap_or_else(|| t.spec.host.pod.image.clone()),
+                "title": title_of(t),
                 "creator": crate::controller::creator_name(t.as_ref()),
                 "ready": super::live::ready_of(&st.conditions),
                 "message": st.message.unwrap_or_default(),
@@ -158,39 +166,26 @@ pub async fn page(state: State, req: HttpRequest, path: web::Path<(String, Strin
         return redirect("/login");
     };
     let (ns, name) = path.into_inner();
-    let got = match state.as_user(&s) {
-        Ok(c) => Api::<Terminal>::namespaced(c, &ns).get_opt(&name).await,
-        Err(e) => Err(e),
+    let missing = format!("There is no terminal {ns}/{name}; it may have ended.");
+    let t: Terminal = match state.get_as_user(&s, &ns, &name, &missing).await {
+        Ok(t) => t,
+        Err(page) => return page,
     };
-    match got {
-        Ok(Some(t)) => {
-            let st = t.status.clone().unwrap_or_default();
-            let ctx = context! {
-                t => Serde(&t),
-                title => t.annotations().get(crate::api::keys::SHORTCUT).cloned().unwrap_or_else(|| t.spec.host.pod.image.clone()),
-                ready => super::live::ready_of(&st.conditions),
-                expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
-                remote => t.spec.host.cluster.is_some(),
-            };
-            let mut r = state.page("terminal.html", &s, ctx);
-            // xterm.js styles its rows with a <style> element; scripts stay 'self' only.
-            r.headers_mut().insert(
-                actix_web::http::header::CONTENT_SECURITY_POLICY,
-                actix_web::http::header::HeaderValue::from_static(super::server::TERMINAL_CSP),
-            );
-            r
-        }
-        Ok(None) => state.message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            &format!("There is no terminal {ns}/{name}; it may have ended."),
-        ),
-        Err(e) => state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            &format!("The API server refused to show it: {}", why(&e)),
-        ),
-    }
+    let st = t.status.clone().unwrap_or_default();
+    let ctx = context! {
+        t => Serde(&t),
+        title => title_of(&t),
+        ready => super::live::ready_of(&st.conditions),
+        expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
+        remote => t.spec.host.cluster.is_some(),
+    };
+    let mut r = state.page("terminal.html", &s, ctx);
+    // xterm.js styles its rows with a <style> element; scripts stay 'self' only.
+    r.headers_mut().insert(
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        actix_web::http::header::HeaderValue::from_static(super::server::TERMINAL_CSP),
+    );
+    r
 }
 
 /// `POST /terminals/{ns}/{name}/extend`: a heartbeat as the user. Forms get
@@ -237,19 +232,8 @@ pub async fn delete(
         return refused;
     }
     let (ns, name) = path.into_inner();
-    let result = match state.as_user(&s) {
-        Ok(c) => Api::<Terminal>::namespaced(c, &ns)
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Err(e) => Err(e),
-    };
-    match result {
+    match state.delete_as_user::<Terminal>(&s, &ns, &name).await {
         Ok(()) => redirect("/terminals"),
-        Err(e) => state.message(
-            StatusCode::FORBIDDEN,
-            "Not deleted",
-            &format!("The API server refused: {}", why(&e)),
-        ),
+        Err(refused) => refused,
     }
 }
