@@ -31,7 +31,7 @@ use kube::{
 };
 use portico::{
     api::{Deployment, Terminal},
-    controlplane::{ControlPlane, Process, free_port},
+    controlplane::{Process, free_port},
 };
 use serde_json::json;
 
@@ -143,19 +143,6 @@ async fn main() {
     let deployments = args.first().copied().unwrap_or(2000);
     let terminals = args.get(1).copied().unwrap_or(500);
     let streams = args.get(2).copied().unwrap_or(500);
-    eprintln!("starting a control plane and the operator");
-    let cp = tokio::task::spawn_blocking(ControlPlane::start)
-        .await
-        .unwrap()
-        .expect("control plane");
-    let admin = cp.admin_client().await.unwrap();
-    portico::install::install(&admin).await.unwrap();
-    portico::dev::setup_demo(&admin).await.unwrap();
-    portico::install::wait_aggregated(&admin).await.unwrap();
-    let dir = std::path::Path::new(portico::dev::CATALOG_DIR);
-    portico::dev::load_catalog(&admin, dir, portico::dev::CATALOG_NAMESPACE)
-        .await
-        .unwrap();
     let profiles = format!(
         "leaderElection: {{enabled: false}}\ncontroller: {{concurrency: 16}}\nsessionProfiles: {}\n",
         serde_json::to_string(
@@ -163,8 +150,7 @@ async fn main() {
         )
         .unwrap()
     );
-    let (config, port) = operator::write_config(&cp, &profiles);
-    let _op = operator::Operator::start(&cp, config, port).await;
+    let (cp, admin, _op) = common::cluster_with_operator(&profiles).await;
 
     eprintln!("creating {deployments} Deployments and {terminals} Terminals");
     let clients = [

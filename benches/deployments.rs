@@ -25,7 +25,7 @@ use kube::{
     api::{DeleteParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
-use portico::{api::Deployment, controlplane::ControlPlane};
+use portico::api::Deployment;
 use serde_json::json;
 
 const USERS: [(&str, &str); 2] = [("alice", "team-a"), ("bob", "team-b")];
@@ -36,24 +36,7 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200usize);
-    eprintln!("starting a control plane and the operator");
-    let cp = tokio::task::spawn_blocking(ControlPlane::start)
-        .await
-        .unwrap()
-        .expect("control plane");
-    let admin = cp.admin_client().await.unwrap();
-    portico::install::install(&admin).await.unwrap();
-    portico::dev::setup_demo(&admin).await.unwrap();
-    portico::install::wait_aggregated(&admin).await.unwrap();
-    portico::dev::load_catalog(
-        &admin,
-        portico::dev::CATALOG_DIR.as_ref(),
-        portico::dev::CATALOG_NAMESPACE,
-    )
-    .await
-    .unwrap();
-    let (config, port) = operator::write_config(&cp, "leaderElection: {enabled: false}\n");
-    let op = operator::Operator::start(&cp, config, port).await;
+    let (cp, admin, op) = common::cluster_with_operator("leaderElection: {enabled: false}\n").await;
     let pid = op.process.pid();
 
     let applied_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

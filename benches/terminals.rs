@@ -28,7 +28,7 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
-use portico::{api::Terminal, controller::terminal::build::UID_LABEL, controlplane::ControlPlane};
+use portico::{api::Terminal, controller::terminal::build::UID_LABEL};
 use serde_json::json;
 
 const USERS: [(&str, &str); 3] = [("alice", "team-a"), ("bob", "team-b"), ("carol", "team-a")];
@@ -81,18 +81,8 @@ async fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let count = args.first().copied().unwrap_or(200);
     let expiring = args.get(1).copied().unwrap_or(20);
-    eprintln!("starting a control plane and the operator");
-    let cp = tokio::task::spawn_blocking(ControlPlane::start)
-        .await
-        .unwrap()
-        .expect("control plane");
-    let admin = cp.admin_client().await.unwrap();
-    portico::install::install(&admin).await.unwrap();
-    portico::dev::setup_demo(&admin).await.unwrap();
-    portico::install::wait_aggregated(&admin).await.unwrap();
-    let (config, port) =
-        operator::write_config(&cp, "leaderElection: {enabled: false}\ncontroller: {concurrency: 16}\n");
-    let op = operator::Operator::start(&cp, config, port).await;
+    let (cp, admin, op) =
+        common::cluster_with_operator("leaderElection: {enabled: false}\ncontroller: {concurrency: 16}\n").await;
     let pid = op.process.pid();
 
     let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

@@ -1,10 +1,38 @@
-//! What the benchmarks share: percentiles, the API server's request count,
-//! and a process's peak memory and CPU time.
+//! What the benchmarks share: a control plane with the demo tenants, the
+//! catalog and the operator; percentiles, the API server's request count, and
+//! a process's peak memory and CPU time.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use kube::Client;
+
+/// Starts a control plane, installs the CRDs, the demo tenants and the
+/// catalog, and runs the operator (as the chart's service account) with the
+/// test configuration plus `extra` (top-level YAML keys).
+pub async fn cluster_with_operator(
+    extra: &str,
+) -> (portico::controlplane::ControlPlane, Client, crate::operator::Operator) {
+    eprintln!("starting a control plane and the operator");
+    let cp = tokio::task::spawn_blocking(portico::controlplane::ControlPlane::start)
+        .await
+        .unwrap()
+        .expect("control plane");
+    let admin = cp.admin_client().await.unwrap();
+    portico::install::install(&admin).await.unwrap();
+    portico::dev::setup_demo(&admin).await.unwrap();
+    portico::install::wait_aggregated(&admin).await.unwrap();
+    portico::dev::load_catalog(
+        &admin,
+        portico::dev::CATALOG_DIR.as_ref(),
+        portico::dev::CATALOG_NAMESPACE,
+    )
+    .await
+    .unwrap();
+    let (config, port) = crate::operator::write_config(&cp, extra);
+    let op = crate::operator::Operator::start(&cp, config, port).await;
+    (cp, admin, op)
+}
 
 /// All requests the API server has served (sum of `apiserver_request_total`).
 pub async fn request_total(client: &Client) -> f64 {
