@@ -34,6 +34,14 @@ pub mod keys {
     pub const PROFILE_LABEL: &str = "portico.dev/profile";
     /// The generated name of a Terminal's temporary namespace(s), written by the webhook.
     pub const TEMPORARY_NAMESPACE: &str = "portico.dev/temporary-namespace";
+    /// Annotation on the per-user Lease that reserves session slots (see `webhook::quota`).
+    pub const SESSION_RESERVATIONS: &str = "portico.dev/session-reservations";
+    /// Label on a namespace Portico created: the UID of the Terminal it was created for.
+    /// Portico deletes a temporary namespace only when it carries this label with that UID.
+    pub const TERMINAL_UID_LABEL: &str = "portico.dev/terminal-uid";
+    /// Label on every object a Deployment renders: the Deployment's UID. Portico
+    /// never takes over an object without it and deletes only objects with it.
+    pub const DEPLOYMENT_UID_LABEL: &str = "portico.dev/deployment-uid";
     /// Annotation on a Terminal made from a dashboard shortcut: the shortcut's title.
     pub const SHORTCUT: &str = "portico.dev/shortcut";
 }

@@ -10,6 +10,11 @@ use kube::api::ObjectMeta;
 /// The plural resource names of the three kinds.
 pub const RESOURCES: [&str; 3] = ["terminals", "deployments", "sessionclaims"];
 
+/// The custom verb that lets a user change or end Terminals and SessionClaims
+/// other users created (granted to namespace admins through `admin`). Without
+/// it only the creator may change the spec of, or delete, their object.
+pub const OVERRIDE_VERB: &str = "override";
+
 const READ: [&str; 3] = ["get", "list", "watch"];
 const WRITE: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
 
@@ -26,7 +31,9 @@ pub fn aggregated_cluster_roles() -> Vec<ClusterRole> {
     let read_write: Vec<&str> = READ.iter().chain(WRITE.iter()).copied().collect();
     let view = vec![rule(&all, &READ), rule(&status, &["get"])];
     let edit = vec![rule(&all, &read_write), rule(&status, &["get"])];
-    [("view", view), ("edit", edit.clone()), ("admin", edit)]
+    let mut admin = edit.clone();
+    admin.push(rule(&all, &[OVERRIDE_VERB]));
+    [("view", view), ("edit", edit), ("admin", admin)]
         .into_iter()
         .map(|(to, rules)| ClusterRole {
             metadata: ObjectMeta {
@@ -69,7 +76,10 @@ mod tests {
         for res in RESOURCES {
             assert_eq!(verbs(view, res), ["get", "list", "watch"]);
             assert!(verbs(edit, res).contains(&"create".to_string()));
-            assert_eq!(verbs(edit, res), verbs(admin, res));
+            assert!(!verbs(edit, res).contains(&OVERRIDE_VERB.to_string()));
+            let mut admin_verbs = verbs(edit, res);
+            admin_verbs.push(OVERRIDE_VERB.to_string());
+            assert_eq!(verbs(admin, res), admin_verbs, "admins may also act on others' objects");
             // status is the operator's to write
             assert_eq!(verbs(edit, &format!("{res}/status")), ["get"]);
         }

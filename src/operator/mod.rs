@@ -105,6 +105,7 @@ pub async fn run_until(
         config: config.clone(),
         clusters: clusters.clone(),
         metrics: metrics.clone(),
+        operator_user: Some(own_user(&client).await?),
     };
     let webhook_server = {
         let shutdown = shutdown.clone();
@@ -213,4 +214,18 @@ async fn lead(
         let _ = manager.release().await;
     }
     Ok(())
+}
+
+/// The operator's own user name, as the API server authenticates it.
+async fn own_user(client: &Client) -> Result<String, OperatorError> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let review = kube::Api::<SelfSubjectReview>::all(client.clone())
+        .create(&Default::default(), &Default::default())
+        .await
+        .map_err(|e| OperatorError::Kube("ask the API server who the operator is (SelfSubjectReview)", e))?;
+    Ok(review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .unwrap_or_default())
 }

@@ -426,6 +426,20 @@ pub async fn authorize_target(
     for binding in &target.role_bindings {
         check_role_grant(c, creator, binding, &ns).await?;
     }
+    // A Terminal reaches only namespaces its creator has some role in: one
+    // with no RoleBinding there must at least be able to read the namespace
+    // itself (every role bound in a namespace, `view` upwards, allows that).
+    let binds_there = target
+        .role_bindings
+        .iter()
+        .any(|b| b.binding_kind == BindingKind::RoleBinding);
+    if target.namespace.is_some() && !binds_there {
+        let why = format!(
+            " (spec.target.namespace): a Terminal reaches only namespaces its creator holds a role in; \
+             ask for access to {ns} first"
+        );
+        require(c, creator, resource(&ns, "get", "", "namespaces", &ns), &why).await?;
+    }
     Ok(())
 }
 

@@ -2,7 +2,10 @@
 //! over HTTPS for all three kinds.
 
 pub mod authz;
+pub mod decode;
 pub mod mutate;
+pub mod ownership;
+pub mod quota;
 pub mod registration;
 pub mod tls;
 pub mod validate;
@@ -13,19 +16,12 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use k8s_openapi::jiff::Timestamp;
 use kube::core::{
     DynamicObject, Status,
-    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview},
+    admission::{AdmissionRequest, AdmissionResponse},
 };
 use tracing::{info, warn};
 
 use crate::{
-    api::{
-        SessionClaim,
-        keys::{PROFILE_LABEL, TEMPORARY_NAMESPACE, USER_HASH_LABEL},
-    },
-    clusters::Clusters,
-    config::OperatorConfig,
-    creator::Creator,
-    metrics::Metrics,
+    api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, creator::Creator, metrics::Metrics,
 };
 
 /// A refusal, with the HTTP status the API server reports to the client.
@@ -83,6 +79,15 @@ impl Kind {
         }
     }
 
+    /// The plural resource name.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Terminal => "terminals",
+            Kind::Deployment => "deployments",
+            Kind::SessionClaim => "sessionclaims",
+        }
+    }
+
     /// The kind's name, for messages.
     pub fn name(self) -> &'static str {
         match self {
@@ -111,6 +116,8 @@ pub struct WebhookState {
     pub clusters: Arc<Clusters>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The operator's own user name (from a SelfSubjectReview at start).
+    pub operator_user: Option<String>,
 }
 
 fn respond(req: &AdmissionRequest<DynamicObject>, result: Result<AdmissionResponse, Denial>) -> HttpResponse {
@@ -126,11 +133,16 @@ fn respond(req: &AdmissionRequest<DynamicObject>, result: Result<AdmissionRespon
     HttpResponse::Ok().json(resp.into_review())
 }
 
-fn parse(
-    body: web::Json<AdmissionReview<DynamicObject>>,
-) -> Result<(AdmissionRequest<DynamicObject>, Kind), Box<HttpResponse>> {
-    let req: AdmissionRequest<DynamicObject> = body.into_inner().try_into().map_err(|e| {
-        Box::new(HttpResponse::BadRequest().json(AdmissionResponse::invalid(format!("{e}")).into_review()))
+fn parse(body: &[u8]) -> Result<(AdmissionRequest<DynamicObject>, Kind), Box<HttpResponse>> {
+    let req = decode::decode(body).map_err(|e| {
+        let mut resp = AdmissionResponse::invalid(e.to_string());
+        if let decode::DecodeError::TooDeep { uid, .. } = &e {
+            // A proper answer to the API server, which shows the message to the user.
+            resp.uid = uid.clone();
+            resp.result = Status::failure(&e.to_string(), "Invalid").with_code(422);
+            return Box::new(HttpResponse::Ok().json(resp.into_review()));
+        }
+        Box::new(HttpResponse::BadRequest().json(resp.into_review()))
     })?;
     match Kind::from_request(&req) {
         Some(k) => Ok((req, k)),
@@ -142,11 +154,8 @@ fn parse(
     }
 }
 
-async fn mutate_handler(
-    state: web::Data<WebhookState>,
-    body: web::Json<AdmissionReview<DynamicObject>>,
-) -> HttpResponse {
-    let (req, kind) = match parse(body) {
+async fn mutate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> HttpResponse {
+    let (req, kind) = match parse(&body) {
         Ok(x) => x,
         Err(resp) => return *resp,
     };
@@ -164,17 +173,15 @@ async fn mutate_handler(
     respond(&req, result)
 }
 
-async fn validate_handler(
-    state: web::Data<WebhookState>,
-    body: web::Json<AdmissionReview<DynamicObject>>,
-) -> HttpResponse {
-    let (req, kind) = match parse(body) {
+async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> HttpResponse {
+    let (req, kind) = match parse(&body) {
         Ok(x) => x,
         Err(resp) => return *resp,
     };
     let result = async {
         let mut resp = AdmissionResponse::from(&req);
-        match validate::validate(&req, kind, Timestamp::now(), &state.config)? {
+        let operator = state.operator_user.as_deref();
+        match validate::validate(&req, kind, Timestamp::now(), &state.config, operator)? {
             Some(validate::Followup::Terminal(creator, terminal)) => {
                 let ns = req.namespace.clone().unwrap_or_default();
                 let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
@@ -184,7 +191,10 @@ async fn validate_handler(
                 }
             }
             Some(validate::Followup::Session(creator, profile)) => {
-                check_active_sessions(&state, &creator, &profile).await?;
+                check_active_sessions(&state, &req, &creator, &profile).await?;
+            }
+            Some(validate::Followup::Override(o)) => {
+                ownership::check(&state.clusters.local().client, &o).await?;
             }
             Some(validate::Followup::Deployment {
                 creator,
@@ -199,6 +209,10 @@ async fn validate_handler(
         Ok(resp)
     }
     .await;
+    let deleting = matches!(req.operation, kube::core::admission::Operation::Delete);
+    if result.is_ok() && kind == Kind::SessionClaim && deleting && !req.dry_run {
+        release_session(&state, &req).await;
+    }
     record(&state, kind, "validate", &req, &result);
     respond(&req, result)
 }
@@ -252,29 +266,48 @@ async fn check_deployment(
     Ok(())
 }
 
-/// Refuses a new session when the creator already holds the profile's maximum.
-async fn check_active_sessions(state: &WebhookState, creator: &Creator, profile: &str) -> Result<(), Denial> {
+/// Refuses a new session when the creator already holds the profile's
+/// maximum, and otherwise reserves its slot (see [`quota`]).
+async fn check_active_sessions(
+    state: &WebhookState,
+    req: &AdmissionRequest<DynamicObject>,
+    creator: &Creator,
+    profile: &str,
+) -> Result<(), Denial> {
     let Some(p) = state.config.profile(profile) else {
         return Ok(());
     };
-    let api: kube::Api<SessionClaim> = kube::Api::all(state.clusters.local().client.clone());
-    let selector = format!("{USER_HASH_LABEL}={},{PROFILE_LABEL}={profile}", creator.user_hash());
-    let claims = api
-        .list_metadata(&kube::api::ListParams::default().labels(&selector))
+    let quota = quota::Quota {
+        client: &state.clusters.local().client,
+        namespace: &state.config.leader_election.namespace,
+    };
+    // A generated name is filled in before validation; read it from the object too.
+    let name = req
+        .object
+        .as_ref()
+        .and_then(|o| o.metadata.name.clone())
+        .unwrap_or_else(|| req.name.clone());
+    let claim = format!("{}/{name}", req.namespace.as_deref().unwrap_or_default());
+    quota
+        .reserve(creator, profile, p.max_active_per_user as usize, &claim, req.dry_run)
         .await
-        .map_err(|e| Denial::unavailable(format!("cannot count active sessions: {e}")))?;
-    let active = claims
-        .items
-        .iter()
-        .filter(|c| c.metadata.deletion_timestamp.is_none())
-        .count();
-    if active >= p.max_active_per_user as usize {
-        return Err(Denial::forbidden(format!(
-            "{} already has {active} active sessions of profile {profile} (at most {}); end one first",
-            creator.user, p.max_active_per_user
-        )));
-    }
-    Ok(())
+}
+
+/// A SessionClaim is being deleted: its slot is free again at once.
+async fn release_session(state: &WebhookState, req: &AdmissionRequest<DynamicObject>) {
+    let Some(old) = req.old_object.as_ref() else { return };
+    let (Ok(creator), Some(profile)) = (
+        Creator::from_annotations(old.metadata.annotations.as_ref()),
+        spec_str(old, "profile"),
+    ) else {
+        return;
+    };
+    let quota = quota::Quota {
+        client: &state.clusters.local().client,
+        namespace: &state.config.leader_election.namespace,
+    };
+    let claim = format!("{}/{}", req.namespace.as_deref().unwrap_or_default(), req.name);
+    quota.release(&creator, profile, &claim).await;
 }
 
 fn record(
@@ -317,7 +350,7 @@ pub async fn serve(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::JsonConfig::default().limit(4 * 1024 * 1024))
+            .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
             .route("/mutate", web::post().to(mutate_handler))
             .route("/validate", web::post().to(validate_handler))
     })

@@ -70,6 +70,14 @@ pub fn mutate(
                     requester.user
                 )));
             }
+            if let Some(given) = annotation(obj, TEMPORARY_NAMESPACE) {
+                return Err(Denial::forbidden(format!(
+                    "{TEMPORARY_NAMESPACE} is written by Portico, which names the namespace it creates for this \
+                     {}; a client cannot set it (the object says {given:?}); remove the annotation and set \
+                     spec.host.temporaryNamespace or spec.target.temporaryNamespace: true instead",
+                    kind.name()
+                )));
+            }
             set_annotation(&mut ops, obj, CREATED_BY, &requester.to_annotation());
             if annotation(obj, OPERATION).is_some() {
                 ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", esc(OPERATION))}));
@@ -88,10 +96,7 @@ pub fn mutate(
                     ops.push(json!({"op": "add", "path": "/spec/maxLifetime", "value": max}));
                 }
             }
-            if kind == Kind::Terminal
-                && wants_temporary_namespace(obj)
-                && annotation(obj, TEMPORARY_NAMESPACE).is_none()
-            {
+            if kind == Kind::Terminal && wants_temporary_namespace(obj) {
                 set_annotation(&mut ops, obj, TEMPORARY_NAMESPACE, &format!("term-{}", random_suffix()));
             }
         }
@@ -246,6 +251,24 @@ mod tests {
         let d = mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap_err();
         assert_eq!(d.code, 403);
         assert!(d.message.contains("cannot be set by a client"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_client_set_temporary_namespace_is_denied() {
+        for spec in [
+            json!({}),
+            json!({"host": {"namespace": null, "temporaryNamespace": true}}),
+        ] {
+            let obj = terminal(json!({TEMPORARY_NAMESPACE: "team-b"}), spec);
+            let req = request("CREATE", "alice", obj, None);
+            let d = mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap_err();
+            assert_eq!(d.code, 403);
+            assert!(
+                d.message.contains("a client cannot set it") && d.message.contains("\"team-b\""),
+                "{}",
+                d.message
+            );
+        }
     }
 
     #[test]

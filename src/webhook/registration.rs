@@ -26,11 +26,13 @@ fn client_config(cfg: &WebhookConfig, path: &str, ca_pem: &str) -> WebhookClient
     }
 }
 
-fn rules() -> Vec<RuleWithOperations> {
+/// The operations each webhook sees: validation also sees deletes (only the
+/// creator or someone allowed to `override` ends a Terminal or SessionClaim).
+fn rules(operations: &[&str]) -> Vec<RuleWithOperations> {
     vec![RuleWithOperations {
         api_groups: Some(vec![crate::api::GROUP.into()]),
         api_versions: Some(vec![crate::api::VERSION.into()]),
-        operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+        operations: Some(operations.iter().map(|o| o.to_string()).collect()),
         resources: Some(RESOURCES.iter().map(|r| r.to_string()).collect()),
         scope: Some("Namespaced".into()),
     }]
@@ -51,7 +53,7 @@ pub fn mutating(cfg: &WebhookConfig, ca_pem: &str) -> MutatingWebhookConfigurati
         webhooks: Some(vec![MutatingWebhook {
             name: "mutate.portico.dev".into(),
             client_config: client_config(cfg, "/mutate", ca_pem),
-            rules: Some(rules()),
+            rules: Some(rules(&["CREATE", "UPDATE"])),
             failure_policy: Some("Fail".into()),
             side_effects: "None".into(),
             admission_review_versions: vec!["v1".into()],
@@ -70,9 +72,10 @@ pub fn validating(cfg: &WebhookConfig, ca_pem: &str) -> ValidatingWebhookConfigu
         webhooks: Some(vec![ValidatingWebhook {
             name: "validate.portico.dev".into(),
             client_config: client_config(cfg, "/validate", ca_pem),
-            rules: Some(rules()),
+            rules: Some(rules(&["CREATE", "UPDATE", "DELETE"])),
             failure_policy: Some("Fail".into()),
-            side_effects: "None".into(),
+            // A SessionClaim's create reserves its slot in a Lease, except in a dry run.
+            side_effects: "NoneOnDryRun".into(),
             admission_review_versions: vec!["v1".into()],
             match_policy: Some("Equivalent".into()),
             timeout_seconds: Some(15),

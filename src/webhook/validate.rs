@@ -5,11 +5,11 @@
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
 
-use super::{Denial, Kind, annotation, spec_str};
+use super::{Denial, Kind, annotation, ownership, spec_str};
 use crate::{
     api::{
         Terminal,
-        keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, USER_HASH_LABEL},
+        keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, USER_HASH_LABEL},
     },
     config::OperatorConfig,
     controller::lifetime,
@@ -26,6 +26,8 @@ pub enum Followup {
     Terminal(Creator, Box<Terminal>),
     /// A new SessionClaim: count the creator's active sessions of this profile.
     Session(Creator, String),
+    /// Someone acts on another user's Terminal or SessionClaim: they need `override`.
+    Override(ownership::Override),
     /// A Deployment: check its template, the creator's groups and the parameters.
     Deployment {
         /// Who created it.
@@ -39,8 +41,49 @@ pub enum Followup {
     },
 }
 
-/// Checks one request; returns what still needs API calls.
+/// Checks one request; returns what still needs API calls. `operator` is the
+/// operator's own user name, whose finalizer updates and expiry deletes are
+/// never someone acting on another user's object.
 pub fn validate(
+    req: &AdmissionRequest<DynamicObject>,
+    kind: Kind,
+    now: Timestamp,
+    cfg: &OperatorConfig,
+    operator: Option<&str>,
+) -> Result<Option<Followup>, Denial> {
+    let requester = Creator {
+        user: req.user_info.username.clone().unwrap_or_default(),
+        groups: req.user_info.groups.clone().unwrap_or_default(),
+    };
+    let followup = match req.operation {
+        Operation::Delete => None,
+        _ => validate_object(req, kind, now, cfg)?,
+    };
+    let Some(old) = req.old_object.as_ref() else {
+        return Ok(followup);
+    };
+    // An object Portico never acted on (no creator) follows plain RBAC.
+    let Ok(creator) = Creator::from_annotations(old.metadata.annotations.as_ref()) else {
+        return Ok(followup);
+    };
+    let spec_changed = req
+        .object
+        .as_ref()
+        .is_some_and(|o| o.data.get("spec") != old.data.get("spec"));
+    match ownership::act_on_others(kind, &req.operation, spec_changed, &creator, &requester.user, operator) {
+        Some(act) => Ok(Some(Followup::Override(ownership::Override {
+            kind,
+            namespace: req.namespace.clone().unwrap_or_default(),
+            name: req.name.clone(),
+            creator,
+            requester,
+            act,
+        }))),
+        None => Ok(followup),
+    }
+}
+
+fn validate_object(
     req: &AdmissionRequest<DynamicObject>,
     kind: Kind,
     now: Timestamp,
@@ -72,6 +115,13 @@ pub fn validate(
         if annotation(old, CREATED_BY) != annotation(obj, CREATED_BY) {
             return Err(Denial::forbidden(format!(
                 "{CREATED_BY} is immutable; it records who created this {} and cannot change",
+                kind.name()
+            )));
+        }
+        if annotation(old, TEMPORARY_NAMESPACE) != annotation(obj, TEMPORARY_NAMESPACE) {
+            return Err(Denial::forbidden(format!(
+                "{TEMPORARY_NAMESPACE} is immutable; it names the namespace Portico created for this {} \
+                 and cannot change",
                 kind.name()
             )));
         }
@@ -273,12 +323,15 @@ mod tests {
         "2026-03-01T10:00:00Z".parse().unwrap()
     }
 
+    const OPERATOR: &str = "system:serviceaccount:portico-system:portico-operator";
+
     fn check(op: &str, user: &str, obj: Value, old: Option<Value>) -> Result<bool, Denial> {
         validate(
             &request(op, user, obj, old),
             Kind::Terminal,
             now(),
             &OperatorConfig::default(),
+            Some(OPERATOR),
         )
         .map(|r| r.is_some())
     }
@@ -314,7 +367,16 @@ mod tests {
         assert!(d.message.contains("privileged, hostPID"), "{}", d.message);
         let mut cfg = OperatorConfig::default();
         cfg.terminal.privileged_groups = vec!["developers".into()];
-        assert!(validate(&request("CREATE", "alice", obj, None), Kind::Terminal, now(), &cfg).is_ok());
+        assert!(
+            validate(
+                &request("CREATE", "alice", obj, None),
+                Kind::Terminal,
+                now(),
+                &cfg,
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -323,15 +385,45 @@ mod tests {
         let old = terminal(json!({CREATED_BY: alice()}), json!({}), json!({"idleTimeout": "9h"}));
         let mut new = old.clone();
         new["metadata"]["finalizers"] = json!(["portico.dev/cleanup"]);
-        assert!(
-            !check(
-                "UPDATE",
-                "system:serviceaccount:portico-system:portico-operator",
-                new,
-                Some(old)
-            )
-            .unwrap()
+        assert!(!check("UPDATE", OPERATOR, new, Some(old)).unwrap());
+    }
+
+    #[test]
+    fn the_temporary_namespace_annotation_is_immutable() {
+        let old = terminal(
+            json!({CREATED_BY: alice(), TEMPORARY_NAMESPACE: "term-abc"}),
+            json!({}),
+            json!({}),
         );
+        let new = terminal(
+            json!({CREATED_BY: alice(), TEMPORARY_NAMESPACE: "team-b"}),
+            json!({}),
+            json!({}),
+        );
+        let d = check("UPDATE", "alice", new, Some(old)).unwrap_err();
+        assert_eq!(d.code, 403);
+        assert!(d.message.contains("temporary-namespace is immutable"), "{}", d.message);
+    }
+
+    #[test]
+    fn deleting_someone_elses_terminal_needs_override_but_not_ones_own() {
+        let old = terminal(json!({CREATED_BY: alice()}), json!({}), json!({}));
+        let mut req = request("DELETE", "bob", Value::Null, Some(old.clone()));
+        req.object = None;
+        let f = validate(&req, Kind::Terminal, now(), &OperatorConfig::default(), Some(OPERATOR)).unwrap();
+        match f {
+            Some(Followup::Override(o)) => {
+                assert_eq!((o.creator.user.as_str(), o.requester.user.as_str()), ("alice", "bob"));
+                assert_eq!(o.act, ownership::Act::End);
+            }
+            other => panic!("expected an override check, got {other:?}"),
+        }
+        for user in ["alice", OPERATOR] {
+            let mut req = request("DELETE", user, Value::Null, Some(old.clone()));
+            req.object = None;
+            let f = validate(&req, Kind::Terminal, now(), &OperatorConfig::default(), Some(OPERATOR)).unwrap();
+            assert!(f.is_none(), "{user}: {f:?}");
+        }
     }
 
     #[test]
