@@ -114,7 +114,9 @@ async fn alice_deploys_the_web_app_and_it_becomes_ready_with_outputs() {
     .await
     .unwrap();
     let d = wait_for(ns, "hello", "three objects applied", |d| {
-        d.status.as_ref().is_some_and(|s| s.resources.len() == 3)
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.resources.len() == 3 && s.template_revision.is_some())
     })
     .await;
     assert!(is(&d, "Reconciling"), "pods are not running yet: {:?}", d.status);
@@ -418,7 +420,9 @@ async fn flux_kstatus_sees_in_progress_then_current_and_failed_for_a_failing_tem
         .await
         .unwrap();
     let d = wait_for(ns, "flux", "resources applied", |d| {
-        d.status.as_ref().is_some_and(|s| s.resources.len() == 3)
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.resources.len() == 3 && s.template_revision.is_some())
     })
     .await;
     assert_eq!(kstatus(&d), "InProgress");

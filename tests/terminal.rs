@@ -200,7 +200,12 @@ async fn alice_gets_a_terminal_whose_kubeconfig_reaches_exactly_edit_in_team_a()
         .await
         .unwrap();
     assert_eq!(access.role_ref.name, "edit");
-    assert_eq!(access.subjects.unwrap()[0].name, n.access);
+    let subject = access.subjects.unwrap()[0].clone();
+    assert_eq!(
+        (subject.name.as_str(), subject.namespace.as_deref()),
+        (n.access.as_str(), Some("portico-terminals")),
+        "the access service account lives where no editor of team-a reaches it"
+    );
     let pod = Api::<Pod>::namespaced(admin.clone(), "team-a")
         .get(&n.pod)
         .await
@@ -224,7 +229,7 @@ async fn alice_gets_a_terminal_whose_kubeconfig_reaches_exactly_edit_in_team_a()
     let who = kubectl_with(&path, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
     assert_eq!(
         String::from_utf8_lossy(&who.stdout),
-        format!("system:serviceaccount:team-a:{}", n.access)
+        format!("system:serviceaccount:portico-terminals:{}", n.access)
     );
     let ok = kubectl_with(&path, &["get", "pods", "-n", "team-a"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));

@@ -86,14 +86,14 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
     .expect("binding in cluster B")
     .unwrap();
     assert!(
-        Api::<ServiceAccount>::namespaced(b_admin.clone(), "team-a")
+        Api::<ServiceAccount>::namespaced(b_admin.clone(), "portico-terminals")
             .get_opt(&n.access)
             .await
             .unwrap()
             .is_some()
     );
     assert!(
-        Api::<ServiceAccount>::namespaced(a_admin.clone(), "team-a")
+        Api::<ServiceAccount>::namespaced(a_admin.clone(), "portico-terminals")
             .get_opt(&n.access)
             .await
             .unwrap()

@@ -108,6 +108,12 @@ pub struct TerminalConfig {
     pub server_url: Option<String>,
     /// How long cleanup keeps retrying a cluster it cannot reach before the finalizer lets go.
     pub cleanup_timeout: Duration,
+    /// The namespace, in every target cluster, that holds Terminals' access
+    /// service accounts (created by the operator when missing). Give nobody
+    /// but the operator and cluster admins rights there: whoever may
+    /// impersonate service accounts or create their tokens in it can act as
+    /// any Terminal.
+    pub access_namespace: String,
 }
 
 /// The template catalog.
@@ -171,6 +177,7 @@ impl Default for TerminalConfig {
             },
             server_url: None,
             cleanup_timeout: d(5 * 60),
+            access_namespace: "portico-terminals".into(),
         }
     }
 }
@@ -363,6 +370,15 @@ impl OperatorConfig {
                 "name at least one namespace that holds templates",
             ));
         }
+        if !is_dns_label(&t.access_namespace) {
+            return Err(invalid(
+                "terminal.accessNamespace",
+                format!(
+                    "{:?} is not a namespace name: use lowercase letters, digits and '-', at most 63",
+                    t.access_namespace
+                ),
+            ));
+        }
         if self.controller.concurrency == 0 {
             return Err(invalid("controller.concurrency", "must be at least 1"));
         }
@@ -402,6 +418,16 @@ fn positive(key: &str, v: &Duration) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// Whether `s` is a DNS label (a namespace name).
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 pub(crate) fn check_bounds(key: &str, b: &Bounds) -> Result<(), ConfigError> {

@@ -235,6 +235,47 @@ where
     }
 }
 
+/// Deletes an object only when it carries the label `key` = `value`, the
+/// mark of what Portico made for the object at hand, with its UID as a
+/// precondition (so a replacement made in between is never hit). Returns
+/// `Ok(true)` when it was deleted; an object with the name but without the
+/// mark is left alone and logged.
+pub async fn delete_labelled<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    name: &str,
+    (key, value): (&str, &str),
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let ar = ApiResource::erase::<K>(&());
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    let what = || format!("{} {name}", K::kind(&()));
+    let Some(obj) = api.get_opt(name).await.map_err(kube_err(format!("read {}", what())))? else {
+        return Ok(false);
+    };
+    if value.is_empty() || obj.labels().get(key).map(String::as_str) != Some(value) {
+        tracing::warn!(object = %what(), namespace = ?namespace, label = key, "not deleted: it was not made by Portico for this object");
+        return Ok(false);
+    }
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: obj.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
+        Err(e) => Err(kube_err(format!("delete {}", what()))(e)),
+    }
+}
+
 /// What every controller does when a reconcile fails: count it by reason,
 /// log it with the object, and try again in five seconds.
 pub fn retry_after_error<K: Resource>(

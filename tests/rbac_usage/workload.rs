@@ -338,7 +338,7 @@ async fn deployments(cp: &ControlPlane) {
     .expect("alice's Deployment");
     until(&all, "usage-web", "three objects applied", |d: Option<&Deployment>| {
         d.and_then(|d| d.status.as_ref())
-            .is_some_and(|s| s.resources.len() == 3)
+            .is_some_and(|s| s.resources.len() == 3 && s.template_revision.is_some())
     })
     .await;
     mine.delete("usage-web", &DeleteParams::default()).await.unwrap();

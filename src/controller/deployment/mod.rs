@@ -6,8 +6,13 @@
 //! finalizer waits until they are gone.
 
 pub mod health;
+pub mod inventory;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::StreamExt;
 use k8s_openapi::{
@@ -275,6 +280,8 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
                 return stalled(ctx, d, base, "RenderFailed", op, e.to_string()).await;
             }
         };
+        let uid = d.uid().unwrap_or_default();
+        let mut prepared = vec![];
         for mut obj in objects {
             let types = obj.types.clone().unwrap_or_default();
             let gvk = gvk_of(&types.api_version, &types.kind);
@@ -285,13 +292,46 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
             if !namespaced {
                 obj.metadata.namespace = None;
             }
+            inventory::mark(&mut obj, &uid);
+            let planned = ResourceStatus {
+                api_version: types.api_version.clone(),
+                kind: types.kind.clone(),
+                namespace: obj.metadata.namespace.clone(),
+                name: obj.name_any(),
+                health: Health::NotFound,
+                message: None,
+            };
+            prepared.push((obj, ar, types, planned));
+        }
+        // Record what is about to be applied, so nothing applied is ever unrecorded.
+        let seen = inventory::seen(&base.resources);
+        let planned: Vec<ResourceStatus> = prepared.iter().map(|p| p.3.clone()).collect();
+        if let Some(next) = inventory::plan(&base.resources, &planned) {
+            base.resources = next;
+            let applying = Phase::Reconciling {
+                reason: "Applying".into(),
+                message: format!("applying {} objects from template {}", planned.len(), entry.name),
+            };
+            let recorded = with_phase(d, base.clone(), &applying);
+            super::set_status(&ctx.client, d, d.status.as_ref(), &recorded).await?;
+        }
+        for (obj, ar, types, planned) in prepared {
             let obj_ns = obj.metadata.namespace.clone();
             let obj_name = obj.name_any();
+            let api = api_for(&client, &ar, obj_ns.as_deref());
+            if !seen.contains(&inventory::key(&planned)) {
+                // Unreadable (403): the apply, made with the same rights, decides.
+                let existing = match api.get_opt(&obj_name).await {
+                    Err(kube::Error::Api(e)) if e.code == 403 => None,
+                    other => other.map_err(kube_err(format!("read {} {obj_name} before creating it", types.kind)))?,
+                };
+                if existing.is_some_and(|e| !inventory::owned(&e, &uid, false, &ns, &name)) {
+                    let msg = inventory::not_owned_message(&types.kind, obj_ns.as_deref(), &obj_name);
+                    return stalled(ctx, d, base, "ObjectNotOwned", op, msg).await;
+                }
+            }
             let pp = PatchParams::apply(FIELD_MANAGER).force();
-            let applied = match api_for(&client, &ar, obj_ns.as_deref())
-                .patch(&obj_name, &pp, &Patch::Apply(&obj))
-                .await
-            {
+            let applied = match api.patch(&obj_name, &pp, &Patch::Apply(&obj)).await {
                 Ok(a) => a,
                 Err(kube::Error::Api(s)) => {
                     let who = match entry.template.apply_as {
@@ -316,15 +356,15 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
             });
         }
         // Prune what the new render no longer holds.
-        let keep: std::collections::BTreeSet<_> = inventory.iter().map(key).collect();
+        let keep: BTreeSet<_> = inventory.iter().map(inventory::key).collect();
         let gone: Vec<ResourceStatus> = base
             .resources
             .iter()
-            .filter(|r| !keep.contains(&key(r)))
+            .filter(|r| !keep.contains(&inventory::key(r)))
             .cloned()
             .collect();
         for r in &gone {
-            delete(ctx, &client, r).await?;
+            delete(ctx, &client, d, r).await?;
         }
         if !gone.is_empty() {
             let names: Vec<String> = gone.iter().map(|r| format!("{} {}", r.kind, r.name)).collect();
@@ -432,26 +472,84 @@ fn config_map_ref(namespace: &str, name: &str) -> k8s_openapi::api::core::v1::Co
     }
 }
 
-fn key(r: &ResourceStatus) -> (String, String, Option<String>, String) {
-    (
-        r.api_version.clone(),
-        r.kind.clone(),
-        r.namespace.clone(),
-        r.name.clone(),
-    )
-}
-
-/// Deletes one inventory object; `Ok(true)` while it still exists.
-async fn delete(ctx: &Context, client: &Client, r: &ResourceStatus) -> Result<bool, Error> {
+/// Deletes one object the Deployment made; `Ok(true)` while it still exists.
+/// An object without the Deployment's mark is left alone.
+async fn delete(ctx: &Context, client: &Client, d: &Deployment, r: &ResourceStatus) -> Result<bool, Error> {
     let Ok((ar, _)) = resolve(ctx, &gvk_of(&r.api_version, &r.kind)).await else {
         return Ok(false);
     };
     let api = api_for(client, &ar, r.namespace.as_deref());
-    match api.delete(&r.name, &DeleteParams::background()).await {
-        Ok(_) => Ok(api.get_opt(&r.name).await.map_err(kube_err("read object"))?.is_some()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+    let live = match api.get_opt(&r.name).await {
+        // What the applier may not even read, it did not make (its apply was refused).
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::warn!(kind = %r.kind, name = %r.name, "not deleted: the applier may not read it");
+            return Ok(false);
+        }
+        other => other.map_err(kube_err(format!("read {} {}", r.kind, r.name)))?,
+    };
+    let Some(live) = live else {
+        return Ok(false);
+    };
+    let (uid, ns, name) = (
+        d.uid().unwrap_or_default(),
+        d.namespace().unwrap_or_default(),
+        d.name_any(),
+    );
+    let recorded = d
+        .status
+        .as_ref()
+        .is_some_and(|s| inventory::seen(&s.resources).contains(&inventory::key(r)));
+    if !inventory::owned(&live, &uid, recorded, &ns, &name) {
+        tracing::warn!(kind = %r.kind, name = %r.name, "not deleted: it does not carry this Deployment's mark");
+        return Ok(false);
+    }
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: live.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(&r.name, &dp).await {
+        Ok(either) => Ok(either.is_left()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
         Err(e) => Err(kube_err(format!("delete {} {}", r.kind, r.name))(e)),
     }
+}
+
+/// Everything carrying the Deployment's UID label in the kinds it recorded
+/// (objects of an earlier render whose record was lost), beside the record.
+async fn marked(ctx: &Context, client: &Client, d: &Deployment) -> Vec<ResourceStatus> {
+    let base = d.status.clone().unwrap_or_default();
+    let kinds: BTreeSet<(String, String)> = base
+        .resources
+        .iter()
+        .map(|r| (r.api_version.clone(), r.kind.clone()))
+        .collect();
+    let selector = format!("{}={}", inventory::UID_LABEL, d.uid().unwrap_or_default());
+    let ns = d.namespace().unwrap_or_default();
+    let mut found = vec![];
+    for (api_version, kind) in kinds {
+        let Ok((ar, namespaced)) = resolve(ctx, &gvk_of(&api_version, &kind)).await else {
+            continue;
+        };
+        let api = api_for(client, &ar, namespaced.then_some(ns.as_str()));
+        match api
+            .list_metadata(&kube::api::ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(list) => found.extend(list.items.into_iter().map(|o| ResourceStatus {
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+                namespace: o.metadata.namespace.clone(),
+                name: o.metadata.name.clone().unwrap_or_default(),
+                health: Health::Unknown,
+                message: None,
+            })),
+            Err(e) => tracing::warn!(%kind, error = %e, "cannot search for marked objects"),
+        }
+    }
+    found
 }
 
 async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
@@ -471,9 +569,17 @@ async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
         }
         Err(_) => return Ok(Action::await_change()), // it never applied anything
     };
+    let mut targets = base.resources.clone();
+    let known: BTreeSet<inventory::Key> = targets.iter().map(inventory::key).collect();
+    targets.extend(
+        marked(ctx, &client, d)
+            .await
+            .into_iter()
+            .filter(|r| !known.contains(&inventory::key(r))),
+    );
     let mut remaining = vec![];
-    for r in &base.resources {
-        if delete(ctx, &client, r).await? {
+    for r in &targets {
+        if delete(ctx, &client, d, r).await? {
             remaining.push(format!("{} {}", r.kind, r.name));
         }
     }

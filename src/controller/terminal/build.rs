@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// Label on every object made for a Terminal: the Terminal's UID.
-pub const UID_LABEL: &str = "portico.dev/terminal-uid";
+pub use crate::api::keys::TERMINAL_UID_LABEL as UID_LABEL;
 /// Annotation naming the owning Terminal as `namespace/name`.
 pub const OWNER_ANNOTATION: &str = "portico.dev/terminal";
 pub use crate::controller::token::{
@@ -85,6 +85,12 @@ pub fn labels(t: &Terminal) -> BTreeMap<String, String> {
         (UID_LABEL.to_string(), t.uid().unwrap_or_default()),
         ("app.kubernetes.io/managed-by".to_string(), "portico".to_string()),
     ])
+}
+
+/// Whether labels carry `t`'s UID: the object was made for `t`.
+pub fn made_for(labels: &BTreeMap<String, String>, t: &Terminal) -> bool {
+    let uid = t.uid().unwrap_or_default();
+    !uid.is_empty() && labels.get(UID_LABEL) == Some(&uid)
 }
 
 fn meta(t: &Terminal, name: &str, namespace: Option<&str>, side: Option<&Side>) -> ObjectMeta {
@@ -170,12 +176,44 @@ pub fn attach_role_binding(t: &Terminal, n: &Names, host: &Side, creator: &Creat
     }
 }
 
-/// The target-side bindings: RoleBindings in the target namespace and ClusterRoleBindings.
-pub fn target_bindings(t: &Terminal, n: &Names, target: &Side) -> (Vec<RoleBinding>, Vec<ClusterRoleBinding>) {
+/// Where the access service account lives: the operator's access namespace
+/// of the target cluster, which no user reaches (so nobody who edits the
+/// target namespace can impersonate it or mint its tokens).
+pub fn access_side(t: &Terminal, target_is_local: bool, access_namespace: &str) -> Side {
+    Side {
+        namespace: access_namespace.to_string(),
+        temporary: false,
+        same_as_terminal: target_is_local && t.namespace().as_deref() == Some(access_namespace),
+    }
+}
+
+/// The access namespace itself, marked as the operator's (never deleted by it).
+pub fn access_namespace(name: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_string(),
+                "portico".to_string(),
+            )])),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The target-side bindings: RoleBindings in the target namespace and
+/// ClusterRoleBindings, for the access service account in `access`.
+pub fn target_bindings(
+    t: &Terminal,
+    n: &Names,
+    target: &Side,
+    access: &Side,
+) -> (Vec<RoleBinding>, Vec<ClusterRoleBinding>) {
     let subject = Subject {
         kind: "ServiceAccount".into(),
         name: n.access.clone(),
-        namespace: Some(target.namespace.clone()),
+        namespace: Some(access.namespace.clone()),
         api_group: None,
     };
     let (mut rbs, mut crbs) = (vec![], vec![]);
@@ -394,8 +432,15 @@ spec:
             temporary: false,
             same_as_terminal: false,
         };
-        let (rbs, crbs) = target_bindings(&t, &n, &target);
+        let access = access_side(&t, true, "portico-terminals");
+        assert!(!access.same_as_terminal);
+        let (rbs, crbs) = target_bindings(&t, &n, &target, &access);
         assert_eq!(rbs.len(), 1);
+        assert_eq!(
+            rbs[0].subjects.as_ref().unwrap()[0].namespace.as_deref(),
+            Some("portico-terminals"),
+            "the access service account lives where no user reaches it"
+        );
         assert_eq!(rbs[0].metadata.namespace.as_deref(), Some("team-b"));
         assert_eq!(rbs[0].role_ref.name, "edit");
         assert!(
@@ -405,7 +450,7 @@ spec:
         assert_eq!(crbs.len(), 1);
         assert_eq!(
             crbs[0].subjects.as_ref().unwrap()[0].namespace.as_deref(),
-            Some("team-b")
+            Some("portico-terminals")
         );
     }
 

@@ -16,8 +16,8 @@ use k8s_openapi::{
     jiff::{SignedDuration, Timestamp},
 };
 use kube::{
-    Api, ResourceExt,
-    api::ListParams,
+    Api, Client, ResourceExt,
+    api::{ListParams, PostParams},
     runtime::{
         Controller,
         controller::Action,
@@ -29,7 +29,9 @@ use kube::{
 };
 use tracing::{info, instrument};
 
-use super::{Context, Error, apply, delete_if_exists, kube_err, lifetime, lifetime::until, status::Phase, token};
+use super::{
+    Context, Error, apply, delete_if_exists, delete_labelled, kube_err, lifetime, lifetime::until, status::Phase, token,
+};
 use crate::{
     api::{
         Terminal,
@@ -39,6 +41,7 @@ use crate::{
     },
     clusters::ClusterClient,
     creator::Creator,
+    install::FIELD_MANAGER,
     webhook::authz,
 };
 
@@ -209,7 +212,7 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
 
     // Remote clusters could not always be checked at admission: check before the first grant there.
     if target.remote.is_some() {
-        let sas: Api<ServiceAccount> = Api::namespaced(target.client.clone(), &target_side.namespace);
+        let sas: Api<ServiceAccount> = Api::namespaced(target.client.clone(), &cfg.access_namespace);
         let granted = sas
             .get_opt(&names.access)
             .await
@@ -229,8 +232,21 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    apply_target(t, &names, &target, &target_side).await?;
-    let renew_at = ensure_token(ctx, t, &names, &target, &target_side, &host, &host_side, expiry.at).await?;
+    for (cluster, side) in [(&target, &target_side), (&host, &host_side)] {
+        if side.temporary
+            && let Some(taken) = own_namespace(&cluster.client, t, &side.namespace).await?
+        {
+            return stalled(ctx, t, base, "NamespaceNotOwned", taken).await;
+        }
+    }
+    let access_side = build::access_side(t, target.remote.is_none(), &cfg.access_namespace);
+    apply_target(t, &names, &target, &target_side, &access_side).await?;
+    let places = Places {
+        host: &host_side,
+        target: &target_side,
+        access: &access_side,
+    };
+    let renew_at = ensure_token(ctx, t, &names, (&target, &host), &places, expiry.at).await?;
     apply_host(ctx, t, &names, &host, &host_side, &creator).await?;
 
     let pods: Api<Pod> = Api::namespaced(host.client.clone(), &host_side.namespace);
@@ -300,12 +316,75 @@ async fn expire(ctx: &Context, t: &Terminal, mut base: TerminalStatus, reason: E
     Ok(Action::await_change())
 }
 
-async fn apply_target(t: &Terminal, n: &Names, target: &ClusterClient, side: &Side) -> Result<(), Error> {
-    if side.temporary {
-        apply(&target.client, &build::namespace(t, &side.namespace)).await?;
+/// Creates the temporary namespace `name` for `t`, or confirms that the
+/// existing one carries `t`'s UID label. `Ok(Some(message))` when a namespace
+/// of that name exists and was not created for `t`: Portico neither uses nor
+/// adopts nor deletes it.
+async fn own_namespace(client: &Client, t: &Terminal, name: &str) -> Result<Option<String>, Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let read = kube_err(format!("read namespace {name}"));
+    let existing = match api.get_opt(name).await.map_err(read)? {
+        Some(ns) => ns,
+        None => {
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            match api.create(&pp, &build::namespace(t, name)).await {
+                Ok(_) => return Ok(None),
+                Err(kube::Error::Api(e)) if e.code == 409 => api
+                    .get(name)
+                    .await
+                    .map_err(kube_err(format!("read namespace {name}")))?,
+                Err(e) => return Err(kube_err(format!("create namespace {name}"))(e)),
+            }
+        }
+    };
+    if build::made_for(existing.labels(), t) {
+        return Ok(None);
     }
-    apply(&target.client, &build::service_account(t, &n.access, side)).await?;
-    let (rbs, crbs) = build::target_bindings(t, n, side);
+    Ok(Some(format!(
+        "namespace {name} already exists and was not created for this Terminal; Portico neither uses nor \
+         deletes it; delete this Terminal and create a new one"
+    )))
+}
+
+/// Where one Terminal's objects live.
+struct Places<'a> {
+    host: &'a Side,
+    target: &'a Side,
+    access: &'a Side,
+}
+
+async fn apply_target(
+    t: &Terminal,
+    n: &Names,
+    target: &ClusterClient,
+    side: &Side,
+    access: &Side,
+) -> Result<(), Error> {
+    let sa = build::service_account(t, &n.access, access);
+    if let Err(e) = apply(&target.client, &sa).await {
+        // The first Terminal in a cluster: make the access namespace, then try again.
+        if !matches!(&e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404) {
+            return Err(e);
+        }
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let namespaces: Api<Namespace> = Api::all(target.client.clone());
+        match namespaces
+            .create(&pp, &build::access_namespace(&access.namespace))
+            .await
+        {
+            Ok(_) => info!(namespace = %access.namespace, "created the access namespace"),
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(kube_err(format!("create namespace {}", access.namespace))(e)),
+        }
+        apply(&target.client, &sa).await?;
+    }
+    let (rbs, crbs) = build::target_bindings(t, n, side, access);
     for rb in &rbs {
         apply(&target.client, rb).await?;
     }
@@ -316,17 +395,15 @@ async fn apply_target(t: &Terminal, n: &Names, target: &ClusterClient, side: &Si
 }
 
 /// Issues the target token when missing or due for renewal; returns when to renew next.
-#[allow(clippy::too_many_arguments)]
 async fn ensure_token(
     ctx: &Context,
     t: &Terminal,
     n: &Names,
-    target: &ClusterClient,
-    target_side: &Side,
-    host: &ClusterClient,
-    host_side: &Side,
+    (target, host): (&ClusterClient, &ClusterClient),
+    places: &Places<'_>,
     expires: Timestamp,
 ) -> Result<Timestamp, Error> {
+    let (host_side, target_side) = (places.host, places.target);
     let secrets: Api<Secret> = Api::namespaced(host.client.clone(), &host_side.namespace);
     let existing = secrets
         .get_opt(&n.kubeconfig_secret)
@@ -339,7 +416,7 @@ async fn ensure_token(
         return Ok(at);
     }
     let wanted = token::lifetime(ctx.config.terminal.token_lifetime.into(), until(expires));
-    let issued = token::request(&target.client, &target_side.namespace, &n.access, wanted, None).await?;
+    let issued = token::request(&target.client, &places.access.namespace, &n.access, wanted, None).await?;
     let (exp, issued_at) = (issued.expires, issued.issued);
     let server = target_server(ctx, target);
     let context_ns = t
@@ -386,9 +463,6 @@ async fn apply_host(
     side: &Side,
     creator: &Creator,
 ) -> Result<(), Error> {
-    if side.temporary {
-        apply(&host.client, &build::namespace(t, &side.namespace)).await?;
-    }
     apply(&host.client, &build::service_account(t, &n.attach, side)).await?;
     apply(&host.client, &build::attach_role(t, n, side)).await?;
     apply(&host.client, &build::attach_role_binding(t, n, side, creator)).await?;
@@ -410,7 +484,8 @@ async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
     if let Some((host_side, target_side)) = sides(t) {
         match ctx.clusters.get(&ns, t.spec.target.cluster.as_ref()).await {
             Ok(c) => {
-                if let Err(e) = cleanup_target(t, &names, &c, &target_side).await {
+                let access = &ctx.config.terminal.access_namespace;
+                if let Err(e) = cleanup_target(t, &names, &c, &target_side, access).await {
                     failures.push((format!("target: {e}"), false));
                 }
             }
@@ -418,7 +493,7 @@ async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
         }
         match ctx.clusters.get(&ns, t.spec.host.cluster.as_ref()).await {
             Ok(c) => {
-                if let Err(e) = cleanup_host(&names, &c, &host_side).await {
+                if let Err(e) = cleanup_host(t, &names, &c, &host_side).await {
                     failures.push((format!("host: {e}"), false));
                 }
             }
@@ -454,7 +529,7 @@ async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
     Err(Error::Cleanup(msg))
 }
 
-async fn cleanup_target(t: &Terminal, n: &Names, c: &ClusterClient, side: &Side) -> Result<(), Error> {
+async fn cleanup_target(t: &Terminal, n: &Names, c: &ClusterClient, side: &Side, access: &str) -> Result<(), Error> {
     let selector = format!("{}={}", build::UID_LABEL, t.uid().unwrap_or_default());
     let crbs: Api<ClusterRoleBinding> = Api::all(c.client.clone());
     for crb in crbs
@@ -464,8 +539,12 @@ async fn cleanup_target(t: &Terminal, n: &Names, c: &ClusterClient, side: &Side)
     {
         delete_if_exists::<ClusterRoleBinding>(&c.client, None, &crb.name_any()).await?;
     }
+    let uid = t.uid().unwrap_or_default();
+    let mark = (build::UID_LABEL, uid.as_str());
+    // The access service account first: its deletion revokes the target token at once.
+    delete_labelled::<ServiceAccount>(&c.client, Some(access), &n.access, mark).await?;
     if side.temporary {
-        delete_if_exists::<Namespace>(&c.client, None, &side.namespace).await?;
+        delete_labelled::<Namespace>(&c.client, None, &side.namespace, mark).await?;
         return Ok(());
     }
     let rbs: Api<RoleBinding> = Api::namespaced(c.client.clone(), &side.namespace);
@@ -478,21 +557,22 @@ async fn cleanup_target(t: &Terminal, n: &Names, c: &ClusterClient, side: &Side)
             delete_if_exists::<RoleBinding>(&c.client, Some(&side.namespace), &rb.name_any()).await?;
         }
     }
-    delete_if_exists::<ServiceAccount>(&c.client, Some(&side.namespace), &n.access).await?;
     Ok(())
 }
 
-async fn cleanup_host(n: &Names, c: &ClusterClient, side: &Side) -> Result<(), Error> {
+async fn cleanup_host(t: &Terminal, n: &Names, c: &ClusterClient, side: &Side) -> Result<(), Error> {
+    let uid = t.uid().unwrap_or_default();
+    let mark = (build::UID_LABEL, uid.as_str());
     if side.temporary {
-        delete_if_exists::<Namespace>(&c.client, None, &side.namespace).await?;
+        delete_labelled::<Namespace>(&c.client, None, &side.namespace, mark).await?;
         return Ok(());
     }
     let ns = Some(side.namespace.as_str());
-    delete_if_exists::<Pod>(&c.client, ns, &n.pod).await?;
-    delete_if_exists::<Secret>(&c.client, ns, &n.kubeconfig_secret).await?;
-    delete_if_exists::<RoleBinding>(&c.client, ns, &n.attach).await?;
-    delete_if_exists::<Role>(&c.client, ns, &n.attach).await?;
-    delete_if_exists::<ServiceAccount>(&c.client, ns, &n.attach).await?;
+    delete_labelled::<Pod>(&c.client, ns, &n.pod, mark).await?;
+    delete_labelled::<Secret>(&c.client, ns, &n.kubeconfig_secret, mark).await?;
+    delete_labelled::<RoleBinding>(&c.client, ns, &n.attach, mark).await?;
+    delete_labelled::<Role>(&c.client, ns, &n.attach, mark).await?;
+    delete_labelled::<ServiceAccount>(&c.client, ns, &n.attach, mark).await?;
     Ok(())
 }
 

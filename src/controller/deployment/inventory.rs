@@ -1,0 +1,165 @@
+//! What a Deployment owns (pure): every object it renders carries its UID
+//! label; an existing object without that mark is never taken over; the
+//! objects about to be applied are recorded in status before the first
+//! apply, so an apply refused or a crash mid-render leaves nothing
+//! unrecorded; cleanup deletes only objects that carry the mark.
+
+use std::collections::BTreeSet;
+
+use kube::{ResourceExt, api::DynamicObject};
+
+pub use crate::api::keys::DEPLOYMENT_UID_LABEL as UID_LABEL;
+use crate::{
+    api::deployment::{Health, ResourceStatus},
+    catalog::render::{NAME_ANNOTATION, NAMESPACE_ANNOTATION},
+};
+
+/// One object's identity in an inventory: apiVersion, kind, namespace, name.
+pub type Key = (String, String, Option<String>, String);
+
+/// The identity of an inventory entry.
+pub fn key(r: &ResourceStatus) -> Key {
+    (
+        r.api_version.clone(),
+        r.kind.clone(),
+        r.namespace.clone(),
+        r.name.clone(),
+    )
+}
+
+/// The recorded objects this Deployment has seen live as its own: everything
+/// in the inventory except what was only planned or is gone (`NotFound`).
+/// Anything else is checked for the mark before Portico writes to it.
+pub fn seen(recorded: &[ResourceStatus]) -> BTreeSet<Key> {
+    recorded
+        .iter()
+        .filter(|r| r.health != Health::NotFound)
+        .map(key)
+        .collect()
+}
+
+/// Marks a rendered object as made by the Deployment with `uid`.
+pub fn mark(obj: &mut DynamicObject, uid: &str) {
+    obj.labels_mut().insert(UID_LABEL.into(), uid.into());
+}
+
+/// Whether a live object was made by the Deployment `namespace/name` with
+/// `uid`: it carries the UID label, or (objects applied before that label
+/// existed) it is in the recorded inventory and annotated with the
+/// Deployment's name.
+pub fn owned(live: &DynamicObject, uid: &str, recorded: bool, namespace: &str, name: &str) -> bool {
+    if !uid.is_empty() && live.labels().get(UID_LABEL).map(String::as_str) == Some(uid) {
+        return true;
+    }
+    let a = live.annotations();
+    recorded
+        && live.labels().get(UID_LABEL).is_none()
+        && a.get(NAME_ANNOTATION).map(String::as_str) == Some(name)
+        && a.get(NAMESPACE_ANNOTATION).map(String::as_str) == Some(namespace)
+}
+
+/// The inventory to record before applying: what is recorded, followed by
+/// the planned objects it lacks (health `NotFound` until applied). `None`
+/// when every planned object is recorded already (no status write needed).
+pub fn plan(recorded: &[ResourceStatus], planned: &[ResourceStatus]) -> Option<Vec<ResourceStatus>> {
+    let known: BTreeSet<Key> = recorded.iter().map(key).collect();
+    let new: Vec<ResourceStatus> = planned
+        .iter()
+        .filter(|p| !known.contains(&key(p)))
+        .map(|p| ResourceStatus {
+            health: Health::NotFound,
+            message: Some("about to be applied".into()),
+            ..p.clone()
+        })
+        .collect();
+    if new.is_empty() {
+        return None;
+    }
+    Some(recorded.iter().cloned().chain(new).collect())
+}
+
+/// The refusal for an existing object the Deployment did not make.
+pub fn not_owned_message(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    let at = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
+    format!(
+        "{kind} {at}{name} already exists and was not created by this Deployment; Portico does not take over \
+         or delete it; rename the object through the parameters, or remove the existing one"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(labels: serde_json::Value, annotations: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "web", "namespace": "team-a", "labels": labels, "annotations": annotations}}))
+        .unwrap()
+    }
+
+    fn status(name: &str) -> ResourceStatus {
+        ResourceStatus {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("team-a".into()),
+            name: name.into(),
+            health: Health::Current,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn only_marked_or_recorded_objects_are_owned() {
+        let mine = object(json!({UID_LABEL: "u1"}), json!({}));
+        assert!(owned(&mine, "u1", false, "team-a", "hello"));
+        assert!(!owned(&mine, "u2", true, "team-a", "hello"), "another Deployment's");
+        let foreign = object(json!({}), json!({}));
+        assert!(!owned(&foreign, "u1", true, "team-a", "hello"), "an admin's ConfigMap");
+        let legacy = object(
+            json!({}),
+            json!({NAME_ANNOTATION: "hello", NAMESPACE_ANNOTATION: "team-a"}),
+        );
+        assert!(
+            owned(&legacy, "u1", true, "team-a", "hello"),
+            "applied before the label existed"
+        );
+        assert!(
+            !owned(&legacy, "u1", false, "team-a", "hello"),
+            "annotations alone prove nothing"
+        );
+        let mut marked = object(json!({}), json!({}));
+        mark(&mut marked, "u1");
+        assert!(owned(&marked, "u1", false, "team-a", "hello"));
+    }
+
+    #[test]
+    fn planned_objects_are_recorded_before_they_are_applied() {
+        let recorded = vec![status("a")];
+        assert_eq!(plan(&recorded, &[status("a")]), None, "nothing new: no write");
+        let next = plan(&recorded, &[status("a"), status("b")]).unwrap();
+        assert_eq!(next.len(), 2);
+        assert_eq!(next[0], status("a"));
+        assert_eq!((next[1].name.as_str(), next[1].health), ("b", Health::NotFound));
+    }
+
+    #[test]
+    fn planned_or_missing_objects_are_not_seen_as_ours() {
+        let planned = plan(&[status("a")], &[status("a"), status("b")]).unwrap();
+        let seen = seen(&planned);
+        assert!(seen.contains(&key(&status("a"))));
+        assert!(
+            !seen.contains(&key(&status("b"))),
+            "only planned: checked before writing to it"
+        );
+    }
+
+    #[test]
+    fn the_refusal_names_the_object() {
+        let m = not_owned_message("ConfigMap", Some("team-a"), "web");
+        assert!(
+            m.starts_with("ConfigMap team-a/web already exists and was not created by this Deployment"),
+            "{m}"
+        );
+    }
+}
