@@ -185,7 +185,8 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
             Some(validate::Followup::Terminal(creator, terminal)) => {
                 let ns = req.namespace.clone().unwrap_or_default();
                 let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
-                let warnings = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+                let mut warnings = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+                warnings.extend(validate::shared_host_warning(&terminal));
                 if !warnings.is_empty() {
                     resp.warnings = Some(warnings);
                 }

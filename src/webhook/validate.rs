@@ -219,6 +219,32 @@ fn validate_object(
     Ok(None)
 }
 
+/// A warning for a Terminal hosted in a named (shared) namespace that reaches
+/// beyond it: whoever may exec into pods or read Secrets there can use its
+/// credentials (pure).
+pub fn shared_host_warning(t: &Terminal) -> Option<String> {
+    let host = t.spec.host.namespace.as_ref()?;
+    let target = &t.spec.target;
+    let cluster_wide = target
+        .role_bindings
+        .iter()
+        .any(|b| b.binding_kind == crate::api::terminal::BindingKind::ClusterRoleBinding);
+    let elsewhere = target.namespace.as_ref() != Some(host) || target.cluster != t.spec.host.cluster;
+    if target.role_bindings.is_empty() || !(cluster_wide || elsewhere) {
+        return None;
+    }
+    Some(format!(
+        "the terminal pod and its kubeconfig Secret live in namespace {host}, where whoever may exec into pods \
+         or read Secrets can use this Terminal's access{}; set spec.host.temporaryNamespace: true instead of \
+         spec.host.namespace to keep it to yourself",
+        if cluster_wide {
+            " (cluster-wide)"
+        } else {
+            " (to another namespace or cluster)"
+        }
+    ))
+}
+
 fn validate_session(
     req: &AdmissionRequest<DynamicObject>,
     obj: &DynamicObject,
@@ -424,6 +450,45 @@ mod tests {
             let f = validate(&req, Kind::Terminal, now(), &OperatorConfig::default(), Some(OPERATOR)).unwrap();
             assert!(f.is_none(), "{user}: {f:?}");
         }
+    }
+
+    #[test]
+    fn a_shared_host_that_reaches_beyond_itself_is_warned_about() {
+        let edit = json!([{"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "e"}]);
+        let view_all = json!([{"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "ClusterRoleBinding", "nameSuffix": "v"}]);
+        let parse = |v: Value| -> Terminal { serde_json::from_value(v).unwrap() };
+        let same = parse(terminal(
+            json!({}),
+            json!({}),
+            json!({"target": {"roleBindings": edit}}),
+        ));
+        assert_eq!(
+            shared_host_warning(&same),
+            None,
+            "host = target: nothing new for the host's editors"
+        );
+        let wide = parse(terminal(
+            json!({}),
+            json!({}),
+            json!({"target": {"roleBindings": view_all}}),
+        ));
+        let w = shared_host_warning(&wide).unwrap();
+        assert!(
+            w.contains("namespace team-a") && w.contains("(cluster-wide)") && w.contains("temporaryNamespace"),
+            "{w}"
+        );
+        let other = parse(terminal(
+            json!({}),
+            json!({}),
+            json!({"target": {"namespace": "team-b", "roleBindings": edit}}),
+        ));
+        assert!(shared_host_warning(&other).unwrap().contains("another namespace"));
+        let apart = parse(terminal(
+            json!({}),
+            json!({}),
+            json!({"host": {"namespace": null, "temporaryNamespace": true}, "target": {"roleBindings": view_all}}),
+        ));
+        assert_eq!(shared_host_warning(&apart), None);
     }
 
     #[test]
