@@ -639,3 +639,59 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
             .unwrap();
     }
 }
+
+// Abuse cases of the dashboard (issue 11), one test per threat.
+
+#[tokio::test]
+async fn another_site_cannot_log_the_browser_in_through_the_development_login() {
+    let s = dev_stack().await;
+    let url = format!("{}/dev-login", s.base);
+    // A form on another site, posted by the victim's browser: refused by its Origin.
+    let mut victim = Browser::new();
+    let r = victim
+        .send(
+            victim
+                .http
+                .post(&url)
+                .header("origin", "https://evil.example")
+                .form(&[("user", "carol")]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("This form was sent from another site (https:&#x2f;&#x2f;evil.example)"),
+        "{text}"
+    );
+    // Without an Origin and without the token: refused by the token.
+    let r = victim.send(victim.http.post(&url).form(&[("user", "carol")])).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.text().await.unwrap().contains("CSRF token is missing or wrong"),
+        "no token"
+    );
+    // The attacker's own token is useless without the victim's pre-session cookie.
+    let mut attacker = Browser::new();
+    let theirs = csrf(&attacker.get(&format!("{}/login", s.base)).await.text().await.unwrap());
+    let r = victim
+        .send(victim.http.post(&url).form(&[("user", "carol"), ("csrf", &theirs)]))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(!victim.cookies.contains_key("__Host-portico"), "no session made");
+
+    // The dashboard's own login page still logs in.
+    let page = victim.get(&format!("{}/login", s.base)).await.text().await.unwrap();
+    let r = victim
+        .send(
+            victim
+                .http
+                .post(&url)
+                .header("origin", &s.base)
+                .form(&[("user", "alice"), ("csrf", &csrf(&page))]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let catalog = victim.get(&format!("{}/", s.base)).await.text().await.unwrap();
+    assert!(catalog.contains("<span class=\"who\">alice</span>"), "{catalog}");
+    assert_eq!(victim.logout(&s.base).await.status(), StatusCode::OK);
+}

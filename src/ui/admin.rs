@@ -5,7 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use kube::{Api, ResourceExt, api::DeleteParams};
 use minijinja::{context, value::Serde};
 
-use super::server::{CsrfForm, State, csrf_refusal, redirect};
+use super::{
+    csrf::CsrfForm,
+    server::{State, redirect},
+};
 use crate::api::SessionClaim;
 
 /// All SessionClaims, listed as the admin, for the admin groups.
@@ -61,7 +64,7 @@ pub async fn revoke(
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
         return refused;
     }
     let (ns, name) = path.into_inner();
