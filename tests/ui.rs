@@ -642,6 +642,54 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
 
 // Abuse cases of the dashboard (issue 11), one test per threat.
 
+/// The newest live SessionClaim of `user`: (namespace, name).
+async fn newest_claim(user: &str) -> (String, String) {
+    let newest = claims_of(user)
+        .await
+        .into_iter()
+        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or_else(|| panic!("{user}'s session"));
+    (
+        kube::ResourceExt::namespace(&newest).unwrap(),
+        kube::ResourceExt::name_any(&newest),
+    )
+}
+
+#[tokio::test]
+async fn a_non_admin_cannot_end_another_users_session_through_an_admin_route() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut alice = Browser::new();
+    alice.login(&s.base, "alice").await;
+    let (ns, name) = newest_claim("alice").await;
+    let mut bob = Browser::new();
+    let page = bob.login(&s.base, "bob").await;
+    // bob posts the admin form with his own, valid CSRF token.
+    let r = bob
+        .send(
+            bob.http
+                .post(format!("{}/admin/sessions/{ns}/{name}/revoke", s.base))
+                .form(&[("csrf", csrf(&page).as_str())]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("This needs admin rights, and bob is in none of the admin groups"),
+        "{text}"
+    );
+    let r = bob.get(&format!("{}/admin/sessions", s.base)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("needs admin rights"));
+    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    let claim = api.get_opt(&name).await.unwrap().expect("alice's claim is still there");
+    assert!(claim.metadata.deletion_timestamp.is_none(), "and not being deleted");
+    let r = alice.send(alice.http.get(format!("{}/", s.base))).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice is still logged in");
+    bob.logout(&s.base).await;
+    alice.logout(&s.base).await;
+}
+
 #[tokio::test]
 async fn another_site_cannot_log_the_browser_in_through_the_development_login() {
     let s = dev_stack().await;

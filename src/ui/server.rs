@@ -411,11 +411,7 @@ pub async fn serve(
             .wrap(from_fn(guard))
             .route("/", web::get().to(catalog_page))
             .configure(super::login::routes)
-            .route("/admin/sessions", web::get().to(super::admin::sessions))
-            .route(
-                "/admin/sessions/{ns}/{name}/revoke",
-                web::post().to(super::admin::revoke),
-            )
+            .configure(super::admin::routes)
             .route("/catalog/{template}/new", web::get().to(super::deployments::new_form))
             .route("/catalog/{template}/new", web::post().to(super::deployments::create))
             .route("/deployments", web::get().to(super::deployments::list))
