@@ -655,6 +655,20 @@ async fn newest_claim(user: &str) -> (String, String) {
     )
 }
 
+/// Reads a stream to its end, bounded: what it said, or a failure naming `what`.
+async fn read_to_end(stream: &mut reqwest::Response, within: Duration, what: &str) -> String {
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = stream.chunk().await.unwrap_or(None) {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    if tokio::time::timeout(within, read).await.is_err() {
+        panic!("{what}: the stream was still open after {within:?}");
+    }
+    text
+}
+
 #[tokio::test]
 async fn a_non_admin_cannot_end_another_users_session_through_an_admin_route() {
     let _turn = ALICE_TURN.lock().await;
@@ -688,6 +702,37 @@ async fn a_non_admin_cannot_end_another_users_session_through_an_admin_route() {
     assert_eq!(r.status(), StatusCode::OK, "alice is still logged in");
     bob.logout(&s.base).await;
     alice.logout(&s.base).await;
+}
+
+#[tokio::test]
+async fn a_live_update_stream_does_not_outlive_logout_or_revocation() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    // Logout: the stream the page opened before closes, after saying why.
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    let mut stream = b.send(b.http.get(format!("{}/events", s.base))).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains(": connected"));
+    assert_eq!(b.logout(&s.base).await.status(), StatusCode::OK);
+    let said = read_to_end(&mut stream, Duration::from_secs(10), "after logout").await;
+    assert!(
+        said.contains("event: ended") && said.contains("Your session has ended; log in again."),
+        "{said}"
+    );
+
+    // Revocation (the SessionClaim deleted by an admin with kubectl): the same.
+    let mut dave = Browser::new();
+    dave.login(&s.base, "dave").await;
+    let (ns, name) = newest_claim("dave").await;
+    let mut stream = dave.send(dave.http.get(format!("{}/events", s.base))).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    stream.chunk().await.unwrap().unwrap();
+    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let said = read_to_end(&mut stream, Duration::from_secs(10), "after revocation").await;
+    assert!(said.contains("event: ended"), "{said}");
 }
 
 #[tokio::test]

@@ -126,7 +126,12 @@ async fn revoke(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => redirect("/admin/sessions"),
+        Ok(()) => {
+            if ns == state.cfg.session.namespace {
+                state.ends.end(&name);
+            }
+            redirect("/admin/sessions")
+        }
         Err(kube::Error::Api(e)) => state.message(
             StatusCode::FORBIDDEN,
             "Not revoked",

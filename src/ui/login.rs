@@ -1,7 +1,8 @@
 //! Logging in and out: the OIDC round trip (login page, callback), the
 //! development login (demo users, no password, guarded like every form by the
 //! CSRF rule with a pre-session token), the SessionClaim each login makes as
-//! the user, and logout.
+//! the user, and logout, which ends the session's open streams too. Login
+//! attempts (not page views) are rate limited per client.
 
 use std::collections::BTreeMap;
 
@@ -173,7 +174,8 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
         .finish()
 }
 
-/// `POST /logout`: deletes the SessionClaim as the user.
+/// `POST /logout`: deletes the SessionClaim as the user and ends the
+/// session's open streams (live updates, terminals) at once.
 async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
@@ -181,6 +183,7 @@ async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> Ht
     if let Some(refused) = csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
         return refused;
     }
+    state.ends.end(&s.claim);
     if let Ok(client) = state.as_user(&s) {
         let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
         if let Err(e) = api.delete(&s.claim, &DeleteParams::default()).await {

@@ -16,6 +16,7 @@ pub mod login;
 pub mod oidc;
 pub mod server;
 pub mod session;
+pub mod session_ends;
 pub mod shortcuts;
 pub mod terminals;
 

@@ -1,5 +1,6 @@
 //! The dashboard's HTTP server: the state every handler shares (sessions
-//! checked on every request against a SessionClaim watch cache), the catalog page, security headers,
+//! checked on every request against a SessionClaim watch cache, which also
+//! ends the streams of ended sessions), the catalog page, security headers,
 //! and no `Impersonate-*` header from a browser ever reaching a handler.
 
 use std::{
@@ -54,6 +55,8 @@ pub struct UiState {
     /// Impersonating clients by user and groups, so their connections are reused.
     users: Mutex<HashMap<(String, Vec<String>), Client>>,
     logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// The end signals of sessions with open streams.
+    pub(super) ends: Arc<super::session_ends::SessionEnds>,
 }
 
 /// The Content-Security-Policy of every page.
@@ -105,12 +108,17 @@ impl UiState {
         let client = Client::try_from(base.clone()).map_err(|e| e.to_string())?;
         let (claims, writer) = reflector::store();
         let api: Api<SessionClaim> = Api::namespaced(client.clone(), &cfg.session.namespace);
-        let stream = reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+        let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+        // The watch also ends the streams of sessions whose claim ended.
+        let ends = Arc::new(super::session_ends::SessionEnds::default());
+        let (watching, store) = (ends.clone(), claims.clone());
         tokio::spawn(async move {
             futures::pin_mut!(stream);
-            while futures::StreamExt::next(&mut stream).await.is_some() {}
+            while let Some(event) = futures::StreamExt::next(&mut stream).await {
+                if let Ok(event) = event {
+                    watching.observe(&event, &store);
+                }
+            }
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
         let live = super::live::start(client.clone()).await?;
@@ -126,6 +134,7 @@ impl UiState {
             heartbeats: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
+            ends,
         }))
     }
 
