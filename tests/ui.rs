@@ -788,3 +788,47 @@ async fn another_site_cannot_log_the_browser_in_through_the_development_login() 
     assert!(catalog.contains("<span class=\"who\">alice</span>"), "{catalog}");
     assert_eq!(victim.logout(&s.base).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn login_attempts_not_page_views_are_limited_per_client_behind_the_proxy() {
+    let s = dev_stack().await;
+    let b = Browser::new();
+    let from = |client: &str, req: reqwest::RequestBuilder| req.header("x-forwarded-for", client.to_string());
+    // Page views are not attempts.
+    for _ in 0..60 {
+        let r = from("203.0.113.9", b.http.get(format!("{}/login", s.base)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "viewing the login page is never limited");
+    }
+    // Attempts are, per client as the trusted proxy names it.
+    let attempt = |client: &'static str| {
+        from(client, b.http.post(format!("{}/dev-login", s.base)))
+            .form(&[("user", "alice"), ("csrf", "wrong")])
+            .send()
+    };
+    let mut allowed = 0;
+    let refused = loop {
+        let r = attempt("203.0.113.10").await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            break r;
+        }
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "a wrong token, refused");
+        allowed += 1;
+        assert!(allowed <= 100, "no limit after {allowed} attempts");
+    };
+    assert!(allowed >= 30, "30 attempts a minute are allowed, got {allowed}");
+    assert!(refused.headers().contains_key("retry-after"));
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("Too many login attempts from your address (203.0.113.10). Wait"),
+        "{text}"
+    );
+    let r = attempt("203.0.113.11").await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "another client behind the same proxy is not limited"
+    );
+}

@@ -32,10 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /login`: to the identity provider, or the development login page.
+/// A page view: not a login attempt, not rate limited.
 async fn login(state: State, req: HttpRequest) -> HttpResponse {
-    if state.rate_limited(&req) {
-        return too_many(&state);
-    }
     if state.session(&req).await.is_some() {
         return redirect("/");
     }
@@ -58,14 +56,6 @@ async fn login(state: State, req: HttpRequest) -> HttpResponse {
         .finish()
 }
 
-fn too_many(state: &State) -> HttpResponse {
-    state.message(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many logins",
-        "Wait a minute and try again.",
-    )
-}
-
 #[derive(serde::Deserialize)]
 struct Callback {
     code: Option<String>,
@@ -73,10 +63,10 @@ struct Callback {
     error: Option<String>,
 }
 
-/// `GET /auth/callback`: the identity provider's answer.
+/// `GET /auth/callback`: the identity provider's answer; a login attempt.
 async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> HttpResponse {
-    if state.rate_limited(&req) {
-        return too_many(&state);
+    if let Err(too_many) = state.login_limit.attempt(&req) {
+        return too_many.page(&state);
     }
     if let Some(e) = &q.error {
         return state.message(
@@ -120,8 +110,11 @@ async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> Ht
 }
 
 /// `POST /dev-login`: any listed user, no password (only without `oidc`); a
-/// form like any other (the pre-session CSRF token).
+/// login attempt, and a form like any other (the pre-session CSRF token).
 async fn dev_login(state: State, req: HttpRequest, form: web::Form<BTreeMap<String, String>>) -> HttpResponse {
+    if let Err(too_many) = state.login_limit.attempt(&req) {
+        return too_many.page(&state);
+    }
     let users = state.cfg.dev_users.clone().unwrap_or_default();
     let (true, Some(u)) = (
         state.provider.is_none(),

@@ -5,7 +5,6 @@
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -38,8 +37,6 @@ use crate::{api::SessionClaim, catalog};
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 /// Impersonating clients kept at most (then they are made afresh).
 const MAX_USER_CLIENTS: usize = 1000;
-/// Login attempts per client address per minute.
-const LOGIN_RATE: u32 = 30;
 
 /// What every handler shares.
 pub struct UiState {
@@ -54,7 +51,8 @@ pub struct UiState {
     heartbeats: Mutex<HashMap<String, Instant>>,
     /// Impersonating clients by user and groups, so their connections are reused.
     users: Mutex<HashMap<(String, Vec<String>), Client>>,
-    logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Login attempts per client.
+    pub(super) login_limit: Arc<super::login_limit::LoginLimit>,
     /// The end signals of sessions with open streams.
     pub(super) ends: Arc<super::session_ends::SessionEnds>,
 }
@@ -122,6 +120,7 @@ impl UiState {
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
         let live = super::live::start(client.clone()).await?;
+        let cfg_proxies = cfg.trusted_proxies.clone();
         Ok(Arc::new(UiState {
             live,
             pages: pages(&cfg),
@@ -133,7 +132,7 @@ impl UiState {
             claims,
             heartbeats: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
-            logins: Mutex::new(HashMap::new()),
+            login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
             ends,
         }))
     }
@@ -301,20 +300,6 @@ impl UiState {
                 tracing::warn!(user = %s.user, error = %e, "heartbeat failed");
             }
         });
-    }
-
-    /// Counts a login page view or callback of the TCP peer; whether it is over the limit.
-    pub(super) fn rate_limited(&self, req: &HttpRequest) -> bool {
-        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
-            return false;
-        };
-        let mut m = self.logins.lock().unwrap();
-        let entry = m.entry(ip).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() > Duration::from_secs(60) {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        entry.1 > LOGIN_RATE
     }
 }
 

@@ -1,7 +1,7 @@
 //! The dashboard stack for tests: the real OpenID Connect provider (npm
 //! oidc-provider), the dashboard running as the chart's service account with
 //! terminal shortcuts configured, a second dashboard with the development
-//! login, and a browser-like HTTP client
+//! login behind a trusted proxy (this host), and a browser-like HTTP client
 //! that logs in through the provider's own forms.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
@@ -93,7 +93,8 @@ async fn dashboard(name: &str, config: &str) -> Process {
     .unwrap()
 }
 
-/// A dashboard with the development login (alice, carol),.
+/// A dashboard with the development login (alice, carol), whose trusted
+/// proxy is this host: tests name their client with `X-Forwarded-For`.
 pub struct DevStack {
     _ui: Process,
     pub base: String,
@@ -109,7 +110,7 @@ pub async fn dev_stack() -> &'static DevStack {
             let port = free_port().unwrap();
             let base = format!("http://127.0.0.1:{port}");
             let config = format!(
-                "listen: 127.0.0.1:{port}\npublicUrl: {base}\ndevUsers: [{{name: alice, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\n",
+                "listen: 127.0.0.1:{port}\npublicUrl: {base}\ndevUsers: [{{name: alice, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\ntrustedProxies: [127.0.0.1/32]\n",
                 portico::dev::demo::SESSIONS_NAMESPACE,
                 ui_assets().display(),
             );
