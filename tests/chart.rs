@@ -250,6 +250,8 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         shortcuts,
         "--set",
         "dashboard.terminals.shortcutNamespaces={team-a}",
+        "--set",
+        "dashboard.trustedProxies={10.0.0.0/8,192.0.2.1}",
     ]);
     let branded = render(&args);
     let cm = branded
@@ -261,6 +263,10 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
     assert_eq!(cfg.branding.accent_color.as_deref(), Some("#0f766e"));
     assert_eq!(cfg.terminals.shortcuts[0].title, "Shell");
     assert_eq!(cfg.terminals.shortcut_namespaces, ["team-a"]);
+    assert!(
+        cfg.trusted_proxies.contains("10.1.2.3".parse().unwrap())
+            && cfg.trusted_proxies.contains("192.0.2.1".parse().unwrap())
+    );
     assert!(
         docs.iter()
             .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "portico-dashboard")

@@ -639,3 +639,196 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
             .unwrap();
     }
 }
+
+// Abuse cases of the dashboard (issue 11), one test per threat.
+
+/// The newest live SessionClaim of `user`: (namespace, name).
+async fn newest_claim(user: &str) -> (String, String) {
+    let newest = claims_of(user)
+        .await
+        .into_iter()
+        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or_else(|| panic!("{user}'s session"));
+    (
+        kube::ResourceExt::namespace(&newest).unwrap(),
+        kube::ResourceExt::name_any(&newest),
+    )
+}
+
+/// Reads a stream to its end, bounded: what it said, or a failure naming `what`.
+async fn read_to_end(stream: &mut reqwest::Response, within: Duration, what: &str) -> String {
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = stream.chunk().await.unwrap_or(None) {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    if tokio::time::timeout(within, read).await.is_err() {
+        panic!("{what}: the stream was still open after {within:?}");
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_non_admin_cannot_end_another_users_session_through_an_admin_route() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut alice = Browser::new();
+    alice.login(&s.base, "alice").await;
+    let (ns, name) = newest_claim("alice").await;
+    let mut bob = Browser::new();
+    let page = bob.login(&s.base, "bob").await;
+    // bob posts the admin form with his own, valid CSRF token.
+    let r = bob
+        .send(
+            bob.http
+                .post(format!("{}/admin/sessions/{ns}/{name}/revoke", s.base))
+                .form(&[("csrf", csrf(&page).as_str())]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("This needs admin rights, and bob is in none of the admin groups"),
+        "{text}"
+    );
+    let r = bob.get(&format!("{}/admin/sessions", s.base)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("needs admin rights"));
+    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    let claim = api.get_opt(&name).await.unwrap().expect("alice's claim is still there");
+    assert!(claim.metadata.deletion_timestamp.is_none(), "and not being deleted");
+    let r = alice.send(alice.http.get(format!("{}/", s.base))).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice is still logged in");
+    bob.logout(&s.base).await;
+    alice.logout(&s.base).await;
+}
+
+#[tokio::test]
+async fn a_live_update_stream_does_not_outlive_logout_or_revocation() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    // Logout: the stream the page opened before closes, after saying why.
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    let mut stream = b.send(b.http.get(format!("{}/events", s.base))).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains(": connected"));
+    assert_eq!(b.logout(&s.base).await.status(), StatusCode::OK);
+    let said = read_to_end(&mut stream, Duration::from_secs(10), "after logout").await;
+    assert!(
+        said.contains("event: ended") && said.contains("Your session has ended; log in again."),
+        "{said}"
+    );
+
+    // Revocation (the SessionClaim deleted by an admin with kubectl): the same.
+    let mut dave = Browser::new();
+    dave.login(&s.base, "dave").await;
+    let (ns, name) = newest_claim("dave").await;
+    let mut stream = dave.send(dave.http.get(format!("{}/events", s.base))).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    stream.chunk().await.unwrap().unwrap();
+    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let said = read_to_end(&mut stream, Duration::from_secs(10), "after revocation").await;
+    assert!(said.contains("event: ended"), "{said}");
+}
+
+#[tokio::test]
+async fn another_site_cannot_log_the_browser_in_through_the_development_login() {
+    let s = dev_stack().await;
+    let url = format!("{}/dev-login", s.base);
+    // A form on another site, posted by the victim's browser: refused by its Origin.
+    let mut victim = Browser::new();
+    let r = victim
+        .send(
+            victim
+                .http
+                .post(&url)
+                .header("origin", "https://evil.example")
+                .form(&[("user", "carol")]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("This form was sent from another site (https:&#x2f;&#x2f;evil.example)"),
+        "{text}"
+    );
+    // Without an Origin and without the token: refused by the token.
+    let r = victim.send(victim.http.post(&url).form(&[("user", "carol")])).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.text().await.unwrap().contains("CSRF token is missing or wrong"),
+        "no token"
+    );
+    // The attacker's own token is useless without the victim's pre-session cookie.
+    let mut attacker = Browser::new();
+    let theirs = csrf(&attacker.get(&format!("{}/login", s.base)).await.text().await.unwrap());
+    let r = victim
+        .send(victim.http.post(&url).form(&[("user", "carol"), ("csrf", &theirs)]))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(!victim.cookies.contains_key("__Host-portico"), "no session made");
+
+    // The dashboard's own login page still logs in.
+    let page = victim.get(&format!("{}/login", s.base)).await.text().await.unwrap();
+    let r = victim
+        .send(
+            victim
+                .http
+                .post(&url)
+                .header("origin", &s.base)
+                .form(&[("user", "alice"), ("csrf", &csrf(&page))]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let catalog = victim.get(&format!("{}/", s.base)).await.text().await.unwrap();
+    assert!(catalog.contains("<span class=\"who\">alice</span>"), "{catalog}");
+    assert_eq!(victim.logout(&s.base).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_attempts_not_page_views_are_limited_per_client_behind_the_proxy() {
+    let s = dev_stack().await;
+    let b = Browser::new();
+    let from = |client: &str, req: reqwest::RequestBuilder| req.header("x-forwarded-for", client.to_string());
+    // Page views are not attempts.
+    for _ in 0..60 {
+        let r = from("203.0.113.9", b.http.get(format!("{}/login", s.base)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "viewing the login page is never limited");
+    }
+    // Attempts are, per client as the trusted proxy names it.
+    let attempt = |client: &'static str| {
+        from(client, b.http.post(format!("{}/dev-login", s.base)))
+            .form(&[("user", "alice"), ("csrf", "wrong")])
+            .send()
+    };
+    let mut allowed = 0;
+    let refused = loop {
+        let r = attempt("203.0.113.10").await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            break r;
+        }
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "a wrong token, refused");
+        allowed += 1;
+        assert!(allowed <= 100, "no limit after {allowed} attempts");
+    };
+    assert!(allowed >= 30, "30 attempts a minute are allowed, got {allowed}");
+    assert!(refused.headers().contains_key("retry-after"));
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("Too many login attempts from your address (203.0.113.10). Wait"),
+        "{text}"
+    );
+    let r = attempt("203.0.113.11").await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "another client behind the same proxy is not limited"
+    );
+}

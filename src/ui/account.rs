@@ -7,7 +7,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use minijinja::{context, value::Serde};
 
-use super::server::{CsrfForm, State, csrf_refusal, keepalive, redirect, why};
+use super::{
+    csrf::CsrfForm,
+    server::{State, keepalive, redirect, why},
+};
 use crate::api::SessionClaim;
 
 /// The session page.
@@ -77,7 +80,7 @@ pub async fn extend(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
         return refused;
     }
     let result = match state.as_user(&s) {

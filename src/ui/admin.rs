@@ -1,25 +1,77 @@
-//! The admin page: every session (listed as the admin), and revoking one
-//! (deleting its SessionClaim as the admin): the API server decides whether they may.
+//! The admin pages, under `/admin`, all behind one check of admin rights
+//! (the scope's middleware, and each handler again): every session (listed
+//! as the admin) and revoking one (deleting its SessionClaim as the admin;
+//! the API server decides too).
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::StatusCode,
+    middleware::{Next, from_fn},
+    web,
+};
 use kube::{Api, ResourceExt, api::DeleteParams};
 use minijinja::{context, value::Serde};
 
-use super::server::{CsrfForm, State, csrf_refusal, redirect};
+use super::{
+    csrf::CsrfForm,
+    server::{State, UiState, redirect},
+    session::Session,
+};
 use crate::api::SessionClaim;
 
-/// All SessionClaims, listed as the admin, for the admin groups.
-pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
-    if !state.is_admin(&s) {
-        return state.message(
+/// Every admin route, in one scope behind [`admins_only`]: a route added here is checked too.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .wrap(from_fn(admins_only))
+            .route("/sessions", web::get().to(sessions))
+            .route("/sessions/{ns}/{name}/revoke", web::post().to(revoke)),
+    );
+}
+
+impl UiState {
+    /// The session of an admin, or the page saying why not: the login page
+    /// without a session, 403 for anyone outside the admin groups.
+    pub(super) async fn admin(&self, req: &HttpRequest) -> Result<Session, HttpResponse> {
+        let Some(s) = self.session(req).await else {
+            return Err(redirect("/login"));
+        };
+        if self.is_admin(&s) {
+            return Ok(s);
+        }
+        tracing::warn!(user = %s.user, path = %req.path(), "admin route refused: not an admin");
+        Err(self.message(
             StatusCode::FORBIDDEN,
             "Admins only",
-            "This page is for the admin groups.",
-        );
+            &format!(
+                "This needs admin rights, and {} is in none of the admin groups ({}). Nothing was changed; ask an administrator if you need this.",
+                s.user,
+                self.cfg.admin_groups.join(", ")
+            ),
+        ))
     }
+}
+
+/// Lets only admins reach the scope's routes.
+async fn admins_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<State>().cloned().expect("the dashboard's state");
+    match state.admin(req.request()).await {
+        Ok(_) => Ok(next.call(req).await?.map_into_boxed_body()),
+        Err(refused) => Ok(req.into_response(refused)),
+    }
+}
+
+/// All SessionClaims, listed as the admin, for the admin groups.
+async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
+    let s = match state.admin(&req).await {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
     // Listed as the admin: the API server decides whether they may see every session.
     let listed = match state.as_user(&s) {
         Ok(c) => Api::<SessionClaim>::all(c).list(&Default::default()).await,
@@ -52,16 +104,17 @@ pub async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
 }
 
 /// Revokes a session: deletes its SessionClaim as the admin.
-pub async fn revoke(
+async fn revoke(
     state: State,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
+    let s = match state.admin(&req).await {
+        Ok(s) => s,
+        Err(refused) => return refused,
     };
-    if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
         return refused;
     }
     let (ns, name) = path.into_inner();
@@ -73,7 +126,12 @@ pub async fn revoke(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => redirect("/admin/sessions"),
+        Ok(()) => {
+            if ns == state.cfg.session.namespace {
+                state.ends.end(&name);
+            }
+            redirect("/admin/sessions")
+        }
         Err(kube::Error::Api(e)) => state.message(
             StatusCode::FORBIDDEN,
             "Not revoked",

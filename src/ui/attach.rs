@@ -4,7 +4,8 @@
 //! creator, and only the creator, mint it) and attaches with that token alone —
 //! not with its own identity. Binary frames carry the terminal's bytes both
 //! ways; text frames carry JSON: `{"resize":{"cols","rows"}}` from the browser,
-//! `{"status"}` or `{"error"}` to it.
+//! `{"status"}` or `{"error"}` to it. The socket closes when the session ends
+//! (logout, expiry, revocation), whatever the terminal is doing.
 
 use std::time::Duration;
 
@@ -142,8 +143,21 @@ async fn proxy(
         return;
     };
     let mut buf = vec![0u8; 16 * 1024];
+    let ended = state.ends.ended(s);
+    futures::pin_mut!(ended);
     loop {
         tokio::select! {
+            _ = &mut ended => {
+                process.abort();
+                tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), "detached: the session ended");
+                let _ = ws
+                    .text(serde_json::json!({"error": "Your session has ended, so the terminal was disconnected; log in again to reconnect."}).to_string())
+                    .await;
+                let _ = ws
+                    .close(Some(CloseReason { code: CloseCode::Policy, description: Some("session ended".into()) }))
+                    .await;
+                return;
+            }
             msg = incoming.next() => match msg {
                 Some(Ok(Message::Binary(bytes))) => {
                     if stdin.write_all(&bytes).await.is_err() { break; }

@@ -32,6 +32,13 @@ pub struct UiConfig {
     /// Namespaces holding the template catalog.
     #[serde(default = "default_catalog")]
     pub catalog_namespaces: Vec<String>,
+    /// The proxies in front of the dashboard (CIDRs or addresses, e.g. the
+    /// Ingress controller's pod network): behind them a request's client is
+    /// read from `X-Forwarded-For`, right to left, skipping these hops. Empty:
+    /// the TCP peer is the client and `X-Forwarded-For` is ignored. Login
+    /// attempts are limited per client.
+    #[serde(default)]
+    pub trusted_proxies: super::client_ip::TrustedProxies,
     /// Groups whose members see everyone's objects.
     #[serde(default = "default_admins")]
     pub admin_groups: Vec<String>,
@@ -247,6 +254,17 @@ mod tests {
         let c = UiConfig::from_yaml(OK).unwrap();
         assert_eq!(c.oidc.unwrap().username_claim, "email");
         assert_eq!(c.catalog_namespaces, ["portico-catalog"]);
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_a_bad_one_is_named() {
+        let c = UiConfig::from_yaml(&format!("{OK}trustedProxies: [10.0.0.0/8, 192.0.2.1]\n")).unwrap();
+        assert!(c.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("203.0.113.1".parse().unwrap()));
+        let e = UiConfig::from_yaml(&format!("{OK}trustedProxies: [10.0.0.0/8, my-ingress]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trustedProxies[1]") && e.contains("\"my-ingress\""), "{e}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use super::{
     deployments::{render_form, template},
     form,
-    server::{State, csrf_refusal, redirect, why},
+    server::{State, redirect, why},
 };
 use crate::api::Deployment;
 
@@ -292,7 +292,7 @@ pub async fn update(
         return redirect("/login");
     };
     let form_values = body.into_inner();
-    if let Some(refused) = csrf_refusal(&state, &s, form_values.get("csrf").map(String::as_str)) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
         return refused;
     }
     let (ns, name) = path.into_inner();

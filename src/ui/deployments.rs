@@ -12,7 +12,7 @@ use minijinja::{context, value::Serde};
 
 use super::{
     form,
-    server::{State, csrf_refusal, redirect, why},
+    server::{State, redirect, why},
     session::Session,
 };
 use crate::{api::Deployment, catalog};
@@ -83,7 +83,7 @@ pub async fn create(
         return redirect("/login");
     };
     let form_values = body.into_inner();
-    if let Some(refused) = csrf_refusal(&state, &s, form_values.get("csrf").map(String::as_str)) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
         return refused;
     }
     let Some(entry) = template(&state, &path).await else {
@@ -224,7 +224,7 @@ pub async fn delete(
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if let Some(refused) = csrf_refusal(&state, &s, body.get("csrf").map(String::as_str)) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, body.get("csrf").map(String::as_str)) {
         return refused;
     }
     if body.get("confirm").is_none() {

@@ -1,7 +1,9 @@
 //! What the dashboard knows without asking: reflectors (watch caches) of all
 //! Deployments and Terminals, which the list pages read, and a broadcast of
 //! every change they see. Each browser's Server-Sent Events stream forwards
-//! the changes of the objects it may see (its own; an admin's: all).
+//! the changes of the objects it may see (its own; an admin's: all), until
+//! its session ends (logout, expiry, revocation): then one `ended` event and
+//! the stream closes.
 
 use std::time::Duration;
 
@@ -154,10 +156,22 @@ pub async fn events(state: State, req: HttpRequest) -> HttpResponse {
         Some((Ok::<_, actix_web::Error>(Bytes::from_static(b": ping\n\n")), ()))
     });
     let hello = futures::stream::once(async { Ok::<_, actix_web::Error>(Bytes::from_static(b": connected\n\n")) });
+    let ends = state.ends.clone();
+    let ended = async move { ends.ended(&s).await };
+    let goodbye = futures::stream::once(async {
+        Ok::<_, actix_web::Error>(Bytes::from_static(
+            b"event: ended\ndata: {\"message\":\"Your session has ended; log in again.\"}\n\n",
+        ))
+    });
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-store"))
-        .streaming(hello.chain(futures::stream::select(changes, pings)))
+        .streaming(
+            hello
+                .chain(futures::stream::select(changes, pings))
+                .take_until(ended)
+                .chain(goodbye),
+        )
 }
 
 fn stream_of(rx: broadcast::Receiver<Change>) -> impl futures::Stream<Item = Change> {

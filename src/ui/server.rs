@@ -1,11 +1,10 @@
-//! The dashboard's HTTP server: OIDC login backed by a SessionClaim per
-//! login (created as the user, checked on every request from a watch cache),
-//! logout, the catalog page, security headers, CSRF checks, and no
-//! `Impersonate-*` header from a browser ever reaching a handler.
+//! The dashboard's HTTP server: the state every handler shares (sessions
+//! checked on every request against a SessionClaim watch cache, which also
+//! ends the streams of ended sessions), the catalog page, security headers,
+//! and no `Impersonate-*` header from a browser ever reaching a handler.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    net::IpAddr,
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -22,7 +21,7 @@ use actix_web::{
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
 use minijinja::{Environment, context, value::Serde};
@@ -30,24 +29,20 @@ use minijinja::{Environment, context, value::Serde};
 use super::{
     config::UiConfig,
     oidc::Provider,
-    session::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
+    session::{self, SESSION_COOKIE, Session},
 };
 use crate::{api::SessionClaim, catalog};
 
-/// How long a session cookie is valid at most (the SessionClaim ends it sooner).
-const COOKIE_LIFETIME: i64 = 24 * 3600;
 /// Heartbeats for one session at most this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 /// Impersonating clients kept at most (then they are made afresh).
 const MAX_USER_CLIENTS: usize = 1000;
-/// Login attempts per client address per minute.
-const LOGIN_RATE: u32 = 30;
 
 /// What every handler shares.
 pub struct UiState {
     pub(super) cfg: UiConfig,
     pub(super) key: Key,
-    provider: Option<Provider>,
+    pub(super) provider: Option<Provider>,
     pub(super) client: Client,
     base: kube::Config,
     claims: Store<SessionClaim>,
@@ -56,7 +51,10 @@ pub struct UiState {
     heartbeats: Mutex<HashMap<String, Instant>>,
     /// Impersonating clients by user and groups, so their connections are reused.
     users: Mutex<HashMap<(String, Vec<String>), Client>>,
-    logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Login attempts per client.
+    pub(super) login_limit: Arc<super::login_limit::LoginLimit>,
+    /// The end signals of sessions with open streams.
+    pub(super) ends: Arc<super::session_ends::SessionEnds>,
 }
 
 /// The Content-Security-Policy of every page.
@@ -108,15 +106,21 @@ impl UiState {
         let client = Client::try_from(base.clone()).map_err(|e| e.to_string())?;
         let (claims, writer) = reflector::store();
         let api: Api<SessionClaim> = Api::namespaced(client.clone(), &cfg.session.namespace);
-        let stream = reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+        let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+        // The watch also ends the streams of sessions whose claim ended.
+        let ends = Arc::new(super::session_ends::SessionEnds::default());
+        let (watching, store) = (ends.clone(), claims.clone());
         tokio::spawn(async move {
             futures::pin_mut!(stream);
-            while futures::StreamExt::next(&mut stream).await.is_some() {}
+            while let Some(event) = futures::StreamExt::next(&mut stream).await {
+                if let Ok(event) = event {
+                    watching.observe(&event, &store);
+                }
+            }
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
         let live = super::live::start(client.clone()).await?;
+        let cfg_proxies = cfg.trusted_proxies.clone();
         Ok(Arc::new(UiState {
             live,
             pages: pages(&cfg),
@@ -128,7 +132,8 @@ impl UiState {
             claims,
             heartbeats: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
-            logins: Mutex::new(HashMap::new()),
+            login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
+            ends,
         }))
     }
 
@@ -162,18 +167,22 @@ impl UiState {
         s.groups.iter().any(|g| self.cfg.admin_groups.contains(g))
     }
 
+    /// The origin (`scheme://host:port`) of the public URL, as browsers send it in `Origin`.
+    pub(super) fn public_origin(&self) -> String {
+        let public = self.cfg.public_url.trim_end_matches('/');
+        public
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()))
+            .unwrap_or_default()
+    }
+
     /// Whether a request comes from a page of this dashboard (its `Origin`
     /// is the public URL's), as a WebSocket must.
     pub(super) fn same_origin(&self, req: &HttpRequest) -> bool {
-        let public = self.cfg.public_url.trim_end_matches('/');
-        let origin_of_public = public
-            .split_once("://")
-            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()))
-            .unwrap_or_default();
         req.headers()
             .get(header::ORIGIN)
             .and_then(|o| o.to_str().ok())
-            .is_some_and(|o| o == origin_of_public)
+            .is_some_and(|o| o == self.public_origin())
     }
 
     /// Reads one object as the user, or the page saying why not: `missing`
@@ -292,19 +301,6 @@ impl UiState {
             }
         });
     }
-
-    fn rate_limited(&self, req: &HttpRequest) -> bool {
-        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
-            return false;
-        };
-        let mut m = self.logins.lock().unwrap();
-        let entry = m.entry(ip).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() > Duration::from_secs(60) {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        entry.1 > LOGIN_RATE
-    }
 }
 
 pub(super) type State = web::Data<Arc<UiState>>;
@@ -315,142 +311,12 @@ pub(super) fn redirect(to: &str) -> HttpResponse {
         .finish()
 }
 
-async fn login(state: State, req: HttpRequest) -> HttpResponse {
-    if state.rate_limited(&req) {
-        return state.message(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            "Too many logins",
-            "Wait a minute and try again.",
-        );
+/// The API server's refusal, in words.
+pub(super) fn why(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
     }
-    if state.session(&req).await.is_some() {
-        return redirect("/");
-    }
-    let Some(provider) = &state.provider else {
-        let users = state.cfg.dev_users.clone().unwrap_or_default();
-        return state.render(
-            "dev_login.html",
-            context! { product => state.cfg.product_name.clone(), users => Serde(&users) },
-        );
-    };
-    let (url, login) = provider.start();
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, url))
-        .cookie(session::seal(&state.key, LOGIN_COOKIE, &login, 600))
-        .finish()
-}
-
-#[derive(serde::Deserialize)]
-struct Callback {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-}
-
-async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    if state.rate_limited(&req) {
-        return state.message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many logins",
-            "Wait a minute and try again.",
-        );
-    }
-    if let Some(e) = &q.error {
-        return state.message(
-            StatusCode::UNAUTHORIZED,
-            "Login failed",
-            &format!("The identity provider said: {e}"),
-        );
-    }
-    let Some(login) = req
-        .cookie(LOGIN_COOKIE)
-        .and_then(|c| session::open::<LoginState>(&state.key, LOGIN_COOKIE, &c))
-    else {
-        return state.message(
-            StatusCode::BAD_REQUEST,
-            "Login expired",
-            "The login took too long or started elsewhere; log in again.",
-        );
-    };
-    let (Some(code), Some(st)) = (q.code.clone(), q.state.as_deref()) else {
-        return state.message(
-            StatusCode::BAD_REQUEST,
-            "Login failed",
-            "The identity provider sent no code.",
-        );
-    };
-    if st != login.state {
-        return state.message(
-            StatusCode::BAD_REQUEST,
-            "Login failed",
-            "The login state does not match; log in again.",
-        );
-    }
-    let Some(provider) = &state.provider else {
-        return redirect("/login");
-    };
-    let user = match provider.finish(code, &login).await {
-        Ok(u) => u,
-        Err(e) => return state.message(StatusCode::UNAUTHORIZED, "Login failed", &e.to_string()),
-    };
-    start_session(&state, user.name, user.groups).await
-}
-
-/// Development login: any listed user, no password (only without `oidc`).
-async fn dev_login(state: State, form: web::Form<BTreeMap<String, String>>) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    let users = state.cfg.dev_users.clone().unwrap_or_default();
-    let (true, Some(u)) = (
-        state.provider.is_none(),
-        users.iter().find(|u| form.get("user") == Some(&u.name)),
-    ) else {
-        return state.message(StatusCode::FORBIDDEN, "Refused", "There is no development login here.");
-    };
-    start_session(&state, u.name.clone(), u.groups.clone()).await
-}
-
-/// Creates the SessionClaim as the user and sets the session cookie.
-async fn start_session(state: &State, user: String, groups: Vec<String>) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    let name = format!("ui-{}", hex::encode(rand::random::<[u8; 5]>()));
-    let s = Session {
-        user,
-        groups,
-        claim: name.clone(),
-        exp: k8s_openapi::jiff::Timestamp::now().as_second() + COOKIE_LIFETIME,
-    };
-    let claim: SessionClaim = serde_json::from_value(serde_json::json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/created-by": "portico-ui"}},
-        "spec": {"profile": state.cfg.session.profile},
-    }))
-    .expect("a SessionClaim");
-    let created = match state.as_user(&s) {
-        Ok(c) => {
-            Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
-                .create(&PostParams::default(), &claim)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = created {
-        let why = match &e {
-            kube::Error::Api(s) => s.message.clone(),
-            other => other.to_string(),
-        };
-        return state.message(
-            StatusCode::FORBIDDEN,
-            "No session",
-            &format!("Your session could not be started: {why}"),
-        );
-    }
-    tracing::info!(user = %s.user, claim = %name, "logged in");
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/"))
-        .cookie(session::seal(&state.key, SESSION_COOKIE, &s, COOKIE_LIFETIME))
-        .cookie(session::removal(LOGIN_COOKIE))
-        .finish()
 }
 
 /// Asks for a heartbeat on a Terminal or SessionClaim (the webhook records the server's time).
@@ -462,55 +328,6 @@ where
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())
-}
-
-/// A form whose only field is the CSRF token.
-#[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    pub csrf: Option<String>,
-}
-
-/// The API server's refusal, in words.
-pub(super) fn why(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The page refusing a form without a valid CSRF token, or `None` when the token is right.
-pub(super) fn csrf_refusal(state: &UiState, s: &Session, token: Option<&str>) -> Option<HttpResponse> {
-    if token.is_some_and(|t| session::csrf_ok(&state.key, s, t)) {
-        return None;
-    }
-    Some(state.message(
-        actix_web::http::StatusCode::FORBIDDEN,
-        "Refused",
-        "The form's CSRF token is missing or wrong; reload the page.",
-    ))
-}
-
-async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
-    if let Some(refused) = csrf_refusal(&state, &s, form.csrf.as_deref()) {
-        return refused;
-    }
-    if let Ok(client) = state.as_user(&s) {
-        let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
-        if let Err(e) = api.delete(&s.claim, &DeleteParams::default()).await {
-            tracing::warn!(user = %s.user, error = %e, "ending the session failed");
-        }
-    }
-    let mut r = state.message(
-        StatusCode::OK,
-        "Logged out",
-        "Your session has ended and its credentials are revoked.",
-    );
-    r.add_cookie(&session::removal(SESSION_COOKIE)).ok();
-    r
 }
 
 async fn catalog_page(state: State, req: HttpRequest) -> HttpResponse {
@@ -587,19 +404,12 @@ pub async fn serve(
             .app_data(data.clone())
             .wrap(from_fn(guard))
             .route("/", web::get().to(catalog_page))
-            .route("/login", web::get().to(login))
-            .route("/auth/callback", web::get().to(callback))
-            .route("/dev-login", web::post().to(dev_login))
-            .route("/logout", web::post().to(logout))
+            .configure(super::login::routes)
+            .configure(super::admin::routes)
             .route("/catalog/{template}/new", web::get().to(super::deployments::new_form))
             .route("/catalog/{template}/new", web::post().to(super::deployments::create))
             .route("/deployments", web::get().to(super::deployments::list))
             .route("/account", web::get().to(super::account::page))
-            .route("/admin/sessions", web::get().to(super::admin::sessions))
-            .route(
-                "/admin/sessions/{ns}/{name}/revoke",
-                web::post().to(super::admin::revoke),
-            )
             .route("/account/kubeconfig", web::get().to(super::account::kubeconfig))
             .route("/account/extend", web::post().to(super::account::extend))
             .route(

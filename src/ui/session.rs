@@ -1,16 +1,28 @@
 //! The browser's session: one `__Host-` cookie, encrypted and authenticated
 //! (AES-256-GCM, the cookie crate's private jar), holding only the user, the
 //! groups, the SessionClaim's name and the expiry; plus the short-lived login
-//! cookie for the OIDC round trip, and CSRF tokens derived from the session.
+//! cookie for the OIDC round trip, the pre-session cookie of the development
+//! login's CSRF token, and CSRF tokens derived from the session.
 
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite, time::Duration as CookieDuration};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "__Host-portico";
 /// The cookie carrying state, nonce and PKCE verifier during login.
 pub const LOGIN_COOKIE: &str = "__Host-portico-login";
+
+/// The cookie holding the CSRF token of forms sent before any session (the development login).
+pub const PRE_SESSION_COOKIE: &str = "__Host-portico-csrf";
+
+/// What the pre-session cookie holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreSession {
+    /// The token the login form must send back.
+    pub token: String,
+}
 
 /// What the session cookie holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -80,13 +92,12 @@ pub fn csrf_token(key: &Key, session: &Session) -> String {
 
 /// Compares a submitted CSRF token in constant time.
 pub fn csrf_ok(key: &Key, session: &Session, submitted: &str) -> bool {
-    let want = csrf_token(key, session);
-    want.len() == submitted.len()
-        && want
-            .bytes()
-            .zip(submitted.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    tokens_match(&csrf_token(key, session), submitted)
+}
+
+/// Whether a submitted token is the expected one, compared in constant time.
+pub fn tokens_match(expected: &str, submitted: &str) -> bool {
+    expected.as_bytes().ct_eq(submitted.as_bytes()).into()
 }
 
 #[cfg(test)]

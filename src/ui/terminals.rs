@@ -14,7 +14,7 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
-    server::{State, csrf_refusal, keepalive, redirect, why},
+    server::{State, keepalive, redirect, why},
     session::Session,
     shortcuts::{self, Offered},
 };
@@ -107,7 +107,7 @@ pub async fn create(state: State, req: HttpRequest, form: web::Form<BTreeMap<Str
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if let Some(refused) = csrf_refusal(&state, &s, form.get("csrf").map(String::as_str)) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
         return refused;
     }
     let client = match state.as_user(&s) {
@@ -199,7 +199,7 @@ pub async fn extend(
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if let Some(refused) = csrf_refusal(&state, &s, form.get("csrf").map(String::as_str)) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
         return refused;
     }
     let (ns, name) = path.into_inner();
@@ -228,7 +228,7 @@ pub async fn delete(
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    if let Some(refused) = csrf_refusal(&state, &s, form.get("csrf").map(String::as_str)) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
         return refused;
     }
     let (ns, name) = path.into_inner();

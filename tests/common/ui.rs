@@ -1,7 +1,8 @@
 //! The dashboard stack for tests: the real OpenID Connect provider (npm
 //! oidc-provider), the dashboard running as the chart's service account with
-//! terminal shortcuts configured, and a browser-like HTTP client that logs in
-//! through the provider's own forms.
+//! terminal shortcuts configured, a second dashboard with the development
+//! login behind a trusted proxy (this host), and a browser-like HTTP client
+//! that logs in through the provider's own forms.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -67,19 +68,55 @@ pub async fn stack() -> &'static Stack {
                 ui_assets().display(),
                 serde_json::to_string(&serde_yaml_ng::from_str::<serde_json::Value>(portico::dev::demo::SHORTCUTS_YAML).unwrap()).unwrap(),
             );
-            std::fs::write(dir.join("ui.yaml"), config).unwrap();
-            // The dashboard runs with the chart's own RBAC for it, not as admin.
-            let kubeconfig = super::operator::chart_identity(cp, "templates/dashboard-rbac.yaml", "portico-dashboard").await;
-            let ui = Process::spawn_with_env(
-                "portico-ui",
-                env!("CARGO_BIN_EXE_portico").as_ref(),
-                &["ui".into(), "--config".into(), dir.join("ui.yaml").to_string_lossy().into_owned()],
-                &[("KUBECONFIG", kubeconfig.as_os_str())],
-                &dir.join("ui.log"),
-            )
-            .unwrap();
+            let ui = dashboard("ui", &config).await;
             wait_http(&format!("{base}/healthz")).await;
             Stack { _provider: provider, _ui: ui, base }
+        })
+        .await
+}
+
+/// Starts `portico ui` with `config` (written to `<name>.yaml`), as the
+/// chart's service account for it: the chart's own RBAC, not admin.
+async fn dashboard(name: &str, config: &str) -> Process {
+    let cp = shared_with_operator();
+    let dir = cp.dir();
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, config).unwrap();
+    let kubeconfig = super::operator::chart_identity(cp, "templates/dashboard-rbac.yaml", "portico-dashboard").await;
+    Process::spawn_with_env(
+        &format!("portico-{name}"),
+        env!("CARGO_BIN_EXE_portico").as_ref(),
+        &["ui".into(), "--config".into(), file.to_string_lossy().into_owned()],
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+        &dir.join(format!("{name}.log")),
+    )
+    .unwrap()
+}
+
+/// A dashboard with the development login (alice, carol), whose trusted
+/// proxy is this host: tests name their client with `X-Forwarded-For`.
+pub struct DevStack {
+    _ui: Process,
+    pub base: String,
+}
+
+/// Starts the development-login dashboard once for this test binary.
+pub async fn dev_stack() -> &'static DevStack {
+    static STACK: tokio::sync::OnceCell<DevStack> = tokio::sync::OnceCell::const_new();
+    STACK
+        .get_or_init(|| async {
+            let cp = shared_with_operator();
+            super::operator::ensure_namespace(cp, portico::dev::demo::SESSIONS_NAMESPACE).await;
+            let port = free_port().unwrap();
+            let base = format!("http://127.0.0.1:{port}");
+            let config = format!(
+                "listen: 127.0.0.1:{port}\npublicUrl: {base}\ndevUsers: [{{name: alice, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\ntrustedProxies: [127.0.0.1/32]\n",
+                portico::dev::demo::SESSIONS_NAMESPACE,
+                ui_assets().display(),
+            );
+            let ui = dashboard("ui-dev", &config).await;
+            wait_http(&format!("{base}/healthz")).await;
+            DevStack { _ui: ui, base }
         })
         .await
 }
@@ -158,6 +195,13 @@ impl Browser {
             return self.get(&absolute(url, &loc)).await;
         }
         r
+    }
+
+    /// Logs out with the CSRF token of the catalog page; returns the response.
+    pub async fn logout(&mut self, base: &str) -> reqwest::Response {
+        let page = self.get(&format!("{base}/")).await.text().await.unwrap();
+        self.post_form(&format!("{base}/logout"), &[("csrf", &csrf(&page))])
+            .await
     }
 
     /// Logs in as `user` through the provider's own login and consent forms.

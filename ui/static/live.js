@@ -50,4 +50,6 @@
   }
   source.addEventListener('deployment', apply);
   source.addEventListener('terminal', apply);
+  // The session ended (logout, expiry, revocation): no reconnecting.
+  source.addEventListener('ended', function () { source.close(); });
 })();

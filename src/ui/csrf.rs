@@ -1,0 +1,99 @@
+//! The one CSRF rule of every form: a form sent from another site (its
+//! `Origin` is not the dashboard's) is refused, and so is one without the
+//! right token. Logged-in forms carry the session's token; the development
+//! login, before any session, carries a pre-session token that must match its
+//! cookie (double submit, compared in constant time).
+
+use actix_web::{HttpRequest, HttpResponse, cookie::Cookie, http::StatusCode, http::header};
+
+use super::{
+    server::UiState,
+    session::{self, PRE_SESSION_COOKIE, PreSession, Session},
+};
+
+/// How long a pre-session token lives (a login page left open longer is reloaded).
+const PRE_SESSION_LIFETIME: i64 = 12 * 3600;
+
+/// A form whose only field is the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: Option<String>,
+}
+
+/// The page refusing a logged-in form sent from another site or without the
+/// session's token, or `None` when it may go ahead.
+pub(super) fn refusal(state: &UiState, req: &HttpRequest, s: &Session, token: Option<&str>) -> Option<HttpResponse> {
+    check(
+        state,
+        req,
+        Some(session::csrf_token(&state.key, s)),
+        token,
+        "reload the page",
+    )
+}
+
+/// The same rule for the development login: the token must match the
+/// pre-session cookie the login page set.
+pub(super) fn login_refusal(state: &UiState, req: &HttpRequest, token: Option<&str>) -> Option<HttpResponse> {
+    let expected = req
+        .cookie(PRE_SESSION_COOKIE)
+        .and_then(|c| session::open::<PreSession>(&state.key, PRE_SESSION_COOKIE, &c))
+        .map(|p| p.token);
+    check(
+        state,
+        req,
+        expected,
+        token,
+        "open the dashboard's own login page and log in there",
+    )
+}
+
+/// The pre-session token of this browser (kept when its cookie is valid),
+/// and the cookie to set when it is new.
+pub(super) fn pre_session(state: &UiState, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+    if let Some(p) = req
+        .cookie(PRE_SESSION_COOKIE)
+        .and_then(|c| session::open::<PreSession>(&state.key, PRE_SESSION_COOKIE, &c))
+    {
+        return (p.token, None);
+    }
+    let p = PreSession {
+        token: hex::encode(rand::random::<[u8; 16]>()),
+    };
+    let cookie = session::seal(&state.key, PRE_SESSION_COOKIE, &p, PRE_SESSION_LIFETIME);
+    (p.token, Some(cookie))
+}
+
+fn check(
+    state: &UiState,
+    req: &HttpRequest,
+    expected: Option<String>,
+    submitted: Option<&str>,
+    what_to_do: &str,
+) -> Option<HttpResponse> {
+    if let Some(origin) = other_site(state, req) {
+        return Some(state.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            &format!(
+                "This form was sent from another site ({origin}), not from this dashboard's pages, so it was ignored; {what_to_do}."
+            ),
+        ));
+    }
+    match (expected, submitted) {
+        (Some(want), Some(got)) if session::tokens_match(&want, got) => None,
+        _ => Some(state.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            &format!("The form's CSRF token is missing or wrong, so it was ignored; {what_to_do}."),
+        )),
+    }
+}
+
+/// The `Origin` of a request sent from another site, if it is one: a browser
+/// names the page's origin on every form it posts (`null` for opaque ones).
+fn other_site(state: &UiState, req: &HttpRequest) -> Option<String> {
+    let origin = req.headers().get(header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or("an unreadable Origin");
+    (origin != state.public_origin()).then(|| origin.to_string())
+}

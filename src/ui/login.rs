@@ -1,0 +1,193 @@
+//! Logging in and out: the OIDC round trip (login page, callback), the
+//! development login (demo users, no password, guarded like every form by the
+//! CSRF rule with a pre-session token), the SessionClaim each login makes as
+//! the user, and logout, which ends the session's open streams too. Login
+//! attempts (not page views) are rate limited per client.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
+use kube::{
+    Api,
+    api::{DeleteParams, PostParams},
+};
+use minijinja::{context, value::Serde};
+
+use super::{
+    csrf::{self, CsrfForm},
+    server::{State, redirect},
+    session::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
+};
+use crate::api::SessionClaim;
+
+/// How long a session cookie is valid at most (the SessionClaim ends it sooner).
+const COOKIE_LIFETIME: i64 = 24 * 3600;
+
+/// The login and logout routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(login))
+        .route("/auth/callback", web::get().to(callback))
+        .route("/dev-login", web::post().to(dev_login))
+        .route("/logout", web::post().to(logout));
+}
+
+/// `GET /login`: to the identity provider, or the development login page.
+/// A page view: not a login attempt, not rate limited.
+async fn login(state: State, req: HttpRequest) -> HttpResponse {
+    if state.session(&req).await.is_some() {
+        return redirect("/");
+    }
+    let Some(provider) = &state.provider else {
+        let users = state.cfg.dev_users.clone().unwrap_or_default();
+        let (token, cookie) = csrf::pre_session(&state, &req);
+        let mut r = state.render(
+            "dev_login.html",
+            context! { product => state.cfg.product_name.clone(), users => Serde(&users), csrf => token },
+        );
+        if let Some(c) = cookie {
+            r.add_cookie(&c).ok();
+        }
+        return r;
+    };
+    let (url, login) = provider.start();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, url))
+        .cookie(session::seal(&state.key, LOGIN_COOKIE, &login, 600))
+        .finish()
+}
+
+#[derive(serde::Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /auth/callback`: the identity provider's answer; a login attempt.
+async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> HttpResponse {
+    if let Err(too_many) = state.login_limit.attempt(&req) {
+        return too_many.page(&state);
+    }
+    if let Some(e) = &q.error {
+        return state.message(
+            StatusCode::UNAUTHORIZED,
+            "Login failed",
+            &format!("The identity provider said: {e}"),
+        );
+    }
+    let Some(login) = req
+        .cookie(LOGIN_COOKIE)
+        .and_then(|c| session::open::<LoginState>(&state.key, LOGIN_COOKIE, &c))
+    else {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Login expired",
+            "The login took too long or started elsewhere; log in again.",
+        );
+    };
+    let (Some(code), Some(st)) = (q.code.clone(), q.state.as_deref()) else {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Login failed",
+            "The identity provider sent no code.",
+        );
+    };
+    if st != login.state {
+        return state.message(
+            StatusCode::BAD_REQUEST,
+            "Login failed",
+            "The login state does not match; log in again.",
+        );
+    }
+    let Some(provider) = &state.provider else {
+        return redirect("/login");
+    };
+    let user = match provider.finish(code, &login).await {
+        Ok(u) => u,
+        Err(e) => return state.message(StatusCode::UNAUTHORIZED, "Login failed", &e.to_string()),
+    };
+    start_session(&state, user.name, user.groups).await
+}
+
+/// `POST /dev-login`: any listed user, no password (only without `oidc`); a
+/// login attempt, and a form like any other (the pre-session CSRF token).
+async fn dev_login(state: State, req: HttpRequest, form: web::Form<BTreeMap<String, String>>) -> HttpResponse {
+    if let Err(too_many) = state.login_limit.attempt(&req) {
+        return too_many.page(&state);
+    }
+    let users = state.cfg.dev_users.clone().unwrap_or_default();
+    let (true, Some(u)) = (
+        state.provider.is_none(),
+        users.iter().find(|u| form.get("user") == Some(&u.name)),
+    ) else {
+        return state.message(StatusCode::FORBIDDEN, "Refused", "There is no development login here.");
+    };
+    if let Some(refused) = csrf::login_refusal(&state, &req, form.get("csrf").map(String::as_str)) {
+        return refused;
+    }
+    start_session(&state, u.name.clone(), u.groups.clone()).await
+}
+
+/// Creates the SessionClaim as the user and sets the session cookie.
+async fn start_session(state: &State, user: String, groups: Vec<String>) -> HttpResponse {
+    let name = format!("ui-{}", hex::encode(rand::random::<[u8; 5]>()));
+    let s = Session {
+        user,
+        groups,
+        claim: name.clone(),
+        exp: k8s_openapi::jiff::Timestamp::now().as_second() + COOKIE_LIFETIME,
+    };
+    let claim: SessionClaim = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/created-by": "portico-ui"}},
+        "spec": {"profile": state.cfg.session.profile},
+    }))
+    .expect("a SessionClaim");
+    let created = match state.as_user(&s) {
+        Ok(c) => {
+            Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
+                .create(&PostParams::default(), &claim)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = created {
+        return state.message(
+            StatusCode::FORBIDDEN,
+            "No session",
+            &format!("Your session could not be started: {}", super::server::why(&e)),
+        );
+    }
+    tracing::info!(user = %s.user, claim = %name, "logged in");
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .cookie(session::seal(&state.key, SESSION_COOKIE, &s, COOKIE_LIFETIME))
+        .cookie(session::removal(LOGIN_COOKIE))
+        .cookie(session::removal(session::PRE_SESSION_COOKIE))
+        .finish()
+}
+
+/// `POST /logout`: deletes the SessionClaim as the user and ends the
+/// session's open streams (live updates, terminals) at once.
+async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
+    let Some(s) = state.session(&req).await else {
+        return redirect("/login");
+    };
+    if let Some(refused) = csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
+        return refused;
+    }
+    state.ends.end(&s.claim);
+    if let Ok(client) = state.as_user(&s) {
+        let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
+        if let Err(e) = api.delete(&s.claim, &DeleteParams::default()).await {
+            tracing::warn!(user = %s.user, error = %e, "ending the session failed");
+        }
+    }
+    let mut r = state.message(
+        StatusCode::OK,
+        "Logged out",
+        "Your session has ended and its credentials are revoked.",
+    );
+    r.add_cookie(&session::removal(SESSION_COOKIE)).ok();
+    r
+}
