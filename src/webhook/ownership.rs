@@ -142,7 +142,8 @@ mod tests {
 
     #[test]
     fn only_others_acting_on_personal_objects_need_override() {
-        let op = Some("system:serviceaccount:portico-system:portico-operator");
+        let operator = "system:serviceaccount:portico-system:portico-operator";
+        let op = Some(operator);
         let d = Operation::Delete;
         let u = Operation::Update;
         assert_eq!(
@@ -164,7 +165,7 @@ mod tests {
             "the creator"
         );
         assert_eq!(
-            act_on_others(Kind::Terminal, &d, false, &alice(), op.unwrap(), op),
+            act_on_others(Kind::Terminal, &d, false, &alice(), operator, op),
             None,
             "the operator"
         );
