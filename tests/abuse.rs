@@ -406,11 +406,8 @@ async fn a_deployment_never_adopts_or_deletes_an_object_it_did_not_create() {
     let kept = cms.get("web-config").await.unwrap();
     assert_eq!(kept.data.unwrap()["owner"], "the admin", "neither changed nor deleted");
     assert!(
-        kept.metadata
-            .labels
-            .unwrap_or_default()
-            .get(keys::DEPLOYMENT_UID_LABEL)
-            .is_none()
+        !kept.labels().contains_key(keys::DEPLOYMENT_UID_LABEL),
+        "not marked as the Deployment's"
     );
 }
 
