@@ -404,7 +404,11 @@ async fn a_deployment_never_adopts_or_deletes_an_object_it_did_not_create() {
     api.delete("web", &DeleteParams::default()).await.unwrap();
     until(&api, "web", "gone", |d| d.is_none()).await;
     let kept = cms.get("web-config").await.unwrap();
-    assert_eq!(kept.data.unwrap()["owner"], "the admin", "neither changed nor deleted");
+    assert_eq!(
+        kept.data.as_ref().unwrap()["owner"],
+        "the admin",
+        "neither changed nor deleted"
+    );
     assert!(
         !kept.labels().contains_key(keys::DEPLOYMENT_UID_LABEL),
         "not marked as the Deployment's"
