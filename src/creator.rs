@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::keys::CREATED_BY;
+use crate::api::keys::{CREATED_BY, UPDATED_BY};
 
 /// Who created an object.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,16 @@ impl Creator {
         let raw = annotations
             .and_then(|a| a.get(CREATED_BY))
             .ok_or(CreatorError::Missing)?;
+        Creator::parse(raw)
+    }
+
+    /// Who last changed a Deployment's spec (`portico.dev/updated-by`), when recorded.
+    pub fn updater(annotations: Option<&BTreeMap<String, String>>) -> Option<Creator> {
+        Creator::parse(annotations?.get(UPDATED_BY)?).ok()
+    }
+
+    /// Parses an annotation value the webhook wrote.
+    pub fn parse(raw: &str) -> Result<Creator, CreatorError> {
         let c: Creator = serde_json::from_str(raw).map_err(|e| CreatorError::Invalid(e.to_string()))?;
         if c.user.is_empty() {
             return Err(CreatorError::Invalid("empty user".into()));

@@ -579,3 +579,171 @@ async fn a_second_editor_cannot_use_a_terminals_credentials_when_it_is_hosted_ap
         "the access service account went with it"
     );
 }
+
+/// Puts a template into the catalog.
+async fn catalog_template(name: &str, template: &str) {
+    let cm: ConfigMap = from(json!({
+        "metadata": {"name": name, "namespace": portico::dev::CATALOG_NAMESPACE,
+                     "labels": {"portico.dev/template": ""}},
+        "data": {"template.yaml": template}}));
+    portico::install::apply(&admin().await, &cm).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_change_is_applied_with_the_rights_of_whoever_made_it() {
+    catalog_template(
+        "with-role",
+        r#"
+displayName: With a Role
+allowedGroups: ["*"]
+parameters: {type: object, properties: {message: {type: string, default: hi}}}
+manifests: |
+  apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: "{{ name }}-config"}
+  data: {message: {{ params.message | tojson }}}
+  ---
+  apiVersion: rbac.authorization.k8s.io/v1
+  kind: Role
+  metadata: {name: "{{ name }}-reader"}
+  rules: [{apiGroups: [""], resources: [configmaps], verbs: [get]}]
+"#,
+    )
+    .await;
+    let ns = test_namespace("updater").await;
+    grant(vec![edit_binding("dave", &ns)]).await;
+    let carols: Api<Deployment> = Api::namespaced(client(CAROL).await, &ns);
+    carols
+        .create(&PostParams::default(), &deployment("r", "with-role", json!({})))
+        .await
+        .unwrap();
+    let ready = |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let d = until(&carols, "r", "Ready as carol", ready).await.unwrap();
+    assert_eq!(d.status.unwrap().applied_by.as_deref(), Some("carol"));
+
+    // dave may edit the Deployment, but his change is applied with his rights: no Roles.
+    let daves: Api<Deployment> = Api::namespaced(client(DAVE).await, &ns);
+    let change = json!({"spec": {"parameters": {"message": "from dave"}}});
+    let d = daves
+        .patch("r", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap();
+    let updater = portico::creator::Creator::updater(d.metadata.annotations.as_ref()).unwrap();
+    assert_eq!(updater.user, "dave", "admission records who changed the spec");
+    let d = until(&carols, "r", "Stalled ApplyRefused", |d| {
+        deployment_stalled(d, "ApplyRefused")
+    })
+    .await
+    .unwrap();
+    let status = d.status.unwrap();
+    assert_eq!(status.applied_by.as_deref(), Some("dave"));
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("as dave was refused"),
+        "{:?}",
+        status.message
+    );
+    // The annotation is admission's: a client can neither set nor rewrite it.
+    let forge = json!({"metadata": {"annotations": {keys::UPDATED_BY: "{\"user\":\"carol\",\"groups\":[]}"}}});
+    let (code, msg) = refused(daves.patch("r", &PatchParams::default(), &Patch::Merge(&forge)).await);
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("updated-by is written by Portico"), "{msg}");
+    carols.delete("r", &DeleteParams::default()).await.unwrap();
+    until(&carols, "r", "gone", |d| d.is_none()).await;
+}
+
+#[tokio::test]
+async fn an_operator_applied_template_renders_only_within_its_bounds() {
+    catalog_template(
+        "op-unbounded",
+        "displayName: Unbounded\nallowedGroups: ['*']\napplyAs: operator\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: x}\n",
+    )
+    .await;
+    catalog_template(
+        "op-bounded",
+        r#"
+displayName: Bounded
+allowedGroups: ["*"]
+applyAs: operator
+bounds: {kinds: [ConfigMap]}
+parameters: {type: object, properties: {extra: {type: string, default: ""}}}
+manifests: |
+  apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: "{{ name }}-config"}
+  data: {extra: {{ params.extra }}}
+  {% if params.extra == "secret" %}
+  ---
+  apiVersion: v1
+  kind: Secret
+  metadata: {name: "{{ name }}-secret"}
+  {% endif %}
+"#,
+    )
+    .await;
+    let ns = test_namespace("bounds").await;
+    // What an admin does for operator-applied templates: grant the operator what they create there.
+    let operator_edits = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "portico-operator-edit", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "portico-operator", "namespace": "portico-system"}]});
+    grant(vec![edit_binding("alice", &ns), operator_edits]).await;
+    let api: Api<Deployment> = Api::namespaced(client(ALICE).await, &ns);
+    let (code, msg) = refused(
+        api.create(&PostParams::default(), &deployment("u", "op-unbounded", json!({})))
+            .await,
+    );
+    assert_eq!(code, 422, "{msg}");
+    assert!(msg.contains("applyAs: operator needs bounds"), "{msg}");
+
+    // A parameter written unquoted cannot smuggle in another document.
+    let smuggle = "x\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: smuggled}";
+    api.create(
+        &PostParams::default(),
+        &deployment("b", "op-bounded", json!({"extra": smuggle})),
+    )
+    .await
+    .unwrap();
+    let ready = |d: Option<&Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    until(&api, "b", "Ready", ready).await;
+    let cm = Api::<ConfigMap>::namespaced(admin().await, &ns)
+        .get("b-config")
+        .await
+        .unwrap();
+    assert_eq!(cm.data.unwrap()["extra"], smuggle, "one value");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin().await, &ns);
+    assert!(secrets.get_opt("smuggled").await.unwrap().is_none());
+
+    // A render outside the bounds applies nothing.
+    api.create(
+        &PostParams::default(),
+        &deployment("s", "op-bounded", json!({"extra": "secret"})),
+    )
+    .await
+    .unwrap();
+    let d = until(&api, "s", "Stalled OutOfBounds", |d| {
+        deployment_stalled(d, "OutOfBounds")
+    })
+    .await
+    .unwrap();
+    let msg = d.status.unwrap().message.unwrap();
+    assert!(
+        msg.contains("the render holds Secret s-secret") && msg.contains("nothing was applied"),
+        "{msg}"
+    );
+    assert!(secrets.get_opt("s-secret").await.unwrap().is_none());
+    let cms: Api<ConfigMap> = Api::namespaced(admin().await, &ns);
+    assert!(
+        cms.get_opt("s-config").await.unwrap().is_none(),
+        "not even the allowed object"
+    );
+}

@@ -69,6 +69,10 @@ pub struct DeploymentStatus {
     /// Which template revision and parameters the applied objects come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_revision: Option<String>,
+    /// The user whose rights the objects were last applied with: the creator,
+    /// or whoever last changed the spec (or `the operator`, for `applyAs: operator` templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
     /// The objects this Deployment owns, with their health.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceStatus>,

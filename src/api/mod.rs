@@ -24,6 +24,9 @@ pub const CATEGORY: &str = "portico";
 pub mod keys {
     /// Who created an object: user name and groups, written by the webhook, immutable.
     pub const CREATED_BY: &str = "portico.dev/created-by";
+    /// Who last changed a Deployment's spec (user name and groups, as `created-by`),
+    /// written by the webhook; the operator applies the change with their rights.
+    pub const UPDATED_BY: &str = "portico.dev/updated-by";
     /// A client's request for an operation, consumed by the webhook (`keepalive`).
     pub const OPERATION: &str = "portico.dev/operation";
     /// The server's time of the last accepted keepalive.

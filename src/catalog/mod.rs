@@ -3,6 +3,7 @@
 //! Schema for parameters, minijinja manifests and templated outputs.
 //! Parsing, parameter checking and rendering are pure.
 
+pub mod bounds;
 pub mod params;
 pub mod preview;
 pub mod render;
@@ -57,6 +58,9 @@ pub struct Template {
     /// Whose rights apply the objects.
     #[serde(default)]
     pub apply_as: ApplyAs,
+    /// What renders may contain; required with `applyAs: operator`.
+    #[serde(default)]
+    pub bounds: Option<bounds::RenderBounds>,
     /// JSON Schema of the parameters.
     #[serde(default = "empty_object_schema")]
     pub parameters: serde_json::Value,
@@ -120,6 +124,17 @@ impl Template {
         };
         let t: Template = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
         jsonschema::validator_for(&t.parameters).map_err(|e| invalid(format!("parameters schema: {e}")))?;
+        match (&t.bounds, t.apply_as) {
+            (None, ApplyAs::Operator) => {
+                return Err(invalid(
+                    "applyAs: operator needs bounds: list the kinds its renders may create (bounds.kinds) and \
+                     any namespaces besides the Deployment's own (bounds.namespaces)"
+                        .into(),
+                ));
+            }
+            (Some(b), _) => b.check().map_err(invalid)?,
+            (None, ApplyAs::Creator) => {}
+        }
         if t.allowed_groups.is_empty() {
             return Err(invalid("allowedGroups is empty; list groups or \"*\"".into()));
         }

@@ -35,9 +35,35 @@ pub struct Inputs<'a> {
     pub seed: &'a [u8],
 }
 
-fn environment<'s>(seed: Vec<u8>) -> Environment<'s> {
+/// Whether a string written into YAML as is could change the document's
+/// structure: a line break (a new key or document), `: ` or ` #` (a key or
+/// a comment), flow indicators (a new entry in `{…}` or `[…]`), a leading
+/// indicator or quote, or surrounding whitespace. Such strings are written
+/// quoted, so a parameter is always one value, wherever a template puts it.
+pub fn needs_quoting(s: &str) -> bool {
+    s.contains(['\n', '\r', '\t', ',', '[', ']', '{', '}'])
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.ends_with(':')
+        || s.starts_with(['-', '?', ':', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`'])
+        || s.trim() != s
+}
+
+fn environment<'s>(seed: Vec<u8>, yaml_values: bool) -> Environment<'s> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    if yaml_values {
+        env.set_formatter(|out, state, value| {
+            if let Some(s) = value.as_str()
+                && !value.is_safe()
+                && needs_quoting(s)
+            {
+                let quoted = serde_json::to_string(s).expect("a string serializes");
+                return out.write_str(&quoted).map_err(minijinja::Error::from);
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
+    }
     env.add_function("password", move |label: String| -> String {
         let mut h = Sha256::new();
         h.update(&seed);
@@ -61,7 +87,7 @@ pub fn label_value(name: &str) -> String {
 /// Deployment's. Objects without a namespace get the Deployment's (the caller
 /// clears it for cluster-scoped kinds).
 pub fn manifests(t: &Template, inp: &Inputs<'_>) -> Result<Vec<DynamicObject>, RenderError> {
-    let env = environment(inp.seed.to_vec());
+    let env = environment(inp.seed.to_vec(), true);
     let ctx = minijinja::context! {
         name => inp.name,
         namespace => inp.namespace,
@@ -124,7 +150,7 @@ use serde::Deserialize;
 /// Evaluates each output over the live objects, keyed `Kind/name`.
 /// An output that fails to render holds the error text.
 pub fn outputs(t: &Template, inp: &Inputs<'_>, live: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
-    let env = environment(inp.seed.to_vec());
+    let env = environment(inp.seed.to_vec(), false);
     t.outputs
         .iter()
         .map(|(key, expr)| {
@@ -239,6 +265,24 @@ mod tests {
         );
         t.manifests = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n".into();
         assert!(manifests(&t, &inputs(&json!({}))).unwrap_err().0.contains("twice"));
+    }
+
+    #[test]
+    fn a_string_parameter_cannot_add_documents_or_fields_even_unquoted() {
+        let mut t = webapp();
+        // A template that forgets `| tojson`, in block and in flow style.
+        t.manifests = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ name }}-config'}\n\
+                       data:\n  MESSAGE: {{ params.message }}\n  FLOW: {a: {{ params.flow }}}\n"
+            .into();
+        let attack = "hi\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: stolen}";
+        let p = json!({"message": attack, "flow": "1, b: 2"});
+        let objs = manifests(&t, &inputs(&p)).unwrap();
+        assert_eq!(objs.len(), 1, "no second document");
+        assert_eq!(objs[0].data["data"]["MESSAGE"], attack, "one value, as given");
+        assert_eq!(objs[0].data["data"]["FLOW"], json!({"a": "1, b: 2"}), "no second field");
+        // Plain values stay plain, so names and images keep rendering as before.
+        assert!(!needs_quoting("hello-world") && !needs_quoting("nginx:1.27") && !needs_quoting("10"));
+        assert!(needs_quoting("a: b") && needs_quoting("x #c") && needs_quoting(" lead") && needs_quoting("- item"));
     }
 
     #[test]

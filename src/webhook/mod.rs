@@ -199,11 +199,13 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
             }
             Some(validate::Followup::Deployment {
                 creator,
+                applier,
                 template,
                 params,
                 old_params,
             }) => {
-                check_deployment(&state, &creator, &template, &params, old_params.as_ref()).await?;
+                let who = (&creator, &applier);
+                check_deployment(&state, who, &template, &params, old_params.as_ref()).await?;
             }
             None => {}
         }
@@ -218,12 +220,13 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
     respond(&req, result)
 }
 
-/// A Deployment's template must exist and allow the creator's groups, and
+/// A Deployment's template must exist and allow the groups of whoever
+/// applies it (the creator; after a change by someone else, that user), and
 /// its parameters must satisfy the template's schema (and keep the
 /// parameters it marks as fixed).
 async fn check_deployment(
     state: &WebhookState,
-    creator: &Creator,
+    (creator, applier): (&Creator, &Creator),
     (name, namespace): &(String, Option<String>),
     params: &serde_json::Value,
     old_params: Option<&serde_json::Value>,
@@ -240,10 +243,10 @@ async fn check_deployment(
         crate::catalog::TemplateError::Api(e) => Denial::unavailable(format!("cannot read the catalog: {e}")),
         other => Denial::invalid(format!("spec.template: {other}")),
     })?;
-    if old_params.is_none() && !entry.template.allows(&creator.groups) {
+    if (old_params.is_none() || applier.user != creator.user) && !entry.template.allows(&applier.groups) {
         return Err(Denial::forbidden(format!(
             "{} may not use template {name}: it is for members of {:?}",
-            creator.user, entry.template.allowed_groups
+            applier.user, entry.template.allowed_groups
         )));
     }
     if let Err(violations) = crate::catalog::params::check(&entry.template.parameters, params) {

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use super::{Denial, Kind, annotation, spec_str};
 use crate::{
-    api::keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, USER_HASH_LABEL},
+    api::keys::{
+        CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, UPDATED_BY, USER_HASH_LABEL,
+    },
     config::OperatorConfig,
     creator::Creator,
 };
@@ -70,6 +72,12 @@ pub fn mutate(
                     requester.user
                 )));
             }
+            if let Some(given) = annotation(obj, UPDATED_BY) {
+                return Err(Denial::forbidden(format!(
+                    "{UPDATED_BY} is written by Portico when someone changes the spec; a client cannot set it \
+                     (the object says {given:?}); remove the annotation"
+                )));
+            }
             if let Some(given) = annotation(obj, TEMPORARY_NAMESPACE) {
                 return Err(Denial::forbidden(format!(
                     "{TEMPORARY_NAMESPACE} is written by Portico, which names the namespace it creates for this \
@@ -104,10 +112,14 @@ pub fn mutate(
             let Some(old) = req.old_object.as_ref() else {
                 return Ok(vec![]);
             };
-            for key in [CREATED_BY, TEMPORARY_NAMESPACE, LAST_HEARTBEAT_AT] {
+            for key in [CREATED_BY, TEMPORARY_NAMESPACE, LAST_HEARTBEAT_AT, UPDATED_BY] {
                 if let (Some(v), None) = (annotation(old, key), annotation(obj, key)) {
                     set_annotation(&mut ops, obj, key, v);
                 }
+            }
+            // A Deployment's change is applied with the rights of whoever made it.
+            if kind == Kind::Deployment && old.data.get("spec") != obj.data.get("spec") {
+                set_annotation(&mut ops, obj, UPDATED_BY, &requester.to_annotation());
             }
             for key in [USER_HASH_LABEL, PROFILE_LABEL] {
                 if kind == Kind::SessionClaim

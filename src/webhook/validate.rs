@@ -9,7 +9,9 @@ use super::{Denial, Kind, annotation, ownership, spec_str};
 use crate::{
     api::{
         Terminal,
-        keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, USER_HASH_LABEL},
+        keys::{
+            CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, UPDATED_BY, USER_HASH_LABEL,
+        },
     },
     config::OperatorConfig,
     controller::lifetime,
@@ -32,6 +34,8 @@ pub enum Followup {
     Deployment {
         /// Who created it.
         creator: Creator,
+        /// Whose rights apply this version: the creator, or who changed the spec.
+        applier: Creator,
         /// The template's name and catalog namespace.
         template: (String, Option<String>),
         /// The parameters now.
@@ -118,6 +122,24 @@ fn validate_object(
                 kind.name()
             )));
         }
+        let spec_same = old.data.get("spec") == obj.data.get("spec");
+        if spec_same && annotation(old, UPDATED_BY) != annotation(obj, UPDATED_BY) {
+            return Err(Denial::forbidden(format!(
+                "{UPDATED_BY} is written by Portico when the spec changes, naming who changed it; it cannot be set"
+            )));
+        }
+        if !spec_same
+            && kind == Kind::Deployment
+            && annotation(obj, UPDATED_BY)
+                .and_then(|v| Creator::parse(v).ok())
+                .map(|c| c.user)
+                != Some(requester.clone())
+        {
+            return Err(Denial::forbidden(format!(
+                "{UPDATED_BY} must name the user changing the spec ({requester}); check that Portico's mutating \
+                 webhook is configured"
+            )));
+        }
         if annotation(old, TEMPORARY_NAMESPACE) != annotation(obj, TEMPORARY_NAMESPACE) {
             return Err(Denial::forbidden(format!(
                 "{TEMPORARY_NAMESPACE} is immutable; it names the namespace Portico created for this {} \
@@ -138,10 +160,15 @@ fn validate_object(
             }
         }
     }
-    if let Operation::Create = req.operation
-        && let Some(v) = annotation(obj, LAST_HEARTBEAT_AT)
-    {
-        check_heartbeat(v, now)?;
+    if let Operation::Create = req.operation {
+        if let Some(v) = annotation(obj, LAST_HEARTBEAT_AT) {
+            check_heartbeat(v, now)?;
+        }
+        if annotation(obj, UPDATED_BY).is_some() {
+            return Err(Denial::forbidden(format!(
+                "{UPDATED_BY} is written by Portico when the spec changes; remove it"
+            )));
+        }
     }
 
     // An update that leaves the spec alone (finalizers, labels, heartbeats,
@@ -175,8 +202,14 @@ fn validate_object(
             ),
             _ => None,
         };
+        // Whose rights the change is applied with: the creator's on create, the changer's after.
+        let applier = match old_params {
+            Some(_) => Creator::updater(obj.metadata.annotations.as_ref()).unwrap_or_else(|| creator.clone()),
+            None => creator.clone(),
+        };
         return Ok(Some(Followup::Deployment {
             creator,
+            applier,
             template,
             params,
             old_params,

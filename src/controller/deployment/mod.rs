@@ -163,7 +163,13 @@ fn with_phase(d: &Deployment, base: DeploymentStatus, phase: &Phase) -> Deployme
     }
 }
 
-/// The client objects are applied with: the creator by impersonation, or the operator.
+/// Whose rights apply the objects: whoever last changed the spec (recorded by
+/// admission in `portico.dev/updated-by`), else the creator.
+fn applier_of(d: &Deployment, creator: &Creator) -> Creator {
+    Creator::updater(d.metadata.annotations.as_ref()).unwrap_or_else(|| creator.clone())
+}
+
+/// The client objects are applied with: the applier by impersonation, or the operator.
 async fn applier(ctx: &Context, creator: &Creator, apply_as: ApplyAs) -> Result<Client, Error> {
     match apply_as {
         ApplyAs::Operator => Ok(ctx.client.clone()),
@@ -252,7 +258,12 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
         &format!("{}/{}", entry.namespace, entry.name),
         &values,
     );
-    let client = applier(ctx, &creator, entry.template.apply_as).await?;
+    let applied_by = applier_of(d, &creator);
+    base.applied_by = Some(match entry.template.apply_as {
+        ApplyAs::Creator => applied_by.user.clone(),
+        ApplyAs::Operator => "the operator".to_string(),
+    });
+    let client = applier(ctx, &applied_by, entry.template.apply_as).await?;
 
     let mut live: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let mut inventory: Vec<ResourceStatus> = vec![];
@@ -280,6 +291,12 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
                 return stalled(ctx, d, base, "RenderFailed", op, e.to_string()).await;
             }
         };
+        if let Some(bounds) = &entry.template.bounds
+            && let Err(e) = bounds.admit(&objects, &ns)
+        {
+            let msg = format!("{e}; nothing was applied");
+            return stalled(ctx, d, base, "OutOfBounds", op, msg).await;
+        }
         let uid = d.uid().unwrap_or_default();
         let mut prepared = vec![];
         for mut obj in objects {
@@ -335,7 +352,7 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
                 Ok(a) => a,
                 Err(kube::Error::Api(s)) => {
                     let who = match entry.template.apply_as {
-                        ApplyAs::Creator => format!("as {}", creator.user),
+                        ApplyAs::Creator => format!("as {}", applied_by.user),
                         ApplyAs::Operator => "as the operator".to_string(),
                     };
                     let msg = format!("applying {} {} {who} was refused: {}", types.kind, obj_name, s.message);
@@ -565,7 +582,7 @@ async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
             .await
             .map(|e| e.template.apply_as)
             .unwrap_or(ApplyAs::Creator);
-            applier(ctx, &creator, apply_as).await?
+            applier(ctx, &applier_of(d, &creator), apply_as).await?
         }
         Err(_) => return Ok(Action::await_change()), // it never applied anything
     };
