@@ -67,7 +67,8 @@ async fn converged(names: &[String]) {
             .unwrap()
             .items
             .len();
-        let sas = Api::<ServiceAccount>::namespaced(admin.clone(), "team-a")
+        // (the access service account lives in portico-terminals)
+        let sas = Api::<ServiceAccount>::all(admin.clone())
             .list(&lp)
             .await
             .unwrap()
@@ -180,7 +181,8 @@ async fn a_bad_configuration_stops_the_operator_naming_the_key() {
 async fn operator_killed_mid_reconcile_and_apiserver_restart_converge_without_leaks() {
     let _turn = SERIAL.lock().await;
     let cp = setup().await;
-    let (config, port) = write_config(cp, "leaderElection: {enabled: false}\n");
+    let extra = format!("leaderElection: {{enabled: false}}\n{}", common::TEST_PROFILES);
+    let (config, port) = write_config(cp, &extra);
     let op = Operator::start(cp, config.clone(), port).await;
     let alice = cp.client_as("alice", &["developers"]).await.unwrap();
     let api: Api<Terminal> = Api::namespaced(alice, "team-a");
@@ -250,6 +252,71 @@ async fn operator_killed_mid_reconcile_and_apiserver_restart_converge_without_le
         .unwrap();
     converged(&more).await;
     converged(&names).await;
+    // Every controller resumes, not only the Terminal one: a Deployment made right after is applied.
+    let d: portico::api::Deployment = serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": "dep-after-restart"},
+        "spec": {"template": {"name": "two-maps"}}
+    }))
+    .unwrap();
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    Api::<portico::api::Deployment>::namespaced(alice, "team-a")
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let ready = |d: Option<&portico::api::Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let started = std::time::Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(admin_deps.clone(), "dep-after-restart", ready),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the Deployment controller did not resume after the restart; log:\n{}",
+            op.process.log_tail(400)
+        )
+    })
+    .unwrap();
+    eprintln!(
+        "Deployment made after the API server restart Ready in {:?}",
+        started.elapsed()
+    );
+    // And a SessionClaim.
+    let claim: portico::api::SessionClaim = serde_json::from_value(json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim", "metadata": {"name": "claim-after-restart"},
+        "spec": {"profile": "developer"}
+    }))
+    .unwrap();
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let claims: Api<portico::api::SessionClaim> = Api::namespaced(alice, "team-a");
+    claims.create(&PostParams::default(), &claim).await.unwrap();
+    let claim_ready = |c: Option<&portico::api::SessionClaim>| {
+        c.and_then(|c| c.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(claims.clone(), "claim-after-restart", claim_ready),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the SessionClaim controller did not resume; log:\n{}",
+            op.process.log_tail(100)
+        )
+    })
+    .unwrap();
+    claims
+        .delete("claim-after-restart", &DeleteParams::default())
+        .await
+        .unwrap();
+    admin_deps
+        .delete("dep-after-restart", &DeleteParams::default())
+        .await
+        .unwrap();
 
     let metrics = op.metrics().await;
     for m in [

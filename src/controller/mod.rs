@@ -1,6 +1,7 @@
 //! The reconcilers, one a kind, and what they share: the context, the error
 //! type with stable metric labels, events, and server-side apply helpers.
 
+pub mod backoff;
 pub mod deployment;
 pub mod lifetime;
 pub mod session;

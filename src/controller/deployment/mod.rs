@@ -82,6 +82,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     .watches(Api::<DaemonSet>::all(client.clone()), cfg(), owner)
     .watches(Api::<Job>::all(client.clone()), cfg(), owner)
     .watches(Api::<PersistentVolumeClaim>::all(client), cfg(), owner)
+    .trigger_backoff(super::backoff::WatchBackoff::default())
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
     .graceful_shutdown_on(shutdown)
     .run(reconcile, error_policy, ctx)

@@ -71,6 +71,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     });
     controller
         .reconcile_all_on(ns_changes)
+        .trigger_backoff(super::backoff::WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, sc)

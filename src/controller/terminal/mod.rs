@@ -65,6 +65,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             let (ns, name) = owner.split_once('/')?;
             Some(ObjectRef::<Terminal>::new(name).within(ns))
         })
+        .trigger_backoff(super::backoff::WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, tc)
