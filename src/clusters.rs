@@ -81,7 +81,7 @@ type SecretKey = (String, String, String);
 /// This cluster's client plus a cache of remote ones.
 pub struct Clusters {
     local: ClusterClient,
-    access_cache: crate::webhook::authz::AccessCache,
+    access_cache: crate::access::AccessCache,
     cache: Mutex<HashMap<SecretKey, (String, ClusterClient)>>,
 }
 
@@ -101,7 +101,7 @@ impl Clusters {
     }
 
     /// Recently allowed access reviews, shared by the webhook and the controllers.
-    pub fn access_cache(&self) -> &crate::webhook::authz::AccessCache {
+    pub fn access_cache(&self) -> &crate::access::AccessCache {
         &self.access_cache
     }
 

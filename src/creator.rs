@@ -70,6 +70,13 @@ impl Creator {
     }
 }
 
+/// The creator's user name of any object, for log lines and lists ("" when unknown).
+pub fn creator_name<K: kube::Resource>(obj: &K) -> String {
+    Creator::from_annotations(obj.meta().annotations.as_ref())
+        .map(|c| c.user)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

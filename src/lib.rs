@@ -1,6 +1,7 @@
 //! Portico: a Kubernetes operator and dashboard for browser terminals,
 //! templated deployments and time-limited sessions.
 
+pub mod access;
 pub mod api;
 pub mod catalog;
 pub mod clusters;
@@ -11,9 +12,12 @@ pub mod crdgen;
 pub mod creator;
 pub mod dev;
 pub mod install;
+pub mod kstatus;
+pub mod lifetime;
 pub mod metrics;
 pub mod operator;
 pub mod pki;
 pub mod telemetry;
+pub mod tokens;
 pub mod ui;
 pub mod webhook;

@@ -19,11 +19,9 @@ use kube::{
 };
 use portico::{
     api::{SessionClaim, common::EndReason, keys},
-    controller::{
-        session::build::{Names, UID_LABEL},
-        token::{EXPIRES_ANNOTATION, ISSUED_ANNOTATION},
-    },
+    controller::session::build::{Names, UID_LABEL},
     creator::Creator,
+    tokens::{EXPIRES_ANNOTATION, ISSUED_ANNOTATION},
 };
 use serde_json::json;
 

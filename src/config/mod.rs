@@ -370,7 +370,7 @@ impl OperatorConfig {
                 "name at least one namespace that holds templates",
             ));
         }
-        if !is_dns_label(&t.access_namespace) {
+        if !profiles::is_dns_label(&t.access_namespace) {
             return Err(invalid(
                 "terminal.accessNamespace",
                 format!(
@@ -418,16 +418,6 @@ fn positive(key: &str, v: &Duration) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// Whether `s` is a DNS label (a namespace name).
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 pub(crate) fn check_bounds(key: &str, b: &Bounds) -> Result<(), ConfigError> {

@@ -152,7 +152,8 @@ impl Grant {
     }
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// Whether `s` is a DNS label (a namespace or profile name).
+pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

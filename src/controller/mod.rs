@@ -3,11 +3,8 @@
 
 pub mod backoff;
 pub mod deployment;
-pub mod lifetime;
 pub mod session;
-pub mod status;
 pub mod terminal;
-pub mod token;
 
 use std::sync::Arc;
 
@@ -152,12 +149,7 @@ where
     }
 }
 
-/// The creator's user name, for log lines ("" when unknown).
-pub fn creator_name<K: Resource>(obj: &K) -> String {
-    crate::creator::Creator::from_annotations(obj.meta().annotations.as_ref())
-        .map(|c| c.user)
-        .unwrap_or_default()
-}
+pub use crate::creator::creator_name;
 
 /// A reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -177,9 +169,9 @@ pub enum Error {
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
-    /// The API server answered a TokenRequest without a token.
-    #[error("token request: {0}")]
-    Token(String),
+    /// A TokenRequest failed or came back empty.
+    #[error(transparent)]
+    Token(#[from] crate::tokens::TokenError),
     /// Cleanup could not remove everything yet.
     #[error("cleanup incomplete: {0}")]
     Cleanup(String),
@@ -219,16 +211,33 @@ where
         )))
 }
 
+/// An API for kind `K` as dynamic objects, in `namespace` or cluster-wide.
+fn dynamic_api<K: Resource<DynamicType = ()>>(client: &Client, namespace: Option<&str>) -> Api<DynamicObject> {
+    let ar = ApiResource::erase::<K>(&());
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// Background deletion of exactly this object: its UID is a precondition,
+/// so a replacement with the same name made in between is never hit.
+pub fn delete_exactly<K: Resource>(live: &K) -> DeleteParams {
+    DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: live.meta().uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    }
+}
+
 /// Deletes an object if it exists; `Ok(true)` when it was there.
 pub async fn delete_if_exists<K>(client: &Client, namespace: Option<&str>, name: &str) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()>,
 {
-    let ar = ApiResource::erase::<K>(&());
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
+    let api = dynamic_api::<K>(client, namespace);
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
@@ -250,11 +259,7 @@ pub async fn delete_labelled<K>(
 where
     K: Resource<DynamicType = ()>,
 {
-    let ar = ApiResource::erase::<K>(&());
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
+    let api = dynamic_api::<K>(client, namespace);
     let what = || format!("{} {name}", K::kind(&()));
     let Some(obj) = api.get_opt(name).await.map_err(kube_err(format!("read {}", what())))? else {
         return Ok(false);
@@ -263,14 +268,7 @@ where
         tracing::warn!(object = %what(), namespace = ?namespace, label = key, "not deleted: it was not made by Portico for this object");
         return Ok(false);
     }
-    let dp = DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
-            uid: obj.uid(),
-            resource_version: None,
-        }),
-        ..DeleteParams::background()
-    };
-    match api.delete(name, &dp).await {
+    match api.delete(name, &delete_exactly(&obj)).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
         Err(e) => Err(kube_err(format!("delete {}", what()))(e)),

@@ -94,7 +94,7 @@ async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
             let st = c.status.clone().unwrap_or_default();
             serde_json::json!({
                 "namespace": c.namespace(), "name": c.name_any(), "profile": c.spec.profile,
-                "user": crate::controller::creator_name(c),
+                "user": crate::creator::creator_name(c),
                 "expires": st.expires_at.map(|t| t.0.to_string()).unwrap_or_default(),
                 "ready": super::live::ready_of(&st.conditions),
             })

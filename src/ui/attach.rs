@@ -90,7 +90,7 @@ async fn connect(state: &UiState, s: &Session, ns: &str, name: &str) -> Result<A
     ) else {
         return Err(AttachError::NotRunning(message));
     };
-    let token = crate::controller::token::request(&user, &host_ns, &sa, TOKEN_LIFETIME, None)
+    let token = crate::tokens::request(&user, &host_ns, &sa, TOKEN_LIFETIME, None)
         .await
         .map_err(|e| AttachError::Token(e.to_string()))?;
     let mut config = state.base_config().clone();

@@ -186,7 +186,7 @@ pub async fn list(state: State, req: HttpRequest, filter: web::Query<ListFilter>
     let mut items: Vec<serde_json::Value> = all
         .iter()
         .filter_map(|d| {
-            let creator = crate::controller::creator_name(d.as_ref());
+            let creator = crate::creator::creator_name(d.as_ref());
             if !(admin || creator == s.user) {
                 return None;
             }

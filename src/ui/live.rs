@@ -98,7 +98,7 @@ fn change<K: Summary>(o: &K) -> Change {
     Change {
         kind: K::KIND,
         key: format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
-        creator: crate::controller::creator_name(o),
+        creator: crate::creator::creator_name(o),
         ready: ready_of(&o.conditions()),
         message: o.message(),
         expires: o.expires(),

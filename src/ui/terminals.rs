@@ -27,12 +27,12 @@ async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, 
     let mut problems = vec![];
     let mut namespaces: BTreeSet<String> = state.cfg.terminals.shortcut_namespaces.iter().cloned().collect();
     for t in state.live.terminals.state() {
-        if crate::controller::creator_name(t.as_ref()) == s.user {
+        if crate::creator::creator_name(t.as_ref()) == s.user {
             namespaces.extend(t.namespace());
         }
     }
     for d in state.live.deployments.state() {
-        if crate::controller::creator_name(d.as_ref()) == s.user {
+        if crate::creator::creator_name(d.as_ref()) == s.user {
             namespaces.extend(d.namespace());
         }
     }
@@ -68,7 +68,7 @@ fn terminals_of(state: &State, s: &Session) -> Vec<serde_json::Value> {
         .terminals
         .state()
         .into_iter()
-        .filter(|t| admin || crate::controller::creator_name(t.as_ref()) == s.user)
+        .filter(|t| admin || crate::creator::creator_name(t.as_ref()) == s.user)
         .collect();
     all.sort_by_key(|t| std::cmp::Reverse(t.creation_timestamp()));
     all.iter()
@@ -77,7 +77,7 @@ fn terminals_of(state: &State, s: &Session) -> Vec<serde_json::Value> {
             serde_json::json!({
                 "namespace": t.namespace(), "name": t.name_any(),
                 "title": title_of(t),
-                "creator": crate::controller::creator_name(t.as_ref()),
+                "creator": crate::creator::creator_name(t.as_ref()),
                 "ready": super::live::ready_of(&st.conditions),
                 "message": st.message.unwrap_or_default(),
                 "expires": st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),

@@ -1,12 +1,12 @@
 //! The admission webhook served by the operator: `/mutate` and `/validate`
 //! over HTTPS for all three kinds.
 
-pub mod authz;
 pub mod decode;
 pub mod mutate;
 pub mod ownership;
 pub mod quota;
 pub mod registration;
+pub mod terminal;
 pub mod tls;
 pub mod validate;
 
@@ -20,40 +20,10 @@ use kube::core::{
 };
 use tracing::{info, warn};
 
+pub use crate::access::Denial;
 use crate::{
     api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, creator::Creator, metrics::Metrics,
 };
-
-/// A refusal, with the HTTP status the API server reports to the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// 403 (not allowed), 422 (invalid) or 503 (could not check).
-    pub code: u16,
-    /// What was refused and why, for the user.
-    pub message: String,
-}
-
-impl Denial {
-    /// Not allowed (403).
-    pub fn forbidden(message: String) -> Self {
-        Denial { code: 403, message }
-    }
-    /// Invalid (422).
-    pub fn invalid(message: String) -> Self {
-        Denial { code: 422, message }
-    }
-    /// A check could not run (503); failurePolicy Fail keeps the object out.
-    pub fn unavailable(message: String) -> Self {
-        Denial { code: 503, message }
-    }
-    fn reason(&self) -> &'static str {
-        match self.code {
-            403 => "Forbidden",
-            422 => "Invalid",
-            _ => "ServiceUnavailable",
-        }
-    }
-}
 
 /// The kinds the webhook serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +155,8 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
             Some(validate::Followup::Terminal(creator, terminal)) => {
                 let ns = req.namespace.clone().unwrap_or_default();
                 let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
-                let mut warnings = authz::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+                let mut warnings =
+                    terminal::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
                 warnings.extend(validate::shared_host_warning(&terminal));
                 if !warnings.is_empty() {
                     resp.warnings = Some(warnings);

@@ -9,11 +9,9 @@
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, core::admission::Operation};
 
-use super::{
-    Denial, Kind,
-    authz::{self, Access, resource},
-};
+use super::{Denial, Kind};
 use crate::{
+    access::{self as authz, Access, resource},
     api::{GROUP, rbac::OVERRIDE_VERB},
     creator::Creator,
 };

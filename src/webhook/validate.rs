@@ -1,6 +1,6 @@
 //! The validating webhook's checks that need no API calls (pure): size,
 //! the creator and heartbeat annotations, lifetime caps, privileged pods.
-//! Authorization against the creator's RBAC is in [`super::authz`].
+//! Authorization against the creator's RBAC is in [`crate::access`].
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
@@ -14,8 +14,8 @@ use crate::{
         },
     },
     config::OperatorConfig,
-    controller::lifetime,
     creator::Creator,
+    lifetime,
 };
 
 /// How far ahead of the server's clock a heartbeat may be (clock steps between replicas).

@@ -56,7 +56,7 @@ pub async fn start(cp: &ControlPlane) -> Dashboard {
 /// Logs in as `user` on the development login page.
 async fn login(base: &str, user: &str) -> Browser {
     let mut b = Browser::new();
-    let page = b.post_form(&format!("{base}/dev-login"), &[("user", user)]).await;
+    let page = b.dev_login(base, user).await;
     assert!(page.status().is_success(), "{user}'s login: {}", page.status());
     assert!(!b.cookies.is_empty(), "{user}'s login set no session cookie");
     b

@@ -27,7 +27,7 @@ use k8s_openapi::{
 use kube::runtime::WatchStreamExt;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams},
+    api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
     discovery::Scope,
     runtime::{
         Controller,
@@ -40,7 +40,7 @@ use kube::{
 };
 use tracing::instrument;
 
-use super::{Context, Error, kube_err, status::Phase};
+use super::{Context, Error, kube_err};
 use crate::{
     api::{
         Deployment,
@@ -51,6 +51,7 @@ use crate::{
     catalog::{self, ApplyAs, params, render},
     creator::Creator,
     install::FIELD_MANAGER,
+    kstatus::Phase,
 };
 
 const KIND: &str = "Deployment";
@@ -158,7 +159,7 @@ fn with_phase(d: &Deployment, base: DeploymentStatus, phase: &Phase) -> Deployme
     let old = d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     DeploymentStatus {
         message: Some(phase.message().to_string()),
-        conditions: super::status::conditions(phase, d.metadata.generation, Timestamp::now(), &old),
+        conditions: crate::kstatus::conditions(phase, d.metadata.generation, Timestamp::now(), &old),
         observed_generation: d.metadata.generation,
         ..base
     }
@@ -521,14 +522,7 @@ async fn delete(ctx: &Context, client: &Client, d: &Deployment, r: &ResourceStat
         tracing::warn!(kind = %r.kind, name = %r.name, "not deleted: it does not carry this Deployment's mark");
         return Ok(false);
     }
-    let dp = DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
-            uid: live.uid(),
-            resource_version: None,
-        }),
-        ..DeleteParams::background()
-    };
-    match api.delete(&r.name, &dp).await {
+    match api.delete(&r.name, &super::delete_exactly(&live)).await {
         Ok(either) => Ok(either.is_left()),
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
         Err(e) => Err(kube_err(format!("delete {} {}", r.kind, r.name))(e)),

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     api::{SessionClaim, terminal::RoleKind},
-    controller::token::{EXPIRES_ANNOTATION, ISSUED_ANNOTATION},
     creator::Creator,
+    tokens::{EXPIRES_ANNOTATION, ISSUED_ANNOTATION},
 };
 
 /// Label on every object made for a session: the SessionClaim's UID.

@@ -35,14 +35,17 @@ use kube::{
 };
 use tracing::{info, instrument};
 
-use super::{Context, Error, apply, delete_if_exists, kube_err, lifetime, lifetime::until, status::Phase, token};
+use super::{Context, Error, apply, delete_if_exists, kube_err};
 use crate::{
+    access::{self as authz, Checker},
     api::{
         SessionClaim, common::EndReason, keys::LAST_HEARTBEAT_AT, session_claim::SessionClaimStatus, terminal::RoleKind,
     },
     config::SessionProfile,
     creator::Creator,
-    webhook::authz::{self, Checker},
+    kstatus::Phase,
+    lifetime::{self, until},
+    tokens as token,
 };
 
 const KIND: &str = "SessionClaim";
@@ -125,7 +128,7 @@ fn with_phase(c: &SessionClaim, base: SessionClaimStatus, phase: &Phase) -> Sess
     let old = c.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     SessionClaimStatus {
         message: Some(phase.message().to_string()),
-        conditions: super::status::conditions(phase, c.metadata.generation, Timestamp::now(), &old),
+        conditions: crate::kstatus::conditions(phase, c.metadata.generation, Timestamp::now(), &old),
         observed_generation: c.metadata.generation,
         ..base
     }

@@ -29,10 +29,9 @@ use kube::{
 };
 use tracing::{info, instrument};
 
-use super::{
-    Context, Error, apply, delete_if_exists, delete_labelled, kube_err, lifetime, lifetime::until, status::Phase, token,
-};
+use super::{Context, Error, apply, delete_if_exists, delete_labelled, kube_err};
 use crate::{
+    access as authz,
     api::{
         Terminal,
         common::EndReason,
@@ -42,7 +41,9 @@ use crate::{
     clusters::ClusterClient,
     creator::Creator,
     install::FIELD_MANAGER,
-    webhook::authz,
+    kstatus::Phase,
+    lifetime::{self, until},
+    tokens as token,
 };
 
 const KIND: &str = "Terminal";
@@ -119,7 +120,7 @@ fn phase_status(t: &Terminal, base: TerminalStatus, phase: &Phase) -> TerminalSt
     let old = t.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     TerminalStatus {
         message: Some(phase.message().to_string()),
-        conditions: super::status::conditions(phase, t.metadata.generation, now(), &old),
+        conditions: crate::kstatus::conditions(phase, t.metadata.generation, now(), &old),
         observed_generation: t.metadata.generation,
         ..base
     }

@@ -13,7 +13,22 @@ use k8s_openapi::{
 };
 use kube::{Api, Client, ResourceExt, api::PostParams};
 
-use super::{Error, kube_err};
+/// A token could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The API server refused or failed the TokenRequest.
+    #[error("request a token for service account {account}: {source}")]
+    Request {
+        /// `namespace/name` of the service account.
+        account: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server answered without a token or an expiry.
+    #[error("token request for service account {0}: the API server returned no token or no expiry")]
+    Empty(String),
+}
 
 /// Annotation on a kubeconfig Secret: when its token expires.
 pub const EXPIRES_ANNOTATION: &str = "portico.dev/token-expires-at";
@@ -62,7 +77,7 @@ pub async fn request(
     sa: &str,
     lifetime: Duration,
     bound_secret: Option<(&str, &str)>,
-) -> Result<Issued, Error> {
+) -> Result<Issued, TokenError> {
     let req = TokenRequest {
         spec: Some(TokenRequestSpec {
             audiences: None,
@@ -80,9 +95,10 @@ pub async fn request(
     let resp = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
         .create_token_request(sa, &PostParams::default(), &req)
         .await
-        .map_err(kube_err(format!(
-            "request a token for service account {namespace}/{sa}"
-        )))?;
+        .map_err(|source| TokenError::Request {
+            account: format!("{namespace}/{sa}"),
+            source,
+        })?;
     let st = resp.status.unwrap_or_default();
     match (st.token, st.expiration_timestamp) {
         (Some(token), Some(exp)) => Ok(Issued {
@@ -90,7 +106,7 @@ pub async fn request(
             issued,
             expires: exp.0,
         }),
-        _ => Err(Error::Token("the API server returned no token or no expiry".into())),
+        _ => Err(TokenError::Empty(format!("{namespace}/{sa}"))),
     }
 }
 

@@ -1,0 +1,218 @@
+//! Asking a cluster about a creator's access (SubjectAccessReviews), and
+//! the checks a Terminal and a session grant must pass: never more than the
+//! creator holds.
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::{
+    authorization::v1::{NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
+    rbac::v1::{ClusterRole, PolicyRule, Role},
+};
+use kube::{Api, Client, api::PostParams};
+
+use super::{Access, AccessCache, Denial, expand_rules, resource};
+use crate::{
+    api::terminal::{BindingKind, RoleKind, Terminal, TerminalRoleBinding},
+    creator::Creator,
+};
+
+/// SubjectAccessReviews in flight at once for one check.
+const CONCURRENCY: usize = 16;
+
+/// Asks one cluster about a creator's access.
+pub struct Checker<'a> {
+    /// The cluster, as the operator (which may create SubjectAccessReviews).
+    pub client: &'a Client,
+    /// How messages name the cluster ("this cluster", or the kubeconfig Secret).
+    pub cluster: &'a str,
+    /// Recently allowed answers.
+    pub cache: &'a AccessCache,
+}
+
+impl Checker<'_> {
+    /// Whether `creator` may do `access`.
+    pub async fn allowed(&self, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
+        let key = AccessCache::key(self.cluster, creator, access);
+        if self.cache.get(&key) {
+            return Ok(true);
+        }
+        let ok = review(self.client, creator, access).await?;
+        if ok {
+            self.cache.put(key);
+        }
+        Ok(ok)
+    }
+}
+
+/// One SubjectAccessReview: whether `creator` may do `access` in the cluster behind `client`.
+pub async fn review(client: &Client, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
+    let mut spec = SubjectAccessReviewSpec {
+        user: Some(creator.user.clone()),
+        groups: Some(creator.groups.clone()),
+        ..Default::default()
+    };
+    match access {
+        Access::Resource {
+            namespace,
+            verb,
+            group,
+            resource,
+            subresource,
+            name,
+        } => {
+            let opt = |s: &String| (!s.is_empty()).then(|| s.clone());
+            spec.resource_attributes = Some(ResourceAttributes {
+                namespace: opt(namespace),
+                verb: Some(verb.clone()),
+                group: Some(group.clone()),
+                resource: Some(resource.clone()),
+                subresource: opt(subresource),
+                name: opt(name),
+                ..Default::default()
+            });
+        }
+        Access::NonResource { path, verb } => {
+            spec.non_resource_attributes = Some(NonResourceAttributes {
+                path: Some(path.clone()),
+                verb: Some(verb.clone()),
+            });
+        }
+    }
+    let review = SubjectAccessReview {
+        spec,
+        ..Default::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
+    Ok(answer.status.map(|s| s.allowed).unwrap_or(false))
+}
+
+fn api_error(what: &str, e: kube::Error) -> Denial {
+    Denial::unavailable(format!("cannot check {what}: {e}"))
+}
+
+/// Requires `access` for `creator`, or denies with `why`.
+pub async fn require(c: &Checker<'_>, creator: &Creator, access: Access, why: &str) -> Result<(), Denial> {
+    if c.allowed(creator, &access).await.map_err(|e| api_error(why, e))? {
+        Ok(())
+    } else {
+        Err(Denial::forbidden(format!("{} may not {access}{why}", creator.user)))
+    }
+}
+
+/// Checks one role binding a Terminal asks for.
+pub async fn check_role_grant(
+    c: &Checker<'_>,
+    creator: &Creator,
+    binding: &TerminalRoleBinding,
+    target_namespace: &str,
+) -> Result<(), Denial> {
+    let (client, cluster) = (c.client, c.cluster);
+    let role = &binding.role_ref;
+    let (bind_ns, place) = match binding.binding_kind {
+        BindingKind::RoleBinding => (
+            target_namespace,
+            format!("in namespace {target_namespace} of {cluster}"),
+        ),
+        BindingKind::ClusterRoleBinding => ("", format!("cluster-wide in {cluster}")),
+    };
+    let (kind, plural) = match role.kind {
+        RoleKind::Role => ("Role", "roles"),
+        RoleKind::ClusterRole => ("ClusterRole", "clusterroles"),
+    };
+    let bind = resource(bind_ns, "bind", "rbac.authorization.k8s.io", plural, &role.name);
+    let what = format!("whether {} may grant {kind} {}", creator.user, role.name);
+    if c.allowed(creator, &bind).await.map_err(|e| api_error(&what, e))? {
+        return Ok(());
+    }
+    let rules = match role.kind {
+        RoleKind::Role => Api::<Role>::namespaced(client.clone(), target_namespace)
+            .get_opt(&role.name)
+            .await
+            .map(|r| r.map(|r| r.rules.unwrap_or_default())),
+        RoleKind::ClusterRole => Api::<ClusterRole>::all(client.clone())
+            .get_opt(&role.name)
+            .await
+            .map(|r| r.map(|r| r.rules.unwrap_or_default())),
+    }
+    .map_err(|e| api_error(&what, e))?
+    .ok_or_else(|| Denial::invalid(format!("{kind} {} does not exist {place}", role.name)))?;
+    let wanted = expand_rules(&rules, bind_ns);
+    let answers: Vec<(Access, Result<bool, kube::Error>)> = stream::iter(wanted)
+        .map(|a| async move {
+            let r = c.allowed(creator, &a).await;
+            (a, r)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut missing = vec![];
+    for (access, answer) in answers {
+        if !answer.map_err(|e| api_error(&what, e))? {
+            missing.push(access.to_string());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    missing.sort();
+    let examples: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+    Err(Denial::forbidden(format!(
+        "{} may not grant {kind} {} {place}: they lack {} of the {} permissions it holds (for example: {}) \
+         and may not bind it; ask for a role within your own permissions",
+        creator.user,
+        role.name,
+        missing.len(),
+        rules_len(&rules, bind_ns),
+        examples.join(", ")
+    )))
+}
+
+fn rules_len(rules: &[PolicyRule], ns: &str) -> usize {
+    expand_rules(rules, ns).len()
+}
+
+/// How messages name a cluster.
+pub fn cluster_name(remote: &Option<String>) -> String {
+    match remote {
+        None => "this cluster".to_string(),
+        Some(secret) => format!("the cluster of kubeconfig Secret {secret}"),
+    }
+}
+
+/// The target-side checks (also run by the controller for clusters admission could not reach).
+pub async fn authorize_target(
+    c: &Checker<'_>,
+    creator: &Creator,
+    terminal: &Terminal,
+    temporary: Option<&str>,
+) -> Result<(), Denial> {
+    let target = &terminal.spec.target;
+    let ns = match (&target.namespace, temporary) {
+        (Some(ns), _) => ns.clone(),
+        (None, Some(t)) => {
+            let why = " (spec.target.temporaryNamespace creates one)";
+            require(c, creator, resource("", "create", "", "namespaces", ""), why).await?;
+            t.to_string()
+        }
+        (None, None) => return Err(Denial::invalid("spec.target names no namespace".to_string())),
+    };
+    for binding in &target.role_bindings {
+        check_role_grant(c, creator, binding, &ns).await?;
+    }
+    // A Terminal reaches only namespaces its creator has some role in: one
+    // with no RoleBinding there must at least be able to read the namespace
+    // itself (every role bound in a namespace, `view` upwards, allows that).
+    let binds_there = target
+        .role_bindings
+        .iter()
+        .any(|b| b.binding_kind == BindingKind::RoleBinding);
+    if target.namespace.is_some() && !binds_there {
+        let why = format!(
+            " (spec.target.namespace): a Terminal reaches only namespaces its creator holds a role in; \
+             ask for access to {ns} first"
+        );
+        require(c, creator, resource(&ns, "get", "", "namespaces", &ns), &why).await?;
+    }
+    Ok(())
+}
