@@ -52,6 +52,9 @@ enum Cmd {
         /// Use an existing cluster: this kubeconfig, or the current context when given without a path.
         #[arg(long, num_args = 0..=1, default_missing_value = "")]
         kubeconfig: Option<PathBuf>,
+        /// Start no node beside the local control plane (pods then stay Pending).
+        #[arg(long)]
+        no_node: bool,
     },
 }
 
@@ -88,9 +91,9 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
-        Cmd::Dev { kubeconfig } => {
+        Cmd::Dev { kubeconfig, no_node } => {
             let target = match kubeconfig {
-                None => portico::dev::Target::Local,
+                None => portico::dev::Target::Local { node: !no_node },
                 Some(p) if p.as_os_str().is_empty() => portico::dev::Target::Existing(None),
                 Some(p) => portico::dev::Target::Existing(Some(p)),
             };

@@ -2,12 +2,16 @@
 //! kube-controller-manager on random loopback ports, with secure serving,
 //! RBAC, service-account token signing and a client-certificate admin.
 //! Used by the tests and by `portico dev`. Everything it starts is killed
-//! when it is dropped or when the process exits.
+//! when it is dropped or when the process exits. With a node
+//! ([`ControlPlane::start_with_node`]) pods really run, and the API server
+//! serves on the node's bridge address, where pods reach it.
 
 pub mod audit;
 mod binaries;
 pub mod kubeconfig;
+pub mod node;
 mod process;
+mod wait;
 
 use std::{
     collections::BTreeSet,
@@ -15,7 +19,7 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 pub use binaries::Binaries;
@@ -23,6 +27,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 pub use process::Process;
 
 use crate::pki::{Ca, CertPair, PkiError};
+use wait::{wait_api_ready, wait_controllers_ready, wait_for_port};
 
 /// The issuer of service-account tokens (and their default audience).
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -69,6 +74,9 @@ pub enum ControlPlaneError {
     /// The kubeconfig could not be turned into a client configuration.
     #[error("client configuration: {0}")]
     Config(#[from] kube::config::KubeconfigError),
+    /// The node could not be set up.
+    #[error("node: {0}")]
+    Node(#[from] node::NodeError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlPlaneError {
@@ -105,6 +113,7 @@ pub struct ControlPlane {
     kubeconfig: Kubeconfig,
     kubeconfig_path: PathBuf,
     components: Mutex<Components>,
+    node: Option<node::Node>,
 }
 
 impl ControlPlane {
@@ -112,13 +121,26 @@ impl ControlPlane {
     /// kube-controller-manager, and returns once `/readyz` passes and the
     /// `default` namespace exists. Blocking; safe to call from async code.
     pub fn start() -> Result<ControlPlane, ControlPlaneError> {
+        Self::start_inner(false)
+    }
+
+    /// Like [`ControlPlane::start`], with a real node beside it
+    /// (kube-scheduler, containerd, kubelet; see [`node`]); returns once the
+    /// node is Ready. The API server then serves on the node's bridge
+    /// address. Needs root and the node's packages; the error says what is
+    /// missing and how to install it.
+    pub fn start_with_node() -> Result<ControlPlane, ControlPlaneError> {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(with_node: bool) -> Result<ControlPlane, ControlPlaneError> {
         let binaries = Binaries::ensure()?;
         // A free port can be taken by another process between choosing and
         // binding it: start again on other ports when that happens.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::start_once(binaries.clone()) {
+            match Self::start_once(binaries.clone(), with_node) {
                 Err(ControlPlaneError::NotReady { log, .. })
                     if attempt < 4 && log.contains("address already in use") => {}
                 other => return other,
@@ -126,7 +148,7 @@ impl ControlPlane {
         }
     }
 
-    fn start_once(binaries: Binaries) -> Result<ControlPlane, ControlPlaneError> {
+    fn start_once(binaries: Binaries, with_node: bool) -> Result<ControlPlane, ControlPlaneError> {
         let dir = tempfile::Builder::new()
             .prefix("portico-cp-")
             .tempdir()
@@ -136,8 +158,19 @@ impl ControlPlane {
         let file = |name: &str| d.join(name).to_string_lossy().into_owned();
         let write = |name: &str, text: &str| std::fs::write(d.join(name), text).map_err(io(format!("write {name}")));
 
+        let prepared = if with_node {
+            Some(node::prepare(d, &binaries)?)
+        } else {
+            None
+        };
+        let address = prepared
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |p| p.address().to_string());
         let ca = Ca::new("portico-local-ca")?;
-        let serving = ca.server("kube-apiserver", &["127.0.0.1", "localhost", "kubernetes.default.svc"])?;
+        let serving = ca.server(
+            "kube-apiserver",
+            &["127.0.0.1", "localhost", "kubernetes.default.svc", &address],
+        )?;
         let admin = ca.client("portico-admin", &["system:masters"])?;
         let kcm = ca.client("system:kube-controller-manager", &[])?;
         write("ca.crt", &ca.cert_pem)?;
@@ -149,7 +182,7 @@ impl ControlPlane {
         write("audit-policy.yaml", audit::POLICY)?;
 
         let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
-        let server = format!("https://127.0.0.1:{api_port}");
+        let server = format!("https://{address}:{api_port}");
         let kubeconfig = kubeconfig::build(
             "portico-local",
             &server,
@@ -187,10 +220,10 @@ impl ControlPlane {
             "--unsafe-no-fsync=true".into(),
             "--log-level=warn".into(),
         ];
-        let apiserver_args: Vec<String> = vec![
+        let mut apiserver_args: Vec<String> = vec![
             format!("--etcd-servers={etcd_url}"),
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
+            format!("--bind-address={address}"),
+            format!("--advertise-address={address}"),
             format!("--secure-port={api_port}"),
             format!("--cert-dir={}", file("apiserver-certs")),
             format!("--tls-cert-file={}", file("apiserver.crt")),
@@ -210,11 +243,18 @@ impl ControlPlane {
             "--audit-log-maxsize=200".into(),
             "--audit-log-maxbackup=1".into(),
         ];
+        if let Some(p) = &prepared {
+            apiserver_args.retain(|a| !a.starts_with("--authorization-mode="));
+            apiserver_args.extend(p.apiserver_args(&ca, &d.join("ca.crt"))?);
+        }
         let kcm_args: Vec<String> = vec![
             format!("--kubeconfig={}", file("kcm.kubeconfig")),
             format!("--authentication-kubeconfig={}", file("kcm.kubeconfig")),
             format!("--authorization-kubeconfig={}", file("kcm.kubeconfig")),
-            format!("--controllers={CONTROLLERS}"),
+            format!(
+                "--controllers={CONTROLLERS}{}",
+                if with_node { node::CONTROLLERS } else { "" }
+            ),
             format!("--service-account-private-key-file={}", file("sa.key")),
             format!("--root-ca-file={}", file("ca.crt")),
             "--use-service-account-credentials=true".into(),
@@ -244,6 +284,16 @@ impl ControlPlane {
         )
         .map_err(io("start kube-controller-manager"))?;
         wait_controllers_ready(&kubeconfig, &mut controller_manager)?;
+        let node = match prepared {
+            Some(p) => Some(p.start(&node::ClusterInputs {
+                binaries: &binaries,
+                ca: &ca,
+                ca_file: &d.join("ca.crt"),
+                server: &server,
+                admin: &kubeconfig,
+            })?),
+            None => None,
+        };
 
         Ok(ControlPlane {
             dir,
@@ -258,10 +308,17 @@ impl ControlPlane {
                 apiserver,
                 controller_manager,
             }),
+            node,
         })
     }
 
-    /// The API server's URL, `https://127.0.0.1:PORT`.
+    /// The node, when started with one.
+    pub fn node(&self) -> Option<&node::Node> {
+        self.node.as_ref()
+    }
+
+    /// The API server's URL: `https://127.0.0.1:PORT`, or on the node's
+    /// bridge address (which pods reach) when there is a node.
     pub fn server(&self) -> &str {
         &self.server
     }
@@ -368,6 +425,9 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        if let Some(node) = &mut self.node {
+            node.stop(&self.kubeconfig);
+        }
         if let Ok(mut c) = self.components.lock() {
             c.controller_manager.stop(Duration::from_secs(5));
             c.apiserver.stop(Duration::from_secs(10));
@@ -389,113 +449,4 @@ async fn client_for(kc: &Kubeconfig, as_user: Option<(&str, &[&str])>) -> Result
         config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
     }
     Ok(kube::Client::try_from(config)?)
-}
-
-const START_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn wait_for_port(p: &mut Process, port: u16) -> Result<(), ControlPlaneError> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        check_alive(p, deadline, &format!("port {port} is not accepting connections"))?;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn check_alive(p: &mut Process, deadline: Instant, waiting_for: &str) -> Result<(), ControlPlaneError> {
-    let reason = if let Some(status) = p.exited() {
-        format!("exited with {status}")
-    } else if Instant::now() > deadline {
-        format!("timed out after {START_TIMEOUT:?}: {waiting_for}")
-    } else {
-        return Ok(());
-    };
-    Err(ControlPlaneError::NotReady {
-        component: p.name().to_string(),
-        reason,
-        log: p.log_tail(30),
-    })
-}
-
-/// Polls `/readyz` and the `default` namespace.
-fn wait_api_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneError> {
-    poll_until(
-        kc,
-        p,
-        "/readyz did not pass and the default namespace did not appear",
-        |client| async move {
-            let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
-            let req = http::Request::get("/readyz").body(Vec::new()).expect("request");
-            let ready = matches!(client.request_text(req).await, Ok(body) if body.trim() == "ok");
-            ready && namespaces.get_opt("default").await.ok().flatten().is_some()
-        },
-    )
-}
-
-/// Waits until kube-controller-manager has aggregated the built-in `admin`,
-/// `edit` and `view` roles (so RBAC behaves as in any cluster).
-fn wait_controllers_ready(kc: &Kubeconfig, p: &mut Process) -> Result<(), ControlPlaneError> {
-    poll_until(
-        kc,
-        p,
-        "the built-in admin, edit and view roles were not aggregated",
-        |client| async move {
-            let roles: kube::Api<k8s_openapi::api::rbac::v1::ClusterRole> = kube::Api::all(client);
-            for name in ["admin", "edit", "view"] {
-                let filled = roles
-                    .get_opt(name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.rules)
-                    .is_some_and(|r| !r.is_empty());
-                if !filled {
-                    return false;
-                }
-            }
-            true
-        },
-    )
-}
-
-/// Polls `check` every 100ms on a private runtime in its own thread (so
-/// callers may be sync or async) until it passes, `p` exits, or time runs out.
-fn poll_until<F, Fut>(kc: &Kubeconfig, p: &mut Process, waiting_for: &str, check: F) -> Result<(), ControlPlaneError>
-where
-    F: Fn(kube::Client) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = bool>,
-{
-    let kc = kc.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let _ = tx.send(rt.block_on(async move {
-            let client = client_for(&kc, None).await?;
-            loop {
-                if check(client.clone()).await {
-                    return Ok::<(), ControlPlaneError>(());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }));
-    });
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(result) => return result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => check_alive(p, deadline, waiting_for)?,
-            Err(e) => {
-                return Err(ControlPlaneError::NotReady {
-                    component: p.name().to_string(),
-                    reason: e.to_string(),
-                    log: p.log_tail(30),
-                });
-            }
-        }
-    }
 }

@@ -1,7 +1,10 @@
 //! Child processes that never outlive Portico: each is spawned from one
 //! long-lived thread with `PR_SET_PDEATHSIG`, in its own process group, and is
 //! registered so that a normal exit (including the end of a test binary)
-//! kills it; dropping a [`Process`] kills it too.
+//! kills it; dropping a [`Process`] kills it too. A [`Janitor`] is the one
+//! child that outlives its parent on purpose: it waits for the parent to stop
+//! or die and then removes what killing processes cannot (mounts, network
+//! interfaces, cgroups).
 
 use std::{
     collections::BTreeSet,
@@ -51,11 +54,26 @@ pub fn remove_at_exit(dir: &Path) {
     dirs_to_remove().lock().unwrap().push(dir.to_path_buf());
 }
 
+/// Janitors still waiting: their pid and the write end of their stdin pipe.
+fn janitors() -> &'static Mutex<Vec<(i32, i32)>> {
+    static JANITORS: OnceLock<Mutex<Vec<(i32, i32)>>> = OnceLock::new();
+    JANITORS.get_or_init(Default::default)
+}
+
 extern "C" fn kill_registered_at_exit() {
     if let Ok(live) = registry().lock() {
         for pid in live.iter() {
             // SAFETY: signalling a pid this process spawned and has not reaped.
             unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+    }
+    if let Ok(janitors) = janitors().lock() {
+        for (pid, fd) in janitors.iter() {
+            // SAFETY: closing our end of the janitor's pipe (it then sweeps) and reaping it.
+            unsafe {
+                libc::close(*fd);
+                libc::waitpid(*pid, std::ptr::null_mut(), 0);
+            }
         }
     }
     if let Ok(dirs) = dirs_to_remove().lock() {
@@ -165,5 +183,51 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
         registry().lock().unwrap().remove(&pid);
+    }
+}
+
+/// A shell script that runs after its parent is done with what it guards:
+/// it waits for its stdin to close — [`Janitor::finish`], the end of the
+/// process, or the kernel closing the pipe when the parent is killed — and
+/// then does its work. Not killed with its parent; in its own process group,
+/// so Ctrl-C does not reach it either.
+pub struct Janitor {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Janitor {
+    /// Starts `bash -c script` with `args`; its output goes to this process's stderr.
+    pub fn spawn(script: &str, args: &[&Path]) -> io::Result<Janitor> {
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg("portico-janitor")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        if let Some(fd) = stdin.as_ref().map(std::os::fd::AsRawFd::as_raw_fd) {
+            janitors().lock().unwrap().push((child.id() as i32, fd));
+        }
+        Ok(Janitor { child, stdin })
+    }
+
+    /// Lets the janitor work and waits until it is done; true when it succeeded.
+    pub fn finish(&mut self) -> bool {
+        let pid = self.child.id() as i32;
+        janitors().lock().unwrap().retain(|(p, _)| *p != pid);
+        drop(self.stdin.take());
+        self.child.wait().is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        if self.stdin.is_some() {
+            self.finish();
+        }
     }
 }

@@ -15,8 +15,12 @@ use crate::{
 /// Where `portico dev` runs.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start a local control plane.
-    Local,
+    /// Start a local control plane, with a node beside it when `node` is
+    /// set and this machine allows one.
+    Local {
+        /// Try to start a node.
+        node: bool,
+    },
     /// Use an existing cluster: a kubeconfig path, or `None` for the current context.
     Existing(Option<PathBuf>),
 }
@@ -47,11 +51,11 @@ pub enum DevError {
 /// Runs until Ctrl-C or SIGTERM; everything started is stopped on return.
 pub async fn run(target: Target) -> Result<(), DevError> {
     let (client, local) = match target {
-        Target::Local => {
+        Target::Local { node } => {
             eprintln!(
                 "portico dev: starting a local control plane (the first run builds Kubernetes, which takes a few minutes)"
             );
-            let cp = tokio::task::spawn_blocking(ControlPlane::start)
+            let cp = tokio::task::spawn_blocking(move || start_local(node))
                 .await
                 .expect("start task")?;
             (cp.admin_client().await?, Some(cp))
@@ -86,6 +90,22 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     }
     drop(local);
     Ok(())
+}
+
+/// The local control plane, with a node when asked and possible; when the
+/// node cannot start, says why and how to fix it, and runs without one.
+fn start_local(node: bool) -> Result<ControlPlane, ControlPlaneError> {
+    if !node {
+        return ControlPlane::start();
+    }
+    match ControlPlane::start_with_node() {
+        Ok(cp) => Ok(cp),
+        Err(e) => {
+            eprintln!("portico dev: running without a node (pods stay Pending): {e}");
+            eprintln!("portico dev: `portico dev --no-node` skips the node and this message");
+            ControlPlane::start()
+        }
+    }
 }
 
 /// The dashboard in this process, with the development login page.
@@ -301,7 +321,17 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
     println!(
         "  {kubectl} --context bob apply -n team-b -f {examples}/terminal.yaml   # refused: bob has no rights in team-a"
     );
-    println!("There are no nodes: terminal pods stay Pending.");
+    match cp.node() {
+        Some(node) => println!(
+            "Node: {} on the bridge {} ({}); pods run. Local images: {}, {}",
+            crate::controlplane::node::NODE_NAME,
+            node.bridge().name,
+            node.bridge().subnet,
+            crate::controlplane::node::images::TOOLBOX_IMAGE,
+            crate::controlplane::node::images::PAUSE_IMAGE,
+        ),
+        None => println!("There are no nodes: terminal pods stay Pending."),
+    }
     println!("Press Ctrl-C to stop.");
 }
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries Portico runs in its tests and in `portico dev`
-# (kube-apiserver, kube-controller-manager, kubectl) from the Go module
+# (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl)
+# from the Go module
 # k8s.io/kubernetes, pinned in go.mod beside this script, through the Go
 # module proxy; the `kstatus` helper (../kstatus) the tests use to compute
-# status the way Flux does; and `helm` (../helm) for the chart's tests. Idempotent: a second run finds them and does nothing.
+# status the way Flux does; `helm` (../helm) for the chart's tests; and `pause`
+# (../pause), the sandbox program of the node's pause image. Idempotent: each
+# binary carries a stamp of its inputs, and a second run finds them all and
+# does nothing.
 #
 # Prints the bin directory on its last line of stdout; progress goes to stderr.
 set -euo pipefail
@@ -13,17 +17,26 @@ version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/g
 [ -n "$version" ] || { echo "build.sh: no 'require k8s.io/kubernetes' line in $here/go.mod" >&2; exit 1; }
 cache=${PORTICO_CACHE:-$HOME/.cache/portico}
 bin="$cache/$version/bin"
-binaries=(kube-apiserver kube-controller-manager kubectl kstatus helm)
+kube=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+binaries=("${kube[@]}" kstatus helm pause)
 kstatus_dir="$here/../kstatus"
 helm_dir="$here/../helm"
+pause_dir="$here/../pause"
 
-# The stamp holds a hash of go.mod and go.sum, so a changed pin rebuilds.
-stamp_want=$(cat "$here/go.mod" "$here/go.sum" "$0" "$kstatus_dir/go.mod" "$kstatus_dir/go.sum" "$kstatus_dir/main.go" "$helm_dir/go.mod" "$helm_dir/go.sum" | sha256sum | cut -d' ' -f1)
-if [ -f "$bin/.stamp" ] && [ "$(cat "$bin/.stamp")" = "$stamp_want" ]; then
-  ok=1
-  for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || ok=0; done
-  if [ "$ok" = 1 ]; then echo "$bin"; exit 0; fi
-fi
+# Each binary's stamp holds a hash of what it is built from, so a changed pin
+# rebuilds exactly what it affects.
+stamp_of() {
+  case "$1" in
+    kstatus) cat "$kstatus_dir/go.mod" "$kstatus_dir/go.sum" "$kstatus_dir/main.go" | sha256sum ;;
+    helm) cat "$helm_dir/go.mod" "$helm_dir/go.sum" | sha256sum ;;
+    pause) cat "$pause_dir/go.mod" "$pause_dir/main.go" | sha256sum ;;
+    *) cat "$here/go.mod" "$here/go.sum" | sha256sum ;;
+  esac
+}
+fresh() { [ -x "$bin/$1" ] && [ -f "$bin/.stamp-$1" ] && [ "$(cat "$bin/.stamp-$1")" = "$(stamp_of "$1")" ]; }
+all_fresh=1
+for b in "${binaries[@]}"; do fresh "$b" || all_fresh=0; done
+if [ "$all_fresh" = 1 ]; then echo "$bin"; exit 0; fi
 
 command -v go >/dev/null || { echo "build.sh: 'go' is not on PATH; install Go 1.26 or newer" >&2; exit 1; }
 mkdir -p "$bin"
@@ -38,24 +51,22 @@ done
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 cd "$here"
-for b in kube-apiserver kube-controller-manager kubectl; do
-  if [ -x "$bin/$b" ] && [ -f "$bin/.stamp-$b" ] && [ "$(cat "$bin/.stamp-$b")" = "$(cat go.mod go.sum | sha256sum)" ]; then
-    continue
-  fi
-  echo "build.sh: building $b $version (the first build takes several minutes)" >&2
-  start=$(date +%s)
-  go build -trimpath -ldflags "$ldflags" -o "$bin/$b.tmp" "k8s.io/kubernetes/cmd/$b"
+build() {  # name, then the go build arguments; run in the current directory
+  local b=$1; shift
+  fresh "$b" && return 0
+  echo "build.sh: building $b" >&2
+  local start; start=$(date +%s)
+  go build -trimpath -o "$bin/$b.tmp" "$@"
   mv "$bin/$b.tmp" "$bin/$b"
-  cat go.mod go.sum | sha256sum > "$bin/.stamp-$b"
+  stamp_of "$b" > "$bin/.stamp-$b"
   echo "build.sh: $b built in $(( $(date +%s) - start ))s" >&2
+}
+for b in "${kube[@]}"; do
+  fresh "$b" || echo "build.sh: $b $version (the first build takes several minutes)" >&2
+  build "$b" -ldflags "$ldflags" "k8s.io/kubernetes/cmd/$b"
 done
-echo "build.sh: building kstatus (sigs.k8s.io/cli-utils)" >&2
-(cd "$kstatus_dir" && go build -trimpath -ldflags "-s -w" -o "$bin/kstatus.tmp" .)
-mv "$bin/kstatus.tmp" "$bin/kstatus"
+(cd "$kstatus_dir" && build kstatus -ldflags "-s -w" .)
 helm_version=$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$helm_dir/go.mod")
-echo "build.sh: building helm $helm_version (a few minutes the first time)" >&2
-(cd "$helm_dir" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" \
-  -o "$bin/helm.tmp" helm.sh/helm/v3/cmd/helm)
-mv "$bin/helm.tmp" "$bin/helm"
-echo "$stamp_want" > "$bin/.stamp"
+(cd "$helm_dir" && build helm -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" helm.sh/helm/v3/cmd/helm)
+(cd "$pause_dir" && build pause -ldflags "-s -w" .)
 echo "$bin"

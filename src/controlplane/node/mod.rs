@@ -1,0 +1,369 @@
+//! A real node beside the local control plane: kube-scheduler, containerd
+//! and the kubelet, on a bridge of their own, with locally built images.
+//!
+//! ```text
+//! prepare()  janitor (waits for us to stop or die) → bridge on a free /24
+//!            → the API server binds to the bridge address, with kubelet client credentials
+//! start()    kube-scheduler → containerd (+ images) → kubelet → Node Ready
+//! stop()     cordon, delete pods (CNI tears their networks down) → stop kubelet,
+//!            containerd, scheduler → janitor removes mounts, bridge, cgroups, files
+//! ```
+
+mod containerd;
+mod error;
+pub mod images;
+mod janitor;
+mod kubelet;
+mod network;
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use error::NodeError;
+use error::io;
+use kube::config::Kubeconfig;
+pub use network::Bridge;
+
+use super::{Binaries, ControlPlaneError, Process, kubeconfig, process::Janitor};
+use crate::pki::Ca;
+
+/// The node's name (one node per cluster).
+pub const NODE_NAME: &str = "portico-node";
+
+/// The controllers a cluster with a node runs besides [`super::CONTROLLERS`]:
+/// node lifecycle lifts the kubelet's `not-ready` taint once the node is Ready.
+pub const CONTROLLERS: &str = ",node-lifecycle-controller";
+
+/// The API server's client identity towards the kubelet.
+const KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
+
+/// The first part of a node: its janitor and its bridge, made before the
+/// API server starts (which serves on the bridge address).
+pub struct Prepared {
+    dir: PathBuf,
+    cgroup: String,
+    bridge: Bridge,
+    janitor: Janitor,
+}
+
+/// A running node. Dropping it without [`Node::stop`] still removes
+/// everything (the janitor), just without deleting pods first.
+pub struct Node {
+    // Processes first: they are gone before the janitor sweeps (fields drop in order).
+    processes: Vec<Process>,
+    prepared: Prepared,
+}
+
+/// Checks what the node needs, starts its janitor and creates its bridge,
+/// under `cp_dir/node`.
+pub fn prepare(cp_dir: &Path, binaries: &Binaries) -> Result<Prepared, NodeError> {
+    preflight(binaries)?;
+    let dir = cp_dir.join("node");
+    std::fs::create_dir_all(&dir).map_err(io("create the node directory"))?;
+    let cgroup = cp_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("portico-{}", std::process::id()));
+    let janitor = janitor::spawn(&dir, &cgroup)?;
+    let bridge = network::create_bridge(&program("ip")?, &dir.join("bridge"))?;
+    Ok(Prepared {
+        dir,
+        cgroup,
+        bridge,
+        janitor,
+    })
+}
+
+impl Prepared {
+    /// The address the API server and the kubelet serve on; pods reach it.
+    pub fn address(&self) -> Ipv4Addr {
+        self.bridge.ip()
+    }
+
+    /// API server flags for a cluster with this node: kubelet client
+    /// credentials, the Node authorizer and NodeRestriction. Writes the
+    /// client certificate into the node's directory.
+    pub fn apiserver_args(&self, ca: &Ca, ca_file: &Path) -> Result<Vec<String>, NodeError> {
+        let client = ca.client(KUBELET_CLIENT, &[]).map_err(|e| NodeError::Io {
+            context: "kubelet client certificate".into(),
+            source: std::io::Error::other(e),
+        })?;
+        let (crt, key) = (self.dir.join("kubelet-client.crt"), self.dir.join("kubelet-client.key"));
+        write(&crt, &client.cert_pem)?;
+        write(&key, &client.key_pem)?;
+        Ok(vec![
+            format!("--kubelet-client-certificate={}", crt.display()),
+            format!("--kubelet-client-key={}", key.display()),
+            format!("--kubelet-certificate-authority={}", ca_file.display()),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            "--authorization-mode=Node,RBAC".into(),
+            "--enable-admission-plugins=NodeRestriction".into(),
+        ])
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), NodeError> {
+    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+}
+
+/// A program from `PATH` or the usual system directories.
+fn program(name: &str) -> Result<PathBuf, NodeError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| NodeError::Missing {
+            what: format!("the program {name}"),
+            fix: match name {
+                "ip" => "apt-get install iproute2",
+                "runc" => "apt-get install runc",
+                _ => "apt-get install containerd runc containernetworking-plugins",
+            }
+            .into(),
+        })
+}
+
+/// Where Debian's containernetworking-plugins puts the CNI plugins.
+const CNI_BIN: &str = "/usr/lib/cni";
+
+/// Everything the node needs, each missing piece named with its fix.
+pub fn preflight(binaries: &Binaries) -> Result<(), NodeError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(NodeError::Missing {
+            what: "root (the kubelet and containerd make mounts, cgroups and network namespaces)".into(),
+            fix: "run as root, e.g. sudo -E".into(),
+        });
+    }
+    for name in ["containerd", "containerd-shim-runc-v2", "ctr", "runc", "ip"] {
+        program(name)?;
+    }
+    for plugin in ["bridge", "host-local", "loopback"] {
+        if !Path::new(CNI_BIN).join(plugin).is_file() {
+            return Err(NodeError::Missing {
+                what: format!("the CNI plugin {CNI_BIN}/{plugin}"),
+                fix: "apt-get install containernetworking-plugins".into(),
+            });
+        }
+    }
+    for name in ["kubelet", "kube-scheduler", "pause"] {
+        if !binaries.path(name).is_file() {
+            return Err(NodeError::Missing {
+                what: format!("{} in {}", name, binaries.dir().display()),
+                fix: format!("bash {}", super::binaries::BUILD_SCRIPT),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What the node takes from the control plane.
+pub struct ClusterInputs<'a> {
+    /// The Kubernetes binaries.
+    pub binaries: &'a Binaries,
+    /// The cluster CA (signs the node's certificates).
+    pub ca: &'a Ca,
+    /// The CA certificate file.
+    pub ca_file: &'a Path,
+    /// The API server's URL (on the bridge address).
+    pub server: &'a str,
+    /// The admin kubeconfig.
+    pub admin: &'a Kubeconfig,
+}
+
+impl Prepared {
+    /// Starts kube-scheduler, containerd (with the images) and the kubelet,
+    /// and returns once the node is Ready. Blocking.
+    pub fn start(self, cluster: &ClusterInputs<'_>) -> Result<Node, ControlPlaneError> {
+        let mut node = Node {
+            processes: Vec::new(),
+            prepared: self,
+        };
+        let d = node.prepared.dir.clone();
+        let log = |name: &str| d.join(format!("{name}.log"));
+        let kubeconfig_for = |user: &str, groups: &[&str], file: &str| -> Result<PathBuf, ControlPlaneError> {
+            let cert = cluster.ca.client(user, groups)?;
+            let kc = kubeconfig::build(
+                "portico-local",
+                cluster.server,
+                &cluster.ca.cert_pem,
+                &[kubeconfig::User {
+                    name: user,
+                    cert: &cert,
+                    namespace: None,
+                }],
+            );
+            let path = d.join(file);
+            write(&path, &kubeconfig::to_yaml(&kc))?;
+            Ok(path)
+        };
+        super::wait::grant_kubelet_api(cluster.admin, KUBELET_CLIENT)?;
+
+        let sched = kubeconfig_for("system:kube-scheduler", &[], "scheduler.kubeconfig")?;
+        let sched_args: Vec<String> = vec![
+            format!("--kubeconfig={}", sched.display()),
+            format!("--authentication-kubeconfig={}", sched.display()),
+            format!("--authorization-kubeconfig={}", sched.display()),
+            "--leader-elect=false".into(),
+            "--secure-port=0".into(),
+        ];
+        let scheduler = Process::spawn(
+            "kube-scheduler",
+            &cluster.binaries.path("kube-scheduler"),
+            &sched_args,
+            &log("kube-scheduler"),
+        )
+        .map_err(io("start kube-scheduler"))?;
+        node.processes.push(scheduler);
+
+        let socket = d.join("containerd.sock");
+        let cni_conf = d.join("cni");
+        std::fs::create_dir_all(&cni_conf).map_err(io("create the CNI configuration directory"))?;
+        let conflist = network::cni_conflist(&node.prepared.bridge, &d.join("cni-ipam"));
+        write(&cni_conf.join("10-portico.conflist"), &conflist.to_string())?;
+        let config = containerd::config(
+            &containerd::Paths {
+                root: &d.join("containerd"),
+                state: &d.join("containerd-state"),
+                socket: &socket,
+                cni_conf: &cni_conf,
+                cni_bin: Path::new(CNI_BIN),
+                runc: &program("runc")?,
+            },
+            images::PAUSE_IMAGE,
+        );
+        write(&d.join("containerd.toml"), &config)?;
+        let containerd_args = vec!["--config".to_string(), d.join("containerd.toml").display().to_string()];
+        let ctr = program("ctr")?;
+        let mut containerd = Process::spawn(
+            "containerd",
+            &program("containerd")?,
+            &containerd_args,
+            &log("containerd"),
+        )
+        .map_err(io("start containerd"))?;
+        super::wait::containerd_ready(&mut containerd, &ctr, &socket)?;
+        node.processes.push(containerd);
+        let tars = images::ensure(cluster.binaries.dir())?;
+        images::import(&ctr, &socket, &tars)?;
+
+        let ip = node.prepared.bridge.ip().to_string();
+        let serving = cluster.ca.server(NODE_NAME, &[&ip, NODE_NAME])?;
+        write(&d.join("kubelet.crt"), &serving.cert_pem)?;
+        write(&d.join("kubelet.key"), &serving.key_pem)?;
+        let kubelet_kc = kubeconfig_for(
+            &format!("system:node:{NODE_NAME}"),
+            &["system:nodes"],
+            "kubelet.kubeconfig",
+        )?;
+        make_cgroup_root(&node.prepared.cgroup)?;
+        let config = kubelet::config(&kubelet::Settings {
+            address: node.prepared.bridge.ip(),
+            port: super::free_port()?,
+            client_ca: cluster.ca_file,
+            tls_cert: &d.join("kubelet.crt"),
+            tls_key: &d.join("kubelet.key"),
+            cgroup_root: &format!("/{}", node.prepared.cgroup),
+            runtime_socket: &socket,
+            pod_logs: &d.join("pod-logs"),
+            max_open_files: open_files_hard_limit(),
+        });
+        write(&d.join("kubelet.yaml"), &config.to_string())?;
+        let kubelet_args: Vec<String> = vec![
+            format!("--config={}", d.join("kubelet.yaml").display()),
+            format!("--kubeconfig={}", kubelet_kc.display()),
+            format!("--root-dir={}", d.join("kubelet").display()),
+            format!("--hostname-override={NODE_NAME}"),
+            format!("--node-ip={ip}"),
+            "--v=1".into(),
+        ];
+        let mut kubelet = Process::spawn(
+            "kubelet",
+            &cluster.binaries.path("kubelet"),
+            &kubelet_args,
+            &log("kubelet"),
+        )
+        .map_err(io("start kubelet"))?;
+        super::wait::node_ready(cluster.admin, &mut kubelet, NODE_NAME)?;
+        node.processes.push(kubelet);
+        Ok(node)
+    }
+}
+
+/// The node's cgroup in every hierarchy (the kubelet requires its
+/// `cgroupRoot` to exist); cpusets start with the parent's CPUs and memory nodes.
+fn make_cgroup_root(name: &str) -> Result<(), NodeError> {
+    let root = Path::new("/sys/fs/cgroup");
+    let unified = root.join("cgroup.controllers").exists();
+    let dirs: Vec<PathBuf> = if unified {
+        vec![root.to_path_buf()]
+    } else {
+        std::fs::read_dir(root)
+            .map_err(io("list /sys/fs/cgroup"))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("cgroup.procs").exists())
+            .collect()
+    };
+    for parent in dirs {
+        let dir = parent.join(name);
+        std::fs::create_dir_all(&dir).map_err(io(format!("create the cgroup {}", dir.display())))?;
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(value) = std::fs::read_to_string(parent.join(file)) {
+                std::fs::write(dir.join(file), value.trim()).map_err(io(format!("write {}/{file}", dir.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_files_hard_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if ok { limit.rlim_max } else { 1_048_576 }
+}
+
+impl Node {
+    /// The bridge the node's pods are on.
+    pub fn bridge(&self) -> &Bridge {
+        &self.prepared.bridge
+    }
+
+    /// The node's directory (its state, logs and mounts all live under it).
+    pub fn dir(&self) -> &Path {
+        &self.prepared.dir
+    }
+
+    /// The cgroup name every pod lives under.
+    pub fn cgroup(&self) -> &str {
+        &self.prepared.cgroup
+    }
+
+    /// Process ids of kube-scheduler, containerd and the kubelet.
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes.iter().map(Process::pid).collect()
+    }
+
+    /// Cordons the node and deletes its pods (so CNI tears their networks
+    /// down), stops the kubelet, containerd and the scheduler, then lets the
+    /// janitor remove the rest. Blocking.
+    pub fn stop(&mut self, admin: &Kubeconfig) {
+        if let Err(e) = super::wait::drain(admin, NODE_NAME) {
+            eprintln!("portico node: draining {NODE_NAME} failed ({e}); its pods are killed instead");
+        }
+        while let Some(mut p) = self.processes.pop() {
+            p.stop(Duration::from_secs(10));
+        }
+        if !self.prepared.janitor.finish() {
+            eprintln!("portico node: the janitor could not remove everything; see its messages above");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+module portico.dev/pause
+
+go 1.26.0
