@@ -737,6 +737,8 @@ async fn a_live_update_stream_does_not_outlive_logout_or_revocation() {
 
 #[tokio::test]
 async fn another_site_cannot_log_the_browser_in_through_the_development_login() {
+    // It logs alice in and out: other tests count her sessions.
+    let _turn = ALICE_TURN.lock().await;
     let s = dev_stack().await;
     let url = format!("{}/dev-login", s.base);
     // A form on another site, posted by the victim's browser: refused by its Origin.
