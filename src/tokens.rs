@@ -31,9 +31,9 @@ pub enum TokenError {
 }
 
 /// Annotation on a kubeconfig Secret: when its token expires.
-pub const EXPIRES_ANNOTATION: &str = "portico.dev/token-expires-at";
+pub use crate::api::keys::TOKEN_EXPIRES_ANNOTATION as EXPIRES_ANNOTATION;
 /// Annotation on a kubeconfig Secret: when its token was issued.
-pub const ISSUED_ANNOTATION: &str = "portico.dev/token-issued-at";
+pub use crate::api::keys::TOKEN_ISSUED_ANNOTATION as ISSUED_ANNOTATION;
 /// The API server's minimum for a TokenRequest.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(600);
 

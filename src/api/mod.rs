@@ -47,4 +47,26 @@ pub mod keys {
     pub const DEPLOYMENT_UID_LABEL: &str = "portico.dev/deployment-uid";
     /// Annotation on a Terminal made from a dashboard shortcut: the shortcut's title.
     pub const SHORTCUT: &str = "portico.dev/shortcut";
+    /// Label that marks a ConfigMap as a catalog template.
+    pub const TEMPLATE_LABEL: &str = "portico.dev/template";
+    /// Label on every object a Deployment renders: its name (shortened to fit a label).
+    pub const DEPLOYMENT_LABEL: &str = "portico.dev/deployment";
+    /// Annotation on every object a Deployment renders: the Deployment's name.
+    pub const DEPLOYMENT_NAME_ANNOTATION: &str = "portico.dev/deployment-name";
+    /// Annotation on every object a Deployment renders: the Deployment's namespace.
+    pub const DEPLOYMENT_NAMESPACE_ANNOTATION: &str = "portico.dev/deployment-namespace";
+    /// Label on ConfigMaps holding terminal shortcuts for the dashboard (key `shortcuts.yaml`).
+    pub const SHORTCUTS_LABEL: &str = "portico.dev/terminal-shortcuts";
+    /// Annotation on a kubeconfig Secret: when its token expires.
+    pub const TOKEN_EXPIRES_ANNOTATION: &str = "portico.dev/token-expires-at";
+    /// Annotation on a kubeconfig Secret: when its token was issued.
+    pub const TOKEN_ISSUED_ANNOTATION: &str = "portico.dev/token-issued-at";
+    /// Annotation on objects made for a Terminal: the Terminal as `namespace/name`.
+    pub const TERMINAL_OWNER_ANNOTATION: &str = "portico.dev/terminal";
+    /// Label on every object made for a SessionClaim: the claim's UID.
+    pub const SESSION_UID_LABEL: &str = "portico.dev/session-uid";
+    /// Annotation on objects made for a SessionClaim: the claim as `namespace/name`.
+    pub const SESSION_OWNER_ANNOTATION: &str = "portico.dev/session";
+    /// Finalizer on every Portico object: what it made is removed before it goes.
+    pub const FINALIZER: &str = "portico.dev/cleanup";
 }

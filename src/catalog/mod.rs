@@ -15,7 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 
 /// Label that marks a ConfigMap as a catalog template.
-pub const TEMPLATE_LABEL: &str = "portico.dev/template";
+pub use crate::api::keys::TEMPLATE_LABEL;
 /// The ConfigMap key holding the template.
 pub const TEMPLATE_KEY: &str = "template.yaml";
 /// Schema keyword marking a parameter that may not change after creation.

@@ -12,11 +12,11 @@ use sha2::{Digest, Sha256};
 use super::Template;
 
 /// Label on every object a Deployment renders.
-pub const DEPLOYMENT_LABEL: &str = "portico.dev/deployment";
+pub use crate::api::keys::DEPLOYMENT_LABEL;
 /// Annotation naming the owning Deployment.
-pub const NAME_ANNOTATION: &str = "portico.dev/deployment-name";
+pub use crate::api::keys::DEPLOYMENT_NAME_ANNOTATION as NAME_ANNOTATION;
 /// Annotation naming the owning Deployment's namespace.
-pub const NAMESPACE_ANNOTATION: &str = "portico.dev/deployment-namespace";
+pub use crate::api::keys::DEPLOYMENT_NAMESPACE_ANNOTATION as NAMESPACE_ANNOTATION;
 
 /// A template that does not render.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::{clusters::Clusters, config::OperatorConfig, install::FIELD_MANAGER, metrics::Metrics};
 
 /// Finalizer on every Terminal and SessionClaim.
-pub const FINALIZER: &str = "portico.dev/cleanup";
+pub use crate::api::keys::FINALIZER;
 
 /// What every reconciler shares.
 pub struct Context {

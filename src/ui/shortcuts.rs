@@ -14,7 +14,7 @@ use crate::api::{
 };
 
 /// The label that marks a ConfigMap holding shortcuts.
-pub const LABEL: &str = "portico.dev/terminal-shortcuts";
+pub use crate::api::keys::SHORTCUTS_LABEL as LABEL;
 /// The ConfigMap key holding the YAML list of shortcuts.
 pub const KEY: &str = "shortcuts.yaml";
 

@@ -20,10 +20,10 @@ use crate::{
     tokens::{EXPIRES_ANNOTATION, ISSUED_ANNOTATION},
 };
 
-/// Label on every object made for a session: the SessionClaim's UID.
-pub const UID_LABEL: &str = "portico.dev/session-uid";
 /// Annotation naming the owning SessionClaim as `namespace/name`.
-pub const OWNER_ANNOTATION: &str = "portico.dev/session";
+pub use crate::api::keys::SESSION_OWNER_ANNOTATION as OWNER_ANNOTATION;
+/// Label on every object made for a session: the SessionClaim's UID.
+pub use crate::api::keys::SESSION_UID_LABEL as UID_LABEL;
 
 /// The deterministic names of one session's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,10 +24,10 @@ use crate::{
     creator::Creator,
 };
 
+/// Annotation naming the owning Terminal as `namespace/name`.
+pub use crate::api::keys::TERMINAL_OWNER_ANNOTATION as OWNER_ANNOTATION;
 /// Label on every object made for a Terminal: the Terminal's UID.
 pub use crate::api::keys::TERMINAL_UID_LABEL as UID_LABEL;
-/// Annotation naming the owning Terminal as `namespace/name`.
-pub const OWNER_ANNOTATION: &str = "portico.dev/terminal";
 pub use crate::tokens::{EXPIRES_ANNOTATION as TOKEN_EXPIRES_ANNOTATION, ISSUED_ANNOTATION as TOKEN_ISSUED_ANNOTATION};
 /// Where the kubeconfig is mounted in the terminal container.
 pub const KUBECONFIG_DIR: &str = "/var/run/portico";
