@@ -717,3 +717,57 @@ async fn a_token_due_for_renewal_is_replaced_and_the_new_kubeconfig_works() {
         .unwrap();
     wait_gone(ns, "renew").await;
 }
+
+#[tokio::test]
+async fn a_reconcile_that_fails_is_published_as_a_warning_event_and_retried() {
+    // The host namespace does not exist: every apply there fails until it does.
+    let host = format!("not-yet-{}", std::process::id());
+    let t = create(
+        CAROL,
+        "team-a",
+        &terminal(
+            "no-host",
+            &host,
+            "team-a",
+            json!({"spec": {"target": {"roleBindings": []}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(shared_with_operator().admin_client().await.unwrap(), "team-a");
+    let cfg = watcher::Config::default().fields(&format!("regarding.name=no-host,regarding.uid={}", t_uid(&t)));
+    let mut failed = watcher(events, cfg)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|e| futures::future::ready(e.ok()))
+        .filter(|e| futures::future::ready(e.reason.as_deref() == Some("ReconcileFailed")))
+        .boxed();
+    let event = tokio::time::timeout(Duration::from_secs(60), failed.next())
+        .await
+        .expect("a ReconcileFailed Warning Event")
+        .unwrap();
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains(&host) && note.contains("retrying in"), "{note}");
+    // Once the namespace exists, the retry goes through.
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": host}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(shared_with_operator().admin_client().await.unwrap())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    wait_for("team-a", "no-host", "the pod made", |t| {
+        t.status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.contains("terminal pod"))
+    })
+    .await;
+    admin_api("team-a")
+        .await
+        .delete("no-host", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone("team-a", "no-host").await;
+}

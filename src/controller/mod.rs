@@ -40,6 +40,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
+    /// Reconcile failures in a row, per object (`kind/namespace/name`), for the retry delay.
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
@@ -70,6 +72,7 @@ impl Context {
             config,
             metrics,
             recorder,
+            failures: Default::default(),
         }
     }
 
@@ -175,6 +178,12 @@ pub enum Error {
     /// Cleanup could not remove everything yet.
     #[error("cleanup incomplete: {0}")]
     Cleanup(String),
+    /// The template catalog could not be read.
+    #[error("catalog: {0}")]
+    Catalog(String),
+    /// A kind could not be found through discovery.
+    #[error("discovery: {0}")]
+    Discovery(String),
 }
 
 impl Error {
@@ -186,6 +195,8 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Token(_) => "token",
             Error::Cleanup(_) => "cleanup",
+            Error::Catalog(_) => "catalog",
+            Error::Discovery(_) => "discovery",
         }
     }
 }
@@ -275,22 +286,66 @@ where
     }
 }
 
+/// The delay before the `failures`-th retry of one object (pure): 1 s,
+/// doubling, at most five minutes.
+pub fn retry_delay(failures: u32) -> std::time::Duration {
+    let secs = 1u64.checked_shl(failures.saturating_sub(1)).unwrap_or(u64::MAX);
+    std::time::Duration::from_secs(secs.min(300))
+}
+
+fn failure_key<K: Resource>(kind: &str, obj: &K) -> String {
+    let m = obj.meta();
+    format!(
+        "{kind}/{}/{}",
+        m.namespace.as_deref().unwrap_or_default(),
+        m.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// What every controller does when a reconcile fails: count it by reason,
-/// log it with the object, and try again in five seconds.
-pub fn retry_after_error<K: Resource>(
+/// log it with the object, publish it as a Warning Event on the object (so
+/// `kubectl describe` shows it), and try again after a per-object delay that
+/// grows with each failure in a row (see [`retry_delay`]).
+pub fn retry_after_error<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     kind: &str,
     obj: &K,
     err: &Error,
 ) -> kube::runtime::controller::Action {
     ctx.metrics.error(kind, err.metric_label());
-    let object = format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    );
-    tracing::warn!(kind, %object, error = %err, "reconcile failed");
-    kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
+    let key = failure_key(kind, obj);
+    let failures = {
+        let mut f = ctx.failures.lock().unwrap();
+        let n = f.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = retry_delay(failures);
+    tracing::warn!(kind, object = %key, error = %err, failures, retry_in = ?delay, "reconcile failed");
+    let recorder = ctx.recorder.clone();
+    let reference = obj.object_ref(&());
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ReconcileFailed".into(),
+        note: Some(format!("{err} (retrying in {}s)", delay.as_secs())),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "cannot publish event");
+        }
+    });
+    kube::runtime::controller::Action::requeue(delay)
+}
+
+/// A reconcile of `obj` succeeded: its next failure starts the delays over.
+pub fn reconciled<K: Resource>(ctx: &Context, kind: &str, obj: &K) {
+    let key = failure_key(kind, obj);
+    let mut f = ctx.failures.lock().unwrap();
+    if !f.is_empty() {
+        f.remove(&key);
+    }
 }
 
 /// The reconcile error inside a finalizer error.
@@ -341,4 +396,18 @@ where
         K::kind(&()),
         obj.name_any()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_of_one_object_back_off_from_one_second_to_five_minutes() {
+        let delays: Vec<u64> = (1..=10).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+        assert_eq!(retry_delay(200).as_secs(), 300, "no overflow");
+        assert_eq!(Error::Catalog("x".into()).metric_label(), "catalog");
+        assert_eq!(Error::Discovery("x".into()).metric_label(), "discovery");
+    }
 }

@@ -106,14 +106,19 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Erro
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
-    finalizer(&api, super::FINALIZER, d, |event| async {
+    let object = d.clone();
+    let result = finalizer(&api, super::FINALIZER, d, |event| async {
         match event {
             Finalizer::Apply(d) => apply_deployment(&d, &ctx).await,
             Finalizer::Cleanup(d) => cleanup(&d, &ctx).await,
         }
     })
     .await
-    .map_err(super::from_finalizer)
+    .map_err(super::from_finalizer);
+    if result.is_ok() {
+        super::reconciled(&ctx, KIND, &*object);
+    }
+    result
 }
 
 fn record(history: &mut Vec<HistoryEntry>, operation: Operation, result: OperationResult, message: String) {
@@ -226,7 +231,7 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
     .await
     {
         Ok(e) => e,
-        Err(catalog::TemplateError::Api(e)) => return Err(Error::Finalizer(format!("catalog: {e}"))),
+        Err(catalog::TemplateError::Api(e)) => return Err(Error::Catalog(e)),
         Err(e) => {
             if let catalog::TemplateError::Invalid { .. } = &e {
                 let cm = config_map_ref(
@@ -406,7 +411,7 @@ async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error
         for r in &base.resources {
             let (ar, _) = resolve(ctx, &gvk_of(&r.api_version, &r.kind))
                 .await
-                .map_err(Error::Finalizer)?;
+                .map_err(Error::Discovery)?;
             let obj = api_for(&client, &ar, r.namespace.as_deref())
                 .get_opt(&r.name)
                 .await

@@ -110,14 +110,19 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
     }
     ctx.metrics.set_active(KIND, per_profile.values().sum());
     let api: Api<SessionClaim> = Api::namespaced(ctx.client.clone(), &c.namespace().unwrap_or_default());
-    finalizer(&api, super::FINALIZER, c, |event| async {
+    let object = c.clone();
+    let result = finalizer(&api, super::FINALIZER, c, |event| async {
         match event {
             Finalizer::Apply(c) => apply_claim(&c, ctx).await,
             Finalizer::Cleanup(c) => cleanup(&c, ctx).await,
         }
     })
     .await
-    .map_err(super::from_finalizer)
+    .map_err(super::from_finalizer);
+    if result.is_ok() {
+        super::reconciled(ctx, KIND, &*object);
+    }
+    result
 }
 
 async fn set_status(ctx: &Context, c: &SessionClaim, status: &SessionClaimStatus) -> Result<(), Error> {

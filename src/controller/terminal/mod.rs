@@ -98,14 +98,19 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
     ctx.metrics.set_active(KIND, active as i64);
     let ns = t.namespace().unwrap_or_default();
     let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, super::FINALIZER, t, |event| async {
+    let object = t.clone();
+    let result = finalizer(&api, super::FINALIZER, t, |event| async {
         match event {
             Finalizer::Apply(t) => apply_terminal(&t, ctx).await,
             Finalizer::Cleanup(t) => cleanup(&t, ctx).await,
         }
     })
     .await
-    .map_err(super::from_finalizer)
+    .map_err(super::from_finalizer);
+    if result.is_ok() {
+        super::reconciled(ctx, KIND, &*object);
+    }
+    result
 }
 
 fn now() -> Timestamp {
