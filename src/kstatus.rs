@@ -7,27 +7,95 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
+/// Why an object is in its state: the `reason` of its conditions and of the
+/// Warning Events about it, one name a cause, for all three controllers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    // Ready
+    /// A Terminal's pod runs and is ready.
+    PodReady,
+    /// A session's kubeconfig is issued.
+    KubeconfigReady,
+    /// Every object of a Deployment is current.
+    AllCurrent,
+    // Reconciling
+    /// A Terminal's pod is being made.
+    PodCreating,
+    /// A Terminal's pod exists but is not ready.
+    PodNotReady,
+    /// A Deployment's objects are being applied.
+    Applying,
+    /// A Deployment waits for its objects to become ready.
+    Progressing,
+    /// A Deployment is suspended.
+    Suspended,
+    // Stalled
+    /// The object has no `portico.dev/created-by` (admission did not run).
+    MissingCreator,
+    /// Its lifetimes are not valid under today's configuration.
+    InvalidLifetime,
+    /// A temporary namespace was asked for but admission named none.
+    MissingTemporaryNamespace,
+    /// A namespace of the name exists and was not created for this Terminal.
+    NamespaceNotOwned,
+    /// The target cluster cannot be reached.
+    TargetClusterUnreachable,
+    /// The host cluster cannot be reached.
+    HostClusterUnreachable,
+    /// The creator may not grant what the Terminal asks for there.
+    NotAuthorized,
+    /// A Terminal's pod ended.
+    PodEnded,
+    /// The session profile is gone from the configuration.
+    ProfileMissing,
+    /// The API server does not accept the session's token.
+    TokenRejected,
+    /// The template cannot be used.
+    TemplateUnavailable,
+    /// The parameters do not fit the template's schema.
+    InvalidParameters,
+    /// The template does not render.
+    RenderFailed,
+    /// The render holds something outside the template's bounds.
+    OutOfBounds,
+    /// The render holds a kind the cluster does not serve.
+    UnknownKind,
+    /// An object of the name exists and was not created by this Deployment.
+    ObjectNotOwned,
+    /// The API server refused an apply.
+    ApplyRefused,
+    /// One of a Deployment's objects failed.
+    ResourceFailed,
+}
+
+impl std::fmt::Display for Reason {
+    /// The reason as conditions and Events spell it: the variant's name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
 /// The state a reconcile reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
     /// Everything is in place and ready.
     Ready {
         /// Why, for example `PodReady`.
-        reason: String,
+        reason: Reason,
         /// For the user.
         message: String,
     },
     /// Work is in progress and expected to finish by itself.
     Reconciling {
-        /// Why, for example `PodPending`.
-        reason: String,
+        /// Why, for example `PodNotReady`.
+        reason: Reason,
         /// For the user.
         message: String,
     },
     /// It cannot proceed without a change from someone.
     Stalled {
-        /// Why, for example `KubeconfigSecretMissing`.
-        reason: String,
+        /// Why, for example `ApplyRefused`.
+        reason: Reason,
         /// For the user.
         message: String,
     },
@@ -72,7 +140,9 @@ fn cond(
 /// The three conditions for `phase`, reusing transition times from `old`.
 pub fn conditions(phase: &Phase, generation: Option<i64>, now: Timestamp, old: &[Condition]) -> Vec<Condition> {
     let now = Time(now);
-    let c = |t: &str, ok: bool, reason: &str, message: &str| cond(t, ok, reason, message, generation, &now, old);
+    let c = |t: &str, ok: bool, reason: &Reason, message: &str| {
+        cond(t, ok, &reason.to_string(), message, generation, &now, old)
+    };
     match phase {
         Phase::Ready { reason, message } => vec![
             c("Ready", true, reason, message),
@@ -101,14 +171,14 @@ mod tests {
         let t1: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t2: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
         let pending = Phase::Reconciling {
-            reason: "PodPending".into(),
+            reason: Reason::PodNotReady,
             message: "waiting".into(),
         };
         let first = conditions(&pending, Some(1), t1, &[]);
         let again = conditions(&pending, Some(1), t2, &first);
         assert_eq!(first, again, "an unchanged phase must produce identical conditions");
         let ready = Phase::Ready {
-            reason: "PodReady".into(),
+            reason: Reason::PodReady,
             message: "ok".into(),
         };
         let next = conditions(&ready, Some(1), t2, &again);
@@ -123,7 +193,7 @@ mod tests {
         let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let c = conditions(
             &Phase::Stalled {
-                reason: "X".into(),
+                reason: Reason::ApplyRefused,
                 message: "m".into(),
             },
             Some(3),

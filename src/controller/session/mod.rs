@@ -43,7 +43,7 @@ use crate::{
     },
     config::SessionProfile,
     creator::Creator,
-    kstatus::Phase,
+    kstatus::{Phase, Reason},
     lifetime::{self, until},
     tokens as token,
 };
@@ -143,24 +143,12 @@ async fn stalled(
     ctx: &Context,
     c: &SessionClaim,
     base: SessionClaimStatus,
-    reason: &str,
+    reason: Reason,
     message: String,
 ) -> Result<Action, Error> {
-    ctx.event(c, EventType::Warning, reason, "Reconcile", message.clone())
+    ctx.event(c, EventType::Warning, &reason.to_string(), "Reconcile", message.clone())
         .await;
-    set_status(
-        ctx,
-        c,
-        &with_phase(
-            c,
-            base,
-            &Phase::Stalled {
-                reason: reason.into(),
-                message,
-            },
-        ),
-    )
-    .await?;
+    set_status(ctx, c, &with_phase(c, base, &Phase::Stalled { reason, message })).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
@@ -168,7 +156,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     let mut base = c.status.clone().unwrap_or_default();
     let creator = match Creator::from_annotations(c.metadata.annotations.as_ref()) {
         Ok(cr) => cr,
-        Err(e) => return stalled(ctx, c, base, "MissingCreator", e.to_string()).await,
+        Err(e) => return stalled(ctx, c, base, Reason::MissingCreator, e.to_string()).await,
     };
     base.user = Some(creator.user.clone());
     base.groups = creator.groups.clone();
@@ -177,7 +165,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
             "session profile {:?} does not exist in the operator configuration",
             c.spec.profile
         );
-        return stalled(ctx, c, base, "ProfileMissing", msg).await;
+        return stalled(ctx, c, base, Reason::ProfileMissing, msg).await;
     };
     let life = match lifetime::effective(
         c.spec.idle_timeout.as_deref(),
@@ -186,7 +174,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
         &profile.max_lifetime,
     ) {
         Ok(l) => l,
-        Err(e) => return stalled(ctx, c, base, "InvalidLifetime", e.to_string()).await,
+        Err(e) => return stalled(ctx, c, base, Reason::InvalidLifetime, e.to_string()).await,
     };
     let created = c
         .metadata
@@ -252,7 +240,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
             apply(client, &build::secret(c, &n, Some((&kc, &i, &e)))).await?;
             if !works(ctx, &issued.token).await {
                 let msg = "the issued token is not accepted by the API server".to_string();
-                return stalled(ctx, c, base, "TokenRejected", msg).await;
+                return stalled(ctx, c, base, Reason::TokenRejected, msg).await;
             }
             if renew.is_some() {
                 ctx.metrics.token_renewed(KIND);
@@ -289,7 +277,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
         ));
     }
     let phase = Phase::Ready {
-        reason: "KubeconfigReady".into(),
+        reason: Reason::KubeconfigReady,
         message,
     };
     set_status(ctx, c, &with_phase(c, base, &phase)).await?;

@@ -41,7 +41,7 @@ use crate::{
     clusters::ClusterClient,
     creator::Creator,
     install::FIELD_MANAGER,
-    kstatus::Phase,
+    kstatus::{Phase, Reason},
     lifetime::{self, until},
     tokens as token,
 };
@@ -135,15 +135,12 @@ async fn stalled(
     ctx: &Context,
     t: &Terminal,
     base: TerminalStatus,
-    reason: &str,
+    reason: Reason,
     message: String,
 ) -> Result<Action, Error> {
-    ctx.event(t, EventType::Warning, reason, "Reconcile", message.clone())
+    ctx.event(t, EventType::Warning, &reason.to_string(), "Reconcile", message.clone())
         .await;
-    let phase = Phase::Stalled {
-        reason: reason.into(),
-        message,
-    };
+    let phase = Phase::Stalled { reason, message };
     set_status(ctx, t, &phase_status(t, base, &phase)).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
@@ -174,7 +171,7 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
     let mut base = t.status.clone().unwrap_or_default();
     let creator = match Creator::from_annotations(t.metadata.annotations.as_ref()) {
         Ok(c) => c,
-        Err(e) => return stalled(ctx, t, base, "MissingCreator", e.to_string()).await,
+        Err(e) => return stalled(ctx, t, base, Reason::MissingCreator, e.to_string()).await,
     };
     let cfg = &ctx.config.terminal;
     let spec = &t.spec;
@@ -185,7 +182,7 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
         &cfg.max_lifetime,
     ) {
         Ok(l) => l,
-        Err(e) => return stalled(ctx, t, base, "InvalidLifetime", e.to_string()).await,
+        Err(e) => return stalled(ctx, t, base, Reason::InvalidLifetime, e.to_string()).await,
     };
     let created = t.metadata.creation_timestamp.as_ref().map(|c| c.0).unwrap_or_else(now);
     let heartbeat = t
@@ -201,16 +198,34 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
         let msg = format!(
             "a temporary namespace is requested but the {TEMPORARY_NAMESPACE} annotation is missing; the admission webhook did not run"
         );
-        return stalled(ctx, t, base, "MissingTemporaryNamespace", msg).await;
+        return stalled(ctx, t, base, Reason::MissingTemporaryNamespace, msg).await;
     };
     let ns = t.namespace().unwrap_or_default();
     let target = match ctx.clusters.get(&ns, spec.target.cluster.as_ref()).await {
         Ok(c) => c,
-        Err(e) => return stalled(ctx, t, base, "TargetClusterUnreachable", format!("target cluster: {e}")).await,
+        Err(e) => {
+            return stalled(
+                ctx,
+                t,
+                base,
+                Reason::TargetClusterUnreachable,
+                format!("target cluster: {e}"),
+            )
+            .await;
+        }
     };
     let host = match ctx.clusters.get(&ns, spec.host.cluster.as_ref()).await {
         Ok(c) => c,
-        Err(e) => return stalled(ctx, t, base, "HostClusterUnreachable", format!("host cluster: {e}")).await,
+        Err(e) => {
+            return stalled(
+                ctx,
+                t,
+                base,
+                Reason::HostClusterUnreachable,
+                format!("host cluster: {e}"),
+            )
+            .await;
+        }
     };
     let names = Names::for_uid(&t.uid().unwrap_or_default());
     base.host_namespace = Some(host_side.namespace.clone());
@@ -234,7 +249,7 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
                 cache: ctx.clusters.access_cache(),
             };
             if let Err(d) = authz::authorize_target(&checker, &creator, t, temp).await {
-                return stalled(ctx, t, base, "NotAuthorized", d.message).await;
+                return stalled(ctx, t, base, Reason::NotAuthorized, d.message).await;
             }
         }
     }
@@ -243,7 +258,7 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
         if side.temporary
             && let Some(taken) = own_namespace(&cluster.client, t, &side.namespace).await?
         {
-            return stalled(ctx, t, base, "NamespaceNotOwned", taken).await;
+            return stalled(ctx, t, base, Reason::NamespaceNotOwned, taken).await;
         }
     }
     let access_side = build::access_side(t, target.remote.is_none(), &cfg.access_namespace);
@@ -288,7 +303,7 @@ async fn apply_terminal(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
 fn pod_phase(pod: Option<&Pod>) -> Phase {
     let Some(pod) = pod else {
         return Phase::Reconciling {
-            reason: "PodCreating".into(),
+            reason: Reason::PodCreating,
             message: "creating the terminal pod".into(),
         };
     };
@@ -301,15 +316,15 @@ fn pod_phase(pod: Option<&Pod>) -> Phase {
         .any(|c| c.type_ == "Ready" && c.status == "True");
     match phase.as_str() {
         "Running" if ready => Phase::Ready {
-            reason: "PodReady".into(),
+            reason: Reason::PodReady,
             message: "the terminal is ready".into(),
         },
         "Failed" | "Succeeded" => Phase::Stalled {
-            reason: "PodEnded".into(),
+            reason: Reason::PodEnded,
             message: format!("the terminal pod ended ({phase}); delete this Terminal and create a new one"),
         },
         _ => Phase::Reconciling {
-            reason: "PodNotReady".into(),
+            reason: Reason::PodNotReady,
             message: format!("waiting for the terminal pod to become ready (phase {phase})"),
         },
     }

@@ -1,0 +1,240 @@
+//! Step 3, apply: record what is about to be applied (so nothing applied is
+//! ever unrecorded), refuse objects the Deployment did not make, apply each
+//! with server-side apply and the applier's rights, and prune what the
+//! render no longer holds; a suspended Deployment only reads what exists.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
+    discovery::Scope,
+    runtime::events::EventType,
+};
+
+use super::{Context, Error, Halt, Reason, build::Prepared, dereference::Inputs, health, inventory, report};
+use crate::{
+    api::{
+        Deployment,
+        deployment::{DeploymentStatus, Health, Operation, OperationResult, ResourceStatus},
+    },
+    catalog::ApplyAs,
+    controller::kube_err,
+    install::FIELD_MANAGER,
+    kstatus::Phase,
+};
+
+/// What the objects look like after this step.
+pub struct Applied {
+    /// The inventory, with each object's health.
+    pub inventory: Vec<ResourceStatus>,
+    /// The live objects, keyed `Kind/name`, for the outputs.
+    pub live: BTreeMap<String, serde_json::Value>,
+}
+
+/// The API resource and scope of a kind, from discovery (cached).
+pub async fn resolve(ctx: &Context, gvk: &GroupVersionKind) -> Result<(ApiResource, bool), String> {
+    if let Some(hit) = ctx.kinds.lock().unwrap().get(gvk) {
+        return Ok(hit.clone());
+    }
+    let (ar, caps) = kube::discovery::pinned_kind(&ctx.client, gvk).await.map_err(|e| {
+        format!(
+            "{}/{} {} is not served by the cluster: {e}",
+            gvk.group, gvk.version, gvk.kind
+        )
+    })?;
+    let entry = (ar, caps.scope == Scope::Namespaced);
+    ctx.kinds.lock().unwrap().insert(gvk.clone(), entry.clone());
+    Ok(entry)
+}
+
+/// An API for dynamic objects of `ar`, in `namespace` or cluster-wide.
+pub fn api_for(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    }
+}
+
+/// The group, version and kind of an `apiVersion` and `kind`.
+pub fn gvk_of(api_version: &str, kind: &str) -> GroupVersionKind {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    GroupVersionKind::gvk(group, version, kind)
+}
+
+/// Records, checks, applies and prunes.
+pub async fn apply(
+    d: &Deployment,
+    ctx: &Context,
+    inputs: &Inputs,
+    client: &Client,
+    prepared: Vec<Prepared>,
+    base: &mut DeploymentStatus,
+) -> Result<Applied, Halt> {
+    let (uid, ns, name) = (
+        d.uid().unwrap_or_default(),
+        d.namespace().unwrap_or_default(),
+        d.name_any(),
+    );
+    let seen = inventory::seen(&base.resources);
+    let planned: Vec<ResourceStatus> = prepared.iter().map(|p| p.planned.clone()).collect();
+    if let Some(next) = inventory::plan(&base.resources, &planned) {
+        base.resources = next;
+        let applying = Phase::Reconciling {
+            reason: Reason::Applying,
+            message: format!("applying {} objects from template {}", planned.len(), inputs.entry.name),
+        };
+        let recorded = super::with_phase(d, base.clone(), &applying);
+        crate::controller::set_status(&ctx.client, d, d.status.as_ref(), &recorded).await?;
+    }
+    let mut applied = Applied {
+        inventory: vec![],
+        live: BTreeMap::new(),
+    };
+    for Prepared {
+        obj,
+        ar,
+        types,
+        planned,
+        ..
+    } in prepared
+    {
+        let obj_ns = obj.metadata.namespace.clone();
+        let obj_name = obj.name_any();
+        let api = api_for(client, &ar, obj_ns.as_deref());
+        if !seen.contains(&inventory::key(&planned)) {
+            // Unreadable (403): the apply, made with the same rights, decides.
+            let existing = match api.get_opt(&obj_name).await {
+                Err(kube::Error::Api(e)) if e.code == 403 => None,
+                other => other.map_err(kube_err(format!("read {} {obj_name} before creating it", types.kind)))?,
+            };
+            if existing.is_some_and(|e| !inventory::owned(&e, &uid, false, &ns, &name)) {
+                let msg = inventory::not_owned_message(&types.kind, obj_ns.as_deref(), &obj_name);
+                return Err(Halt::stall(Reason::ObjectNotOwned, msg));
+            }
+        }
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let live = match api.patch(&obj_name, &pp, &Patch::Apply(&obj)).await {
+            Ok(a) => a,
+            Err(kube::Error::Api(s)) => {
+                let who = match inputs.entry.template.apply_as {
+                    ApplyAs::Creator => format!("as {}", inputs.applied_by.user),
+                    ApplyAs::Operator => "as the operator".to_string(),
+                };
+                let msg = format!("applying {} {} {who} was refused: {}", types.kind, obj_name, s.message);
+                return Err(Halt::stall(Reason::ApplyRefused, msg));
+            }
+            Err(e) => return Err(kube_err(format!("apply {} {obj_name}", types.kind))(e).into()),
+        };
+        let value = serde_json::to_value(&live).unwrap_or_default();
+        let (h, message) = health::health(&types.kind, &value);
+        applied.live.insert(format!("{}/{}", types.kind, obj_name), value);
+        applied.inventory.push(ResourceStatus {
+            health: h,
+            message: Some(message),
+            ..planned
+        });
+    }
+    prune(d, ctx, client, &applied.inventory, base).await?;
+    Ok(applied)
+}
+
+/// Deletes what the new render no longer holds.
+async fn prune(
+    d: &Deployment,
+    ctx: &Context,
+    client: &Client,
+    inventory: &[ResourceStatus],
+    base: &mut DeploymentStatus,
+) -> Result<(), Error> {
+    let keep: BTreeSet<_> = inventory.iter().map(inventory::key).collect();
+    let gone: Vec<ResourceStatus> = base
+        .resources
+        .iter()
+        .filter(|r| !keep.contains(&inventory::key(r)))
+        .cloned()
+        .collect();
+    for r in &gone {
+        delete(ctx, client, d, r).await?;
+    }
+    if !gone.is_empty() {
+        let names: Vec<String> = gone.iter().map(|r| format!("{} {}", r.kind, r.name)).collect();
+        let msg = format!("deleted {}", names.join(", "));
+        report::record(
+            &mut base.history,
+            Operation::Prune,
+            OperationResult::Succeeded,
+            msg.clone(),
+        );
+        ctx.event(d, EventType::Normal, "Pruned", "Prune", msg).await;
+    }
+    Ok(())
+}
+
+/// A suspended Deployment: only the health of what exists.
+pub async fn observe(ctx: &Context, client: &Client, recorded: &[ResourceStatus]) -> Result<Applied, Halt> {
+    let mut applied = Applied {
+        inventory: vec![],
+        live: BTreeMap::new(),
+    };
+    for r in recorded {
+        let (ar, _) = resolve(ctx, &gvk_of(&r.api_version, &r.kind))
+            .await
+            .map_err(Error::Discovery)?;
+        let obj = api_for(client, &ar, r.namespace.as_deref())
+            .get_opt(&r.name)
+            .await
+            .map_err(kube_err("read object"))?;
+        let value = obj.map(|o| serde_json::to_value(o).unwrap_or_default());
+        let (h, message) = value
+            .as_ref()
+            .map_or((Health::NotFound, "not found".into()), |v| health::health(&r.kind, v));
+        if let Some(v) = value {
+            applied.live.insert(format!("{}/{}", r.kind, r.name), v);
+        }
+        applied.inventory.push(ResourceStatus {
+            health: h,
+            message: Some(message),
+            ..r.clone()
+        });
+    }
+    Ok(applied)
+}
+
+/// Deletes one object the Deployment made; `Ok(true)` while it still exists.
+/// An object without the Deployment's mark is left alone.
+pub async fn delete(ctx: &Context, client: &Client, d: &Deployment, r: &ResourceStatus) -> Result<bool, Error> {
+    let Ok((ar, _)) = resolve(ctx, &gvk_of(&r.api_version, &r.kind)).await else {
+        return Ok(false);
+    };
+    let api = api_for(client, &ar, r.namespace.as_deref());
+    let live = match api.get_opt(&r.name).await {
+        // What the applier may not even read, it did not make (its apply was refused).
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::warn!(kind = %r.kind, name = %r.name, "not deleted: the applier may not read it");
+            return Ok(false);
+        }
+        other => other.map_err(kube_err(format!("read {} {}", r.kind, r.name)))?,
+    };
+    let Some(live) = live else {
+        return Ok(false);
+    };
+    let (uid, ns, name) = (
+        d.uid().unwrap_or_default(),
+        d.namespace().unwrap_or_default(),
+        d.name_any(),
+    );
+    let recorded = d
+        .status
+        .as_ref()
+        .is_some_and(|s| inventory::seen(&s.resources).contains(&inventory::key(r)));
+    if !inventory::owned(&live, &uid, recorded, &ns, &name) {
+        tracing::warn!(kind = %r.kind, name = %r.name, "not deleted: it does not carry this Deployment's mark");
+        return Ok(false);
+    }
+    match api.delete(&r.name, &crate::controller::delete_exactly(&live)).await {
+        Ok(either) => Ok(either.is_left()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
+        Err(e) => Err(kube_err(format!("delete {} {}", r.kind, r.name))(e)),
+    }
+}

@@ -1,0 +1,82 @@
+//! Step 2, build: render the manifests (pure), check them against the
+//! template's bounds (pure), resolve each kind through discovery (cached)
+//! and mark every object as this Deployment's.
+
+use kube::{
+    ResourceExt,
+    api::{ApiResource, DynamicObject, TypeMeta},
+    runtime::events::EventType,
+};
+
+use super::{Context, Halt, Reason, apply::gvk_of, apply::resolve, dereference::Inputs, inventory};
+use crate::{
+    api::{
+        Deployment,
+        deployment::{Health, ResourceStatus},
+    },
+    catalog::render,
+};
+
+/// One object ready to apply.
+pub struct Prepared {
+    /// The rendered object, marked and with its namespace fixed for its scope.
+    pub obj: DynamicObject,
+    /// Its API resource.
+    pub ar: ApiResource,
+    /// Its apiVersion and kind.
+    pub types: TypeMeta,
+    /// Its inventory entry before it is applied.
+    pub planned: ResourceStatus,
+}
+
+/// Renders and prepares every object of this version.
+pub async fn build(
+    d: &Deployment,
+    ctx: &Context,
+    inputs: &Inputs,
+    render_inputs: &render::Inputs<'_>,
+) -> Result<Vec<Prepared>, Halt> {
+    let entry = &inputs.entry;
+    let ns = render_inputs.namespace;
+    let objects = match render::manifests(&entry.template, render_inputs) {
+        Ok(o) => o,
+        Err(e) => {
+            let cm = super::dereference::config_map_ref(&entry.namespace, &entry.name);
+            let note = format!("for {ns}/{}: {e}", render_inputs.name);
+            ctx.event(&cm, EventType::Warning, "RenderFailed", "Render", note).await;
+            return Err(Halt::stall(Reason::RenderFailed, e.to_string()));
+        }
+    };
+    if let Some(bounds) = &entry.template.bounds {
+        bounds
+            .admit(&objects, ns)
+            .map_err(|e| Halt::stall(Reason::OutOfBounds, format!("{e}; nothing was applied")))?;
+    }
+    let uid = d.uid().unwrap_or_default();
+    let mut prepared = vec![];
+    for mut obj in objects {
+        let types = obj.types.clone().unwrap_or_default();
+        let (ar, namespaced) = resolve(ctx, &gvk_of(&types.api_version, &types.kind))
+            .await
+            .map_err(|e| Halt::stall(Reason::UnknownKind, e))?;
+        if !namespaced {
+            obj.metadata.namespace = None;
+        }
+        inventory::mark(&mut obj, &uid);
+        let planned = ResourceStatus {
+            api_version: types.api_version.clone(),
+            kind: types.kind.clone(),
+            namespace: obj.metadata.namespace.clone(),
+            name: obj.name_any(),
+            health: Health::NotFound,
+            message: None,
+        };
+        prepared.push(Prepared {
+            obj,
+            ar,
+            types,
+            planned,
+        });
+    }
+    Ok(prepared)
+}

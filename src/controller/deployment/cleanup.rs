@@ -1,0 +1,96 @@
+//! Deletion: every recorded object, and every object of the recorded kinds
+//! carrying the Deployment's UID label, as whoever last applied them; the
+//! finalizer waits until they are gone. Only marked objects are deleted.
+
+use std::collections::BTreeSet;
+
+use kube::{Client, ResourceExt, runtime::controller::Action};
+
+use super::{Context, Error, apply, dereference::applier_of, inventory};
+use crate::{
+    api::{
+        Deployment,
+        deployment::{DeploymentStatus, Health, ResourceStatus},
+    },
+    catalog::{self, ApplyAs},
+    creator::Creator,
+};
+
+/// Everything carrying the Deployment's UID label in the kinds it recorded
+/// (objects of an earlier render whose record was lost), beside the record.
+async fn marked(ctx: &Context, client: &Client, d: &Deployment) -> Vec<ResourceStatus> {
+    let base = d.status.clone().unwrap_or_default();
+    let kinds: BTreeSet<(String, String)> = base
+        .resources
+        .iter()
+        .map(|r| (r.api_version.clone(), r.kind.clone()))
+        .collect();
+    let selector = format!("{}={}", inventory::UID_LABEL, d.uid().unwrap_or_default());
+    let ns = d.namespace().unwrap_or_default();
+    let mut found = vec![];
+    for (api_version, kind) in kinds {
+        let Ok((ar, namespaced)) = apply::resolve(ctx, &apply::gvk_of(&api_version, &kind)).await else {
+            continue;
+        };
+        let api = apply::api_for(client, &ar, namespaced.then_some(ns.as_str()));
+        match api
+            .list_metadata(&kube::api::ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(list) => found.extend(list.items.into_iter().map(|o| ResourceStatus {
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+                namespace: o.metadata.namespace.clone(),
+                name: o.metadata.name.clone().unwrap_or_default(),
+                health: Health::Unknown,
+                message: None,
+            })),
+            Err(e) => tracing::warn!(%kind, error = %e, "cannot search for marked objects"),
+        }
+    }
+    found
+}
+
+/// The finalizer's cleanup.
+pub async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
+    let base = d.status.clone().unwrap_or_default();
+    let client = match Creator::from_annotations(d.metadata.annotations.as_ref()) {
+        Ok(creator) => {
+            let apply_as = catalog::lookup(
+                &ctx.client,
+                &ctx.config.deployment.catalog_namespaces,
+                &d.spec.template.name,
+                d.spec.template.namespace.as_deref(),
+            )
+            .await
+            .map(|e| e.template.apply_as)
+            .unwrap_or(ApplyAs::Creator);
+            super::applier(ctx, &applier_of(d, &creator), apply_as)?
+        }
+        Err(_) => return Ok(Action::await_change()), // it never applied anything
+    };
+    let mut targets = base.resources.clone();
+    let known: BTreeSet<inventory::Key> = targets.iter().map(inventory::key).collect();
+    targets.extend(
+        marked(ctx, &client, d)
+            .await
+            .into_iter()
+            .filter(|r| !known.contains(&inventory::key(r))),
+    );
+    let mut remaining = vec![];
+    for r in &targets {
+        if apply::delete(ctx, &client, d, r).await? {
+            remaining.push(format!("{} {}", r.kind, r.name));
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let msg = format!("waiting for {} to be deleted", remaining.join(", "));
+    let status = DeploymentStatus {
+        message: Some(msg),
+        ..base
+    };
+    let _ = crate::controller::set_status(&ctx.client, d, d.status.as_ref(), &status).await;
+    Err(Error::Cleanup(format!("{} objects still exist", remaining.len())))
+}
