@@ -1,6 +1,7 @@
 //! Deployments end to end: catalog templates rendered and applied as their
-//! creator, health from the live objects (pods marked running as a kubelet
-//! would), outputs, updates, pruning, deletion, and every refusal.
+//! creator, health from the live objects (the web app's pods really run on
+//! the node, from the local image `portico.local/webapp:1`), outputs,
+//! updates, pruning, deletion, and every refusal.
 
 mod common;
 
@@ -16,6 +17,7 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
     runtime::wait::await_condition,
 };
+use portico::controlplane::node::images::WEBAPP_IMAGE as WEBAPP;
 use portico::{
     api::{Deployment, deployment::OperationResult},
     catalog::render::DEPLOYMENT_LABEL,
@@ -79,28 +81,9 @@ fn is(d: &Deployment, type_: &str) -> bool {
     condition(d, type_).is_some_and(|c| c.0 == "True")
 }
 
-/// Waits (through a watch) until `n` pods of `instance` exist, then marks
-/// them Ready as a kubelet would.
-async fn run_pods(ns: &str, instance: &str, n: usize) {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let pods: Api<Pod> = Api::namespaced(admin().await, ns);
-    let cfg = watcher::Config::default().labels(&format!("app.kubernetes.io/instance={instance}"));
-    let mut stream = watcher(pods, cfg).default_backoff().applied_objects().boxed();
-    let mut names = std::collections::BTreeSet::new();
-    let seen = async {
-        while names.len() < n {
-            if let Some(Ok(p)) = stream.next().await {
-                names.insert(p.name_any());
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), seen)
-        .await
-        .expect("the ReplicaSet creates the pods");
-    for name in &names {
-        common::mark_pod_ready(&admin().await, ns, name).await;
-    }
+/// Waits until the node runs `n` pods of the web app instance `instance` and they are Ready.
+async fn run_pods(ns: &str, instance: &str, n: usize) -> Vec<String> {
+    common::wait_pods_ready(&admin().await, ns, &format!("app.kubernetes.io/instance={instance}"), n).await
 }
 
 #[tokio::test]
@@ -109,7 +92,7 @@ async fn alice_deploys_the_web_app_and_it_becomes_ready_with_outputs() {
     create(
         ALICE,
         ns,
-        &deployment("hello", "webapp", json!({"image": "nginx:1.27", "replicas": 2})),
+        &deployment("hello", "webapp", json!({"image": WEBAPP, "replicas": 2})),
     )
     .await
     .unwrap();
@@ -142,9 +125,22 @@ async fn alice_deploys_the_web_app_and_it_becomes_ready_with_outputs() {
             .any(|m| m.manager.as_deref() == Some("portico"))
     );
 
-    // Pods come from the ReplicaSet; mark them running and the Deployment becomes Ready.
-    run_pods(ns, "hello", 2).await;
+    // Pods come from the ReplicaSet and run on the node; the Deployment becomes Ready.
+    let pods = run_pods(ns, "hello", 2).await;
     let d = wait_for(ns, "hello", "Ready", |d| is(d, "Ready")).await;
+    // Each pod serves the template's MESSAGE over HTTP (the host is on the
+    // node's bridge) and logs what it serves.
+    for name in &pods {
+        let pod = Api::<Pod>::namespaced(admin().await, ns).get(name).await.unwrap();
+        let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
+        let body = common::operator::http_get(&format!("http://{ip}:80/index.html")).await;
+        assert_eq!(body.unwrap(), "Hello from Portico\n");
+        let log = common::kubectl_ok(&["logs", "-n", ns, name]);
+        assert!(
+            log.contains("webapp: serving \"Hello from Portico\" on port 80"),
+            "{log}"
+        );
+    }
     let st = d.status.clone().unwrap();
     let svc = Api::<Service>::namespaced(admin().await, ns)
         .get("hello")
@@ -416,7 +412,7 @@ fn kstatus(d: &Deployment) -> String {
 #[tokio::test]
 async fn flux_kstatus_sees_in_progress_then_current_and_failed_for_a_failing_template() {
     let ns = "team-a";
-    create(ALICE, ns, &deployment("flux", "webapp", json!({"image": "nginx"})))
+    create(ALICE, ns, &deployment("flux", "webapp", json!({"image": WEBAPP})))
         .await
         .unwrap();
     let d = wait_for(ns, "flux", "resources applied", |d| {

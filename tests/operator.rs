@@ -25,7 +25,7 @@ fn terminal(name: &str) -> Terminal {
     serde_json::from_value(json!({
         "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
         "spec": {
-            "host": {"namespace": "team-a", "pod": {"image": "alpine"}},
+            "host": {"namespace": "team-a", "pod": {"image": common::TOOLBOX}},
             "target": {"namespace": "team-a", "roleBindings": [
                 {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]}
         }
@@ -120,7 +120,8 @@ async fn delete_all_and_check_nothing_left(names: &[String]) {
     }
     for uid in uids {
         let lp = ListParams::default().labels(&format!("{UID_LABEL}={uid}"));
-        assert!(Api::<Pod>::all(admin.clone()).list(&lp).await.unwrap().items.is_empty());
+        // Deleted pods end on the node within their grace period.
+        common::wait_pods_gone(&admin, &format!("{UID_LABEL}={uid}")).await;
         assert!(
             Api::<ServiceAccount>::all(admin.clone())
                 .list(&lp)

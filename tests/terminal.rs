@@ -1,12 +1,14 @@
-//! Terminals end to end: a real control plane, the operator as a process with
-//! its webhook registered, users acting through impersonation, and the real
-//! kubectl using the kubeconfig a Terminal hands out.
+//! Terminals end to end: a real control plane with a node (terminal pods run
+//! the local toolbox image), the operator as a process with its webhook
+//! registered, users acting through impersonation, and the real kubectl
+//! using the kubeconfig a Terminal hands out, from the host and from inside
+//! the pod.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{mark_pod_ready, shared_with_operator};
+use common::{TOOLBOX, shared_with_operator, wait_pod_ready};
 use futures::StreamExt;
 use k8s_openapi::api::{
     authentication::v1::TokenRequest,
@@ -39,7 +41,7 @@ fn terminal(name: &str, host_ns: &str, target_ns: &str, extra: Value) -> Termina
         "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
         "metadata": {"name": name},
         "spec": {
-            "host": {"namespace": host_ns, "pod": {"image": "docker.io/library/alpine:3.20", "command": ["/bin/sh"]}},
+            "host": {"namespace": host_ns, "pod": {"image": TOOLBOX, "command": ["/bin/sh"]}},
             "target": {"namespace": target_ns, "roleBindings": [
                 {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "edit"}
             ]}
@@ -104,9 +106,11 @@ fn kubectl_with(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Ou
         .unwrap()
 }
 
-/// Everything labelled with the Terminal's UID, in any namespace.
+/// Everything labelled with the Terminal's UID, in any namespace, once its pod has ended.
 async fn leftovers(uid: &str) -> Vec<String> {
     let c = shared_with_operator().admin_client().await.unwrap();
+    // The pod was deleted; on the node it ends within its grace period.
+    common::wait_pods_gone(&c, &format!("{UID_LABEL}={uid}")).await;
     let lp = ListParams::default().labels(&format!("{UID_LABEL}={uid}"));
     let mut out = vec![];
     for p in Api::<Pod>::all(c.clone()).list(&lp).await.unwrap() {
@@ -251,8 +255,8 @@ async fn alice_gets_a_terminal_whose_kubeconfig_reaches_exactly_edit_in_team_a()
     assert!(!beyond_edit.status.success(), "edit may not create role bindings");
     assert!(String::from_utf8_lossy(&beyond_edit.stderr).contains("forbidden"));
 
-    // Ready once the pod runs; kubectl wait sees it.
-    mark_pod_ready(&admin, "team-a", &n.pod).await;
+    // Ready once the kubelet runs the pod; kubectl wait sees it.
+    wait_pod_ready(&admin, "team-a", &n.pod).await;
     wait_for("team-a", "alice-edit", "Ready", ready).await;
     let out = common::kubectl(&[
         "wait",
@@ -276,6 +280,63 @@ async fn alice_gets_a_terminal_whose_kubeconfig_reaches_exactly_edit_in_team_a()
         !after.status.success(),
         "the token must be revoked with its service account"
     );
+}
+
+/// Runs `command` inside the terminal container with `kubectl exec` (as admin).
+fn exec_in(ns: &str, pod: &str, command: &[&str]) -> std::process::Output {
+    let mut args = vec!["exec", "-n", ns, pod, "-c", "terminal", "--"];
+    args.extend_from_slice(command);
+    common::kubectl(&args)
+}
+
+#[tokio::test]
+async fn inside_the_running_pod_the_kubeconfig_reaches_the_api_server_as_the_terminal() {
+    let ns = "team-a";
+    create(ALICE, ns, &terminal("in-pod", ns, ns, json!({}))).await.unwrap();
+    let t = wait_for(ns, "in-pod", "Ready", ready).await;
+    let n = Names::for_uid(&t.uid().unwrap());
+    let pod = n.pod.clone();
+    let (who, allowed, other) = tokio::task::spawn_blocking(move || {
+        (
+            exec_in(
+                ns,
+                &pod,
+                &[
+                    "kubectl",
+                    "auth",
+                    "whoami",
+                    "-o",
+                    "jsonpath={.status.userInfo.username}",
+                ],
+            ),
+            exec_in(ns, &pod, &["kubectl", "get", "pods", "-n", "team-a"]),
+            exec_in(ns, &pod, &["kubectl", "get", "pods", "-n", "team-b"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(who.status.success(), "{}", String::from_utf8_lossy(&who.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&who.stdout),
+        format!("system:serviceaccount:portico-terminals:{}", n.access)
+    );
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert!(
+        String::from_utf8_lossy(&allowed.stdout).contains(&n.pod),
+        "the pod sees itself: {}",
+        String::from_utf8_lossy(&allowed.stdout)
+    );
+    assert!(!other.status.success(), "team-b is not the target");
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("Forbidden"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    Api::<Terminal>::namespaced(client(ALICE).await, ns)
+        .delete("in-pod", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(ns, "in-pod").await;
 }
 
 #[tokio::test]

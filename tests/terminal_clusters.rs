@@ -63,7 +63,7 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
     let t: Terminal = serde_json::from_value(json!({
         "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": "remote"},
         "spec": {
-            "host": {"namespace": "team-a", "pod": {"image": "alpine"}},
+            "host": {"namespace": "team-a", "pod": {"image": common::TOOLBOX}},
             "target": {"cluster": {"kubeconfigSecretRef": {"name": "cluster-b"}}, "namespace": "team-a",
                        "roleBindings": [{"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]}
         }

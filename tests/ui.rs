@@ -261,25 +261,7 @@ async fn in_chromium_alice_logs_in_deploys_fixes_an_error_and_deletes() {
     let s = stack().await;
     let artifacts = screenshots();
     let flow = browser_script("flow.mjs", &[s.base.as_str(), "alice", artifacts.to_str().unwrap()]);
-    // There are no kubelets: mark the web app's pods ready as one would, so the
-    // page can show it becoming Ready live.
-    let admin = shared_with_operator().admin_client().await.unwrap();
-    let marker = tokio::spawn(async move {
-        use futures::StreamExt;
-        use kube::runtime::{WatchStreamExt, watcher};
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "team-a");
-        let cfg = watcher::Config::default().labels("app.kubernetes.io/instance=browser-shop");
-        let mut stream = watcher(pods, cfg).applied_objects().boxed();
-        let mut ready = std::collections::BTreeSet::new();
-        while let Some(Ok(p)) = stream.next().await {
-            let name = kube::ResourceExt::name_any(&p);
-            if ready.insert(name.clone()) {
-                common::mark_pod_ready(&admin, "team-a", &name).await;
-            }
-        }
-    });
     expect_browser_ok(flow).await;
-    marker.abort();
     for shot in [
         "catalog",
         "create-form-error",

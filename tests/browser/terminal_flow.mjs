@@ -1,9 +1,10 @@
 // Drives Debian's chromium (Playwright) through the terminal pages as a user:
 // login at the real OpenID Connect provider, the Terminals page with verified
 // and unverified shortcuts, opening a terminal, the terminal page with
-// xterm.js saying the pod is not running; then (the test marks the pod ready
-// meanwhile) the page connects by itself and says the container cannot be
-// reached, since the cluster has no nodes; the account page's countdown and
+// xterm.js connecting by itself once the node runs the pod, and the shell
+// answering on the screen: `kubectl auth whoami` (the Terminal's access
+// service account), `kubectl get pods -n team-a` (allowed) and `-n team-b`
+// (Forbidden); the account page's countdown and
 // its warning shortly before the end; an admin's pages. Saves screenshots into ARTIFACTS.
 // Prints "terminal NAMESPACE/NAME" once the terminal exists, "ok" at the end.
 // Usage: node terminal_flow.mjs DASHBOARD_URL USER ARTIFACTS
@@ -47,18 +48,27 @@ try {
   const key = new URL(page.url()).pathname.replace('/terminals/', '');
   console.log(`terminal ${key}`);
 
-  // xterm.js draws the terminal; the status says why it is not attached yet.
+  // xterm.js draws the terminal; the page connects once the pod is Ready.
   await page.waitForSelector('#terminal .xterm');
-  await page.waitForFunction(() => /not running/.test(document.getElementById('attach-status').textContent), null, { timeout: 60000 });
-  await shot('terminal-pending');
-
-  // The test marks the pod ready: live status brings Ready, the page connects,
-  // and the API server cannot reach a container on a node that does not exist.
-  await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('attach-status').textContent), null, { timeout: 120000 });
-  const said = await page.textContent('#attach-status');
-  if (!said.includes('not been scheduled to a node')) await fail(`unclear message: ${said}`);
+  await page.waitForFunction(() => /Connected/.test(document.getElementById('attach-status').textContent), null, { timeout: 120000 });
   if ((await page.textContent('[data-field="ready"]')) !== 'True') await fail('Ready not shown');
-  await shot('terminal-unreachable');
+  await shot('terminal-connected');
+
+  // Typed into xterm.js; the answers appear on its screen.
+  const screen = () => page.evaluate(() => document.querySelector('#terminal .xterm-rows').textContent);
+  const run = async (command, expect) => {
+    await page.click('#terminal');
+    await page.keyboard.type(`${command}\n`);
+    try {
+      await page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#terminal .xterm-rows').textContent), expect, { timeout: 30000 });
+    } catch (e) {
+      await fail(`no ${expect} after ${command}; the screen: ${await screen()}`);
+    }
+  };
+  await run('clear; kubectl auth whoami', 'system:serviceaccount:portico-terminals:');
+  await run('kubectl get pods -n team-a', 'term-[0-9a-f]{10}.*Running');
+  await run('kubectl get pods -n team-b', 'Forbidden');
+  await shot('terminal-shell');
 
   await page.click('button:has-text("Close and delete")');
   await page.waitForURL(`${base}/terminals`);

@@ -14,12 +14,13 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client, api::PostParams};
 use portico::controlplane::ControlPlane;
 
-/// The control plane shared by every test in this binary, with Portico's
-/// CRDs installed. Started on first use; killed when the binary exits.
+/// The control plane shared by every test in this binary, with a real node
+/// (pods run) and Portico's CRDs installed. Started on first use; killed
+/// when the binary exits.
 pub fn shared() -> &'static ControlPlane {
     static CP: OnceLock<ControlPlane> = OnceLock::new();
     CP.get_or_init(|| {
-        let cp = ControlPlane::start().expect("start the shared control plane");
+        let cp = ControlPlane::start_with_node().expect("start the shared control plane with its node");
         let kc = cp.kubeconfig().clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
@@ -120,24 +121,109 @@ pub fn shared_with_operator() -> &'static ControlPlane {
     cp
 }
 
-/// Marks a pod Running and Ready, as a kubelet would (there are no nodes).
-pub async fn mark_pod_ready(client: &Client, namespace: &str, name: &str) {
+/// The local image with a shell and kubectl (built and imported by the node).
+pub const TOOLBOX: &str = portico::controlplane::node::images::TOOLBOX_IMAGE;
+
+fn pod_ready(p: &k8s_openapi::api::core::v1::Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Waits (bounded, through a watch) until the kubelet reports the pod Ready.
+pub async fn wait_pod_ready(client: &Client, namespace: &str, name: &str) {
     use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{Patch, PatchParams};
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = serde_json::json!({"status": {
-        "phase": "Running",
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-        ],
-        "containerStatuses": [{"name": "terminal", "ready": true, "restartCount": 0, "image": "x", "imageID": "",
-            "started": true, "state": {"running": {"startedAt": now}}}],
-    }});
-    Api::<Pod>::namespaced(client.clone(), namespace)
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+    use kube::runtime::wait::await_condition;
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    let fut = await_condition(api.clone(), name, |p: Option<&Pod>| p.is_some_and(pod_ready));
+    if !matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(90), fut).await,
+        Ok(Ok(Some(_)))
+    ) {
+        panic!(
+            "pod {namespace}/{name} did not become Ready; now: {:?}",
+            api.get_opt(name).await.ok().flatten().and_then(|p| p.status)
+        );
+    }
+}
+
+/// Waits (bounded, through a watch) until `n` pods with `labels` are Ready; returns their names.
+pub async fn wait_pods_ready(client: &Client, namespace: &str, labels: &str, n: usize) -> Vec<String> {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::{
+        ResourceExt,
+        runtime::{WatchStreamExt, watcher},
+    };
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    let mut stream = watcher(api.clone(), watcher::Config::default().labels(labels))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let mut ready = std::collections::BTreeSet::new();
+    let seen = async {
+        while ready.len() < n {
+            match stream.next().await {
+                Some(Ok(p)) if pod_ready(&p) && p.metadata.deletion_timestamp.is_none() => {
+                    ready.insert(p.name_any());
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(90), seen)
         .await
-        .expect("mark pod ready");
+        .is_err()
+    {
+        let now: Vec<_> = api
+            .list(&kube::api::ListParams::default().labels(labels))
+            .await
+            .map(|l| l.items.into_iter().map(|p| (p.name_any(), p.status)).collect())
+            .unwrap_or_default();
+        panic!("{n} pods {labels} in {namespace} did not become Ready; now: {now:?}");
+    }
+    ready.into_iter().collect()
+}
+
+/// Waits (bounded, through a watch) until no pod in any namespace matches
+/// `labels`: a deleted pod on the node lives on through its grace period.
+pub async fn wait_pods_gone(client: &Client, labels: &str) {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::{
+        ResourceExt,
+        runtime::{WatchStreamExt, watcher, watcher::Event},
+    };
+    let api = Api::<Pod>::all(client.clone());
+    let mut stream = watcher(api.clone(), watcher::Config::default().labels(labels))
+        .default_backoff()
+        .boxed();
+    let mut present = std::collections::BTreeSet::new();
+    let mut listed = false;
+    let gone = async {
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Init) => present.clear(),
+                Ok(Event::InitApply(p) | Event::Apply(p)) => {
+                    present.insert((p.namespace(), p.name_any()));
+                }
+                Ok(Event::Delete(p)) => {
+                    present.remove(&(p.namespace(), p.name_any()));
+                }
+                Ok(Event::InitDone) => listed = true,
+                Err(_) => {}
+            }
+            if listed && present.is_empty() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(90), gone)
+        .await
+        .is_err()
+    {
+        panic!("pods {labels} still there: {present:?}");
+    }
 }

@@ -66,7 +66,7 @@ pub async fn stack() -> &'static Stack {
                 dir.join("cookie.key").display(),
                 portico::dev::demo::SESSIONS_NAMESPACE,
                 ui_assets().display(),
-                serde_json::to_string(&serde_yaml_ng::from_str::<serde_json::Value>(portico::dev::demo::SHORTCUTS_YAML).unwrap()).unwrap(),
+                serde_json::to_string(&test_shortcuts()).unwrap(),
             );
             let ui = dashboard("ui", &config).await;
             wait_http(&format!("{base}/healthz")).await;
@@ -342,4 +342,14 @@ pub async fn expect_browser_ok(child: tokio::process::Child) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The demo's terminal shortcuts with the node's local toolbox image (a
+/// shell and kubectl) instead of public images, which cannot be pulled here.
+pub fn test_shortcuts() -> serde_json::Value {
+    let mut list: serde_json::Value = serde_yaml_ng::from_str(portico::dev::demo::SHORTCUTS_YAML).unwrap();
+    for s in list.as_array_mut().expect("a list of shortcuts") {
+        s["image"] = portico::controlplane::node::images::TOOLBOX_IMAGE.into();
+    }
+    list
 }

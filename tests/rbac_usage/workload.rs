@@ -114,7 +114,7 @@ where
 
 fn terminal(name: &str, host: Value, target: Value, extra: Value) -> Terminal {
     let mut spec = json!({"host": host, "target": target});
-    spec["host"]["pod"] = json!({"image": "docker.io/library/alpine:3.20", "command": ["/bin/sh"]});
+    spec["host"]["pod"] = json!({"image": common::TOOLBOX, "command": ["/bin/sh"]});
     if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
         s.extend(e.clone());
     }
@@ -149,7 +149,7 @@ async fn terminal_with_a_ready_pod(cp: &ControlPlane) {
     let admin: Api<Terminal> = Api::namespaced(cp.admin_client().await.unwrap(), "team-a");
     let t = until(&admin, "usage-ready", "a pod", has_pod).await.unwrap();
     let pod = t.status.unwrap().pod_name.unwrap();
-    common::mark_pod_ready(&cp.admin_client().await.unwrap(), "team-a", &pod).await;
+    common::wait_pod_ready(&cp.admin_client().await.unwrap(), "team-a", &pod).await;
     until(&admin, "usage-ready", "Ready", |t: Option<&Terminal>| {
         t.and_then(|t| t.status.as_ref())
             .is_some_and(|s| condition_true(&s.conditions, "Ready"))

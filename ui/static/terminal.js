@@ -32,8 +32,15 @@
   function sendSize() {
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ resize: { cols: term.cols, rows: term.rows } }));
   }
+  // Set when the Terminal turns Ready while a socket that has not attached
+  // is still open (the server is refusing it: "not running"): connect again
+  // as soon as that socket closes, rather than at the next change.
+  var readyMeanwhile = false;
+  var attached = false;
   function connect() {
     again.hidden = true;
+    readyMeanwhile = false;
+    attached = false;
     say('Connecting…');
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     ws = new WebSocket(proto + '//' + location.host + el.dataset.attach);
@@ -44,14 +51,15 @@
         var m = JSON.parse(e.data);
         if (m.error) say(m.error, true);
         else if (m.status) say(m.status === 'attached' ? 'Connected.' : m.status);
-        if (m.status === 'attached') term.focus();
+        if (m.status === 'attached') { attached = true; term.focus(); }
       } else {
         term.write(new Uint8Array(e.data));
       }
     };
     ws.onclose = function () {
       ws = null;
-      again.hidden = false;
+      if (readyMeanwhile) connect();
+      else again.hidden = false;
     };
   }
   term.onData(function (d) { if (ws && ws.readyState === 1) ws.send(encoder.encode(d)); });
@@ -60,7 +68,9 @@
   again.addEventListener('click', connect);
   // Connect when the Terminal becomes ready (live status), if not connected.
   document.addEventListener('portico:change', function (e) {
-    if (e.detail.key === el.dataset.key && e.detail.ready === 'True' && !ws) connect();
+    if (e.detail.key !== el.dataset.key || e.detail.ready !== 'True') return;
+    if (!ws) connect();
+    else if (!attached) readyMeanwhile = true;
   });
 
   function heartbeat() {

@@ -1,7 +1,9 @@
-//! The node's two images, built locally because no registry is reachable:
+//! The node's images, built locally because no registry is reachable:
 //! `portico.local/pause:1` (the sandbox of every pod: a static program that
-//! reaps children and waits for SIGTERM) and `portico.local/toolbox:1`
-//! (Debian's static busybox plus the kubectl the project builds). Written as
+//! reaps children and waits for SIGTERM), `portico.local/toolbox:1`
+//! (Debian's static busybox plus the kubectl the project builds) and
+//! `portico.local/webapp:1` (busybox httpd serving the catalog web app's
+//! `MESSAGE`). Written as
 //! OCI image-layout tars, cached beside the binaries under a hash of their
 //! contents, and imported into the node's containerd.
 
@@ -19,6 +21,22 @@ use super::error::{NodeError, io, run};
 pub const PAUSE_IMAGE: &str = "portico.local/pause:1";
 /// A shell with busybox and kubectl, for terminals and tests.
 pub const TOOLBOX_IMAGE: &str = "portico.local/toolbox:1";
+
+/// The catalog's web app: busybox httpd answering `GET /` with `$MESSAGE`, on port 80.
+pub const WEBAPP_IMAGE: &str = "portico.local/webapp:1";
+
+/// What the web app image runs: writes `$MESSAGE` as the page, logs a line,
+/// serves it on port 80, and stops at once on SIGTERM.
+const WEBAPP_SERVE: &str = r#"#!/bin/sh
+message=${MESSAGE:-Hello from Portico}
+mkdir -p /www
+printf '%s\n' "$message" > /www/index.html
+echo "webapp: serving \"$message\" on port 80"
+httpd -f -v -p 80 -h /www &
+pid=$!
+trap 'kill $pid; exit 0' TERM INT
+wait $pid
+"#;
 
 /// Where Debian's `busybox-static` puts its binary.
 const BUSYBOX: &str = "/bin/busybox";
@@ -46,10 +64,11 @@ fn pause(bin: &Path) -> Image {
     }
 }
 
-fn toolbox(bin: &Path) -> Result<Image, NodeError> {
+/// Busybox with every applet linked, a root's home, `/tmp` and `/etc/passwd`.
+fn busybox_root() -> Result<Vec<Entry>, NodeError> {
     if !Path::new(BUSYBOX).is_file() {
         return Err(NodeError::Missing {
-            what: format!("{BUSYBOX} (Debian's busybox-static) for the toolbox image"),
+            what: format!("{BUSYBOX} (Debian's busybox-static) for the toolbox and web app images"),
             fix: "apt-get install busybox-static".into(),
         });
     }
@@ -71,7 +90,6 @@ fn toolbox(bin: &Path) -> Result<Image, NodeError> {
         ),
         Entry::Text("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
         Entry::File("bin/busybox".into(), BUSYBOX.into(), 0o755),
-        Entry::File("usr/local/bin/kubectl".into(), bin.join("kubectl"), 0o755),
     ];
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let applet = applet.trim().trim_start_matches('/');
@@ -79,6 +97,12 @@ fn toolbox(bin: &Path) -> Result<Image, NodeError> {
             entries.push(Entry::Symlink(applet.to_string(), "/bin/busybox".into()));
         }
     }
+    Ok(entries)
+}
+
+fn toolbox(bin: &Path) -> Result<Image, NodeError> {
+    let mut entries = busybox_root()?;
+    entries.push(Entry::File("usr/local/bin/kubectl".into(), bin.join("kubectl"), 0o755));
     Ok(Image {
         name: TOOLBOX_IMAGE,
         entrypoint: vec!["/bin/sh"],
@@ -86,11 +110,21 @@ fn toolbox(bin: &Path) -> Result<Image, NodeError> {
     })
 }
 
-/// Builds (or finds in the cache) both images; returns their tar files.
+fn webapp() -> Result<Image, NodeError> {
+    let mut entries = busybox_root()?;
+    entries.push(Entry::Text("serve", WEBAPP_SERVE));
+    Ok(Image {
+        name: WEBAPP_IMAGE,
+        entrypoint: vec!["/bin/sh", "/serve"],
+        entries,
+    })
+}
+
+/// Builds (or finds in the cache) the images; returns their tar files.
 pub fn ensure(bin: &Path) -> Result<Vec<PathBuf>, NodeError> {
     let cache = bin.parent().unwrap_or(bin).join("images");
     std::fs::create_dir_all(&cache).map_err(io(format!("create {}", cache.display())))?;
-    [pause(bin), toolbox(bin)?]
+    [pause(bin), toolbox(bin)?, webapp()?]
         .iter()
         .map(|image| cached_tar(image, &cache))
         .collect()
