@@ -822,7 +822,7 @@ async fn a_reconcile_that_fails_is_published_as_a_warning_event_and_retried() {
         t.status
             .as_ref()
             .and_then(|s| s.message.as_deref())
-            .is_some_and(|m| m.contains("terminal pod"))
+            .is_some_and(|m| m.contains("terminal pod") || m == "the terminal is ready")
     })
     .await;
     admin_api("team-a")
