@@ -16,6 +16,7 @@ pub mod live;
 pub mod login;
 pub mod login_limit;
 pub mod oidc;
+pub mod rows;
 pub mod server;
 pub mod session;
 pub mod session_ends;

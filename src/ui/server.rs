@@ -47,7 +47,8 @@ pub struct UiState {
     base: kube::Config,
     claims: Store<SessionClaim>,
     pub(super) live: super::live::Live,
-    pages: Environment<'static>,
+    /// The page templates (also the watch's, which renders the list rows).
+    pages: Arc<Environment<'static>>,
     heartbeats: Mutex<HashMap<String, Instant>>,
     /// Impersonating clients by user and groups, so their connections are reused.
     users: Mutex<HashMap<(String, Vec<String>), Client>>,
@@ -62,7 +63,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data: https:; frame-ancest
 /// The terminal page's: xterm.js styles its rows with a `<style>` element; scripts stay `'self'` only.
 pub(super) const TERMINAL_CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
 
-fn pages(cfg: &UiConfig) -> Environment<'static> {
+pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
     let mut env = Environment::new();
     env.add_global("product", cfg.product_name.clone());
     env.add_global("branding", minijinja::Value::from(Serde(&cfg.branding)));
@@ -74,11 +75,19 @@ fn pages(cfg: &UiConfig) -> Environment<'static> {
         ("new.html", include_str!("../../ui/templates/new.html")),
         ("deployments.html", include_str!("../../ui/templates/deployments.html")),
         ("deployment.html", include_str!("../../ui/templates/deployment.html")),
+        (
+            "deployment_row.html",
+            include_str!("../../ui/templates/deployment_row.html"),
+        ),
         ("account.html", include_str!("../../ui/templates/account.html")),
         ("sessions.html", include_str!("../../ui/templates/sessions.html")),
         ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
         ("terminals.html", include_str!("../../ui/templates/terminals.html")),
         ("terminal.html", include_str!("../../ui/templates/terminal.html")),
+        (
+            "terminal_row.html",
+            include_str!("../../ui/templates/terminal_row.html"),
+        ),
         ("logs.html", include_str!("../../ui/templates/logs.html")),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
@@ -119,11 +128,12 @@ impl UiState {
             }
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
-        let live = super::live::start(client.clone()).await?;
+        let pages = Arc::new(pages(&cfg));
+        let live = super::live::start(client.clone(), pages.clone()).await?;
         let cfg_proxies = cfg.trusted_proxies.clone();
         Ok(Arc::new(UiState {
             live,
-            pages: pages(&cfg),
+            pages,
             cfg,
             key,
             provider,

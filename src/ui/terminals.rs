@@ -1,6 +1,6 @@
 //! Terminal pages: the shortcuts (verified from the configuration, unverified
-//! from labelled ConfigMaps the user can read), the user's Terminals (from the
-//! watch cache), create, the terminal page, extend (a heartbeat) and delete.
+//! from labelled ConfigMaps the user can read), the user's Terminals (rows
+//! kept from the watch, paged), create, the terminal page, extend (a heartbeat) and delete.
 //! Every read of a user's object and every write is made as the user.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client,
     api::{ListParams, PostParams},
 };
 use minijinja::{context, value::Serde};
 
 use super::{
+    rows,
     server::{State, keepalive, redirect, why},
     session::Session,
     shortcuts::{self, Offered},
@@ -26,16 +27,8 @@ async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, 
     let mut list = shortcuts::from_config(&state.cfg.terminals.shortcuts);
     let mut problems = vec![];
     let mut namespaces: BTreeSet<String> = state.cfg.terminals.shortcut_namespaces.iter().cloned().collect();
-    for t in state.live.terminals.state() {
-        if crate::controller::creator_name(t.as_ref()) == s.user {
-            namespaces.extend(t.namespace());
-        }
-    }
-    for d in state.live.deployments.state() {
-        if crate::controller::creator_name(d.as_ref()) == s.user {
-            namespaces.extend(d.namespace());
-        }
-    }
+    namespaces.extend(state.live.terminals.read().unwrap().namespaces_of(&s.user));
+    namespaces.extend(state.live.deployments.read().unwrap().namespaces_of(&s.user));
     let lists = futures::future::join_all(namespaces.iter().map(|ns| async move {
         Api::<ConfigMap>::namespaced(client.clone(), ns)
             .list(&ListParams::default().labels(shortcuts::LABEL))
@@ -52,42 +45,17 @@ async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, 
     (list, problems)
 }
 
-/// What a Terminal is called on the pages: its shortcut's title, or its image.
-fn title_of(t: &Terminal) -> String {
-    t.annotations()
-        .get(crate::api::keys::SHORTCUT)
-        .cloned()
-        .unwrap_or_else(|| t.spec.host.pod.image.clone())
+/// Which page of the list.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListPage {
+    /// The page (from 1) of [`PAGE_SIZE`](super::rows::PAGE_SIZE) rows.
+    #[serde(default)]
+    pub page: Option<usize>,
 }
 
-/// The user's Terminals (admins: everyone's), newest first.
-fn terminals_of(state: &State, s: &Session) -> Vec<serde_json::Value> {
-    let admin = state.is_admin(s);
-    let mut all: Vec<_> = state
-        .live
-        .terminals
-        .state()
-        .into_iter()
-        .filter(|t| admin || crate::controller::creator_name(t.as_ref()) == s.user)
-        .collect();
-    all.sort_by_key(|t| std::cmp::Reverse(t.creation_timestamp()));
-    all.iter()
-        .map(|t| {
-            let st = t.status.clone().unwrap_or_default();
-            serde_json::json!({
-                "namespace": t.namespace(), "name": t.name_any(),
-                "title": title_of(t),
-                "creator": crate::controller::creator_name(t.as_ref()),
-                "ready": super::live::ready_of(&st.conditions),
-                "message": st.message.unwrap_or_default(),
-                "expires": st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
-            })
-        })
-        .collect()
-}
-
-/// `GET /terminals`.
-pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
+/// `GET /terminals`: the shortcuts and a page of the user's Terminals (admins:
+/// everyone's), newest first, from the rows the watch keeps.
+pub async fn list(state: State, req: HttpRequest, q: web::Query<ListPage>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
@@ -96,8 +64,15 @@ pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
         Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
     };
     let (shortcuts, problems) = offered(&state, &s, &client).await;
+    let admin = state.is_admin(&s);
+    let creator = (!admin).then_some(s.user.as_str());
+    let page = {
+        let index = state.live.terminals.read().unwrap();
+        rows::page_of(|| index.rows(creator), q.page).map(|r| rows::html(&r, admin))
+    };
     let ctx = context! {
-        shortcuts => Serde(&shortcuts), problems => Serde(&problems), terminals => Serde(&terminals_of(&state, &s)),
+        shortcuts => Serde(&shortcuts), problems => Serde(&problems),
+        rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     state.page("terminals.html", &s, ctx)
 }
@@ -174,7 +149,7 @@ pub async fn page(state: State, req: HttpRequest, path: web::Path<(String, Strin
     let st = t.status.clone().unwrap_or_default();
     let ctx = context! {
         t => Serde(&t),
-        title => title_of(&t),
+        title => rows::kinds::title_of(&t),
         ready => super::live::ready_of(&st.conditions),
         expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
         remote => t.spec.host.cluster.is_some(),
