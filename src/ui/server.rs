@@ -407,7 +407,7 @@ pub async fn serve(
     state: Arc<UiState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let addr = state.cfg.listen;
+    let (addr, workers) = (state.cfg.listen, state.cfg.worker_count());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -462,11 +462,11 @@ pub async fn serve(
             .route("/events", web::get().to(super::live::events))
             .route("/healthz", web::get().to(healthz))
     })
-    .workers(2)
+    .workers(workers)
     .disable_signals()
     .bind(addr)?
     .run();
-    tracing::info!(%addr, "dashboard listening");
+    tracing::info!(%addr, workers, "dashboard listening");
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;
