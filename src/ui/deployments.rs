@@ -3,14 +3,14 @@
 //! watch cache; admins filter by user, template and status) and delete.
 //! Every read of a user's object and every write is made as the user.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use minijinja::{context, value::Serde};
 
 use super::{
+    catalog_cache::Template,
     form,
     rows::{self, Row},
     server::{State, redirect, why},
@@ -18,16 +18,9 @@ use super::{
 };
 use crate::{api::Deployment, catalog};
 
-pub(super) async fn template(state: &State, name: &str) -> Option<catalog::Entry> {
-    for ns in &state.cfg.catalog_namespaces {
-        let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), ns);
-        if let Ok(Some(cm)) = api.get_opt(name).await
-            && let Ok(e) = catalog::from_config_map(&cm)
-        {
-            return Some(e);
-        }
-    }
-    None
+/// A template of the catalog, from the watch cache.
+pub(super) fn template(state: &State, name: &str) -> Option<Arc<Template>> {
+    state.catalog.get(name)
 }
 
 /// The create form, or with `existing` the update form of that Deployment.
@@ -62,7 +55,7 @@ pub async fn new_form(state: State, req: HttpRequest, path: web::Path<String>) -
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    let Some(entry) = template(&state, &path).await.filter(|e| e.template.allows(&s.groups)) else {
+    let Some(entry) = template(&state, &path).filter(|e| e.template.allows(&s.groups)) else {
         return state.message(
             StatusCode::NOT_FOUND,
             "No such template",
@@ -87,7 +80,7 @@ pub async fn create(
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
         return refused;
     }
-    let Some(entry) = template(&state, &path).await else {
+    let Some(entry) = template(&state, &path) else {
         return state.message(
             StatusCode::NOT_FOUND,
             "No such template",

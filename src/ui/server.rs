@@ -1,6 +1,7 @@
 //! The dashboard's HTTP server: the state every handler shares (sessions
 //! checked on every request against a SessionClaim watch cache, which also
-//! ends the streams of ended sessions), the catalog page, security headers,
+//! ends the streams of ended sessions), the catalog page (from the catalog's
+//! watch cache), security headers,
 //! and no `Impersonate-*` header from a browser ever reaching a handler.
 
 use std::{
@@ -18,10 +19,9 @@ use actix_web::{
     middleware::{Next, from_fn},
     web,
 };
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    Api, Client,
+    api::{DeleteParams, Patch, PatchParams},
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
 use minijinja::{Environment, context, value::Serde};
@@ -31,7 +31,7 @@ use super::{
     oidc::Provider,
     session::{self, SESSION_COOKIE, Session},
 };
-use crate::{api::SessionClaim, catalog};
+use crate::api::SessionClaim;
 
 /// Heartbeats for one session at most this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
@@ -43,10 +43,11 @@ pub struct UiState {
     pub(super) cfg: UiConfig,
     pub(super) key: Key,
     pub(super) provider: Option<Provider>,
-    pub(super) client: Client,
     base: kube::Config,
     claims: Store<SessionClaim>,
     pub(super) live: super::live::Live,
+    /// The template catalog, from a watch cache.
+    pub(super) catalog: super::catalog_cache::Catalog,
     /// The page templates (also the watch's, which renders the list rows).
     pages: Arc<Environment<'static>>,
     heartbeats: Mutex<HashMap<String, Instant>>,
@@ -129,15 +130,19 @@ impl UiState {
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
         let pages = Arc::new(pages(&cfg));
-        let live = super::live::start(client.clone(), pages.clone()).await?;
+        let (live, catalog) = futures::join!(
+            super::live::start(client.clone(), pages.clone()),
+            super::catalog_cache::Catalog::start(&client, &cfg.catalog_namespaces),
+        );
+        let live = live?;
         let cfg_proxies = cfg.trusted_proxies.clone();
         Ok(Arc::new(UiState {
             live,
+            catalog,
             pages,
             cfg,
             key,
             provider,
-            client,
             base,
             claims,
             heartbeats: Mutex::new(HashMap::new()),
@@ -282,11 +287,11 @@ impl UiState {
         }
         let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
         let claim = match self.claims.get(&key) {
-            Some(c) => Some((*c).clone()),
+            Some(c) => Some(c),
             // Just created and not yet in the watch cache: ask once.
             None => {
                 let api: Api<SessionClaim> = Api::namespaced(self.as_user(&s).ok()?, &self.cfg.session.namespace);
-                api.get_opt(&s.claim).await.ok().flatten()
+                api.get_opt(&s.claim).await.ok().flatten().map(Arc::new)
             }
         }?;
         let mine = crate::creator::Creator::from_annotations(claim.metadata.annotations.as_ref())
@@ -349,23 +354,14 @@ async fn catalog_page(state: State, req: HttpRequest) -> HttpResponse {
         return r;
     };
     state.heartbeat(&s);
-    let mut templates = vec![];
-    for ns in &state.cfg.catalog_namespaces {
-        let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), ns);
-        let Ok(list) = api.list(&ListParams::default().labels(catalog::TEMPLATE_LABEL)).await else {
-            continue;
-        };
-        for cm in list {
-            if let Ok(e) = catalog::from_config_map(&cm)
-                && e.template.allows(&s.groups)
-            {
-                let mut v = serde_json::to_value(&e.template).unwrap_or_default();
-                v["name"] = cm.name_any().into();
-                templates.push(v);
-            }
-        }
-    }
-    state.page("catalog.html", &s, context! { templates => Serde(&templates) })
+    let templates: Vec<minijinja::Value> = state
+        .catalog
+        .all()
+        .iter()
+        .filter(|t| t.allows(&s.groups))
+        .map(|t| t.card.clone())
+        .collect();
+    state.page("catalog.html", &s, context! { templates })
 }
 
 async fn healthz() -> HttpResponse {
