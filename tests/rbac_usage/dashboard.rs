@@ -9,7 +9,7 @@ use portico::controlplane::{ControlPlane, Process, free_port};
 
 use crate::common::{
     self,
-    ui::{Browser, wait_http},
+    ui::{Browser, csrf, wait_http},
 };
 
 /// A running dashboard.
@@ -56,7 +56,11 @@ pub async fn start(cp: &ControlPlane) -> Dashboard {
 /// Logs in as `user` on the development login page.
 async fn login(base: &str, user: &str) -> Browser {
     let mut b = Browser::new();
-    let page = b.post_form(&format!("{base}/dev-login"), &[("user", user)]).await;
+    // The login page's CSRF token, which matches its pre-session cookie.
+    let token = csrf(&b.get(&format!("{base}/login")).await.text().await.unwrap());
+    let page = b
+        .post_form(&format!("{base}/dev-login"), &[("user", user), ("csrf", &token)])
+        .await;
     assert!(page.status().is_success(), "{user}'s login: {}", page.status());
     assert!(!b.cookies.is_empty(), "{user}'s login set no session cookie");
     b
