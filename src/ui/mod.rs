@@ -18,6 +18,7 @@ pub mod live;
 pub mod login;
 pub mod login_limit;
 pub mod oidc;
+pub mod recent;
 pub mod rows;
 pub mod server;
 pub mod session;

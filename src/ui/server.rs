@@ -57,6 +57,8 @@ pub struct UiState {
     pub(super) login_limit: Arc<super::login_limit::LoginLimit>,
     /// The end signals of sessions with open streams.
     pub(super) ends: Arc<super::session_ends::SessionEnds>,
+    /// The terminal shortcuts each user was offered lately.
+    pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
 }
 
 /// The Content-Security-Policy of every page.
@@ -149,6 +151,7 @@ impl UiState {
             users: Mutex::new(HashMap::new()),
             login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
             ends,
+            shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
         }))
     }
 

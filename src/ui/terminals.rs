@@ -3,7 +3,10 @@
 //! kept from the watch, paged), create, the terminal page, extend (a heartbeat) and delete.
 //! Every read of a user's object and every write is made as the user.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -53,8 +56,16 @@ pub struct ListPage {
     pub page: Option<usize>,
 }
 
-/// `GET /terminals`: the shortcuts and a page of the user's Terminals (admins:
-/// everyone's), newest first, from the rows the watch keeps.
+/// The shortcuts a user was offered lately, by user and groups: the list page
+/// reuses them for [`SHORTCUTS_SEEN_FOR`]; creating a Terminal reads afresh.
+pub type ShortcutsSeen = super::recent::Recent<(String, Vec<String>), Arc<(Vec<Offered>, Vec<String>)>>;
+
+/// How long the list page reuses the shortcuts it read for a user.
+pub const SHORTCUTS_SEEN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /terminals`: the shortcuts (read as the user, reused for a few
+/// seconds) and a page of the user's Terminals (admins: everyone's), newest
+/// first, from the rows the watch keeps.
 pub async fn list(state: State, req: HttpRequest, q: web::Query<ListPage>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
@@ -63,7 +74,16 @@ pub async fn list(state: State, req: HttpRequest, q: web::Query<ListPage>) -> Ht
         Ok(c) => c,
         Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
     };
-    let (shortcuts, problems) = offered(&state, &s, &client).await;
+    let (key, now) = ((s.user.clone(), s.groups.clone()), std::time::Instant::now());
+    let seen = match state.shortcuts_seen.get(&key, now) {
+        Some(seen) => seen,
+        None => {
+            let seen = Arc::new(offered(&state, &s, &client).await);
+            state.shortcuts_seen.put(key, seen.clone(), now);
+            seen
+        }
+    };
+    let (shortcuts, problems) = (&seen.0, &seen.1);
     let admin = state.is_admin(&s);
     let creator = (!admin).then_some(s.user.as_str());
     let page = {
@@ -71,7 +91,7 @@ pub async fn list(state: State, req: HttpRequest, q: web::Query<ListPage>) -> Ht
         rows::page_of(|| index.rows(creator), q.page).map(|r| rows::html(&r, admin))
     };
     let ctx = context! {
-        shortcuts => Serde(&shortcuts), problems => Serde(&problems),
+        shortcuts => Serde(shortcuts), problems => Serde(problems),
         rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     state.page("terminals.html", &s, ctx)
