@@ -28,7 +28,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
+    runtime::watcher,
 };
 use portico::{
     api::{Deployment, Terminal},
@@ -104,10 +104,10 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = kube::runtime::reflector::store::<K>();
-    let stream = kube::runtime::reflector(writer, watcher(Api::<K>::all(admin.clone()), Default::default()))
-        .applied_objects()
-        .boxed();
-    let mut stream = stream;
+    // Every event, the end of the first list included: the store fills only
+    // then, so objects all reconciled before the watch began are seen too.
+    let mut stream =
+        kube::runtime::reflector(writer, watcher(Api::<K>::all(admin.clone()), Default::default())).boxed();
     while stream.try_next().await.unwrap().is_some() {
         let state = store.state();
         if state.len() >= count && state.iter().all(|o| observed(o)) {
