@@ -122,9 +122,22 @@ async fn login(base: &str, user: &str) -> String {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The login page's CSRF token and the pre-session cookie it matches.
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let pre = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let token = &html[at..at + html[at..].find('"').unwrap()];
     let r = http
         .post(format!("{base}/dev-login"))
-        .form(&[("user", user)])
+        .header("cookie", pre)
+        .form(&[("user", user), ("csrf", token)])
         .send()
         .await
         .unwrap();
