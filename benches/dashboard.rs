@@ -7,7 +7,8 @@
 //! reconciled them all, then starts `portico ui` as its own process. A second
 //! process, `wrk` (Debian package `wrk`), loads the deployments list (alice's
 //! own; carol's: everyone's) and a detail page; the figures are wrk's latency
-//! percentiles and requests/s. Then STREAMS (default 500) Server-Sent Events
+//! percentiles and requests/s, each beside an anchor: the median time of the
+//! `kubectl` command that shows the same (10 runs, one at a time). Then STREAMS (default 500) Server-Sent Events
 //! streams are opened, one Deployment's status changes, and the time until
 //! each stream has it is printed. Last, the dashboard's peak RSS and CPU time.
 
@@ -27,7 +28,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
+    runtime::watcher,
 };
 use portico::{
     api::{Deployment, Terminal},
@@ -58,6 +59,25 @@ fn terminal(name: &str, ns: &str) -> Terminal {
     .unwrap()
 }
 
+/// Creates one object, retrying a refusal (a webhook timeout under load) a
+/// few times; one that exists already (an earlier try that landed) counts.
+async fn create_retrying<K>(api: &Api<K>, o: &K)
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for attempt in 1.. {
+        match api.create(&PostParams::default(), o).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => return,
+            Err(e) if attempt < 5 => {
+                eprintln!("create {}: {e}; retrying", o.meta().name.as_deref().unwrap_or_default());
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+            Err(e) => panic!("create failed 5 times: {e}"),
+        }
+    }
+}
+
 /// Creates `count` objects as alice and bob in turn, 64 at a time.
 async fn create_all<K>(clients: &[Client; 2], count: usize, make: impl Fn(usize, &str) -> K)
 where
@@ -71,7 +91,7 @@ where
     stream::iter(objects)
         .map(|(i, o)| {
             let api: Api<K> = Api::namespaced(clients[i % 2].clone(), USERS[i % 2].1);
-            async move { api.create(&PostParams::default(), &o).await.unwrap() }
+            async move { create_retrying(&api, &o).await }
         })
         .buffer_unordered(64)
         .collect::<Vec<_>>()
@@ -84,10 +104,10 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = kube::runtime::reflector::store::<K>();
-    let stream = kube::runtime::reflector(writer, watcher(Api::<K>::all(admin.clone()), Default::default()))
-        .applied_objects()
-        .boxed();
-    let mut stream = stream;
+    // Every event, the end of the first list included: the store fills only
+    // then, so objects all reconciled before the watch began are seen too.
+    let mut stream =
+        kube::runtime::reflector(writer, watcher(Api::<K>::all(admin.clone()), Default::default())).boxed();
     while stream.try_next().await.unwrap().is_some() {
         let state = store.state();
         if state.len() >= count && state.iter().all(|o| observed(o)) {
@@ -102,9 +122,22 @@ async fn login(base: &str, user: &str) -> String {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The login page's CSRF token and the pre-session cookie it matches.
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let pre = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let token = &html[at..at + html[at..].find('"').unwrap()];
     let r = http
         .post(format!("{base}/dev-login"))
-        .form(&[("user", user)])
+        .header("cookie", pre)
+        .form(&[("user", user), ("csrf", token)])
         .send()
         .await
         .unwrap();
@@ -135,6 +168,33 @@ fn wrk(url: &str, cookie: &str, secs: u32) -> String {
         .map(|l| format!("    {}", l.trim()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// wrk's median latency, in ms.
+fn p50_ms(summary: &str) -> Option<f64> {
+    let v = summary.lines().find_map(|l| l.trim().strip_prefix("50%"))?.trim();
+    let (num, scale) = [("us", 0.001), ("ms", 1.0), ("s", 1000.0)]
+        .iter()
+        .find_map(|(unit, scale)| Some((v.strip_suffix(unit)?.parse::<f64>().ok()?, *scale)))?;
+    Some(num * scale)
+}
+
+/// The median time of `kubectl ARGS` (admin credentials), run 10 times: the anchor of a page.
+fn kubectl_p50(cp: &portico::controlplane::ControlPlane, args: &[&str]) -> Duration {
+    let mut times: Vec<Duration> = (0..10)
+        .map(|_| {
+            let t = Instant::now();
+            let out = cp.kubectl().args(args).output().expect("kubectl");
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    percentile(&times, 0.5)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -206,31 +266,53 @@ async fn main() {
 
     println!("dashboard benchmark: {deployments} Deployments, {terminals} Terminals in the cluster");
     println!("  start-up (watch caches filled): {:.2} s", startup.as_secs_f64());
-    for (what, url, cookie) in [
+    for (what, url, cookie, anchor) in [
         (
             format!("deployments list, alice ({} rows)", deployments.div_ceil(2)),
             format!("{base}/deployments"),
             &alice,
+            &["get", "deployments.portico.dev", "-n", "team-a"][..],
         ),
         (
             format!("deployments list, carol/admin ({deployments} rows)"),
             format!("{base}/deployments"),
             &carol,
+            &["get", "deployments.portico.dev", "-A"][..],
         ),
         (
             "deployments list, carol filtered by user and template".to_string(),
             format!("{base}/deployments?user=bob&template=scheduled-job"),
             &carol,
+            &["get", "deployments.portico.dev", "-n", "team-b"][..],
         ),
         (
             "deployment detail (read as the user: object, Events, pods)".to_string(),
             format!("{base}/deployments/team-a/bench-0"),
             &alice,
+            &["describe", "deployments.portico.dev", "-n", "team-a", "bench-0"][..],
         ),
-        ("terminals list, alice".to_string(), format!("{base}/terminals"), &alice),
+        (
+            "terminals list, alice".to_string(),
+            format!("{base}/terminals"),
+            &alice,
+            &["get", "terminals.portico.dev", "-n", "team-a"][..],
+        ),
+        (
+            "catalog".to_string(),
+            format!("{base}/"),
+            &alice,
+            &["get", "configmaps", "-n", portico::dev::CATALOG_NAMESPACE][..],
+        ),
     ] {
         println!("  {what}: wrk -t2 -c16 -d10s");
-        println!("{}", wrk(&url, cookie, 10));
+        let summary = wrk(&url, cookie, 10);
+        println!("{summary}");
+        let kubectl = kubectl_p50(&cp, anchor).as_secs_f64() * 1000.0;
+        let ratio = p50_ms(&summary).map_or("?".to_string(), |p| format!("{:.0}", kubectl / p));
+        println!(
+            "    anchor: kubectl {} p50 {kubectl:.0} ms (one at a time): {ratio}x the page's p50",
+            anchor.join(" ")
+        );
     }
 
     // Server-Sent Events fan-out: STREAMS streams (carol sees every change).

@@ -282,13 +282,7 @@ async fn the_account_page_shows_the_session_hands_out_its_kubeconfig_and_extends
     let _turn = ALICE_TURN.lock().await;
     let s = stack().await;
     let mut b = Browser::new();
-    b.login(&s.base, "alice").await;
-    let claim = claims_of("alice")
-        .await
-        .into_iter()
-        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .expect("alice's session");
-    let name = kube::ResourceExt::name_any(&claim);
+    let (_, name) = login_with_claim(&mut b, &s.base, "alice").await;
     let api: Api<SessionClaim> = Api::namespaced(
         shared_with_operator().admin_client().await.unwrap(),
         portico::dev::demo::SESSIONS_NAMESPACE,
@@ -360,7 +354,7 @@ async fn an_admin_sees_all_sessions_and_revokes_one_from_the_dashboard() {
     let _turn = ALICE_TURN.lock().await;
     let s = stack().await;
     let mut alice = Browser::new();
-    alice.login(&s.base, "alice").await;
+    let (ns, name) = login_with_claim(&mut alice, &s.base, "alice").await;
     let mut bob = Browser::new();
     bob.login(&s.base, "bob").await;
     assert_eq!(
@@ -379,15 +373,6 @@ async fn an_admin_sees_all_sessions_and_revokes_one_from_the_dashboard() {
     assert!(
         page.contains("<td>alice</td>") && page.contains("<td>bob</td>"),
         "{page}"
-    );
-    let newest = claims_of("alice")
-        .await
-        .into_iter()
-        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .expect("alice's session");
-    let (ns, name) = (
-        kube::ResourceExt::namespace(&newest).unwrap(),
-        kube::ResourceExt::name_any(&newest),
     );
     let r = carol
         .post_form(
@@ -625,15 +610,19 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
 // Abuse cases of the dashboard (issue 11), one test per threat.
 
 /// The newest live SessionClaim of `user`: (namespace, name).
-async fn newest_claim(user: &str) -> (String, String) {
-    let newest = claims_of(user)
+async fn login_with_claim(b: &mut Browser, base: &str, user: &str) -> (String, String) {
+    let before: std::collections::BTreeSet<String> =
+        claims_of(user).await.iter().map(kube::ResourceExt::name_any).collect();
+    b.login(base, user).await;
+    let made: Vec<SessionClaim> = claims_of(user)
         .await
         .into_iter()
-        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or_else(|| panic!("{user}'s session"));
+        .filter(|c| !before.contains(&kube::ResourceExt::name_any(c)))
+        .collect();
+    assert_eq!(made.len(), 1, "{user}'s login made one SessionClaim: {made:?}");
     (
-        kube::ResourceExt::namespace(&newest).unwrap(),
-        kube::ResourceExt::name_any(&newest),
+        kube::ResourceExt::namespace(&made[0]).unwrap(),
+        kube::ResourceExt::name_any(&made[0]),
     )
 }
 
@@ -656,8 +645,7 @@ async fn a_non_admin_cannot_end_another_users_session_through_an_admin_route() {
     let _turn = ALICE_TURN.lock().await;
     let s = stack().await;
     let mut alice = Browser::new();
-    alice.login(&s.base, "alice").await;
-    let (ns, name) = newest_claim("alice").await;
+    let (ns, name) = login_with_claim(&mut alice, &s.base, "alice").await;
     let mut bob = Browser::new();
     let page = bob.login(&s.base, "bob").await;
     // bob posts the admin form with his own, valid CSRF token.
@@ -706,8 +694,7 @@ async fn a_live_update_stream_does_not_outlive_logout_or_revocation() {
 
     // Revocation (the SessionClaim deleted by an admin with kubectl): the same.
     let mut dave = Browser::new();
-    dave.login(&s.base, "dave").await;
-    let (ns, name) = newest_claim("dave").await;
+    let (ns, name) = login_with_claim(&mut dave, &s.base, "dave").await;
     let mut stream = dave.send(dave.http.get(format!("{}/events", s.base))).await;
     assert_eq!(stream.status(), StatusCode::OK);
     stream.chunk().await.unwrap().unwrap();

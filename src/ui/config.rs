@@ -56,6 +56,10 @@ pub struct UiConfig {
     /// `npm ci --prefix ui`; the container image has them at the default.
     #[serde(default = "default_assets_dir")]
     pub assets_dir: PathBuf,
+    /// HTTP worker threads. Absent: one per CPU the process may use (as
+    /// its CPU affinity and cgroup CPU quota allow).
+    #[serde(default)]
+    pub workers: Option<std::num::NonZeroUsize>,
 }
 
 /// How the dashboard looks.
@@ -229,6 +233,13 @@ impl UiConfig {
         Ok(cfg)
     }
 
+    /// How many HTTP worker threads to run: `workers`, or the CPU count.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, std::num::NonZeroUsize::get)
+    }
+
     /// Reads and checks a file.
     pub fn load(path: &std::path::Path) -> Result<UiConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -252,8 +263,20 @@ mod tests {
     #[test]
     fn a_minimal_file_loads_with_defaults() {
         let c = UiConfig::from_yaml(OK).unwrap();
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(c.worker_count(), cpus);
         assert_eq!(c.oidc.unwrap().username_claim, "email");
         assert_eq!(c.catalog_namespaces, ["portico-catalog"]);
+    }
+
+    #[test]
+    fn workers_are_set_or_follow_the_cpus_and_zero_is_named() {
+        let c = UiConfig::from_yaml(&format!("{OK}workers: 3\n")).unwrap();
+        assert_eq!(c.worker_count(), 3);
+        let e = UiConfig::from_yaml(&format!("{OK}workers: 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("workers"), "{e}");
     }
 
     #[test]

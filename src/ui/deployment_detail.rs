@@ -2,23 +2,19 @@
 //! outputs, history, the rendered template's name, Events, its pods), the
 //! pod log, and updating its parameters. All read and written as the user.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use k8s_openapi::api::{
-    apps::v1::ReplicaSet,
-    batch::v1::Job,
-    core::v1::{Event, Pod},
-};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, LogParams, Patch, PatchParams},
-    core::PartialObjectMeta,
 };
 use minijinja::{context, value::Serde};
 use serde_json::{Map, Value};
 
 use super::{
+    deployment_pods::pods_of_deployment,
     deployments::{render_form, template},
     form,
     server::{State, redirect, why},
@@ -28,107 +24,29 @@ use crate::api::Deployment;
 /// Lines of pod log shown.
 const LOG_LINES: i64 = 500;
 
-/// Kinds whose objects own pods, directly or through a ReplicaSet or Job.
-const POD_OWNERS: [&str; 6] = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"];
-
-type Owners = BTreeSet<(String, String)>;
-
-fn owned_by(
-    refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
-    owners: &Owners,
-) -> bool {
-    refs.iter()
-        .flatten()
-        .any(|r| owners.contains(&(r.kind.clone(), r.name.clone())))
-}
-
-/// The owners of a Deployment's pods: its resources, plus the ReplicaSets and
-/// Jobs they own (Deployment → ReplicaSet, CronJob → Job).
-pub fn owners_of(
-    resources: &[(String, String)],
-    replica_sets: &[PartialObjectMeta<ReplicaSet>],
-    jobs: &[PartialObjectMeta<Job>],
-) -> Owners {
-    let mut owners: Owners = resources.iter().cloned().collect();
-    let mut added = vec![];
-    for rs in replica_sets {
-        if owned_by(&rs.metadata.owner_references, &owners) {
-            added.push(("ReplicaSet".to_string(), rs.name_any()));
-        }
-    }
-    for j in jobs {
-        if owned_by(&j.metadata.owner_references, &owners) {
-            added.push(("Job".to_string(), j.name_any()));
-        }
-    }
-    owners.extend(added);
-    owners
-}
-
-/// The names of the pods, among `pods`, that `owners` own, sorted.
-pub fn pods_of(owners: &Owners, pods: &[PartialObjectMeta<Pod>]) -> Vec<String> {
-    let mut names: Vec<String> = pods
+/// The Events about the object with this UID, newest first, read as the user.
+async fn events_of(client: &Client, ns: &str, uid: &str) -> Result<Vec<Value>, kube::Error> {
+    let list = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
+        .await?;
+    let mut items: Vec<Value> = list
+        .items
         .iter()
-        .filter(|p| owned_by(&p.metadata.owner_references, owners))
-        .map(|p| p.name_any())
+        .map(|e| {
+            serde_json::json!({
+                "type": e.type_, "reason": e.reason, "message": e.message, "count": e.count,
+                "time": e.last_timestamp.as_ref().map(|t| t.0.to_string())
+                    .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string())),
+            })
+        })
         .collect();
-    names.sort();
-    names
+    items.sort_by(|a, b| b["time"].as_str().cmp(&a["time"].as_str()));
+    Ok(items)
 }
 
-/// The Deployment's pods. Lists only what its resources need (ReplicaSets
-/// for a Deployment, Jobs for a CronJob) and pod metadata, then reads the
-/// pods it owns: cheap in a namespace with thousands of other objects.
-async fn pods(client: &Client, ns: &str, d: &Deployment) -> Result<Vec<Pod>, kube::Error> {
-    let resources: Vec<(String, String)> = d
-        .status
-        .iter()
-        .flat_map(|s| &s.resources)
-        .filter(|r| r.namespace.as_deref().is_none_or(|n| n == ns))
-        .filter(|r| POD_OWNERS.contains(&r.kind.as_str()))
-        .map(|r| (r.kind.clone(), r.name.clone()))
-        .collect();
-    let has = |kind: &str| resources.iter().any(|(k, _)| k == kind);
-    if resources.is_empty() {
-        return Ok(vec![]);
-    }
-    let lp = ListParams::default();
-    let replica_sets = match has("Deployment") {
-        true => {
-            Api::<ReplicaSet>::namespaced(client.clone(), ns)
-                .list_metadata(&lp)
-                .await?
-                .items
-        }
-        false => vec![],
-    };
-    let jobs = match has("CronJob") {
-        true => {
-            Api::<Job>::namespaced(client.clone(), ns)
-                .list_metadata(&lp)
-                .await?
-                .items
-        }
-        false => vec![],
-    };
-    let owners = owners_of(&resources, &replica_sets, &jobs);
-    if owners.iter().all(|(kind, _)| kind == "CronJob" || kind == "Deployment") {
-        return Ok(vec![]); // nothing that owns pods directly
-    }
-    let api = Api::<Pod>::namespaced(client.clone(), ns);
-    let names = pods_of(&owners, &api.list_metadata(&lp).await?.items);
-    let mut pods: Vec<Pod> = futures::future::join_all(names.iter().map(|n| api.get_opt(n)))
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    pods.sort_by_key(|p| p.name_any());
-    Ok(pods)
-}
-
-/// `GET /deployments/{ns}/{name}`.
+/// `GET /deployments/{ns}/{name}`: the Deployment read as the user (which
+/// is the user's authorisation), then its Events and pods at once; the
+/// template from the catalog's watch cache.
 pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
@@ -143,28 +61,12 @@ pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, Str
         Ok(d) => d,
         Err(page) => return page,
     };
-    // Events and pods are extras: a refusal is shown in their place, not instead of the page.
+    // Events and pods are extras: a refusal is shown in their place, not
+    // instead of the page. Both are read as the user, at the same time.
     let uid = d.uid().unwrap_or_default();
-    let events = Api::<Event>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
-        .await
-        .map(|l| {
-            let mut items: Vec<Value> = l
-                .items
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "type": e.type_, "reason": e.reason, "message": e.message, "count": e.count,
-                        "time": e.last_timestamp.as_ref().map(|t| t.0.to_string())
-                            .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string())),
-                    })
-                })
-                .collect();
-            items.sort_by(|a, b| b["time"].as_str().cmp(&a["time"].as_str()));
-            items
-        })
-        .map_err(|e| why(&e));
-    let pods = pods(&client, &ns, &d).await.map_err(|e| why(&e)).map(|ps| {
+    let (events, pods) = futures::join!(events_of(&client, &ns, &uid), pods_of_deployment(&client, &ns, &d));
+    let events = events.map_err(|e| why(&e));
+    let pods = pods.map_err(|e| why(&e)).map(|ps| {
         ps.iter()
             .map(|p| {
                 let st = p.status.clone().unwrap_or_default();
@@ -172,7 +74,7 @@ pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, Str
             })
             .collect::<Vec<_>>()
     });
-    let rendered = match super::deployments::template(&state, &d.spec.template.name).await {
+    let rendered = match super::deployments::template(&state, &d.spec.template.name) {
         Some(entry) => crate::catalog::preview::manifests(
             &entry.template,
             &name,
@@ -218,7 +120,7 @@ pub async fn logs(
             .get(&name)
             .await
             .map_err(|e| why(&e))?;
-        let mine = pods(&client, &ns, &d).await.map_err(|e| why(&e))?;
+        let mine = pods_of_deployment(&client, &ns, &d).await.map_err(|e| why(&e))?;
         let Some(pod) = mine.iter().find(|p| p.name_any() == q.pod) else {
             return Err(format!("{} is not a pod of deployment {ns}/{name}.", q.pod));
         };
@@ -261,7 +163,7 @@ pub async fn edit_form(state: State, req: HttpRequest, path: web::Path<(String, 
         Ok(d) => d,
         Err(e) => return state.message(StatusCode::FORBIDDEN, "Refused", &why(&e)),
     };
-    let Some(entry) = template(&state, &d.spec.template.name).await else {
+    let Some(entry) = template(&state, &d.spec.template.name) else {
         return state.message(
             StatusCode::NOT_FOUND,
             "No such template",
@@ -305,7 +207,7 @@ pub async fn update(
         Ok(d) => d,
         Err(e) => return state.message(StatusCode::FORBIDDEN, "Refused", &why(&e)),
     };
-    let Some(entry) = template(&state, &d.spec.template.name).await else {
+    let Some(entry) = template(&state, &d.spec.template.name) else {
         return state.message(
             StatusCode::NOT_FOUND,
             "No such template",
@@ -370,40 +272,5 @@ pub async fn update(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta<K: kube::Resource<DynamicType = ()>>(name: &str, owner: (&str, &str)) -> PartialObjectMeta<K> {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": K::api_version(&()), "kind": K::kind(&()),
-            "metadata": {"name": name, "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner.0, "name": owner.1, "uid": "u"}]},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn pods_are_found_through_their_owners() {
-        let resources = vec![
-            ("Deployment".to_string(), "shop".to_string()),
-            ("StatefulSet".to_string(), "db".to_string()),
-            ("CronJob".to_string(), "nightly".to_string()),
-        ];
-        let rs = vec![
-            meta("shop-7d9", ("Deployment", "shop")),
-            meta("other-1", ("Deployment", "other")),
-        ];
-        let jobs = vec![meta("nightly-1", ("CronJob", "nightly"))];
-        let pods: Vec<PartialObjectMeta<Pod>> = vec![
-            meta("shop-7d9-abc", ("ReplicaSet", "shop-7d9")),
-            meta("db-0", ("StatefulSet", "db")),
-            meta("nightly-1-x", ("Job", "nightly-1")),
-            meta("other-1-y", ("ReplicaSet", "other-1")),
-        ];
-        let owners = owners_of(&resources, &rs, &jobs);
-        assert_eq!(pods_of(&owners, &pods), ["db-0", "nightly-1-x", "shop-7d9-abc"]);
     }
 }

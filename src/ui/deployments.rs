@@ -3,30 +3,24 @@
 //! watch cache; admins filter by user, template and status) and delete.
 //! Every read of a user's object and every write is made as the user.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{Api, ResourceExt, api::PostParams};
+use kube::{Api, api::PostParams};
 use minijinja::{context, value::Serde};
 
 use super::{
+    catalog_cache::Template,
     form,
+    rows::{self, Row},
     server::{State, redirect, why},
     session::Session,
 };
 use crate::{api::Deployment, catalog};
 
-pub(super) async fn template(state: &State, name: &str) -> Option<catalog::Entry> {
-    for ns in &state.cfg.catalog_namespaces {
-        let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), ns);
-        if let Ok(Some(cm)) = api.get_opt(name).await
-            && let Ok(e) = catalog::from_config_map(&cm)
-        {
-            return Some(e);
-        }
-    }
-    None
+/// A template of the catalog, from the watch cache.
+pub(super) fn template(state: &State, name: &str) -> Option<Arc<Template>> {
+    state.catalog.get(name)
 }
 
 /// The create form, or with `existing` the update form of that Deployment.
@@ -61,7 +55,7 @@ pub async fn new_form(state: State, req: HttpRequest, path: web::Path<String>) -
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
-    let Some(entry) = template(&state, &path).await.filter(|e| e.template.allows(&s.groups)) else {
+    let Some(entry) = template(&state, &path).filter(|e| e.template.allows(&s.groups)) else {
         return state.message(
             StatusCode::NOT_FOUND,
             "No such template",
@@ -86,7 +80,7 @@ pub async fn create(
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
         return refused;
     }
-    let Some(entry) = template(&state, &path).await else {
+    let Some(entry) = template(&state, &path) else {
         return state.message(
             StatusCode::NOT_FOUND,
             "No such template",
@@ -141,24 +135,9 @@ pub struct ListFilter {
     /// Only this Ready status: `True`, `False`, `Unknown`.
     #[serde(default)]
     pub status: String,
-    /// The page (from 1) of [`PAGE_SIZE`] rows.
+    /// The page (from 1) of [`PAGE_SIZE`](super::rows::PAGE_SIZE) rows.
     #[serde(default)]
     pub page: Option<usize>,
-}
-
-/// Rows per page of a list.
-pub const PAGE_SIZE: usize = 200;
-
-/// One page of `items` (pages count from 1) and the number of pages.
-pub fn page_of<T: Clone>(items: &[T], page: Option<usize>) -> (Vec<T>, usize, usize) {
-    let pages = items.len().div_ceil(PAGE_SIZE).max(1);
-    let page = page.unwrap_or(1).clamp(1, pages);
-    let start = (page - 1) * PAGE_SIZE;
-    (
-        items[start.min(items.len())..(start + PAGE_SIZE).min(items.len())].to_vec(),
-        page,
-        pages,
-    )
 }
 
 impl ListFilter {
@@ -169,7 +148,7 @@ impl ListFilter {
     }
 }
 
-/// The user's Deployments (admins: everyone's, filtered), from the watch cache.
+/// The user's Deployments (admins: everyone's, filtered): a page of the rows the watch keeps.
 pub async fn list(state: State, req: HttpRequest, filter: web::Query<ListFilter>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
@@ -180,36 +159,30 @@ pub async fn list(state: State, req: HttpRequest, filter: web::Query<ListFilter>
     } else {
         ListFilter::default()
     };
-    let all = state.live.deployments.state();
-    let mut users = std::collections::BTreeSet::new();
-    let mut templates = std::collections::BTreeSet::new();
-    let mut items: Vec<serde_json::Value> = all
-        .iter()
-        .filter_map(|d| {
-            let creator = crate::creator::creator_name(d.as_ref());
-            if !(admin || creator == s.user) {
-                return None;
-            }
-            users.insert(creator.clone());
-            templates.insert(d.spec.template.name.clone());
-            let st = d.status.clone().unwrap_or_default();
-            let ready = super::live::ready_of(&st.conditions);
-            filter.keeps(&creator, &d.spec.template.name, &ready).then(|| {
-                serde_json::json!({
-                    "namespace": d.namespace(), "name": d.name_any(), "template": d.spec.template.name,
-                    "ready": ready, "message": st.message, "creator": creator,
-                })
-            })
-        })
-        .collect();
-    items.sort_by(|a, b| {
-        (a["namespace"].as_str(), a["name"].as_str()).cmp(&(b["namespace"].as_str(), b["name"].as_str()))
-    });
-    let total = items.len();
-    let (items, page, pages) = page_of(&items, filter.page);
+    let creator = match admin {
+        true => Some(filter.user.as_str()).filter(|u| !u.is_empty()),
+        false => Some(s.user.as_str()),
+    };
+    let (page, users, templates) = {
+        let index = state.live.deployments.read().unwrap();
+        let matching = || {
+            index
+                .rows(creator)
+                .filter(|r| filter.keeps(r.creator(), &r.template, &r.ready))
+        };
+        let page = rows::page_of(matching, filter.page).map(|r| rows::html(&r, admin));
+        let (users, templates): (Vec<String>, Vec<String>) = match admin {
+            true => (
+                index.creators().map(str::to_string).collect(),
+                index.facets().map(str::to_string).collect(),
+            ),
+            false => (vec![], vec![]),
+        };
+        (page, users, templates)
+    };
     let ctx = context! {
-        items => Serde(&items), filter => Serde(&filter), users => Serde(&users), templates => Serde(&templates),
-        total, page, pages, first => (page - 1) * PAGE_SIZE + 1,
+        rows => page.rows, filter => Serde(&filter), users, templates,
+        total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     state.page("deployments.html", &s, ctx)
 }
@@ -244,19 +217,6 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pages_cover_every_row_once_and_out_of_range_pages_clamp() {
-        let rows: Vec<usize> = (0..450).collect();
-        let (p1, n, pages) = page_of(&rows, None);
-        assert_eq!((p1.len(), n, pages), (200, 1, 3));
-        let (p3, n, _) = page_of(&rows, Some(3));
-        assert_eq!((p3.len(), n, p3[0]), (50, 3, 400));
-        let (p9, n, _) = page_of(&rows, Some(9));
-        assert_eq!((p9, n), (p3, 3));
-        let (empty, n, pages) = page_of::<usize>(&[], Some(2));
-        assert_eq!((empty.len(), n, pages), (0, 1, 1));
-    }
 
     #[test]
     fn filters_keep_what_they_name() {

@@ -1,22 +1,33 @@
-//! What the dashboard knows without asking: reflectors (watch caches) of all
-//! Deployments and Terminals, which the list pages read, and a broadcast of
-//! every change they see. Each browser's Server-Sent Events stream forwards
-//! the changes of the objects it may see (its own; an admin's: all), until
-//! its session ends (logout, expiry, revocation): then one `ended` event and
-//! the stream closes.
+//! What the dashboard knows without asking: watches of all Deployments and
+//! Terminals, whose events keep the list pages' rows (rendered once per
+//! event, rebuilt on relist: [`super::rows`]), and a broadcast of every
+//! change they see. Each browser's Server-Sent Events stream forwards the
+//! changes of the objects it may see (its own; an admin's: all), until its
+//! session ends (logout, expiry, revocation): then one `ended` event and the
+//! stream closes.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use actix_web::{HttpRequest, HttpResponse, web::Bytes};
 use futures::StreamExt;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+    runtime::{WatchStreamExt, watcher},
 };
+use minijinja::Environment;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::server::{State, redirect};
+use super::{
+    rows::{
+        Index, Row,
+        kinds::{DeploymentRow, RowError, TerminalRow},
+    },
+    server::{State, redirect},
+};
 use crate::api::{Deployment, Terminal};
 
 /// One change, as the browser sees it.
@@ -38,12 +49,15 @@ pub struct Change {
     pub expires: String,
 }
 
-/// The watch caches and the change broadcast.
+/// A list's rows, shared by the watch that writes them and the pages that read them.
+pub type Rows<R> = Arc<RwLock<Index<R>>>;
+
+/// The list pages' rows and the change broadcast.
 pub struct Live {
-    /// Every Deployment.
-    pub deployments: Store<Deployment>,
-    /// Every Terminal.
-    pub terminals: Store<Terminal>,
+    /// Every Deployment's row.
+    pub deployments: Rows<DeploymentRow>,
+    /// Every Terminal's row.
+    pub terminals: Rows<TerminalRow>,
     /// Changes to either.
     pub changes: broadcast::Sender<Change>,
 }
@@ -105,34 +119,92 @@ fn change<K: Summary>(o: &K) -> Change {
     }
 }
 
-fn reflect<K: Summary + 'static>(client: Client, tx: broadcast::Sender<Change>) -> Store<K> {
-    let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(Api::<K>::all(client), watcher::Config::default()))
-        .default_backoff()
-        .applied_objects();
+/// Makes an object's row.
+type RowOf<K, R> = fn(&Environment<'static>, &K) -> Result<R, RowError>;
+
+/// Watches every object of kind K: each event updates its row in `rows` and
+/// is broadcast; a relist replaces all rows at once. `ready` turns true after
+/// the first list.
+fn follow<K, R>(
+    client: Client,
+    env: Arc<Environment<'static>>,
+    tx: broadcast::Sender<Change>,
+    rows: Rows<R>,
+    row_of: RowOf<K, R>,
+    ready: tokio::sync::watch::Sender<bool>,
+) where
+    K: Summary + 'static,
+    R: Row + Send + Sync + 'static,
+    R::Order: Send + Sync,
+{
+    let stream = watcher(Api::<K>::all(client), watcher::Config::default()).default_backoff();
+    let row = move |o: &K| {
+        row_of(&env, o)
+            .inspect_err(|e| tracing::warn!(error = %e, "list row not rendered"))
+            .ok()
+    };
     tokio::spawn(async move {
         futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            if let Ok(o) = item {
-                let _ = tx.send(change(&o)); // no subscribers: nothing to do
+        let mut relisted = vec![];
+        while let Some(event) = stream.next().await {
+            let Ok(event) = event else { continue }; // the backoff retries
+            match event {
+                watcher::Event::Init => relisted.clear(),
+                watcher::Event::InitApply(o) => {
+                    let _ = tx.send(change(&o)); // no subscribers: nothing to do
+                    relisted.extend(row(&o));
+                }
+                watcher::Event::InitDone => {
+                    let fresh = Index::of(relisted.drain(..));
+                    *rows.write().unwrap() = fresh;
+                    ready.send_replace(true);
+                }
+                watcher::Event::Apply(o) => {
+                    let _ = tx.send(change(&o));
+                    if let Some(r) = row(&o) {
+                        rows.write().unwrap().upsert(r);
+                    }
+                }
+                watcher::Event::Delete(o) => {
+                    let key = (o.namespace().unwrap_or_default(), o.name_any());
+                    rows.write().unwrap().remove(&key);
+                }
             }
         }
     });
-    store
 }
 
-/// Starts both reflectors and waits until each has listed once.
-pub async fn start(client: Client) -> Result<Live, String> {
+/// Starts both watches and waits until each has listed once.
+pub async fn start(client: Client, env: Arc<Environment<'static>>) -> Result<Live, String> {
     let (changes, _) = broadcast::channel(4096);
-    let deployments = reflect::<Deployment>(client.clone(), changes.clone());
-    let terminals = reflect::<Terminal>(client, changes.clone());
-    deployments.wait_until_ready().await.map_err(|e| e.to_string())?;
-    terminals.wait_until_ready().await.map_err(|e| e.to_string())?;
-    Ok(Live {
-        deployments,
-        terminals,
+    let live = Live {
+        deployments: Default::default(),
+        terminals: Default::default(),
         changes,
-    })
+    };
+    let (deployments_ready, mut d) = tokio::sync::watch::channel(false);
+    let (terminals_ready, mut t) = tokio::sync::watch::channel(false);
+    follow::<Deployment, _>(
+        client.clone(),
+        env.clone(),
+        live.changes.clone(),
+        live.deployments.clone(),
+        DeploymentRow::of,
+        deployments_ready,
+    );
+    follow::<Terminal, _>(
+        client,
+        env,
+        live.changes.clone(),
+        live.terminals.clone(),
+        TerminalRow::of,
+        terminals_ready,
+    );
+    d.wait_for(|r| *r)
+        .await
+        .map_err(|e| format!("deployments watch: {e}"))?;
+    t.wait_for(|r| *r).await.map_err(|e| format!("terminals watch: {e}"))?;
+    Ok(live)
 }
 
 /// `GET /events`: the session's stream of changes.

@@ -1,6 +1,7 @@
 //! The dashboard's HTTP server: the state every handler shares (sessions
 //! checked on every request against a SessionClaim watch cache, which also
-//! ends the streams of ended sessions), the catalog page, security headers,
+//! ends the streams of ended sessions), the catalog page (from the catalog's
+//! watch cache), security headers,
 //! and no `Impersonate-*` header from a browser ever reaching a handler.
 
 use std::{
@@ -18,10 +19,9 @@ use actix_web::{
     middleware::{Next, from_fn},
     web,
 };
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    Api, Client,
+    api::{DeleteParams, Patch, PatchParams},
     runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
 };
 use minijinja::{Environment, context, value::Serde};
@@ -31,7 +31,7 @@ use super::{
     oidc::Provider,
     session::{self, SESSION_COOKIE, Session},
 };
-use crate::{api::SessionClaim, catalog};
+use crate::api::SessionClaim;
 
 /// Heartbeats for one session at most this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
@@ -43,11 +43,13 @@ pub struct UiState {
     pub(super) cfg: UiConfig,
     pub(super) key: Key,
     pub(super) provider: Option<Provider>,
-    pub(super) client: Client,
     base: kube::Config,
     claims: Store<SessionClaim>,
     pub(super) live: super::live::Live,
-    pages: Environment<'static>,
+    /// The template catalog, from a watch cache.
+    pub(super) catalog: super::catalog_cache::Catalog,
+    /// The page templates (also the watch's, which renders the list rows).
+    pages: Arc<Environment<'static>>,
     heartbeats: Mutex<HashMap<String, Instant>>,
     /// Impersonating clients by user and groups, so their connections are reused.
     users: Mutex<HashMap<(String, Vec<String>), Client>>,
@@ -55,6 +57,8 @@ pub struct UiState {
     pub(super) login_limit: Arc<super::login_limit::LoginLimit>,
     /// The end signals of sessions with open streams.
     pub(super) ends: Arc<super::session_ends::SessionEnds>,
+    /// The terminal shortcuts each user was offered lately.
+    pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
 }
 
 /// The Content-Security-Policy of every page.
@@ -62,7 +66,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data: https:; frame-ancest
 /// The terminal page's: xterm.js styles its rows with a `<style>` element; scripts stay `'self'` only.
 pub(super) const TERMINAL_CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
 
-fn pages(cfg: &UiConfig) -> Environment<'static> {
+pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
     let mut env = Environment::new();
     env.add_global("product", cfg.product_name.clone());
     env.add_global("branding", minijinja::Value::from(Serde(&cfg.branding)));
@@ -74,11 +78,19 @@ fn pages(cfg: &UiConfig) -> Environment<'static> {
         ("new.html", include_str!("../../ui/templates/new.html")),
         ("deployments.html", include_str!("../../ui/templates/deployments.html")),
         ("deployment.html", include_str!("../../ui/templates/deployment.html")),
+        (
+            "deployment_row.html",
+            include_str!("../../ui/templates/deployment_row.html"),
+        ),
         ("account.html", include_str!("../../ui/templates/account.html")),
         ("sessions.html", include_str!("../../ui/templates/sessions.html")),
         ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
         ("terminals.html", include_str!("../../ui/templates/terminals.html")),
         ("terminal.html", include_str!("../../ui/templates/terminal.html")),
+        (
+            "terminal_row.html",
+            include_str!("../../ui/templates/terminal_row.html"),
+        ),
         ("logs.html", include_str!("../../ui/templates/logs.html")),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
@@ -119,21 +131,27 @@ impl UiState {
             }
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
-        let live = super::live::start(client.clone()).await?;
+        let pages = Arc::new(pages(&cfg));
+        let (live, catalog) = futures::join!(
+            super::live::start(client.clone(), pages.clone()),
+            super::catalog_cache::Catalog::start(&client, &cfg.catalog_namespaces),
+        );
+        let live = live?;
         let cfg_proxies = cfg.trusted_proxies.clone();
         Ok(Arc::new(UiState {
             live,
-            pages: pages(&cfg),
+            catalog,
+            pages,
             cfg,
             key,
             provider,
-            client,
             base,
             claims,
             heartbeats: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
             ends,
+            shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
         }))
     }
 
@@ -272,11 +290,11 @@ impl UiState {
         }
         let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
         let claim = match self.claims.get(&key) {
-            Some(c) => Some((*c).clone()),
+            Some(c) => Some(c),
             // Just created and not yet in the watch cache: ask once.
             None => {
                 let api: Api<SessionClaim> = Api::namespaced(self.as_user(&s).ok()?, &self.cfg.session.namespace);
-                api.get_opt(&s.claim).await.ok().flatten()
+                api.get_opt(&s.claim).await.ok().flatten().map(Arc::new)
             }
         }?;
         let mine = crate::creator::Creator::from_annotations(claim.metadata.annotations.as_ref())
@@ -339,23 +357,14 @@ async fn catalog_page(state: State, req: HttpRequest) -> HttpResponse {
         return r;
     };
     state.heartbeat(&s);
-    let mut templates = vec![];
-    for ns in &state.cfg.catalog_namespaces {
-        let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), ns);
-        let Ok(list) = api.list(&ListParams::default().labels(catalog::TEMPLATE_LABEL)).await else {
-            continue;
-        };
-        for cm in list {
-            if let Ok(e) = catalog::from_config_map(&cm)
-                && e.template.allows(&s.groups)
-            {
-                let mut v = serde_json::to_value(&e.template).unwrap_or_default();
-                v["name"] = cm.name_any().into();
-                templates.push(v);
-            }
-        }
-    }
-    state.page("catalog.html", &s, context! { templates => Serde(&templates) })
+    let templates: Vec<minijinja::Value> = state
+        .catalog
+        .all()
+        .iter()
+        .filter(|t| t.allows(&s.groups))
+        .map(|t| t.card.clone())
+        .collect();
+    state.page("catalog.html", &s, context! { templates })
 }
 
 async fn healthz() -> HttpResponse {
@@ -397,7 +406,7 @@ pub async fn serve(
     state: Arc<UiState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let addr = state.cfg.listen;
+    let (addr, workers) = (state.cfg.listen, state.cfg.worker_count());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -452,11 +461,11 @@ pub async fn serve(
             .route("/events", web::get().to(super::live::events))
             .route("/healthz", web::get().to(healthz))
     })
-    .workers(2)
+    .workers(workers)
     .disable_signals()
     .bind(addr)?
     .run();
-    tracing::info!(%addr, "dashboard listening");
+    tracing::info!(%addr, workers, "dashboard listening");
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;

@@ -1,19 +1,23 @@
 //! Terminal pages: the shortcuts (verified from the configuration, unverified
-//! from labelled ConfigMaps the user can read), the user's Terminals (from the
-//! watch cache), create, the terminal page, extend (a heartbeat) and delete.
+//! from labelled ConfigMaps the user can read), the user's Terminals (rows
+//! kept from the watch, paged), create, the terminal page, extend (a heartbeat) and delete.
 //! Every read of a user's object and every write is made as the user.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client,
     api::{ListParams, PostParams},
 };
 use minijinja::{context, value::Serde};
 
 use super::{
+    rows,
     server::{State, keepalive, redirect, why},
     session::Session,
     shortcuts::{self, Offered},
@@ -26,16 +30,8 @@ async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, 
     let mut list = shortcuts::from_config(&state.cfg.terminals.shortcuts);
     let mut problems = vec![];
     let mut namespaces: BTreeSet<String> = state.cfg.terminals.shortcut_namespaces.iter().cloned().collect();
-    for t in state.live.terminals.state() {
-        if crate::creator::creator_name(t.as_ref()) == s.user {
-            namespaces.extend(t.namespace());
-        }
-    }
-    for d in state.live.deployments.state() {
-        if crate::creator::creator_name(d.as_ref()) == s.user {
-            namespaces.extend(d.namespace());
-        }
-    }
+    namespaces.extend(state.live.terminals.read().unwrap().namespaces_of(&s.user));
+    namespaces.extend(state.live.deployments.read().unwrap().namespaces_of(&s.user));
     let lists = futures::future::join_all(namespaces.iter().map(|ns| async move {
         Api::<ConfigMap>::namespaced(client.clone(), ns)
             .list(&ListParams::default().labels(shortcuts::LABEL))
@@ -52,42 +48,25 @@ async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, 
     (list, problems)
 }
 
-/// What a Terminal is called on the pages: its shortcut's title, or its image.
-fn title_of(t: &Terminal) -> String {
-    t.annotations()
-        .get(crate::api::keys::SHORTCUT)
-        .cloned()
-        .unwrap_or_else(|| t.spec.host.pod.image.clone())
+/// Which page of the list.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListPage {
+    /// The page (from 1) of [`PAGE_SIZE`](super::rows::PAGE_SIZE) rows.
+    #[serde(default)]
+    pub page: Option<usize>,
 }
 
-/// The user's Terminals (admins: everyone's), newest first.
-fn terminals_of(state: &State, s: &Session) -> Vec<serde_json::Value> {
-    let admin = state.is_admin(s);
-    let mut all: Vec<_> = state
-        .live
-        .terminals
-        .state()
-        .into_iter()
-        .filter(|t| admin || crate::creator::creator_name(t.as_ref()) == s.user)
-        .collect();
-    all.sort_by_key(|t| std::cmp::Reverse(t.creation_timestamp()));
-    all.iter()
-        .map(|t| {
-            let st = t.status.clone().unwrap_or_default();
-            serde_json::json!({
-                "namespace": t.namespace(), "name": t.name_any(),
-                "title": title_of(t),
-                "creator": crate::creator::creator_name(t.as_ref()),
-                "ready": super::live::ready_of(&st.conditions),
-                "message": st.message.unwrap_or_default(),
-                "expires": st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
-            })
-        })
-        .collect()
-}
+/// The shortcuts a user was offered lately, by user and groups: the list page
+/// reuses them for [`SHORTCUTS_SEEN_FOR`]; creating a Terminal reads afresh.
+pub type ShortcutsSeen = super::recent::Recent<(String, Vec<String>), Arc<(Vec<Offered>, Vec<String>)>>;
 
-/// `GET /terminals`.
-pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
+/// How long the list page reuses the shortcuts it read for a user.
+pub const SHORTCUTS_SEEN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /terminals`: the shortcuts (read as the user, reused for a few
+/// seconds) and a page of the user's Terminals (admins: everyone's), newest
+/// first, from the rows the watch keeps.
+pub async fn list(state: State, req: HttpRequest, q: web::Query<ListPage>) -> HttpResponse {
     let Some(s) = state.session(&req).await else {
         return redirect("/login");
     };
@@ -95,9 +74,25 @@ pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
         Ok(c) => c,
         Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
     };
-    let (shortcuts, problems) = offered(&state, &s, &client).await;
+    let (key, now) = ((s.user.clone(), s.groups.clone()), std::time::Instant::now());
+    let seen = match state.shortcuts_seen.get(&key, now) {
+        Some(seen) => seen,
+        None => {
+            let seen = Arc::new(offered(&state, &s, &client).await);
+            state.shortcuts_seen.put(key, seen.clone(), now);
+            seen
+        }
+    };
+    let (shortcuts, problems) = (&seen.0, &seen.1);
+    let admin = state.is_admin(&s);
+    let creator = (!admin).then_some(s.user.as_str());
+    let page = {
+        let index = state.live.terminals.read().unwrap();
+        rows::page_of(|| index.rows(creator), q.page).map(|r| rows::html(&r, admin))
+    };
     let ctx = context! {
-        shortcuts => Serde(&shortcuts), problems => Serde(&problems), terminals => Serde(&terminals_of(&state, &s)),
+        shortcuts => Serde(shortcuts), problems => Serde(problems),
+        rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     state.page("terminals.html", &s, ctx)
 }
@@ -174,7 +169,7 @@ pub async fn page(state: State, req: HttpRequest, path: web::Path<(String, Strin
     let st = t.status.clone().unwrap_or_default();
     let ctx = context! {
         t => Serde(&t),
-        title => title_of(&t),
+        title => rows::kinds::title_of(&t),
         ready => super::live::ready_of(&st.conditions),
         expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
         remote => t.spec.host.cluster.is_some(),

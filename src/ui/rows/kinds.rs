@@ -1,0 +1,195 @@
+//! The row of each list (pure): what a Deployment or a Terminal shows in its
+//! list, rendered from its one row template (`deployment_row.html`,
+//! `terminal_row.html`) once for a user's view and once for an admin's
+//! (with the creator column).
+
+use std::cmp::Reverse;
+
+use kube::ResourceExt;
+use minijinja::{Environment, context, value::Serde};
+use serde::Serialize;
+
+use super::{ObjectKey, Row};
+use crate::api::{Deployment, Terminal};
+
+/// A row template failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("row of {kind} {namespace}/{name}: {source}")]
+pub struct RowError {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    source: minijinja::Error,
+}
+
+/// A row rendered for a user (`[0]`) and for an admin (`[1]`, with the creator).
+fn render<T: Serialize>(
+    env: &Environment,
+    template: &str,
+    kind: &'static str,
+    cells: &T,
+    key: &ObjectKey,
+) -> Result<[String; 2], RowError> {
+    let one = |admin: bool| {
+        env.get_template(template)
+            .and_then(|t| t.render(context! { r => Serde(cells), admin }))
+            .map_err(|source| RowError {
+                kind,
+                namespace: key.0.clone(),
+                name: key.1.clone(),
+                source,
+            })
+    };
+    Ok([one(false)?, one(true)?])
+}
+
+fn key_of<K: kube::Resource>(o: &K) -> ObjectKey {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+/// What a Deployment's row shows.
+#[derive(Debug, Serialize)]
+struct DeploymentCells<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    template: &'a str,
+    ready: &'a str,
+    message: &'a str,
+    creator: &'a str,
+}
+
+/// A Deployment in the deployments list.
+#[derive(Debug)]
+pub struct DeploymentRow {
+    key: ObjectKey,
+    creator: String,
+    /// Its template's name.
+    pub template: String,
+    /// Its Ready condition's status, or empty.
+    pub ready: String,
+    html: [String; 2],
+}
+
+impl DeploymentRow {
+    /// The row of `d`.
+    pub fn of(env: &Environment, d: &Deployment) -> Result<DeploymentRow, RowError> {
+        let key = key_of(d);
+        let creator = crate::creator::creator_name(d);
+        let st = d.status.as_ref();
+        let ready = super::super::live::ready_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default());
+        let message = st.and_then(|s| s.message.as_deref()).unwrap_or_default();
+        let cells = DeploymentCells {
+            namespace: &key.0,
+            name: &key.1,
+            template: &d.spec.template.name,
+            ready: &ready,
+            message,
+            creator: &creator,
+        };
+        let html = render(env, "deployment_row.html", "deployment", &cells, &key)?;
+        Ok(DeploymentRow {
+            template: d.spec.template.name.clone(),
+            key,
+            creator,
+            ready,
+            html,
+        })
+    }
+}
+
+impl Row for DeploymentRow {
+    /// By namespace, then name.
+    type Order = ObjectKey;
+    fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+    fn order(&self) -> ObjectKey {
+        self.key.clone()
+    }
+    fn creator(&self) -> &str {
+        &self.creator
+    }
+    fn facet(&self) -> Option<&str> {
+        Some(&self.template)
+    }
+    fn html(&self, admin: bool) -> &str {
+        &self.html[usize::from(admin)]
+    }
+}
+
+/// What a Terminal's row shows.
+#[derive(Debug, Serialize)]
+struct TerminalCells<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    title: &'a str,
+    ready: &'a str,
+    message: &'a str,
+    expires: &'a str,
+    creator: &'a str,
+}
+
+/// What a Terminal is called on the pages: its shortcut's title, or its image.
+pub fn title_of(t: &Terminal) -> String {
+    t.annotations()
+        .get(crate::api::keys::SHORTCUT)
+        .cloned()
+        .unwrap_or_else(|| t.spec.host.pod.image.clone())
+}
+
+/// A Terminal in the terminals list.
+#[derive(Debug)]
+pub struct TerminalRow {
+    key: ObjectKey,
+    /// Creation time (ns since the epoch), if known.
+    created: Option<i128>,
+    creator: String,
+    html: [String; 2],
+}
+
+impl TerminalRow {
+    /// The row of `t`.
+    pub fn of(env: &Environment, t: &Terminal) -> Result<TerminalRow, RowError> {
+        let key = key_of(t);
+        let creator = crate::creator::creator_name(t);
+        let st = t.status.as_ref();
+        let ready = super::super::live::ready_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default());
+        let expires = st
+            .and_then(|s| s.expires_at.as_ref())
+            .map(|x| x.0.to_string())
+            .unwrap_or_default();
+        let cells = TerminalCells {
+            namespace: &key.0,
+            name: &key.1,
+            title: &title_of(t),
+            ready: &ready,
+            message: st.and_then(|s| s.message.as_deref()).unwrap_or_default(),
+            expires: &expires,
+            creator: &creator,
+        };
+        let html = render(env, "terminal_row.html", "terminal", &cells, &key)?;
+        Ok(TerminalRow {
+            created: t.creation_timestamp().map(|c| c.0.as_nanosecond()),
+            key,
+            creator,
+            html,
+        })
+    }
+}
+
+impl Row for TerminalRow {
+    /// Newest first (no creation time: last), then namespace and name.
+    type Order = (Reverse<Option<i128>>, ObjectKey);
+    fn key(&self) -> &ObjectKey {
+        &self.key
+    }
+    fn order(&self) -> Self::Order {
+        (Reverse(self.created), self.key.clone())
+    }
+    fn creator(&self) -> &str {
+        &self.creator
+    }
+    fn html(&self, admin: bool) -> &str {
+        &self.html[usize::from(admin)]
+    }
+}
