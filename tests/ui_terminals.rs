@@ -391,3 +391,78 @@ async fn in_chromium_alice_opens_a_terminal_and_its_shell_answers_within_her_rig
         assert!(artifacts.join(format!("{shot}.png")).exists(), "screenshot {shot}");
     }
 }
+
+#[tokio::test]
+async fn an_attached_shell_ends_at_logout_and_nobody_else_may_attach_to_it() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    let page = b.get(&format!("{}/terminals", s.base)).await.text().await.unwrap();
+    let token = csrf(&page);
+    let key = open(
+        &mut b,
+        &s.base,
+        &[("csrf", &token), ("shortcut", "config/shell"), ("namespace", "team-a")],
+    )
+    .await;
+    let (ns, name) = key.split_once('/').unwrap();
+    wait_for_pod(ns, name).await;
+    wait_ready(ns, name).await;
+
+    // bob, logged in himself, may not attach to alice's Terminal.
+    let mut bob = Browser::new();
+    bob.login(&s.base, "bob").await;
+    let refused = attach(&bob, &s.base, &key, &s.base).await;
+    match &refused {
+        Err(code) => assert!(matches!(code, 403 | 404), "{code}"),
+        Ok(frames) => assert!(
+            !frames.iter().any(|t| t.contains("\"attached\""))
+                && frames.iter().any(|t| t.contains("error") && t.contains("forbidden")),
+            "bob attached to alice's terminal: {frames:?}"
+        ),
+    }
+
+    // alice's shell is attached; logging out (in another tab) ends it.
+    let url = format!("{}/terminals/{key}/attach", s.base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
+    req.headers_mut().insert("origin", s.base.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    let attached = async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m
+                && t.contains("\"attached\"")
+            {
+                return;
+            }
+        }
+        panic!("the socket closed before attaching");
+    };
+    tokio::time::timeout(Duration::from_secs(60), attached)
+        .await
+        .expect("attached");
+    assert_eq!(b.logout(&s.base).await.status(), StatusCode::OK);
+    let mut said = vec![];
+    let ended = async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Text(t)) => said.push(t.to_string()),
+                Ok(Message::Close(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), ended)
+        .await
+        .expect("the shell's socket ends with the session");
+    assert!(
+        said.iter().any(|t| t.contains("error") || t.contains("session")),
+        "the page is told why: {said:?}"
+    );
+    admin_terminals(ns)
+        .await
+        .delete(name, &Default::default())
+        .await
+        .unwrap();
+}
