@@ -155,6 +155,18 @@ pub const SHORTCUTS_YAML: &str = "
   roles: [{kind: ClusterRole, name: view}]
 ";
 
+/// The demo's shortcuts as dashboard configuration; with `image`, each uses
+/// that image instead (the node's local toolbox, where no registry is reachable).
+pub fn shortcuts(image: Option<&str>) -> serde_json::Value {
+    let mut list: serde_json::Value = serde_yaml_ng::from_str(SHORTCUTS_YAML).expect("demo shortcuts parse");
+    if let Some(image) = image {
+        for s in list.as_array_mut().expect("a list of shortcuts") {
+            s["image"] = image.into();
+        }
+    }
+    list
+}
+
 /// A ConfigMap in team-a offering an unverified shortcut (anyone with edit there could write it).
 pub fn team_shortcuts() -> k8s_openapi::api::core::v1::ConfigMap {
     serde_json::from_value(serde_json::json!({

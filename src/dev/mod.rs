@@ -126,7 +126,8 @@ async fn start_dashboard(
         "session": {"profile": "developer", "namespace": demo::SESSIONS_NAMESPACE},
         "catalogNamespaces": [CATALOG_NAMESPACE],
         "assetsDir": ui_assets(),
-        "terminals": {"shortcuts": serde_yaml_ng::from_str::<serde_json::Value>(demo::SHORTCUTS_YAML).expect("demo shortcuts")},
+        // With a node, the shortcuts run the local toolbox (no registry is reachable).
+        "terminals": {"shortcuts": demo::shortcuts(cp.node().map(|_| crate::controlplane::node::images::TOOLBOX_IMAGE))},
     }))
     .expect("a dashboard configuration");
     let kube_config =

@@ -347,9 +347,5 @@ pub async fn expect_browser_ok(child: tokio::process::Child) {
 /// The demo's terminal shortcuts with the node's local toolbox image (a
 /// shell and kubectl) instead of public images, which cannot be pulled here.
 pub fn test_shortcuts() -> serde_json::Value {
-    let mut list: serde_json::Value = serde_yaml_ng::from_str(portico::dev::demo::SHORTCUTS_YAML).unwrap();
-    for s in list.as_array_mut().expect("a list of shortcuts") {
-        s["image"] = portico::controlplane::node::images::TOOLBOX_IMAGE.into();
-    }
-    list
+    portico::dev::demo::shortcuts(Some(portico::controlplane::node::images::TOOLBOX_IMAGE))
 }
