@@ -90,6 +90,16 @@ pub struct WebhookState {
     pub operator_user: Option<String>,
 }
 
+impl WebhookState {
+    /// Session reservations, in Leases in the operator's namespace.
+    fn quota(&self) -> quota::Quota<'_> {
+        quota::Quota {
+            client: &self.clusters.local().client,
+            namespace: &self.config.leader_election.namespace,
+        }
+    }
+}
+
 fn respond(req: &AdmissionRequest<DynamicObject>, result: Result<AdmissionResponse, Denial>) -> HttpResponse {
     let resp = match result {
         Ok(r) => r,
@@ -252,10 +262,6 @@ async fn check_active_sessions(
     let Some(p) = state.config.profile(profile) else {
         return Ok(());
     };
-    let quota = quota::Quota {
-        client: &state.clusters.local().client,
-        namespace: &state.config.leader_election.namespace,
-    };
     // A generated name is filled in before validation; read it from the object too.
     let name = req
         .object
@@ -263,7 +269,8 @@ async fn check_active_sessions(
         .and_then(|o| o.metadata.name.clone())
         .unwrap_or_else(|| req.name.clone());
     let claim = format!("{}/{name}", req.namespace.as_deref().unwrap_or_default());
-    quota
+    state
+        .quota()
         .reserve(creator, profile, p.max_active_per_user as usize, &claim, req.dry_run)
         .await
 }
@@ -277,12 +284,8 @@ async fn release_session(state: &WebhookState, req: &AdmissionRequest<DynamicObj
     ) else {
         return;
     };
-    let quota = quota::Quota {
-        client: &state.clusters.local().client,
-        namespace: &state.config.leader_election.namespace,
-    };
     let claim = format!("{}/{}", req.namespace.as_deref().unwrap_or_default(), req.name);
-    quota.release(&creator, profile, &claim).await;
+    state.quota().release(&creator, profile, &claim).await;
 }
 
 fn record(

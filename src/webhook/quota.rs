@@ -61,6 +61,15 @@ pub fn decide(
     Ok(pending)
 }
 
+/// The reservations a Lease holds (none when it holds none or an unreadable value).
+fn held(lease: &Lease) -> Reservations {
+    lease
+        .annotations()
+        .get(SESSION_RESERVATIONS)
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default()
+}
+
 /// The Lease holding one user's reservations for one profile.
 pub fn lease_name(creator: &Creator, profile: &str) -> String {
     format!("sessions-{}-{profile}", &creator.user_hash()[..16])
@@ -91,11 +100,7 @@ impl Quota<'_> {
         for _ in 0..ATTEMPTS {
             let lease = leases.get_opt(&name).await.map_err(busy)?;
             let live = self.active(creator, profile).await.map_err(busy)?;
-            let held: Reservations = lease
-                .as_ref()
-                .and_then(|l| l.annotations().get(SESSION_RESERVATIONS))
-                .and_then(|v| serde_json::from_str(v).ok())
-                .unwrap_or_default();
+            let held = lease.as_ref().map(held).unwrap_or_default();
             let next = decide(&held, &live, Timestamp::now().as_millisecond(), max, claim).map_err(|active| {
                 Denial::forbidden(format!(
                     "{} already has {active} active sessions of profile {profile} (at most {max}); end one first",
@@ -159,11 +164,7 @@ impl Quota<'_> {
             let Ok(Some(lease)) = leases.get_opt(&name).await else {
                 return;
             };
-            let mut held: Reservations = lease
-                .annotations()
-                .get(SESSION_RESERVATIONS)
-                .and_then(|v| serde_json::from_str(v).ok())
-                .unwrap_or_default();
+            let mut held = held(&lease);
             if held.remove(claim).is_none() {
                 return;
             }

@@ -28,7 +28,7 @@ use crate::{
 pub use crate::api::keys::TERMINAL_OWNER_ANNOTATION as OWNER_ANNOTATION;
 /// Label on every object made for a Terminal: the Terminal's UID.
 pub use crate::api::keys::TERMINAL_UID_LABEL as UID_LABEL;
-pub use crate::tokens::{EXPIRES_ANNOTATION as TOKEN_EXPIRES_ANNOTATION, ISSUED_ANNOTATION as TOKEN_ISSUED_ANNOTATION};
+pub use crate::api::keys::{TOKEN_EXPIRES_ANNOTATION, TOKEN_ISSUED_ANNOTATION};
 /// Where the kubeconfig is mounted in the terminal container.
 pub const KUBECONFIG_DIR: &str = "/var/run/portico";
 

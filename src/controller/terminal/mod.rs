@@ -338,6 +338,19 @@ async fn expire(ctx: &Context, t: &Terminal, mut base: TerminalStatus, reason: E
     Ok(Action::await_change())
 }
 
+/// Creates a namespace (never adopting one): `Ok(false)` when it exists already.
+async fn create_namespace(client: &Client, ns: &Namespace) -> Result<bool, Error> {
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match Api::<Namespace>::all(client.clone()).create(&pp, ns).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(kube_err(format!("create namespace {}", ns.name_any()))(e)),
+    }
+}
+
 /// Creates the temporary namespace `name` for `t`, or confirms that the
 /// existing one carries `t`'s UID label. `Ok(Some(message))` when a namespace
 /// of that name exists and was not created for `t`: Portico neither uses nor
@@ -347,20 +360,14 @@ async fn own_namespace(client: &Client, t: &Terminal, name: &str) -> Result<Opti
     let read = kube_err(format!("read namespace {name}"));
     let existing = match api.get_opt(name).await.map_err(read)? {
         Some(ns) => ns,
-        None => {
-            let pp = PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            };
-            match api.create(&pp, &build::namespace(t, name)).await {
-                Ok(_) => return Ok(None),
-                Err(kube::Error::Api(e)) if e.code == 409 => api
-                    .get(name)
-                    .await
-                    .map_err(kube_err(format!("read namespace {name}")))?,
-                Err(e) => return Err(kube_err(format!("create namespace {name}"))(e)),
-            }
-        }
+        None => match create_namespace(client, &build::namespace(t, name)).await? {
+            true => return Ok(None),
+            // Made by someone else in between: judged like any existing one.
+            false => api
+                .get(name)
+                .await
+                .map_err(kube_err(format!("read namespace {name}")))?,
+        },
     };
     if build::made_for(existing.labels(), t) {
         return Ok(None);
@@ -391,18 +398,8 @@ async fn apply_target(
         if !matches!(&e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404) {
             return Err(e);
         }
-        let pp = PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
-        let namespaces: Api<Namespace> = Api::all(target.client.clone());
-        match namespaces
-            .create(&pp, &build::access_namespace(&access.namespace))
-            .await
-        {
-            Ok(_) => info!(namespace = %access.namespace, "created the access namespace"),
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(kube_err(format!("create namespace {}", access.namespace))(e)),
+        if create_namespace(&target.client, &build::access_namespace(&access.namespace)).await? {
+            info!(namespace = %access.namespace, "created the access namespace");
         }
         apply(&target.client, &sa).await?;
     }
