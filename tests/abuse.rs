@@ -580,6 +580,53 @@ async fn a_second_editor_cannot_use_a_terminals_credentials_when_it_is_hosted_ap
     );
 }
 
+#[tokio::test]
+async fn a_terminal_in_a_shared_namespace_cannot_hand_its_editors_more_than_they_hold() {
+    // carol is admin everywhere; a Terminal of hers hosted in team-a would leave its
+    // credentials where every editor of team-a can read them.
+    let api: Api<Terminal> = Api::namespaced(client(CAROL).await, "team-a");
+    let binding = |kind: &str, role: &str| json!([{"roleRef": {"kind": "ClusterRole", "name": role}, "bindingKind": kind, "nameSuffix": "x"}]);
+    for (name, target, says) in [
+        (
+            "wide",
+            json!({"namespace": "team-a", "roleBindings": binding("ClusterRoleBinding", "view")}),
+            "and so act cluster-wide",
+        ),
+        (
+            "above",
+            json!({"namespace": "team-a", "roleBindings": binding("RoleBinding", "admin")}),
+            "ClusterRole admin is not one the platform admins allow",
+        ),
+        (
+            "elsewhere",
+            json!({"namespace": "team-b", "roleBindings": binding("RoleBinding", "view")}),
+            "and so reach namespace team-b",
+        ),
+    ] {
+        let t = terminal(name, json!({"namespace": "team-a"}), target);
+        let (code, msg) = refused(api.create(&PostParams::default(), &t).await);
+        assert_eq!(code, 403, "{name}: {msg}");
+        assert!(
+            msg.contains(says)
+                && msg.contains("would live in namespace team-a, where whoever may exec into pods or read Secrets")
+                && msg.contains("set spec.host.temporaryNamespace: true"),
+            "{name}: {msg}"
+        );
+        assert!(
+            api.get_opt(name).await.unwrap().is_none(),
+            "{name}: nothing was created"
+        );
+    }
+    // What every editor of team-a holds anyway is fine there.
+    let t = terminal(
+        "same",
+        json!({"namespace": "team-a"}),
+        json!({"namespace": "team-a", "roleBindings": binding("RoleBinding", "edit")}),
+    );
+    api.create(&PostParams::default(), &t).await.unwrap();
+    api.delete("same", &DeleteParams::default()).await.unwrap();
+}
+
 /// Puts a template into the catalog.
 async fn catalog_template(name: &str, template: &str) {
     let cm: ConfigMap = from(json!({

@@ -661,7 +661,9 @@ async fn keepalive_by_another_user_a_future_heartbeat_a_spec_change_and_a_forged
 #[tokio::test]
 async fn a_missing_target_kubeconfig_secret_stalls_with_that_reason() {
     let ns = "team-a";
-    let extra = json!({"spec": {"target": {"cluster": {"kubeconfigSecretRef": {"name": "no-such-secret"}}}}});
+    // Host and target in the same other cluster (a named host namespace may not reach another one).
+    let cluster = json!({"kubeconfigSecretRef": {"name": "no-such-secret"}});
+    let extra = json!({"spec": {"host": {"cluster": cluster}, "target": {"cluster": cluster}}});
     create(ALICE, ns, &terminal("lost", ns, ns, extra)).await.unwrap();
     let t = wait_for(ns, "lost", "Stalled", |t| {
         t.status

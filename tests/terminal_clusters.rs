@@ -1,4 +1,5 @@
-//! Host and target in different clusters: the Terminal lives in cluster A,
+//! Host and target in different clusters: the Terminal lives in cluster A
+//! (in a temporary namespace: a named one may not reach another cluster),
 //! its target role bindings in cluster B, reached through a kubeconfig Secret.
 
 mod common;
@@ -9,8 +10,8 @@ use common::shared_with_operator;
 use k8s_openapi::{
     ByteString,
     api::{
-        core::v1::{Secret, ServiceAccount},
-        rbac::v1::RoleBinding,
+        core::v1::{Namespace, Secret, ServiceAccount},
+        rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
     },
 };
 use kube::{
@@ -56,6 +57,20 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
         .await
         .unwrap();
 
+    // alice may create namespaces in A, for the Terminal's temporary host namespace.
+    let creator: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "clusters-namespace-creator"},
+        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]}]
+    }))
+    .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "clusters-namespace-creator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "clusters-namespace-creator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
+    }))
+    .unwrap();
+    portico::install::apply(&a_admin, &creator).await.unwrap();
+    portico::install::apply(&a_admin, &binding).await.unwrap();
     let alice = a
         .client_as("alice", &["developers", "system:authenticated"])
         .await
@@ -63,7 +78,7 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
     let t: Terminal = serde_json::from_value(json!({
         "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": "remote"},
         "spec": {
-            "host": {"namespace": "team-a", "pod": {"image": common::TOOLBOX}},
+            "host": {"temporaryNamespace": true, "pod": {"image": common::TOOLBOX}},
             "target": {"cluster": {"kubeconfigSecretRef": {"name": "cluster-b"}}, "namespace": "team-a",
                        "roleBindings": [{"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]}
         }
@@ -75,6 +90,7 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
         .await
         .expect("alice may view team-a in both clusters");
     let n = Names::for_uid(&t.uid().unwrap());
+    let host = t.annotations()[portico::api::keys::TEMPORARY_NAMESPACE].clone();
 
     // Target objects appear in B, not in A.
     let b_rbs: Api<RoleBinding> = Api::namespaced(b_admin.clone(), "team-a");
@@ -101,7 +117,7 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
     );
 
     // The kubeconfig in A's Secret reaches B with view rights.
-    let secrets: Api<Secret> = Api::namespaced(a_admin.clone(), "team-a");
+    let secrets: Api<Secret> = Api::namespaced(a_admin.clone(), &host);
     let kc = tokio::time::timeout(
         Duration::from_secs(60),
         await_condition(secrets.clone(), &n.kubeconfig_secret, |s: Option<&Secret>| s.is_some()),
@@ -156,5 +172,17 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
             .items
             .is_empty()
     );
+    // The temporary host namespace goes, and the kubeconfig Secret with it.
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        await_condition(
+            Api::<Namespace>::all(a_admin.clone()),
+            &host,
+            |n: Option<&Namespace>| n.is_none(),
+        ),
+    )
+    .await
+    .expect("the temporary host namespace is deleted")
+    .unwrap();
     assert!(Api::<Secret>::all(a_admin).list(&lp).await.unwrap().items.is_empty());
 }

@@ -114,6 +114,12 @@ pub struct TerminalConfig {
     /// impersonate service accounts or create their tokens in it can act as
     /// any Terminal.
     pub access_namespace: String,
+    /// ClusterRoles a Terminal hosted in a named (shared) namespace may bind,
+    /// in that namespace only. Its pod and kubeconfig Secret are open to
+    /// whoever may exec into pods or read Secrets there (every editor), so
+    /// list only roles every such user already has; anything more needs
+    /// `host.temporaryNamespace: true`.
+    pub shared_host_roles: Vec<String>,
 }
 
 /// The template catalog.
@@ -178,6 +184,7 @@ impl Default for TerminalConfig {
             server_url: None,
             cleanup_timeout: d(5 * 60),
             access_namespace: "portico-terminals".into(),
+            shared_host_roles: vec!["view".into(), "edit".into()],
         }
     }
 }

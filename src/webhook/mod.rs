@@ -165,9 +165,9 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
             Some(validate::Followup::Terminal(creator, terminal)) => {
                 let ns = req.namespace.clone().unwrap_or_default();
                 let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
-                let mut warnings =
-                    terminal::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
-                warnings.extend(validate::shared_host_warning(&terminal));
+                let warnings = terminal::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
+                // After the creator's own rights: what they may not grant at all comes first.
+                validate::check_shared_host(&terminal, &state.config.terminal.shared_host_roles)?;
                 if !warnings.is_empty() {
                     resp.warnings = Some(warnings);
                 }

@@ -252,30 +252,66 @@ fn validate_object(
     Ok(None)
 }
 
-/// A warning for a Terminal hosted in a named (shared) namespace that reaches
-/// beyond it: whoever may exec into pods or read Secrets there can use its
-/// credentials (pure).
-pub fn shared_host_warning(t: &Terminal) -> Option<String> {
-    let host = t.spec.host.namespace.as_ref()?;
+/// A Terminal hosted in a named (shared) namespace may only bind, in that
+/// same namespace and cluster, roles from `allowed`: its pod and kubeconfig
+/// Secret are open to whoever may exec into pods or read Secrets there, so
+/// anything more would hand the Terminal's access to every editor of the
+/// host namespace (pure).
+pub fn check_shared_host(t: &Terminal, allowed: &[String]) -> Result<(), Denial> {
+    use crate::api::terminal::{BindingKind, RoleKind};
+    let Some(host) = t.spec.host.namespace.as_ref() else {
+        return Ok(());
+    };
     let target = &t.spec.target;
-    let cluster_wide = target
-        .role_bindings
-        .iter()
-        .any(|b| b.binding_kind == crate::api::terminal::BindingKind::ClusterRoleBinding);
-    let elsewhere = target.namespace.as_ref() != Some(host) || target.cluster != t.spec.host.cluster;
-    if target.role_bindings.is_empty() || !(cluster_wide || elsewhere) {
-        return None;
+    let fix = "set spec.host.temporaryNamespace: true (and remove spec.host.namespace) to keep this access to yourself";
+    let open = format!(
+        "the terminal pod and its kubeconfig Secret would live in namespace {host}, where whoever may exec into \
+         pods or read Secrets could use them"
+    );
+    if target.role_bindings.is_empty() {
+        return Ok(());
     }
-    Some(format!(
-        "the terminal pod and its kubeconfig Secret live in namespace {host}, where whoever may exec into pods \
-         or read Secrets can use this Terminal's access{}; set spec.host.temporaryNamespace: true instead of \
-         spec.host.namespace to keep it to yourself",
-        if cluster_wide {
-            " (cluster-wide)"
-        } else {
-            " (to another namespace or cluster)"
+    if target.cluster != t.spec.host.cluster {
+        return Err(Denial::forbidden(format!(
+            "spec.target.cluster: {open}, and so reach another cluster; {fix}"
+        )));
+    }
+    if target.namespace.as_ref() != Some(host) {
+        return Err(Denial::forbidden(format!(
+            "spec.target: {open}, and so reach {}; {fix}",
+            match &target.namespace {
+                Some(ns) => format!("namespace {ns}"),
+                None => "a temporary namespace".to_string(),
+            }
+        )));
+    }
+    for (i, b) in target.role_bindings.iter().enumerate() {
+        let field = format!("spec.target.roleBindings[{i}]");
+        if b.binding_kind == BindingKind::ClusterRoleBinding {
+            return Err(Denial::forbidden(format!(
+                "{field}: a ClusterRoleBinding from a Terminal hosted in namespace {host}: {open}, and so act \
+                 cluster-wide; {fix}"
+            )));
         }
-    ))
+        if b.role_ref.kind != RoleKind::ClusterRole || !allowed.contains(&b.role_ref.name) {
+            let kind = if b.role_ref.kind == RoleKind::Role {
+                "Role"
+            } else {
+                "ClusterRole"
+            };
+            return Err(Denial::forbidden(format!(
+                "{field}: {kind} {} is not one the platform admins allow for Terminals in a named host \
+                 namespace ({}): {open} with that role; {fix}",
+                b.role_ref.name,
+                if allowed.is_empty() {
+                    "none are".to_string()
+                } else {
+                    format!("ClusterRoles {}", allowed.join(", "))
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn validate_session(
@@ -486,42 +522,53 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_host_that_reaches_beyond_itself_is_warned_about() {
-        let edit = json!([{"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "e"}]);
-        let view_all = json!([{"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "ClusterRoleBinding", "nameSuffix": "v"}]);
+    fn a_shared_host_binds_only_the_allowed_roles_in_itself() {
+        let binding = |kind: &str, role_kind: &str, role: &str| json!([{"roleRef": {"kind": role_kind, "name": role}, "bindingKind": kind, "nameSuffix": "x"}]);
+        let allowed = OperatorConfig::default().terminal.shared_host_roles;
         let parse = |v: Value| -> Terminal { serde_json::from_value(v).unwrap() };
-        let same = parse(terminal(
-            json!({}),
-            json!({}),
-            json!({"target": {"roleBindings": edit}}),
-        ));
-        assert_eq!(
-            shared_host_warning(&same),
-            None,
-            "host = target: nothing new for the host's editors"
-        );
-        let wide = parse(terminal(
-            json!({}),
-            json!({}),
-            json!({"target": {"roleBindings": view_all}}),
-        ));
-        let w = shared_host_warning(&wide).unwrap();
+        let check = |spec: Value| check_shared_host(&parse(terminal(json!({}), json!({}), spec)), &allowed);
+        for role in ["view", "edit"] {
+            let spec = json!({"target": {"roleBindings": binding("RoleBinding", "ClusterRole", role)}});
+            assert!(check(spec).is_ok(), "{role} in the host namespace itself");
+        }
         assert!(
-            w.contains("namespace team-a") && w.contains("(cluster-wide)") && w.contains("temporaryNamespace"),
-            "{w}"
+            check(json!({"target": {"roleBindings": []}})).is_ok(),
+            "no access at all"
         );
-        let other = parse(terminal(
-            json!({}),
-            json!({}),
-            json!({"target": {"namespace": "team-b", "roleBindings": edit}}),
-        ));
-        assert!(shared_host_warning(&other).unwrap().contains("another namespace"));
-        let apart = parse(terminal(
-            json!({}),
-            json!({}),
-            json!({"host": {"namespace": null, "temporaryNamespace": true}, "target": {"roleBindings": view_all}}),
-        ));
-        assert_eq!(shared_host_warning(&apart), None);
+        let refused = [
+            (
+                json!({"target": {"roleBindings": binding("ClusterRoleBinding", "ClusterRole", "view")}}),
+                "act cluster-wide",
+            ),
+            (
+                json!({"target": {"namespace": "team-b", "roleBindings": binding("RoleBinding", "ClusterRole", "edit")}}),
+                "reach namespace team-b",
+            ),
+            (
+                json!({"target": {"roleBindings": binding("RoleBinding", "ClusterRole", "admin")}}),
+                "ClusterRole admin is not one the platform admins allow",
+            ),
+            (
+                json!({"target": {"roleBindings": binding("RoleBinding", "Role", "edit")}}),
+                "Role edit is not one",
+            ),
+        ];
+        for (spec, says) in refused {
+            let d = check(spec.clone()).unwrap_err();
+            assert!(
+                d.message.contains(says)
+                    && d.message.contains("namespace team-a")
+                    && d.message.contains("spec.host.temporaryNamespace: true"),
+                "{spec}: {}",
+                d.message
+            );
+        }
+        let apart = json!({"host": {"namespace": null, "temporaryNamespace": true},
+            "target": {"roleBindings": binding("ClusterRoleBinding", "ClusterRole", "admin")}});
+        assert!(
+            check(apart).is_ok(),
+            "a temporary host namespace is the creator's alone"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ const ALICE: (&str, &[&str]) = ("alice", &["developers", "system:authenticated"]
 const CAROL: (&str, &[&str]) = ("carol", &["portico-admins", "system:authenticated"]);
 const SESSIONS: &str = "portico-sessions";
 
-/// The demo tenants and catalog, a Role for alice to bind, namespace
+/// The demo tenants and catalog, a Role to bind, namespace
 /// creation for carol (temporary namespaces), the operator, and a second
 /// cluster for a remote target.
 pub async fn setup(cp: &'static ControlPlane) -> (Operator, ControlPlane) {
@@ -75,6 +75,7 @@ pub async fn setup(cp: &'static ControlPlane) -> (Operator, ControlPlane) {
 pub async fn run(cp: &ControlPlane, other: &ControlPlane) {
     tokio::join!(
         terminal_with_a_ready_pod(cp),
+        terminal_binding_a_role(cp),
         terminal_in_a_temporary_namespace(cp),
         terminal_ended_by_its_idle_timeout(cp),
         terminal_in_another_cluster(cp, other),
@@ -133,15 +134,12 @@ fn condition_true(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::
     conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
 }
 
-/// alice's Terminal in team-a binding a ClusterRole and a Role; its pod runs; she deletes it.
+/// alice's Terminal in team-a binding `edit`; its pod runs; she deletes it.
 async fn terminal_with_a_ready_pod(cp: &ControlPlane) {
     let t = terminal(
         "usage-ready",
         json!({"namespace": "team-a"}),
-        json!({"namespace": "team-a", "roleBindings": [
-            binding("ClusterRole", "edit", "RoleBinding", "edit"),
-            binding("Role", "usage-reader", "RoleBinding", "reader"),
-        ]}),
+        json!({"namespace": "team-a", "roleBindings": [binding("ClusterRole", "edit", "RoleBinding", "edit")]}),
         json!({}),
     );
     let mine: Api<Terminal> = Api::namespaced(as_user(cp, ALICE).await, "team-a");
@@ -157,6 +155,32 @@ async fn terminal_with_a_ready_pod(cp: &ControlPlane) {
     .await;
     mine.delete("usage-ready", &DeleteParams::default()).await.unwrap();
     gone(&admin, "usage-ready").await;
+}
+
+/// carol's Terminal binding a Role in team-a, hosted in a temporary namespace
+/// (a named one may bind only `view` or `edit`).
+async fn terminal_binding_a_role(cp: &ControlPlane) {
+    let t = terminal(
+        "usage-role",
+        json!({"temporaryNamespace": true}),
+        json!({"namespace": "team-a", "roleBindings": [binding("Role", "usage-reader", "RoleBinding", "reader")]}),
+        json!({}),
+    );
+    let mine: Api<Terminal> = Api::namespaced(as_user(cp, CAROL).await, "team-a");
+    let created = mine.create(&PostParams::default(), &t).await.expect("carol's Terminal");
+    let names = Names::for_uid(&created.uid().unwrap());
+    let admin = cp.admin_client().await.unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), "team-a");
+    until(
+        &bindings,
+        &names.binding("reader"),
+        "the Role's binding",
+        |b: Option<&RoleBinding>| b.is_some(),
+    )
+    .await;
+    mine.delete("usage-role", &DeleteParams::default()).await.unwrap();
+    gone(&Api::<Terminal>::namespaced(admin, "team-a"), "usage-role").await;
+    gone(&bindings, &names.binding("reader")).await;
 }
 
 /// carol's Terminal in a temporary namespace, with a ClusterRoleBinding; the
@@ -219,7 +243,8 @@ async fn terminal_ended_by_its_idle_timeout(cp: &ControlPlane) {
     .await;
 }
 
-/// alice's Terminal whose target is team-a of another cluster.
+/// carol's Terminal whose target is team-a of another cluster, hosted in a
+/// temporary namespace (a named one may not reach another cluster).
 async fn terminal_in_another_cluster(cp: &ControlPlane, other: &ControlPlane) {
     let admin = cp.admin_client().await.unwrap();
     let secret = Secret {
@@ -242,16 +267,17 @@ async fn terminal_in_another_cluster(cp: &ControlPlane, other: &ControlPlane) {
         .unwrap();
     let t = terminal(
         "usage-remote",
-        json!({"namespace": "team-a"}),
+        json!({"temporaryNamespace": true}),
         json!({"cluster": {"kubeconfigSecretRef": {"name": "usage-cluster-b"}}, "namespace": "team-a",
                "roleBindings": [binding("ClusterRole", "view", "RoleBinding", "view")]}),
         json!({}),
     );
-    let mine: Api<Terminal> = Api::namespaced(as_user(cp, ALICE).await, "team-a");
+    let mine: Api<Terminal> = Api::namespaced(as_user(cp, CAROL).await, "team-a");
     let created = mine
         .create(&PostParams::default(), &t)
         .await
-        .expect("alice's remote Terminal");
+        .expect("carol's remote Terminal");
+    let host = created.annotations()[keys::TEMPORARY_NAMESPACE].clone();
     let names = Names::for_uid(&created.uid().unwrap());
     let remote: Api<RoleBinding> = Api::namespaced(other.admin_client().await.unwrap(), "team-a");
     until(
@@ -261,7 +287,7 @@ async fn terminal_in_another_cluster(cp: &ControlPlane, other: &ControlPlane) {
         |b: Option<&RoleBinding>| b.is_some(),
     )
     .await;
-    let secrets: Api<Secret> = Api::namespaced(admin.clone(), "team-a");
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &host);
     until(
         &secrets,
         &names.kubeconfig_secret,
@@ -270,8 +296,9 @@ async fn terminal_in_another_cluster(cp: &ControlPlane, other: &ControlPlane) {
     )
     .await;
     mine.delete("usage-remote", &DeleteParams::default()).await.unwrap();
-    gone(&Api::<Terminal>::namespaced(admin, "team-a"), "usage-remote").await;
+    gone(&Api::<Terminal>::namespaced(admin.clone(), "team-a"), "usage-remote").await;
     gone(&remote, &names.binding("view")).await;
+    gone(&Api::<Namespace>::all(admin), &host).await;
 }
 
 fn claim(name: &str, spec: Value) -> SessionClaim {
