@@ -1,12 +1,17 @@
 //! Terminal benchmark (prints figures, asserts nothing):
 //! `cargo bench --bench terminals -- [COUNT] [EXPIRING]`.
 //!
-//! Starts a control plane and the operator (release build), creates COUNT
-//! Terminals (default 200) at once as three users, marks each pod Running and
-//! Ready as a kubelet would, and prints create→Ready latency percentiles, API
-//! requests per Terminal, the lag from expiry to the object being gone for
-//! EXPIRING (default 20) short-lived Terminals, and the operator's peak RSS and
-//! CPU time.
+//! Starts a control plane and the operator (release build). First the
+//! floor: the writes the operator makes for one Terminal (two service
+//! accounts, a Role, two RoleBindings, a TokenRequest, a Secret, a Pod),
+//! made COUNT times at once directly by an admin client, until each pod is
+//! Ready. Then creates COUNT Terminals (default 200) at once as three users,
+//! marks each pod Running and Ready as a kubelet would, and prints
+//! create→Ready latency percentiles beside the floor's, the create call's
+//! (admission) latency, API requests per Terminal (all, and the operator's
+//! own from the audit log), the lag from expiry to the object being gone for
+//! EXPIRING (default 20) short-lived Terminals, and the operator's peak RSS
+//! and CPU time.
 
 #[path = "../tests/common/operator.rs"]
 mod operator;
@@ -22,7 +27,14 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
+use k8s_openapi::{
+    api::{
+        authentication::v1::TokenRequest,
+        core::v1::{Pod, Secret, ServiceAccount},
+        rbac::v1::{Role, RoleBinding},
+    },
+    jiff::Timestamp,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
@@ -76,6 +88,125 @@ fn kubelet(admin: Client) -> tokio::task::JoinHandle<()> {
     })
 }
 
+fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+/// The floor: for each of `count` sets at once, the writes the operator
+/// makes for a Terminal, by an admin client; returns each set's time from
+/// its first write to its pod being Ready (marked by the benchmark's kubelet).
+async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
+    let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watch = {
+        let ready_at = ready_at.clone();
+        let pods: Api<Pod> = Api::all(admin.clone());
+        tokio::spawn(async move {
+            let stream = watcher(pods, watcher::Config::default().labels("bench=floor")).applied_objects();
+            futures::pin_mut!(stream);
+            while let Ok(Some(p)) = stream.try_next().await {
+                let ready = p.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .flatten()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                });
+                if ready {
+                    ready_at
+                        .lock()
+                        .unwrap()
+                        .entry(p.name_any())
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    let pp = PostParams::default();
+    let started: Vec<(String, Instant)> = stream::iter(0..count)
+        .map(|i| {
+            let (_, ns) = USERS[i % USERS.len()];
+            let admin = admin.clone();
+            let pp = pp.clone();
+            async move {
+                let n = format!("floor-{i}");
+                let labels = json!({"bench": "floor", UID_LABEL: format!("floor-{i}")});
+                let t0 = Instant::now();
+                let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
+                for sa in [format!("{n}-access"), format!("{n}-attach")] {
+                    sas.create(&pp, &from(json!({"metadata": {"name": sa, "labels": labels}})))
+                        .await
+                        .unwrap();
+                }
+                let rbs: Api<RoleBinding> = Api::namespaced(admin.clone(), ns);
+                let binding = |name: String, kind: &str, role: String, sa: String| {
+                    from::<RoleBinding>(json!({"metadata": {"name": name, "labels": labels},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+                        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]}))
+                };
+                rbs.create(&pp, &binding(format!("{n}-edit"), "ClusterRole", "edit".into(), format!("{n}-access")))
+                    .await
+                    .unwrap();
+                let role: Role = from(json!({"metadata": {"name": format!("{n}-attach"), "labels": labels},
+                    "rules": [{"apiGroups": [""], "resources": ["pods/attach"], "verbs": ["create"], "resourceNames": [n]}]}));
+                Api::<Role>::namespaced(admin.clone(), ns).create(&pp, &role).await.unwrap();
+                rbs.create(&pp, &binding(format!("{n}-attach"), "Role", format!("{n}-attach"), format!("{n}-attach")))
+                    .await
+                    .unwrap();
+                let req: TokenRequest = from(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}));
+                let token = sas.create_token_request(&format!("{n}-access"), &pp, &req).await.unwrap();
+                let secret: Secret = from(json!({"metadata": {"name": format!("{n}-kubeconfig"), "labels": labels},
+                    "stringData": {"kubeconfig": token.status.unwrap().token}}));
+                Api::<Secret>::namespaced(admin.clone(), ns).create(&pp, &secret).await.unwrap();
+                let pod: Pod = from(json!({"metadata": {"name": n, "labels": labels},
+                    "spec": {"serviceAccountName": format!("{n}-attach"), "automountServiceAccountToken": false,
+                             "containers": [{"name": "terminal", "image": "alpine", "stdin": true, "tty": true}]}}));
+                Api::<Pod>::namespaced(admin, ns).create(&pp, &pod).await.unwrap();
+                (n, t0)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while ready_at.lock().unwrap().len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watch.abort();
+    let ready = ready_at.lock().unwrap().clone();
+    let mut lat: Vec<Duration> = started
+        .iter()
+        .filter_map(|(n, t0)| ready.get(n).map(|r| r.saturating_duration_since(*t0)))
+        .collect();
+    lat.sort();
+    let dp = DeleteParams::default();
+    let lp = kube::api::ListParams::default().labels("bench=floor");
+    for (_, ns) in USERS {
+        let _ = Api::<Pod>::namespaced(admin.clone(), ns)
+            .delete_collection(&dp, &lp)
+            .await;
+        let _ = Api::<Secret>::namespaced(admin.clone(), ns)
+            .delete_collection(&dp, &lp)
+            .await;
+        let _ = Api::<RoleBinding>::namespaced(admin.clone(), ns)
+            .delete_collection(&dp, &lp)
+            .await;
+        let _ = Api::<Role>::namespaced(admin.clone(), ns)
+            .delete_collection(&dp, &lp)
+            .await;
+        let _ = Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+            .delete_collection(&dp, &lp)
+            .await;
+    }
+    lat
+}
+
+/// Requests the operator (its service account) made, from the audit log.
+fn operator_requests(cp: &portico::controlplane::ControlPlane) -> usize {
+    cp.audit_events()
+        .iter()
+        .filter(|e| e.user.username.starts_with("system:serviceaccount:portico-system:"))
+        .count()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -109,13 +240,23 @@ async fn main() {
     };
     let kubelet = kubelet(admin.clone());
 
+    let floor = floor(&admin, count).await;
+    println!(
+        "floor: {} sets of the operator's writes for a Terminal at once, by an admin; first write->pod Ready p50 {:?}  p99 {:?}  max {:?}",
+        floor.len(),
+        percentile(&floor, 0.5),
+        percentile(&floor, 0.99),
+        percentile(&floor, 1.0)
+    );
+
     let before = request_total(&admin).await;
+    let op_before = operator_requests(&cp);
     let mut clients = HashMap::new();
     for (user, _) in USERS {
         clients.insert(user, cp.client_as(user, &groups(user)).await.unwrap());
     }
     let start = Instant::now();
-    let created: Vec<(String, Instant)> = stream::iter(0..count)
+    let created: Vec<(String, Instant, Duration)> = stream::iter(0..count)
         .map(|i| {
             let (user, ns) = USERS[i % USERS.len()];
             let client = clients[user].clone();
@@ -126,7 +267,7 @@ async fn main() {
                     .create(&PostParams::default(), &terminal(&name, ns, "30m"))
                     .await
                     .unwrap();
-                (format!("{ns}/{name}"), t0)
+                (format!("{ns}/{name}"), t0, t0.elapsed())
             }
         })
         .buffer_unordered(64)
@@ -138,12 +279,15 @@ async fn main() {
     }
     let total = start.elapsed();
     let after = request_total(&admin).await;
+    let op_after = operator_requests(&cp);
     let ready = ready_at.lock().unwrap().clone();
     let mut lat: Vec<Duration> = created
         .iter()
-        .filter_map(|(k, t0)| ready.get(k).map(|r| r.saturating_duration_since(*t0)))
+        .filter_map(|(k, t0, _)| ready.get(k).map(|r| r.saturating_duration_since(*t0)))
         .collect();
     lat.sort();
+    let mut admission: Vec<Duration> = created.iter().map(|(_, _, d)| *d).collect();
+    admission.sort();
     let (rss, cpu) = usage(pid);
     println!(
         "terminals: {count} created at once by {} users; {} became Ready",
@@ -157,7 +301,21 @@ async fn main() {
         percentile(&lat, 0.99),
         percentile(&lat, 1.0)
     );
+    println!(
+        "  that is p99 {:.1} x the floor's",
+        percentile(&lat, 0.99).as_secs_f64() / percentile(&floor, 0.99).as_secs_f64().max(1e-9)
+    );
     println!("total time for all to be Ready: {total:?}");
+    println!(
+        "create call (both admission webhooks) p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&admission, 0.5),
+        percentile(&admission, 0.99),
+        percentile(&admission, 1.0)
+    );
+    println!(
+        "API requests per Terminal by the operator and its webhook (audit log): {:.1}",
+        (op_after - op_before) as f64 / count as f64
+    );
     println!(
         "API requests per Terminal (all clients, incl. the benchmark's own create and pod-status calls): {:.1}",
         (after - before) / count as f64

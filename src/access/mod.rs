@@ -10,10 +10,12 @@
 mod cache;
 mod question;
 mod review;
+mod rules;
 
 pub use cache::{ACCESS_CACHE_TTL, AccessCache};
 pub use question::{Access, expand_rules, resource};
-pub use review::{Checker, authorize_target, check_role_grant, cluster_name, require, review};
+pub use review::{Checker, authorize_target, check_role_grant, cluster_name, require, review, rules_review};
+pub use rules::HeldRules;
 
 /// A refusal, with the HTTP status the API server reports to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,15 +1,24 @@
-//! Asking a cluster about a creator's access (SubjectAccessReviews), and
-//! the checks a Terminal and a session grant must pass: never more than the
-//! creator holds.
+//! Asking a cluster about a creator's access, and the checks a Terminal and
+//! a session grant must pass: never more than the creator holds. A
+//! namespaced question is answered from the rules the creator holds in that
+//! namespace — one SelfSubjectRulesReview made as the creator, shared by
+//! every question about that namespace for a few seconds — and, only where
+//! the API server marks that list incomplete, by a SubjectAccessReview;
+//! cluster-wide questions are SubjectAccessReviews.
+
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::{
-    authorization::v1::{NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
+    authorization::v1::{
+        NonResourceAttributes, ResourceAttributes, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+        SubjectAccessReview, SubjectAccessReviewSpec,
+    },
     rbac::v1::{ClusterRole, PolicyRule, Role},
 };
 use kube::{Api, Client, api::PostParams};
 
-use super::{Access, AccessCache, Denial, expand_rules, resource};
+use super::{ACCESS_CACHE_TTL, Access, AccessCache, Denial, expand_rules, resource, rules::HeldRules};
 use crate::{
     api::terminal::{BindingKind, RoleKind, Terminal, TerminalRoleBinding},
     creator::Creator,
@@ -17,6 +26,10 @@ use crate::{
 
 /// SubjectAccessReviews in flight at once for one check.
 const CONCURRENCY: usize = 16;
+
+/// How old a list of held rules may be for a refusal: one made for the
+/// Terminals created in the same burst, not one from before a grant.
+const FRESH: Duration = Duration::from_secs(1);
 
 /// Asks one cluster about a creator's access.
 pub struct Checker<'a> {
@@ -31,6 +44,22 @@ pub struct Checker<'a> {
 impl Checker<'_> {
     /// Whether `creator` may do `access`.
     pub async fn allowed(&self, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
+        if let Access::Resource { namespace, .. } = access
+            && !namespace.is_empty()
+        {
+            let mut held = self.held(creator, namespace, ACCESS_CACHE_TTL).await?;
+            if !held.covers(access) {
+                // A refusal is never from an old answer: rights granted a
+                // moment ago count.
+                held = self.held(creator, namespace, FRESH).await?;
+            }
+            if held.covers(access) {
+                return Ok(true);
+            }
+            if !held.incomplete {
+                return Ok(false);
+            }
+        }
         let key = AccessCache::key(self.cluster, creator, access);
         if self.cache.get(&key) {
             return Ok(true);
@@ -41,6 +70,67 @@ impl Checker<'_> {
         }
         Ok(ok)
     }
+}
+
+impl Checker<'_> {
+    /// The rules `creator` holds in `namespace`, as listed at most `max_age` ago.
+    async fn held(&self, creator: &Creator, namespace: &str, max_age: Duration) -> Result<HeldRules, kube::Error> {
+        let key = AccessCache::user_key(self.cluster, creator, namespace);
+        self.cache
+            .held
+            .get_within(key, max_age, || rules_review(self.client, creator, namespace))
+            .await
+    }
+
+    /// The rules of a role (`None`: it does not exist).
+    async fn role_rules(
+        &self,
+        kind: RoleKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<PolicyRule>>, kube::Error> {
+        let key = format!("{}\u{0}{kind:?}\u{0}{namespace}\u{0}{name}", self.cluster);
+        let client = self.client.clone();
+        self.cache
+            .roles
+            .get(key, || async move {
+                match kind {
+                    RoleKind::Role => Api::<Role>::namespaced(client, namespace)
+                        .get_opt(name)
+                        .await
+                        .map(|r| r.map(|r| r.rules.unwrap_or_default())),
+                    RoleKind::ClusterRole => Api::<ClusterRole>::all(client)
+                        .get_opt(name)
+                        .await
+                        .map(|r| r.map(|r| r.rules.unwrap_or_default())),
+                }
+            })
+            .await
+    }
+}
+
+/// One SelfSubjectRulesReview made as `creator` (by impersonation, with the
+/// operator's connection): every rule they hold in `namespace`.
+pub async fn rules_review(client: &Client, creator: &Creator, namespace: &str) -> Result<HeldRules, kube::Error> {
+    let review = SelfSubjectRulesReview {
+        spec: SelfSubjectRulesReviewSpec {
+            namespace: Some(namespace.to_string()),
+        },
+        ..Default::default()
+    };
+    let body = serde_json::to_vec(&review).map_err(kube::Error::SerdeError)?;
+    let mut req = http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("Impersonate-User", &creator.user);
+    for group in &creator.groups {
+        req = req.header("Impersonate-Group", group);
+    }
+    let req = req.body(body).map_err(kube::Error::HttpError)?;
+    let answer: SelfSubjectRulesReview = client.request(req).await?;
+    Ok(answer.status.map(HeldRules::from).unwrap_or(HeldRules {
+        incomplete: true,
+        ..Default::default()
+    }))
 }
 
 /// One SubjectAccessReview: whether `creator` may do `access` in the cluster behind `client`.
@@ -107,7 +197,7 @@ pub async fn check_role_grant(
     binding: &TerminalRoleBinding,
     target_namespace: &str,
 ) -> Result<(), Denial> {
-    let (client, cluster) = (c.client, c.cluster);
+    let cluster = c.cluster;
     let role = &binding.role_ref;
     let (bind_ns, place) = match binding.binding_kind {
         BindingKind::RoleBinding => (
@@ -125,18 +215,11 @@ pub async fn check_role_grant(
     if c.allowed(creator, &bind).await.map_err(|e| api_error(&what, e))? {
         return Ok(());
     }
-    let rules = match role.kind {
-        RoleKind::Role => Api::<Role>::namespaced(client.clone(), target_namespace)
-            .get_opt(&role.name)
-            .await
-            .map(|r| r.map(|r| r.rules.unwrap_or_default())),
-        RoleKind::ClusterRole => Api::<ClusterRole>::all(client.clone())
-            .get_opt(&role.name)
-            .await
-            .map(|r| r.map(|r| r.rules.unwrap_or_default())),
-    }
-    .map_err(|e| api_error(&what, e))?
-    .ok_or_else(|| Denial::invalid(format!("{kind} {} does not exist {place}", role.name)))?;
+    let rules = c
+        .role_rules(role.kind, target_namespace, &role.name)
+        .await
+        .map_err(|e| api_error(&what, e))?
+        .ok_or_else(|| Denial::invalid(format!("{kind} {} does not exist {place}", role.name)))?;
     let wanted = expand_rules(&rules, bind_ns);
     let answers: Vec<(Access, Result<bool, kube::Error>)> = stream::iter(wanted)
         .map(|a| async move {

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod deployment;
 pub mod session;
 pub mod terminal;
+pub mod trigger;
 
 use std::sync::Arc;
 
