@@ -32,6 +32,10 @@ use wait::{wait_api_ready, wait_controllers_ready, wait_for_port};
 /// The issuer of service-account tokens (and their default audience).
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
+/// The API server's service range (ClusterIPs). With a node, its pods
+/// route it, and only it, to the node's services namespace.
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+
 /// The kube-controller-manager controllers that run: garbage collection,
 /// namespace deletion, service accounts, role aggregation, and the workload
 /// controllers that Deployment templates rely on.
@@ -233,7 +237,7 @@ impl ControlPlane {
             format!("--service-account-key-file={}", file("sa.pub")),
             format!("--service-account-signing-key-file={}", file("sa.key")),
             "--authorization-mode=RBAC".into(),
-            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
             "--endpoint-reconciler-type=none".into(),
@@ -291,6 +295,7 @@ impl ControlPlane {
                 ca_file: &d.join("ca.crt"),
                 server: &server,
                 admin: &kubeconfig,
+                service_cidr: SERVICE_CIDR.parse().expect("SERVICE_CIDR is a CIDR"),
             })?),
             None => None,
         };
