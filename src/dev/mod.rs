@@ -323,17 +323,33 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
         "  {kubectl} --context bob apply -n team-b -f {examples}/terminal.yaml   # refused: bob has no rights in team-a"
     );
     match cp.node() {
-        Some(node) => println!(
-            "Node: {} on the bridge {} ({}); pods run. Local images: {}, {}",
-            crate::controlplane::node::NODE_NAME,
-            node.bridge().name,
-            node.bridge().subnet,
-            crate::controlplane::node::images::TOOLBOX_IMAGE,
-            crate::controlplane::node::images::PAUSE_IMAGE,
-        ),
+        Some(node) => {
+            println!(
+                "Node: {} on the bridge {} ({}); pods run. Local images: {}, {}",
+                crate::controlplane::node::NODE_NAME,
+                node.bridge().name,
+                node.bridge().subnet,
+                crate::controlplane::node::images::TOOLBOX_IMAGE,
+                crate::controlplane::node::images::PAUSE_IMAGE,
+            );
+            println!("{}", services_line(node.services()));
+        }
         None => println!("There are no nodes: terminal pods stay Pending."),
     }
     println!("Press Ctrl-C to stop.");
+}
+
+/// What `portico dev` says about Services and DNS on its node.
+fn services_line(services: Result<&crate::controlplane::node::services::Services, &ControlPlaneError>) -> String {
+    match services {
+        Ok(s) => format!(
+            "Services: ClusterIPs answer from pods (kube-proxy, iptables mode, in the node's services namespace); \
+             DNS: CoreDNS at {} resolves <service>.<namespace>.svc.{}",
+            s.dns(),
+            crate::controlplane::node::services::CLUSTER_DOMAIN,
+        ),
+        Err(e) => format!("Services: ClusterIPs and Service names do not answer from pods: {e}"),
+    }
 }
 
 async fn wait_for_shutdown() {
