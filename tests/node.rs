@@ -354,6 +354,24 @@ async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_a_se
         let page = common::wget_in_pod(&cp, "node-check", "toolbox", &url);
         assert_eq!(page, "answered through a Service\n", "{url}");
     }
+    // The `kubernetes` Service: an in-cluster client (no kubeconfig, only
+    // the pod's KUBERNETES_SERVICE_HOST) reaches the API server through it.
+    let in_cluster = kubectl(
+        &cp,
+        &[
+            "exec",
+            "-n",
+            "node-check",
+            "toolbox",
+            "--",
+            "kubectl",
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(in_cluster, "system:serviceaccount:node-check:default");
     assert_eq!(HostNetwork::now(), traces.host, "the host's network is as it was");
 
     tokio::task::spawn_blocking(move || drop(cp)).await.unwrap();

@@ -93,8 +93,11 @@ impl Prepared {
     }
 
     /// API server flags for a cluster with this node: kubelet client
-    /// credentials, the Node authorizer and NodeRestriction. Writes the
-    /// client certificate into the node's directory.
+    /// credentials, the Node authorizer and NodeRestriction, and the
+    /// `kubernetes` Service's endpoint at the bridge address (the lease
+    /// reconciler; a control plane on loopback has none, as the API refuses
+    /// loopback endpoints). Writes the client certificate into the node's
+    /// directory.
     pub fn apiserver_args(&self, ca: &Ca, ca_file: &Path) -> Result<Vec<String>, NodeError> {
         let client = ca.client(KUBELET_CLIENT, &[]).map_err(|e| NodeError::Io {
             context: "kubelet client certificate".into(),
@@ -110,6 +113,7 @@ impl Prepared {
             "--kubelet-preferred-address-types=InternalIP".into(),
             "--authorization-mode=Node,RBAC".into(),
             "--enable-admission-plugins=NodeRestriction".into(),
+            "--endpoint-reconciler-type=lease".into(),
         ])
     }
 }
