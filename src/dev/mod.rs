@@ -359,3 +359,26 @@ async fn wait_for_shutdown() {
         _ = term.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controlplane::node::NodeError;
+
+    #[test]
+    fn without_services_portico_dev_says_exactly_why_and_the_fix() {
+        let e = ControlPlaneError::Node(NodeError::Missing {
+            what: "the program iptables (kube-proxy's iptables mode)".into(),
+            fix: "apt-get install iptables".into(),
+        });
+        let line = services_line(Err(&e));
+        assert!(
+            line.starts_with("Services: ClusterIPs and Service names do not answer from pods"),
+            "{line}"
+        );
+        assert!(
+            line.contains("the program iptables") && line.contains("fix: apt-get install iptables"),
+            "{line}"
+        );
+    }
+}
