@@ -102,7 +102,7 @@ impl Namespace {
     /// execs it: the process is `program` itself).
     pub fn command(&self, nsenter: &Path, program: &Path) -> Command {
         let mut cmd = Command::new(nsenter);
-        cmd.arg(format!("--net={}", self.path.display())).arg("--").arg(program);
+        cmd.args(self.wrap(program, &[]));
         cmd
     }
 
