@@ -254,13 +254,16 @@ fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A web app pod serving `message` behind the Service `web` in `ns`; returns
-/// the Service's ClusterIP once it has a ready endpoint.
+/// A web app pod serving `message` behind the Service `web` in `ns`, and
+/// named `web-0` under the headless Service `pods` (as a StatefulSet's pod
+/// is); returns the ClusterIP of `web` once both have a ready endpoint.
 async fn serve_behind_a_service(cp: &ControlPlane, ns: &str, message: &str) -> String {
     let admin = cp.admin_client().await.unwrap();
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {
+            "hostname": "web-0",
+            "subdomain": "pods",
             "terminationGracePeriodSeconds": 1,
             "containers": [{
                 "name": "web",
@@ -281,12 +284,17 @@ async fn serve_behind_a_service(cp: &ControlPlane, ns: &str, message: &str) -> S
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]},
     }))
     .unwrap();
-    let service = Api::<Service>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &service)
-        .await
-        .unwrap();
+    let services = Api::<Service>::namespaced(admin.clone(), ns);
+    let service = services.create(&PostParams::default(), &service).await.unwrap();
+    let headless: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pods"},
+        "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &headless).await.unwrap();
     common::wait_pod_ready(&admin, ns, "web").await;
     common::wait_service_endpoints(&admin, ns, "web").await;
+    common::wait_service_endpoints(&admin, ns, "pods").await;
     service.spec.unwrap().cluster_ip.unwrap()
 }
 
@@ -350,6 +358,8 @@ async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_a_se
         format!("http://{ip}/"),
         "http://web.node-check.svc.cluster.local/".to_string(),
         "http://web/".to_string(),
+        // The form of the catalog's outputs for StatefulSet pods: <pod>.<service>.<namespace>.svc
+        "http://web-0.pods.node-check.svc/".to_string(),
     ] {
         let page = common::wget_in_pod(&cp, "node-check", "toolbox", &url);
         assert_eq!(page, "answered through a Service\n", "{url}");
