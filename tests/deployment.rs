@@ -213,6 +213,54 @@ async fn alice_deploys_the_web_app_and_it_becomes_ready_with_outputs() {
     );
 }
 
+#[tokio::test]
+async fn the_web_app_answers_at_its_url_output_and_its_service_name_from_a_toolbox_pod() {
+    let (ns, name) = ("team-a", "through-svc");
+    let message = "Hello through the Service";
+    create(
+        ALICE,
+        ns,
+        &deployment(name, "webapp", json!({"image": WEBAPP, "message": message})),
+    )
+    .await
+    .unwrap();
+    let d = wait_for(ns, name, "Ready", |d| is(d, "Ready")).await;
+    let url = d.status.unwrap().outputs["url"].clone();
+
+    // Another pod asks: through kube-proxy at the ClusterIP of the url
+    // output, and through CoreDNS at the Service's names.
+    let asker: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "svc-client"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "shell", "image": common::TOOLBOX, "command": ["sleep", "3600"]}],
+        },
+    }))
+    .unwrap();
+    let pods = Api::<Pod>::namespaced(admin().await, ns);
+    pods.create(&PostParams::default(), &asker).await.unwrap();
+    common::wait_pod_ready(&admin().await, ns, "svc-client").await;
+    common::wait_service_endpoints(&admin().await, ns, name).await;
+    let cp = shared_with_operator();
+    for url in [
+        url,
+        format!("http://{name}.{ns}.svc/"),
+        format!("http://{name}.{ns}.svc.cluster.local:80/index.html"),
+    ] {
+        assert_eq!(
+            common::wget_in_pod(cp, ns, "svc-client", &url),
+            format!("{message}\n"),
+            "{url}"
+        );
+    }
+
+    pods.delete("svc-client", &DeleteParams::default()).await.unwrap();
+    Api::<Deployment>::namespaced(client(ALICE).await, ns)
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
 /// Puts a template named `name` into the catalog.
 async fn template(name: &str, body: &str) {
     let cm: ConfigMap = serde_json::from_value(json!({

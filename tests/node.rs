@@ -1,35 +1,53 @@
 //! The real node: a pod from the local toolbox image runs, its log and exec
 //! go through the kubelet (which checks the API server's client
-//! certificate), it reaches the API server at the bridge address, and
-//! nothing of the node — processes, mounts, network namespaces, the bridge,
-//! cgroups, files — is left once it stops, however the test process ends.
+//! certificate), it reaches the API server at the bridge address and a
+//! Service's ClusterIP and name, and nothing of the node — processes,
+//! mounts, network namespaces (the services namespace too), the bridge and
+//! the veth, cgroups, files — is left once it stops, however the test
+//! process ends; the host's own network (forwarding, routes, iptables) is
+//! as it was.
+
+mod common;
 
 use std::{path::Path, process::Command, time::Duration};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use kube::{
     Api,
     api::PostParams,
     runtime::wait::{await_condition, conditions},
 };
-use portico::controlplane::{ControlPlane, node::images::TOOLBOX_IMAGE};
+use portico::controlplane::{
+    ControlPlane,
+    node::images::{TOOLBOX_IMAGE, WEBAPP_IMAGE},
+};
 
 /// What a node leaves behind if its teardown fails: where to look.
 struct Traces {
     dir: String,
     cgroup: String,
     bridge: String,
+    /// The services namespace's veth on the bridge.
+    veth: String,
     /// Pod sandbox ids: the CNI plugins cache results under them.
     sandboxes: Vec<String>,
+    /// The host's network before the node started.
+    host: HostNetwork,
 }
 
 impl Traces {
-    fn of(cp: &ControlPlane) -> Traces {
+    fn of(cp: &ControlPlane, host: HostNetwork) -> Traces {
         let node = cp.node().expect("a node");
         Traces {
             dir: node.dir().display().to_string(),
             cgroup: node.cgroup().to_string(),
             bridge: node.bridge().name.clone(),
+            veth: node
+                .services()
+                .expect("kube-proxy and CoreDNS run")
+                .namespace()
+                .veth
+                .clone(),
             sandboxes: std::fs::read_dir(node.dir().join("containerd/io.containerd.grpc.v1.cri/sandboxes"))
                 .map(|d| {
                     d.flatten()
@@ -37,6 +55,7 @@ impl Traces {
                         .collect()
                 })
                 .unwrap_or_default(),
+            host,
         }
     }
 
@@ -62,8 +81,10 @@ impl Traces {
                 ));
             }
         }
-        if Path::new("/sys/class/net").join(&self.bridge).exists() {
-            left.push(format!("bridge {}", self.bridge));
+        for interface in [&self.bridge, &self.veth] {
+            if Path::new("/sys/class/net").join(interface).exists() {
+                left.push(format!("interface {interface}"));
+            }
         }
         for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
             if hierarchy.path().join(&self.cgroup).exists() {
@@ -92,6 +113,10 @@ impl Traces {
         if Path::new(&self.dir).exists() {
             left.push(format!("directory {}", self.dir));
         }
+        let host = HostNetwork::now();
+        if host != self.host {
+            left.push(format!("host network changed: before {:?}, now {host:?}", self.host));
+        }
         left
     }
 
@@ -107,6 +132,46 @@ impl Traces {
             left = self.left();
         }
         panic!("the node left, after {after}:\n{}", left.join("\n"));
+    }
+}
+
+/// What the services would change on the host's own network if they were
+/// not confined to their namespace: forwarding, a route for the service
+/// range, kube-proxy's iptables chains.
+#[derive(Debug, PartialEq)]
+struct HostNetwork {
+    ip_forward: String,
+    service_routes: Vec<String>,
+    kube_rules: Vec<String>,
+}
+
+impl HostNetwork {
+    fn now() -> HostNetwork {
+        let routes = Command::new("ip")
+            .args(["-4", "route", "show", "table", "all"])
+            .output()
+            .unwrap();
+        let service_range = portico::controlplane::SERVICE_CIDR;
+        let mut kube_rules = Vec::new();
+        for table in ["nat", "filter"] {
+            let rules = Command::new("iptables-save").args(["-t", table]).output().unwrap();
+            assert!(rules.status.success(), "iptables-save: {rules:?}");
+            kube_rules.extend(
+                String::from_utf8_lossy(&rules.stdout)
+                    .lines()
+                    .filter(|l| l.contains("KUBE-"))
+                    .map(|l| format!("{table}: {l}")),
+            );
+        }
+        HostNetwork {
+            ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+            service_routes: String::from_utf8_lossy(&routes.stdout)
+                .lines()
+                .filter(|r| r.starts_with(service_range))
+                .map(str::to_string)
+                .collect(),
+            kube_rules,
+        }
     }
 }
 
@@ -189,14 +254,59 @@ fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A web app pod serving `message` behind the Service `web` in `ns`, and
+/// named `web-0` under the headless Service `pods` (as a StatefulSet's pod
+/// is); returns the ClusterIP of `web` once both have a ready endpoint.
+async fn serve_behind_a_service(cp: &ControlPlane, ns: &str, message: &str) -> String {
+    let admin = cp.admin_client().await.unwrap();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "hostname": "web-0",
+            "subdomain": "pods",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "web",
+                "image": WEBAPP_IMAGE,
+                "env": [{"name": "MESSAGE", "value": message}],
+                "ports": [{"containerPort": 80}],
+                "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1},
+            }],
+        },
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]},
+    }))
+    .unwrap();
+    let services = Api::<Service>::namespaced(admin.clone(), ns);
+    let service = services.create(&PostParams::default(), &service).await.unwrap();
+    let headless: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pods"},
+        "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &headless).await.unwrap();
+    common::wait_pod_ready(&admin, ns, "web").await;
+    common::wait_service_endpoints(&admin, ns, "web").await;
+    common::wait_service_endpoints(&admin, ns, "pods").await;
+    service.spec.unwrap().cluster_ip.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_leaves_nothing() {
+async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_a_service_and_leaves_nothing() {
+    let host = HostNetwork::now();
     let cp = tokio::task::spawn_blocking(ControlPlane::start_with_node)
         .await
         .unwrap()
         .expect("a control plane with a node");
     run_toolbox(&cp, "node-check").await;
-    let traces = Traces::of(&cp);
+    let traces = Traces::of(&cp, host);
     assert!(!traces.sandboxes.is_empty(), "the pod has a sandbox");
 
     let logs = kubectl(&cp, &["logs", "-n", "node-check", "toolbox"]);
@@ -230,6 +340,50 @@ async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_leav
         cp.server()
     );
 
+    // A Service answers from the pod at its ClusterIP and at its name, from
+    // the other pod (kube-proxy and CoreDNS in the services namespace), and
+    // the host's own network has not changed for it.
+    let services = cp.node().unwrap().services().expect("kube-proxy and CoreDNS run");
+    let resolv = kubectl(
+        &cp,
+        &["exec", "-n", "node-check", "toolbox", "--", "cat", "/etc/resolv.conf"],
+    );
+    assert!(resolv.contains(&format!("nameserver {}", services.dns())), "{resolv}");
+    assert!(
+        resolv.contains("search node-check.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    let ip = serve_behind_a_service(&cp, "node-check", "answered through a Service").await;
+    for url in [
+        format!("http://{ip}/"),
+        "http://web.node-check.svc.cluster.local/".to_string(),
+        "http://web/".to_string(),
+        // The form of the catalog's outputs for StatefulSet pods: <pod>.<service>.<namespace>.svc
+        "http://web-0.pods.node-check.svc/".to_string(),
+    ] {
+        let page = common::wget_in_pod(&cp, "node-check", "toolbox", &url);
+        assert_eq!(page, "answered through a Service\n", "{url}");
+    }
+    // The `kubernetes` Service: an in-cluster client (no kubeconfig, only
+    // the pod's KUBERNETES_SERVICE_HOST) reaches the API server through it.
+    let in_cluster = kubectl(
+        &cp,
+        &[
+            "exec",
+            "-n",
+            "node-check",
+            "toolbox",
+            "--",
+            "kubectl",
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(in_cluster, "system:serviceaccount:node-check:default");
+    assert_eq!(HostNetwork::now(), traces.host, "the host's network is as it was");
+
     tokio::task::spawn_blocking(move || drop(cp)).await.unwrap();
     traces.assert_none_left("the control plane was dropped");
 }
@@ -246,11 +400,18 @@ fn child_starts_a_shared_control_plane_with_a_node() {
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(run_toolbox(cp, "child"));
-    let t = Traces::of(cp);
+    let t = Traces::of(cp, HostNetwork::now());
     assert!(!t.sandboxes.is_empty(), "the pod has a sandbox");
     std::fs::write(
         &out,
-        format!("{}\n{}\n{}\n{}\n", t.dir, t.cgroup, t.bridge, t.sandboxes.join(" ")),
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n",
+            t.dir,
+            t.cgroup,
+            t.bridge,
+            t.veth,
+            t.sandboxes.join(" ")
+        ),
     )
     .unwrap();
     match std::env::var("PORTICO_CHILD_END").as_deref() {
@@ -263,6 +424,7 @@ fn child_starts_a_shared_control_plane_with_a_node() {
 #[test]
 fn nothing_of_the_node_outlives_the_test_process() {
     for end in ["exit", "panic", "hang"] {
+        let host = HostNetwork::now();
         let dir = tempfile::tempdir().unwrap();
         let traces_file = dir.path().join("traces");
         let mut child = Command::new(std::env::current_exe().unwrap())
@@ -296,7 +458,9 @@ fn nothing_of_the_node_outlives_the_test_process() {
             dir: lines.next().unwrap(),
             cgroup: lines.next().unwrap(),
             bridge: lines.next().unwrap(),
+            veth: lines.next().unwrap(),
             sandboxes: lines.next().unwrap().split(' ').map(str::to_string).collect(),
+            host,
         };
         traces.assert_none_left(&format!("the test process ended by {end}"));
     }

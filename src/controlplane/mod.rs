@@ -32,6 +32,15 @@ use wait::{wait_api_ready, wait_controllers_ready, wait_for_port};
 /// The issuer of service-account tokens (and their default audience).
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
+/// The API server's service range (ClusterIPs). With a node, its pods
+/// route it, and only it, to the node's services namespace.
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+
+/// The `kubernetes` Service's ClusterIP (the first address of
+/// [`SERVICE_CIDR`]), in the API server's certificate: in-cluster clients
+/// in pods reach the API server there when there is a node.
+pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
+
 /// The kube-controller-manager controllers that run: garbage collection,
 /// namespace deletion, service accounts, role aggregation, and the workload
 /// controllers that Deployment templates rely on.
@@ -169,7 +178,16 @@ impl ControlPlane {
         let ca = Ca::new("portico-local-ca")?;
         let serving = ca.server(
             "kube-apiserver",
-            &["127.0.0.1", "localhost", "kubernetes.default.svc", &address],
+            &[
+                "127.0.0.1",
+                "localhost",
+                KUBERNETES_SERVICE_IP,
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                &address,
+            ],
         )?;
         let admin = ca.client("portico-admin", &["system:masters"])?;
         let kcm = ca.client("system:kube-controller-manager", &[])?;
@@ -233,7 +251,7 @@ impl ControlPlane {
             format!("--service-account-key-file={}", file("sa.pub")),
             format!("--service-account-signing-key-file={}", file("sa.key")),
             "--authorization-mode=RBAC".into(),
-            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
             "--endpoint-reconciler-type=none".into(),
@@ -244,8 +262,11 @@ impl ControlPlane {
             "--audit-log-maxbackup=1".into(),
         ];
         if let Some(p) = &prepared {
-            apiserver_args.retain(|a| !a.starts_with("--authorization-mode="));
-            apiserver_args.extend(p.apiserver_args(&ca, &d.join("ca.crt"))?);
+            // The node's flags replace the same flags of a plain control plane.
+            let node_args = p.apiserver_args(&ca, &d.join("ca.crt"))?;
+            let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+            apiserver_args.retain(|a| !node_args.iter().any(|n| flag(n) == flag(a)));
+            apiserver_args.extend(node_args);
         }
         let kcm_args: Vec<String> = vec![
             format!("--kubeconfig={}", file("kcm.kubeconfig")),
@@ -291,6 +312,7 @@ impl ControlPlane {
                 ca_file: &d.join("ca.crt"),
                 server: &server,
                 admin: &kubeconfig,
+                service_cidr: SERVICE_CIDR.parse().expect("SERVICE_CIDR is a CIDR"),
             })?),
             None => None,
         };

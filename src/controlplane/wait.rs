@@ -1,7 +1,7 @@
 //! Waiting for the cluster's components: ports, `/readyz`, aggregated
-//! roles, containerd, a Ready node; and the few API calls the node makes
-//! while starting and stopping (granting the API server the kubelet API,
-//! draining). Each wait gives up when its process exits or time runs out,
+//! roles, containerd, a Ready node, health endpoints (kube-proxy, CoreDNS);
+//! and the few API calls the node makes while starting and stopping
+//! (granting the API server the kubelet API, CoreDNS's RBAC, draining). Each wait gives up when its process exits or time runs out,
 //! with the end of that process's log.
 
 use std::{
@@ -239,5 +239,54 @@ pub(super) fn drain(kc: &Kubeconfig, name: &'static str) -> Result<(), ControlPl
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    })
+}
+
+/// Waits until `GET path` on `addr` answers 200 (a component's health or
+/// readiness endpoint).
+pub(super) fn http_ok(p: &mut Process, addr: std::net::SocketAddr, path: &str) -> Result<(), ControlPlaneError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if http_status(addr, path) == Some(200) {
+            return Ok(());
+        }
+        check_alive(p, deadline, &format!("http://{addr}{path} does not answer 200"))?;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The status code of `GET path` on `addr` (HTTP/1.0, short timeouts), if it answers.
+fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_millis(500);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Applies a ClusterRole and its ClusterRoleBinding (server-side, field manager `portico`).
+pub(super) fn apply_rbac(
+    kc: &Kubeconfig,
+    role: serde_json::Value,
+    binding: serde_json::Value,
+) -> Result<(), ControlPlaneError> {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let role: ClusterRole = serde_json::from_value(role).expect("a ClusterRole");
+    let binding: ClusterRoleBinding = serde_json::from_value(binding).expect("a ClusterRoleBinding");
+    blocking(kc, move |client| async move {
+        let apply = PatchParams::apply("portico");
+        let name = role.metadata.name.clone().unwrap_or_default();
+        Api::<ClusterRole>::all(client.clone())
+            .patch(&name, &apply, &Patch::Apply(&role))
+            .await?;
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        Api::<ClusterRoleBinding>::all(client)
+            .patch(&name, &apply, &Patch::Apply(&binding))
+            .await?;
+        Ok(())
     })
 }

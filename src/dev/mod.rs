@@ -323,17 +323,33 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
         "  {kubectl} --context bob apply -n team-b -f {examples}/terminal.yaml   # refused: bob has no rights in team-a"
     );
     match cp.node() {
-        Some(node) => println!(
-            "Node: {} on the bridge {} ({}); pods run. Local images: {}, {}",
-            crate::controlplane::node::NODE_NAME,
-            node.bridge().name,
-            node.bridge().subnet,
-            crate::controlplane::node::images::TOOLBOX_IMAGE,
-            crate::controlplane::node::images::PAUSE_IMAGE,
-        ),
+        Some(node) => {
+            println!(
+                "Node: {} on the bridge {} ({}); pods run. Local images: {}, {}",
+                crate::controlplane::node::NODE_NAME,
+                node.bridge().name,
+                node.bridge().subnet,
+                crate::controlplane::node::images::TOOLBOX_IMAGE,
+                crate::controlplane::node::images::PAUSE_IMAGE,
+            );
+            println!("{}", services_line(node.services()));
+        }
         None => println!("There are no nodes: terminal pods stay Pending."),
     }
     println!("Press Ctrl-C to stop.");
+}
+
+/// What `portico dev` says about Services and DNS on its node.
+fn services_line(services: Result<&crate::controlplane::node::services::Services, &ControlPlaneError>) -> String {
+    match services {
+        Ok(s) => format!(
+            "Services: ClusterIPs answer from pods (kube-proxy, iptables mode, in the node's services namespace); \
+             DNS: CoreDNS at {} resolves <service>.<namespace>.svc.{}",
+            s.dns(),
+            crate::controlplane::node::services::CLUSTER_DOMAIN,
+        ),
+        Err(e) => format!("Services: ClusterIPs and Service names do not answer from pods: {e}"),
+    }
 }
 
 async fn wait_for_shutdown() {
@@ -341,5 +357,28 @@ async fn wait_for_shutdown() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controlplane::node::NodeError;
+
+    #[test]
+    fn without_services_portico_dev_says_exactly_why_and_the_fix() {
+        let e = ControlPlaneError::Node(NodeError::Missing {
+            what: "the program iptables (kube-proxy's iptables mode)".into(),
+            fix: "apt-get install iptables".into(),
+        });
+        let line = services_line(Err(&e));
+        assert!(
+            line.starts_with("Services: ClusterIPs and Service names do not answer from pods"),
+            "{line}"
+        );
+        assert!(
+            line.contains("the program iptables") && line.contains("fix: apt-get install iptables"),
+            "{line}"
+        );
     }
 }

@@ -227,3 +227,64 @@ pub async fn wait_pods_gone(client: &Client, labels: &str) {
         panic!("pods {labels} still there: {present:?}");
     }
 }
+
+/// Waits (bounded, through a watch) until the Service `name` has a ready
+/// endpoint in its EndpointSlices.
+pub async fn wait_service_endpoints(client: &Client, namespace: &str, name: &str) {
+    use futures::StreamExt;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api = Api::<EndpointSlice>::namespaced(client.clone(), namespace);
+    let labels = format!("kubernetes.io/service-name={name}");
+    let mut stream = watcher(api.clone(), watcher::Config::default().labels(&labels))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let ready = async {
+        while let Some(event) = stream.next().await {
+            if let Ok(slice) = event
+                && slice
+                    .endpoints
+                    .iter()
+                    .flatten()
+                    .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+            {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(60), ready)
+        .await
+        .is_err()
+    {
+        let now = api.list(&kube::api::ListParams::default().labels(&labels)).await;
+        panic!("the Service {namespace}/{name} has no ready endpoint; its EndpointSlices: {now:?}");
+    }
+}
+
+/// `wget -q -O - URL` inside a pod, repeated until it answers — kube-proxy
+/// and CoreDNS follow the API within moments of an endpoint turning ready —
+/// for at most 30 s; returns the page. Uses only what busybox and Debian
+/// toolboxes both have (`timeout`, not wget's `-T`, which crashes
+/// Debian's static busybox 1.35 wget).
+pub fn wget_in_pod(cp: &ControlPlane, namespace: &str, pod: &str, url: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = cp
+            .kubectl()
+            .args([
+                "exec", "-n", namespace, pod, "--", "timeout", "5", "wget", "-q", "-O", "-", url,
+            ])
+            .output()
+            .expect("run kubectl");
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "wget {url} in {namespace}/{pod} did not answer within 30 s: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries Portico runs in its tests and in `portico dev`
-# (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl)
-# from the Go module
+# (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl,
+# kube-proxy) from the Go module
 # k8s.io/kubernetes, pinned in go.mod beside this script, through the Go
 # module proxy; the `kstatus` helper (../kstatus) the tests use to compute
-# status the way Flux does; `helm` (../helm) for the chart's tests; and `pause`
-# (../pause), the sandbox program of the node's pause image. Idempotent: each
+# status the way Flux does; `helm` (../helm) for the chart's tests; `pause`
+# (../pause), the sandbox program of the node's pause image; and `coredns`
+# (../coredns), the node's cluster DNS. Idempotent: each
 # binary carries a stamp of its inputs, and a second run finds them all and
 # does nothing.
 #
@@ -18,10 +19,11 @@ version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/g
 cache=${PORTICO_CACHE:-$HOME/.cache/portico}
 bin="$cache/$version/bin"
 kube=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
-binaries=("${kube[@]}" kstatus helm pause)
+binaries=("${kube[@]}" kube-proxy kstatus helm pause coredns)
 kstatus_dir="$here/../kstatus"
 helm_dir="$here/../helm"
 pause_dir="$here/../pause"
+coredns_dir="$here/../coredns"
 
 # Each binary's stamp holds a hash of what it is built from, so a changed pin
 # rebuilds exactly what it affects.
@@ -30,6 +32,8 @@ stamp_of() {
     kstatus) cat "$kstatus_dir/go.mod" "$kstatus_dir/go.sum" "$kstatus_dir/main.go" | sha256sum ;;
     helm) cat "$helm_dir/go.mod" "$helm_dir/go.sum" | sha256sum ;;
     pause) cat "$pause_dir/go.mod" "$pause_dir/main.go" | sha256sum ;;
+    kube-proxy) cat "$here/go.mod" "$here/go.sum" "$here/kube-proxy.sum" | sha256sum ;;
+    coredns) cat "$coredns_dir/go.mod" "$coredns_dir/go.sum" "$coredns_dir/main.go" | sha256sum ;;
     *) cat "$here/go.mod" "$here/go.sum" | sha256sum ;;
   esac
 }
@@ -65,8 +69,20 @@ for b in "${kube[@]}"; do
   fresh "$b" || echo "build.sh: $b $version (the first build takes several minutes)" >&2
   build "$b" -ldflags "$ldflags" "k8s.io/kubernetes/cmd/$b"
 done
+# kube-proxy imports four modules the others do not (vishvananda/netlink and
+# netns, moby/ipvs, knftables). Their hashes live in kube-proxy.sum, and it
+# builds with a copy of go.mod whose go.sum is go.sum plus those, so go.sum —
+# and with it every other binary's stamp — stays as it is.
+if ! fresh kube-proxy; then
+  proxy_mod=$(mktemp -d)
+  trap 'rm -rf "$proxy_mod"' EXIT
+  cp "$here/go.mod" "$proxy_mod/kube-proxy.mod"
+  cat "$here/go.sum" "$here/kube-proxy.sum" > "$proxy_mod/kube-proxy.sum"
+  build kube-proxy -modfile="$proxy_mod/kube-proxy.mod" -mod=readonly -ldflags "$ldflags" k8s.io/kubernetes/cmd/kube-proxy
+fi
 (cd "$kstatus_dir" && build kstatus -ldflags "-s -w" .)
 helm_version=$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$helm_dir/go.mod")
 (cd "$helm_dir" && build helm -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" helm.sh/helm/v3/cmd/helm)
 (cd "$pause_dir" && build pause -ldflags "-s -w" .)
+(cd "$coredns_dir" && build coredns -ldflags "-s -w" .)
 echo "$bin"

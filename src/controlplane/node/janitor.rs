@@ -1,6 +1,7 @@
 //! The node's janitor: a script that outlives this process on purpose and,
 //! once we stop or die, removes what killing processes leaves behind —
-//! shims, pods, mounts, the bridge, cgroups, the node's directory.
+//! shims, pods, mounts, the services namespace and its veth, the bridge,
+//! cgroups, the node's directory.
 
 use std::path::Path;
 
@@ -13,4 +14,19 @@ const SCRIPT: &str = include_str!("janitor.sh");
 /// Starts the janitor for the node in `dir` whose pods live under the cgroup `cgroup`.
 pub fn spawn(dir: &Path, cgroup: &str) -> Result<Janitor, NodeError> {
     Janitor::spawn(SCRIPT, &[dir, Path::new(cgroup)]).map_err(io("start the node's janitor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_janitor_reads_where_the_node_records_its_interfaces() {
+        assert!(SCRIPT.contains("$dir/bridge"));
+        let veth = format!("$dir/{}", super::super::services::VETH_RECORD);
+        assert!(
+            SCRIPT.contains(&veth),
+            "the janitor deletes the services veth named in {veth}"
+        );
+    }
 }

@@ -11,14 +11,14 @@ say() { echo "portico node janitor: $*" >&2; }
 cgroups() { for d in /sys/fs/cgroup/*/"$cgroup" /sys/fs/cgroup/"$cgroup"; do [ -d "$d" ] && echo "$d"; done; }
 
 # 1. Processes started with the node's directory on their command line
-#    (kubelet, containerd and its shims), then everything in the node's
+#    (kubelet, containerd and its shims, kube-proxy, CoreDNS), then everything in the node's
 #    cgroups (the pods), until none is left.
 for round in $(seq 50); do
   found=0
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
     [ "$pid" = $$ ] && continue
-    args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+    args=$(tr '\0' '\n' 2>/dev/null <"$p/cmdline") || continue  # gone meanwhile: quietly
     case "$args" in *"$dir/"*) ;; *) continue ;; esac
     case "$args" in
       *containerd-shim*)  # its socket lives outside the node's directory
@@ -42,14 +42,19 @@ done
 rmdir /run/containerd/s /run/containerd 2>/dev/null
 
 # 2. Mounts under the node's directory (overlay roots, shm, network
-#    namespaces, pod volumes), deepest first.
+#    namespaces — the pods' and the services namespace —, pod volumes),
+#    deepest first.
 for round in 1 2 3; do
   mounts=$(awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r)
   [ -z "$mounts" ] && break
   for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
 done
 
-# 3. The bridge, the CNI plugins' cache and the kubelet's log links.
+# 3. The services namespace's veth (gone with the namespace, unless
+#    something still holds it), the bridge, the CNI plugins' cache and the
+#    kubelet's log links.
+veth=$(cat "$dir/services-veth" 2>/dev/null)
+[ -n "$veth" ] && [ -e "/sys/class/net/$veth" ] && ip link del "$veth" 2>/dev/null
 bridge=$(cat "$dir/bridge" 2>/dev/null)
 [ -n "$bridge" ] && ip link del "$bridge" 2>/dev/null
 for sandbox in "$dir"/containerd/io.containerd.grpc.v1.cri/sandboxes/*; do

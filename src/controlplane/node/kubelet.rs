@@ -3,7 +3,8 @@
 //! access) on the node's bridge address, cgroupfs under the node's own
 //! cgroup root, and the settings this kind of machine needs — a cgroup v1
 //! host (`failCgroupV1: false`) and no CAP_SYS_RESOURCE (`oomScoreAdj: 0`,
-//! `maxOpenFiles` at the hard limit). No iptables chains of its own.
+//! `maxOpenFiles` at the hard limit). No iptables chains of its own. Pods
+//! get the cluster DNS (CoreDNS in the services namespace) when it runs.
 
 use std::{net::Ipv4Addr, path::Path};
 
@@ -27,6 +28,8 @@ pub struct Settings<'a> {
     pub pod_logs: &'a Path,
     /// The hard limit of open files this process may raise to.
     pub max_open_files: u64,
+    /// The cluster DNS server pods get in their resolv.conf, when it runs.
+    pub cluster_dns: Option<Ipv4Addr>,
 }
 
 /// The KubeletConfiguration, as JSON (which is YAML).
@@ -60,7 +63,8 @@ pub fn config(s: &Settings<'_>) -> serde_json::Value {
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
-        "clusterDomain": "cluster.local",
+        "clusterDNS": s.cluster_dns.map(|ip| vec![ip.to_string()]).unwrap_or_default(),
+        "clusterDomain": super::services::CLUSTER_DOMAIN,
         "resolvConf": "/etc/resolv.conf",
     })
 }
@@ -82,6 +86,7 @@ mod tests {
             runtime_socket: &p.join("containerd.sock"),
             pod_logs: &p.join("logs"),
             max_open_files: 20000,
+            cluster_dns: Some(Ipv4Addr::new(10, 201, 3, 254)),
         });
         assert_eq!(c["authentication"]["anonymous"]["enabled"], false);
         assert_eq!(c["authorization"]["mode"], "Webhook");
@@ -91,5 +96,7 @@ mod tests {
         );
         assert_eq!(c["containerRuntimeEndpoint"], "unix:///n/containerd.sock");
         assert_eq!(c["address"], "10.201.3.1");
+        assert_eq!(c["clusterDNS"], serde_json::json!(["10.201.3.254"]));
+        assert_eq!(c["clusterDomain"], "cluster.local");
     }
 }

@@ -1,12 +1,16 @@
 //! A real node beside the local control plane: kube-scheduler, containerd
-//! and the kubelet, on a bridge of their own, with locally built images.
+//! and the kubelet, on a bridge of their own, with locally built images;
+//! kube-proxy and CoreDNS in a network namespace of the node's own, so
+//! Services answer from pods (see [`services`]).
 //!
 //! ```text
 //! prepare()  janitor (waits for us to stop or die) → bridge on a free /24
 //!            → the API server binds to the bridge address, with kubelet client credentials
-//! start()    kube-scheduler → containerd (+ images) → kubelet → Node Ready
-//! stop()     cordon, delete pods (CNI tears their networks down) → stop kubelet,
-//!            containerd, scheduler → janitor removes mounts, bridge, cgroups, files
+//! start()    kube-scheduler → services namespace → containerd (+ images) → kubelet
+//!            → Node Ready → kube-proxy, CoreDNS (or the reason they cannot run)
+//! stop()     cordon, delete pods (CNI tears their networks down) → stop CoreDNS,
+//!            kube-proxy, kubelet, containerd, scheduler → janitor removes mounts,
+//!            the services namespace and its veth, bridge, cgroups, files
 //! ```
 
 mod containerd;
@@ -15,6 +19,7 @@ pub mod images;
 mod janitor;
 mod kubelet;
 mod network;
+pub mod services;
 
 use std::{
     net::Ipv4Addr,
@@ -24,8 +29,10 @@ use std::{
 
 pub use error::NodeError;
 use error::io;
+use ipnet::Ipv4Net;
 use kube::config::Kubeconfig;
 pub use network::Bridge;
+use services::Services;
 
 use super::{Binaries, ControlPlaneError, Process, kubeconfig, process::Janitor};
 use crate::pki::Ca;
@@ -53,6 +60,8 @@ pub struct Prepared {
 /// everything (the janitor), just without deleting pods first.
 pub struct Node {
     // Processes first: they are gone before the janitor sweeps (fields drop in order).
+    /// kube-proxy and CoreDNS, or why they do not run; set by `start`.
+    services: Option<Result<Services, ControlPlaneError>>,
     processes: Vec<Process>,
     prepared: Prepared,
 }
@@ -84,8 +93,11 @@ impl Prepared {
     }
 
     /// API server flags for a cluster with this node: kubelet client
-    /// credentials, the Node authorizer and NodeRestriction. Writes the
-    /// client certificate into the node's directory.
+    /// credentials, the Node authorizer and NodeRestriction, and the
+    /// `kubernetes` Service's endpoint at the bridge address (the lease
+    /// reconciler; a control plane on loopback has none, as the API refuses
+    /// loopback endpoints). Writes the client certificate into the node's
+    /// directory.
     pub fn apiserver_args(&self, ca: &Ca, ca_file: &Path) -> Result<Vec<String>, NodeError> {
         let client = ca.client(KUBELET_CLIENT, &[]).map_err(|e| NodeError::Io {
             context: "kubelet client certificate".into(),
@@ -101,6 +113,7 @@ impl Prepared {
             "--kubelet-preferred-address-types=InternalIP".into(),
             "--authorization-mode=Node,RBAC".into(),
             "--enable-admission-plugins=NodeRestriction".into(),
+            "--endpoint-reconciler-type=lease".into(),
         ])
     }
 }
@@ -173,13 +186,18 @@ pub struct ClusterInputs<'a> {
     pub server: &'a str,
     /// The admin kubeconfig.
     pub admin: &'a Kubeconfig,
+    /// The API server's service range (`--service-cluster-ip-range`).
+    pub service_cidr: Ipv4Net,
 }
 
 impl Prepared {
     /// Starts kube-scheduler, containerd (with the images) and the kubelet,
-    /// and returns once the node is Ready. Blocking.
+    /// and returns once the node is Ready; then kube-proxy and CoreDNS —
+    /// when they cannot run, the node runs without them and
+    /// [`Node::services`] says why. Blocking.
     pub fn start(self, cluster: &ClusterInputs<'_>) -> Result<Node, ControlPlaneError> {
         let mut node = Node {
+            services: None,
             processes: Vec::new(),
             prepared: self,
         };
@@ -220,10 +238,13 @@ impl Prepared {
         .map_err(io("start kube-scheduler"))?;
         node.processes.push(scheduler);
 
+        // Before the CNI configuration: pods route the service range into this namespace.
+        let namespace = services::prepare(&d, &node.prepared.bridge, cluster.binaries);
+        let routed = namespace.as_ref().ok().map(|_| cluster.service_cidr);
         let socket = d.join("containerd.sock");
         let cni_conf = d.join("cni");
         std::fs::create_dir_all(&cni_conf).map_err(io("create the CNI configuration directory"))?;
-        let conflist = network::cni_conflist(&node.prepared.bridge, &d.join("cni-ipam"));
+        let conflist = network::cni_conflist(&node.prepared.bridge, &d.join("cni-ipam"), routed);
         write(&cni_conf.join("10-portico.conflist"), &conflist.to_string())?;
         let config = containerd::config(
             &containerd::Paths {
@@ -271,6 +292,7 @@ impl Prepared {
             runtime_socket: &socket,
             pod_logs: &d.join("pod-logs"),
             max_open_files: open_files_hard_limit(),
+            cluster_dns: namespace.as_ref().ok().map(|ns| ns.address),
         });
         write(&d.join("kubelet.yaml"), &config.to_string())?;
         let kubelet_args: Vec<String> = vec![
@@ -290,6 +312,26 @@ impl Prepared {
         .map_err(io("start kubelet"))?;
         super::wait::node_ready(cluster.admin, &mut kubelet, NODE_NAME)?;
         node.processes.push(kubelet);
+
+        let started = match namespace {
+            Ok(namespace) => {
+                let kube_proxy = kubeconfig_for("system:kube-proxy", &[], "kube-proxy.kubeconfig")?;
+                let coredns = kubeconfig_for(services::COREDNS_USER, &[], "coredns.kubeconfig")?;
+                Services::start(
+                    namespace,
+                    &services::Inputs {
+                        binaries: cluster.binaries,
+                        dir: &d,
+                        admin: cluster.admin,
+                        cluster_cidr: node.prepared.bridge.subnet,
+                        kube_proxy_kubeconfig: &kube_proxy,
+                        coredns_kubeconfig: &coredns,
+                    },
+                )
+            }
+            Err(e) => Err(e.into()),
+        };
+        node.services = Some(started);
         Ok(node)
     }
 }
@@ -347,17 +389,28 @@ impl Node {
         &self.prepared.cgroup
     }
 
-    /// Process ids of kube-scheduler, containerd and the kubelet.
+    /// Process ids of kube-scheduler, containerd and the kubelet, then
+    /// kube-proxy and CoreDNS when they run.
     pub fn pids(&self) -> Vec<u32> {
-        self.processes.iter().map(Process::pid).collect()
+        let services = self.services().map(Services::pids).unwrap_or_default();
+        self.processes.iter().map(Process::pid).chain(services).collect()
+    }
+
+    /// kube-proxy and CoreDNS, or why they do not run on this machine (the
+    /// node itself runs either way).
+    pub fn services(&self) -> Result<&Services, &ControlPlaneError> {
+        self.services.as_ref().expect("set when the node started").as_ref()
     }
 
     /// Cordons the node and deletes its pods (so CNI tears their networks
-    /// down), stops the kubelet, containerd and the scheduler, then lets the
-    /// janitor remove the rest. Blocking.
+    /// down), stops CoreDNS, kube-proxy, the kubelet, containerd and the
+    /// scheduler, then lets the janitor remove the rest. Blocking.
     pub fn stop(&mut self, admin: &Kubeconfig) {
         if let Err(e) = super::wait::drain(admin, NODE_NAME) {
             eprintln!("portico node: draining {NODE_NAME} failed ({e}); its pods are killed instead");
+        }
+        if let Some(Ok(services)) = &mut self.services {
+            services.stop();
         }
         while let Some(mut p) = self.processes.pop() {
             p.stop(Duration::from_secs(10));

@@ -1,8 +1,9 @@
 //! The node's network, kept inside the machine: a Linux bridge on a free
-//! 10.201.X.0/24 (the node and the API server at .1), and the CNI bridge
-//! plugin with host-local IPAM on it — no gateway, no masquerading, no
-//! default route, `ip_forward` untouched. Pods reach the node and each other,
-//! nothing else.
+//! 10.201.X.0/24 (the node and the API server at .1, the services
+//! namespace at .254), and the CNI bridge plugin with host-local IPAM on it
+//! — no gateway, no masquerading, no default route, `ip_forward` untouched.
+//! Pods reach the node and each other, and the service range through the
+//! services namespace (see [`super::services`]); nothing else.
 
 use std::{net::Ipv4Addr, path::Path, process::Command};
 
@@ -27,6 +28,14 @@ impl Bridge {
     pub fn ip(&self) -> Ipv4Addr {
         let o = self.subnet.network().octets();
         Ipv4Addr::new(o[0], o[1], o[2], 1)
+    }
+
+    /// The services namespace's address on the bridge: `.254`, the last
+    /// one (pods get `.2`–`.253`). Pods route the service range to it, and
+    /// the cluster DNS listens on it.
+    pub fn services_ip(&self) -> Ipv4Addr {
+        let o = self.subnet.network().octets();
+        Ipv4Addr::new(o[0], o[1], o[2], 254)
     }
 }
 
@@ -105,10 +114,15 @@ pub fn create_bridge(ip: &Path, record: &Path) -> Result<Bridge, NodeError> {
     Err(NodeError::NoSubnet { range: RANGE.into() })
 }
 
-/// The CNI network configuration for the bridge (pure): addresses from .2
-/// up, leases kept in `ipam_dir`.
-pub fn cni_conflist(bridge: &Bridge, ipam_dir: &Path) -> serde_json::Value {
+/// The CNI network configuration for the bridge (pure): addresses .2–.253,
+/// leases kept in `ipam_dir`; with `services`, one route — the service
+/// range through the services namespace — and still no default route.
+pub fn cni_conflist(bridge: &Bridge, ipam_dir: &Path, services: Option<Ipv4Net>) -> serde_json::Value {
     let o = bridge.subnet.network().octets();
+    let routes: Vec<serde_json::Value> = services
+        .map(|range| serde_json::json!({"dst": range.to_string(), "gw": bridge.services_ip().to_string()}))
+        .into_iter()
+        .collect();
     serde_json::json!({
         "cniVersion": "1.0.0",
         "name": bridge.name,
@@ -121,7 +135,12 @@ pub fn cni_conflist(bridge: &Bridge, ipam_dir: &Path) -> serde_json::Value {
             "hairpinMode": false,
             "ipam": {
                 "type": "host-local",
-                "ranges": [[{"subnet": bridge.subnet.to_string(), "rangeStart": format!("{}.{}.{}.2", o[0], o[1], o[2])}]],
+                "ranges": [[{
+                    "subnet": bridge.subnet.to_string(),
+                    "rangeStart": format!("{}.{}.{}.2", o[0], o[1], o[2]),
+                    "rangeEnd": format!("{}.{}.{}.253", o[0], o[1], o[2]),
+                }]],
+                "routes": routes,
                 "dataDir": ipam_dir,
             },
         }],
@@ -142,19 +161,37 @@ mod tests {
     }
 
     #[test]
-    fn the_cni_network_has_no_gateway_masquerade_or_routes() {
+    fn the_cni_network_has_no_gateway_masquerade_or_default_route() {
         let bridge = Bridge {
             name: "portico-br-3".into(),
             subnet: "10.201.3.0/24".parse().unwrap(),
         };
         assert_eq!(bridge.ip().to_string(), "10.201.3.1");
-        let c = cni_conflist(&bridge, Path::new("/x/ipam"));
+        assert_eq!(bridge.services_ip().to_string(), "10.201.3.254");
+        let c = cni_conflist(&bridge, Path::new("/x/ipam"), None);
         let plugin = &c["plugins"][0];
         assert_eq!(
             (plugin["isGateway"].as_bool(), plugin["ipMasq"].as_bool()),
             (Some(false), Some(false))
         );
-        assert_eq!(plugin["ipam"]["ranges"][0][0]["rangeStart"], "10.201.3.2");
-        assert!(plugin["ipam"].get("routes").is_none());
+        let range = &plugin["ipam"]["ranges"][0][0];
+        assert_eq!(
+            (range["rangeStart"].as_str(), range["rangeEnd"].as_str()),
+            (Some("10.201.3.2"), Some("10.201.3.253"))
+        );
+        assert_eq!(plugin["ipam"]["routes"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn with_services_pods_route_the_service_range_only_through_the_services_namespace() {
+        let bridge = Bridge {
+            name: "portico-br-3".into(),
+            subnet: "10.201.3.0/24".parse().unwrap(),
+        };
+        let c = cni_conflist(&bridge, Path::new("/x/ipam"), Some("10.96.0.0/16".parse().unwrap()));
+        assert_eq!(
+            c["plugins"][0]["ipam"]["routes"],
+            serde_json::json!([{"dst": "10.96.0.0/16", "gw": "10.201.3.254"}])
+        );
     }
 }
