@@ -1,12 +1,13 @@
 //! The real node: a pod from the local toolbox image runs, its log and exec
 //! go through the kubelet (which checks the API server's client
-//! certificate), it reaches the API server at the bridge address, and
-//! nothing of the node — processes, mounts, network namespaces, the bridge,
-//! cgroups, files — is left once it stops, however the test process ends.
+//! certificate), it reaches the API server at the bridge address, it writes
+//! to a volume the cluster provisioned for its claim, and nothing of the
+//! node — processes, mounts, network namespaces, the bridge, cgroups,
+//! volumes, files — is left once it stops, however the test process ends.
 
 use std::{path::Path, process::Command, time::Duration};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, ServiceAccount};
 use kube::{
     Api,
     api::PostParams,
@@ -21,6 +22,8 @@ struct Traces {
     bridge: String,
     /// Pod sandbox ids: the CNI plugins cache results under them.
     sandboxes: Vec<String>,
+    /// Directories of the volumes the host-path provisioner made.
+    volumes: Vec<String>,
 }
 
 impl Traces {
@@ -37,6 +40,7 @@ impl Traces {
                         .collect()
                 })
                 .unwrap_or_default(),
+            volumes: volume_paths(cp),
         }
     }
 
@@ -92,6 +96,11 @@ impl Traces {
         if Path::new(&self.dir).exists() {
             left.push(format!("directory {}", self.dir));
         }
+        for v in &self.volumes {
+            if Path::new(v).exists() {
+                left.push(format!("volume {v}"));
+            }
+        }
         left
     }
 
@@ -118,9 +127,11 @@ fn toolbox_pod(name: &str) -> Pod {
             "containers": [{
                 "name": "shell",
                 "image": TOOLBOX_IMAGE,
-                "command": ["/bin/sh", "-c", "echo hello from the toolbox; exec sleep 3600"],
-                "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1},
+                "command": ["/bin/sh", "-c", "echo hello from the toolbox; echo kept > /scratch/note; exec sleep 3600"],
+                "readinessProbe": {"exec": {"command": ["test", "-s", "/scratch/note"]}, "periodSeconds": 1},
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
             }],
+            "volumes": [{"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}],
         },
     }))
     .unwrap()
@@ -142,6 +153,16 @@ async fn run_toolbox(cp: &ControlPlane, ns: &str) -> Api<Pod> {
     )
     .await
     .unwrap();
+    // A claim without a class: the default StorageClass's provisioner makes its volume.
+    let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "scratch"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(admin, ns);
     pods.create(&PostParams::default(), &toolbox_pod("toolbox"))
         .await
@@ -178,6 +199,14 @@ fn diagnose(cp: &ControlPlane, ns: &str) -> String {
     text
 }
 
+/// The host paths of the cluster's PersistentVolumes.
+fn volume_paths(cp: &ControlPlane) -> Vec<String> {
+    kubectl(cp, &["get", "pv", "-o", "jsonpath={.items[*].spec.hostPath.path}"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
     let out = cp.kubectl().args(args).output().unwrap();
     assert!(
@@ -198,6 +227,12 @@ async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_leav
     run_toolbox(&cp, "node-check").await;
     let traces = Traces::of(&cp);
     assert!(!traces.sandboxes.is_empty(), "the pod has a sandbox");
+    assert_eq!(traces.volumes.len(), 1, "the claim has a volume");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&traces.volumes[0]).join("note")).unwrap(),
+        "kept\n",
+        "the pod wrote to its volume"
+    );
 
     let logs = kubectl(&cp, &["logs", "-n", "node-check", "toolbox"]);
     assert_eq!(logs.trim(), "hello from the toolbox");
@@ -248,9 +283,17 @@ fn child_starts_a_shared_control_plane_with_a_node() {
         .block_on(run_toolbox(cp, "child"));
     let t = Traces::of(cp);
     assert!(!t.sandboxes.is_empty(), "the pod has a sandbox");
+    assert!(!t.volumes.is_empty(), "the claim has a volume");
     std::fs::write(
         &out,
-        format!("{}\n{}\n{}\n{}\n", t.dir, t.cgroup, t.bridge, t.sandboxes.join(" ")),
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n",
+            t.dir,
+            t.cgroup,
+            t.bridge,
+            t.sandboxes.join(" "),
+            t.volumes.join(" ")
+        ),
     )
     .unwrap();
     match std::env::var("PORTICO_CHILD_END").as_deref() {
@@ -297,6 +340,7 @@ fn nothing_of_the_node_outlives_the_test_process() {
             cgroup: lines.next().unwrap(),
             bridge: lines.next().unwrap(),
             sandboxes: lines.next().unwrap().split(' ').map(str::to_string).collect(),
+            volumes: lines.next().unwrap().split(' ').map(str::to_string).collect(),
         };
         traces.assert_none_left(&format!("the test process ended by {end}"));
     }

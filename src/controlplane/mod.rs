@@ -38,7 +38,8 @@ pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster
 pub const CONTROLLERS: &str = "garbage-collector-controller,namespace-controller,serviceaccount-controller,\
 root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,deployment-controller,\
 replicaset-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,\
-ttl-after-finished-controller,endpointslice-controller,persistentvolume-binder-controller";
+ttl-after-finished-controller,endpointslice-controller,persistentvolume-binder-controller,\
+persistentvolumeclaim-protection-controller,persistentvolume-protection-controller";
 
 /// What can go wrong starting or using the control plane.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +160,7 @@ impl ControlPlane {
         let write = |name: &str, text: &str| std::fs::write(d.join(name), text).map_err(io(format!("write {name}")));
 
         let prepared = if with_node {
-            Some(node::prepare(d, &binaries)?)
+            Some(node::prepare(d, &d.join("etcd"), &binaries)?)
         } else {
             None
         };
@@ -247,7 +248,7 @@ impl ControlPlane {
             apiserver_args.retain(|a| !a.starts_with("--authorization-mode="));
             apiserver_args.extend(p.apiserver_args(&ca, &d.join("ca.crt"))?);
         }
-        let kcm_args: Vec<String> = vec![
+        let mut kcm_args: Vec<String> = vec![
             format!("--kubeconfig={}", file("kcm.kubeconfig")),
             format!("--authentication-kubeconfig={}", file("kcm.kubeconfig")),
             format!("--authorization-kubeconfig={}", file("kcm.kubeconfig")),
@@ -263,6 +264,9 @@ impl ControlPlane {
             format!("--cert-dir={}", file("kcm-certs")),
             "--concurrent-gc-syncs=5".into(),
         ];
+        if with_node {
+            kcm_args.extend(node::KCM_ARGS.iter().map(|a| a.to_string()));
+        }
 
         let log = |name: &str| d.join(format!("{name}.log"));
         let mut etcd =
@@ -432,6 +436,9 @@ impl Drop for ControlPlane {
             c.controller_manager.stop(Duration::from_secs(5));
             c.apiserver.stop(Duration::from_secs(10));
             c.etcd.stop(Duration::from_secs(5));
+        }
+        if let Some(node) = self.node.take() {
+            node.finish();
         }
     }
 }

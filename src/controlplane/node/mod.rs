@@ -5,8 +5,11 @@
 //! prepare()  janitor (waits for us to stop or die) → bridge on a free /24
 //!            → the API server binds to the bridge address, with kubelet client credentials
 //! start()    kube-scheduler → containerd (+ images) → kubelet → Node Ready
+//!            → the default StorageClass (kube-controller-manager provisions host-path volumes)
 //! stop()     cordon, delete pods (CNI tears their networks down) → stop kubelet,
-//!            containerd, scheduler → janitor removes mounts, bridge, cgroups, files
+//!            containerd, scheduler
+//! finish()   (after the control plane has stopped) janitor removes mounts,
+//!            volumes, bridge, cgroups, files
 //! ```
 
 mod containerd;
@@ -15,6 +18,7 @@ pub mod images;
 mod janitor;
 mod kubelet;
 mod network;
+pub mod storage;
 
 use std::{
     net::Ipv4Addr,
@@ -37,6 +41,10 @@ pub const NODE_NAME: &str = "portico-node";
 /// node lifecycle lifts the kubelet's `not-ready` taint once the node is Ready.
 pub const CONTROLLERS: &str = ",node-lifecycle-controller";
 
+/// kube-controller-manager flags for a cluster with a node: the host-path
+/// provisioner behind the default StorageClass ([`storage`]).
+pub const KCM_ARGS: &[&str] = storage::KCM_ARGS;
+
 /// The API server's client identity towards the kubelet.
 const KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
 
@@ -58,8 +66,9 @@ pub struct Node {
 }
 
 /// Checks what the node needs, starts its janitor and creates its bridge,
-/// under `cp_dir/node`.
-pub fn prepare(cp_dir: &Path, binaries: &Binaries) -> Result<Prepared, NodeError> {
+/// under `cp_dir/node`; `etcd_data` is the cluster's etcd data directory
+/// (the janitor reads there which volumes the cluster made).
+pub fn prepare(cp_dir: &Path, etcd_data: &Path, binaries: &Binaries) -> Result<Prepared, NodeError> {
     preflight(binaries)?;
     let dir = cp_dir.join("node");
     std::fs::create_dir_all(&dir).map_err(io("create the node directory"))?;
@@ -67,7 +76,7 @@ pub fn prepare(cp_dir: &Path, binaries: &Binaries) -> Result<Prepared, NodeError
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("portico-{}", std::process::id()));
-    let janitor = janitor::spawn(&dir, &cgroup)?;
+    let janitor = janitor::spawn(&dir, &cgroup, etcd_data)?;
     let bridge = network::create_bridge(&program("ip")?, &dir.join("bridge"))?;
     Ok(Prepared {
         dir,
@@ -290,6 +299,7 @@ impl Prepared {
         .map_err(io("start kubelet"))?;
         super::wait::node_ready(cluster.admin, &mut kubelet, NODE_NAME)?;
         node.processes.push(kubelet);
+        super::wait::apply_cluster_object(cluster.admin, storage::storage_class())?;
         Ok(node)
     }
 }
@@ -353,8 +363,7 @@ impl Node {
     }
 
     /// Cordons the node and deletes its pods (so CNI tears their networks
-    /// down), stops the kubelet, containerd and the scheduler, then lets the
-    /// janitor remove the rest. Blocking.
+    /// down), and stops the kubelet, containerd and the scheduler. Blocking.
     pub fn stop(&mut self, admin: &Kubeconfig) {
         if let Err(e) = super::wait::drain(admin, NODE_NAME) {
             eprintln!("portico node: draining {NODE_NAME} failed ({e}); its pods are killed instead");
@@ -362,6 +371,12 @@ impl Node {
         while let Some(mut p) = self.processes.pop() {
             p.stop(Duration::from_secs(10));
         }
+    }
+
+    /// Lets the janitor remove the rest (mounts, volumes, the bridge,
+    /// cgroups, files) once the control plane has stopped too, so that
+    /// kube-controller-manager makes no volume after it. Blocking.
+    pub fn finish(mut self) {
         if !self.prepared.janitor.finish() {
             eprintln!("portico node: the janitor could not remove everything; see its messages above");
         }
