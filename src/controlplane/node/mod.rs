@@ -167,7 +167,7 @@ pub fn preflight(binaries: &Binaries) -> Result<(), NodeError> {
             });
         }
     }
-    Ok(())
+    images::preflight(binaries.dir())
 }
 
 /// What the node takes from the control plane.

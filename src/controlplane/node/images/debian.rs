@@ -133,6 +133,11 @@ fn mmdebstrap() -> Result<PathBuf, NodeError> {
         })
 }
 
+/// `mmdebstrap` is installed, or the error says how to install it.
+pub fn preflight() -> Result<(), NodeError> {
+    mmdebstrap().map(|_| ())
+}
+
 /// Builds `recipe`'s root filesystem as the tar `out`. Needs root and the mirror.
 pub fn build(recipe: &Recipe, out: &Path) -> Result<(), NodeError> {
     let mut cmd = Command::new(mmdebstrap()?);

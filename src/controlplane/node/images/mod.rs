@@ -214,12 +214,29 @@ fn webapp() -> Result<Image, NodeError> {
 /// The first build of the Debian images downloads and installs their
 /// packages (a few minutes); later calls only hash their inputs.
 pub fn ensure(bin: &Path) -> Result<Vec<PathBuf>, NodeError> {
-    let cache = bin.parent().unwrap_or(bin).join("images");
+    let cache = cache_dir(bin);
     std::fs::create_dir_all(&cache).map_err(io(format!("create {}", cache.display())))?;
     [pause(bin), toolbox(bin), postgresql(), webapp()?]
         .iter()
         .map(|image| cached(image, &cache))
         .collect()
+}
+
+/// Checks that what building the images needs is here: busybox always,
+/// `mmdebstrap` while a Debian image is not in the cache yet.
+pub fn preflight(bin: &Path) -> Result<(), NodeError> {
+    let cache = cache_dir(bin);
+    webapp()?;
+    for image in [toolbox(bin), postgresql()] {
+        if !archive_path(&image, &cache)?.exists() {
+            debian::preflight()?;
+        }
+    }
+    Ok(())
+}
+
+fn cache_dir(bin: &Path) -> PathBuf {
+    bin.parent().unwrap_or(bin).join("images")
 }
 
 /// Imports the image archives into the containerd at `address`, namespace `k8s.io` (where the CRI looks).
@@ -255,11 +272,17 @@ fn key(image: &Image) -> Result<String, NodeError> {
     Ok(hex::encode(key.finalize())[..16].to_string())
 }
 
+/// Where the image's archive is cached.
+fn archive_path(image: &Image, cache: &Path) -> Result<PathBuf, NodeError> {
+    let short = image.name.replace(['/', ':'], "_");
+    Ok(cache.join(format!("{short}-{}.tar", key(image)?)))
+}
+
 /// The image's archive in `cache`, built first when it is not there. One
 /// process builds it at a time (a lock file); the archive appears whole (a rename).
 fn cached(image: &Image, cache: &Path) -> Result<PathBuf, NodeError> {
     let short = image.name.replace(['/', ':'], "_");
-    let path = cache.join(format!("{short}-{}.tar", key(image)?));
+    let path = archive_path(image, cache)?;
     if path.exists() {
         return Ok(path);
     }
