@@ -19,7 +19,7 @@ for round in $(seq 50); do
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
     [ "$pid" = $$ ] && continue
-    args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+    args=$(tr '\0' '\n' 2>/dev/null <"$p/cmdline") || continue
     case "$args" in *"$dir/"*) ;; *) continue ;; esac
     case "$args" in
       *containerd-shim*)  # its socket lives outside the node's directory
