@@ -108,9 +108,14 @@ pub fn shared_with_operator() -> &'static ControlPlane {
                     .await
                     .expect("aggregated roles");
                 let dir = std::path::Path::new(portico::dev::CATALOG_DIR);
-                portico::dev::load_catalog(&admin, dir, portico::dev::CATALOG_NAMESPACE)
-                    .await
-                    .expect("catalog");
+                portico::dev::load_catalog(
+                    &admin,
+                    dir,
+                    portico::dev::CATALOG_NAMESPACE,
+                    &portico::dev::catalog::local_images(),
+                )
+                .await
+                .expect("catalog");
                 let (config, metrics_port) = operator::write_config(cp, TEST_PROFILES);
                 operator::Operator::start(cp, config, metrics_port).await
             })
