@@ -28,6 +28,8 @@ const HOST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
 pub struct Recipe {
     /// Packages besides the minimal base.
     pub packages: &'static [&'static str],
+    /// Paths of those packages dpkg does not install, besides [`DPKG_EXCLUDES`].
+    pub excludes: &'static [&'static str],
     /// `mmdebstrap --customize-hook` commands, in order.
     pub customize: &'static [&'static str],
 }
@@ -37,10 +39,11 @@ impl Recipe {
     /// part of the image's cache key.
     pub fn key(&self) -> String {
         format!(
-            "debian {SUITE} minbase\npackages {}\ncustomize {}\nexcludes {}\n",
+            "debian {SUITE} minbase\npackages {}\ncustomize {}\nexcludes {} {}\n",
             self.packages.join(","),
             self.customize.join("\n"),
-            DPKG_EXCLUDES.join(",")
+            DPKG_EXCLUDES.join(","),
+            self.excludes.join(",")
         )
     }
 }
@@ -109,7 +112,7 @@ pub fn args(recipe: &Recipe, out: &Path, mirrors: &[String]) -> Vec<OsString> {
     if !recipe.packages.is_empty() {
         a.push(format!("--include={}", recipe.packages.join(",")).into());
     }
-    for x in DPKG_EXCLUDES {
+    for x in DPKG_EXCLUDES.iter().chain(recipe.excludes) {
         a.push(format!("--dpkgopt=path-exclude={x}").into());
     }
     for hook in recipe.customize {
@@ -194,6 +197,7 @@ Components: main contrib
     fn the_arguments_name_the_packages_the_hooks_the_output_and_the_mirrors() {
         let r = Recipe {
             packages: &["bash", "curl"],
+            excludes: &["/usr/lib/*/libLLVM-*"],
             customize: &["rm -rf \"$1\"/var/lib/postgresql/15/main"],
         };
         let a: Vec<String> = args(&r, Path::new("/tmp/x.tar"), &["deb http://m bookworm main".into()])
@@ -203,6 +207,7 @@ Components: main contrib
         assert!(a.contains(&"--variant=minbase".into()));
         assert!(a.contains(&"--include=bash,curl".into()));
         assert!(a.contains(&"--dpkgopt=path-exclude=/usr/share/man/*".into()));
+        assert!(a.contains(&"--dpkgopt=path-exclude=/usr/lib/*/libLLVM-*".into()));
         assert!(a.contains(&"--customize-hook=rm -rf \"$1\"/var/lib/postgresql/15/main".into()));
         assert_eq!(
             a[a.len() - 3..],
@@ -214,14 +219,17 @@ Components: main contrib
     fn the_key_changes_with_the_packages_and_the_hooks() {
         let a = Recipe {
             packages: &["bash"],
+            excludes: &[],
             customize: &[],
         };
         let b = Recipe {
             packages: &["bash", "jq"],
+            excludes: &[],
             customize: &[],
         };
         let c = Recipe {
             packages: &["bash"],
+            excludes: &[],
             customize: &["true"],
         };
         assert_ne!(a.key(), b.key());
