@@ -222,15 +222,30 @@ fn webapp() -> Result<Image, NodeError> {
     })
 }
 
+/// An image's archive in the cache.
+pub struct Archive {
+    /// The OCI archive.
+    pub path: PathBuf,
+    /// Unpack it into a snapshot when importing (the sandbox image), rather
+    /// than when a container first uses it: the Debian images cost seconds
+    /// of unpacking each, which a node whose pods never use them is spared.
+    pub unpack: bool,
+}
+
 /// Builds (or finds in the cache `cache`) the images; returns their archives.
 /// The first build of the Debian images downloads and installs their
 /// packages (a few minutes); later calls only hash their inputs.
-pub fn ensure(bin: &Path) -> Result<Vec<PathBuf>, NodeError> {
+pub fn ensure(bin: &Path) -> Result<Vec<Archive>, NodeError> {
     let cache = cache_dir(bin);
     std::fs::create_dir_all(&cache).map_err(io(format!("create {}", cache.display())))?;
     [pause(bin), toolbox(bin), postgresql(), webapp()?]
         .iter()
-        .map(|image| cached(image, &cache))
+        .map(|image| {
+            Ok(Archive {
+                path: cached(image, &cache)?,
+                unpack: image.name == PAUSE_IMAGE,
+            })
+        })
         .collect()
 }
 
@@ -251,14 +266,19 @@ fn cache_dir(bin: &Path) -> PathBuf {
     bin.parent().unwrap_or(bin).join("images")
 }
 
-/// Imports the image archives into the containerd at `address`, namespace `k8s.io` (where the CRI looks).
-pub fn import(ctr: &Path, address: &Path, tars: &[PathBuf]) -> Result<(), NodeError> {
-    for tar in tars {
-        run(Command::new(ctr)
-            .arg("--address")
+/// Imports the image archives into the containerd at `address`, namespace
+/// `k8s.io` (where the CRI looks). An image not unpacked here is unpacked by
+/// the CRI when a container first uses it.
+pub fn import(ctr: &Path, address: &Path, archives: &[Archive]) -> Result<(), NodeError> {
+    for a in archives {
+        let mut cmd = Command::new(ctr);
+        cmd.arg("--address")
             .arg(address)
-            .args(["--namespace", "k8s.io", "images", "import"])
-            .arg(tar))?;
+            .args(["--namespace", "k8s.io", "images", "import"]);
+        if !a.unpack {
+            cmd.arg("--no-unpack");
+        }
+        run(cmd.arg(&a.path))?;
     }
     Ok(())
 }
