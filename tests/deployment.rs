@@ -282,14 +282,14 @@ async fn invalid_parameters_are_refused_listing_each_violation() {
         create(
             ALICE,
             "team-a",
-            &deployment("bad", "webapp", json!({"replicas": 50, "colour": "red"})),
+            &deployment("bad", "scheduled-job", json!({"keepRuns": 50, "colour": "red"})),
         )
         .await,
     );
     assert_eq!(code, 422);
     for part in [
         "spec.parameters/ (required)",
-        "spec.parameters/replicas (maximum)",
+        "spec.parameters/keepRuns (maximum)",
         "additionalProperties",
     ] {
         assert!(msg.contains(part), "{part} missing from: {msg}");
