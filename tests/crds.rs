@@ -150,6 +150,23 @@ async fn every_example_applies_with_server_dry_run() {
     );
 }
 
+#[test]
+fn the_examples_name_the_images_the_local_node_builds() {
+    use portico::controlplane::node::images::{TOOLBOX_IMAGE, WEBAPP_IMAGE};
+    for (file, image) in [
+        ("terminal.yaml", TOOLBOX_IMAGE),
+        ("terminal-temporary-namespace.yaml", TOOLBOX_IMAGE),
+        ("deployment.yaml", WEBAPP_IMAGE),
+    ] {
+        let text = std::fs::read_to_string(example(file)).unwrap();
+        assert!(text.contains(&format!("image: {image}\n")), "{file} names {image}");
+        assert!(
+            text.contains("real cluster"),
+            "{file} says what to use on a real cluster"
+        );
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {

@@ -248,7 +248,7 @@ async fn the_web_app_answers_at_its_url_output_and_its_service_name_from_a_toolb
         format!("http://{name}.{ns}.svc.cluster.local:80/index.html"),
     ] {
         assert_eq!(
-            common::wget_in_pod(cp, ns, "svc-client", &url),
+            common::http_get_in_pod(cp, ns, "svc-client", &url),
             format!("{message}\n"),
             "{url}"
         );
@@ -330,14 +330,14 @@ async fn invalid_parameters_are_refused_listing_each_violation() {
         create(
             ALICE,
             "team-a",
-            &deployment("bad", "webapp", json!({"replicas": 50, "colour": "red"})),
+            &deployment("bad", "scheduled-job", json!({"keepRuns": 50, "colour": "red"})),
         )
         .await,
     );
     assert_eq!(code, 422);
     for part in [
         "spec.parameters/ (required)",
-        "spec.parameters/replicas (maximum)",
+        "spec.parameters/keepRuns (maximum)",
         "additionalProperties",
     ] {
         assert!(msg.contains(part), "{part} missing from: {msg}");

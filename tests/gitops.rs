@@ -99,7 +99,7 @@ async fn a_terminal_applied_twice_by_flux_does_not_drift() {
     let file = write(
         dir.path(),
         "t.yaml",
-        "apiVersion: portico.dev/v1alpha1\nkind: Terminal\nmetadata: {name: flux-term}\nspec:\n  host: {namespace: team-a, pod: {image: portico.local/toolbox:1}}\n  target:\n    namespace: team-a\n    roleBindings: [{roleRef: {kind: ClusterRole, name: view}, bindingKind: RoleBinding, nameSuffix: view}]\n",
+        "apiVersion: portico.dev/v1alpha1\nkind: Terminal\nmetadata: {name: flux-term}\nspec:\n  host: {namespace: team-a, pod: {image: portico.local/toolbox:2}}\n  target:\n    namespace: team-a\n    roleBindings: [{roleRef: {kind: ClusterRole, name: view}, bindingKind: RoleBinding, nameSuffix: view}]\n",
     );
     apply_twice::<Terminal>("team-a", "flux-term", &file, |t| {
         t.status.as_ref().is_some_and(|s| s.pod_name.is_some())

@@ -1,17 +1,17 @@
 //! The real node: a pod from the local toolbox image runs, its log and exec
 //! go through the kubelet (which checks the API server's client
 //! certificate), it reaches the API server at the bridge address and a
-//! Service's ClusterIP and name, and nothing of the node — processes,
-//! mounts, network namespaces (the services namespace too), the bridge and
-//! the veth, cgroups, files — is left once it stops, however the test
-//! process ends; the host's own network (forwarding, routes, iptables) is
-//! as it was.
+//! Service's ClusterIP and name, it writes to a volume the cluster
+//! provisioned for its claim, and nothing of the node — processes, mounts,
+//! network namespaces (the services namespace too), the bridge and the veth,
+//! cgroups, volumes, files — is left once it stops, however the test process
+//! ends; the host's own network (forwarding, routes, iptables) is as it was.
 
 mod common;
 
 use std::{path::Path, process::Command, time::Duration};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Service, ServiceAccount};
 use kube::{
     Api,
     api::PostParams,
@@ -33,6 +33,8 @@ struct Traces {
     sandboxes: Vec<String>,
     /// The host's network before the node started.
     host: HostNetwork,
+    /// Directories of the volumes the host-path provisioner made.
+    volumes: Vec<String>,
 }
 
 impl Traces {
@@ -56,6 +58,7 @@ impl Traces {
                 })
                 .unwrap_or_default(),
             host,
+            volumes: volume_paths(cp),
         }
     }
 
@@ -116,6 +119,11 @@ impl Traces {
         let host = HostNetwork::now();
         if host != self.host {
             left.push(format!("host network changed: before {:?}, now {host:?}", self.host));
+        }
+        for v in &self.volumes {
+            if Path::new(v).exists() {
+                left.push(format!("volume {v}"));
+            }
         }
         left
     }
@@ -183,9 +191,11 @@ fn toolbox_pod(name: &str) -> Pod {
             "containers": [{
                 "name": "shell",
                 "image": TOOLBOX_IMAGE,
-                "command": ["/bin/sh", "-c", "echo hello from the toolbox; exec sleep 3600"],
-                "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1},
+                "command": ["/bin/sh", "-c", "echo hello from the toolbox; echo kept > /scratch/note; exec sleep 3600"],
+                "readinessProbe": {"exec": {"command": ["test", "-s", "/scratch/note"]}, "periodSeconds": 1},
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
             }],
+            "volumes": [{"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}],
         },
     }))
     .unwrap()
@@ -207,6 +217,16 @@ async fn run_toolbox(cp: &ControlPlane, ns: &str) -> Api<Pod> {
     )
     .await
     .unwrap();
+    // A claim without a class: the default StorageClass's provisioner makes its volume.
+    let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "scratch"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(admin, ns);
     pods.create(&PostParams::default(), &toolbox_pod("toolbox"))
         .await
@@ -241,6 +261,14 @@ fn diagnose(cp: &ControlPlane, ns: &str) -> String {
         );
     }
     text
+}
+
+/// The host paths of the cluster's PersistentVolumes.
+fn volume_paths(cp: &ControlPlane) -> Vec<String> {
+    kubectl(cp, &["get", "pv", "-o", "jsonpath={.items[*].spec.hostPath.path}"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
@@ -308,6 +336,12 @@ async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_a_se
     run_toolbox(&cp, "node-check").await;
     let traces = Traces::of(&cp, host);
     assert!(!traces.sandboxes.is_empty(), "the pod has a sandbox");
+    assert_eq!(traces.volumes.len(), 1, "the claim has a volume");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&traces.volumes[0]).join("note")).unwrap(),
+        "kept\n",
+        "the pod wrote to its volume"
+    );
 
     let logs = kubectl(&cp, &["logs", "-n", "node-check", "toolbox"]);
     assert_eq!(logs.trim(), "hello from the toolbox");
@@ -361,7 +395,7 @@ async fn a_toolbox_pod_runs_answers_through_the_kubelet_reaches_the_api_and_a_se
         // The form of the catalog's outputs for StatefulSet pods: <pod>.<service>.<namespace>.svc
         "http://web-0.pods.node-check.svc/".to_string(),
     ] {
-        let page = common::wget_in_pod(&cp, "node-check", "toolbox", &url);
+        let page = common::http_get_in_pod(&cp, "node-check", "toolbox", &url);
         assert_eq!(page, "answered through a Service\n", "{url}");
     }
     // The `kubernetes` Service: an in-cluster client (no kubeconfig, only
@@ -402,15 +436,17 @@ fn child_starts_a_shared_control_plane_with_a_node() {
         .block_on(run_toolbox(cp, "child"));
     let t = Traces::of(cp, HostNetwork::now());
     assert!(!t.sandboxes.is_empty(), "the pod has a sandbox");
+    assert!(!t.volumes.is_empty(), "the claim has a volume");
     std::fs::write(
         &out,
         format!(
-            "{}\n{}\n{}\n{}\n{}\n",
+            "{}\n{}\n{}\n{}\n{}\n{}\n",
             t.dir,
             t.cgroup,
             t.bridge,
             t.veth,
-            t.sandboxes.join(" ")
+            t.sandboxes.join(" "),
+            t.volumes.join(" ")
         ),
     )
     .unwrap();
@@ -461,6 +497,7 @@ fn nothing_of_the_node_outlives_the_test_process() {
             veth: lines.next().unwrap(),
             sandboxes: lines.next().unwrap().split(' ').map(str::to_string).collect(),
             host,
+            volumes: lines.next().unwrap().split(' ').map(str::to_string).collect(),
         };
         traces.assert_none_left(&format!("the test process ended by {end}"));
     }

@@ -204,6 +204,7 @@ async fn operator_killed_mid_reconcile_and_apiserver_restart_converge_without_le
         &admin,
         portico::dev::CATALOG_DIR.as_ref(),
         portico::dev::CATALOG_NAMESPACE,
+        &portico::dev::catalog::local_images(),
     )
     .await
     .unwrap();

@@ -2,8 +2,9 @@
 //! OpenID Connect provider and Chromium: shortcuts (verified and unverified),
 //! a Terminal created as the user, the WebSocket proxy attaching with the
 //! Terminal's attach token (read back from the API server's audit log) to a
-//! shell the node really runs, the clear message when no container runs (an
-//! image that cannot be pulled), heartbeats, delete, and refusals.
+//! shell the node really runs (also from the team's own shortcut), the clear
+//! message when no container runs (an image that is nowhere), heartbeats,
+//! delete, and refusals.
 
 mod common;
 
@@ -328,9 +329,51 @@ async fn unverified_shortcuts_need_trust_and_others_are_refused() {
     .await;
     let (ns, name) = key.split_once('/').unwrap();
     let t = wait_for_pod(ns, name).await;
-    assert_eq!(t.spec.host.pod.image, "docker.io/library/busybox:1.37");
-    // No registry is reachable here, so that public image is never pulled:
-    // its pod stays Pending, and the page and the socket say it is not running.
+    assert_eq!(t.spec.host.pod.image, common::TOOLBOX);
+    // The team's shortcut runs the node's toolbox: a shell that answers.
+    wait_ready(ns, name).await;
+    shell(&alice, &s.base, &key, "echo team-$((6*7))\n", "team-42").await;
+
+    // bob sees neither alice's terminal page nor its socket.
+    let r = bob.get(&format!("{}/terminals/{key}", s.base)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let said = attach(&bob, &s.base, &key, &s.base).await.unwrap();
+    assert!(said.iter().any(|m| m.contains("refused")), "{said:?}");
+    admin_terminals(ns)
+        .await
+        .delete(name, &Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_terminal_whose_image_is_nowhere_says_its_pod_is_not_running() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut alice = Browser::new();
+    alice.login(&s.base, "alice").await;
+    // An image no registry here has and the node did not build: its pod
+    // stays Pending (ErrImagePull), and the page and the socket say so.
+    let terminal: Terminal = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+        "metadata": {"name": "no-such-image", "namespace": "team-a"},
+        "spec": {
+            "host": {"namespace": "team-a", "pod": {"image": "portico.local/not-built:1", "command": ["/bin/sh"]}},
+            "target": {"namespace": "team-a", "roleBindings": [
+                {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]},
+        },
+    }))
+    .unwrap();
+    let as_alice = shared_with_operator()
+        .client_as("alice", &["developers", "system:authenticated"])
+        .await
+        .unwrap();
+    Api::<Terminal>::namespaced(as_alice, "team-a")
+        .create(&Default::default(), &terminal)
+        .await
+        .unwrap();
+    wait_for_pod("team-a", "no-such-image").await;
+    let key = "team-a/no-such-image";
     let html = alice
         .get(&format!("{}/terminals/{key}", s.base))
         .await
@@ -341,17 +384,11 @@ async fn unverified_shortcuts_need_trust_and_others_are_refused() {
         html.contains("waiting for the terminal pod") || html.contains("creating the terminal pod"),
         "{html}"
     );
-    let said = attach(&alice, &s.base, &key, &s.base).await.unwrap();
+    let said = attach(&alice, &s.base, key, &s.base).await.unwrap();
     assert!(said.iter().any(|m| m.contains("not running")), "{said:?}");
-
-    // bob sees neither alice's terminal page nor its socket.
-    let r = bob.get(&format!("{}/terminals/{key}", s.base)).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let said = attach(&bob, &s.base, &key, &s.base).await.unwrap();
-    assert!(said.iter().any(|m| m.contains("refused")), "{said:?}");
-    admin_terminals(ns)
+    admin_terminals("team-a")
         .await
-        .delete(name, &Default::default())
+        .delete("no-such-image", &Default::default())
         .await
         .unwrap();
 }

@@ -26,6 +26,7 @@ pub async fn cluster_with_operator(
         &admin,
         portico::dev::CATALOG_DIR.as_ref(),
         portico::dev::CATALOG_NAMESPACE,
+        &portico::dev::catalog::local_images(),
     )
     .await
     .unwrap();

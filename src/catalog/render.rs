@@ -244,6 +244,45 @@ mod tests {
     }
 
     #[test]
+    fn the_postgresql_and_scheduled_job_images_default_to_public_ones_and_can_be_set() {
+        let load = |text: &str| {
+            let cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(text).unwrap();
+            super::super::from_config_map(&cm).unwrap().template
+        };
+        let image = |t: &crate::catalog::Template, params: serde_json::Value, at: usize, path: &str| {
+            let p = super::super::params::check(&t.parameters, &params).unwrap();
+            let objs = manifests(t, &inputs(&p)).unwrap();
+            objs[at].data.pointer(path).unwrap().as_str().unwrap().to_string()
+        };
+        let pg = load(include_str!("../../config/catalog/postgresql.yaml"));
+        let at = "/spec/template/spec/containers/0/image";
+        assert_eq!(image(&pg, json!({}), 2, at), "docker.io/library/postgres:16");
+        assert_eq!(
+            image(
+                &pg,
+                json!({"image": "portico.local/postgresql", "version": "15"}),
+                2,
+                at
+            ),
+            "portico.local/postgresql:15"
+        );
+        assert_eq!(
+            image(&pg, json!({"image": "registry.example:5000/db/postgres"}), 2, at),
+            "registry.example:5000/db/postgres:16"
+        );
+        for bad in ["postgres:16", "docker.io/library/postgres@sha256:abc", "", "Postgres"] {
+            let e = super::super::params::check(&pg.parameters, &json!({"image": bad})).unwrap_err();
+            assert_eq!(e[0].pointer, "/image", "{bad}: {e:?}");
+        }
+        let job = load(include_str!("../../config/catalog/cronjob.yaml"));
+        let at = "/spec/jobTemplate/spec/template/spec/containers/0/image";
+        assert_eq!(
+            image(&job, json!({"schedule": "@daily"}), 0, at),
+            "docker.io/library/busybox:1.37"
+        );
+    }
+
+    #[test]
     fn undefined_variables_and_bad_yaml_are_errors() {
         let mut t = webapp();
         t.manifests = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ params.nope }}}\n".into();

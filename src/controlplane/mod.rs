@@ -47,7 +47,8 @@ pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 pub const CONTROLLERS: &str = "garbage-collector-controller,namespace-controller,serviceaccount-controller,\
 root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,deployment-controller,\
 replicaset-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,\
-ttl-after-finished-controller,endpointslice-controller,persistentvolume-binder-controller";
+ttl-after-finished-controller,endpointslice-controller,persistentvolume-binder-controller,\
+persistentvolumeclaim-protection-controller,persistentvolume-protection-controller";
 
 /// What can go wrong starting or using the control plane.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +169,7 @@ impl ControlPlane {
         let write = |name: &str, text: &str| std::fs::write(d.join(name), text).map_err(io(format!("write {name}")));
 
         let prepared = if with_node {
-            Some(node::prepare(d, &binaries)?)
+            Some(node::prepare(d, &d.join("etcd"), &binaries)?)
         } else {
             None
         };
@@ -268,7 +269,7 @@ impl ControlPlane {
             apiserver_args.retain(|a| !node_args.iter().any(|n| flag(n) == flag(a)));
             apiserver_args.extend(node_args);
         }
-        let kcm_args: Vec<String> = vec![
+        let mut kcm_args: Vec<String> = vec![
             format!("--kubeconfig={}", file("kcm.kubeconfig")),
             format!("--authentication-kubeconfig={}", file("kcm.kubeconfig")),
             format!("--authorization-kubeconfig={}", file("kcm.kubeconfig")),
@@ -284,6 +285,9 @@ impl ControlPlane {
             format!("--cert-dir={}", file("kcm-certs")),
             "--concurrent-gc-syncs=5".into(),
         ];
+        if with_node {
+            kcm_args.extend(node::KCM_ARGS.iter().map(|a| a.to_string()));
+        }
 
         let log = |name: &str| d.join(format!("{name}.log"));
         let mut etcd =
@@ -454,6 +458,9 @@ impl Drop for ControlPlane {
             c.controller_manager.stop(Duration::from_secs(5));
             c.apiserver.stop(Duration::from_secs(10));
             c.etcd.stop(Duration::from_secs(5));
+        }
+        if let Some(node) = self.node.take() {
+            node.finish();
         }
     }
 }

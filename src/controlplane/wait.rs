@@ -1,7 +1,8 @@
 //! Waiting for the cluster's components: ports, `/readyz`, aggregated
 //! roles, containerd, a Ready node, health endpoints (kube-proxy, CoreDNS);
 //! and the few API calls the node makes while starting and stopping
-//! (granting the API server the kubelet API, CoreDNS's RBAC, draining). Each wait gives up when its process exits or time runs out,
+//! (granting the API server the kubelet API, CoreDNS's RBAC, the default
+//! StorageClass, draining). Each wait gives up when its process exits or time runs out,
 //! with the end of that process's log.
 
 use std::{
@@ -204,6 +205,26 @@ pub(super) fn grant_kubelet_api(kc: &Kubeconfig, user: &'static str) -> Result<(
                 &PatchParams::apply("portico"),
                 &Patch::Apply(&binding),
             )
+            .await?;
+        Ok(())
+    })
+}
+
+/// Server-side applies the cluster-scoped `object` as the field manager `portico`.
+pub(super) fn apply_cluster_object<K>(kc: &Kubeconfig, object: K) -> Result<(), ControlPlaneError>
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    blocking(kc, move |client| async move {
+        let name = object.meta().name.clone().unwrap_or_default();
+        Api::<K>::all(client)
+            .patch(&name, &PatchParams::apply("portico"), &Patch::Apply(&object))
             .await?;
         Ok(())
     })

@@ -167,13 +167,18 @@ pub fn shortcuts(image: Option<&str>) -> serde_json::Value {
     list
 }
 
-/// A ConfigMap in team-a offering an unverified shortcut (anyone with edit there could write it).
+/// A ConfigMap in team-a offering an unverified shortcut (anyone with edit
+/// there could write it): the node's local toolbox with the view role.
 pub fn team_shortcuts() -> k8s_openapi::api::core::v1::ConfigMap {
+    let shortcut = format!(
+        "- name: debug\n  title: Debug toolbox\n  description: the toolbox in team-a, written by the team\n  image: {}\n  command: [/bin/bash]\n  namespace: team-a\n  roles: [{{kind: ClusterRole, name: view}}]\n",
+        crate::controlplane::node::images::TOOLBOX_IMAGE
+    );
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "team-a-tools", "namespace": "team-a",
                      "labels": {crate::ui::shortcuts::LABEL: "true", "app.kubernetes.io/part-of": "portico-demo"}},
-        "data": {crate::ui::shortcuts::KEY: "- name: debug\n  title: Debug toolbox\n  description: busybox in team-a, written by the team\n  image: docker.io/library/busybox:1.37\n  command: [/bin/sh]\n  namespace: team-a\n  roles: [{kind: ClusterRole, name: view}]\n"},
+        "data": {crate::ui::shortcuts::KEY: shortcut},
     }))
     .expect("a ConfigMap")
 }

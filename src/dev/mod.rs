@@ -1,11 +1,14 @@
 //! `portico dev`: a local control plane (or an existing cluster) with the
 //! CRDs installed and demo tenants, running until Ctrl-C.
 
+pub mod catalog;
 pub mod demo;
 
 use std::path::PathBuf;
 
 use kube::{Client, config::KubeConfigOptions};
+
+pub use catalog::{CATALOG_DIR, CATALOG_NAMESPACE, load_catalog};
 
 use crate::{
     controlplane::{ControlPlane, ControlPlaneError, kubeconfig},
@@ -40,6 +43,9 @@ pub enum DevError {
     /// The kubeconfig for an existing cluster could not be read.
     #[error("kubeconfig: {0}")]
     Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// A catalog default could not be set.
+    #[error("catalog: {0}")]
+    Catalog(#[from] catalog::DefaultError),
     /// Starting the operator failed.
     #[error("operator: {0}")]
     Operator(#[from] crate::operator::OperatorError),
@@ -65,7 +71,12 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     install::install(&client).await?;
     setup_demo(&client).await?;
     install::wait_aggregated(&client).await?;
-    load_catalog(&client, CATALOG_DIR.as_ref(), CATALOG_NAMESPACE).await?;
+    // With a node, the catalog's images default to the node's local ones.
+    let defaults = match local.as_ref().and_then(ControlPlane::node) {
+        Some(_) => catalog::local_images(),
+        None => Vec::new(),
+    };
+    load_catalog(&client, CATALOG_DIR.as_ref(), CATALOG_NAMESPACE, &defaults).await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let mut operator = None;
     let mut dashboard_task = None;
@@ -202,33 +213,6 @@ async fn existing_client(path: Option<PathBuf>) -> Result<Client, DevError> {
     Ok(Client::try_from(config)?)
 }
 
-/// The catalog namespace `portico dev` and the tests use.
-pub const CATALOG_NAMESPACE: &str = "portico-catalog";
-/// The templates shipped in `config/catalog/`.
-pub const CATALOG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/catalog");
-
-/// Applies every template ConfigMap in `dir` into `namespace` (created if missing).
-pub async fn load_catalog(client: &Client, dir: &std::path::Path, namespace: &str) -> Result<usize, DevError> {
-    let ns: k8s_openapi::api::core::v1::Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).expect("namespace");
-    install::apply(client, &ns).await?;
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| DevError::Io(format!("read {}", dir.display()), e))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    entries.sort();
-    for path in &entries {
-        let text = std::fs::read_to_string(path).map_err(|e| DevError::Io(format!("read {}", path.display()), e))?;
-        let mut cm: k8s_openapi::api::core::v1::ConfigMap = serde_yaml_ng::from_str(&text)
-            .map_err(|e| DevError::Io(format!("parse {}", path.display()), std::io::Error::other(e)))?;
-        cm.metadata.namespace = Some(namespace.to_string());
-        install::apply(client, &cm).await?;
-    }
-    Ok(entries.len())
-}
-
 /// Namespaces `team-a`, `team-b` and the demo users' RBAC.
 pub async fn setup_demo(client: &Client) -> Result<(), kube::Error> {
     for ns in demo::namespaces() {
@@ -324,15 +308,22 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
     );
     match cp.node() {
         Some(node) => {
+            use crate::controlplane::node::{images, storage};
             println!(
-                "Node: {} on the bridge {} ({}); pods run. Local images: {}, {}",
+                "Node: {} on the bridge {} ({}); pods run, and claims get volumes (StorageClass {}).",
                 crate::controlplane::node::NODE_NAME,
                 node.bridge().name,
                 node.bridge().subnet,
-                crate::controlplane::node::images::TOOLBOX_IMAGE,
-                crate::controlplane::node::images::PAUSE_IMAGE,
+                storage::STORAGE_CLASS,
             );
             println!("{}", services_line(node.services()));
+            println!(
+                "Local images (no registry is reachable): {} (terminals, the scheduled job), {}, {}, {}; the catalog defaults to them.",
+                images::TOOLBOX_IMAGE,
+                images::POSTGRESQL_IMAGE,
+                images::WEBAPP_IMAGE,
+                images::PAUSE_IMAGE,
+            );
         }
         None => println!("There are no nodes: terminal pods stay Pending."),
     }

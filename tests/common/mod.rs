@@ -108,9 +108,14 @@ pub fn shared_with_operator() -> &'static ControlPlane {
                     .await
                     .expect("aggregated roles");
                 let dir = std::path::Path::new(portico::dev::CATALOG_DIR);
-                portico::dev::load_catalog(&admin, dir, portico::dev::CATALOG_NAMESPACE)
-                    .await
-                    .expect("catalog");
+                portico::dev::load_catalog(
+                    &admin,
+                    dir,
+                    portico::dev::CATALOG_NAMESPACE,
+                    &portico::dev::catalog::local_images(),
+                )
+                .await
+                .expect("catalog");
                 let (config, metrics_port) = operator::write_config(cp, TEST_PROFILES);
                 operator::Operator::start(cp, config, metrics_port).await
             })
@@ -262,18 +267,25 @@ pub async fn wait_service_endpoints(client: &Client, namespace: &str, name: &str
     }
 }
 
-/// `wget -q -O - URL` inside a pod, repeated until it answers — kube-proxy
-/// and CoreDNS follow the API within moments of an endpoint turning ready —
-/// for at most 30 s; returns the page. Uses only what busybox and Debian
-/// toolboxes both have (`timeout`, not wget's `-T`, which crashes
-/// Debian's static busybox 1.35 wget).
-pub fn wget_in_pod(cp: &ControlPlane, namespace: &str, pod: &str, url: &str) -> String {
+/// `curl -fsS URL` inside a pod (the toolbox), repeated until it answers —
+/// kube-proxy and CoreDNS follow the API within moments of an endpoint
+/// turning ready — for at most 30 s; returns the page.
+pub fn http_get_in_pod(cp: &ControlPlane, namespace: &str, pod: &str, url: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let out = cp
             .kubectl()
             .args([
-                "exec", "-n", namespace, pod, "--", "timeout", "5", "wget", "-q", "-O", "-", url,
+                "exec",
+                "-n",
+                namespace,
+                pod,
+                "--",
+                "curl",
+                "-fsS",
+                "--max-time",
+                "5",
+                url,
             ])
             .output()
             .expect("run kubectl");
@@ -282,7 +294,7 @@ pub fn wget_in_pod(cp: &ControlPlane, namespace: &str, pod: &str, url: &str) -> 
         }
         if std::time::Instant::now() > deadline {
             panic!(
-                "wget {url} in {namespace}/{pod} did not answer within 30 s: {}",
+                "curl {url} in {namespace}/{pod} did not answer within 30 s: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }

@@ -42,9 +42,14 @@ pub async fn setup(cp: &'static ControlPlane) -> (Operator, ControlPlane) {
         .await
         .expect("aggregated roles");
     let catalog = std::path::Path::new(portico::dev::CATALOG_DIR);
-    portico::dev::load_catalog(&admin, catalog, portico::dev::CATALOG_NAMESPACE)
-        .await
-        .expect("catalog");
+    portico::dev::load_catalog(
+        &admin,
+        catalog,
+        portico::dev::CATALOG_NAMESPACE,
+        &portico::dev::catalog::local_images(),
+    )
+    .await
+    .expect("catalog");
     let reader: Role = from(json!({
         "metadata": {"name": "usage-reader", "namespace": "team-a"},
         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]

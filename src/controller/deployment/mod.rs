@@ -28,7 +28,7 @@ use futures::StreamExt;
 use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, Deployment as AppsDeployment, StatefulSet},
-        batch::v1::Job,
+        batch::v1::{CronJob, Job},
         core::v1::PersistentVolumeClaim,
     },
     jiff::Timestamp,
@@ -106,6 +106,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     .watches(Api::<StatefulSet>::all(client.clone()), cfg(), owner)
     .watches(Api::<DaemonSet>::all(client.clone()), cfg(), owner)
     .watches(Api::<Job>::all(client.clone()), cfg(), owner)
+    // A CronJob's status (its last run) feeds the scheduled job's outputs.
+    .watches(Api::<CronJob>::all(client.clone()), cfg(), owner)
     .watches(Api::<PersistentVolumeClaim>::all(client), cfg(), owner)
     .trigger_backoff(super::backoff::WatchBackoff::default())
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))

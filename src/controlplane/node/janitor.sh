@@ -1,10 +1,11 @@
 # The node's janitor: waits until its parent closes stdin (a normal stop) or
 # dies (even by SIGKILL, when the kernel closes the pipe), then removes
 # everything the node made: processes, mounts, the bridge, cgroups and files.
-# Arguments: the node's directory, its cgroup name.
+# Arguments: the node's directory, its cgroup name, the cluster's etcd data
+# directory.
 set -u
 trap '' PIPE INT TERM HUP
-dir=$1 cgroup=$2
+dir=$1 cgroup=$2 etcd=$3
 cat >/dev/null
 
 say() { echo "portico node janitor: $*" >&2; }
@@ -51,10 +52,19 @@ for round in 1 2 3; do
 done
 
 # 3. The services namespace's veth (gone with the namespace, unless
-#    something still holds it), the bridge, the CNI plugins' cache and the
-#    kubelet's log links.
+#    something still holds it).
 veth=$(cat "$dir/services-veth" 2>/dev/null)
 [ -n "$veth" ] && [ -e "/sys/class/net/$veth" ] && ip link del "$veth" 2>/dev/null
+
+# 4. The volumes the cluster's host-path provisioner made. Kubernetes puts
+#    them at /tmp/hostpath_pv/<uuid>, shared by every cluster on the machine;
+#    which are this cluster's is written in its PersistentVolumes, and the
+#    etcd data holds those objects (plain protobuf) even after a SIGKILL.
+volumes=$(grep -rhoaE '/tmp/hostpath_pv/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' "$etcd" 2>/dev/null | sort -u)
+for v in $volumes; do rm -rf "$v"; done
+rmdir /tmp/hostpath_pv 2>/dev/null
+
+# 5. The bridge, the CNI plugins' cache and the kubelet's log links.
 bridge=$(cat "$dir/bridge" 2>/dev/null)
 [ -n "$bridge" ] && ip link del "$bridge" 2>/dev/null
 for sandbox in "$dir"/containerd/io.containerd.grpc.v1.cri/sandboxes/*; do
@@ -74,7 +84,7 @@ if [ -S "$sock" ] && ! awk '{print $8}' /proc/net/unix | grep -qxF "$sock"; then
   rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null
 fi
 
-# 4. Cgroups, leaves first.
+# 5. Cgroups, leaves first.
 for round in $(seq 50); do
   left=0
   for d in $(cgroups); do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || left=1; done
@@ -83,7 +93,7 @@ for round in $(seq 50); do
 done
 [ -n "$(cgroups)" ] && say "cgroups left: $(cgroups)"
 
-# 5. The directory, once nothing is mounted in it.
+# 6. The directory, once nothing is mounted in it.
 if awk -v d="$dir/" 'index($5, d) == 1 {found=1} END {exit !found}' /proc/self/mountinfo; then
   say "mounts left under $dir; not deleting it"
   exit 1

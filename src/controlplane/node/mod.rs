@@ -7,10 +7,13 @@
 //! prepare()  janitor (waits for us to stop or die) → bridge on a free /24
 //!            → the API server binds to the bridge address, with kubelet client credentials
 //! start()    kube-scheduler → services namespace → containerd (+ images) → kubelet
-//!            → Node Ready → kube-proxy, CoreDNS (or the reason they cannot run)
+//!            → Node Ready → the default StorageClass (kube-controller-manager
+//!            provisions host-path volumes) → kube-proxy, CoreDNS (or the reason
+//!            they cannot run)
 //! stop()     cordon, delete pods (CNI tears their networks down) → stop CoreDNS,
-//!            kube-proxy, kubelet, containerd, scheduler → janitor removes mounts,
-//!            the services namespace and its veth, bridge, cgroups, files
+//!            kube-proxy, kubelet, containerd, scheduler
+//! finish()   (after the control plane has stopped) janitor removes mounts,
+//!            volumes, the services namespace and its veth, bridge, cgroups, files
 //! ```
 
 mod containerd;
@@ -20,6 +23,7 @@ mod janitor;
 mod kubelet;
 mod network;
 pub mod services;
+pub mod storage;
 
 use std::{
     net::Ipv4Addr,
@@ -44,6 +48,10 @@ pub const NODE_NAME: &str = "portico-node";
 /// node lifecycle lifts the kubelet's `not-ready` taint once the node is Ready.
 pub const CONTROLLERS: &str = ",node-lifecycle-controller";
 
+/// kube-controller-manager flags for a cluster with a node: the host-path
+/// provisioner behind the default StorageClass ([`storage`]).
+pub const KCM_ARGS: &[&str] = storage::KCM_ARGS;
+
 /// The API server's client identity towards the kubelet.
 const KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
 
@@ -67,8 +75,9 @@ pub struct Node {
 }
 
 /// Checks what the node needs, starts its janitor and creates its bridge,
-/// under `cp_dir/node`.
-pub fn prepare(cp_dir: &Path, binaries: &Binaries) -> Result<Prepared, NodeError> {
+/// under `cp_dir/node`; `etcd_data` is the cluster's etcd data directory
+/// (the janitor reads there which volumes the cluster made).
+pub fn prepare(cp_dir: &Path, etcd_data: &Path, binaries: &Binaries) -> Result<Prepared, NodeError> {
     preflight(binaries)?;
     let dir = cp_dir.join("node");
     std::fs::create_dir_all(&dir).map_err(io("create the node directory"))?;
@@ -76,7 +85,7 @@ pub fn prepare(cp_dir: &Path, binaries: &Binaries) -> Result<Prepared, NodeError
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("portico-{}", std::process::id()));
-    let janitor = janitor::spawn(&dir, &cgroup)?;
+    let janitor = janitor::spawn(&dir, &cgroup, etcd_data)?;
     let bridge = network::create_bridge(&program("ip")?, &dir.join("bridge"))?;
     Ok(Prepared {
         dir,
@@ -171,7 +180,7 @@ pub fn preflight(binaries: &Binaries) -> Result<(), NodeError> {
             });
         }
     }
-    Ok(())
+    images::preflight(binaries.dir())
 }
 
 /// What the node takes from the control plane.
@@ -312,6 +321,7 @@ impl Prepared {
         .map_err(io("start kubelet"))?;
         super::wait::node_ready(cluster.admin, &mut kubelet, NODE_NAME)?;
         node.processes.push(kubelet);
+        super::wait::apply_cluster_object(cluster.admin, storage::storage_class())?;
 
         let started = match namespace {
             Ok(namespace) => {
@@ -403,8 +413,8 @@ impl Node {
     }
 
     /// Cordons the node and deletes its pods (so CNI tears their networks
-    /// down), stops CoreDNS, kube-proxy, the kubelet, containerd and the
-    /// scheduler, then lets the janitor remove the rest. Blocking.
+    /// down), and stops CoreDNS, kube-proxy, the kubelet, containerd and the
+    /// scheduler. Blocking.
     pub fn stop(&mut self, admin: &Kubeconfig) {
         if let Err(e) = super::wait::drain(admin, NODE_NAME) {
             eprintln!("portico node: draining {NODE_NAME} failed ({e}); its pods are killed instead");
@@ -415,6 +425,12 @@ impl Node {
         while let Some(mut p) = self.processes.pop() {
             p.stop(Duration::from_secs(10));
         }
+    }
+
+    /// Lets the janitor remove the rest (mounts, volumes, the bridge,
+    /// cgroups, files) once the control plane has stopped too, so that
+    /// kube-controller-manager makes no volume after it. Blocking.
+    pub fn finish(mut self) {
         if !self.prepared.janitor.finish() {
             eprintln!("portico node: the janitor could not remove everything; see its messages above");
         }
