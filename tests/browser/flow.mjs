@@ -31,13 +31,17 @@ try {
   await page.click('li.card:has-text("Web application") >> text=Deploy');
   await page.fill('input[name="__name"]', 'browser-shop');
   await page.fill('input[name="__namespace"]', 'team-a');
-  // image left empty: the API server refuses, and says so by the field.
+  // The dev catalog's default for the image: the node's local web app.
+  const image = await page.inputValue('input[name="image"]');
+  if (image !== 'portico.local/webapp:1') await fail(`the image field shows ${image}, not the dev default`);
+  // A message longer than the schema allows: the API server refuses, and says so by the field.
+  await page.fill('input[name="message"]', 'x'.repeat(201));
   await page.click('button:has-text("Create")');
-  const err = await page.textContent('#error-image');
-  if (!err || !err.includes('required')) await fail(`no error by the image field: ${err}`);
+  const err = await page.textContent('#error-message');
+  if (!err || !err.includes('maxLength')) await fail(`no error by the message field: ${err}`);
   await shot('create-form-error');
 
-  await page.fill('input[name="image"]', 'portico.local/webapp:1');
+  await page.fill('input[name="message"]', 'Hello from Portico');
   await page.click('button:has-text("Create")');
   await page.waitForURL(`${base}/deployments/team-a/browser-shop`);
   await shot('deployment');
