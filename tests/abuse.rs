@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{shared_with_operator, test_namespace};
+use common::{deployment, shared_with_operator, test_namespace};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
@@ -358,13 +358,6 @@ async fn eight_claims_at_once_against_a_limit_of_two_admit_exactly_two() {
         .create(&PostParams::default(), &claim("pair-again", "pair"))
         .await
         .expect("a slot is free again");
-}
-
-fn deployment(name: &str, template: &str, params: Value) -> Deployment {
-    from(
-        json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
-                "spec": {"template": {"name": template}, "parameters": params}}),
-    )
 }
 
 fn deployment_stalled(d: Option<&Deployment>, reason: &str) -> bool {

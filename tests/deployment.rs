@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::shared_with_operator;
+use common::{deployment, shared_with_operator};
 use k8s_openapi::api::{
     apps::v1::Deployment as AppsDeployment,
     core::v1::{ConfigMap, Pod, Service},
@@ -33,14 +33,6 @@ async fn client(user: (&str, &[&str])) -> Client {
 
 async fn admin() -> Client {
     shared_with_operator().admin_client().await.unwrap()
-}
-
-fn deployment(name: &str, template: &str, params: serde_json::Value) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"template": {"name": template}, "parameters": params}
-    }))
-    .unwrap()
 }
 
 async fn create(user: (&str, &[&str]), ns: &str, d: &Deployment) -> Result<Deployment, kube::Error> {

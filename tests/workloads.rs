@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::shared_with_operator;
+use common::{deployment, shared_with_operator};
 use futures::StreamExt;
 use k8s_openapi::api::{
     batch::v1::Job,
@@ -28,14 +28,6 @@ const ALICE: (&str, &[&str]) = ("alice", &["developers", "system:authenticated"]
 
 async fn admin() -> Client {
     shared_with_operator().admin_client().await.unwrap()
-}
-
-fn deployment(name: &str, template: &str, params: serde_json::Value) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"template": {"name": template}, "parameters": params}
-    }))
-    .unwrap()
 }
 
 async fn create_as_alice(ns: &str, d: &Deployment) -> Result<Deployment, kube::Error> {

@@ -221,6 +221,7 @@ pub async fn check_role_grant(
         .map_err(|e| api_error(&what, e))?
         .ok_or_else(|| Denial::invalid(format!("{kind} {} does not exist {place}", role.name)))?;
     let wanted = expand_rules(&rules, bind_ns);
+    let held = wanted.len();
     let answers: Vec<(Access, Result<bool, kube::Error>)> = stream::iter(wanted)
         .map(|a| async move {
             let r = c.allowed(creator, &a).await;
@@ -246,13 +247,9 @@ pub async fn check_role_grant(
         creator.user,
         role.name,
         missing.len(),
-        rules_len(&rules, bind_ns),
+        held,
         examples.join(", ")
     )))
-}
-
-fn rules_len(rules: &[PolicyRule], ns: &str) -> usize {
-    expand_rules(rules, ns).len()
 }
 
 /// How messages name a cluster.

@@ -263,14 +263,14 @@ pub fn check_shared_host(t: &Terminal, allowed: &[String]) -> Result<(), Denial>
         return Ok(());
     };
     let target = &t.spec.target;
+    if target.role_bindings.is_empty() {
+        return Ok(());
+    }
     let fix = "set spec.host.temporaryNamespace: true (and remove spec.host.namespace) to keep this access to yourself";
     let open = format!(
         "the terminal pod and its kubeconfig Secret would live in namespace {host}, where whoever may exec into \
          pods or read Secrets could use them"
     );
-    if target.role_bindings.is_empty() {
-        return Ok(());
-    }
     if target.cluster != t.spec.host.cluster {
         return Err(Denial::forbidden(format!(
             "spec.target.cluster: {open}, and so reach another cluster; {fix}"

@@ -300,3 +300,12 @@ pub fn http_get_in_pod(cp: &ControlPlane, namespace: &str, pod: &str, url: &str)
         }
     }
 }
+
+/// A Portico Deployment of catalog template `template` with `params`.
+pub fn deployment(name: &str, template: &str, params: serde_json::Value) -> portico::api::Deployment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"template": {"name": template}, "parameters": params}
+    }))
+    .expect("a Deployment")
+}
