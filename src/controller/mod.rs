@@ -1,6 +1,7 @@
 //! The reconcilers, one a kind, and what they share: the context, the error
 //! type with stable metric labels, events, and server-side apply helpers.
 
+pub mod applied;
 pub mod backoff;
 pub mod deployment;
 pub mod session;
@@ -185,6 +186,10 @@ pub enum Error {
     /// A kind could not be found through discovery.
     #[error("discovery: {0}")]
     Discovery(String),
+    /// A watch cache this pass reads closed before it filled (the operator
+    /// is stopping).
+    #[error("the cache of {0} closed before it filled")]
+    Cache(&'static str),
 }
 
 impl Error {
@@ -198,6 +203,7 @@ impl Error {
             Error::Cleanup(_) => "cleanup",
             Error::Catalog(_) => "catalog",
             Error::Discovery(_) => "discovery",
+            Error::Cache(_) => "cache",
         }
     }
 }

@@ -6,8 +6,13 @@
 //! service account.
 
 pub mod build;
+pub mod grants;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use build::Names;
 use futures::StreamExt;
@@ -22,25 +27,23 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{ListParams, PostParams},
+    api::{ListParams, PartialObjectMeta, PostParams},
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
         events::EventType,
         finalizer::{Event as Finalizer, finalizer},
         predicates,
-        reflector::Store,
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
 use tracing::{info, instrument};
 
-use super::{Context, Error, apply, delete_if_exists, kube_err};
+use super::{Context, Error, applied::Records, apply, backoff::WatchBackoff, delete_if_exists, kube_err};
 use crate::{
     access::{self as authz, Checker},
-    api::{
-        SessionClaim, common::EndReason, keys::LAST_HEARTBEAT_AT, session_claim::SessionClaimStatus, terminal::RoleKind,
-    },
+    api::{SessionClaim, common::EndReason, keys::LAST_HEARTBEAT_AT, session_claim::SessionClaimStatus},
     config::SessionProfile,
     creator::Creator,
     kstatus::{Phase, Reason},
@@ -50,36 +53,115 @@ use crate::{
 
 const KIND: &str = "SessionClaim";
 
-/// The shared context plus this controller's cache of claims.
+/// The shared context plus this controller's caches.
 struct SessionContext {
     ctx: Arc<Context>,
+    /// Every claim.
     store: Store<SessionClaim>,
+    /// Every namespace (grants follow their names and labels).
+    namespaces: Store<Namespace>,
+    /// Every RoleBinding a claim made (its reader binding and its grants).
+    bindings: Store<RoleBinding>,
+    /// The metadata of every kubeconfig Secret a claim made (deleting one
+    /// revokes its token; a new one is issued).
+    secrets: Store<PartialObjectMeta<Secret>>,
+    /// What was last applied for each claim; the value is when its token is due.
+    applied: Records<Timestamp>,
 }
 
-/// Runs the SessionClaim controller until `shutdown` resolves. Every claim is
-/// looked at again when a namespace appears or its labels change.
+/// Runs the SessionClaim controller until `shutdown` resolves. A claim is
+/// reconciled when it changes (not on the operator's own status writes),
+/// when one of its bindings changes, and when a namespace it covers or holds
+/// a grant in appears or changes its labels.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let claims: Api<SessionClaim> = Api::all(ctx.client.clone());
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let ns_changes = watcher(namespaces, watcher::Config::default())
-        .default_backoff()
+    let client = ctx.client.clone();
+    let (store, writer) = reflector::store();
+    let trigger = watcher(
+        Api::<SessionClaim>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .backoff(WatchBackoff::default())
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(super::trigger::acted_on, Default::default());
+    let (ns_store, ns_writer) = reflector::store();
+    let ns_changes = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
+        .backoff(WatchBackoff::default())
+        .reflect(ns_writer)
         .touched_objects()
-        .predicate_filter(predicates::labels, Default::default())
-        .filter_map(|r| futures::future::ready(r.ok().map(|_| ())));
+        .predicate_filter(predicates::labels, Default::default());
+    let (rb_store, rb_writer) = reflector::store();
+    let binding_changes = watcher(
+        Api::<RoleBinding>::all(client),
+        watcher::Config::default().labels(build::UID_LABEL),
+    )
+    .backoff(WatchBackoff::default())
+    .reflect(rb_writer)
+    .touched_objects();
+    let (secret_store, secret_writer) = reflector::store();
+    let secret_changes = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
+        watcher::Config::default().labels(build::UID_LABEL),
+    )
+    .backoff(WatchBackoff::default())
+    .reflect(secret_writer)
+    .touched_objects();
     let concurrency = ctx.config.controller.concurrency;
-    let controller = Controller::new(claims, watcher::Config::default().any_semantic());
     let sc = Arc::new(SessionContext {
         ctx,
-        store: controller.store(),
+        store: store.clone(),
+        namespaces: ns_store,
+        bindings: rb_store,
+        secrets: secret_store,
+        applied: Records::default(),
     });
-    controller
-        .reconcile_all_on(ns_changes)
-        .trigger_backoff(super::backoff::WatchBackoff::default())
+    let (for_ns, for_rb, for_secret) = (sc.clone(), sc.clone(), sc.clone());
+    Controller::for_stream(trigger, store)
+        .watches_stream(ns_changes, move |ns: Namespace| claims_touching(&for_ns, &ns))
+        .watches_stream(binding_changes, move |rb: RoleBinding| claim_of(&for_rb, &rb))
+        .watches_stream(secret_changes, move |s: PartialObjectMeta<Secret>| {
+            claim_of(&for_secret, &s)
+        })
+        .trigger_backoff(WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, sc)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// The claims a namespace event concerns: those whose profile covers it
+/// now, and those holding a grant there (its labels may no longer match).
+fn claims_touching(sc: &SessionContext, ns: &Namespace) -> Vec<ObjectRef<SessionClaim>> {
+    let name = ns.name_any();
+    let holders: BTreeSet<String> = sc
+        .bindings
+        .state()
+        .iter()
+        .filter(|rb| rb.namespace().as_deref() == Some(name.as_str()))
+        .filter_map(|rb| rb.labels().get(build::UID_LABEL).cloned())
+        .collect();
+    sc.store
+        .state()
+        .iter()
+        .filter(|c| {
+            holders.contains(c.metadata.uid.as_deref().unwrap_or_default())
+                || sc
+                    .ctx
+                    .config
+                    .profile(&c.spec.profile)
+                    .is_some_and(|p| p.grants.iter().any(|g| g.covers(&name, ns.labels())))
+        })
+        .map(|c| ObjectRef::from_obj(&**c))
+        .collect()
+}
+
+/// The claim that made a binding or a Secret.
+fn claim_of(sc: &SessionContext, child: &impl ResourceExt) -> Option<ObjectRef<SessionClaim>> {
+    let uid = child.labels().get(build::UID_LABEL)?;
+    let state = sc.store.state();
+    let claim = state.iter().find(|c| c.metadata.uid.as_deref() == Some(uid.as_str()))?;
+    Some(ObjectRef::from_obj(&**claim))
 }
 
 fn error_policy(c: Arc<SessionClaim>, err: &Error, sc: Arc<SessionContext>) -> Action {
@@ -113,8 +195,11 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
     let object = c.clone();
     let result = finalizer(&api, super::FINALIZER, c, |event| async {
         match event {
-            Finalizer::Apply(c) => apply_claim(&c, ctx).await,
-            Finalizer::Cleanup(c) => cleanup(&c, ctx).await,
+            Finalizer::Apply(c) => apply_claim(&c, &sc).await,
+            Finalizer::Cleanup(c) => {
+                sc.applied.forget(&c.uid().unwrap_or_default());
+                cleanup(&c, ctx).await
+            }
         }
     })
     .await
@@ -152,7 +237,8 @@ async fn stalled(
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
-async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
+async fn apply_claim(c: &SessionClaim, sc: &SessionContext) -> Result<Action, Error> {
+    let ctx = &sc.ctx;
     let mut base = c.status.clone().unwrap_or_default();
     let creator = match Creator::from_annotations(c.metadata.annotations.as_ref()) {
         Ok(cr) => cr,
@@ -197,11 +283,63 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     let client = &ctx.client;
     base.service_account_name = Some(n.service_account.clone());
     base.kubeconfig_secret_name = Some(n.secret.clone());
-    apply(client, &build::service_account(c, &n)).await?;
-    apply(client, &build::reader_role(c, &n)).await?;
-    apply(client, &build::reader_binding(c, &n, &creator)).await?;
-    let (granted, skipped) = sync_grants(ctx, c, &n, &creator, profile).await?;
+    let uid = c.uid().unwrap_or_default();
+    let marks = super::trigger::acted_on(c);
+    let children_in_place = sc
+        .bindings
+        .state()
+        .iter()
+        .any(|rb| rb.namespace().as_deref() == Some(ns.as_str()) && rb.name_any() == n.reader)
+        && sc.secrets.get(&ObjectRef::new(&n.secret).within(&ns)).is_some();
+    let renew_at = match sc.applied.holding(&uid, marks, Timestamp::now()) {
+        Some(renew_at) if children_in_place => renew_at,
+        _ => {
+            apply(client, &build::service_account(c, &n)).await?;
+            apply(client, &build::reader_role(c, &n)).await?;
+            apply(client, &build::reader_binding(c, &n, &creator)).await?;
+            match ensure_token(ctx, c, &n, &creator, expiry.at).await? {
+                Ok(renew_at) => {
+                    sc.applied.put(&uid, marks, Some(renew_at), renew_at);
+                    renew_at
+                }
+                Err(message) => return stalled(ctx, c, base, Reason::TokenRejected, message).await,
+            }
+        }
+    };
+    let (granted, skipped) = sync_grants(sc, c, &n, &creator, profile).await?;
+    let mut message = if granted.is_empty() {
+        "the session's kubeconfig is ready; the profile grants nothing you hold".to_string()
+    } else {
+        format!("the session's kubeconfig is ready; granted {}", granted.join(", "))
+    };
+    if !skipped.is_empty() {
+        message.push_str(&format!(
+            "; not granted (you lack these rights): {}",
+            skipped.join("; ")
+        ));
+    }
+    let phase = Phase::Ready {
+        reason: Reason::KubeconfigReady,
+        message,
+    };
+    set_status(ctx, c, &with_phase(c, base, &phase)).await?;
+    Ok(Action::requeue(
+        until(expiry.at).min(until(renew_at)).max(Duration::from_millis(1)),
+    ))
+}
 
+/// Reads the kubeconfig Secret (creating it empty first) and issues a token
+/// bound to it when none is there or it is due; returns when it is due next,
+/// or why the issued token does not work.
+async fn ensure_token(
+    ctx: &Context,
+    c: &SessionClaim,
+    n: &Names,
+    creator: &Creator,
+    expires_at: Timestamp,
+) -> Result<Result<Timestamp, String>, Error> {
+    let client = &ctx.client;
+    let ns = c.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let existing = match secrets
         .get_opt(&n.secret)
@@ -210,7 +348,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     {
         Some(s) => s,
         None => {
-            apply(client, &build::secret(c, &n, None)).await?;
+            apply(client, &build::secret(c, n, None)).await?;
             secrets
                 .get(&n.secret)
                 .await
@@ -221,7 +359,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     let renew_at = match renew {
         Some(at) if at > Timestamp::now() => at,
         _ => {
-            let lifetime = token::lifetime(Duration::from(ctx.config.session_token_lifetime), until(expiry.at));
+            let lifetime = token::lifetime(Duration::from(ctx.config.session_token_lifetime), until(expires_at));
             let bound = (n.secret.as_str(), existing.metadata.uid.as_deref().unwrap_or_default());
             let issued = token::request(client, &ns, &n.service_account, lifetime, Some(bound)).await?;
             let server = ctx
@@ -237,10 +375,9 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
                 &creator.user,
             );
             let (i, e) = (issued.issued.to_string(), issued.expires.to_string());
-            apply(client, &build::secret(c, &n, Some((&kc, &i, &e)))).await?;
+            apply(client, &build::secret(c, n, Some((&kc, &i, &e)))).await?;
             if !works(ctx, &issued.token).await {
-                let msg = "the issued token is not accepted by the API server".to_string();
-                return stalled(ctx, c, base, Reason::TokenRejected, msg).await;
+                return Ok(Err("the issued token is not accepted by the API server".to_string()));
             }
             if renew.is_some() {
                 ctx.metrics.token_renewed(KIND);
@@ -265,25 +402,7 @@ async fn apply_claim(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
             token::renewal_time(issued.issued, issued.expires)
         }
     };
-    let mut message = if granted.is_empty() {
-        "the session's kubeconfig is ready; the profile grants nothing you hold".to_string()
-    } else {
-        format!("the session's kubeconfig is ready; granted {}", granted.join(", "))
-    };
-    if !skipped.is_empty() {
-        message.push_str(&format!(
-            "; not granted (you lack these rights): {}",
-            skipped.join("; ")
-        ));
-    }
-    let phase = Phase::Ready {
-        reason: Reason::KubeconfigReady,
-        message,
-    };
-    set_status(ctx, c, &with_phase(c, base, &phase)).await?;
-    Ok(Action::requeue(
-        until(expiry.at).min(until(renew_at)).max(Duration::from_millis(1)),
-    ))
+    Ok(Ok(renew_at))
 }
 
 /// Whether the API server accepts `token` (a SelfSubjectReview with it).
@@ -309,76 +428,58 @@ async fn works(ctx: &Context, token: &str) -> bool {
 }
 
 /// Creates the grants' RoleBindings in every namespace they cover where the
-/// creator holds the role (checked before the first grant there), and prunes
-/// bindings the profile no longer covers. Returns what was granted and skipped.
+/// creator holds the role (checked before the first grant there), writes
+/// again those changed since, and prunes those the profile no longer covers;
+/// namespaces and bindings come from the caches, so a pass where everything
+/// is in place makes no request. Returns what is granted and what skipped.
 async fn sync_grants(
-    ctx: &Context,
+    sc: &SessionContext,
     c: &SessionClaim,
     n: &Names,
     creator: &Creator,
     profile: &SessionProfile,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
+    let ctx = &sc.ctx;
     let client = &ctx.client;
-    let namespaces = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default())
+    sc.namespaces
+        .wait_until_ready()
         .await
-        .map_err(kube_err("list namespaces"))?;
-    let mut desired: BTreeMap<(String, String), (RoleKind, String)> = BTreeMap::new();
-    for ns in namespaces
-        .items
-        .iter()
-        .filter(|ns| ns.metadata.deletion_timestamp.is_none())
-    {
-        let name = ns.name_any();
-        for g in &profile.grants {
-            if g.covers(&name, ns.labels()) {
-                desired.insert(
-                    (name.clone(), n.grant(g.role.kind, &g.role.name)),
-                    (g.role.kind, g.role.name.clone()),
-                );
-            }
-        }
-    }
-    let selector = format!("{}={}", build::UID_LABEL, c.uid().unwrap_or_default());
-    let existing = Api::<RoleBinding>::all(client.clone())
-        .list(&ListParams::default().labels(&selector))
+        .map_err(|_| Error::Cache("namespaces"))?;
+    sc.bindings
+        .wait_until_ready()
         .await
-        .map_err(kube_err("list the session's RoleBindings"))?;
-    let existing: BTreeMap<(String, String), ()> = existing
-        .items
-        .iter()
-        .filter(|rb| rb.name_any() != n.reader)
-        .map(|rb| ((rb.namespace().unwrap_or_default(), rb.name_any()), ()))
-        .collect();
-    for key in existing.keys().filter(|k| !desired.contains_key(*k)) {
-        delete_if_exists::<RoleBinding>(client, Some(&key.0), &key.1).await?;
-        info!(namespace = %key.0, binding = %key.1, "pruned a grant the profile no longer covers");
+        .map_err(|_| Error::Cache("session RoleBindings"))?;
+    let plan = grants::plan(c, n, profile, &sc.namespaces.state(), &sc.bindings.state());
+    for (ns, name) in &plan.prune {
+        delete_if_exists::<RoleBinding>(client, Some(ns), name).await?;
+        info!(namespace = %ns, binding = %name, "pruned a grant the profile no longer covers");
     }
-    let (mut granted, mut skipped) = (vec![], vec![]);
+    let (mut granted, mut skipped) = (plan.in_place, vec![]);
     let checker = Checker {
         client,
         cluster: "this cluster",
         cache: ctx.clusters.access_cache(),
     };
-    for ((ns, name), (kind, role)) in &desired {
-        if !existing.contains_key(&(ns.clone(), name.clone())) {
+    for w in plan.write {
+        if !w.exists {
             let binding = crate::api::terminal::TerminalRoleBinding {
                 role_ref: crate::api::terminal::RoleRef {
-                    kind: *kind,
-                    name: role.clone(),
+                    kind: w.kind,
+                    name: w.role.clone(),
                 },
                 binding_kind: crate::api::terminal::BindingKind::RoleBinding,
                 name_suffix: "grant".into(),
             };
-            if let Err(d) = authz::check_role_grant(&checker, creator, &binding, ns).await {
-                info!(namespace = %ns, role = %role, reason = %d.message, "grant skipped");
-                skipped.push(format!("{role} in {ns}"));
+            if let Err(d) = authz::check_role_grant(&checker, creator, &binding, &w.namespace).await {
+                info!(namespace = %w.namespace, role = %w.role, reason = %d.message, "grant skipped");
+                skipped.push(format!("{} in {}", w.role, w.namespace));
                 continue;
             }
         }
-        apply(client, &build::grant_binding(c, n, ns, *kind, role)).await?;
-        granted.push(format!("{role} in {ns}"));
+        apply(client, &build::grant_binding(c, n, &w.namespace, w.kind, &w.role)).await?;
+        granted.push(format!("{} in {}", w.role, w.namespace));
     }
+    granted.sort();
     Ok((granted, skipped))
 }
 

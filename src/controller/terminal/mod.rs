@@ -4,11 +4,7 @@
 
 pub mod build;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use build::{Names, Side};
 use futures::StreamExt;
@@ -33,7 +29,9 @@ use kube::{
 };
 use tracing::{info, instrument};
 
-use super::{Context, Error, apply, backoff::WatchBackoff, delete_if_exists, delete_labelled, kube_err};
+use super::{
+    Context, Error, applied::Records, apply, backoff::WatchBackoff, delete_if_exists, delete_labelled, kube_err,
+};
 use crate::{
     access as authz,
     api::{
@@ -97,30 +95,9 @@ struct TerminalContext {
     store: Store<Terminal>,
     /// Every terminal pod in this cluster.
     pods: Store<Pod>,
-    /// What was last applied for each Terminal (by UID), so a pass started
-    /// by its pod does not write every child again.
-    applied: Mutex<HashMap<String, Applied>>,
-}
-
-/// The children of a Terminal were applied for these marks.
-#[derive(Clone, Copy)]
-struct Applied {
-    /// [`super::trigger::acted_on`] of the Terminal then.
-    marks: Option<u64>,
-    /// When its token is due for renewal.
-    renew_at: Timestamp,
-    /// When.
-    at: Instant,
-}
-
-/// Children are applied again at least this often, repairing drift.
-const RESYNC: Duration = Duration::from_secs(600);
-
-impl Applied {
-    /// Whether the children need no write for a Terminal with `marks`.
-    fn holds(&self, marks: Option<u64>, now: Timestamp) -> bool {
-        self.marks == marks && self.renew_at > now && self.at.elapsed() < RESYNC
-    }
+    /// What was last applied for each Terminal, so a pass started by its
+    /// pod does not write every child again; the value is when its token is due.
+    applied: Records<Timestamp>,
 }
 
 fn error_policy(t: Arc<Terminal>, err: &Error, tc: Arc<TerminalContext>) -> Action {
@@ -146,7 +123,7 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
         match event {
             Finalizer::Apply(t) => apply_terminal(&t, &tc).await,
             Finalizer::Cleanup(t) => {
-                tc.applied.lock().unwrap().remove(&t.uid().unwrap_or_default());
+                tc.applied.forget(&t.uid().unwrap_or_default());
                 cleanup(&t, ctx).await
             }
         }
@@ -309,9 +286,8 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     });
     let uid = t.uid().unwrap_or_default();
     let marks = super::trigger::acted_on(t);
-    let done = tc.applied.lock().unwrap().get(&uid).copied();
-    let renew_at = match done {
-        Some(a) if a.holds(marks, now()) && matches!(cached_pod, Some(Some(_))) => a.renew_at,
+    let renew_at = match tc.applied.holding(&uid, marks, now()) {
+        Some(renew_at) if matches!(cached_pod, Some(Some(_))) => renew_at,
         _ => {
             for (cluster, side) in [(&target, &target_side), (&host, &host_side)] {
                 if side.temporary
@@ -329,12 +305,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
             };
             let renew_at = ensure_token(ctx, t, &names, (&target, &host), &places, expiry.at).await?;
             apply_host(ctx, t, &names, &host, &host_side, &creator).await?;
-            let applied = Applied {
-                marks,
-                renew_at,
-                at: Instant::now(),
-            };
-            tc.applied.lock().unwrap().insert(uid, applied);
+            tc.applied.put(&uid, marks, Some(renew_at), renew_at);
             renew_at
         }
     };
