@@ -181,6 +181,16 @@ pub fn from_config_map(cm: &ConfigMap) -> Result<Entry, TemplateError> {
     })
 }
 
+/// Where a template named in `namespace` (or anywhere) is looked up: that
+/// namespace if it is a catalog, else every catalog namespace in order.
+pub fn search_namespaces(catalog_namespaces: &[String], namespace: Option<&str>) -> Result<Vec<String>, TemplateError> {
+    match namespace {
+        Some(ns) if catalog_namespaces.iter().any(|c| c == ns) => Ok(vec![ns.to_string()]),
+        Some(ns) => Err(TemplateError::NotACatalog(ns.to_string())),
+        None => Ok(catalog_namespaces.to_vec()),
+    }
+}
+
 /// Finds template `name` (in `namespace`, or the first catalog namespace holding it).
 pub async fn lookup(
     client: &Client,
@@ -188,11 +198,7 @@ pub async fn lookup(
     name: &str,
     namespace: Option<&str>,
 ) -> Result<Entry, TemplateError> {
-    let search: Vec<String> = match namespace {
-        Some(ns) if catalog_namespaces.iter().any(|c| c == ns) => vec![ns.to_string()],
-        Some(ns) => return Err(TemplateError::NotACatalog(ns.to_string())),
-        None => catalog_namespaces.to_vec(),
-    };
+    let search = search_namespaces(catalog_namespaces, namespace)?;
     for ns in &search {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
         if let Some(cm) = api.get_opt(name).await.map_err(|e| TemplateError::Api(e.to_string()))?

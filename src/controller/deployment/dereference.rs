@@ -1,11 +1,12 @@
 //! Step 1, dereference: the creator, whose rights apply this version, the
-//! template and the parameters checked against its schema. Later steps read
-//! nothing about the template or the users from the cluster.
+//! template (from the catalog's cache) and the parameters checked against
+//! its schema. Later steps read nothing about the template or the users from
+//! the cluster.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::events::EventType;
 
-use super::{Context, Halt, Reason};
+use super::{Context, Halt, Reason, cache::Caches};
 use crate::{
     api::Deployment,
     catalog::{self, ApplyAs, params, render},
@@ -53,19 +54,29 @@ pub fn config_map_ref(namespace: &str, name: &str) -> ConfigMap {
 }
 
 /// Reads the creator, the template and the parameters.
-pub async fn dereference(d: &Deployment, ctx: &Context) -> Result<Inputs, Halt> {
+pub async fn dereference(d: &Deployment, ctx: &Context, caches: &Caches) -> Result<Inputs, Halt> {
     let creator = Creator::from_annotations(d.metadata.annotations.as_ref())
         .map_err(|e| Halt::stall(Reason::MissingCreator, e.to_string()))?;
     let catalog_ns = &ctx.config.deployment.catalog_namespaces;
     let spec = &d.spec;
-    let entry = match catalog::lookup(
-        &ctx.client,
-        catalog_ns,
-        &spec.template.name,
-        spec.template.namespace.as_deref(),
-    )
-    .await
-    {
+    // From the catalog's cache; what it does not hold (not yet seen, or
+    // absent) is read from the API server, which gives the error.
+    let cached = catalog::search_namespaces(catalog_ns, spec.template.namespace.as_deref())
+        .ok()
+        .and_then(|search| caches.template(&search, &spec.template.name));
+    let found = match cached {
+        Some(cm) => catalog::from_config_map(&cm),
+        None => {
+            catalog::lookup(
+                &ctx.client,
+                catalog_ns,
+                &spec.template.name,
+                spec.template.namespace.as_deref(),
+            )
+            .await
+        }
+    };
+    let entry = match found {
         Ok(e) => e,
         Err(catalog::TemplateError::Api(e)) => return Err(Halt::Retry(super::Error::Catalog(e))),
         Err(e) => {

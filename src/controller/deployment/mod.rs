@@ -16,6 +16,7 @@
 
 mod apply;
 mod build;
+pub mod cache;
 mod cleanup;
 mod dereference;
 pub mod health;
@@ -25,38 +26,31 @@ mod report;
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::{
-    api::{
-        apps::v1::{DaemonSet, Deployment as AppsDeployment, StatefulSet},
-        batch::v1::{CronJob, Job},
-        core::v1::PersistentVolumeClaim,
-    },
-    jiff::Timestamp,
-};
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::WatchStreamExt;
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, ResourceExt,
     runtime::{
         Controller,
         controller::Action,
         events::EventType,
         finalizer::{Event as Finalizer, finalizer},
-        reflector::ObjectRef,
-        watcher,
+        reflector, watcher,
     },
 };
 use tracing::instrument;
 
-use super::{Context, Error};
+use super::{Context, Error, applied::Records, backoff::WatchBackoff};
 use crate::{
     api::{
         Deployment,
         deployment::{DeploymentStatus, Operation, OperationResult},
     },
-    catalog::{self, ApplyAs, render},
+    catalog::{ApplyAs, render},
     creator::Creator,
     kstatus::{Phase, Reason},
 };
+use cache::{Caches, Snapshot};
 
 const KIND: &str = "Deployment";
 /// How often objects without a watch are looked at while they progress.
@@ -82,91 +76,106 @@ impl From<Error> for Halt {
     }
 }
 
-/// Runs the Deployment controller until `shutdown` resolves.
+/// The shared context plus this controller's caches and records.
+struct DeploymentContext {
+    ctx: Arc<Context>,
+    /// The catalog and the watched workloads.
+    caches: Caches,
+    /// What the last full pass applied for each Deployment.
+    applied: Records<Snapshot>,
+}
+
+/// Runs the Deployment controller until `shutdown` resolves. A Deployment is
+/// reconciled when it changes (not on the operator's own status writes),
+/// when one of its workloads changes, and when a template changes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let cfg = || watcher::Config::default().labels(render::DEPLOYMENT_LABEL);
     let concurrency = ctx.config.controller.concurrency;
-    // A changed template re-renders every Deployment (each reads its template when reconciled).
-    let templates = futures::stream::select_all(ctx.config.deployment.catalog_namespaces.iter().map(|ns| {
-        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
-        watcher(api, watcher::Config::default().labels(catalog::TEMPLATE_LABEL))
-            .default_backoff()
-            .touched_objects()
-            .predicate_filter(kube::runtime::predicates::resource_version, Default::default())
-            .filter_map(|r| futures::future::ready(r.ok().map(|_| ())))
-            .boxed()
-    }));
-    Controller::new(
+    let (store, writer) = reflector::store();
+    let trigger = watcher(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .reconcile_all_on(templates)
-    .watches(Api::<AppsDeployment>::all(client.clone()), cfg(), owner)
-    .watches(Api::<StatefulSet>::all(client.clone()), cfg(), owner)
-    .watches(Api::<DaemonSet>::all(client.clone()), cfg(), owner)
-    .watches(Api::<Job>::all(client.clone()), cfg(), owner)
-    // A CronJob's status (its last run) feeds the scheduled job's outputs.
-    .watches(Api::<CronJob>::all(client.clone()), cfg(), owner)
-    .watches(Api::<PersistentVolumeClaim>::all(client), cfg(), owner)
-    .trigger_backoff(super::backoff::WatchBackoff::default())
-    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    .backoff(WatchBackoff::default())
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(super::trigger::acted_on, Default::default());
+    let (caches, templates, owners) = Caches::start(&client, &ctx.config.deployment.catalog_namespaces);
+    let dc = Arc::new(DeploymentContext {
+        ctx,
+        caches,
+        applied: Records::default(),
+    });
+    Controller::for_stream(trigger, store)
+        // A changed template renders every Deployment again.
+        .reconcile_all_on(templates)
+        .reconcile_on(owners)
+        .trigger_backoff(WatchBackoff::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, dc)
+        .for_each(|_| futures::future::ready(()))
+        .await;
 }
 
-/// The portico Deployment that rendered a child object.
-fn owner<K: Resource>(obj: K) -> Option<ObjectRef<Deployment>> {
-    let a = obj.meta().annotations.as_ref()?;
-    Some(ObjectRef::new(a.get(render::NAME_ANNOTATION)?).within(a.get(render::NAMESPACE_ANNOTATION)?))
-}
-
-fn error_policy(d: Arc<Deployment>, err: &Error, ctx: Arc<Context>) -> Action {
-    super::retry_after_error(&ctx, KIND, &*d, err)
+fn error_policy(d: Arc<Deployment>, err: &Error, dc: Arc<DeploymentContext>) -> Action {
+    dc.applied.forget(&d.uid().unwrap_or_default());
+    super::retry_after_error(&dc.ctx, KIND, &*d, err)
 }
 
 #[instrument(skip_all, fields(kind = "Deployment", object = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()), user = %super::creator_name(&*d), reconcile_id = %crate::telemetry::reconcile_id()))]
-async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Action, Error> {
+    let ctx = &dc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
     let object = d.clone();
     let result = finalizer(&api, super::FINALIZER, d, |event| async {
         match event {
-            Finalizer::Apply(d) => apply_deployment(&d, &ctx).await,
-            Finalizer::Cleanup(d) => cleanup::cleanup(&d, &ctx).await,
+            Finalizer::Apply(d) => apply_deployment(&d, &dc).await,
+            Finalizer::Cleanup(d) => {
+                dc.applied.forget(&d.uid().unwrap_or_default());
+                cleanup::cleanup(&d, ctx).await
+            }
         }
     })
     .await
     .map_err(super::from_finalizer);
     if result.is_ok() {
-        super::reconciled(&ctx, KIND, &*object);
+        super::reconciled(ctx, KIND, &*object);
     }
     result
 }
 
 /// Runs the steps; a stall becomes the Deployment's status and an Event.
-async fn apply_deployment(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
+async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Action, Error> {
+    let ctx = &dc.ctx;
     let mut base = d.status.clone().unwrap_or_default();
     let op = if base.template_revision.is_none() {
         Operation::Create
     } else {
         Operation::Update
     };
-    match steps(d, ctx, &mut base, op).await {
+    match steps(d, dc, &mut base, op).await {
         Ok(action) => Ok(action),
-        Err(Halt::Stall(reason, message)) => stalled(ctx, d, base, reason, op, message).await,
+        Err(Halt::Stall(reason, message)) => {
+            dc.applied.forget(&d.uid().unwrap_or_default());
+            stalled(ctx, d, base, reason, op, message).await
+        }
         Err(Halt::Retry(e)) => Err(e),
     }
 }
 
 /// dereference → build → apply → report.
-async fn steps(d: &Deployment, ctx: &Context, base: &mut DeploymentStatus, op: Operation) -> Result<Action, Halt> {
-    let inputs = dereference::dereference(d, ctx).await?;
+async fn steps(
+    d: &Deployment,
+    dc: &DeploymentContext,
+    base: &mut DeploymentStatus,
+    op: Operation,
+) -> Result<Action, Halt> {
+    let ctx = &*dc.ctx;
+    let inputs = dereference::dereference(d, ctx, &dc.caches).await?;
     base.applied_by = Some(inputs.applier_name());
-    let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
     let (name, ns) = (d.name_any(), d.namespace().unwrap_or_default());
     let seed = ctx.render_seed(&d.uid().unwrap_or_default());
     let render_inputs = render::Inputs {
@@ -176,11 +185,28 @@ async fn steps(d: &Deployment, ctx: &Context, base: &mut DeploymentStatus, op: O
         seed: &seed,
     };
     let suspended = d.spec.suspend == Some(true);
-    let applied = if suspended {
-        apply::observe(ctx, &client, &base.resources).await?
-    } else {
-        let prepared = build::build(d, ctx, &inputs, &render_inputs).await?;
-        apply::apply(d, ctx, &inputs, &client, prepared, base).await?
+    let uid = d.uid().unwrap_or_default();
+    let marks = super::trigger::acted_on(d);
+    // Nothing changed since the last full pass: health from the caches.
+    let unchanged = dc
+        .applied
+        .holding(&uid, marks, Timestamp::now())
+        .filter(|snap| !suspended && snap.revision == inputs.revision)
+        .and_then(|snap| cache::from_cache(&snap, &uid, |r| dc.caches.lookup(r)));
+    let applied = match unchanged {
+        Some(applied) => applied,
+        None => {
+            let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
+            if suspended {
+                apply::observe(ctx, &client, &base.resources).await?
+            } else {
+                let prepared = build::build(d, ctx, &inputs, &render_inputs).await?;
+                let applied = apply::apply(d, ctx, &inputs, &client, prepared, base).await?;
+                let snap = Snapshot::of(&inputs.revision, &applied, Caches::watches);
+                dc.applied.put(&uid, marks, None, snap);
+                applied
+            }
+        }
     };
 
     // Report.
