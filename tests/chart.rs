@@ -1,8 +1,10 @@
 //! The Helm chart with the real helm: it lints, renders in each TLS mode,
 //! ships the generated CRDs unchanged, its operator configuration loads, its
 //! manifests apply (server dry run) to the real API server, and the operator
-//! pod passes the Pod Security `restricted` profile. (Every operator test runs
-//! the operator as the chart's service account with the chart's RBAC.)
+//! pod passes the Pod Security `restricted` profile; the operator's own
+//! requests land in the chart's API Priority and Fairness level. (Every
+//! operator test runs the operator as the chart's service account with the
+//! chart's RBAC and priority level.)
 
 mod common;
 
@@ -279,4 +281,55 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("dashboard.publicUrl is required"));
+}
+
+/// The priority level and flow schema API Priority and Fairness put a
+/// request in, from the response's headers.
+async fn classified(client: &kube::Client) -> (String, String) {
+    let req = http::Request::get("/version").body(Vec::new().into()).unwrap();
+    let resp = client.send(req).await.unwrap();
+    let header = |h: &str| {
+        resp.headers()
+            .get(h)
+            .unwrap_or_else(|| panic!("no {h} header"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    (
+        header("X-Kubernetes-PF-FlowSchema-UID"),
+        header("X-Kubernetes-PF-PriorityLevel-UID"),
+    )
+}
+
+#[tokio::test]
+async fn the_operators_own_requests_get_the_charts_priority_level_and_users_do_not() {
+    use k8s_openapi::api::flowcontrol::v1::{FlowSchema, PriorityLevelConfiguration};
+    let kc = common::operator::chart_kubeconfig(shared()).await;
+    let kc = kube::config::Kubeconfig::read_from(&kc).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let operator = kube::Client::try_from(config).unwrap();
+    let admin = common::admin().await;
+    let schema = kube::Api::<FlowSchema>::all(admin.clone())
+        .get("portico-operator")
+        .await
+        .unwrap();
+    let level = kube::Api::<PriorityLevelConfiguration>::all(admin.clone())
+        .get("portico-operator")
+        .await
+        .unwrap();
+    assert_eq!(
+        schema.spec.as_ref().unwrap().priority_level_configuration.name,
+        "portico-operator"
+    );
+    let (fs, pl) = classified(&operator).await;
+    assert_eq!(fs, schema.metadata.uid.clone().unwrap(), "the operator's FlowSchema");
+    assert_eq!(pl, level.metadata.uid.clone().unwrap(), "the operator's priority level");
+    // A user, and the operator acting as a user, stay in the user's flows.
+    let alice = shared().client_as("alice@example.com", &["developers"]).await.unwrap();
+    let (fs, pl) = classified(&alice).await;
+    assert_ne!(fs, schema.metadata.uid.unwrap());
+    assert_ne!(pl, level.metadata.uid.unwrap());
 }

@@ -39,8 +39,26 @@ pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
 /// The chart's own RBAC for the operator, applied to `cp`, and a kubeconfig
 /// that authenticates as the chart's service account (a TokenRequest token):
 /// the operator in tests has exactly the permissions the chart grants.
+/// The chart's API Priority and Fairness objects are applied too, so every
+/// operator test runs in the chart's priority level.
 pub async fn chart_kubeconfig(cp: &ControlPlane) -> PathBuf {
-    chart_identity(cp, "templates/operator-rbac.yaml", "portico-operator").await
+    let path = chart_identity(cp, "templates/operator-rbac.yaml", "portico-operator").await;
+    let flow = cp.dir().join("portico-operator-flowcontrol.yaml");
+    if !flow.exists() {
+        std::fs::write(&flow, render_chart(cp, "templates/flowcontrol.yaml")).unwrap();
+        let out = cp
+            .kubectl()
+            .args(["apply", "--server-side", "-f"])
+            .arg(&flow)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "apply the chart's FlowSchema: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    path
 }
 
 /// Applies one of the chart's RBAC templates and returns a kubeconfig that
