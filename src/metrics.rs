@@ -43,6 +43,15 @@ pub struct AdmissionLabels {
     pub allowed: String,
 }
 
+/// Labels of admission answers' durations.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// The kind.
+    pub kind: String,
+    /// `mutate` or `validate`.
+    pub webhook: String,
+}
+
 /// Every metric Portico exports.
 pub struct Metrics {
     registry: Registry,
@@ -62,6 +71,8 @@ pub struct Metrics {
     pub token_renewals: Family<KindLabels, Counter>,
     /// Admission requests answered.
     pub admissions: Family<AdmissionLabels, Counter>,
+    /// How long the webhook took to answer (from the request read to the answer).
+    pub admission_duration: Family<WebhookLabels, Histogram>,
     /// Active sessions per profile.
     pub active_sessions: Family<ProfileLabels, Gauge>,
 }
@@ -79,6 +90,9 @@ impl Default for Metrics {
         let cleanup_failures = Family::<KindLabels, Counter>::default();
         let token_renewals = Family::<KindLabels, Counter>::default();
         let admissions = Family::<AdmissionLabels, Counter>::default();
+        let admission_duration = Family::<WebhookLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0])
+        });
         let active_sessions = Family::<ProfileLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed, by reason", errors.clone());
@@ -105,6 +119,11 @@ impl Default for Metrics {
         );
         registry.register("admission_requests", "Admission requests answered", admissions.clone());
         registry.register(
+            "admission_duration_seconds",
+            "How long the webhook took to answer",
+            admission_duration.clone(),
+        );
+        registry.register(
             "active_sessions",
             "Active sessions per profile",
             active_sessions.clone(),
@@ -119,6 +138,7 @@ impl Default for Metrics {
             cleanup_failures,
             token_renewals,
             admissions,
+            admission_duration,
             active_sessions,
         }
     }
@@ -199,14 +219,19 @@ impl Metrics {
         self.token_renewals.get_or_create(&kind(k)).inc();
     }
 
-    /// Counts an admission answer.
-    pub fn admission(&self, k: &str, webhook: &str, allowed: bool) {
+    /// Counts an admission answer that took `took`.
+    pub fn admission(&self, k: &str, webhook: &str, allowed: bool, took: std::time::Duration) {
         let l = AdmissionLabels {
             kind: k.into(),
             webhook: webhook.into(),
             allowed: allowed.to_string(),
         };
         self.admissions.get_or_create(&l).inc();
+        let l = WebhookLabels {
+            kind: k.into(),
+            webhook: webhook.into(),
+        };
+        self.admission_duration.get_or_create(&l).observe(took.as_secs_f64());
     }
 
     /// The OpenMetrics text exposition.
@@ -228,7 +253,7 @@ mod tests {
             let _t = m.reconcile("Terminal");
         }
         m.error("Terminal", "Kube");
-        m.admission("Terminal", "validate", false);
+        m.admission("Terminal", "validate", false, std::time::Duration::from_millis(3));
         let text = m.render();
         assert!(text.contains("portico_reconciles_total{kind=\"Terminal\"} 1"), "{text}");
         assert!(
@@ -240,6 +265,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("allowed=\"false\""), "{text}");
+        assert!(
+            text.contains(
+                "portico_admission_duration_seconds_bucket{le=\"0.005\",kind=\"Terminal\",webhook=\"validate\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -37,9 +37,9 @@ pub async fn cluster_with_operator(
 
 /// All requests the API server has served (sum of `apiserver_request_total`).
 pub async fn request_total(client: &Client) -> f64 {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap();
-    text.lines()
+    apiserver_metrics(client)
+        .await
+        .lines()
         .filter(|l| l.starts_with("apiserver_request_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -68,4 +68,48 @@ pub fn usage(pid: u32) -> (f64, f64) {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (hwm_kb / 1024.0, ticks / hz)
+}
+
+/// The upper bound (seconds) of the histogram bucket holding the `p`
+/// quantile of `metric` (a Prometheus histogram in `text`, summed over the
+/// series whose labels contain every one of `labels`, e.g. `kind="Terminal"`).
+pub fn bucket_quantile(text: &str, metric: &str, labels: &[&str], p: f64) -> Option<f64> {
+    let prefix = format!("{metric}_bucket{{");
+    let mut buckets: std::collections::BTreeMap<u64, f64> = Default::default();
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if !labels.iter().all(|l| series.contains(l)) {
+            continue;
+        }
+        let Some(le) = series.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
+            continue;
+        };
+        let le: f64 = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+        *buckets.entry(le.to_bits()).or_default() += value.parse::<f64>().ok()?;
+    }
+    let mut sorted: Vec<(f64, f64)> = buckets.into_iter().map(|(b, n)| (f64::from_bits(b), n)).collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = sorted.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    sorted.into_iter().find(|(_, n)| *n >= p * total).map(|(le, _)| le)
+}
+
+/// The API server's `/metrics`, through `client`.
+pub async fn apiserver_metrics(client: &Client) -> String {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    client.request_text(req).await.unwrap()
+}
+
+/// The text of the operator's `/metrics` on `port`.
+pub async fn operator_metrics(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("read the operator's metrics")
+        .text()
+        .await
+        .unwrap()
 }

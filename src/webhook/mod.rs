@@ -10,7 +10,7 @@ pub mod terminal;
 pub mod tls;
 pub mod validate;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use k8s_openapi::jiff::Timestamp;
@@ -135,6 +135,7 @@ fn parse(body: &[u8]) -> Result<(AdmissionRequest<DynamicObject>, Kind), Box<Htt
 }
 
 async fn mutate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> HttpResponse {
+    let started = Instant::now();
     let (req, kind) = match parse(&body) {
         Ok(x) => x,
         Err(resp) => return *resp,
@@ -149,11 +150,12 @@ async fn mutate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> Htt
         resp.with_patch(patch)
             .map_err(|e| Denial::unavailable(format!("internal error: {e}")))
     });
-    record(&state, kind, "mutate", &req, &result);
+    record(&state, kind, "mutate", &req, &result, started);
     respond(&req, result)
 }
 
 async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> HttpResponse {
+    let started = Instant::now();
     let (req, kind) = match parse(&body) {
         Ok(x) => x,
         Err(resp) => return *resp,
@@ -197,7 +199,7 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
     if result.is_ok() && kind == Kind::SessionClaim && deleting && !req.dry_run {
         release_session(&state, &req).await;
     }
-    record(&state, kind, "validate", &req, &result);
+    record(&state, kind, "validate", &req, &result, started);
     respond(&req, result)
 }
 
@@ -294,16 +296,19 @@ fn record(
     hook: &str,
     req: &AdmissionRequest<DynamicObject>,
     result: &Result<AdmissionResponse, Denial>,
+    started: Instant,
 ) {
     let allowed = result.is_ok();
-    state.metrics.admission(kind.name(), hook, allowed);
+    let took = started.elapsed();
+    state.metrics.admission(kind.name(), hook, allowed, took);
+    let took_ms = took.as_millis() as u64;
     let user = req.user_info.username.as_deref().unwrap_or_default();
     match result {
         Ok(_) => {
-            info!(hook, kind = kind.name(), namespace = ?req.namespace, name = %req.name, user, operation = ?req.operation, "admitted")
+            info!(hook, kind = kind.name(), namespace = ?req.namespace, name = %req.name, user, operation = ?req.operation, took_ms, "admitted")
         }
         Err(d) => {
-            warn!(hook, kind = kind.name(), namespace = ?req.namespace, name = %req.name, user, code = d.code, reason = %d.message, "denied")
+            warn!(hook, kind = kind.name(), namespace = ?req.namespace, name = %req.name, user, code = d.code, reason = %d.message, took_ms, "denied")
         }
     }
 }
