@@ -45,20 +45,25 @@ pub async fn chart_kubeconfig(cp: &ControlPlane) -> PathBuf {
     let path = chart_identity(cp, "templates/operator-rbac.yaml", "portico-operator").await;
     let flow = cp.dir().join("portico-operator-flowcontrol.yaml");
     if !flow.exists() {
-        std::fs::write(&flow, render_chart(cp, "templates/flowcontrol.yaml")).unwrap();
-        let out = cp
-            .kubectl()
-            .args(["apply", "--server-side", "-f"])
-            .arg(&flow)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apply the chart's FlowSchema: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        apply_chart(cp, "templates/flowcontrol.yaml", &flow);
     }
     path
+}
+
+/// Renders one of the chart's templates into `file` and applies it to `cp`.
+fn apply_chart(cp: &ControlPlane, template: &str, file: &std::path::Path) {
+    std::fs::write(file, render_chart(cp, template)).unwrap();
+    let out = cp
+        .kubectl()
+        .args(["apply", "--server-side", "-f"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apply the chart's {template}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Applies one of the chart's RBAC templates and returns a kubeconfig that
@@ -74,19 +79,7 @@ pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> Path
     }
     ensure_namespace(cp, "portico-system").await;
     ensure_namespace(cp, portico::dev::CATALOG_NAMESPACE).await;
-    let rbac = cp.dir().join(format!("{sa}-rbac.yaml"));
-    std::fs::write(&rbac, render_chart(cp, template)).unwrap();
-    let out = cp
-        .kubectl()
-        .args(["apply", "--server-side", "-f"])
-        .arg(&rbac)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "apply the chart's RBAC: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_chart(cp, template, &cp.dir().join(format!("{sa}-rbac.yaml")));
     let sas: Api<ServiceAccount> = Api::namespaced(cp.admin_client().await.unwrap(), "portico-system");
     let req = TokenRequest {
         spec: Some(TokenRequestSpec {
