@@ -27,7 +27,7 @@ const ACCESS_CACHE_MAX: usize = 100_000;
 pub struct AccessCache {
     allowed: Mutex<HashMap<String, Instant>>,
     /// What a user holds in a namespace.
-    pub(super) held: Flights<HeldRules>,
+    pub(super) held: Flights<Arc<HeldRules>>,
     /// The rules of a Role or ClusterRole (`None`: it does not exist).
     pub(super) roles: Flights<Option<Vec<PolicyRule>>>,
 }

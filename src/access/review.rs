@@ -6,7 +6,7 @@
 //! the API server marks that list incomplete, by a SubjectAccessReview;
 //! cluster-wide questions are SubjectAccessReviews.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::{
@@ -44,22 +44,63 @@ pub struct Checker<'a> {
 impl Checker<'_> {
     /// Whether `creator` may do `access`.
     pub async fn allowed(&self, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
-        if let Access::Resource { namespace, .. } = access
-            && !namespace.is_empty()
-        {
-            let mut held = self.held(creator, namespace, ACCESS_CACHE_TTL).await?;
-            if !held.covers(access) {
-                // A refusal is never from an old answer: rights granted a
-                // moment ago count.
-                held = self.held(creator, namespace, FRESH).await?;
-            }
-            if held.covers(access) {
-                return Ok(true);
-            }
-            if !held.incomplete {
-                return Ok(false);
+        Ok(self.lacking(creator, vec![access.clone()]).await?.is_empty())
+    }
+
+    /// Of `wanted`, what `creator` may not do. Namespaced questions are
+    /// answered from one list of the rules the creator holds in each
+    /// namespace; what that list does not cover is a refusal only when a
+    /// fresh list does not cover it either and is complete; the rest (and
+    /// cluster-wide questions) are asked one SubjectAccessReview each.
+    pub async fn lacking(
+        &self,
+        creator: &Creator,
+        wanted: impl IntoIterator<Item = Access>,
+    ) -> Result<Vec<Access>, kube::Error> {
+        let mut by_namespace: BTreeMap<String, Vec<Access>> = BTreeMap::new();
+        let mut ask = vec![];
+        for access in wanted {
+            match &access {
+                Access::Resource { namespace, .. } if !namespace.is_empty() => {
+                    by_namespace.entry(namespace.clone()).or_default().push(access)
+                }
+                _ => ask.push(access),
             }
         }
+        let mut lacking = vec![];
+        for (namespace, accesses) in by_namespace {
+            let mut held = self.held(creator, &namespace, ACCESS_CACHE_TTL).await?;
+            let mut uncovered: Vec<Access> = accesses.into_iter().filter(|a| !held.covers(a)).collect();
+            if !uncovered.is_empty() {
+                // A refusal is never from an old answer: rights granted a
+                // moment ago count.
+                held = self.held(creator, &namespace, FRESH).await?;
+                uncovered.retain(|a| !held.covers(a));
+            }
+            if held.incomplete {
+                ask.extend(uncovered);
+            } else {
+                lacking.extend(uncovered);
+            }
+        }
+        let answers: Vec<(Access, Result<bool, kube::Error>)> = stream::iter(ask)
+            .map(|a| async move {
+                let r = self.reviewed(creator, &a).await;
+                (a, r)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (access, answer) in answers {
+            if !answer? {
+                lacking.push(access);
+            }
+        }
+        Ok(lacking)
+    }
+
+    /// One SubjectAccessReview, or a recent allowed answer to the same question.
+    async fn reviewed(&self, creator: &Creator, access: &Access) -> Result<bool, kube::Error> {
         let key = AccessCache::key(self.cluster, creator, access);
         if self.cache.get(&key) {
             return Ok(true);
@@ -74,11 +115,13 @@ impl Checker<'_> {
 
 impl Checker<'_> {
     /// The rules `creator` holds in `namespace`, as listed at most `max_age` ago.
-    async fn held(&self, creator: &Creator, namespace: &str, max_age: Duration) -> Result<HeldRules, kube::Error> {
+    async fn held(&self, creator: &Creator, namespace: &str, max_age: Duration) -> Result<Arc<HeldRules>, kube::Error> {
         let key = AccessCache::user_key(self.cluster, creator, namespace);
         self.cache
             .held
-            .get_within(key, max_age, || rules_review(self.client, creator, namespace))
+            .get_within(key, max_age, || async {
+                rules_review(self.client, creator, namespace).await.map(Arc::new)
+            })
             .await
     }
 
@@ -222,20 +265,8 @@ pub async fn check_role_grant(
         .ok_or_else(|| Denial::invalid(format!("{kind} {} does not exist {place}", role.name)))?;
     let wanted = expand_rules(&rules, bind_ns);
     let held = wanted.len();
-    let answers: Vec<(Access, Result<bool, kube::Error>)> = stream::iter(wanted)
-        .map(|a| async move {
-            let r = c.allowed(creator, &a).await;
-            (a, r)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut missing = vec![];
-    for (access, answer) in answers {
-        if !answer.map_err(|e| api_error(&what, e))? {
-            missing.push(access.to_string());
-        }
-    }
+    let lacking = c.lacking(creator, wanted).await.map_err(|e| api_error(&what, e))?;
+    let mut missing: Vec<String> = lacking.iter().map(Access::to_string).collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -1,8 +1,8 @@
 //! What a user holds in one namespace, as the API server lists it
 //! (a SelfSubjectRulesReview made as the user), and whether that covers an
 //! access question (pure). The matching is RBAC's own: a verb, group and
-//! resource match when listed or `*`; `resource/*` and `*/subresource`
-//! match subresources; a rule with resource names covers only those names;
+//! resource match when listed or `*`; `*/subresource` matches that
+//! subresource of every resource (`resource/*` is no wildcard); a rule with resource names covers only those names;
 //! a non-resource URL matches exactly or by a trailing `*`.
 
 use k8s_openapi::api::authorization::v1::{NonResourceRule, ResourceRule, SubjectRulesReviewStatus};
@@ -37,17 +37,18 @@ fn has(list: &[String], value: &str) -> bool {
     list.iter().any(|v| v == "*" || v == value)
 }
 
+/// RBAC's own resource match: `*`, the resource (with `/subresource` when
+/// one is asked), or `*/subresource`. (`pods/*` is no wildcard to RBAC: it
+/// matches only a subresource literally named `*`.)
 fn resource_matches(rule: &[String], resource: &str, subresource: &str) -> bool {
-    let combined = if subresource.is_empty() {
-        resource.to_string()
-    } else {
-        format!("{resource}/{subresource}")
-    };
     rule.iter().any(|r| {
-        r == "*"
-            || *r == combined
-            || (!subresource.is_empty()
-                && (r.strip_prefix("*/") == Some(subresource) || r.strip_suffix("/*") == Some(resource)))
+        if r == "*" {
+            return true;
+        }
+        match r.split_once('/') {
+            None => subresource.is_empty() && r == resource,
+            Some((res, sub)) => !subresource.is_empty() && sub == subresource && (res == resource || res == "*"),
+        }
     })
 }
 
@@ -131,11 +132,12 @@ mod tests {
     }
 
     #[test]
-    fn subresources_match_only_when_listed_or_by_a_wildcard_part() {
+    fn subresources_match_as_rbac_matches_them() {
         let h = held(vec![
             rule(&[""], &["pods", "pods/log"], &["get"], &[]),
             rule(&[""], &["*/status"], &["get"], &[]),
             rule(&["apps"], &["deployments/*"], &["update"], &[]),
+            rule(&[""], &["*/*"], &["patch"], &[]),
         ]);
         assert!(h.covers(&resource("a", "get", "", "pods/log", "")));
         assert!(
@@ -143,10 +145,15 @@ mod tests {
             "pods does not cover pods/exec"
         );
         assert!(h.covers(&resource("a", "get", "", "services/status", "")));
-        assert!(h.covers(&resource("a", "update", "apps", "deployments/scale", "")));
         assert!(
-            !h.covers(&resource("a", "update", "apps", "deployments", "")),
-            "deployments/* is subresources only"
+            !h.covers(&resource("a", "update", "apps", "deployments/scale", "")),
+            "deployments/* is no wildcard to RBAC"
+        );
+        assert!(h.covers(&resource("a", "update", "apps", "deployments/*", "")));
+        assert!(!h.covers(&resource("a", "update", "apps", "deployments", "")));
+        assert!(
+            !h.covers(&resource("a", "patch", "", "pods/status", "")),
+            "*/* matches only a subresource named *"
         );
     }
 
