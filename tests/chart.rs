@@ -286,8 +286,13 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
 /// The priority level and flow schema API Priority and Fairness put a
 /// request in, from the response's headers.
 async fn classified(client: &kube::Client) -> (String, String) {
-    let req = http::Request::get("/version").body(Vec::new().into()).unwrap();
-    let resp = client.send(req).await.unwrap();
+    let req = http::Request::get("/version").body(Vec::new()).unwrap();
+    classified_request(client, req).await
+}
+
+/// As [`classified`], for `req`.
+async fn classified_request(client: &kube::Client, req: http::Request<Vec<u8>>) -> (String, String) {
+    let resp = client.send(req.map(Into::into)).await.unwrap();
     let header = |h: &str| {
         resp.headers()
             .get(h)
@@ -330,6 +335,46 @@ async fn the_operators_own_requests_get_the_charts_priority_level_and_users_do_n
     // A user, and the operator acting as a user, stay in the user's flows.
     let alice = shared().client_as("alice@example.com", &["developers"]).await.unwrap();
     let (fs, pl) = classified(&alice).await;
+    assert_ne!(fs, schema.metadata.uid.clone().unwrap());
+    assert_ne!(pl, level.metadata.uid.clone().unwrap());
+
+    // The webhook's rules review, asked as the creator, has a level apart
+    // from the creator's other requests (which may be waiting on the webhook).
+    let reviews = kube::Api::<FlowSchema>::all(admin.clone())
+        .get("portico-operator-access-reviews")
+        .await
+        .unwrap();
+    let reviews_level = kube::Api::<PriorityLevelConfiguration>::all(admin.clone())
+        .get("portico-operator-access-reviews")
+        .await
+        .unwrap();
+    let review = |client: kube::Client| async move {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": "team-a"}}))
+        .unwrap();
+        let req = http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews")
+            .header("Content-Type", "application/json")
+            .header("Impersonate-User", "alice@example.com")
+            .header("Impersonate-Group", "developers")
+            .body(body)
+            .unwrap();
+        classified_request(&client, req).await
+    };
+    let (fs, pl) = review(operator.clone()).await;
+    assert_eq!(
+        fs,
+        reviews.metadata.uid.clone().unwrap(),
+        "a rules review as the creator"
+    );
+    assert_eq!(pl, reviews_level.metadata.uid.clone().unwrap());
+    // Anything else the operator asks as a user stays in the user's flows.
+    let req = http::Request::get("/api/v1/namespaces/team-a/configmaps")
+        .header("Impersonate-User", "alice@example.com")
+        .header("Impersonate-Group", "developers")
+        .body(Vec::new())
+        .unwrap();
+    let (fs, _) = classified_request(&operator, req).await;
+    assert_ne!(fs, reviews.metadata.uid.unwrap());
     assert_ne!(fs, schema.metadata.uid.unwrap());
-    assert_ne!(pl, level.metadata.uid.unwrap());
 }
