@@ -101,13 +101,19 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
     .await
     .expect("binding in cluster B")
     .unwrap();
-    assert!(
-        Api::<ServiceAccount>::namespaced(b_admin.clone(), "portico-terminals")
-            .get_opt(&n.access)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    // Written in the same round as the binding (after making B's access
+    // namespace, for the first Terminal there).
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            Api::<ServiceAccount>::namespaced(b_admin.clone(), "portico-terminals"),
+            &n.access,
+            |s: Option<&ServiceAccount>| s.is_some(),
+        ),
+    )
+    .await
+    .expect("access service account in cluster B")
+    .unwrap();
     assert!(
         Api::<ServiceAccount>::namespaced(a_admin.clone(), "portico-terminals")
             .get_opt(&n.access)

@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod session;
 pub mod terminal;
 pub mod trigger;
+pub mod written;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Reconcile failures in a row, per object (`kind/namespace/name`), for the retry delay.
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// The status each object was last given, and from which version.
+    pub written: written::Written,
 }
 
 impl Context {
@@ -75,6 +78,7 @@ impl Context {
             metrics,
             recorder,
             failures: Default::default(),
+            written: Default::default(),
         }
     }
 
@@ -363,9 +367,10 @@ pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
     }
 }
 
-/// Writes `status` unless it equals the object's current one (so an unchanged
+/// Writes `status` unless it equals the object's current one, or a pass
+/// from this same version of the object wrote it already (so an unchanged
 /// state costs no write and produces no watch event).
-pub async fn set_status<K, S>(client: &Client, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
+pub async fn set_status<K, S>(ctx: &Context, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -376,7 +381,17 @@ where
     if current == Some(status) {
         return Ok(());
     }
-    apply_status(client, obj, serde_json::to_value(status).expect("status serializes")).await
+    let value = serde_json::to_value(status).expect("status serializes");
+    let (uid, rv) = (
+        obj.meta().uid.as_deref().unwrap_or_default(),
+        obj.meta().resource_version.as_deref().unwrap_or_default(),
+    );
+    if ctx.written.already(uid, rv, &value) {
+        return Ok(());
+    }
+    apply_status(&ctx.client, obj, value.clone()).await?;
+    ctx.written.wrote(uid, rv, &value);
+    Ok(())
 }
 
 /// Patches `status` with server-side apply.

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use super::{Denial, Kind, annotation, spec_str};
 use crate::{
     api::keys::{
-        CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, UPDATED_BY, USER_HASH_LABEL,
+        CREATED_BY, FINALIZER, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, UPDATED_BY,
+        USER_HASH_LABEL,
     },
     config::OperatorConfig,
     creator::Creator,
@@ -36,6 +37,22 @@ fn set_label(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) 
         ops.push(json!({"op": "add", "path": "/metadata/labels", "value": {}}));
     }
     ops.push(json!({"op": "add", "path": format!("/metadata/labels/{}", esc(key)), "value": value}));
+}
+
+/// Adds Portico's cleanup finalizer unless `obj` has it: every Portico
+/// object carries it from its creation (the controller needs no
+/// write of its own first), and an update that drops it while the object is
+/// not being deleted (an apply by a client that never listed it) keeps it.
+fn keep_finalizer(ops: &mut Vec<Value>, obj: &DynamicObject) {
+    match &obj.metadata.finalizers {
+        Some(list) if list.iter().any(|f| f == FINALIZER) => {}
+        Some(_) => ops.push(json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})),
+        None => ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})),
+    }
+}
+
+fn has_finalizer(obj: &DynamicObject) -> bool {
+    obj.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER)
 }
 
 fn label<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
@@ -107,6 +124,7 @@ pub fn mutate(
             if kind == Kind::Terminal && wants_temporary_namespace(obj) {
                 set_annotation(&mut ops, obj, TEMPORARY_NAMESPACE, &format!("term-{}", random_suffix()));
             }
+            keep_finalizer(&mut ops, obj);
         }
         Operation::Update => {
             let Some(old) = req.old_object.as_ref() else {
@@ -116,6 +134,9 @@ pub fn mutate(
                 if let (Some(v), None) = (annotation(old, key), annotation(obj, key)) {
                     set_annotation(&mut ops, obj, key, v);
                 }
+            }
+            if has_finalizer(old) && obj.metadata.deletion_timestamp.is_none() {
+                keep_finalizer(&mut ops, obj);
             }
             // A Deployment's change is applied with the rights of whoever made it.
             if kind == Kind::Deployment && old.data.get("spec") != obj.data.get("spec") {
@@ -249,6 +270,51 @@ mod tests {
         );
         assert_eq!(out["spec"]["idleTimeout"], "5m");
         assert_eq!(out["metadata"]["annotations"][TEMPORARY_NAMESPACE], "term-abc123");
+    }
+
+    #[test]
+    fn the_cleanup_finalizer_is_there_from_creation_and_kept_until_deletion() {
+        let mutated = |op: &str, obj: &Value, old: Option<Value>| {
+            let req = request(op, "alice", obj.clone(), old);
+            apply(obj, mutate(&req, Kind::Terminal, now(), &cfg(), || "x".into()).unwrap())
+        };
+        let created = mutated("CREATE", &terminal(json!({}), json!({})), None);
+        assert_eq!(created["metadata"]["finalizers"], json!([FINALIZER]));
+
+        let mut theirs = terminal(json!({}), json!({}));
+        theirs["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        let created = mutated("CREATE", &theirs, None);
+        assert_eq!(
+            created["metadata"]["finalizers"],
+            json!(["example.com/keep", FINALIZER])
+        );
+        assert_eq!(mutated("CREATE", &created, None), created, "added once");
+
+        // An apply that never listed it does not drop it ...
+        let mut dropped = created.clone();
+        dropped["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        let updated = mutated("UPDATE", &dropped, Some(created.clone()));
+        assert_eq!(
+            updated["metadata"]["finalizers"],
+            json!(["example.com/keep", FINALIZER])
+        );
+        // ... but once the object is being deleted the operator removes it.
+        dropped["metadata"]["deletionTimestamp"] = json!("2026-03-01T10:00:00Z");
+        let updated = mutated("UPDATE", &dropped, Some(created));
+        assert_eq!(updated["metadata"]["finalizers"], json!(["example.com/keep"]));
+        // An object that never had it (made before this webhook) gets it from the controller.
+        let old = terminal(json!({}), json!({}));
+        let updated = mutated("UPDATE", &old, Some(old.clone()));
+        assert!(updated["metadata"].get("finalizers").is_none());
+
+        for kind in [Kind::Deployment, Kind::SessionClaim] {
+            let req = request("CREATE", "alice", terminal(json!({}), json!({})), None);
+            let ops = mutate(&req, kind, now(), &cfg(), || "x".into()).unwrap();
+            assert!(
+                ops.contains(&json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})),
+                "{kind:?}: {ops:?}"
+            );
+        }
     }
 
     #[test]

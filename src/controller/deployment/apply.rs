@@ -85,7 +85,7 @@ pub async fn apply(
             message: format!("applying {} objects from template {}", planned.len(), inputs.entry.name),
         };
         let recorded = super::with_phase(d, base.clone(), &applying);
-        crate::controller::set_status(&ctx.client, d, d.status.as_ref(), &recorded).await?;
+        crate::controller::set_status(ctx, d, d.status.as_ref(), &recorded).await?;
     }
     let mut applied = Applied {
         inventory: vec![],

@@ -91,6 +91,6 @@ pub async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
         message: Some(msg),
         ..base
     };
-    let _ = crate::controller::set_status(&ctx.client, d, d.status.as_ref(), &status).await;
+    let _ = crate::controller::set_status(ctx, d, d.status.as_ref(), &status).await;
     Err(Error::Cleanup(format!("{} objects still exist", remaining.len())))
 }

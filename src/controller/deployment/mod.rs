@@ -135,7 +135,11 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
             Finalizer::Apply(d) => apply_deployment(&d, &dc).await,
             Finalizer::Cleanup(d) => {
                 dc.applied.forget(&d.uid().unwrap_or_default());
-                cleanup::cleanup(&d, ctx).await
+                let done = cleanup::cleanup(&d, ctx).await;
+                if done.is_ok() {
+                    ctx.written.forget(&d.uid().unwrap_or_default());
+                }
+                done
             }
         }
     })
@@ -228,7 +232,7 @@ async fn steps(
     base.resources = applied.inventory;
     let phase = report::phase(&base.resources, suspended);
     let progressing = matches!(phase, Phase::Reconciling { .. });
-    super::set_status(&ctx.client, d, d.status.as_ref(), &with_phase(d, base.clone(), &phase)).await?;
+    super::set_status(ctx, d, d.status.as_ref(), &with_phase(d, base.clone(), &phase)).await?;
     Ok(Action::requeue(if progressing {
         POLL
     } else {
@@ -248,7 +252,7 @@ async fn stalled(
         .await;
     report::record(&mut base.history, operation, OperationResult::Failed, message.clone());
     let phase = Phase::Stalled { reason, message };
-    super::set_status(&ctx.client, d, d.status.as_ref(), &with_phase(d, base, &phase)).await?;
+    super::set_status(ctx, d, d.status.as_ref(), &with_phase(d, base, &phase)).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 

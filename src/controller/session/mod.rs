@@ -198,7 +198,11 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
             Finalizer::Apply(c) => apply_claim(&c, &sc).await,
             Finalizer::Cleanup(c) => {
                 sc.applied.forget(&c.uid().unwrap_or_default());
-                cleanup(&c, ctx).await
+                let done = cleanup(&c, ctx).await;
+                if done.is_ok() {
+                    ctx.written.forget(&c.uid().unwrap_or_default());
+                }
+                done
             }
         }
     })
@@ -211,7 +215,7 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
 }
 
 async fn set_status(ctx: &Context, c: &SessionClaim, status: &SessionClaimStatus) -> Result<(), Error> {
-    super::set_status(&ctx.client, c, c.status.as_ref(), status).await
+    super::set_status(ctx, c, c.status.as_ref(), status).await
 }
 
 fn with_phase(c: &SessionClaim, base: SessionClaimStatus, phase: &Phase) -> SessionClaimStatus {

@@ -124,7 +124,11 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
             Finalizer::Apply(t) => apply_terminal(&t, &tc).await,
             Finalizer::Cleanup(t) => {
                 tc.applied.forget(&t.uid().unwrap_or_default());
-                cleanup(&t, ctx).await
+                let done = cleanup(&t, ctx).await;
+                if done.is_ok() {
+                    ctx.written.forget(&t.uid().unwrap_or_default());
+                }
+                done
             }
         }
     })
@@ -141,7 +145,7 @@ fn now() -> Timestamp {
 }
 
 async fn set_status(ctx: &Context, t: &Terminal, status: &TerminalStatus) -> Result<(), Error> {
-    super::set_status(&ctx.client, t, t.status.as_ref(), status).await
+    super::set_status(ctx, t, t.status.as_ref(), status).await
 }
 
 fn phase_status(t: &Terminal, base: TerminalStatus, phase: &Phase) -> TerminalStatus {
@@ -286,8 +290,8 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     });
     let uid = t.uid().unwrap_or_default();
     let marks = super::trigger::acted_on(t);
-    let renew_at = match tc.applied.holding(&uid, marks, now()) {
-        Some(renew_at) if matches!(cached_pod, Some(Some(_))) => renew_at,
+    let (renew_at, applied_pod) = match tc.applied.holding(&uid, marks, now()) {
+        Some(renew_at) if matches!(cached_pod, Some(Some(_))) => (renew_at, None),
         _ => {
             for (cluster, side) in [(&target, &target_side), (&host, &host_side)] {
                 if side.temporary
@@ -297,22 +301,22 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
                 }
             }
             let access_side = build::access_side(t, target.remote.is_none(), &cfg.access_namespace);
-            apply_target(t, &names, &target, &target_side, &access_side).await?;
             let places = Places {
                 host: &host_side,
                 target: &target_side,
                 access: &access_side,
             };
-            let renew_at = ensure_token(ctx, t, &names, (&target, &host), &places, expiry.at).await?;
-            apply_host(ctx, t, &names, &host, &host_side, &creator).await?;
+            let (renew_at, pod) =
+                apply_children(ctx, t, &names, (&target, &host), &places, expiry.at, &creator).await?;
             tc.applied.put(&uid, marks, Some(renew_at), renew_at);
-            renew_at
+            (renew_at, pod)
         }
     };
 
-    let pod = match cached_pod {
-        Some(pod) => pod,
-        None => Api::<Pod>::namespaced(host.client.clone(), &host_side.namespace)
+    let pod = match (applied_pod, cached_pod) {
+        (Some(pod), _) => Some(pod),
+        (None, Some(pod)) => pod,
+        (None, None) => Api::<Pod>::namespaced(host.client.clone(), &host_side.namespace)
             .get_opt(&names.pod)
             .await
             .map_err(kube_err("read terminal pod"))?,
@@ -429,6 +433,52 @@ struct Places<'a> {
     access: &'a Side,
 }
 
+/// Applies every child of `t` in three rounds of independent writes (each
+/// round's writes at once): the access service account and its bindings in
+/// the target, the attach service account, Role and RoleBinding in the
+/// host, and a read of the kubeconfig Secret; then a token when one is due;
+/// then the Secret and the pod. Returns when to renew the token, and the
+/// pod as applied.
+async fn apply_children(
+    ctx: &Context,
+    t: &Terminal,
+    n: &Names,
+    (target, host): (&ClusterClient, &ClusterClient),
+    places: &Places<'_>,
+    expires: Timestamp,
+    creator: &Creator,
+) -> Result<(Timestamp, Option<Pod>), Error> {
+    let secrets: Api<Secret> = Api::namespaced(host.client.clone(), &places.host.namespace);
+    let read_secret = async {
+        secrets
+            .get_opt(&n.kubeconfig_secret)
+            .await
+            .map_err(kube_err("read kubeconfig Secret"))
+    };
+    let (_, existing, _) = tokio::try_join!(
+        apply_target(t, n, target, places.target, places.access),
+        read_secret,
+        apply_host_access(t, n, host, places.host, creator),
+    )?;
+    let (renew_at, issued) = ensure_token(ctx, t, n, target, places, expires, existing).await?;
+    let write_secret = async {
+        match &issued {
+            Some(secret) => apply(&host.client, secret).await,
+            None => Ok(()),
+        }
+    };
+    let pod = build::pod(t, n, places.host, &ctx.config.terminal);
+    let write_pod = async {
+        let applied = crate::install::apply(&host.client, &pod)
+            .await
+            .map_err(kube_err(format!("apply Pod {}", n.pod)))?;
+        // The API server's answer is the pod as it is now (its status too).
+        Ok(applied.try_parse::<Pod>().ok())
+    };
+    let (_, applied) = tokio::try_join!(write_secret, write_pod)?;
+    Ok((renew_at, applied))
+}
+
 async fn apply_target(
     t: &Terminal,
     n: &Names,
@@ -436,47 +486,45 @@ async fn apply_target(
     side: &Side,
     access: &Side,
 ) -> Result<(), Error> {
-    let sa = build::service_account(t, &n.access, access);
-    if let Err(e) = apply(&target.client, &sa).await {
-        // The first Terminal in a cluster: make the access namespace, then try again.
-        if !matches!(&e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404) {
-            return Err(e);
+    let service_account = async {
+        let sa = build::service_account(t, &n.access, access);
+        if let Err(e) = apply(&target.client, &sa).await {
+            // The first Terminal in a cluster: make the access namespace, then try again.
+            if !matches!(&e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404) {
+                return Err(e);
+            }
+            if create_namespace(&target.client, &build::access_namespace(&access.namespace)).await? {
+                info!(namespace = %access.namespace, "created the access namespace");
+            }
+            apply(&target.client, &sa).await?;
         }
-        if create_namespace(&target.client, &build::access_namespace(&access.namespace)).await? {
-            info!(namespace = %access.namespace, "created the access namespace");
-        }
-        apply(&target.client, &sa).await?;
-    }
+        Ok(())
+    };
     let (rbs, crbs) = build::target_bindings(t, n, side, access);
-    for rb in &rbs {
-        apply(&target.client, rb).await?;
-    }
-    for crb in &crbs {
-        apply(&target.client, crb).await?;
-    }
+    let bindings = futures::future::try_join_all(rbs.iter().map(|rb| apply(&target.client, rb)));
+    let cluster_bindings = futures::future::try_join_all(crbs.iter().map(|crb| apply(&target.client, crb)));
+    tokio::try_join!(service_account, bindings, cluster_bindings)?;
     Ok(())
 }
 
-/// Issues the target token when missing or due for renewal; returns when to renew next.
+/// Issues the target token when `existing` (the kubeconfig Secret) is
+/// missing or due for renewal: returns when to renew next, and the Secret to
+/// write (`None`: the existing one is current).
 async fn ensure_token(
     ctx: &Context,
     t: &Terminal,
     n: &Names,
-    (target, host): (&ClusterClient, &ClusterClient),
+    target: &ClusterClient,
     places: &Places<'_>,
     expires: Timestamp,
-) -> Result<Timestamp, Error> {
+    existing: Option<Secret>,
+) -> Result<(Timestamp, Option<Secret>), Error> {
     let (host_side, target_side) = (places.host, places.target);
-    let secrets: Api<Secret> = Api::namespaced(host.client.clone(), &host_side.namespace);
-    let existing = secrets
-        .get_opt(&n.kubeconfig_secret)
-        .await
-        .map_err(kube_err("read kubeconfig Secret"))?;
     let renew = existing.as_ref().and_then(token::renew_at);
     if let Some(at) = renew
         && at > now()
     {
-        return Ok(at);
+        return Ok((at, None));
     }
     let wanted = token::lifetime(ctx.config.terminal.token_lifetime.into(), until(expires));
     let issued = token::request(&target.client, &places.access.namespace, &n.access, wanted, None).await?;
@@ -496,7 +544,6 @@ async fn ensure_token(
         "terminal",
     );
     let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &issued_at.to_string(), &exp.to_string());
-    apply(&host.client, &secret).await?;
     if renew.is_some() {
         ctx.metrics.token_renewed(KIND);
         ctx.event(
@@ -508,7 +555,7 @@ async fn ensure_token(
         )
         .await;
     }
-    Ok(token::renewal_time(issued_at, exp))
+    Ok((token::renewal_time(issued_at, exp), Some(secret)))
 }
 
 fn target_server(ctx: &Context, target: &ClusterClient) -> String {
@@ -518,18 +565,24 @@ fn target_server(ctx: &Context, target: &ClusterClient) -> String {
     }
 }
 
-async fn apply_host(
-    ctx: &Context,
+/// The attach service account, Role and RoleBinding in the host, at once.
+async fn apply_host_access(
     t: &Terminal,
     n: &Names,
     host: &ClusterClient,
     side: &Side,
     creator: &Creator,
 ) -> Result<(), Error> {
-    apply(&host.client, &build::service_account(t, &n.attach, side)).await?;
-    apply(&host.client, &build::attach_role(t, n, side)).await?;
-    apply(&host.client, &build::attach_role_binding(t, n, side, creator)).await?;
-    apply(&host.client, &build::pod(t, n, side, &ctx.config.terminal)).await?;
+    let (sa, role) = (
+        build::service_account(t, &n.attach, side),
+        build::attach_role(t, n, side),
+    );
+    let binding = build::attach_role_binding(t, n, side, creator);
+    tokio::try_join!(
+        apply(&host.client, &sa),
+        apply(&host.client, &role),
+        apply(&host.client, &binding),
+    )?;
     Ok(())
 }
 
