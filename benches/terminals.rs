@@ -201,10 +201,40 @@ async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
 
 /// Requests the operator (its service account) made, from the audit log.
 fn operator_requests(cp: &portico::controlplane::ControlPlane) -> usize {
+    operator_events(cp).len()
+}
+
+fn operator_events(cp: &portico::controlplane::ControlPlane) -> Vec<portico::controlplane::audit::Event> {
     cp.audit_events()
-        .iter()
+        .into_iter()
         .filter(|e| e.user.username.starts_with("system:serviceaccount:portico-system:"))
-        .count()
+        .collect()
+}
+
+/// The operator's requests after the first `skip`, per Terminal, by verb and resource.
+fn operator_breakdown(cp: &portico::controlplane::ControlPlane, skip: usize, count: usize) -> String {
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in operator_events(cp).into_iter().skip(skip) {
+        let what = e.object_ref.as_ref().map_or("-".to_string(), |o| {
+            if o.subresource.is_empty() {
+                o.resource.clone()
+            } else {
+                format!("{}/{}", o.resource, o.subresource)
+            }
+        });
+        let who = if e.impersonated_user.is_some() {
+            " (as the user)"
+        } else {
+            ""
+        };
+        *by.entry(format!("{} {what}{who}", e.verb)).or_default() += 1;
+    }
+    let mut rows: Vec<(String, usize)> = by.into_iter().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    rows.iter()
+        .map(|(k, n)| format!("{k} {:.2}", *n as f64 / count as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -240,7 +270,11 @@ async fn main() {
     };
     let kubelet = kubelet(admin.clone());
 
+    let mut pids = cp.pids();
+    pids.push(pid);
+    let (cpu0, t0) = (common::cpu_seconds(&pids), Instant::now());
     let floor = floor(&admin, count).await;
+    let floor_cpu = common::cpu_line("the floor", common::cpu_seconds(&pids) - cpu0, t0.elapsed());
     println!(
         "floor: {} sets of the operator's writes for a Terminal at once, by an admin; first write->pod Ready p50 {:?}  p99 {:?}  max {:?}",
         floor.len(),
@@ -248,6 +282,7 @@ async fn main() {
         percentile(&floor, 0.99),
         percentile(&floor, 1.0)
     );
+    println!("{floor_cpu}");
 
     let mut clients = HashMap::new();
     for (user, _) in USERS {
@@ -279,6 +314,7 @@ async fn main() {
     let before = request_total(&admin).await;
     let op_before = operator_requests(&cp);
     let start = Instant::now();
+    let cpu0 = common::cpu_seconds(&pids);
     let created: Vec<(String, Instant, Duration)> = stream::iter(0..count)
         .map(|i| {
             let (user, ns) = USERS[i % USERS.len()];
@@ -301,6 +337,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let total = start.elapsed();
+    let burst_cpu = common::cpu_line("the burst", common::cpu_seconds(&pids) - cpu0, total);
     let after = request_total(&admin).await;
     let op_after = operator_requests(&cp);
     let ready = ready_at.lock().unwrap().clone();
@@ -329,6 +366,7 @@ async fn main() {
         percentile(&lat, 0.99).as_secs_f64() / percentile(&floor, 0.99).as_secs_f64().max(1e-9)
     );
     println!("total time for all to be Ready: {total:?}");
+    println!("{burst_cpu}");
     println!(
         "create call (both admission webhooks) p50 {:?}  p99 {:?}  max {:?}",
         percentile(&admission, 0.5),
@@ -367,10 +405,40 @@ async fn main() {
             0.99
         ),
     );
+    let flows = ["portico-operator-access-reviews", "global-default"].map(|flow| {
+        let schema = format!("flow_schema=\"{flow}\"");
+        let labels = [schema.as_str(), "execute=\"true\""];
+        format!(
+            "{flow} p99 {}",
+            q(
+                &hooks,
+                "apiserver_flowcontrol_request_wait_duration_seconds",
+                &labels,
+                0.99
+            )
+        )
+    });
+    println!(
+        "  the webhook's rules reviews (SelfSubjectRulesReview as the creator; its histogram) p50 {}  p99 {}; priority and fairness queue wait: {}",
+        q(
+            &hooks,
+            "apiserver_request_duration_seconds",
+            &["resource=\"selfsubjectrulesreviews\""],
+            0.5
+        ),
+        q(
+            &hooks,
+            "apiserver_request_duration_seconds",
+            &["resource=\"selfsubjectrulesreviews\""],
+            0.99
+        ),
+        flows.join(", ")
+    );
     println!(
         "API requests per Terminal by the operator and its webhook (audit log): {:.1}",
         (op_after - op_before) as f64 / count as f64
     );
+    println!("  by verb and resource: {}", operator_breakdown(&cp, op_before, count));
     println!(
         "API requests per Terminal (all clients, incl. the benchmark's own create and pod-status calls): {:.1}",
         (after - before) / count as f64

@@ -70,6 +70,26 @@ pub fn usage(pid: u32) -> (f64, f64) {
     (hwm_kb / 1024.0, ticks / hz)
 }
 
+/// CPU seconds used so far by the processes `pids` and this benchmark itself.
+pub fn cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter()
+        .copied()
+        .chain([std::process::id()])
+        .map(|p| usage(p).1)
+        .sum()
+}
+
+/// A line saying how busy the machine's cores were between two readings of
+/// [`cpu_seconds`] taken `wall` apart.
+pub fn cpu_line(what: &str, cpu: f64, wall: Duration) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!(
+        "  CPU during {what} (control plane, operator, benchmark): {cpu:.1} s in {:.1} s, {:.0}% of {cores} cores",
+        wall.as_secs_f64(),
+        100.0 * cpu / wall.as_secs_f64().max(1e-9) / cores as f64
+    )
+}
+
 /// The upper bound (seconds) of the histogram bucket holding the `p`
 /// quantile of `metric` (a Prometheus histogram in `text`, summed over the
 /// series whose labels contain every one of `labels`, e.g. `kind="Terminal"`).
