@@ -254,7 +254,11 @@ impl ControlPlane {
             "--authorization-mode=RBAC".into(),
             format!("--service-cluster-ip-range={SERVICE_CIDR}"),
             "--allow-privileged=true".into(),
-            "--profiling=false".into(),
+            // `/debug/pprof` for benchmarks that ask for it (PORTICO_APISERVER_PROFILING=1).
+            format!(
+                "--profiling={}",
+                std::env::var("PORTICO_APISERVER_PROFILING").is_ok_and(|v| v == "1")
+            ),
             "--endpoint-reconciler-type=none".into(),
             format!("--audit-policy-file={}", file("audit-policy.yaml")),
             format!("--audit-log-path={}", file("audit.log")),
