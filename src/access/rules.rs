@@ -2,8 +2,9 @@
 //! (a SelfSubjectRulesReview made as the user), and whether that covers an
 //! access question (pure). The matching is RBAC's own: a verb, group and
 //! resource match when listed or `*`; `*/subresource` matches that
-//! subresource of every resource (`resource/*` is no wildcard); a rule with resource names covers only those names;
-//! a non-resource URL matches exactly or by a trailing `*`.
+//! subresource of every resource (`resource/*` is no wildcard); a rule with
+//! resource names covers only those names; a non-resource URL matches
+//! exactly or by a trailing `*`.
 
 use k8s_openapi::api::authorization::v1::{NonResourceRule, ResourceRule, SubjectRulesReviewStatus};
 

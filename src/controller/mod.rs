@@ -218,19 +218,17 @@ pub fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error 
     move |source| Error::Kube { action, source }
 }
 
-/// Server-side applies `obj` with field manager `portico` in the cluster of `client`.
-pub async fn apply<K>(client: &Client, obj: &K) -> Result<(), Error>
+/// Server-side applies `obj` with field manager `portico` in the cluster of
+/// `client`; returns the object as the API server answered (status included).
+pub async fn apply<K>(client: &Client, obj: &K) -> Result<DynamicObject, Error>
 where
     K: Resource<DynamicType = ()> + Serialize + std::fmt::Debug,
 {
-    crate::install::apply(client, obj)
-        .await
-        .map(|_| ())
-        .map_err(kube_err(format!(
-            "apply {} {}",
-            K::kind(&()),
-            obj.meta().name.as_deref().unwrap_or_default()
-        )))
+    crate::install::apply(client, obj).await.map_err(kube_err(format!(
+        "apply {} {}",
+        K::kind(&()),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )))
 }
 
 /// An API for kind `K` as dynamic objects, in `namespace` or cluster-wide.
@@ -350,12 +348,19 @@ pub fn retry_after_error<K: Resource<DynamicType = ()>>(
     kube::runtime::controller::Action::requeue(delay)
 }
 
-/// A reconcile of `obj` succeeded: its next failure starts the delays over.
+/// A reconcile of `obj` succeeded: its next failure starts the delays over,
+/// and once it was being deleted (its cleanup is done) its last status is
+/// forgotten.
 pub fn reconciled<K: Resource>(ctx: &Context, kind: &str, obj: &K) {
     let key = failure_key(kind, obj);
-    let mut f = ctx.failures.lock().unwrap();
-    if !f.is_empty() {
-        f.remove(&key);
+    {
+        let mut f = ctx.failures.lock().unwrap();
+        if !f.is_empty() {
+            f.remove(&key);
+        }
+    }
+    if obj.meta().deletion_timestamp.is_some() {
+        ctx.written.forget(obj.meta().uid.as_deref().unwrap_or_default());
     }
 }
 
@@ -386,11 +391,12 @@ where
         obj.meta().uid.as_deref().unwrap_or_default(),
         obj.meta().resource_version.as_deref().unwrap_or_default(),
     );
-    if ctx.written.already(uid, rv, &value) {
+    let digest = written::digest(&value);
+    if ctx.written.already(uid, rv, digest) {
         return Ok(());
     }
-    apply_status(&ctx.client, obj, value.clone()).await?;
-    ctx.written.wrote(uid, rv, &value);
+    apply_status(&ctx.client, obj, value).await?;
+    ctx.written.wrote(uid, rv, digest);
     Ok(())
 }
 

@@ -17,7 +17,8 @@ pub struct Written {
     entries: Mutex<HashMap<String, (String, u64)>>,
 }
 
-fn digest(status: &serde_json::Value) -> u64 {
+/// What [`Written`] keeps of a status.
+pub fn digest(status: &serde_json::Value) -> u64 {
     let mut h = DefaultHasher::new();
     status.to_string().hash(&mut h);
     h.finish()
@@ -25,20 +26,22 @@ fn digest(status: &serde_json::Value) -> u64 {
 
 impl Written {
     /// Whether a pass that started from version `rv` of object `uid` wrote `status` already.
-    pub fn already(&self, uid: &str, rv: &str, status: &serde_json::Value) -> bool {
+    /// (`status` is its [`digest`].)
+    pub fn already(&self, uid: &str, rv: &str, status: u64) -> bool {
         self.entries
             .lock()
             .unwrap()
             .get(uid)
-            .is_some_and(|(seen, h)| seen == rv && *h == digest(status))
+            .is_some_and(|(seen, h)| seen == rv && *h == status)
     }
 
-    /// Records that a pass that started from version `rv` of `uid` wrote `status`.
-    pub fn wrote(&self, uid: &str, rv: &str, status: &serde_json::Value) {
+    /// Records that a pass that started from version `rv` of `uid` wrote the
+    /// status with [`digest`] `status`.
+    pub fn wrote(&self, uid: &str, rv: &str, status: u64) {
         self.entries
             .lock()
             .unwrap()
-            .insert(uid.to_string(), (rv.to_string(), digest(status)));
+            .insert(uid.to_string(), (rv.to_string(), status));
     }
 
     /// Forgets `uid` (it is gone).
@@ -55,17 +58,20 @@ mod tests {
     #[test]
     fn only_the_same_status_from_the_same_version_counts_as_written() {
         let w = Written::default();
-        let ready = json!({"phase": "Ready"});
-        assert!(!w.already("u", "5", &ready), "nothing written yet");
-        w.wrote("u", "5", &ready);
-        assert!(w.already("u", "5", &ready));
-        assert!(!w.already("u", "5", &json!({"phase": "Stalled"})), "another status");
+        let ready = digest(&json!({"phase": "Ready"}));
+        assert!(!w.already("u", "5", ready), "nothing written yet");
+        w.wrote("u", "5", ready);
+        assert!(w.already("u", "5", ready));
         assert!(
-            !w.already("u", "6", &ready),
+            !w.already("u", "5", digest(&json!({"phase": "Stalled"}))),
+            "another status"
+        );
+        assert!(
+            !w.already("u", "6", ready),
             "a newer version is compared as it is (someone may have changed it)"
         );
-        assert!(!w.already("v", "5", &ready), "another object");
+        assert!(!w.already("v", "5", ready), "another object");
         w.forget("u");
-        assert!(!w.already("u", "5", &ready));
+        assert!(!w.already("u", "5", ready));
     }
 }

@@ -44,11 +44,13 @@ fn set_label(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) 
 /// write of its own first), and an update that drops it while the object is
 /// not being deleted (an apply by a client that never listed it) keeps it.
 fn keep_finalizer(ops: &mut Vec<Value>, obj: &DynamicObject) {
-    match &obj.metadata.finalizers {
-        Some(list) if list.iter().any(|f| f == FINALIZER) => {}
-        Some(_) => ops.push(json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})),
-        None => ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})),
+    if has_finalizer(obj) {
+        return;
     }
+    ops.push(match obj.metadata.finalizers {
+        Some(_) => json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}),
+        None => json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}),
+    });
 }
 
 fn has_finalizer(obj: &DynamicObject) -> bool {

@@ -135,11 +135,7 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
             Finalizer::Apply(d) => apply_deployment(&d, &dc).await,
             Finalizer::Cleanup(d) => {
                 dc.applied.forget(&d.uid().unwrap_or_default());
-                let done = cleanup::cleanup(&d, ctx).await;
-                if done.is_ok() {
-                    ctx.written.forget(&d.uid().unwrap_or_default());
-                }
-                done
+                cleanup::cleanup(&d, ctx).await
             }
         }
     })

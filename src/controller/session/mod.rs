@@ -198,11 +198,7 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
             Finalizer::Apply(c) => apply_claim(&c, &sc).await,
             Finalizer::Cleanup(c) => {
                 sc.applied.forget(&c.uid().unwrap_or_default());
-                let done = cleanup(&c, ctx).await;
-                if done.is_ok() {
-                    ctx.written.forget(&c.uid().unwrap_or_default());
-                }
-                done
+                cleanup(&c, ctx).await
             }
         }
     })

@@ -124,11 +124,7 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
             Finalizer::Apply(t) => apply_terminal(&t, &tc).await,
             Finalizer::Cleanup(t) => {
                 tc.applied.forget(&t.uid().unwrap_or_default());
-                let done = cleanup(&t, ctx).await;
-                if done.is_ok() {
-                    ctx.written.forget(&t.uid().unwrap_or_default());
-                }
-                done
+                cleanup(&t, ctx).await
             }
         }
     })
@@ -463,20 +459,14 @@ async fn apply_children(
     let (renew_at, issued) = ensure_token(ctx, t, n, target, places, expires, existing).await?;
     let write_secret = async {
         match &issued {
-            Some(secret) => apply(&host.client, secret).await,
+            Some(secret) => apply(&host.client, secret).await.map(|_| ()),
             None => Ok(()),
         }
     };
     let pod = build::pod(t, n, places.host, &ctx.config.terminal);
-    let write_pod = async {
-        let applied = crate::install::apply(&host.client, &pod)
-            .await
-            .map_err(kube_err(format!("apply Pod {}", n.pod)))?;
-        // The API server's answer is the pod as it is now (its status too).
-        Ok(applied.try_parse::<Pod>().ok())
-    };
-    let (_, applied) = tokio::try_join!(write_secret, write_pod)?;
-    Ok((renew_at, applied))
+    let (_, applied) = tokio::try_join!(write_secret, apply(&host.client, &pod))?;
+    // The API server's answer is the pod as it is now (its status too).
+    Ok((renew_at, applied.try_parse::<Pod>().ok()))
 }
 
 async fn apply_target(
@@ -573,10 +563,8 @@ async fn apply_host_access(
     side: &Side,
     creator: &Creator,
 ) -> Result<(), Error> {
-    let (sa, role) = (
-        build::service_account(t, &n.attach, side),
-        build::attach_role(t, n, side),
-    );
+    let sa = build::service_account(t, &n.attach, side);
+    let role = build::attach_role(t, n, side);
     let binding = build::attach_role_binding(t, n, side, creator);
     tokio::try_join!(
         apply(&host.client, &sa),
