@@ -4,7 +4,8 @@
 //! Terminal's attach token (read back from the API server's audit log) to a
 //! shell the node really runs (also from the team's own shortcut), the clear
 //! message when no container runs (an image that is nowhere), heartbeats,
-//! delete, and refusals.
+//! delete, refusals, and an attached shell told why it ended when its
+//! Terminal expires.
 
 mod common;
 
@@ -419,6 +420,8 @@ async fn in_chromium_alice_opens_a_terminal_and_its_shell_answers_within_her_rig
         "terminals-dark",
         "terminal-connected",
         "terminal-shell",
+        "terminal-reconnected",
+        "terminal-ended",
         "terminals-after-delete",
         "account",
         "account-warning",
@@ -502,4 +505,77 @@ async fn an_attached_shell_ends_at_logout_and_nobody_else_may_attach_to_it() {
         .delete(name, &Default::default())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_attached_shell_ends_when_its_terminal_expires_and_is_told_why() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut b = Browser::new();
+    b.login(&s.base, "alice").await;
+    // alice's own Terminal (kubectl's way), living at most 60 s.
+    let name = format!("expiring-{:08x}", rand::random::<u32>());
+    let t: Terminal = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+        "metadata": {"name": name},
+        "spec": {
+            "host": {"namespace": "team-a", "pod": {
+                "image": portico::controlplane::node::images::TOOLBOX_IMAGE, "command": ["/bin/sh"]}},
+            "target": {"namespace": "team-a", "roleBindings": [
+                {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]},
+            "maxLifetime": "60s",
+        },
+    }))
+    .unwrap();
+    let alice = shared_with_operator()
+        .client_as("alice", &["developers"])
+        .await
+        .unwrap();
+    Api::<Terminal>::namespaced(alice, "team-a")
+        .create(&Default::default(), &t)
+        .await
+        .unwrap();
+    wait_ready("team-a", &name).await;
+
+    let key = format!("team-a/{name}");
+    let url = format!("{}/terminals/{key}/attach", s.base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
+    req.headers_mut().insert("origin", s.base.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    let mut said = vec![];
+    let until_closed = async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Text(t)) => said.push(t.to_string()),
+                Ok(Message::Close(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), until_closed)
+        .await
+        .expect("the shell's socket closes when the Terminal expires");
+    assert!(
+        said.iter().any(|t| t.contains("\"attached\"")),
+        "it attached first: {said:?}"
+    );
+    let ended: serde_json::Value = said
+        .iter()
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .find(|v| v.get("ended").is_some())
+        .unwrap_or_else(|| panic!("the page is told the shell ended: {said:?}"));
+    assert_eq!(
+        ended,
+        serde_json::json!({"ended": "This terminal has ended: the maximum lifetime was reached.", "again": false}),
+        "the reason is the expiry, and connecting again is not offered"
+    );
+    let api = admin_terminals("team-a").await;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, &name, |t: Option<&Terminal>| t.is_none()),
+    )
+    .await
+    .expect("the expired Terminal is gone")
+    .unwrap();
 }

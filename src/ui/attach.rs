@@ -5,7 +5,9 @@
 //! not with its own identity. Binary frames carry the terminal's bytes both
 //! ways; text frames carry JSON: `{"resize":{"cols","rows"}}` from the browser,
 //! `{"status"}` or `{"error"}` to it. The socket closes when the session ends
-//! (logout, expiry, revocation), whatever the terminal is doing.
+//! (logout, expiry, revocation), whatever the terminal is doing; and when the
+//! Terminal ends (the watch sees its recorded end) or the shell's side closes,
+//! after `{"ended", "again"}`: why, and whether connecting again can help.
 
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ use super::{
     server::{State, UiState, why},
     session::Session,
 };
-use crate::api::Terminal;
+use crate::api::{Terminal, common::EndReason};
 
 /// How long an attach token lives; the connection outlives it once made.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
@@ -120,6 +122,8 @@ async fn proxy(
     mut ws: actix_ws::Session,
     mut incoming: actix_ws::MessageStream,
 ) {
+    // Subscribed before attaching, so that an end recorded meanwhile is seen.
+    let changes = state.live.changes.subscribe();
     let mut process = match connect(state, s, ns, name).await {
         Ok(p) => p,
         Err(e) => {
@@ -145,8 +149,17 @@ async fn proxy(
     let mut buf = vec![0u8; 16 * 1024];
     let ended = state.ends.ended(s);
     futures::pin_mut!(ended);
-    loop {
+    let terminal_ended = terminal_ended(changes, format!("{ns}/{name}"));
+    futures::pin_mut!(terminal_ended);
+    let closed_by = loop {
         tokio::select! {
+            reason = &mut terminal_ended => {
+                process.abort();
+                tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), reason = ?reason, "detached: the terminal ended");
+                let _ = ws.text(serde_json::to_string(&ended_by(reason)).unwrap_or_default()).await;
+                let _ = ws.close(None).await;
+                return;
+            }
             _ = &mut ended => {
                 process.abort();
                 tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), "detached: the session ended");
@@ -160,31 +173,109 @@ async fn proxy(
             }
             msg = incoming.next() => match msg {
                 Some(Ok(Message::Binary(bytes))) => {
-                    if stdin.write_all(&bytes).await.is_err() { break; }
+                    if stdin.write_all(&bytes).await.is_err() { break Side::Shell; }
                 }
                 Some(Ok(Message::Text(text))) => {
                     if let Some((cols, rows)) = resize(&text)
                         && size.send(TerminalSize { width: cols, height: rows }).await.is_err()
                     {
-                        break;
+                        break Side::Shell;
                     }
                 }
                 Some(Ok(Message::Ping(p))) => { let _ = ws.pong(&p).await; }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break Side::Browser,
                 Some(Ok(_)) => {}
             },
             n = stdout.read(&mut buf) => match n {
-                Ok(0) | Err(_) => break,
-                Ok(n) => if ws.binary(buf[..n].to_vec()).await.is_err() { break; },
+                Ok(0) | Err(_) => break Side::Shell,
+                Ok(n) => if ws.binary(buf[..n].to_vec()).await.is_err() { break Side::Browser; },
             },
         }
-    }
+    };
     process.abort();
-    tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), "detached");
-    let _ = ws
-        .text(serde_json::json!({"status": "the terminal session ended"}).to_string())
-        .await;
+    tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), by = ?closed_by, "detached");
+    if closed_by == Side::Browser {
+        return;
+    }
+    // The shell's side ended: tell the page why, from the Terminal as the
+    // user may read it (ended by expiry or deletion, or still there).
+    let terminal = match state.as_user(s) {
+        Ok(user) => Api::<Terminal>::namespaced(user, ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| why(&e)),
+        Err(e) => Err(why(&e)),
+    };
+    let ended = why_ended(terminal.as_ref().map(Option::as_ref));
+    let _ = ws.text(serde_json::to_string(&ended).unwrap_or_default()).await;
     let _ = ws.close(None).await;
+}
+
+/// Resolves when the watch sees the operator record the end of Terminal
+/// `key` (its status's `endReason`: expired, or being deleted) — before its
+/// pod goes. Never resolves if the watch's broadcast closes.
+async fn terminal_ended(mut changes: tokio::sync::broadcast::Receiver<super::live::Change>, key: String) -> EndReason {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(c) if c.kind == "terminal" && c.key == key => {
+                if let Some(reason) = c.ended {
+                    return reason;
+                }
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Which side of the proxy ended an attached shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The browser's socket closed (the page went away, or the network dropped).
+    Browser,
+    /// The pod's attach stream ended (the Terminal ended, the shell exited, the pod went).
+    Shell,
+}
+
+/// What the page is told when the shell's side ends: `{"ended", "again"}`.
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+struct Ended {
+    /// Why, in words.
+    ended: String,
+    /// Whether connecting again can give a shell (the Terminal still runs).
+    again: bool,
+}
+
+/// The page's word for a Terminal that ended for `reason`.
+fn ended_by(reason: EndReason) -> Ended {
+    Ended {
+        ended: format!("This terminal has ended: {}.", reason.describe()),
+        again: false,
+    }
+}
+
+/// Why an attached shell ended, from the Terminal as read after the end
+/// (`Ok(None)`: it is gone; `Err`: it could not be read).
+fn why_ended(terminal: Result<Option<&Terminal>, &String>) -> Ended {
+    let gone = |ended: String| Ended { ended, again: false };
+    match terminal {
+        Ok(None) => gone("This terminal has ended: it no longer exists (it was deleted, or it expired).".into()),
+        Ok(Some(t)) => match t.status.as_ref().and_then(|s| s.end_reason) {
+            Some(reason) => ended_by(reason),
+            None if t.metadata.deletion_timestamp.is_some() => {
+                gone("This terminal has ended: it is being deleted.".into())
+            }
+            None => Ended {
+                ended: "The shell ended (it exited, or its container restarted). Connect again for a new one.".into(),
+                again: true,
+            },
+        },
+        Err(e) => Ended {
+            ended: format!("The shell's connection ended, and the terminal could not be read: {e}."),
+            again: true,
+        },
+    }
 }
 
 /// A resize request from the browser: `{"resize":{"cols":80,"rows":24}}`.
@@ -198,6 +289,83 @@ fn resize(text: &str) -> Option<(u16, u16)> {
 
 #[cfg(test)]
 mod tests {
+    use super::{Ended, why_ended};
+    use crate::api::{Terminal, common::EndReason};
+
+    fn terminal(status: serde_json::Value, deleting: bool) -> Terminal {
+        let mut t: Terminal = serde_json::from_value(serde_json::json!({
+            "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+            "metadata": {"name": "t", "namespace": "team-a"},
+            "spec": {"host": {"namespace": "team-a", "pod": {"image": "toolbox"}},
+                     "target": {"namespace": "team-a"}},
+            "status": status,
+        }))
+        .unwrap();
+        if deleting {
+            t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        }
+        t
+    }
+
+    #[test]
+    fn the_page_is_told_why_the_shell_ended_and_whether_to_connect_again() {
+        let expired = terminal(serde_json::json!({"endReason": "MaxLifetime"}), true);
+        assert_eq!(
+            why_ended(Ok(Some(&expired))),
+            Ended {
+                ended: format!("This terminal has ended: {}.", EndReason::MaxLifetime.describe()),
+                again: false
+            }
+        );
+        let idle = terminal(serde_json::json!({"endReason": "IdleTimeout"}), false);
+        assert!(
+            why_ended(Ok(Some(&idle)))
+                .ended
+                .contains("no heartbeat arrived within the idle timeout")
+        );
+        let deleting = terminal(serde_json::json!({}), true);
+        assert_eq!(
+            why_ended(Ok(Some(&deleting))).ended,
+            "This terminal has ended: it is being deleted."
+        );
+        let gone = why_ended(Ok(None));
+        assert!(!gone.again && gone.ended.contains("no longer exists"), "{gone:?}");
+        let running = why_ended(Ok(Some(&terminal(serde_json::json!({}), false))));
+        assert!(running.again && running.ended.contains("Connect again"), "{running:?}");
+        let unreadable = why_ended(Err(&"forbidden".to_string()));
+        assert!(
+            unreadable.again && unreadable.ended.contains("forbidden"),
+            "{unreadable:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_attach_ends_on_the_recorded_end_of_its_own_terminal_only() {
+        use crate::ui::live::Change;
+        let change = |kind: &'static str, key: &str, ended| Change {
+            kind,
+            key: key.into(),
+            creator: "alice".into(),
+            ready: "True".into(),
+            message: String::new(),
+            expires: String::new(),
+            ended,
+        };
+        let (tx, rx) = tokio::sync::broadcast::channel(8);
+        let ends = tokio::spawn(super::terminal_ended(rx, "team-a/t".into()));
+        tx.send(change("terminal", "team-a/other", Some(EndReason::Deleted)))
+            .unwrap();
+        tx.send(change("deployment", "team-a/t", Some(EndReason::Deleted)))
+            .unwrap();
+        tx.send(change("terminal", "team-a/t", None)).unwrap();
+        tx.send(change("terminal", "team-a/t", Some(EndReason::IdleTimeout)))
+            .unwrap();
+        // Not `Deleted`: another Terminal's end, a Deployment's, and a change without an end are skipped.
+        assert_eq!(ends.await.unwrap(), EndReason::IdleTimeout);
+    }
+
     #[test]
     fn resize_messages_are_read_and_nonsense_ignored() {
         assert_eq!(super::resize(r#"{"resize":{"cols":120,"rows":40}}"#), Some((120, 40)));

@@ -47,6 +47,9 @@ pub struct Change {
     pub message: String,
     /// When it ends (Terminals), RFC 3339, or empty.
     pub expires: String,
+    /// Why it ended, once the operator has recorded that (Terminals).
+    #[serde(skip)]
+    pub ended: Option<crate::api::common::EndReason>,
 }
 
 /// A list's rows, shared by the watch that writes them and the pages that read them.
@@ -69,6 +72,9 @@ trait Summary: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de:
     fn message(&self) -> String;
     fn expires(&self) -> String {
         String::new()
+    }
+    fn ended(&self) -> Option<crate::api::common::EndReason> {
+        None
     }
 }
 
@@ -97,6 +103,9 @@ impl Summary for Terminal {
             .map(|t| t.0.to_string())
             .unwrap_or_default()
     }
+    fn ended(&self) -> Option<crate::api::common::EndReason> {
+        self.status.as_ref().and_then(|s| s.end_reason)
+    }
 }
 
 /// The Ready condition's status of an object, or empty.
@@ -116,6 +125,7 @@ fn change<K: Summary>(o: &K) -> Change {
         ready: ready_of(&o.conditions()),
         message: o.message(),
         expires: o.expires(),
+        ended: o.ended(),
     }
 }
 

@@ -4,7 +4,9 @@
 // xterm.js connecting by itself once the node runs the pod, and the shell
 // answering on the screen: `kubectl auth whoami` (the Terminal's access
 // service account), `kubectl get pods -n team-a` (allowed) and `-n team-b`
-// (Forbidden); the account page's countdown and
+// (Forbidden); a dropped connection made again by the page itself, to the
+// same shell; the shell in a second tab ending, with the reason on the page,
+// when the first tab deletes the Terminal; the account page's countdown and
 // its warning shortly before the end; an admin's pages. Saves screenshots into ARTIFACTS.
 // Prints "terminal NAMESPACE/NAME" once the terminal exists, "ok" at the end.
 // Usage: node terminal_flow.mjs DASHBOARD_URL USER ARTIFACTS
@@ -18,7 +20,8 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const fail = async (msg) => { console.error(`FAIL: ${msg}`); await browser.close(); process.exit(1); };
-const page = await browser.newPage({ colorScheme: 'dark' });
+const context = await browser.newContext({ colorScheme: 'dark' });
+const page = await context.newPage();
 const shot = (name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
 const errors = [];
 page.on('pageerror', (e) => errors.push(String(e)));
@@ -40,6 +43,11 @@ try {
   if (await unverified.count() < 1) await fail('the ConfigMap shortcut is not offered');
   if (!(await unverified.first().textContent()).includes('not from the administrators')) await fail('no warning on the unverified shortcut');
   await shot('terminals-dark');
+
+  // The terminal's WebSockets pass through Playwright's route (to the real
+  // server), so the test can drop one as a network failure would.
+  const sockets = [];
+  await page.routeWebSocket(/\/attach$/, (ws) => { ws.connectToServer(); sockets.push(ws); });
 
   const card = page.locator('li.card:has-text("Team shell")');
   await card.locator('input[name="namespace"]').fill('team-a');
@@ -70,9 +78,37 @@ try {
   await run('kubectl get pods -n team-b', 'Forbidden');
   await shot('terminal-shell');
 
+  // The connection drops (closed under the page, code 4000 as no server
+  // sends it): the page connects again by itself, to the same shell — the
+  // variable set before the drop is still there.
+  await run('clear; M=kept; echo "mark-$M"', 'mark-kept');
+  // (The page may have connected more than once already: before the pod ran, it was refused.)
+  const before = sockets.length;
+  await sockets[before - 1].close({ code: 4000, reason: 'network drop' });
+  await page.waitForFunction(() => /lost/.test(document.getElementById('attach-status').textContent));
+  await page.waitForFunction(() => /Connected/.test(document.getElementById('attach-status').textContent), null, { timeout: 30000 });
+  if (sockets.length !== before + 1) await fail(`${sockets.length} sockets after the drop, not ${before + 1}`);
+  await run('clear; echo "again-$M"', 'again-kept');
+  await shot('terminal-reconnected');
+
+  // A second tab shows the same terminal; deleting it from the first ends
+  // the second's shell, and that page says why and offers no reconnect.
+  const second = await context.newPage();
+  await second.goto(page.url());
+  await second.waitForFunction(() => /Connected/.test(document.getElementById('attach-status').textContent), null, { timeout: 30000 });
   await page.click('button:has-text("Close and delete")');
   await page.waitForURL(`${base}/terminals`);
   await shot('terminals-after-delete');
+  try {
+    await second.waitForFunction(() => /has ended/.test(document.getElementById('attach-status').textContent), null, { timeout: 60000 });
+  } catch (e) {
+    await fail(`the second tab was not told the terminal ended: ${await second.textContent('#attach-status')}`);
+  }
+  const said = await second.textContent('#attach-status');
+  if (!/deleted/.test(said)) await fail(`the reason is not the deletion: ${said}`);
+  if (await second.isVisible('#reconnect')) await fail('a reconnect is offered for a deleted terminal');
+  await second.screenshot({ path: `${artifacts}/terminal-ended.png`, fullPage: true });
+  await second.close();
 
   // The account page counts down the session's time left.
   await page.click('nav >> text=Account');

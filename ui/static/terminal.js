@@ -1,7 +1,9 @@
 // The terminal page: xterm.js over the dashboard's WebSocket, which it proxies
 // to the pod's attach endpoint. Binary frames carry the terminal's bytes;
 // text frames carry JSON ({"status"} or {"error"} from the server,
-// {"resize"} from here). While the page is open it sends heartbeats, so the
+// {"resize"} from here); when the shell's side ends the server says why
+// ({"ended", "again"}), and a connection lost without that is made again by
+// itself. While the page is open it sends heartbeats, so the
 // Terminal lives as long as someone looks at it.
 (function () {
   var el = document.getElementById('terminal');
@@ -37,11 +39,19 @@
   // as soon as that socket closes, rather than at the next change.
   var readyMeanwhile = false;
   var attached = false;
+  // What the server said when the shell's side ended ({"ended", "again"}).
+  var ended = null;
+  // A connection that was attached closed without the server saying why (the
+  // network dropped, the dashboard restarted): connect again by itself, with
+  // a growing pause, until attached again or the server refuses.
+  var lost = false;
+  var pause = 1000;
   function connect() {
     again.hidden = true;
     readyMeanwhile = false;
     attached = false;
-    say('Connecting…');
+    ended = null;
+    say(lost ? 'The connection was lost; connecting again…' : 'Connecting…');
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     ws = new WebSocket(proto + '//' + location.host + el.dataset.attach);
     ws.binaryType = 'arraybuffer';
@@ -49,23 +59,35 @@
     ws.onmessage = function (e) {
       if (typeof e.data === 'string') {
         var m = JSON.parse(e.data);
-        if (m.error) say(m.error, true);
+        if (m.error) { lost = false; say(m.error, true); }
+        else if (m.ended) { ended = m; say(m.ended); }
         else if (m.status) say(m.status === 'attached' ? 'Connected.' : m.status);
-        if (m.status === 'attached') { attached = true; term.focus(); }
+        if (m.status === 'attached') { attached = true; lost = false; pause = 1000; term.focus(); }
       } else {
         term.write(new Uint8Array(e.data));
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (e) {
       ws = null;
-      if (readyMeanwhile) connect();
-      else again.hidden = false;
+      // 1008: the session ended; the server said so, and logging in again is the way back.
+      if (e.code === 1008) return;
+      if (ended) { again.hidden = !ended.again; return; }
+      if (readyMeanwhile) { connect(); return; }
+      if (attached || lost) {
+        lost = true;
+        again.hidden = false;
+        say('The connection was lost; connecting again in ' + Math.round(pause / 1000) + ' s…');
+        setTimeout(function () { if (!ws && lost) connect(); }, pause);
+        pause = Math.min(pause * 2, 30000);
+        return;
+      }
+      again.hidden = false;
     };
   }
   term.onData(function (d) { if (ws && ws.readyState === 1) ws.send(encoder.encode(d)); });
   term.onResize(sendSize);
   window.addEventListener('resize', function () { fit.fit(); });
-  again.addEventListener('click', connect);
+  again.addEventListener('click', function () { if (!ws) connect(); });
   // Connect when the Terminal becomes ready (live status), if not connected.
   document.addEventListener('portico:change', function (e) {
     if (e.detail.key !== el.dataset.key || e.detail.ready !== 'True') return;
