@@ -150,6 +150,37 @@ async fn every_example_applies_with_server_dry_run() {
     );
 }
 
+/// The README shows the examples as they are: each block that starts with
+/// `# kubectl apply ... -f examples/FILE` is that file from that line on.
+#[test]
+fn the_readmes_examples_are_the_files_in_examples() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut checked = 0;
+    for block in readme.split("```yaml\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        let Some(file) = block
+            .lines()
+            .next()
+            .filter(|l| l.starts_with("# kubectl apply"))
+            .and_then(|l| l.split(" -f examples/").nth(1))
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(example(file)).unwrap();
+        let from = text.find("# kubectl apply").expect("the example says how to apply it");
+        assert_eq!(
+            block,
+            &text[from..],
+            "README.md's block for examples/{file} differs from the file"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "README.md shows the Terminal, Deployment and SessionClaim examples"
+    );
+}
+
 #[test]
 fn the_examples_name_the_images_the_local_node_builds() {
     use portico::controlplane::node::images::{TOOLBOX_IMAGE, WEBAPP_IMAGE};

@@ -1,6 +1,7 @@
 //! `portico dev` as a newcomer runs it: it prints its kubeconfig, the
 //! dashboard URL and what to try; the demo users can use Portico with the
-//! real kubectl; alice logs in to the dashboard in Chromium, deploys a catalog
+//! real kubectl (the three examples become Ready under `kubectl wait`, their
+//! pods running on the node); alice logs in to the dashboard in Chromium, deploys a catalog
 //! template and sees it in the list; and Ctrl-C stops everything it started.
 
 use std::{
@@ -69,24 +70,42 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
             .output()
             .unwrap()
     };
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/deployment.yaml");
-    let out = kubectl(&["--context", "alice", "apply", "-n", "team-a", "-f", example]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = kubectl(&[
-        "--context",
-        "alice",
-        "wait",
-        "-n",
-        "team-a",
-        "--for=jsonpath={.status.templateRevision}",
-        "--timeout=60s",
-        "deployments.portico.dev/hello",
-    ]);
-    assert!(
-        out.status.success(),
-        "the operator reconciles it: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The three examples, applied as alice, become Ready as `kubectl wait`
+    // sees it: on the node `portico dev` starts (the suite runs as root, so
+    // it has one) their pods run (the web app's two replicas, the
+    // terminal's toolbox shell), and the session's kubeconfig is issued.
+    let examples = [
+        ("team-a", "deployment.yaml", "deployments.portico.dev/hello"),
+        ("team-a", "terminal.yaml", "terminal/team-a-shell"),
+        (
+            portico::dev::demo::SESSIONS_NAMESPACE,
+            "sessionclaim.yaml",
+            "sessionclaim/my-session",
+        ),
+    ];
+    for (ns, file, _) in examples {
+        let example = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+        let out = kubectl(&["--context", "alice", "apply", "-n", ns, "-f", &example]);
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for (ns, _, object) in examples {
+        let out = kubectl(&[
+            "--context",
+            "alice",
+            "wait",
+            "-n",
+            ns,
+            "--for=condition=Ready",
+            "--timeout=180s",
+            object,
+        ]);
+        assert!(
+            out.status.success(),
+            "kubectl wait --for=condition=Ready {object}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = kubectl(&["--context", "alice", "get", "portico", "-n", "team-a"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("deployment.portico.dev/hello"));
     let out = kubectl(&["--context", "bob", "get", "pdeploy", "-n", "team-a"]);
