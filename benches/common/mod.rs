@@ -18,6 +18,14 @@ pub async fn cluster_with_operator(
         .await
         .unwrap()
         .expect("control plane");
+    with_operator(cp, extra).await
+}
+
+/// Like [`cluster_with_operator`], on a control plane already started (with a node, say).
+pub async fn with_operator(
+    cp: portico::controlplane::ControlPlane,
+    extra: &str,
+) -> (portico::controlplane::ControlPlane, Client, crate::operator::Operator) {
     let admin = cp.admin_client().await.unwrap();
     portico::install::install(&admin).await.unwrap();
     portico::dev::setup_demo(&admin).await.unwrap();

@@ -58,6 +58,9 @@ pub fn config(s: &Settings<'_>) -> serde_json::Value {
         "podLogsDir": s.pod_logs,
         "makeIPTablesUtilChains": false,
         "failSwapOn": false,
+        // One node holds a whole development cluster: up to the bridge's
+        // addresses (.2-.253) rather than the default 110 pods.
+        "maxPods": 250,
         "registerNode": true,
         "serializeImagePulls": false,
         "imageGCHighThresholdPercent": 100,
