@@ -3,7 +3,7 @@
 //! packages, as `tests/run` installs them).
 //!
 //! Starts a control plane with a node, and the operator (release build).
-//! First the anchor: COUNT pods like a Terminal's (the node's toolbox image,
+//! One pod first unpacks the image. Then the anchor: COUNT pods like a Terminal's (the node's toolbox image,
 //! `/bin/sh` on a TTY) created at once directly by an admin, and for each the
 //! time from its create call to the pod Running and to its shell answering a
 //! command typed through `attach` as the admin. Then COUNT Terminals
@@ -72,9 +72,9 @@ fn terminal(name: &str, ns: &str) -> Terminal {
 }
 
 /// The anchor's pod: the Terminal pod's container, without the operator.
-fn bare_pod(name: &str) -> Pod {
+fn bare_pod(name: &str, label: &str) -> Pod {
     serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"bench": "anchor"}},
+        "metadata": {"name": name, "labels": {"bench": label}},
         "spec": {
             "containers": [{"name": "terminal", "image": TOOLBOX_IMAGE, "command": ["/bin/sh"],
                             "stdin": true, "tty": true, "resources": resources()}],
@@ -102,6 +102,43 @@ fn watch_running(admin: Client, running: Seen) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Deletes the pods labelled `bench=<label>` in the users' namespaces and
+/// waits, watching, until none is left.
+async fn delete_pods(admin: &Client, label: &str) {
+    let selector = format!("bench={label}");
+    for (_, ns) in &USERS[..2] {
+        let _ = Api::<Pod>::namespaced(admin.clone(), ns)
+            .delete_collection(&DeleteParams::default(), &ListParams::default().labels(&selector))
+            .await;
+    }
+    let stream = watcher(
+        Api::<Pod>::all(admin.clone()),
+        watcher::Config::default().labels(&selector),
+    );
+    let gone = async {
+        futures::pin_mut!(stream);
+        let (mut left, mut listed) = (std::collections::HashSet::new(), false);
+        while let Ok(Some(event)) = stream.try_next().await {
+            match event {
+                watcher::Event::Init => left.clear(),
+                watcher::Event::InitDone => listed = true,
+                watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                    left.insert(p.name_any());
+                }
+                watcher::Event::Delete(p) => {
+                    left.remove(&p.name_any());
+                }
+            }
+            if listed && left.is_empty() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(300), gone).await.is_err() {
+        eprintln!("gave up waiting for the {selector} pods to go");
+    }
 }
 
 /// Attaches to the pod's terminal container as `client`, types [`COMMAND`]
@@ -170,7 +207,7 @@ impl NodeCpu {
     /// The node's cgroup file `file` under controller directories `dirs`, as a number.
     fn cgroup_value(&self, dirs: &[&str], file: &str) -> Option<f64> {
         dirs.iter().find_map(|d| {
-            std::fs::read_to_string(format!("/sys/fs/cgroup/{d}{}/{file}", self.cgroup))
+            std::fs::read_to_string(format!("/sys/fs/cgroup/{d}/{}/{file}", self.cgroup))
                 .ok()?
                 .trim()
                 .parse()
@@ -191,7 +228,7 @@ impl NodeCpu {
     fn memory(&self) -> (f64, f64) {
         let stat = ["memory"]
             .iter()
-            .find_map(|d| std::fs::read_to_string(format!("/sys/fs/cgroup/{d}{}/memory.stat", self.cgroup)).ok())
+            .find_map(|d| std::fs::read_to_string(format!("/sys/fs/cgroup/{d}/{}/memory.stat", self.cgroup)).ok())
             .unwrap_or_default();
         let rss = stat
             .lines()
@@ -200,6 +237,19 @@ impl NodeCpu {
             .map_or(f64::NAN, |b| b / 1048576.0);
         let shims: f64 = self.shims().iter().map(|p| rss_mib(*p)).sum();
         (rss, shims)
+    }
+
+    /// Memory now, per pod above `before` (pods, shims), and of the node's processes.
+    fn memory_line(&self, count: usize, before: (f64, f64), node_rss: f64) -> String {
+        let (pods, shims) = self.memory();
+        format!(
+            "  memory with {count} pods running: pods {:.0} MiB ({:.1} MiB per pod), shims {:.0} MiB ({:.1} MiB per pod), node processes {:.0} MiB (at start {node_rss:.0} MiB)",
+            pods - before.0,
+            (pods - before.0) / count as f64,
+            shims - before.1,
+            (shims - before.1) / count as f64,
+            self.pids.iter().map(|p| rss_mib(*p)).sum::<f64>()
+        )
     }
 
     fn line(&self, what: &str, before: (f64, f64, f64), wall: Duration) -> String {
@@ -269,7 +319,22 @@ async fn main() {
 
     let running: Seen = Arc::default();
     let pods_watch = watch_running(admin.clone(), running.clone());
-    let (pods_mem0, shims_mem0) = node_cpu.memory();
+
+    // One pod first, so that neither burst pays for unpacking the image.
+    let t_warm = Instant::now();
+    Api::<Pod>::namespaced(admin.clone(), USERS[0].1)
+        .create(&PostParams::default(), &bare_pod("warm-up", "warm-up"))
+        .await
+        .unwrap();
+    shell_answers(&admin, USERS[0].1, "warm-up", Instant::now() + Duration::from_secs(300))
+        .await
+        .expect("the first pod's shell answers");
+    println!(
+        "warm-up: the first pod (its image unpacked) answered in {:.1?}",
+        t_warm.elapsed()
+    );
+    delete_pods(&admin, "warm-up").await;
+    let mem0 = node_cpu.memory();
 
     // The anchor: bare pods by an admin, then a shell through attach as the admin.
     let cpu0 = node_cpu.read();
@@ -283,7 +348,7 @@ async fn main() {
                 let name = format!("anchor-{i}");
                 let t0 = Instant::now();
                 Api::<Pod>::namespaced(admin.clone(), ns)
-                    .create(&PostParams::default(), &bare_pod(&name))
+                    .create(&PostParams::default(), &bare_pod(&name, "anchor"))
                     .await
                     .unwrap();
                 let key = format!("{ns}/{name}");
@@ -324,33 +389,9 @@ async fn main() {
         println!("  first failure: {k}: {e}");
     }
     println!("{}", node_cpu.line("the anchor", cpu0, anchor_wall));
-    let (pods_mem, shims_mem) = node_cpu.memory();
-    println!(
-        "  memory with {count} pods running: pods {:.0} MiB ({:.1} MiB per pod), shims {:.0} MiB ({:.1} MiB per pod), node processes {:.0} MiB (at start {node_rss:.0} MiB)",
-        pods_mem - pods_mem0,
-        (pods_mem - pods_mem0) / count as f64,
-        shims_mem - shims_mem0,
-        (shims_mem - shims_mem0) / count as f64,
-        node_cpu.pids.iter().map(|p| rss_mib(*p)).sum::<f64>()
-    );
-    for (_, ns) in &USERS[..2] {
-        let _ = Api::<Pod>::namespaced(admin.clone(), ns)
-            .delete_collection(&DeleteParams::default(), &ListParams::default().labels("bench=anchor"))
-            .await;
-    }
+    println!("{}", node_cpu.memory_line(count, mem0, node_rss));
     // The Terminals start on an empty node.
-    let pods: Api<Pod> = Api::all(admin.clone());
-    let gone_by = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < gone_by
-        && !pods
-            .list(&ListParams::default().labels("bench=anchor"))
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    delete_pods(&admin, "anchor").await;
 
     // The Terminals, each attached to as the dashboard does once it is Ready.
     let mut clients = HashMap::new();
@@ -475,6 +516,7 @@ async fn main() {
         println!("  first failure: {k}: {e}");
     }
     println!("{}", node_cpu.line("the Terminals", cpu0, burst_wall));
+    println!("{}", node_cpu.memory_line(count, mem0, node_rss));
     let (rss, cpu) = common::usage(op.process.pid());
     println!("operator: peak RSS {rss:.1} MiB, CPU {cpu:.2} s");
 

@@ -29,6 +29,8 @@ pub enum Reason {
     Progressing,
     /// A Deployment is suspended.
     Suspended,
+    /// A Terminal or SessionClaim ended (`status.endReason`) and is being removed.
+    Ended,
     // Stalled
     /// The object has no `portico.dev/created-by` (admission did not run).
     MissingCreator,
@@ -102,6 +104,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// An object that ended: no longer Ready, its removal in progress.
+    pub fn ended(why: crate::api::common::EndReason) -> Phase {
+        Phase::Reconciling {
+            reason: Reason::Ended,
+            message: format!("ended: {}", why.describe()),
+        }
+    }
+
     /// The user-facing message.
     pub fn message(&self) -> &str {
         match self {
@@ -186,6 +196,30 @@ mod tests {
         assert_eq!((r.status.as_str(), r.last_transition_time.0), ("True", t2));
         let s = next.iter().find(|c| c.type_ == "Stalled").unwrap();
         assert_eq!(s.last_transition_time.0, t1, "Stalled stayed False");
+    }
+
+    #[test]
+    fn an_ended_object_is_no_longer_ready_and_says_why() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let ready = conditions(
+            &Phase::Ready {
+                reason: Reason::PodReady,
+                message: "ok".into(),
+            },
+            Some(1),
+            now,
+            &[],
+        );
+        let ended = Phase::ended(crate::api::common::EndReason::Deleted);
+        assert_eq!(ended.message(), "ended: it was deleted");
+        let c = conditions(&ended, Some(1), now, &ready);
+        let r = c.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str(), r.message.as_str()),
+            ("False", "Ended", "ended: it was deleted")
+        );
+        let rec = c.iter().find(|c| c.type_ == "Reconciling").unwrap();
+        assert_eq!(rec.status, "True");
     }
 
     #[test]

@@ -301,8 +301,13 @@ async fn an_idle_session_ends_and_its_kubeconfig_stops_working() {
         .await
         .unwrap();
     assert!(kubectl(&kc, &["get", "pods", "-n", "team-a"]).status.success());
-    let end = watch.await.unwrap();
-    assert_eq!(end.status.unwrap().end_reason, Some(EndReason::IdleTimeout));
+    let end = watch.await.unwrap().status.unwrap();
+    assert_eq!(end.end_reason, Some(EndReason::IdleTimeout));
+    let ready = end.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str(), ready.message.as_str()),
+        ("False", "Ended", "ended: no heartbeat arrived within the idle timeout")
+    );
     // The very next request is refused: 401 once the token is gone, 403 while the
     // API server still has its authentication cached but the bindings are gone.
     let err = denied_how(&kubectl(&kc, &["get", "pods", "-n", "team-a"]));

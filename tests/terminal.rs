@@ -508,6 +508,10 @@ async fn without_heartbeats_a_terminal_ends_at_its_idle_timeout_and_leaves_nothi
     let end = watch.await.unwrap();
     let status = end.status.unwrap();
     assert_eq!(status.end_reason, Some(portico::api::common::EndReason::IdleTimeout));
+    assert_eq!(
+        ready_condition(&status),
+        ("False", "Ended", "ended: no heartbeat arrived within the idle timeout")
+    );
     let expires = status.expires_at.unwrap().0;
     let created = t.metadata.creation_timestamp.clone().unwrap().0;
     assert_eq!(expires.duration_since(created).as_secs(), 3);
@@ -546,6 +550,32 @@ async fn max_lifetime_ends_a_terminal_even_with_heartbeats() {
         end.status.unwrap().end_reason,
         Some(portico::api::common::EndReason::MaxLifetime)
     );
+}
+
+/// The Ready condition's status, reason and message.
+fn ready_condition(s: &portico::api::TerminalStatus) -> (&str, &str, &str) {
+    let c = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("a Ready condition");
+    (&c.status, &c.reason, &c.message)
+}
+
+#[tokio::test]
+async fn a_deleted_terminal_is_no_longer_ready_and_says_it_was_deleted() {
+    let ns = "team-a";
+    create(ALICE, ns, &terminal("gone", ns, ns, json!({}))).await.unwrap();
+    wait_for(ns, "gone", "Ready", ready).await;
+    let watch = tokio::spawn(last_state_before_deletion(ns, "gone"));
+    Api::<Terminal>::namespaced(client(ALICE).await, ns)
+        .delete("gone", &Default::default())
+        .await
+        .unwrap();
+    let status = watch.await.unwrap().status.unwrap();
+    assert_eq!(status.end_reason, Some(portico::api::common::EndReason::Deleted));
+    assert_eq!(ready_condition(&status), ("False", "Ended", "ended: it was deleted"));
+    assert_eq!(status.message.as_deref(), Some("ended: it was deleted"));
 }
 
 #[tokio::test]

@@ -490,8 +490,7 @@ async fn expire(
     reason: EndReason,
 ) -> Result<Action, Error> {
     base.end_reason = Some(reason);
-    base.message = Some(format!("ended: {}", reason.describe()));
-    set_status(ctx, c, &base).await?;
+    set_status(ctx, c, &with_phase(c, base, &Phase::ended(reason))).await?;
     super::end(ctx, c, KIND, reason).await?;
     Ok(Action::await_change())
 }
@@ -500,8 +499,7 @@ async fn cleanup(c: &SessionClaim, ctx: &Context) -> Result<Action, Error> {
     let mut base = c.status.clone().unwrap_or_default();
     if base.end_reason.is_none() {
         base.end_reason = Some(EndReason::Deleted);
-        base.message = Some(format!("ended: {}", EndReason::Deleted.describe()));
-        let _ = set_status(ctx, c, &base).await;
+        let _ = set_status(ctx, c, &with_phase(c, base, &Phase::ended(EndReason::Deleted))).await;
         ctx.metrics.expired(KIND, "Deleted");
     }
     let client = &ctx.client;

@@ -376,8 +376,7 @@ fn pod_phase(pod: Option<&Pod>) -> Phase {
 
 async fn expire(ctx: &Context, t: &Terminal, mut base: TerminalStatus, reason: EndReason) -> Result<Action, Error> {
     base.end_reason = Some(reason);
-    base.message = Some(format!("ended: {}", reason.describe()));
-    set_status(ctx, t, &base).await?;
+    set_status(ctx, t, &phase_status(t, base, &Phase::ended(reason))).await?;
     super::end(ctx, t, KIND, reason).await?;
     Ok(Action::await_change())
 }
@@ -578,8 +577,7 @@ async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
     let mut base = t.status.clone().unwrap_or_default();
     if base.end_reason.is_none() {
         base.end_reason = Some(EndReason::Deleted);
-        base.message = Some(format!("ended: {}", EndReason::Deleted.describe()));
-        let _ = set_status(ctx, t, &base).await;
+        let _ = set_status(ctx, t, &phase_status(t, base, &Phase::ended(EndReason::Deleted))).await;
     }
     let ns = t.namespace().unwrap_or_default();
     let names = Names::for_uid(&t.uid().unwrap_or_default());
