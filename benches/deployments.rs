@@ -11,7 +11,7 @@ mod operator;
 
 mod common;
 
-use common::{percentile, request_total, usage};
+use common::{request_total, usage};
 
 use std::{
     collections::HashMap,
@@ -88,10 +88,10 @@ async fn main() {
         .buffer_unordered(64)
         .collect()
         .await;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while applied_at.lock().unwrap().len() < count && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_until("every Deployment to be applied", Duration::from_secs(600), || {
+        applied_at.lock().unwrap().len() >= count
+    })
+    .await;
     let total = start.elapsed();
     let after = request_total(&admin).await;
     let applied = applied_at.lock().unwrap().clone();
@@ -106,12 +106,7 @@ async fn main() {
         USERS.len(),
         lat.len()
     );
-    println!(
-        "create->all objects applied p50 {:?}  p99 {:?}  max {:?}",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0)
-    );
+    println!("create->all objects applied {}", common::spread(&lat));
     println!("total time: {total:?}");
     println!(
         "API requests per Deployment (all clients, incl. the benchmark's creates and kube-controller-manager): {:.1}",

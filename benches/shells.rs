@@ -19,8 +19,6 @@ mod operator;
 
 mod common;
 
-use common::percentile;
-
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -273,24 +271,8 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn line(what: &str, mut d: Vec<Duration>, of: usize) -> String {
-    d.sort();
-    format!(
-        "  {what}: {} of {of}; p50 {:?}  p99 {:?}  max {:?}",
-        d.len(),
-        percentile(&d, 0.5),
-        percentile(&d, 0.99),
-        percentile(&d, 1.0)
-    )
-}
-
-async fn wait_until(what: &str, deadline: Instant, done: impl Fn() -> bool) {
-    while !done() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if !done() {
-        eprintln!("gave up waiting for {what}");
-    }
+fn line(what: &str, d: Vec<Duration>, of: usize) -> String {
+    format!("  {what}: {} of {of}; {}", d.len(), common::spread(&d))
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -467,11 +449,9 @@ async fn main() {
         .buffer_unordered(64)
         .collect()
         .await;
-    wait_until(
-        "every shell to answer",
-        Instant::now() + Duration::from_secs(900),
-        || answered.lock().unwrap().len() >= count,
-    )
+    common::wait_until("every shell to answer", Duration::from_secs(900), || {
+        answered.lock().unwrap().len() >= count
+    })
     .await;
     let burst_wall = t_burst.elapsed();
     let (ready, answers, pod_of, seen) = (

@@ -166,10 +166,10 @@ async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
         .buffer_unordered(64)
         .collect()
         .await;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while ready_at.lock().unwrap().len() < count && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_until("every floor pod to be Ready", Duration::from_secs(300), || {
+        ready_at.lock().unwrap().len() >= count
+    })
+    .await;
     watch.abort();
     let ready = ready_at.lock().unwrap().clone();
     let mut lat: Vec<Duration> = started
@@ -276,11 +276,9 @@ async fn main() {
     let floor = floor(&admin, count).await;
     let floor_cpu = common::cpu_line("the floor", common::cpu_seconds(&pids) - cpu0, t0.elapsed());
     println!(
-        "floor: {} sets of the operator's writes for a Terminal at once, by an admin; first write->pod Ready p50 {:?}  p99 {:?}  max {:?}",
+        "floor: {} sets of the operator's writes for a Terminal at once, by an admin; first write->pod Ready {}",
         floor.len(),
-        percentile(&floor, 0.5),
-        percentile(&floor, 0.99),
-        percentile(&floor, 1.0)
+        common::spread(&floor)
     );
     println!("{floor_cpu}");
 
@@ -332,10 +330,10 @@ async fn main() {
         .buffer_unordered(64)
         .collect()
         .await;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while ready_at.lock().unwrap().len() < count && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_until("every Terminal to be Ready", Duration::from_secs(600), || {
+        ready_at.lock().unwrap().len() >= count
+    })
+    .await;
     let total = start.elapsed();
     let burst_cpu = common::cpu_line("the burst", common::cpu_seconds(&pids) - cpu0, total);
     let after = request_total(&admin).await;
@@ -367,12 +365,7 @@ async fn main() {
     );
     println!("total time for all to be Ready: {total:?}");
     println!("{burst_cpu}");
-    println!(
-        "create call (both admission webhooks) p50 {:?}  p99 {:?}  max {:?}",
-        percentile(&admission, 0.5),
-        percentile(&admission, 0.99),
-        percentile(&admission, 1.0)
-    );
+    println!("create call (both admission webhooks) {}", common::spread(&admission));
     let hooks = common::apiserver_metrics(&admin).await;
     let answers = common::operator_metrics(op.metrics_port).await;
     let q = |text: &str, metric: &str, labels: &[&str], p: f64| {
@@ -478,10 +471,10 @@ async fn main() {
             .await
             .unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while gone.lock().unwrap().len() < expiring && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_until("every expiring Terminal to go", Duration::from_secs(120), || {
+        gone.lock().unwrap().len() >= expiring
+    })
+    .await;
     let (g, e) = (gone.lock().unwrap().clone(), expires.lock().unwrap().clone());
     let mut lags: Vec<Duration> = g
         .iter()

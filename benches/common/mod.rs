@@ -61,6 +61,30 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// `p50 … p99 … max …` of durations (sorted here).
+pub fn spread(durations: &[Duration]) -> String {
+    let mut d = durations.to_vec();
+    d.sort();
+    format!(
+        "p50 {:?}  p99 {:?}  max {:?}",
+        percentile(&d, 0.5),
+        percentile(&d, 0.99),
+        percentile(&d, 1.0)
+    )
+}
+
+/// Waits until `done` (a figure the benchmark's own watches fill in) holds,
+/// for at most `within`; says so when it gives up.
+pub async fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !done() {
+        eprintln!("gave up waiting for {what}");
+    }
+}
+
 /// Peak RSS (MiB) and CPU seconds of a process, from /proc.
 pub fn usage(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
