@@ -45,15 +45,27 @@ async fn wait_ready(ns: &str, name: &str) {
         .unwrap();
 }
 
-/// Opens the terminal WebSocket with the browser's cookies and `origin`;
-/// returns the text frames until the server closes, or the refusal status.
-async fn attach(b: &Browser, base: &str, key: &str, origin: &str) -> Result<Vec<String>, u16> {
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens Terminal `key`'s WebSocket with the browser's cookies and `origin`.
+async fn open_socket(
+    b: &Browser,
+    base: &str,
+    key: &str,
+    origin: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
     let url = format!("{}/terminals/{key}/attach", base.replace("http://", "ws://"));
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
     req.headers_mut().insert("origin", origin.parse().unwrap());
-    let (mut ws, _) = match tokio_tungstenite::connect_async(req).await {
-        Ok(c) => c,
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
+}
+
+/// Opens the terminal WebSocket with the browser's cookies and `origin`;
+/// returns the text frames until the server closes, or the refusal status.
+async fn attach(b: &Browser, base: &str, key: &str, origin: &str) -> Result<Vec<String>, u16> {
+    let mut ws = match open_socket(b, base, key, origin).await {
+        Ok(ws) => ws,
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => return Err(r.status().as_u16()),
         Err(e) => panic!("websocket: {e}"),
     };
@@ -78,11 +90,7 @@ async fn attach(b: &Browser, base: &str, key: &str, origin: &str) -> Result<Vec<
 /// types `input` and returns the terminal's output once it contains `expect`.
 async fn shell(b: &Browser, base: &str, key: &str, input: &str, expect: &str) -> String {
     use futures::SinkExt;
-    let url = format!("{}/terminals/{key}/attach", base.replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
-    req.headers_mut().insert("origin", base.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    let mut ws = open_socket(b, base, key, base).await.expect("websocket");
     let mut out = String::new();
     let mut texts = vec![];
     let talk = async {
@@ -464,11 +472,7 @@ async fn an_attached_shell_ends_at_logout_and_nobody_else_may_attach_to_it() {
     }
 
     // alice's shell is attached; logging out (in another tab) ends it.
-    let url = format!("{}/terminals/{key}/attach", s.base.replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
-    req.headers_mut().insert("origin", s.base.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    let mut ws = open_socket(&b, &s.base, &key, &s.base).await.expect("websocket");
     let attached = async {
         while let Some(Ok(m)) = ws.next().await {
             if let Message::Text(t) = m
@@ -538,11 +542,7 @@ async fn an_attached_shell_ends_when_its_terminal_expires_and_is_told_why() {
     wait_ready("team-a", &name).await;
 
     let key = format!("team-a/{name}");
-    let url = format!("{}/terminals/{key}/attach", s.base.replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
-    req.headers_mut().insert("origin", s.base.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    let mut ws = open_socket(&b, &s.base, &key, &s.base).await.expect("websocket");
     let mut said = vec![];
     let until_closed = async {
         while let Some(m) = ws.next().await {

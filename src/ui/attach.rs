@@ -128,14 +128,11 @@ async fn proxy(
         Ok(p) => p,
         Err(e) => {
             tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), reason = %e, "attach refused");
-            let _ = ws.text(serde_json::json!({"error": e.to_string()}).to_string()).await;
-            let _ = ws
-                .close(Some(CloseReason {
-                    code: CloseCode::Normal,
-                    description: Some("not attached".into()),
-                }))
-                .await;
-            return;
+            let close = CloseReason {
+                code: CloseCode::Normal,
+                description: Some("not attached".into()),
+            };
+            return last_word(ws, serde_json::json!({"error": e.to_string()}), Some(close)).await;
         }
     };
     tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), "attached");
@@ -156,20 +153,14 @@ async fn proxy(
             reason = &mut terminal_ended => {
                 process.abort();
                 tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), reason = ?reason, "detached: the terminal ended");
-                let _ = ws.text(serde_json::to_string(&ended_by(reason)).unwrap_or_default()).await;
-                let _ = ws.close(None).await;
-                return;
+                return last_word(ws, Ended::by(reason), None).await;
             }
             _ = &mut ended => {
                 process.abort();
                 tracing::info!(user = %s.user, terminal = %format!("{ns}/{name}"), "detached: the session ended");
-                let _ = ws
-                    .text(serde_json::json!({"error": "Your session has ended, so the terminal was disconnected; log in again to reconnect."}).to_string())
-                    .await;
-                let _ = ws
-                    .close(Some(CloseReason { code: CloseCode::Policy, description: Some("session ended".into()) }))
-                    .await;
-                return;
+                let word = serde_json::json!({"error": "Your session has ended, so the terminal was disconnected; log in again to reconnect."});
+                let close = CloseReason { code: CloseCode::Policy, description: Some("session ended".into()) };
+                return last_word(ws, word, Some(close)).await;
             }
             msg = incoming.next() => match msg {
                 Some(Ok(Message::Binary(bytes))) => {
@@ -206,9 +197,13 @@ async fn proxy(
             .map_err(|e| why(&e)),
         Err(e) => Err(why(&e)),
     };
-    let ended = why_ended(terminal.as_ref().map(Option::as_ref));
-    let _ = ws.text(serde_json::to_string(&ended).unwrap_or_default()).await;
-    let _ = ws.close(None).await;
+    last_word(ws, why_ended(terminal.as_ref().map(Option::as_ref)), None).await;
+}
+
+/// Sends the page the connection's last word (JSON) and closes the socket.
+async fn last_word(mut ws: actix_ws::Session, word: impl serde::Serialize, close: Option<CloseReason>) {
+    let _ = ws.text(serde_json::to_string(&word).unwrap_or_default()).await;
+    let _ = ws.close(close).await;
 }
 
 /// Resolves when the watch sees the operator record the end of Terminal
@@ -247,25 +242,29 @@ struct Ended {
     again: bool,
 }
 
-/// The page's word for a Terminal that ended for `reason`.
-fn ended_by(reason: EndReason) -> Ended {
-    Ended {
-        ended: format!("This terminal has ended: {}.", reason.describe()),
-        again: false,
+impl Ended {
+    /// The Terminal is over, `why`: connecting again cannot help.
+    fn over(why: &str) -> Ended {
+        Ended {
+            ended: format!("This terminal has ended: {why}."),
+            again: false,
+        }
+    }
+
+    /// The Terminal ended for `reason`.
+    fn by(reason: EndReason) -> Ended {
+        Ended::over(reason.describe())
     }
 }
 
 /// Why an attached shell ended, from the Terminal as read after the end
 /// (`Ok(None)`: it is gone; `Err`: it could not be read).
 fn why_ended(terminal: Result<Option<&Terminal>, &String>) -> Ended {
-    let gone = |ended: String| Ended { ended, again: false };
     match terminal {
-        Ok(None) => gone("This terminal has ended: it no longer exists (it was deleted, or it expired).".into()),
+        Ok(None) => Ended::over("it no longer exists (it was deleted, or it expired)"),
         Ok(Some(t)) => match t.status.as_ref().and_then(|s| s.end_reason) {
-            Some(reason) => ended_by(reason),
-            None if t.metadata.deletion_timestamp.is_some() => {
-                gone("This terminal has ended: it is being deleted.".into())
-            }
+            Some(reason) => Ended::by(reason),
+            None if t.metadata.deletion_timestamp.is_some() => Ended::over("it is being deleted"),
             None => Ended {
                 ended: "The shell ended (it exited, or its container restarted). Connect again for a new one.".into(),
                 again: true,
