@@ -1,0 +1,220 @@
+//! The apply step: the Terminal's objects in the target and the host, in
+//! rounds of independent writes; its temporary namespaces (created, never
+//! adopted); its target token, issued when missing or due for renewal.
+
+use k8s_openapi::{
+    api::core::v1::{Namespace, Pod, Secret},
+    jiff::Timestamp,
+};
+use kube::{Api, Client, ResourceExt, api::PostParams, runtime::events::EventType};
+use tracing::info;
+
+use super::{
+    KIND,
+    build::{self, Names, Side},
+    now,
+};
+use crate::{
+    api::Terminal,
+    clusters::ClusterClient,
+    controller::{Context, Error, apply, kube_err},
+    creator::Creator,
+    install::FIELD_MANAGER,
+    lifetime::until,
+    tokens as token,
+};
+
+/// Creates a namespace (never adopting one): `Ok(false)` when it exists already.
+pub(super) async fn create_namespace(client: &Client, ns: &Namespace) -> Result<bool, Error> {
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match Api::<Namespace>::all(client.clone()).create(&pp, ns).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(kube_err(format!("create namespace {}", ns.name_any()))(e)),
+    }
+}
+
+/// Creates the temporary namespace `name` for `t`, or confirms that the
+/// existing one carries `t`'s UID label. `Ok(Some(message))` when a namespace
+/// of that name exists and was not created for `t`: Portico neither uses nor
+/// adopts nor deletes it.
+pub(super) async fn own_namespace(client: &Client, t: &Terminal, name: &str) -> Result<Option<String>, Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let read = kube_err(format!("read namespace {name}"));
+    let existing = match api.get_opt(name).await.map_err(read)? {
+        Some(ns) => ns,
+        None => match create_namespace(client, &build::namespace(t, name)).await? {
+            true => return Ok(None),
+            // Made by someone else in between: judged like any existing one.
+            false => api
+                .get(name)
+                .await
+                .map_err(kube_err(format!("read namespace {name}")))?,
+        },
+    };
+    if build::made_for(existing.labels(), t) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "namespace {name} already exists and was not created for this Terminal; Portico neither uses nor \
+         deletes it; delete this Terminal and create a new one"
+    )))
+}
+
+/// Where one Terminal's objects live.
+pub(super) struct Places<'a> {
+    /// Where the pod, its Secret and the attach access live.
+    pub host: &'a Side,
+    /// Where the Terminal's role bindings grant access.
+    pub target: &'a Side,
+    /// Where the access service account lives.
+    pub access: &'a Side,
+}
+
+/// Applies every child of `t` in three rounds of independent writes (each
+/// round's writes at once): the access service account and its bindings in
+/// the target, the attach service account, Role and RoleBinding in the
+/// host, and a read of the kubeconfig Secret; then a token when one is due;
+/// then the Secret and the pod. Returns when to renew the token, and the
+/// pod as applied.
+pub(super) async fn apply_children(
+    ctx: &Context,
+    t: &Terminal,
+    n: &Names,
+    (target, host): (&ClusterClient, &ClusterClient),
+    places: &Places<'_>,
+    expires: Timestamp,
+    creator: &Creator,
+) -> Result<(Timestamp, Option<Pod>), Error> {
+    let secrets: Api<Secret> = Api::namespaced(host.client.clone(), &places.host.namespace);
+    let read_secret = async {
+        secrets
+            .get_opt(&n.kubeconfig_secret)
+            .await
+            .map_err(kube_err("read kubeconfig Secret"))
+    };
+    let (_, existing, _) = tokio::try_join!(
+        apply_target(t, n, target, places.target, places.access),
+        read_secret,
+        apply_host_access(t, n, host, places.host, creator),
+    )?;
+    let (renew_at, issued) = ensure_token(ctx, t, n, target, places, expires, existing).await?;
+    let write_secret = async {
+        match &issued {
+            Some(secret) => apply(&host.client, secret).await.map(|_| ()),
+            None => Ok(()),
+        }
+    };
+    let pod = build::pod(t, n, places.host, &ctx.config.terminal);
+    let (_, applied) = tokio::try_join!(write_secret, apply(&host.client, &pod))?;
+    // The API server's answer is the pod as it is now (its status too).
+    Ok((renew_at, applied.try_parse::<Pod>().ok()))
+}
+
+async fn apply_target(
+    t: &Terminal,
+    n: &Names,
+    target: &ClusterClient,
+    side: &Side,
+    access: &Side,
+) -> Result<(), Error> {
+    let service_account = async {
+        let sa = build::service_account(t, &n.access, access);
+        if let Err(e) = apply(&target.client, &sa).await {
+            // The first Terminal in a cluster: make the access namespace, then try again.
+            if !matches!(&e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404) {
+                return Err(e);
+            }
+            if create_namespace(&target.client, &build::access_namespace(&access.namespace)).await? {
+                info!(namespace = %access.namespace, "created the access namespace");
+            }
+            apply(&target.client, &sa).await?;
+        }
+        Ok(())
+    };
+    let (rbs, crbs) = build::target_bindings(t, n, side, access);
+    let bindings = futures::future::try_join_all(rbs.iter().map(|rb| apply(&target.client, rb)));
+    let cluster_bindings = futures::future::try_join_all(crbs.iter().map(|crb| apply(&target.client, crb)));
+    tokio::try_join!(service_account, bindings, cluster_bindings)?;
+    Ok(())
+}
+
+/// Issues the target token when `existing` (the kubeconfig Secret) is
+/// missing or due for renewal: returns when to renew next, and the Secret to
+/// write (`None`: the existing one is current).
+async fn ensure_token(
+    ctx: &Context,
+    t: &Terminal,
+    n: &Names,
+    target: &ClusterClient,
+    places: &Places<'_>,
+    expires: Timestamp,
+    existing: Option<Secret>,
+) -> Result<(Timestamp, Option<Secret>), Error> {
+    let (host_side, target_side) = (places.host, places.target);
+    let renew = existing.as_ref().and_then(token::renew_at);
+    if let Some(at) = renew
+        && at > now()
+    {
+        return Ok((at, None));
+    }
+    let wanted = token::lifetime(ctx.config.terminal.token_lifetime.into(), until(expires));
+    let issued = token::request(&target.client, &places.access.namespace, &n.access, wanted, None).await?;
+    let (exp, issued_at) = (issued.expires, issued.issued);
+    let server = target_server(ctx, target);
+    let context_ns = t
+        .spec
+        .target
+        .kubeconfig_context_namespace
+        .clone()
+        .unwrap_or_else(|| target_side.namespace.clone());
+    let kubeconfig = token::kubeconfig(
+        &server,
+        target.ca_pem.as_deref(),
+        &issued.token,
+        &context_ns,
+        "terminal",
+    );
+    let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &issued_at.to_string(), &exp.to_string());
+    if renew.is_some() {
+        ctx.metrics.token_renewed(KIND);
+        ctx.event(
+            t,
+            EventType::Normal,
+            "TokenRenewed",
+            "Token",
+            format!("renewed the target token, valid until {exp}"),
+        )
+        .await;
+    }
+    Ok((token::renewal_time(issued_at, exp), Some(secret)))
+}
+
+fn target_server(ctx: &Context, target: &ClusterClient) -> String {
+    match (&target.remote, &ctx.config.terminal.server_url) {
+        (None, Some(url)) => url.clone(),
+        _ => target.server.clone(),
+    }
+}
+
+/// The attach service account, Role and RoleBinding in the host, at once.
+async fn apply_host_access(
+    t: &Terminal,
+    n: &Names,
+    host: &ClusterClient,
+    side: &Side,
+    creator: &Creator,
+) -> Result<(), Error> {
+    let sa = build::service_account(t, &n.attach, side);
+    let role = build::attach_role(t, n, side);
+    let binding = build::attach_role_binding(t, n, side, creator);
+    tokio::try_join!(
+        apply(&host.client, &sa),
+        apply(&host.client, &role),
+        apply(&host.client, &binding),
+    )?;
+    Ok(())
+}
