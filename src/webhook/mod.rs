@@ -1,11 +1,15 @@
 //! The admission webhook served by the operator: `/mutate` and `/validate`
-//! over HTTPS for all three kinds.
+//! over HTTPS for all three kinds. This module decodes, dispatches and
+//! answers; [`mutate`] and [`validate`] hold the rules all kinds share,
+//! [`terminal`], [`session`] and [`deployment`] each kind's own.
 
 pub mod decode;
+pub mod deployment;
 pub mod mutate;
 pub mod ownership;
 pub mod quota;
 pub mod registration;
+pub mod session;
 pub mod terminal;
 pub mod tls;
 pub mod validate;
@@ -21,9 +25,7 @@ use kube::core::{
 use tracing::{info, warn};
 
 pub use crate::access::Denial;
-use crate::{
-    api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, creator::Creator, metrics::Metrics,
-};
+use crate::{api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, metrics::Metrics};
 
 /// The kinds the webhook serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,13 @@ pub fn spec_str<'a>(obj: &'a DynamicObject, field: &str) -> Option<&'a str> {
     obj.data.get("spec")?.get(field)?.as_str()
 }
 
+/// A kind's typed spec from an admitted object (the API server has applied
+/// the CRD's schema before validating webhooks run).
+pub fn typed_spec<T: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Result<T, Denial> {
+    let spec = obj.data.get("spec").cloned().unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(spec).map_err(|e| Denial::invalid(format!("spec: {e}")))
+}
+
 /// What the handlers share.
 pub struct WebhookState {
     /// Operator configuration.
@@ -92,7 +101,7 @@ pub struct WebhookState {
 
 impl WebhookState {
     /// Session reservations, in Leases in the operator's namespace.
-    fn quota(&self) -> quota::Quota<'_> {
+    pub(crate) fn quota(&self) -> quota::Quota<'_> {
         quota::Quota {
             client: &self.clusters.local().client,
             namespace: &self.config.leader_election.namespace,
@@ -169,13 +178,13 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
                 let temp = req.object.as_ref().and_then(|o| annotation(o, TEMPORARY_NAMESPACE));
                 let warnings = terminal::authorize_terminal(&state.clusters, &ns, &creator, &terminal, temp).await?;
                 // After the creator's own rights: what they may not grant at all comes first.
-                validate::check_shared_host(&terminal, &state.config.terminal.shared_host_roles)?;
+                terminal::check_shared_host(&terminal, &state.config.terminal.shared_host_roles)?;
                 if !warnings.is_empty() {
                     resp.warnings = Some(warnings);
                 }
             }
             Some(validate::Followup::Session(creator, profile)) => {
-                check_active_sessions(&state, &req, &creator, &profile).await?;
+                session::reserve(&state, &req, &creator, &profile).await?;
             }
             Some(validate::Followup::Override(o)) => {
                 ownership::check(&state.clusters.local().client, &o).await?;
@@ -188,7 +197,7 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
                 old_params,
             }) => {
                 let who = (&creator, &applier);
-                check_deployment(&state, who, &template, &params, old_params.as_ref()).await?;
+                deployment::check(&state, who, &template, &params, old_params.as_ref()).await?;
             }
             None => {}
         }
@@ -197,97 +206,10 @@ async fn validate_handler(state: web::Data<WebhookState>, body: web::Bytes) -> H
     .await;
     let deleting = matches!(req.operation, kube::core::admission::Operation::Delete);
     if result.is_ok() && kind == Kind::SessionClaim && deleting && !req.dry_run {
-        release_session(&state, &req).await;
+        session::release(&state, &req).await;
     }
     record(&state, kind, "validate", &req, &result, started);
     respond(&req, result)
-}
-
-/// A Deployment's template must exist and allow the groups of whoever
-/// applies it (the creator; after a change by someone else, that user), and
-/// its parameters must satisfy the template's schema (and keep the
-/// parameters it marks as fixed).
-async fn check_deployment(
-    state: &WebhookState,
-    (creator, applier): (&Creator, &Creator),
-    (name, namespace): &(String, Option<String>),
-    params: &serde_json::Value,
-    old_params: Option<&serde_json::Value>,
-) -> Result<(), Denial> {
-    let client = &state.clusters.local().client;
-    let entry = crate::catalog::lookup(
-        client,
-        &state.config.deployment.catalog_namespaces,
-        name,
-        namespace.as_deref(),
-    )
-    .await
-    .map_err(|e| match e {
-        crate::catalog::TemplateError::Api(e) => Denial::unavailable(format!("cannot read the catalog: {e}")),
-        other => Denial::invalid(format!("spec.template: {other}")),
-    })?;
-    if (old_params.is_none() || applier.user != creator.user) && !entry.template.allows(&applier.groups) {
-        return Err(Denial::forbidden(format!(
-            "{} may not use template {name}: it is for members of {:?}",
-            applier.user, entry.template.allowed_groups
-        )));
-    }
-    if let Err(violations) = crate::catalog::params::check(&entry.template.parameters, params) {
-        let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
-        return Err(Denial::invalid(format!(
-            "the parameters do not fit template {name}: {}",
-            list.join("; ")
-        )));
-    }
-    if let Some(old) = old_params {
-        let fixed = crate::catalog::params::changed_fixed(&entry.template.parameters, old, params);
-        if !fixed.is_empty() {
-            let list: Vec<String> = fixed.iter().map(|p| format!("spec.parameters{p}")).collect();
-            return Err(Denial::invalid(format!(
-                "{} may not change after creation (template {name} marks it {}: false); create a new Deployment instead",
-                list.join(", "),
-                crate::catalog::UPDATABLE_KEYWORD
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a new session when the creator already holds the profile's
-/// maximum, and otherwise reserves its slot (see [`quota`]).
-async fn check_active_sessions(
-    state: &WebhookState,
-    req: &AdmissionRequest<DynamicObject>,
-    creator: &Creator,
-    profile: &str,
-) -> Result<(), Denial> {
-    let Some(p) = state.config.profile(profile) else {
-        return Ok(());
-    };
-    // A generated name is filled in before validation; read it from the object too.
-    let name = req
-        .object
-        .as_ref()
-        .and_then(|o| o.metadata.name.clone())
-        .unwrap_or_else(|| req.name.clone());
-    let claim = format!("{}/{name}", req.namespace.as_deref().unwrap_or_default());
-    state
-        .quota()
-        .reserve(creator, profile, p.max_active_per_user as usize, &claim, req.dry_run)
-        .await
-}
-
-/// A SessionClaim is being deleted: its slot is free again at once.
-async fn release_session(state: &WebhookState, req: &AdmissionRequest<DynamicObject>) {
-    let Some(old) = req.old_object.as_ref() else { return };
-    let (Ok(creator), Some(profile)) = (
-        Creator::from_annotations(old.metadata.annotations.as_ref()),
-        spec_str(old, "profile"),
-    ) else {
-        return;
-    };
-    let claim = format!("{}/{}", req.namespace.as_deref().unwrap_or_default(), req.name);
-    state.quota().release(&creator, profile, &claim).await;
 }
 
 fn record(

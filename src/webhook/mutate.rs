@@ -1,7 +1,9 @@
-//! The mutating webhook (pure): records the creator, defaults lifetimes,
-//! names temporary namespaces, turns a keepalive request into the server's
+//! The mutating webhook (pure), what all kinds share: records the creator,
+//! keeps the cleanup finalizer, turns a keepalive request into the server's
 //! heartbeat time, and carries forward on update everything admission added,
-//! so a GitOps applier that omits those fields never removes them.
+//! so a GitOps applier that omits those fields never removes them. Each
+//! kind's own additions (lifetimes, temporary namespaces, labels, who
+//! changed a spec) are in its module.
 
 use k8s_openapi::jiff::Timestamp;
 use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
@@ -9,10 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Denial, Kind, annotation, spec_str};
 use crate::{
-    api::keys::{
-        CREATED_BY, FINALIZER, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, UPDATED_BY,
-        USER_HASH_LABEL,
-    },
+    api::keys::{CREATED_BY, FINALIZER, LAST_HEARTBEAT_AT, OPERATION, TEMPORARY_NAMESPACE, UPDATED_BY},
     config::OperatorConfig,
     creator::Creator,
 };
@@ -25,14 +24,14 @@ fn esc(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
-fn set_annotation(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) {
+pub(super) fn set_annotation(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) {
     if obj.metadata.annotations.is_none() && !ops.iter().any(|o| o["path"] == "/metadata/annotations") {
         ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
     }
     ops.push(json!({"op": "add", "path": format!("/metadata/annotations/{}", esc(key)), "value": value}));
 }
 
-fn set_label(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) {
+pub(super) fn set_label(ops: &mut Vec<Value>, obj: &DynamicObject, key: &str, value: &str) {
     if obj.metadata.labels.is_none() && !ops.iter().any(|o| o["path"] == "/metadata/labels") {
         ops.push(json!({"op": "add", "path": "/metadata/labels", "value": {}}));
     }
@@ -57,7 +56,7 @@ fn has_finalizer(obj: &DynamicObject) -> bool {
     obj.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER)
 }
 
-fn label<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
+pub(super) fn label<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
     obj.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
@@ -109,22 +108,10 @@ pub fn mutate(
             if annotation(obj, OPERATION).is_some() {
                 ops.push(json!({"op": "remove", "path": format!("/metadata/annotations/{}", esc(OPERATION))}));
             }
-            if kind == Kind::SessionClaim {
-                set_label(&mut ops, obj, USER_HASH_LABEL, &requester.user_hash());
-                if let Some(p) = spec_str(obj, "profile") {
-                    set_label(&mut ops, obj, PROFILE_LABEL, p);
-                }
-            }
-            if let Some((idle, max)) = lifetime_defaults(kind, obj, cfg) {
-                if spec_str(obj, "idleTimeout").is_none() {
-                    ops.push(json!({"op": "add", "path": "/spec/idleTimeout", "value": idle}));
-                }
-                if spec_str(obj, "maxLifetime").is_none() {
-                    ops.push(json!({"op": "add", "path": "/spec/maxLifetime", "value": max}));
-                }
-            }
-            if kind == Kind::Terminal && wants_temporary_namespace(obj) {
-                set_annotation(&mut ops, obj, TEMPORARY_NAMESPACE, &format!("term-{}", random_suffix()));
+            match kind {
+                Kind::Terminal => super::terminal::mutate_create(&mut ops, obj, cfg, random_suffix),
+                Kind::SessionClaim => super::session::mutate_create(&mut ops, obj, &requester, cfg),
+                Kind::Deployment => {}
             }
             keep_finalizer(&mut ops, obj);
         }
@@ -140,16 +127,10 @@ pub fn mutate(
             if has_finalizer(old) && obj.metadata.deletion_timestamp.is_none() {
                 keep_finalizer(&mut ops, obj);
             }
-            // A Deployment's change is applied with the rights of whoever made it.
-            if kind == Kind::Deployment && old.data.get("spec") != obj.data.get("spec") {
-                set_annotation(&mut ops, obj, UPDATED_BY, &requester.to_annotation());
-            }
-            for key in [USER_HASH_LABEL, PROFILE_LABEL] {
-                if kind == Kind::SessionClaim
-                    && let (Some(v), None) = (label(old, key), label(obj, key))
-                {
-                    set_label(&mut ops, obj, key, v);
-                }
+            match kind {
+                Kind::Deployment => super::deployment::mutate_update(&mut ops, old, obj, &requester),
+                Kind::SessionClaim => super::session::mutate_update(&mut ops, old, obj),
+                Kind::Terminal => {}
             }
             if matches!(kind, Kind::Terminal | Kind::SessionClaim) {
                 for field in ["idleTimeout", "maxLifetime"] {
@@ -194,22 +175,14 @@ pub fn heartbeat_value(now: Timestamp) -> String {
     now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-fn lifetime_defaults(kind: Kind, obj: &DynamicObject, cfg: &OperatorConfig) -> Option<(String, String)> {
-    let (idle, max) = match kind {
-        Kind::Terminal => (&cfg.terminal.idle_timeout, &cfg.terminal.max_lifetime),
-        Kind::SessionClaim => {
-            let p = cfg.profile(spec_str(obj, "profile")?)?;
-            (&p.idle_timeout, &p.max_lifetime)
-        }
-        Kind::Deployment => return None,
-    };
-    Some((idle.default.to_string(), max.default.to_string()))
-}
-
-fn wants_temporary_namespace(obj: &DynamicObject) -> bool {
-    ["host", "target"]
-        .iter()
-        .any(|side| obj.data["spec"][side]["temporaryNamespace"] == json!(true))
+/// Adds the configured default lifetimes where `obj`'s spec gives none.
+pub(super) fn default_lifetimes(ops: &mut Vec<Value>, obj: &DynamicObject, idle: &str, max: &str) {
+    if spec_str(obj, "idleTimeout").is_none() {
+        ops.push(json!({"op": "add", "path": "/spec/idleTimeout", "value": idle}));
+    }
+    if spec_str(obj, "maxLifetime").is_none() {
+        ops.push(json!({"op": "add", "path": "/spec/maxLifetime", "value": max}));
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,144 @@
-//! The Terminal's admission checks that need API calls: the kubeconfig
-//! Secrets it names, the host namespace, and the target grants, in each
-//! cluster concerned (see [`crate::access`] for the rules).
+//! Admission of Terminals. Pure: lifetime defaults and a temporary
+//! namespace's name at creation; lifetime caps, privileged pods and what a
+//! Terminal hosted in a shared namespace may bind. With API calls: the
+//! kubeconfig Secrets it names, the host namespace, and the target grants,
+//! in each cluster concerned (see [`crate::access`] for the rules).
 
-use super::Denial;
+use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
+use serde_json::{Value, json};
+
+use super::{Denial, mutate::set_annotation, validate::Followup};
 use crate::{
     access::{Checker, authorize_target, cluster_name, require, resource},
-    api::Terminal,
+    api::{Terminal, keys::TEMPORARY_NAMESPACE},
     clusters::Clusters,
+    config::OperatorConfig,
     creator::Creator,
+    lifetime,
 };
+
+/// What admission adds to a new Terminal: the default lifetimes, and the
+/// name of the temporary namespace it asks for (`term-` and a random suffix).
+pub fn mutate_create(
+    ops: &mut Vec<Value>,
+    obj: &DynamicObject,
+    cfg: &OperatorConfig,
+    random_suffix: impl FnOnce() -> String,
+) {
+    let (idle, max) = (&cfg.terminal.idle_timeout.default, &cfg.terminal.max_lifetime.default);
+    super::mutate::default_lifetimes(ops, obj, &idle.to_string(), &max.to_string());
+    let temporary = ["host", "target"]
+        .iter()
+        .any(|side| obj.data["spec"][side]["temporaryNamespace"] == json!(true));
+    if temporary {
+        set_annotation(ops, obj, TEMPORARY_NAMESPACE, &format!("term-{}", random_suffix()));
+    }
+}
+
+/// A Terminal's own rules, on its typed spec: lifetimes within the caps,
+/// and privileged pods only for the configured groups. A new one is then
+/// authorized against its creator's RBAC ([`Followup::Terminal`]).
+pub fn validate(
+    req: &AdmissionRequest<DynamicObject>,
+    obj: &DynamicObject,
+    creator: Creator,
+    cfg: &OperatorConfig,
+) -> Result<Option<Followup>, Denial> {
+    let terminal: Terminal = serde_json::from_value(serde_json::to_value(obj).unwrap_or_default())
+        .map_err(|e| Denial::invalid(format!("not a valid Terminal: {e}")))?;
+    lifetime::effective(
+        terminal.spec.idle_timeout.as_deref(),
+        terminal.spec.max_lifetime.as_deref(),
+        &cfg.terminal.idle_timeout,
+        &cfg.terminal.max_lifetime,
+    )
+    .map_err(|e| Denial::invalid(e.to_string()))?;
+    if let Operation::Create = req.operation {
+        let pod = &terminal.spec.host.pod;
+        let asked: Vec<&str> = [
+            (pod.privileged, "privileged"),
+            (pod.host_pid, "hostPID"),
+            (pod.host_network, "hostNetwork"),
+        ]
+        .iter()
+        .filter(|(v, _)| *v == Some(true))
+        .map(|(_, n)| *n)
+        .collect();
+        if !asked.is_empty() && !creator.in_any(&cfg.terminal.privileged_groups) {
+            return Err(Denial::forbidden(format!(
+                "{} may not request {} in spec.host.pod: that needs membership in one of the groups {:?} \
+                 (set by the platform admins in the operator configuration)",
+                creator.user,
+                asked.join(", "),
+                cfg.terminal.privileged_groups
+            )));
+        }
+        return Ok(Some(Followup::Terminal(creator, Box::new(terminal))));
+    }
+    Ok(None)
+}
+
+/// A Terminal hosted in a named (shared) namespace may only bind, in that
+/// same namespace and cluster, roles from `allowed`: its pod and kubeconfig
+/// Secret are open to whoever may exec into pods or read Secrets there, so
+/// anything more would hand the Terminal's access to every editor of the
+/// host namespace (pure).
+pub fn check_shared_host(t: &Terminal, allowed: &[String]) -> Result<(), Denial> {
+    use crate::api::terminal::{BindingKind, RoleKind};
+    let Some(host) = t.spec.host.namespace.as_ref() else {
+        return Ok(());
+    };
+    let target = &t.spec.target;
+    if target.role_bindings.is_empty() {
+        return Ok(());
+    }
+    let fix = "set spec.host.temporaryNamespace: true (and remove spec.host.namespace) to keep this access to yourself";
+    let open = format!(
+        "the terminal pod and its kubeconfig Secret would live in namespace {host}, where whoever may exec into \
+         pods or read Secrets could use them"
+    );
+    if target.cluster != t.spec.host.cluster {
+        return Err(Denial::forbidden(format!(
+            "spec.target.cluster: {open}, and so reach another cluster; {fix}"
+        )));
+    }
+    if target.namespace.as_ref() != Some(host) {
+        return Err(Denial::forbidden(format!(
+            "spec.target: {open}, and so reach {}; {fix}",
+            match &target.namespace {
+                Some(ns) => format!("namespace {ns}"),
+                None => "a temporary namespace".to_string(),
+            }
+        )));
+    }
+    for (i, b) in target.role_bindings.iter().enumerate() {
+        let field = format!("spec.target.roleBindings[{i}]");
+        if b.binding_kind == BindingKind::ClusterRoleBinding {
+            return Err(Denial::forbidden(format!(
+                "{field}: a ClusterRoleBinding from a Terminal hosted in namespace {host}: {open}, and so act \
+                 cluster-wide; {fix}"
+            )));
+        }
+        if b.role_ref.kind != RoleKind::ClusterRole || !allowed.contains(&b.role_ref.name) {
+            let kind = if b.role_ref.kind == RoleKind::Role {
+                "Role"
+            } else {
+                "ClusterRole"
+            };
+            return Err(Denial::forbidden(format!(
+                "{field}: {kind} {} is not one the platform admins allow for Terminals in a named host \
+                 namespace ({}): {open} with that role; {fix}",
+                b.role_ref.name,
+                if allowed.is_empty() {
+                    "none are".to_string()
+                } else {
+                    format!("ClusterRoles {}", allowed.join(", "))
+                }
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// All checks for a new Terminal in `namespace`, with `temporary` the
 /// generated temporary namespace name. Returns warnings for clusters that

@@ -1,21 +1,19 @@
-//! The validating webhook's checks that need no API calls (pure): size,
-//! the creator and heartbeat annotations, lifetime caps, privileged pods.
-//! Authorization against the creator's RBAC is in [`crate::access`].
+//! The validating webhook's checks that every kind shares (pure): size,
+//! the creator, updater, temporary-namespace and heartbeat annotations, and
+//! who acts on another user's object; then the kind's own rules (in its
+//! module), which say what is left to check with API calls ([`Followup`]).
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
 
-use super::{Denial, Kind, annotation, ownership, spec_str};
+use super::{Denial, Kind, annotation, ownership};
 use crate::{
     api::{
         Terminal,
-        keys::{
-            CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, PROFILE_LABEL, TEMPORARY_NAMESPACE, UPDATED_BY, USER_HASH_LABEL,
-        },
+        keys::{CREATED_BY, LAST_HEARTBEAT_AT, OPERATION, TEMPORARY_NAMESPACE, UPDATED_BY},
     },
     config::OperatorConfig,
     creator::Creator,
-    lifetime,
 };
 
 /// How far ahead of the server's clock a heartbeat may be (clock steps between replicas).
@@ -178,199 +176,15 @@ fn validate_object(
         && (old.data.get("spec") == obj.data.get("spec") || obj.metadata.deletion_timestamp.is_some())
     {
         if kind == Kind::SessionClaim {
-            check_session_labels(old, obj)?;
+            super::session::check_labels(old, obj)?;
         }
         return Ok(None);
     }
-    if kind == Kind::SessionClaim {
-        return validate_session(req, obj, creator, cfg);
+    match kind {
+        Kind::SessionClaim => super::session::validate(req, obj, creator, cfg),
+        Kind::Deployment => super::deployment::validate(req, obj, creator),
+        Kind::Terminal => super::terminal::validate(req, obj, creator, cfg),
     }
-    if kind == Kind::Deployment {
-        let spec = obj.data.get("spec").cloned().unwrap_or_default();
-        let template = (
-            spec["template"]["name"].as_str().unwrap_or_default().to_string(),
-            spec["template"]["namespace"].as_str().map(str::to_string),
-        );
-        let params = spec.get("parameters").cloned().unwrap_or(serde_json::Value::Null);
-        let old_params = match (&req.operation, req.old_object.as_ref()) {
-            (Operation::Update, Some(old)) => Some(
-                old.data
-                    .get("spec")
-                    .and_then(|s| s.get("parameters"))
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null),
-            ),
-            _ => None,
-        };
-        // Whose rights the change is applied with: the creator's on create, the changer's after.
-        let applier = match old_params {
-            Some(_) => Creator::updater(obj.metadata.annotations.as_ref()).unwrap_or_else(|| creator.clone()),
-            None => creator.clone(),
-        };
-        return Ok(Some(Followup::Deployment {
-            creator,
-            applier,
-            template,
-            params,
-            old_params,
-        }));
-    }
-    if kind != Kind::Terminal {
-        return Ok(None);
-    }
-    let terminal: Terminal = serde_json::from_value(serde_json::to_value(obj).unwrap_or_default())
-        .map_err(|e| Denial::invalid(format!("not a valid Terminal: {e}")))?;
-    lifetime::effective(
-        spec_str(obj, "idleTimeout"),
-        spec_str(obj, "maxLifetime"),
-        &cfg.terminal.idle_timeout,
-        &cfg.terminal.max_lifetime,
-    )
-    .map_err(|e| Denial::invalid(e.to_string()))?;
-    if let Operation::Create = req.operation {
-        let pod = &terminal.spec.host.pod;
-        let asked: Vec<&str> = [
-            (pod.privileged, "privileged"),
-            (pod.host_pid, "hostPID"),
-            (pod.host_network, "hostNetwork"),
-        ]
-        .iter()
-        .filter(|(v, _)| *v == Some(true))
-        .map(|(_, n)| *n)
-        .collect();
-        if !asked.is_empty() && !creator.in_any(&cfg.terminal.privileged_groups) {
-            return Err(Denial::forbidden(format!(
-                "{} may not request {} in spec.host.pod: that needs membership in one of the groups {:?} \
-                 (set by the platform admins in the operator configuration)",
-                creator.user,
-                asked.join(", "),
-                cfg.terminal.privileged_groups
-            )));
-        }
-        return Ok(Some(Followup::Terminal(creator, Box::new(terminal))));
-    }
-    Ok(None)
-}
-
-/// A Terminal hosted in a named (shared) namespace may only bind, in that
-/// same namespace and cluster, roles from `allowed`: its pod and kubeconfig
-/// Secret are open to whoever may exec into pods or read Secrets there, so
-/// anything more would hand the Terminal's access to every editor of the
-/// host namespace (pure).
-pub fn check_shared_host(t: &Terminal, allowed: &[String]) -> Result<(), Denial> {
-    use crate::api::terminal::{BindingKind, RoleKind};
-    let Some(host) = t.spec.host.namespace.as_ref() else {
-        return Ok(());
-    };
-    let target = &t.spec.target;
-    if target.role_bindings.is_empty() {
-        return Ok(());
-    }
-    let fix = "set spec.host.temporaryNamespace: true (and remove spec.host.namespace) to keep this access to yourself";
-    let open = format!(
-        "the terminal pod and its kubeconfig Secret would live in namespace {host}, where whoever may exec into \
-         pods or read Secrets could use them"
-    );
-    if target.cluster != t.spec.host.cluster {
-        return Err(Denial::forbidden(format!(
-            "spec.target.cluster: {open}, and so reach another cluster; {fix}"
-        )));
-    }
-    if target.namespace.as_ref() != Some(host) {
-        return Err(Denial::forbidden(format!(
-            "spec.target: {open}, and so reach {}; {fix}",
-            match &target.namespace {
-                Some(ns) => format!("namespace {ns}"),
-                None => "a temporary namespace".to_string(),
-            }
-        )));
-    }
-    for (i, b) in target.role_bindings.iter().enumerate() {
-        let field = format!("spec.target.roleBindings[{i}]");
-        if b.binding_kind == BindingKind::ClusterRoleBinding {
-            return Err(Denial::forbidden(format!(
-                "{field}: a ClusterRoleBinding from a Terminal hosted in namespace {host}: {open}, and so act \
-                 cluster-wide; {fix}"
-            )));
-        }
-        if b.role_ref.kind != RoleKind::ClusterRole || !allowed.contains(&b.role_ref.name) {
-            let kind = if b.role_ref.kind == RoleKind::Role {
-                "Role"
-            } else {
-                "ClusterRole"
-            };
-            return Err(Denial::forbidden(format!(
-                "{field}: {kind} {} is not one the platform admins allow for Terminals in a named host \
-                 namespace ({}): {open} with that role; {fix}",
-                b.role_ref.name,
-                if allowed.is_empty() {
-                    "none are".to_string()
-                } else {
-                    format!("ClusterRoles {}", allowed.join(", "))
-                }
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn validate_session(
-    req: &AdmissionRequest<DynamicObject>,
-    obj: &DynamicObject,
-    creator: Creator,
-    cfg: &OperatorConfig,
-) -> Result<Option<Followup>, Denial> {
-    if let (Operation::Update, Some(old)) = (&req.operation, req.old_object.as_ref()) {
-        for key in [USER_HASH_LABEL, PROFILE_LABEL] {
-            let get = |o: &DynamicObject| o.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
-            if get(old) != get(obj) {
-                return Err(Denial::forbidden(format!(
-                    "the label {key} is managed by Portico and cannot change"
-                )));
-            }
-        }
-    }
-    let name = spec_str(obj, "profile").unwrap_or_default();
-    let Some(profile) = cfg.profile(name) else {
-        let offered: Vec<&str> = cfg.session_profiles.iter().map(|p| p.name.as_str()).collect();
-        return Err(Denial::invalid(format!(
-            "spec.profile: there is no session profile named {name:?}; the operator offers: {}",
-            if offered.is_empty() {
-                "none".to_string()
-            } else {
-                offered.join(", ")
-            }
-        )));
-    };
-    lifetime::effective(
-        spec_str(obj, "idleTimeout"),
-        spec_str(obj, "maxLifetime"),
-        &profile.idle_timeout,
-        &profile.max_lifetime,
-    )
-    .map_err(|e| Denial::invalid(format!("{e} (profile {name})")))?;
-    if let Operation::Create = req.operation {
-        if !profile.allows(&creator.groups) {
-            return Err(Denial::forbidden(format!(
-                "{} may not claim session profile {name}: it is for members of {:?}",
-                creator.user, profile.allowed_groups
-            )));
-        }
-        return Ok(Some(Followup::Session(creator, name.to_string())));
-    }
-    Ok(None)
-}
-
-fn check_session_labels(old: &DynamicObject, obj: &DynamicObject) -> Result<(), Denial> {
-    for key in [USER_HASH_LABEL, PROFILE_LABEL] {
-        let get = |o: &DynamicObject| o.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
-        if get(old) != get(obj) {
-            return Err(Denial::forbidden(format!(
-                "the label {key} is managed by Portico and cannot change"
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn check_heartbeat(value: &str, now: Timestamp) -> Result<(), Denial> {
@@ -526,7 +340,9 @@ mod tests {
         let binding = |kind: &str, role_kind: &str, role: &str| json!([{"roleRef": {"kind": role_kind, "name": role}, "bindingKind": kind, "nameSuffix": "x"}]);
         let allowed = OperatorConfig::default().terminal.shared_host_roles;
         let parse = |v: Value| -> Terminal { serde_json::from_value(v).unwrap() };
-        let check = |spec: Value| check_shared_host(&parse(terminal(json!({}), json!({}), spec)), &allowed);
+        let check = |spec: Value| {
+            super::super::terminal::check_shared_host(&parse(terminal(json!({}), json!({}), spec)), &allowed)
+        };
         for role in ["view", "edit"] {
             let spec = json!({"target": {"roleBindings": binding("RoleBinding", "ClusterRole", role)}});
             assert!(check(spec).is_ok(), "{role} in the host namespace itself");
