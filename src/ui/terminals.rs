@@ -173,6 +173,7 @@ pub async fn page(state: State, req: HttpRequest, path: web::Path<(String, Strin
         ready => super::live::ready_of(&st.conditions),
         expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
         remote => t.spec.host.cluster.is_some(),
+        ended => st.end_reason.is_some() || t.metadata.deletion_timestamp.is_some(),
     };
     let mut r = state.page("terminal.html", &s, ctx);
     // xterm.js styles its rows with a <style> element; scripts stay 'self' only.

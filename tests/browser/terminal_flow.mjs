@@ -6,7 +6,7 @@
 // service account), `kubectl get pods -n team-a` (allowed) and `-n team-b`
 // (Forbidden); a dropped connection made again by the page itself, to the
 // same shell; the shell in a second tab ending, with the reason on the page,
-// when the first tab deletes the Terminal; the account page's countdown and
+// when the first tab deletes the Terminal (that tab in the light theme); the account page's countdown and
 // its warning shortly before the end; an admin's pages. Saves screenshots into ARTIFACTS.
 // Prints "terminal NAMESPACE/NAME" once the terminal exists, "ok" at the end.
 // Usage: node terminal_flow.mjs DASHBOARD_URL USER ARTIFACTS
@@ -91,11 +91,15 @@ try {
   await run('clear; echo "again-$M"', 'again-kept');
   await shot('terminal-reconnected');
 
-  // A second tab shows the same terminal; deleting it from the first ends
-  // the second's shell, and that page says why and offers no reconnect.
-  const second = await context.newPage();
+  // A second tab (the same session, in the light theme) shows the same
+  // terminal; deleting it from the first ends the second's shell, and that
+  // page says why and offers no reconnect.
+  const light = await browser.newContext({ colorScheme: 'light' });
+  await light.addCookies(await context.cookies());
+  const second = await light.newPage();
   await second.goto(page.url());
   await second.waitForFunction(() => /Connected/.test(document.getElementById('attach-status').textContent), null, { timeout: 30000 });
+  await second.screenshot({ path: `${artifacts}/terminal-connected-light.png`, fullPage: true });
   await page.click('button:has-text("Close and delete")');
   await page.waitForURL(`${base}/terminals`);
   await shot('terminals-after-delete');
@@ -107,8 +111,14 @@ try {
   const said = await second.textContent('#attach-status');
   if (!/deleted/.test(said)) await fail(`the reason is not the deletion: ${said}`);
   if (await second.isVisible('#reconnect')) await fail('a reconnect is offered for a deleted terminal');
-  await second.screenshot({ path: `${artifacts}/terminal-ended.png`, fullPage: true });
-  await second.close();
+  if (await second.isVisible('button:has-text("Extend")')) await fail('Extend is offered for a deleted terminal');
+  try {
+    await second.waitForFunction(() => document.querySelector('[data-field="ready"]').textContent === 'False', null, { timeout: 30000 });
+  } catch (e) {
+    await fail(`an ended terminal is shown Ready: ${await second.textContent('.status')}`);
+  }
+  await second.screenshot({ path: `${artifacts}/terminal-ended-light.png`, fullPage: true });
+  await light.close();
 
   // The account page counts down the session's time left.
   await page.click('nav >> text=Account');

@@ -46,6 +46,13 @@
   // a growing pause, until attached again or the server refuses.
   var lost = false;
   var pause = 1000;
+  // The Terminal has ended: nothing to extend or delete, no heartbeats.
+  var isOver = el.dataset.ended === 'true';
+  function over() {
+    isOver = true;
+    var controls = document.querySelector('[data-field="controls"]');
+    if (controls) controls.hidden = true;
+  }
   function connect() {
     again.hidden = true;
     readyMeanwhile = false;
@@ -60,7 +67,7 @@
       if (typeof e.data === 'string') {
         var m = JSON.parse(e.data);
         if (m.error) { lost = false; say(m.error, true); }
-        else if (m.ended) { ended = m; say(m.ended); }
+        else if (m.ended) { ended = m; say(m.ended); if (!m.again) over(); }
         else if (m.status) say(m.status === 'attached' ? 'Connected.' : m.status);
         if (m.status === 'attached') { attached = true; lost = false; pause = 1000; term.focus(); }
       } else {
@@ -96,7 +103,7 @@
   });
 
   function heartbeat() {
-    if (document.hidden) return;
+    if (document.hidden || isOver) return;
     fetch(el.dataset.heartbeat, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
