@@ -9,15 +9,13 @@ use minijinja::{context, value::Serde};
 
 use super::{
     csrf::CsrfForm,
+    logged_in::LoggedIn,
     server::{State, keepalive, redirect, why},
 };
 use crate::api::SessionClaim;
 
 /// The session page.
-pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn page(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
     let claim = match state.as_user(&s) {
         Ok(c) => {
             Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
@@ -40,10 +38,7 @@ pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
 }
 
 /// The session's kubeconfig, as a download.
-pub async fn kubeconfig(state: State, req: HttpRequest) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn kubeconfig(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
     let ns = &state.cfg.session.namespace;
     let result = async {
         let client = state.as_user(&s).map_err(|e| why(&e))?;
@@ -76,10 +71,7 @@ pub async fn kubeconfig(state: State, req: HttpRequest) -> HttpResponse {
 }
 
 /// Extends the session (a heartbeat), then shows the page again.
-pub async fn extend(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn extend(state: State, LoggedIn(s): LoggedIn, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
         return refused;
     }

@@ -17,6 +17,7 @@ use super::{
     deployment_pods::pods_of_deployment,
     deployments::{render_form, template},
     form,
+    logged_in::LoggedIn,
     server::{State, redirect, why},
 };
 use crate::api::Deployment;
@@ -47,10 +48,7 @@ async fn events_of(client: &Client, ns: &str, uid: &str) -> Result<Vec<Value>, k
 /// `GET /deployments/{ns}/{name}`: the Deployment read as the user (which
 /// is the user's authorisation), then its Events and pods at once; the
 /// template from the catalog's watch cache.
-pub async fn detail(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> HttpResponse {
     let (ns, name) = path.into_inner();
     let client = match state.as_user(&s) {
         Ok(c) => c,
@@ -106,13 +104,10 @@ pub struct LogQuery {
 /// `GET /deployments/{ns}/{name}/logs?pod=P`: the last lines of one of its pods' log.
 pub async fn logs(
     state: State,
-    req: HttpRequest,
+    LoggedIn(s): LoggedIn,
     path: web::Path<(String, String)>,
     q: web::Query<LogQuery>,
 ) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
     let (ns, name) = path.into_inner();
     let result = async {
         let client = state.as_user(&s).map_err(|e| why(&e))?;
@@ -150,10 +145,7 @@ pub async fn logs(
 }
 
 /// `GET /deployments/{ns}/{name}/edit`: the parameters form with the current values.
-pub async fn edit_form(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn edit_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> HttpResponse {
     let (ns, name) = path.into_inner();
     let got = match state.as_user(&s) {
         Ok(c) => Api::<Deployment>::namespaced(c, &ns).get(&name).await,
@@ -186,13 +178,11 @@ fn current_parameters(d: &Deployment) -> Map<String, Value> {
 /// only if nobody changed its spec since the form was shown (its generation).
 pub async fn update(
     state: State,
+    LoggedIn(s): LoggedIn,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Form<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
     let form_values = body.into_inner();
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
         return refused;

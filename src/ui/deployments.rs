@@ -12,6 +12,7 @@ use minijinja::{context, value::Serde};
 use super::{
     catalog_cache::Template,
     form,
+    logged_in::LoggedIn,
     rows::{self, Row},
     server::{State, redirect, why},
     session::Session,
@@ -51,10 +52,7 @@ pub(super) fn render_form(
 }
 
 /// The create form.
-pub async fn new_form(state: State, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn new_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<String>) -> HttpResponse {
     let Some(entry) = template(&state, &path).filter(|e| e.template.allows(&s.groups)) else {
         return state.message(
             StatusCode::NOT_FOUND,
@@ -69,13 +67,11 @@ pub async fn new_form(state: State, req: HttpRequest, path: web::Path<String>) -
 /// Creates the Deployment as the user; on refusal, the form again with the reasons.
 pub async fn create(
     state: State,
+    LoggedIn(s): LoggedIn,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Form<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
     let form_values = body.into_inner();
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
         return refused;
@@ -149,10 +145,7 @@ impl ListFilter {
 }
 
 /// The user's Deployments (admins: everyone's, filtered): a page of the rows the watch keeps.
-pub async fn list(state: State, req: HttpRequest, filter: web::Query<ListFilter>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn list(state: State, LoggedIn(s): LoggedIn, filter: web::Query<ListFilter>) -> HttpResponse {
     let admin = state.is_admin(&s);
     let filter = if admin {
         filter.into_inner()
@@ -190,13 +183,11 @@ pub async fn list(state: State, req: HttpRequest, filter: web::Query<ListFilter>
 /// Deletes a Deployment as the user, after confirmation.
 pub async fn delete(
     state: State,
+    LoggedIn(s): LoggedIn,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Form<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, body.get("csrf").map(String::as_str)) {
         return refused;
     }

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{HttpRequest, HttpResponse, web::Bytes};
+use actix_web::{HttpResponse, web::Bytes};
 use futures::StreamExt;
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -22,11 +22,12 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::{
+    logged_in::LoggedIn,
     rows::{
         Index, Row,
         kinds::{DeploymentRow, RowError, TerminalRow},
     },
-    server::{State, redirect},
+    server::State,
 };
 use crate::api::{Deployment, Terminal};
 
@@ -218,10 +219,7 @@ pub async fn start(client: Client, env: Arc<Environment<'static>>) -> Result<Liv
 }
 
 /// `GET /events`: the session's stream of changes.
-pub async fn events(state: State, req: HttpRequest) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn events(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
     let admin = state.is_admin(&s);
     let rx = state.live.changes.subscribe();
     let user = s.user.clone();

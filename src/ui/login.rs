@@ -15,6 +15,7 @@ use minijinja::{context, value::Serde};
 
 use super::{
     csrf::{self, CsrfForm},
+    logged_in::LoggedIn,
     server::{State, redirect},
     session::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
 };
@@ -169,10 +170,7 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
 
 /// `POST /logout`: deletes the SessionClaim as the user and ends the
 /// session's open streams (live updates, terminals) at once.
-async fn logout(state: State, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+async fn logout(state: State, LoggedIn(s): LoggedIn, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
     if let Some(refused) = csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
         return refused;
     }

@@ -15,6 +15,7 @@ pub mod deployment_pods;
 pub mod deployments;
 pub mod form;
 pub mod live;
+pub mod logged_in;
 pub mod login;
 pub mod login_limit;
 pub mod oidc;

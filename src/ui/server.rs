@@ -28,6 +28,7 @@ use minijinja::{Environment, context, value::Serde};
 
 use super::{
     config::UiConfig,
+    logged_in::LoggedIn,
     oidc::Provider,
     session::{self, SESSION_COOKIE, Session},
 };
@@ -348,14 +349,7 @@ where
         .map(|_| ())
 }
 
-async fn catalog_page(state: State, req: HttpRequest) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        let mut r = redirect("/login");
-        if req.cookie(SESSION_COOKIE).is_some() {
-            r.add_cookie(&session::removal(SESSION_COOKIE)).ok();
-        }
-        return r;
-    };
+async fn catalog_page(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
     state.heartbeat(&s);
     let templates: Vec<minijinja::Value> = state
         .catalog

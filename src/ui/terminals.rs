@@ -17,6 +17,7 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
+    logged_in::LoggedIn,
     rows,
     server::{State, keepalive, redirect, why},
     session::Session,
@@ -66,10 +67,7 @@ pub const SHORTCUTS_SEEN_FOR: std::time::Duration = std::time::Duration::from_se
 /// `GET /terminals`: the shortcuts (read as the user, reused for a few
 /// seconds) and a page of the user's Terminals (admins: everyone's), newest
 /// first, from the rows the watch keeps.
-pub async fn list(state: State, req: HttpRequest, q: web::Query<ListPage>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) -> HttpResponse {
     let client = match state.as_user(&s) {
         Ok(c) => c,
         Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
@@ -98,10 +96,12 @@ pub async fn list(state: State, req: HttpRequest, q: web::Query<ListPage>) -> Ht
 }
 
 /// `POST /terminals`: a Terminal from a shortcut, created as the user.
-pub async fn create(state: State, req: HttpRequest, form: web::Form<BTreeMap<String, String>>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn create(
+    state: State,
+    LoggedIn(s): LoggedIn,
+    req: HttpRequest,
+    form: web::Form<BTreeMap<String, String>>,
+) -> HttpResponse {
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
         return refused;
     }
@@ -156,10 +156,7 @@ pub async fn create(state: State, req: HttpRequest, form: web::Form<BTreeMap<Str
 }
 
 /// `GET /terminals/{ns}/{name}`: the terminal page.
-pub async fn page(state: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
+pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> HttpResponse {
     let (ns, name) = path.into_inner();
     let missing = format!("There is no terminal {ns}/{name}; it may have ended.");
     let t: Terminal = match state.get_as_user(&s, &ns, &name, &missing).await {
@@ -188,13 +185,11 @@ pub async fn page(state: State, req: HttpRequest, path: web::Path<(String, Strin
 /// the page again; the page's script (`Accept: application/json`) gets 204.
 pub async fn extend(
     state: State,
+    LoggedIn(s): LoggedIn,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     form: web::Form<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
         return refused;
     }
@@ -217,13 +212,11 @@ pub async fn extend(
 /// `POST /terminals/{ns}/{name}/delete`: deletes the Terminal as the user.
 pub async fn delete(
     state: State,
+    LoggedIn(s): LoggedIn,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     form: web::Form<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    let Some(s) = state.session(&req).await else {
-        return redirect("/login");
-    };
     if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
         return refused;
     }
