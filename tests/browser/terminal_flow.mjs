@@ -70,7 +70,15 @@ try {
     try {
       await page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#terminal .xterm-rows').textContent), expect, { timeout: 30000 });
     } catch (e) {
-      await fail(`no ${expect} after ${command}; the screen: ${await screen()}`);
+      // Still a failure; how much later the answer comes, if at all, says where it was held up.
+      const first = await screen();
+      const t0 = Date.now();
+      let later = 'no answer 60 s later either';
+      try {
+        await page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#terminal .xterm-rows').textContent), expect, { timeout: 60000 });
+        later = `the answer came ${Math.round((Date.now() - t0) / 1000)} s later`;
+      } catch (_) { /* reported below */ }
+      await fail(`no ${expect} within 30 s after ${command} (${later}); the screen then: ${first}; now: ${await screen()}`);
     }
   };
   await run('clear; kubectl auth whoami', 'system:serviceaccount:portico-terminals:');
