@@ -2,13 +2,13 @@
 //! kubeconfig (read as the user, whom the operator lets read that one
 //! Secret), and Extend (a heartbeat on the SessionClaim, as the user).
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, http::StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use minijinja::{context, value::Serde};
 
 use super::{
-    csrf::CsrfForm,
+    csrf::{CsrfForm, SignedForm},
     logged_in::LoggedIn,
     server::{State, keepalive, redirect, why},
 };
@@ -71,10 +71,7 @@ pub async fn kubeconfig(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
 }
 
 /// Extends the session (a heartbeat), then shows the page again.
-pub async fn extend(state: State, LoggedIn(s): LoggedIn, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
-        return refused;
-    }
+pub async fn extend(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> HttpResponse {
     let result = match state.as_user(&s) {
         Ok(c) => {
             keepalive(

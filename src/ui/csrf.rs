@@ -2,12 +2,15 @@
 //! `Origin` is not the dashboard's) is refused, and so is one without the
 //! right token. Logged-in forms carry the session's token; the development
 //! login, before any session, carries a pre-session token that must match its
-//! cookie (double submit, compared in constant time).
+//! cookie (double submit, compared in constant time). [`SignedForm`] is
+//! the extractor for a logged-in form: the session, the form, and this rule,
+//! before the handler runs.
 
 use actix_web::{HttpRequest, HttpResponse, cookie::Cookie, http::StatusCode, http::header};
 
 use super::{
-    server::UiState,
+    logged_in::LoggedIn,
+    server::{State, UiState},
     session::{self, PRE_SESSION_COOKIE, PreSession, Session},
 };
 
@@ -18,6 +21,51 @@ const PRE_SESSION_LIFETIME: i64 = 12 * 3600;
 #[derive(serde::Deserialize)]
 pub struct CsrfForm {
     pub csrf: Option<String>,
+}
+
+/// A form that carries the CSRF token.
+pub trait WithCsrf {
+    /// The submitted token.
+    fn csrf(&self) -> Option<&str>;
+}
+
+impl WithCsrf for CsrfForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl WithCsrf for std::collections::BTreeMap<String, String> {
+    fn csrf(&self) -> Option<&str> {
+        self.get("csrf").map(String::as_str)
+    }
+}
+
+/// A handler argument: the logged-in user's session and a form `T` that
+/// passed the CSRF rule. Without a session: to the login page; from
+/// another site or without the token: the refusal page.
+pub struct SignedForm<T>(pub Session, pub T);
+
+impl<T: WithCsrf + serde::de::DeserializeOwned + 'static> actix_web::FromRequest for SignedForm<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<SignedForm<T>, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let logged_in = LoggedIn::from_request(req, &mut actix_web::dev::Payload::None);
+        let form = actix_web::web::Form::<T>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let LoggedIn(s) = logged_in.await?;
+            let form = form.await?.into_inner();
+            let state = req
+                .app_data::<State>()
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("the dashboard's state is missing"))?;
+            match refusal(state, &req, &s, form.csrf()) {
+                Some(refused) => Err(actix_web::error::InternalError::from_response("refused", refused).into()),
+                None => Ok(SignedForm(s, form)),
+            }
+        })
+    }
 }
 
 /// The page refusing a logged-in form sent from another site or without the

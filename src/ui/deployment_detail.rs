@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::{
     Api, Client, ResourceExt,
@@ -14,6 +14,7 @@ use minijinja::{context, value::Serde};
 use serde_json::{Map, Value};
 
 use super::{
+    csrf::SignedForm,
     deployment_pods::pods_of_deployment,
     deployments::{render_form, template},
     form,
@@ -178,15 +179,9 @@ fn current_parameters(d: &Deployment) -> Map<String, Value> {
 /// only if nobody changed its spec since the form was shown (its generation).
 pub async fn update(
     state: State,
-    LoggedIn(s): LoggedIn,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Form<BTreeMap<String, String>>,
+    SignedForm(s, form_values): SignedForm<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    let form_values = body.into_inner();
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
-        return refused;
-    }
     let (ns, name) = path.into_inner();
     let client = match state.as_user(&s) {
         Ok(c) => c,

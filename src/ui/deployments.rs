@@ -5,12 +5,13 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, http::StatusCode, web};
 use kube::{Api, api::PostParams};
 use minijinja::{context, value::Serde};
 
 use super::{
     catalog_cache::Template,
+    csrf::SignedForm,
     form,
     logged_in::LoggedIn,
     rows::{self, Row},
@@ -67,15 +68,9 @@ pub async fn new_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<Strin
 /// Creates the Deployment as the user; on refusal, the form again with the reasons.
 pub async fn create(
     state: State,
-    LoggedIn(s): LoggedIn,
-    req: HttpRequest,
     path: web::Path<String>,
-    body: web::Form<BTreeMap<String, String>>,
+    SignedForm(s, form_values): SignedForm<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    let form_values = body.into_inner();
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form_values.get("csrf").map(String::as_str)) {
-        return refused;
-    }
     let Some(entry) = template(&state, &path) else {
         return state.message(
             StatusCode::NOT_FOUND,
@@ -183,15 +178,10 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, filter: web::Query<ListFi
 /// Deletes a Deployment as the user, after confirmation.
 pub async fn delete(
     state: State,
-    LoggedIn(s): LoggedIn,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Form<BTreeMap<String, String>>,
+    SignedForm(s, body): SignedForm<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, body.get("csrf").map(String::as_str)) {
-        return refused;
-    }
-    if body.get("confirm").is_none() {
+    if !body.contains_key("confirm") {
         return state.message(
             StatusCode::BAD_REQUEST,
             "Not deleted",

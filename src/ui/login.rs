@@ -14,8 +14,7 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
-    csrf::{self, CsrfForm},
-    logged_in::LoggedIn,
+    csrf::{self, CsrfForm, SignedForm},
     server::{State, redirect},
     session::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
 };
@@ -170,10 +169,7 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
 
 /// `POST /logout`: deletes the SessionClaim as the user and ends the
 /// session's open streams (live updates, terminals) at once.
-async fn logout(state: State, LoggedIn(s): LoggedIn, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
-    if let Some(refused) = csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
-        return refused;
-    }
+async fn logout(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> HttpResponse {
     state.ends.end(&s.claim);
     if let Ok(client) = state.as_user(&s) {
         let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);

@@ -17,6 +17,7 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
+    csrf::SignedForm,
     logged_in::LoggedIn,
     rows,
     server::{State, keepalive, redirect, why},
@@ -96,15 +97,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
 }
 
 /// `POST /terminals`: a Terminal from a shortcut, created as the user.
-pub async fn create(
-    state: State,
-    LoggedIn(s): LoggedIn,
-    req: HttpRequest,
-    form: web::Form<BTreeMap<String, String>>,
-) -> HttpResponse {
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
-        return refused;
-    }
+pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<String, String>>) -> HttpResponse {
     let client = match state.as_user(&s) {
         Ok(c) => c,
         Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
@@ -118,7 +111,7 @@ pub async fn create(
             &format!("There is no shortcut {id:?} for you; pick one on the Terminals page."),
         );
     };
-    if chosen.unverified && form.get("trust").is_none() {
+    if chosen.unverified && !form.contains_key("trust") {
         return state.message(
             StatusCode::BAD_REQUEST,
             "Not started",
@@ -185,14 +178,10 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
 /// the page again; the page's script (`Accept: application/json`) gets 204.
 pub async fn extend(
     state: State,
-    LoggedIn(s): LoggedIn,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<BTreeMap<String, String>>,
+    SignedForm(s, _): SignedForm<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
-        return refused;
-    }
     let (ns, name) = path.into_inner();
     let result = match state.as_user(&s) {
         Ok(c) => keepalive(&Api::<Terminal>::namespaced(c, &ns), &name).await,
@@ -212,14 +201,9 @@ pub async fn extend(
 /// `POST /terminals/{ns}/{name}/delete`: deletes the Terminal as the user.
 pub async fn delete(
     state: State,
-    LoggedIn(s): LoggedIn,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<BTreeMap<String, String>>,
+    SignedForm(s, _): SignedForm<BTreeMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
-        return refused;
-    }
     let (ns, name) = path.into_inner();
     match state.delete_as_user::<Terminal>(&s, &ns, &name).await {
         Ok(()) => redirect("/terminals"),
