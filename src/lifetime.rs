@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::{api::common::EndReason, config::Bounds};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::{
+    api::{common::EndReason, keys::LAST_HEARTBEAT_AT},
+    config::Bounds,
+};
 
 /// A duration in an object's spec that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -128,6 +133,19 @@ pub fn expiry(created: Timestamp, last_heartbeat: Option<Timestamp>, lifetime: &
     }
 }
 
+/// When the object with `meta` and lifetimes `lifetime` ends: from its
+/// creation time (`now` when it has none yet) and the heartbeat annotation
+/// the webhook writes (an unreadable one counts as none).
+pub fn of_object(meta: &ObjectMeta, lifetime: &Lifetime, now: Timestamp) -> Expiry {
+    let created = meta.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let heartbeat = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LAST_HEARTBEAT_AT))
+        .and_then(|v| v.parse::<Timestamp>().ok());
+    expiry(created, heartbeat, lifetime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +212,30 @@ mod tests {
         };
         let early: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
         assert_eq!(expiry(created, Some(early), &l).at.to_string(), "2026-01-01T00:01:00Z");
+    }
+
+    #[test]
+    fn an_objects_expiry_reads_its_creation_and_heartbeat_annotation() {
+        let l = Lifetime {
+            idle_timeout: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(3600),
+        };
+        let now: Timestamp = "2026-01-01T00:30:00Z".parse().unwrap();
+        let meta = |annotations: serde_json::Value| -> ObjectMeta {
+            serde_json::from_value(serde_json::json!({
+                "creationTimestamp": "2026-01-01T00:00:00Z", "annotations": annotations,
+            }))
+            .unwrap()
+        };
+        let beat = meta(serde_json::json!({(LAST_HEARTBEAT_AT): "2026-01-01T00:20:00Z"}));
+        assert_eq!(of_object(&beat, &l, now).at.to_string(), "2026-01-01T00:21:00Z");
+        let garbage = meta(serde_json::json!({(LAST_HEARTBEAT_AT): "soon"}));
+        assert_eq!(of_object(&garbage, &l, now).at.to_string(), "2026-01-01T00:01:00Z");
+        let unsaved = ObjectMeta::default();
+        let e = of_object(&unsaved, &l, now);
+        assert_eq!(
+            (e.at.to_string(), e.reason),
+            ("2026-01-01T00:31:00Z".into(), EndReason::IdleTimeout)
+        );
     }
 }

@@ -9,6 +9,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::api::Kind;
+
 /// Labels with just the kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -144,14 +146,16 @@ impl Default for Metrics {
     }
 }
 
-fn kind(k: &str) -> KindLabels {
-    KindLabels { kind: k.to_string() }
+fn kind(k: Kind) -> KindLabels {
+    KindLabels {
+        kind: k.name().to_string(),
+    }
 }
 
 /// Records a reconcile's duration when dropped.
 pub struct ReconcileTimer<'a> {
     metrics: &'a Metrics,
-    kind: &'static str,
+    kind: Kind,
     start: Instant,
 }
 
@@ -166,7 +170,7 @@ impl Drop for ReconcileTimer<'_> {
 
 impl Metrics {
     /// Counts a reconcile and times it until the guard drops.
-    pub fn reconcile(&self, k: &'static str) -> ReconcileTimer<'_> {
+    pub fn reconcile(&self, k: Kind) -> ReconcileTimer<'_> {
         self.reconciles.get_or_create(&kind(k)).inc();
         ReconcileTimer {
             metrics: self,
@@ -176,27 +180,27 @@ impl Metrics {
     }
 
     /// Counts a failed reconcile.
-    pub fn error(&self, k: &str, reason: &str) {
+    pub fn error(&self, k: Kind, reason: &str) {
         self.errors
             .get_or_create(&ReasonLabels {
-                kind: k.into(),
+                kind: k.name().into(),
                 reason: reason.into(),
             })
             .inc();
     }
 
     /// Counts an expiry.
-    pub fn expired(&self, k: &str, reason: &str) {
+    pub fn expired(&self, k: Kind, reason: &str) {
         self.expirations
             .get_or_create(&ReasonLabels {
-                kind: k.into(),
+                kind: k.name().into(),
                 reason: reason.into(),
             })
             .inc();
     }
 
     /// Sets the number of active objects of a kind.
-    pub fn set_active(&self, k: &str, n: i64) {
+    pub fn set_active(&self, k: Kind, n: i64) {
         self.active.get_or_create(&kind(k)).set(n);
     }
 
@@ -210,25 +214,25 @@ impl Metrics {
     }
 
     /// Counts a cleanup failure.
-    pub fn cleanup_failed(&self, k: &str) {
+    pub fn cleanup_failed(&self, k: Kind) {
         self.cleanup_failures.get_or_create(&kind(k)).inc();
     }
 
     /// Counts a token renewal.
-    pub fn token_renewed(&self, k: &str) {
+    pub fn token_renewed(&self, k: Kind) {
         self.token_renewals.get_or_create(&kind(k)).inc();
     }
 
     /// Counts an admission answer that took `took`.
-    pub fn admission(&self, k: &str, webhook: &str, allowed: bool, took: std::time::Duration) {
+    pub fn admission(&self, k: Kind, webhook: &str, allowed: bool, took: std::time::Duration) {
         let l = AdmissionLabels {
-            kind: k.into(),
+            kind: k.name().into(),
             webhook: webhook.into(),
             allowed: allowed.to_string(),
         };
         self.admissions.get_or_create(&l).inc();
         let l = WebhookLabels {
-            kind: k.into(),
+            kind: k.name().into(),
             webhook: webhook.into(),
         };
         self.admission_duration.get_or_create(&l).observe(took.as_secs_f64());
@@ -250,10 +254,10 @@ mod tests {
     fn renders_openmetrics_with_the_portico_prefix() {
         let m = Metrics::default();
         {
-            let _t = m.reconcile("Terminal");
+            let _t = m.reconcile(Kind::Terminal);
         }
-        m.error("Terminal", "Kube");
-        m.admission("Terminal", "validate", false, std::time::Duration::from_millis(3));
+        m.error(Kind::Terminal, "Kube");
+        m.admission(Kind::Terminal, "validate", false, std::time::Duration::from_millis(3));
         let text = m.render();
         assert!(text.contains("portico_reconciles_total{kind=\"Terminal\"} 1"), "{text}");
         assert!(

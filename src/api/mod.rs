@@ -20,6 +20,56 @@ pub const VERSION: &str = "v1alpha1";
 /// The `kubectl get` category that lists all three kinds.
 pub const CATEGORY: &str = "portico";
 
+/// Portico's three kinds, for metrics, logs and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `Terminal`.
+    Terminal,
+    /// `Deployment` (`deployments.portico.dev`).
+    Deployment,
+    /// `SessionClaim`.
+    SessionClaim,
+}
+
+impl Kind {
+    /// The kind named `kind` in API group `group`, if it is one of Portico's.
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<Kind> {
+        if group != GROUP {
+            return None;
+        }
+        match kind {
+            "Terminal" => Some(Kind::Terminal),
+            "Deployment" => Some(Kind::Deployment),
+            "SessionClaim" => Some(Kind::SessionClaim),
+            _ => None,
+        }
+    }
+
+    /// The plural resource name.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Terminal => "terminals",
+            Kind::Deployment => "deployments",
+            Kind::SessionClaim => "sessionclaims",
+        }
+    }
+
+    /// The kind's name, as in `kind:` and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Terminal => "Terminal",
+            Kind::Deployment => "Deployment",
+            Kind::SessionClaim => "SessionClaim",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Annotations and labels Portico reads and writes, all under `portico.dev/`.
 pub mod keys {
     /// Who created an object: user name and groups, written by the webhook, immutable.

@@ -27,47 +27,10 @@ use tracing::{info, warn};
 pub use crate::access::Denial;
 use crate::{api::keys::TEMPORARY_NAMESPACE, clusters::Clusters, config::OperatorConfig, metrics::Metrics};
 
-/// The kinds the webhook serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `Terminal`.
-    Terminal,
-    /// `Deployment` (`deployments.portico.dev`).
-    Deployment,
-    /// `SessionClaim`.
-    SessionClaim,
-}
+pub use crate::api::Kind;
 
-impl Kind {
-    fn from_request(req: &AdmissionRequest<DynamicObject>) -> Option<Kind> {
-        if req.kind.group != crate::api::GROUP {
-            return None;
-        }
-        match req.kind.kind.as_str() {
-            "Terminal" => Some(Kind::Terminal),
-            "Deployment" => Some(Kind::Deployment),
-            "SessionClaim" => Some(Kind::SessionClaim),
-            _ => None,
-        }
-    }
-
-    /// The plural resource name.
-    pub fn plural(self) -> &'static str {
-        match self {
-            Kind::Terminal => "terminals",
-            Kind::Deployment => "deployments",
-            Kind::SessionClaim => "sessionclaims",
-        }
-    }
-
-    /// The kind's name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Terminal => "Terminal",
-            Kind::Deployment => "Deployment",
-            Kind::SessionClaim => "SessionClaim",
-        }
-    }
+fn kind_of(req: &AdmissionRequest<DynamicObject>) -> Option<Kind> {
+    Kind::from_group_kind(&req.kind.group, &req.kind.kind)
 }
 
 /// An annotation of a dynamic object.
@@ -133,7 +96,7 @@ fn parse(body: &[u8]) -> Result<(AdmissionRequest<DynamicObject>, Kind), Box<Htt
         }
         Box::new(HttpResponse::BadRequest().json(resp.into_review()))
     })?;
-    match Kind::from_request(&req) {
+    match kind_of(&req) {
         Some(k) => Ok((req, k)),
         None => {
             let kind = req.kind.kind.clone();
@@ -222,7 +185,7 @@ fn record(
 ) {
     let allowed = result.is_ok();
     let took = started.elapsed();
-    state.metrics.admission(kind.name(), hook, allowed, took);
+    state.metrics.admission(kind, hook, allowed, took);
     let took_ms = took.as_millis() as u64;
     let user = req.user_info.username.as_deref().unwrap_or_default();
     match result {

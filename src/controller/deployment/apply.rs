@@ -84,8 +84,7 @@ pub async fn apply(
             reason: Reason::Applying,
             message: format!("applying {} objects from template {}", planned.len(), inputs.entry.name),
         };
-        let recorded = super::with_phase(d, base.clone(), &applying);
-        crate::controller::set_status(ctx, d, d.status.as_ref(), &recorded).await?;
+        crate::controller::report::set_phase(ctx, d, base.clone(), &applying).await?;
     }
     let mut applied = Applied {
         inventory: vec![],

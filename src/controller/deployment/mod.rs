@@ -40,10 +40,15 @@ use kube::{
 };
 use tracing::instrument;
 
-use super::{Context, Error, applied::Records, backoff::WatchBackoff};
+use super::{
+    Context, Error,
+    applied::Records,
+    backoff::WatchBackoff,
+    report::{set_phase, stall},
+};
 use crate::{
     api::{
-        Deployment,
+        Deployment, Kind,
         deployment::{DeploymentStatus, Operation, OperationResult},
     },
     catalog::{ApplyAs, render},
@@ -52,7 +57,7 @@ use crate::{
 };
 use cache::{Caches, Snapshot};
 
-const KIND: &str = "Deployment";
+const KIND: Kind = Kind::Deployment;
 /// How often objects without a watch are looked at while they progress.
 const POLL: Duration = Duration::from_secs(10);
 
@@ -228,7 +233,7 @@ async fn steps(
     base.resources = applied.inventory;
     let phase = report::phase(&base.resources, suspended);
     let progressing = matches!(phase, Phase::Reconciling { .. });
-    super::set_status(ctx, d, d.status.as_ref(), &with_phase(d, base.clone(), &phase)).await?;
+    set_phase(ctx, d, base.clone(), &phase).await?;
     Ok(Action::requeue(if progressing {
         POLL
     } else {
@@ -236,6 +241,7 @@ async fn steps(
     }))
 }
 
+/// A stall is also an operation that failed, in the history.
 async fn stalled(
     ctx: &Context,
     d: &Deployment,
@@ -244,22 +250,8 @@ async fn stalled(
     operation: Operation,
     message: String,
 ) -> Result<Action, Error> {
-    ctx.event(d, EventType::Warning, &reason.to_string(), "Reconcile", message.clone())
-        .await;
     report::record(&mut base.history, operation, OperationResult::Failed, message.clone());
-    let phase = Phase::Stalled { reason, message };
-    super::set_status(ctx, d, d.status.as_ref(), &with_phase(d, base, &phase)).await?;
-    Ok(Action::requeue(Duration::from_secs(60)))
-}
-
-fn with_phase(d: &Deployment, base: DeploymentStatus, phase: &Phase) -> DeploymentStatus {
-    let old = d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-    DeploymentStatus {
-        message: Some(phase.message().to_string()),
-        conditions: crate::kstatus::conditions(phase, d.metadata.generation, Timestamp::now(), &old),
-        observed_generation: d.metadata.generation,
-        ..base
-    }
+    stall(ctx, d, base, reason, message).await
 }
 
 /// The client objects are applied with: the applier by impersonation, or the operator.

@@ -6,18 +6,17 @@ use k8s_openapi::{
     api::core::v1::{Namespace, Pod, Secret},
     jiff::Timestamp,
 };
-use kube::{Api, Client, ResourceExt, api::PostParams, runtime::events::EventType};
+use kube::{Api, Client, ResourceExt, api::PostParams};
 use tracing::info;
 
 use super::{
-    KIND,
     build::{self, Names, Side},
     now,
 };
 use crate::{
     api::Terminal,
     clusters::ClusterClient,
-    controller::{Context, Error, apply, kube_err},
+    controller::{Context, Error, apply, kube_err, report::token_renewed},
     creator::Creator,
     install::FIELD_MANAGER,
     lifetime::until,
@@ -180,15 +179,7 @@ async fn ensure_token(
     );
     let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &issued_at.to_string(), &exp.to_string());
     if renew.is_some() {
-        ctx.metrics.token_renewed(KIND);
-        ctx.event(
-            t,
-            EventType::Normal,
-            "TokenRenewed",
-            "Token",
-            format!("renewed the target token, valid until {exp}"),
-        )
-        .await;
+        token_renewed(ctx, t, format!("renewed the target token, valid until {exp}")).await;
     }
     Ok((token::renewal_time(issued_at, exp), Some(secret)))
 }

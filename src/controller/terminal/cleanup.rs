@@ -22,22 +22,17 @@ use tracing::info;
 use super::{
     KIND,
     build::{self, Names, Side},
-    now, phase_status, set_status, sides,
+    now, sides,
 };
 use crate::{
-    api::{Terminal, common::EndReason},
+    api::Terminal,
     clusters::ClusterClient,
-    controller::{Context, Error, delete_if_exists, delete_labelled, kube_err},
-    kstatus::Phase,
+    controller::{Context, Error, delete_if_exists, delete_labelled, kube_err, report::record_deletion},
     lifetime::until,
 };
 
 pub(super) async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error> {
-    let mut base = t.status.clone().unwrap_or_default();
-    if base.end_reason.is_none() {
-        base.end_reason = Some(EndReason::Deleted);
-        let _ = set_status(ctx, t, &phase_status(t, base, &Phase::ended(EndReason::Deleted))).await;
-    }
+    record_deletion(ctx, t).await;
     let ns = t.namespace().unwrap_or_default();
     let names = Names::for_uid(&t.uid().unwrap_or_default());
     // (message, permanent): a cluster whose credentials are gone cannot be cleaned by retrying.

@@ -8,7 +8,7 @@ mod children;
 mod cleanup;
 mod report;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use build::{Names, Side};
 use futures::StreamExt;
@@ -29,21 +29,22 @@ use kube::{
 };
 use tracing::instrument;
 
-use super::{Context, Error, applied::Records, backoff::WatchBackoff, kube_err};
+use super::{
+    Context, Error,
+    applied::Records,
+    backoff::WatchBackoff,
+    kube_err,
+    report::{expire, set_phase, stall},
+};
 use crate::{
     access as authz,
-    api::{
-        Terminal,
-        common::EndReason,
-        keys::{LAST_HEARTBEAT_AT, TEMPORARY_NAMESPACE},
-        terminal::TerminalStatus,
-    },
+    api::{Kind, Terminal, keys::TEMPORARY_NAMESPACE},
     creator::Creator,
-    kstatus::{Phase, Reason},
+    kstatus::Reason,
     lifetime::{self, until},
 };
 
-const KIND: &str = "Terminal";
+const KIND: Kind = Kind::Terminal;
 
 /// Runs the Terminal controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
@@ -133,34 +134,6 @@ fn now() -> Timestamp {
     Timestamp::now()
 }
 
-async fn set_status(ctx: &Context, t: &Terminal, status: &TerminalStatus) -> Result<(), Error> {
-    super::set_status(ctx, t, t.status.as_ref(), status).await
-}
-
-fn phase_status(t: &Terminal, base: TerminalStatus, phase: &Phase) -> TerminalStatus {
-    let old = t.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-    TerminalStatus {
-        message: Some(phase.message().to_string()),
-        conditions: crate::kstatus::conditions(phase, t.metadata.generation, now(), &old),
-        observed_generation: t.metadata.generation,
-        ..base
-    }
-}
-
-async fn stalled(
-    ctx: &Context,
-    t: &Terminal,
-    base: TerminalStatus,
-    reason: Reason,
-    message: String,
-) -> Result<Action, Error> {
-    ctx.event(t, EventType::Warning, &reason.to_string(), "Reconcile", message.clone())
-        .await;
-    let phase = Phase::Stalled { reason, message };
-    set_status(ctx, t, &phase_status(t, base, &phase)).await?;
-    Ok(Action::requeue(Duration::from_secs(60)))
-}
-
 /// Where the host and target live, from the spec and the webhook's temporary-namespace name.
 fn sides(t: &Terminal) -> Option<(Side, Side)> {
     let ns = t.namespace().unwrap_or_default();
@@ -188,7 +161,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     let mut base = t.status.clone().unwrap_or_default();
     let creator = match Creator::from_annotations(t.metadata.annotations.as_ref()) {
         Ok(c) => c,
-        Err(e) => return stalled(ctx, t, base, Reason::MissingCreator, e.to_string()).await,
+        Err(e) => return stall(ctx, t, base, Reason::MissingCreator, e.to_string()).await,
     };
     let cfg = &ctx.config.terminal;
     let spec = &t.spec;
@@ -199,14 +172,9 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         &cfg.max_lifetime,
     ) {
         Ok(l) => l,
-        Err(e) => return stalled(ctx, t, base, Reason::InvalidLifetime, e.to_string()).await,
+        Err(e) => return stall(ctx, t, base, Reason::InvalidLifetime, e.to_string()).await,
     };
-    let created = t.metadata.creation_timestamp.as_ref().map(|c| c.0).unwrap_or_else(now);
-    let heartbeat = t
-        .annotations()
-        .get(LAST_HEARTBEAT_AT)
-        .and_then(|v| v.parse::<Timestamp>().ok());
-    let expiry = lifetime::expiry(created, heartbeat, &life);
+    let expiry = lifetime::of_object(&t.metadata, &life, now());
     base.expires_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(expiry.at));
     if expiry.at <= now() {
         return expire(ctx, t, base, expiry.reason).await;
@@ -215,13 +183,13 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         let msg = format!(
             "a temporary namespace is requested but the {TEMPORARY_NAMESPACE} annotation is missing; the admission webhook did not run"
         );
-        return stalled(ctx, t, base, Reason::MissingTemporaryNamespace, msg).await;
+        return stall(ctx, t, base, Reason::MissingTemporaryNamespace, msg).await;
     };
     let ns = t.namespace().unwrap_or_default();
     let target = match ctx.clusters.get(&ns, spec.target.cluster.as_ref()).await {
         Ok(c) => c,
         Err(e) => {
-            return stalled(
+            return stall(
                 ctx,
                 t,
                 base,
@@ -234,7 +202,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     let host = match ctx.clusters.get(&ns, spec.host.cluster.as_ref()).await {
         Ok(c) => c,
         Err(e) => {
-            return stalled(
+            return stall(
                 ctx,
                 t,
                 base,
@@ -266,7 +234,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
                 cache: ctx.clusters.access_cache(),
             };
             if let Err(d) = authz::authorize_target(&checker, &creator, t, temp).await {
-                return stalled(ctx, t, base, Reason::NotAuthorized, d.message).await;
+                return stall(ctx, t, base, Reason::NotAuthorized, d.message).await;
             }
         }
     }
@@ -286,7 +254,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
                 if side.temporary
                     && let Some(taken) = children::own_namespace(&cluster.client, t, &side.namespace).await?
                 {
-                    return stalled(ctx, t, base, Reason::NamespaceNotOwned, taken).await;
+                    return stall(ctx, t, base, Reason::NamespaceNotOwned, taken).await;
                 }
             }
             let access_side = build::access_side(t, target.remote.is_none(), &cfg.access_namespace);
@@ -321,19 +289,12 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         )
         .await;
     }
-    let ready = matches!(phase, Phase::Ready { .. });
-    set_status(ctx, t, &phase_status(t, base, &phase)).await?;
+    let ready = matches!(phase, crate::kstatus::Phase::Ready { .. });
+    set_phase(ctx, t, base, &phase).await?;
     Ok(Action::requeue(report::next_pass(
         until(expiry.at),
         until(renew_at),
         ready,
         host.remote.is_some(),
     )))
-}
-
-async fn expire(ctx: &Context, t: &Terminal, mut base: TerminalStatus, reason: EndReason) -> Result<Action, Error> {
-    base.end_reason = Some(reason);
-    set_status(ctx, t, &phase_status(t, base, &Phase::ended(reason))).await?;
-    super::end(ctx, t, KIND, reason).await?;
-    Ok(Action::await_change())
 }

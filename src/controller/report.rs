@@ -1,0 +1,280 @@
+//! The report plumbing the three controllers share: a kind's status carries
+//! a kstatus summary ([`Reported`]); a pass writes its phase into it (only
+//! when it changed), stalls with a Warning Event, or — for the kinds that
+//! end ([`Ends`]) — records why the object ended and deletes it.
+
+use std::{fmt::Debug, time::Duration};
+
+use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{controller::Action, events::EventType},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{Context, Error, kube_err, written};
+use crate::{
+    api::{
+        Deployment, DeploymentStatus, Kind, SessionClaim, SessionClaimStatus, Terminal, TerminalStatus,
+        common::EndReason,
+    },
+    install::FIELD_MANAGER,
+    kstatus::{Phase, Reason},
+};
+
+/// How soon a stalled object is looked at again without a change.
+pub const STALLED_RETRY: Duration = Duration::from_secs(60);
+
+/// A kind whose status its controller writes, with a kstatus summary:
+/// `message`, `conditions` and `observedGeneration`.
+pub trait Reported:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug
+{
+    /// The status type.
+    type Status: Clone + Default + PartialEq + Serialize;
+    /// Which kind it is.
+    const KIND: Kind;
+    /// The status it has now.
+    fn current(&self) -> Option<&Self::Status>;
+    /// The conditions in a status.
+    fn conditions(status: &Self::Status) -> &[Condition];
+    /// Sets a status's summary.
+    fn summarize(status: &mut Self::Status, message: String, conditions: Vec<Condition>, generation: Option<i64>);
+}
+
+/// A kind that ends (by idle timeout, maximum lifetime or deletion) and
+/// records why in `status.endReason`.
+pub trait Ends: Reported {
+    /// The end reason in a status.
+    fn end_reason(status: &mut Self::Status) -> &mut Option<EndReason>;
+}
+
+macro_rules! reported {
+    ($kind:ident, $status:ident) => {
+        impl Reported for $kind {
+            type Status = $status;
+            const KIND: Kind = Kind::$kind;
+            fn current(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn conditions(status: &$status) -> &[Condition] {
+                &status.conditions
+            }
+            fn summarize(status: &mut $status, message: String, conditions: Vec<Condition>, generation: Option<i64>) {
+                status.message = Some(message);
+                status.conditions = conditions;
+                status.observed_generation = generation;
+            }
+        }
+    };
+}
+reported!(Terminal, TerminalStatus);
+reported!(SessionClaim, SessionClaimStatus);
+reported!(Deployment, DeploymentStatus);
+
+impl Ends for Terminal {
+    fn end_reason(status: &mut TerminalStatus) -> &mut Option<EndReason> {
+        &mut status.end_reason
+    }
+}
+
+impl Ends for SessionClaim {
+    fn end_reason(status: &mut SessionClaimStatus) -> &mut Option<EndReason> {
+        &mut status.end_reason
+    }
+}
+
+/// `base` summarizing `phase` at `now` (pure): its message, its conditions
+/// (each keeping its transition time from `obj`'s current status while its
+/// value holds) and `obj`'s generation.
+pub fn with_phase<K: Reported>(obj: &K, mut base: K::Status, phase: &Phase, now: Timestamp) -> K::Status {
+    let old = obj.current().map(K::conditions).unwrap_or_default();
+    let generation = obj.meta().generation;
+    let conditions = crate::kstatus::conditions(phase, generation, now, old);
+    K::summarize(&mut base, phase.message().to_string(), conditions, generation);
+    base
+}
+
+/// Writes `base` summarizing `phase` as `obj`'s status (no write when nothing changed).
+pub async fn set_phase<K: Reported>(ctx: &Context, obj: &K, base: K::Status, phase: &Phase) -> Result<(), Error> {
+    let status = with_phase(obj, base, phase, Timestamp::now());
+    set_status(ctx, obj, obj.current(), &status).await
+}
+
+/// `obj` cannot go on until something changes: a Warning Event with the
+/// reason, a `Stalled` status, and another look after [`STALLED_RETRY`].
+pub async fn stall<K: Reported>(
+    ctx: &Context,
+    obj: &K,
+    base: K::Status,
+    reason: Reason,
+    message: String,
+) -> Result<Action, Error> {
+    ctx.event(
+        obj,
+        EventType::Warning,
+        &reason.to_string(),
+        "Reconcile",
+        message.clone(),
+    )
+    .await;
+    set_phase(ctx, obj, base, &Phase::Stalled { reason, message }).await?;
+    Ok(Action::requeue(STALLED_RETRY))
+}
+
+/// Ends an expired object: records `reason` in its status (no longer
+/// Ready), publishes an Event, counts the expiry, and deletes it (its
+/// finalizer then removes what was made for it).
+pub async fn expire<K: Ends>(ctx: &Context, obj: &K, mut base: K::Status, reason: EndReason) -> Result<Action, Error> {
+    *K::end_reason(&mut base) = Some(reason);
+    set_phase(ctx, obj, base, &Phase::ended(reason)).await?;
+    let kind = K::KIND;
+    ctx.event(
+        obj,
+        EventType::Normal,
+        &format!("{reason:?}"),
+        "Expire",
+        format!("deleting the {kind}: {}", reason.describe()),
+    )
+    .await;
+    ctx.metrics.expired(kind, &format!("{reason:?}"));
+    tracing::info!(reason = ?reason, "expired");
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    match api.delete(&obj.name_any(), &DeleteParams::default()).await {
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
+        Err(e) => Err(kube_err(format!("delete the expired {kind}"))(e)),
+    }
+}
+
+/// On deletion, before cleanup: unless an end was recorded already, records
+/// that `obj` was deleted (no longer Ready) and counts it; best effort, the
+/// cleanup goes on either way.
+pub async fn record_deletion<K: Ends>(ctx: &Context, obj: &K) {
+    let mut base = obj.current().cloned().unwrap_or_default();
+    if K::end_reason(&mut base).is_some() {
+        return;
+    }
+    *K::end_reason(&mut base) = Some(EndReason::Deleted);
+    if let Err(e) = set_phase(ctx, obj, base, &Phase::ended(EndReason::Deleted)).await {
+        tracing::debug!(error = %e, "cannot record the deletion in the status");
+    }
+    ctx.metrics.expired(K::KIND, "Deleted");
+}
+
+/// A token was renewed: counted, and a `TokenRenewed` Event on `obj` saying until when.
+pub async fn token_renewed<K: Reported>(ctx: &Context, obj: &K, note: String) {
+    ctx.metrics.token_renewed(K::KIND);
+    ctx.event(obj, EventType::Normal, "TokenRenewed", "Token", note).await;
+}
+
+/// Writes `status` unless it equals the object's current one, or a pass
+/// from this same version of the object wrote it already (so an unchanged
+/// state costs no write and produces no watch event).
+pub async fn set_status<K, S>(ctx: &Context, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: PartialEq + Serialize,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let value = serde_json::to_value(status).expect("status serializes");
+    let (uid, rv) = (
+        obj.meta().uid.as_deref().unwrap_or_default(),
+        obj.meta().resource_version.as_deref().unwrap_or_default(),
+    );
+    let digest = written::digest(&value);
+    if ctx.written.already(uid, rv, digest) {
+        return Ok(());
+    }
+    apply_status(&ctx.client, obj, value).await?;
+    ctx.written.wrote(uid, rv, digest);
+    Ok(())
+}
+
+/// Patches `status` with server-side apply.
+pub async fn apply_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(kube_err(format!(
+        "update status of {} {}",
+        K::kind(&()),
+        obj.name_any()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terminal(status: serde_json::Value) -> Terminal {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+            "metadata": {"name": "t", "namespace": "team-a", "generation": 3},
+            "spec": {"host": {"namespace": "team-a", "pod": {"image": "toolbox"}}, "target": {"namespace": "team-a"}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_phase_sets_the_summary_and_keeps_the_rest_of_the_status() {
+        let t = terminal(serde_json::json!({}));
+        let base = TerminalStatus {
+            pod_name: Some("p".into()),
+            ..Default::default()
+        };
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let waiting = Phase::Reconciling {
+            reason: Reason::PodNotReady,
+            message: "waiting".into(),
+        };
+        let s = with_phase(&t, base, &waiting, at);
+        assert_eq!(s.pod_name.as_deref(), Some("p"));
+        assert_eq!(s.message.as_deref(), Some("waiting"));
+        assert_eq!(s.observed_generation, Some(3));
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.observed_generation), ("False", Some(3)));
+    }
+
+    #[test]
+    fn an_unchanged_phase_keeps_its_transition_times() {
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let later: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        let ready = Phase::Ready {
+            reason: Reason::PodReady,
+            message: "ok".into(),
+        };
+        let first = with_phase(&terminal(serde_json::json!({})), TerminalStatus::default(), &ready, at);
+        let t = terminal(serde_json::to_value(&first).unwrap());
+        let again = with_phase(&t, first.clone(), &ready, later);
+        assert_eq!(
+            again, first,
+            "the same phase an hour later is the same status (no write)"
+        );
+        let ended = with_phase(&t, first, &Phase::ended(EndReason::Deleted), later);
+        let r = ended.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!((r.status.as_str(), r.last_transition_time.0), ("False", later));
+        assert_eq!(ended.message.as_deref(), Some("ended: it was deleted"));
+    }
+}
