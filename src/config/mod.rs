@@ -3,12 +3,15 @@
 //! checking are pure; every error names the key at fault.
 
 pub mod profiles;
+mod serving;
+mod terminal;
 
 pub use profiles::{Grant, SessionProfile};
+pub use serving::{ControllerConfig, LeaderElectionConfig, MetricsConfig, ServiceRef, WebhookConfig};
+pub use terminal::{ResourcesConfig, TerminalConfig};
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration as StdDuration};
+use std::{path::PathBuf, time::Duration as StdDuration};
 
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::core::Duration;
 use serde::Deserialize;
 
@@ -89,39 +92,6 @@ pub struct Bounds {
     pub max: Duration,
 }
 
-/// Terminal defaults and caps.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct TerminalConfig {
-    /// Idle timeout (since the last heartbeat).
-    pub idle_timeout: Bounds,
-    /// Maximum lifetime (since creation).
-    pub max_lifetime: Bounds,
-    /// Lifetime of the target token; renewed at 80%. Never longer than the Terminal may live
-    /// (but at least 10 minutes, the API server's minimum).
-    pub token_lifetime: Duration,
-    /// Groups whose members may ask for `privileged`, `hostPID` or `hostNetwork` pods.
-    pub privileged_groups: Vec<String>,
-    /// Resources of the terminal container when the Terminal does not say.
-    pub default_resources: ResourcesConfig,
-    /// API server URL written into kubeconfigs for this cluster; the operator's own when absent.
-    pub server_url: Option<String>,
-    /// How long cleanup keeps retrying a cluster it cannot reach before the finalizer lets go.
-    pub cleanup_timeout: Duration,
-    /// The namespace, in every target cluster, that holds Terminals' access
-    /// service accounts (created by the operator when missing). Give nobody
-    /// but the operator and cluster admins rights there: whoever may
-    /// impersonate service accounts or create their tokens in it can act as
-    /// any Terminal.
-    pub access_namespace: String,
-    /// ClusterRoles a Terminal hosted in a named (shared) namespace may bind,
-    /// in that namespace only. Its pod and kubeconfig Secret are open to
-    /// whoever may exec into pods or read Secrets there (every editor), so
-    /// list only roles every such user already has; anything more needs
-    /// `host.temporaryNamespace: true`.
-    pub shared_host_roles: Vec<String>,
-}
-
 /// The template catalog.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -144,93 +114,8 @@ impl Default for DeploymentConfig {
     }
 }
 
-/// Requests and limits.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResourcesConfig {
-    /// Requests, for example `cpu: 50m`.
-    pub requests: BTreeMap<String, Quantity>,
-    /// Limits, for example `memory: 256Mi`.
-    pub limits: BTreeMap<String, Quantity>,
-}
-
 pub(crate) fn d(secs: u64) -> Duration {
     StdDuration::from_secs(secs).into()
-}
-
-impl Default for TerminalConfig {
-    fn default() -> Self {
-        TerminalConfig {
-            idle_timeout: Bounds {
-                default: d(30 * 60),
-                max: d(8 * 3600),
-            },
-            max_lifetime: Bounds {
-                default: d(8 * 3600),
-                max: d(24 * 3600),
-            },
-            token_lifetime: d(3600),
-            privileged_groups: vec![],
-            default_resources: ResourcesConfig {
-                requests: [("cpu", "50m"), ("memory", "64Mi")]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
-                    .collect(),
-                limits: [("cpu", "1"), ("memory", "512Mi")]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
-                    .collect(),
-            },
-            server_url: None,
-            cleanup_timeout: d(5 * 60),
-            access_namespace: "portico-terminals".into(),
-            shared_host_roles: vec!["view".into(), "edit".into()],
-        }
-    }
-}
-
-/// How the API server reaches the webhook.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct WebhookConfig {
-    /// Address the HTTPS server listens on.
-    pub bind_address: SocketAddr,
-    /// A directory with `tls.crt` and `tls.key` (and `ca.crt`); when absent the operator
-    /// generates a CA and serving certificate and keeps them in `certSecret`.
-    pub cert_dir: Option<PathBuf>,
-    /// Where generated certificates are kept, shared by all replicas.
-    pub cert_secret: NamespacedName,
-    /// Whether the operator creates the webhook configurations and keeps their `caBundle`.
-    pub manage_configurations: bool,
-    /// Name of the MutatingWebhookConfiguration and ValidatingWebhookConfiguration.
-    pub configuration_name: String,
-    /// The webhook's URL base (`https://127.0.0.1:9443`), for servers outside the cluster.
-    pub url: Option<String>,
-    /// The webhook's Service, for servers in the cluster.
-    pub service: Option<ServiceRef>,
-    /// DNS names and IPs in the generated serving certificate (the Service's names are added).
-    pub hosts: Vec<String>,
-    /// Objects larger than this (bytes of JSON) are refused.
-    pub max_object_bytes: usize,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        WebhookConfig {
-            bind_address: "0.0.0.0:9443".parse().expect("address"),
-            cert_dir: None,
-            cert_secret: NamespacedName {
-                namespace: "portico-system".into(),
-                name: "portico-webhook-tls".into(),
-            },
-            manage_configurations: true,
-            configuration_name: "portico".into(),
-            url: None,
-            service: None,
-            hosts: vec![],
-            max_object_bytes: 64 * 1024,
-        }
-    }
 }
 
 /// A namespace and a name.
@@ -241,78 +126,6 @@ pub struct NamespacedName {
     pub namespace: String,
     /// Name.
     pub name: String,
-}
-
-/// A Service and port.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceRef {
-    /// Namespace of the Service.
-    pub namespace: String,
-    /// Name of the Service.
-    pub name: String,
-    /// Port of the Service.
-    #[serde(default = "default_service_port")]
-    pub port: i32,
-}
-
-fn default_service_port() -> i32 {
-    443
-}
-
-/// Leader election.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct LeaderElectionConfig {
-    /// Off: this replica always reconciles (one replica only).
-    pub enabled: bool,
-    /// Namespace of the Lease.
-    pub namespace: String,
-    /// Name of the Lease.
-    pub lease_name: String,
-    /// How long a leader holds the Lease without renewing it.
-    pub lease_duration: Duration,
-}
-
-impl Default for LeaderElectionConfig {
-    fn default() -> Self {
-        LeaderElectionConfig {
-            enabled: true,
-            namespace: "portico-system".into(),
-            lease_name: "portico-operator".into(),
-            lease_duration: d(15),
-        }
-    }
-}
-
-/// The metrics and health server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Address the plain-HTTP server listens on.
-    pub bind_address: SocketAddr,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            bind_address: "0.0.0.0:8080".parse().expect("address"),
-        }
-    }
-}
-
-/// Reconciler settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct ControllerConfig {
-    /// Objects of one kind reconciled at once.
-    pub concurrency: u16,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> Self {
-        ControllerConfig { concurrency: 16 }
-    }
 }
 
 impl Default for OperatorConfig {

@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod binaries;
+mod flags;
 pub mod kubeconfig;
 pub mod node;
 mod process;
@@ -41,14 +42,7 @@ pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// in pods reach the API server there when there is a node.
 pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 
-/// The kube-controller-manager controllers that run: garbage collection,
-/// namespace deletion, service accounts, role aggregation, and the workload
-/// controllers that Deployment templates rely on.
-pub const CONTROLLERS: &str = "garbage-collector-controller,namespace-controller,serviceaccount-controller,\
-root-ca-certificate-publisher-controller,clusterrole-aggregation-controller,deployment-controller,\
-replicaset-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller,\
-ttl-after-finished-controller,endpointslice-controller,persistentvolume-binder-controller,\
-persistentvolumeclaim-protection-controller,persistentvolume-protection-controller";
+pub use flags::CONTROLLERS;
 
 /// What can go wrong starting or using the control plane.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +159,6 @@ impl ControlPlane {
             .map_err(io("create the control plane directory"))?;
         process::remove_at_exit(dir.path());
         let d = dir.path();
-        let file = |name: &str| d.join(name).to_string_lossy().into_owned();
         let write = |name: &str, text: &str| std::fs::write(d.join(name), text).map_err(io(format!("write {name}")));
 
         let prepared = if with_node {
@@ -202,96 +195,30 @@ impl ControlPlane {
 
         let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
         let server = format!("https://{address}:{api_port}");
-        let kubeconfig = kubeconfig::build(
-            "portico-local",
-            &server,
-            &ca.cert_pem,
-            &[kubeconfig::User {
-                name: "admin",
-                cert: &admin,
+        let for_user = |name, cert| {
+            let user = kubeconfig::User {
+                name,
+                cert,
                 namespace: None,
-            }],
-        );
+            };
+            kubeconfig::build("portico-local", &server, &ca.cert_pem, &[user])
+        };
+        let kubeconfig = for_user("admin", &admin);
         let kubeconfig_path = d.join("admin.kubeconfig");
         write("admin.kubeconfig", &kubeconfig::to_yaml(&kubeconfig))?;
-        let kcm_kubeconfig = kubeconfig::build(
-            "portico-local",
-            &server,
-            &ca.cert_pem,
-            &[kubeconfig::User {
-                name: "kube-controller-manager",
-                cert: &kcm,
-                namespace: None,
-            }],
-        );
-        write("kcm.kubeconfig", &kubeconfig::to_yaml(&kcm_kubeconfig))?;
+        write(
+            "kcm.kubeconfig",
+            &kubeconfig::to_yaml(&for_user("kube-controller-manager", &kcm)),
+        )?;
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let etcd_args: Vec<String> = vec![
-            "--name=portico".into(),
-            format!("--data-dir={}", file("etcd")),
-            format!("--listen-client-urls={etcd_url}"),
-            format!("--advertise-client-urls={etcd_url}"),
-            format!("--listen-peer-urls={peer_url}"),
-            format!("--initial-advertise-peer-urls={peer_url}"),
-            format!("--initial-cluster=portico={peer_url}"),
-            "--unsafe-no-fsync=true".into(),
-            "--log-level=warn".into(),
-        ];
-        let mut apiserver_args: Vec<String> = vec![
-            format!("--etcd-servers={etcd_url}"),
-            format!("--bind-address={address}"),
-            format!("--advertise-address={address}"),
-            format!("--secure-port={api_port}"),
-            format!("--cert-dir={}", file("apiserver-certs")),
-            format!("--tls-cert-file={}", file("apiserver.crt")),
-            format!("--tls-private-key-file={}", file("apiserver.key")),
-            format!("--client-ca-file={}", file("ca.crt")),
-            format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
-            format!("--service-account-key-file={}", file("sa.pub")),
-            format!("--service-account-signing-key-file={}", file("sa.key")),
-            "--authorization-mode=RBAC".into(),
-            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-            "--allow-privileged=true".into(),
-            // `/debug/pprof` for benchmarks that ask for it (PORTICO_APISERVER_PROFILING=1).
-            format!(
-                "--profiling={}",
-                std::env::var("PORTICO_APISERVER_PROFILING").is_ok_and(|v| v == "1")
-            ),
-            "--endpoint-reconciler-type=none".into(),
-            format!("--audit-policy-file={}", file("audit-policy.yaml")),
-            format!("--audit-log-path={}", file("audit.log")),
-            "--audit-log-format=json".into(),
-            "--audit-log-maxsize=200".into(),
-            "--audit-log-maxbackup=1".into(),
-        ];
+        let etcd_args = flags::etcd(d, &etcd_url, &format!("http://127.0.0.1:{peer_port}"));
+        let mut apiserver_args = flags::apiserver(d, &etcd_url, &address, api_port);
         if let Some(p) = &prepared {
             // The node's flags replace the same flags of a plain control plane.
-            let node_args = p.apiserver_args(&ca, &d.join("ca.crt"))?;
-            let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
-            apiserver_args.retain(|a| !node_args.iter().any(|n| flag(n) == flag(a)));
-            apiserver_args.extend(node_args);
+            apiserver_args = flags::overridden(apiserver_args, p.apiserver_args(&ca, &d.join("ca.crt"))?);
         }
-        let mut kcm_args: Vec<String> = vec![
-            format!("--kubeconfig={}", file("kcm.kubeconfig")),
-            format!("--authentication-kubeconfig={}", file("kcm.kubeconfig")),
-            format!("--authorization-kubeconfig={}", file("kcm.kubeconfig")),
-            format!(
-                "--controllers={CONTROLLERS}{}",
-                if with_node { node::CONTROLLERS } else { "" }
-            ),
-            format!("--service-account-private-key-file={}", file("sa.key")),
-            format!("--root-ca-file={}", file("ca.crt")),
-            "--use-service-account-credentials=true".into(),
-            "--leader-elect=false".into(),
-            "--secure-port=0".into(),
-            format!("--cert-dir={}", file("kcm-certs")),
-            "--concurrent-gc-syncs=5".into(),
-        ];
-        if with_node {
-            kcm_args.extend(node::KCM_ARGS.iter().map(|a| a.to_string()));
-        }
+        let kcm_args = flags::controller_manager(d, with_node);
 
         let log = |name: &str| d.join(format!("{name}.log"));
         let mut etcd =
