@@ -2,43 +2,49 @@
 //! kubeconfig (read as the user, whom the operator lets read that one
 //! Secret), and Extend (a heartbeat on the SessionClaim, as the user).
 
-use actix_web::{HttpResponse, http::StatusCode};
+use actix_web::{HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use minijinja::{context, value::Serde};
 
 use super::{
+    cookies::Session,
     csrf::{CsrfForm, SignedForm},
     logged_in::LoggedIn,
-    server::{State, keepalive, redirect, why},
+    page::{Page, PageError},
+    state::{State, keepalive, redirect, why},
 };
 use crate::api::SessionClaim;
 
+/// The account page, its kubeconfig and the session's extension.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/account", web::get().to(page))
+        .route("/account/kubeconfig", web::get().to(kubeconfig))
+        .route("/account/extend", web::post().to(extend));
+}
+
 /// The session page.
-pub async fn page(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
-    let claim = match state.as_user(&s) {
-        Ok(c) => {
-            Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace)
-                .get(&s.claim)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match claim {
-        Ok(claim) => {
-            let expires = claim
-                .status
-                .as_ref()
-                .and_then(|st| st.expires_at.as_ref())
-                .map(|t| t.0.to_string());
-            state.page("account.html", &s, context! { claim => Serde(&claim), expires })
-        }
-        Err(e) => state.message(StatusCode::BAD_GATEWAY, "Session unavailable", &why(&e)),
-    }
+pub async fn page(state: State, LoggedIn(s): LoggedIn) -> Page {
+    let claim = claims(&state, &s)?
+        .get(&s.claim)
+        .await
+        .map_err(|e| state.refuse(StatusCode::BAD_GATEWAY, "Session unavailable", &why(&e)))?;
+    let expires = claim
+        .status
+        .as_ref()
+        .and_then(|st| st.expires_at.as_ref())
+        .map(|t| t.0.to_string());
+    Ok(state.page("account.html", &s, context! { claim => Serde(&claim), expires }))
+}
+
+/// The session namespace's SessionClaims, as the user.
+fn claims(state: &State, s: &Session) -> Result<Api<SessionClaim>, PageError> {
+    let client = state.as_user(s).map_err(|e| state.unavailable(&e))?;
+    Ok(Api::namespaced(client, &state.cfg.session.namespace))
 }
 
 /// The session's kubeconfig, as a download.
-pub async fn kubeconfig(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
+pub async fn kubeconfig(state: State, LoggedIn(s): LoggedIn) -> Page {
     let ns = &state.cfg.session.namespace;
     let result = async {
         let client = state.as_user(&s).map_err(|e| why(&e))?;
@@ -60,30 +66,18 @@ pub async fn kubeconfig(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
             .ok_or_else(|| "the kubeconfig is not issued yet".to_string())
     }
     .await;
-    match result {
-        Ok(bytes) => HttpResponse::Ok()
-            .content_type("application/yaml")
-            .insert_header(("content-disposition", "attachment; filename=\"kubeconfig\""))
-            .insert_header(("cache-control", "no-store"))
-            .body(bytes),
-        Err(e) => state.message(StatusCode::CONFLICT, "No kubeconfig", &e),
-    }
+    let bytes = result.map_err(|e| state.refuse(StatusCode::CONFLICT, "No kubeconfig", &e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/yaml")
+        .insert_header(("content-disposition", "attachment; filename=\"kubeconfig\""))
+        .insert_header(("cache-control", "no-store"))
+        .body(bytes))
 }
 
 /// Extends the session (a heartbeat), then shows the page again.
-pub async fn extend(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> HttpResponse {
-    let result = match state.as_user(&s) {
-        Ok(c) => {
-            keepalive(
-                &Api::<SessionClaim>::namespaced(c, &state.cfg.session.namespace),
-                &s.claim,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => redirect("/account"),
-        Err(e) => state.message(StatusCode::FORBIDDEN, "Not extended", &why(&e)),
-    }
+pub async fn extend(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> Page {
+    keepalive(&claims(&state, &s)?, &s.claim)
+        .await
+        .map_err(|e| state.refuse(StatusCode::FORBIDDEN, "Not extended", &why(&e)))?;
+    Ok(redirect("/account"))
 }

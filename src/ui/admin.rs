@@ -15,9 +15,9 @@ use kube::{Api, ResourceExt, api::DeleteParams};
 use minijinja::{context, value::Serde};
 
 use super::{
+    cookies::Session,
     csrf::CsrfForm,
-    server::{State, UiState, redirect},
-    session::Session,
+    state::{State, UiState, redirect},
 };
 use crate::api::SessionClaim;
 
@@ -83,7 +83,7 @@ async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
             return state.message(
                 StatusCode::FORBIDDEN,
                 "Cannot list sessions",
-                &format!("The API server refused: {}", super::server::why(&e)),
+                &format!("The API server refused: {}", super::state::why(&e)),
             );
         }
     };

@@ -5,7 +5,16 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::{config::Branding, server::State};
+use super::{config::Branding, state::State};
+
+/// The stylesheets, scripts and vendored files.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/static/portico.css", web::get().to(css))
+        .route("/static/branding.css", web::get().to(branding))
+        .route("/static/live.js", web::get().to(live_js))
+        .route("/static/terminal.js", web::get().to(terminal_js))
+        .route("/vendor/{file}", web::get().to(vendor));
+}
 
 /// The files under `/vendor/` and where each lives in the assets directory.
 pub const VENDOR: &[(&str, &str, &str)] = &[

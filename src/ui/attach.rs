@@ -22,10 +22,15 @@ use kube::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    server::{State, UiState, why},
-    session::Session,
+    cookies::Session,
+    state::{State, UiState, why},
 };
 use crate::api::{Terminal, common::EndReason};
+
+/// The attach WebSocket of a Terminal's page.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/terminals/{ns}/{name}/attach", web::get().to(attach));
+}
 
 /// How long an attach token lives; the connection outlives it once made.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(600);

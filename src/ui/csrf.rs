@@ -9,9 +9,9 @@
 use actix_web::{HttpRequest, HttpResponse, cookie::Cookie, http::StatusCode, http::header};
 
 use super::{
+    cookies::{self, PRE_SESSION_COOKIE, PreSession, Session},
     logged_in::LoggedIn,
-    server::{State, UiState},
-    session::{self, PRE_SESSION_COOKIE, PreSession, Session},
+    state::{State, UiState},
 };
 
 /// How long a pre-session token lives (a login page left open longer is reloaded).
@@ -74,7 +74,7 @@ pub(super) fn refusal(state: &UiState, req: &HttpRequest, s: &Session, token: Op
     check(
         state,
         req,
-        Some(session::csrf_token(&state.key, s)),
+        Some(cookies::csrf_token(&state.key, s)),
         token,
         "reload the page",
     )
@@ -85,7 +85,7 @@ pub(super) fn refusal(state: &UiState, req: &HttpRequest, s: &Session, token: Op
 pub(super) fn login_refusal(state: &UiState, req: &HttpRequest, token: Option<&str>) -> Option<HttpResponse> {
     let expected = req
         .cookie(PRE_SESSION_COOKIE)
-        .and_then(|c| session::open::<PreSession>(&state.key, PRE_SESSION_COOKIE, &c))
+        .and_then(|c| cookies::open::<PreSession>(&state.key, PRE_SESSION_COOKIE, &c))
         .map(|p| p.token);
     check(
         state,
@@ -101,14 +101,14 @@ pub(super) fn login_refusal(state: &UiState, req: &HttpRequest, token: Option<&s
 pub(super) fn pre_session(state: &UiState, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
     if let Some(p) = req
         .cookie(PRE_SESSION_COOKIE)
-        .and_then(|c| session::open::<PreSession>(&state.key, PRE_SESSION_COOKIE, &c))
+        .and_then(|c| cookies::open::<PreSession>(&state.key, PRE_SESSION_COOKIE, &c))
     {
         return (p.token, None);
     }
     let p = PreSession {
         token: hex::encode(rand::random::<[u8; 16]>()),
     };
-    let cookie = session::seal(&state.key, PRE_SESSION_COOKIE, &p, PRE_SESSION_LIFETIME);
+    let cookie = cookies::seal(&state.key, PRE_SESSION_COOKIE, &p, PRE_SESSION_LIFETIME);
     (p.token, Some(cookie))
 }
 
@@ -129,7 +129,7 @@ fn check(
         ));
     }
     match (expected, submitted) {
-        (Some(want), Some(got)) if session::tokens_match(&want, got) => None,
+        (Some(want), Some(got)) if cookies::tokens_match(&want, got) => None,
         _ => Some(state.message(
             StatusCode::FORBIDDEN,
             "Refused",

@@ -2,7 +2,7 @@
 //! outputs, history, the rendered template's name, Events, its pods), the
 //! pod log, and updating its parameters. All read and written as the user.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -14,14 +14,25 @@ use minijinja::{context, value::Serde};
 use serde_json::{Map, Value};
 
 use super::{
+    catalog_cache::Template,
+    cookies::Session,
     csrf::SignedForm,
     deployment_pods::pods_of_deployment,
     deployments::{render_form, template},
     form,
     logged_in::LoggedIn,
-    server::{State, redirect, why},
+    page::{Page, PageError},
+    state::{State, redirect, why},
 };
 use crate::api::Deployment;
+
+/// One Deployment: its page, its edit form and its logs.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/deployments/{ns}/{name}", web::get().to(detail))
+        .route("/deployments/{ns}/{name}/edit", web::get().to(edit_form))
+        .route("/deployments/{ns}/{name}/edit", web::post().to(update))
+        .route("/deployments/{ns}/{name}/logs", web::get().to(logs));
+}
 
 /// Lines of pod log shown.
 const LOG_LINES: i64 = 500;
@@ -49,17 +60,11 @@ async fn events_of(client: &Client, ns: &str, uid: &str) -> Result<Vec<Value>, k
 /// `GET /deployments/{ns}/{name}`: the Deployment read as the user (which
 /// is the user's authorisation), then its Events and pods at once; the
 /// template from the catalog's watch cache.
-pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> HttpResponse {
+pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> Page {
     let (ns, name) = path.into_inner();
-    let client = match state.as_user(&s) {
-        Ok(c) => c,
-        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
-    };
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&e))?;
     let missing = format!("There is no deployment {ns}/{name}.");
-    let d: Deployment = match state.get_as_user(&s, &ns, &name, &missing).await {
-        Ok(d) => d,
-        Err(page) => return page,
-    };
+    let d: Deployment = state.get_as_user(&s, &ns, &name, &missing).await?;
     // Events and pods are extras: a refusal is shown in their place, not
     // instead of the page. Both are read as the user, at the same time.
     let uid = d.uid().unwrap_or_default();
@@ -94,7 +99,7 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
         events => Serde(events.as_ref().ok()), events_error => events.err(),
         pods => Serde(pods.as_ref().ok()), pods_error => pods.err(),
     };
-    state.page("deployment.html", &s, ctx)
+    Ok(state.page("deployment.html", &s, ctx))
 }
 
 #[derive(serde::Deserialize)]
@@ -146,26 +151,39 @@ pub async fn logs(
 }
 
 /// `GET /deployments/{ns}/{name}/edit`: the parameters form with the current values.
-pub async fn edit_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> HttpResponse {
+pub async fn edit_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> Page {
     let (ns, name) = path.into_inner();
-    let got = match state.as_user(&s) {
-        Ok(c) => Api::<Deployment>::namespaced(c, &ns).get(&name).await,
-        Err(e) => Err(e),
-    };
-    let d = match got {
-        Ok(d) => d,
-        Err(e) => return state.message(StatusCode::FORBIDDEN, "Refused", &why(&e)),
-    };
-    let Some(entry) = template(&state, &d.spec.template.name) else {
-        return state.message(
+    let (d, entry) = editable(&state, &s, &ns, &name).await?;
+    let current = current_parameters(&d);
+    let fields = form::fields(&entry.template.parameters, &current);
+    Ok(render_form(
+        &state,
+        &s,
+        &entry,
+        Some(&d),
+        &name,
+        &ns,
+        &fields,
+        &[],
+        StatusCode::OK,
+    ))
+}
+
+/// The Deployment read as the user and its template, or the page saying why not.
+async fn editable(state: &State, s: &Session, ns: &str, name: &str) -> Result<(Deployment, Arc<Template>), PageError> {
+    let api = Api::<Deployment>::namespaced(state.as_user(s).map_err(|e| state.unavailable(&e))?, ns);
+    let d = api
+        .get(name)
+        .await
+        .map_err(|e| state.refuse(StatusCode::FORBIDDEN, "Refused", &why(&e)))?;
+    let entry = template(state, &d.spec.template.name).ok_or_else(|| {
+        state.refuse(
             StatusCode::NOT_FOUND,
             "No such template",
             "The template of this deployment is no longer in the catalog.",
-        );
-    };
-    let current = current_parameters(&d);
-    let fields = form::fields(&entry.template.parameters, &current);
-    render_form(&state, &s, &entry, Some(&d), &name, &ns, &fields, &[], StatusCode::OK)
+        )
+    })?;
+    Ok((d, entry))
 }
 
 fn current_parameters(d: &Deployment) -> Map<String, Value> {
@@ -181,24 +199,10 @@ pub async fn update(
     state: State,
     path: web::Path<(String, String)>,
     SignedForm(s, form_values): SignedForm<BTreeMap<String, String>>,
-) -> HttpResponse {
+) -> Page {
     let (ns, name) = path.into_inner();
-    let client = match state.as_user(&s) {
-        Ok(c) => c,
-        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
-    };
-    let api = Api::<Deployment>::namespaced(client, &ns);
-    let d = match api.get(&name).await {
-        Ok(d) => d,
-        Err(e) => return state.message(StatusCode::FORBIDDEN, "Refused", &why(&e)),
-    };
-    let Some(entry) = template(&state, &d.spec.template.name) else {
-        return state.message(
-            StatusCode::NOT_FOUND,
-            "No such template",
-            "The template of this deployment is no longer in the catalog.",
-        );
-    };
+    let (d, entry) = editable(&state, &s, &ns, &name).await?;
+    let api = Api::<Deployment>::namespaced(state.as_user(&s).map_err(|e| state.unavailable(&e))?, &ns);
     let schema = &entry.template.parameters;
     let mut params = form::parameters(schema, &form_values);
     // Fields that cannot change are shown disabled (not submitted): keep their values.
@@ -212,50 +216,30 @@ pub async fn update(
     // The spec's generation the form was made from: status writes do not change it, edits do.
     let generation: Option<i64> = form_values.get("__generation").and_then(|g| g.parse().ok());
     const CHANGED: &str = "The deployment changed while you were editing it; reload the form to see the new values.";
-    if generation.is_none() || d.metadata.generation != generation {
+    let refill = |message: &str, status: StatusCode| {
         let mut fields = form::fields(schema, &params);
-        let errors = form::place_errors(CHANGED, &mut fields);
-        return render_form(
-            &state,
-            &s,
-            &entry,
-            Some(&d),
-            &name,
-            &ns,
-            &fields,
-            &errors,
-            StatusCode::CONFLICT,
-        );
+        let errors = form::place_errors(message, &mut fields);
+        render_form(&state, &s, &entry, Some(&d), &name, &ns, &fields, &errors, status)
+    };
+    if generation.is_none() || d.metadata.generation != generation {
+        return Ok(refill(CHANGED, StatusCode::CONFLICT));
     }
     let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
         {"op": "test", "path": "/metadata/generation", "value": generation},
         {"op": if d.spec.parameters.is_some() { "replace" } else { "add" }, "path": "/spec/parameters", "value": params},
     ]))
     .expect("a JSON patch");
-    match api
-        .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
-        .await
-    {
-        Ok(_) => redirect(&format!("/deployments/{ns}/{name}")),
-        Err(e) => {
-            let message = match &e {
-                // The test of the generation failed: changed between the read above and the patch.
-                kube::Error::Api(st) if st.code == 422 && !st.message.contains("denied the request") => CHANGED.into(),
-                other => why(other),
-            };
-            let mut fields = form::fields(schema, &params);
-            let errors = form::place_errors(&message, &mut fields);
-            render_form(
-                &state,
-                &s,
-                &entry,
-                Some(&d),
-                &name,
-                &ns,
-                &fields,
-                &errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
-    }
+    Ok(
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => redirect(&format!("/deployments/{ns}/{name}")),
+            // The test of the generation failed: changed between the read above and the patch.
+            Err(kube::Error::Api(st)) if st.code == 422 && !st.message.contains("denied the request") => {
+                refill(CHANGED, StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            Err(e) => refill(&why(&e), StatusCode::UNPROCESSABLE_ENTITY),
+        },
+    )
 }

@@ -11,14 +11,23 @@ use minijinja::{context, value::Serde};
 
 use super::{
     catalog_cache::Template,
+    cookies::Session,
     csrf::SignedForm,
     form,
     logged_in::LoggedIn,
+    page::Page,
     rows::{self, Row},
-    server::{State, redirect, why},
-    session::Session,
+    state::{State, redirect, why},
 };
 use crate::{api::Deployment, catalog};
+
+/// The catalog's forms and the Deployments list.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/catalog/{template}/new", web::get().to(new_form))
+        .route("/catalog/{template}/new", web::post().to(create))
+        .route("/deployments", web::get().to(list))
+        .route("/deployments/{ns}/{name}/delete", web::post().to(delete));
+}
 
 /// A template of the catalog, from the watch cache.
 pub(super) fn template(state: &State, name: &str) -> Option<Arc<Template>> {
@@ -53,16 +62,28 @@ pub(super) fn render_form(
 }
 
 /// The create form.
-pub async fn new_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<String>) -> HttpResponse {
-    let Some(entry) = template(&state, &path).filter(|e| e.template.allows(&s.groups)) else {
-        return state.message(
-            StatusCode::NOT_FOUND,
-            "No such template",
-            "This template is not in the catalog, or not for your groups.",
-        );
-    };
+pub async fn new_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<String>) -> Page {
+    let entry = template(&state, &path)
+        .filter(|e| e.template.allows(&s.groups))
+        .ok_or_else(|| {
+            state.refuse(
+                StatusCode::NOT_FOUND,
+                "No such template",
+                "This template is not in the catalog, or not for your groups.",
+            )
+        })?;
     let fields = form::fields(&entry.template.parameters, &Default::default());
-    render_form(&state, &s, &entry, None, "", "", &fields, &[], StatusCode::OK)
+    Ok(render_form(
+        &state,
+        &s,
+        &entry,
+        None,
+        "",
+        "",
+        &fields,
+        &[],
+        StatusCode::OK,
+    ))
 }
 
 /// Creates the Deployment as the user; on refusal, the form again with the reasons.
@@ -70,14 +91,14 @@ pub async fn create(
     state: State,
     path: web::Path<String>,
     SignedForm(s, form_values): SignedForm<BTreeMap<String, String>>,
-) -> HttpResponse {
-    let Some(entry) = template(&state, &path) else {
-        return state.message(
+) -> Page {
+    let entry = template(&state, &path).ok_or_else(|| {
+        state.refuse(
             StatusCode::NOT_FOUND,
             "No such template",
             "This template is not in the catalog.",
-        );
-    };
+        )
+    })?;
     let name = form_values.get("__name").cloned().unwrap_or_default();
     let namespace = form_values.get("__namespace").cloned().unwrap_or_default();
     let params = form::parameters(&entry.template.parameters, &form_values);
@@ -94,7 +115,7 @@ pub async fn create(
         (Err(e), _) => Err(e.to_string()),
         (_, Err(e)) => Err(why(&e)),
     };
-    match result {
+    Ok(match result {
         Ok(_) => redirect(&format!("/deployments/{namespace}/{name}")),
         Err(message) => {
             let mut fields = form::fields(&entry.template.parameters, &params);
@@ -111,7 +132,7 @@ pub async fn create(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
-    }
+    })
 }
 
 /// Filters of the list page (admins).
@@ -180,19 +201,17 @@ pub async fn delete(
     state: State,
     path: web::Path<(String, String)>,
     SignedForm(s, body): SignedForm<BTreeMap<String, String>>,
-) -> HttpResponse {
+) -> Page {
     if !body.contains_key("confirm") {
-        return state.message(
+        return Err(state.refuse(
             StatusCode::BAD_REQUEST,
             "Not deleted",
             "Tick the confirmation to delete.",
-        );
+        ));
     }
     let (ns, name) = path.into_inner();
-    match state.delete_as_user::<Deployment>(&s, &ns, &name).await {
-        Ok(()) => redirect("/deployments"),
-        Err(refused) => refused,
-    }
+    state.delete_as_user::<Deployment>(&s, &ns, &name).await?;
+    Ok(redirect("/deployments"))
 }
 
 #[cfg(test)]

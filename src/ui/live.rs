@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{HttpResponse, web::Bytes};
+use actix_web::{
+    HttpResponse,
+    web::{self, Bytes},
+};
 use futures::StreamExt;
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -27,9 +30,14 @@ use super::{
         Index, Row,
         kinds::{DeploymentRow, RowError, TerminalRow},
     },
-    server::State,
+    state::State,
 };
 use crate::api::{Deployment, Terminal};
+
+/// The live-status stream.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/events", web::get().to(events));
+}
 
 /// One change, as the browser sees it.
 #[derive(Debug, Clone, Serialize)]

@@ -9,8 +9,8 @@ use std::{future::Future, pin::Pin};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, http::StatusCode};
 
 use super::{
-    server::{State, redirect},
-    session::{self, SESSION_COOKIE, Session},
+    cookies::{self, SESSION_COOKIE, Session},
+    state::{State, redirect},
 };
 
 /// A handler argument: the logged-in user's session.
@@ -40,7 +40,7 @@ impl ResponseError for NotLoggedIn {
     fn error_response(&self) -> HttpResponse {
         let mut r = redirect("/login");
         if self.stale_cookie {
-            r.add_cookie(&session::removal(SESSION_COOKIE)).ok();
+            r.add_cookie(&cookies::removal(SESSION_COOKIE)).ok();
         }
         r
     }

@@ -14,9 +14,9 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
+    cookies::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
     csrf::{self, CsrfForm, SignedForm},
-    server::{State, redirect},
-    session::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
+    state::{State, redirect},
 };
 use crate::api::SessionClaim;
 
@@ -52,7 +52,7 @@ async fn login(state: State, req: HttpRequest) -> HttpResponse {
     let (url, login) = provider.start();
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, url))
-        .cookie(session::seal(&state.key, LOGIN_COOKIE, &login, 600))
+        .cookie(cookies::seal(&state.key, LOGIN_COOKIE, &login, 600))
         .finish()
 }
 
@@ -77,7 +77,7 @@ async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> Ht
     }
     let Some(login) = req
         .cookie(LOGIN_COOKIE)
-        .and_then(|c| session::open::<LoginState>(&state.key, LOGIN_COOKIE, &c))
+        .and_then(|c| cookies::open::<LoginState>(&state.key, LOGIN_COOKIE, &c))
     else {
         return state.message(
             StatusCode::BAD_REQUEST,
@@ -155,15 +155,15 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
         return state.message(
             StatusCode::FORBIDDEN,
             "No session",
-            &format!("Your session could not be started: {}", super::server::why(&e)),
+            &format!("Your session could not be started: {}", super::state::why(&e)),
         );
     }
     tracing::info!(user = %s.user, claim = %name, "logged in");
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/"))
-        .cookie(session::seal(&state.key, SESSION_COOKIE, &s, COOKIE_LIFETIME))
-        .cookie(session::removal(LOGIN_COOKIE))
-        .cookie(session::removal(session::PRE_SESSION_COOKIE))
+        .cookie(cookies::seal(&state.key, SESSION_COOKIE, &s, COOKIE_LIFETIME))
+        .cookie(cookies::removal(LOGIN_COOKIE))
+        .cookie(cookies::removal(cookies::PRE_SESSION_COOKIE))
         .finish()
 }
 
@@ -182,6 +182,6 @@ async fn logout(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> HttpRes
         "Logged out",
         "Your session has ended and its credentials are revoked.",
     );
-    r.add_cookie(&session::removal(SESSION_COOKIE)).ok();
+    r.add_cookie(&cookies::removal(SESSION_COOKIE)).ok();
     r
 }

@@ -107,7 +107,7 @@ impl TooManyAttempts {
     }
 
     /// The 429 page, with `Retry-After`.
-    pub fn page(&self, state: &super::server::UiState) -> HttpResponse {
+    pub fn page(&self, state: &super::state::UiState) -> HttpResponse {
         let mut r = state.message(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many login attempts",

@@ -9,6 +9,7 @@ pub mod attach;
 pub mod catalog_cache;
 pub mod client_ip;
 pub mod config;
+pub mod cookies;
 pub mod csrf;
 pub mod deployment_detail;
 pub mod deployment_pods;
@@ -19,12 +20,13 @@ pub mod logged_in;
 pub mod login;
 pub mod login_limit;
 pub mod oidc;
+pub mod page;
 pub mod recent;
 pub mod rows;
 pub mod server;
-pub mod session;
 pub mod session_ends;
 pub mod shortcuts;
+pub mod state;
 pub mod terminals;
 
 use std::path::Path;
@@ -86,7 +88,7 @@ pub async fn run_until(
         Some(o) => Some(read(&o.client_secret_file)?),
         None => None,
     };
-    let state = server::UiState::new(cfg, kube_config, key, secret)
+    let state = state::UiState::new(cfg, kube_config, key, secret)
         .await
         .map_err(UiError::Start)?;
     server::serve(state, shutdown).await?;

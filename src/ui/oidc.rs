@@ -8,7 +8,7 @@ use openidconnect::{
     core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
 };
 
-use super::{config::OidcConfig, session::LoginState};
+use super::{config::OidcConfig, cookies::LoginState};
 
 /// Login failed; the message says why.
 #[derive(Debug, thiserror::Error)]

@@ -1,353 +1,28 @@
-//! The dashboard's HTTP server: the state every handler shares (sessions
-//! checked on every request against a SessionClaim watch cache, which also
-//! ends the streams of ended sessions), the catalog page (from the catalog's
-//! watch cache), security headers,
-//! and no `Impersonate-*` header from a browser ever reaching a handler.
+//! The dashboard's HTTP server: each feature module registers its own
+//! routes; every response gets the security headers, and no
+//! `Impersonate-*` header from a browser ever reaches a handler.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer,
+    App, HttpResponse, HttpServer,
     body::MessageBody,
-    cookie::Key,
     dev::{ServiceRequest, ServiceResponse},
     http::header::{self, HeaderName, HeaderValue},
     middleware::{Next, from_fn},
     web,
 };
-use kube::{
-    Api, Client,
-    api::{DeleteParams, Patch, PatchParams},
-    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
-};
-use minijinja::{Environment, context, value::Serde};
+use minijinja::context;
 
 use super::{
-    config::UiConfig,
     logged_in::LoggedIn,
-    oidc::Provider,
-    session::{self, SESSION_COOKIE, Session},
+    state::{State, UiState},
 };
-use crate::api::SessionClaim;
-
-/// Heartbeats for one session at most this often.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
-/// Impersonating clients kept at most (then they are made afresh).
-const MAX_USER_CLIENTS: usize = 1000;
-
-/// What every handler shares.
-pub struct UiState {
-    pub(super) cfg: UiConfig,
-    pub(super) key: Key,
-    pub(super) provider: Option<Provider>,
-    base: kube::Config,
-    claims: Store<SessionClaim>,
-    pub(super) live: super::live::Live,
-    /// The template catalog, from a watch cache.
-    pub(super) catalog: super::catalog_cache::Catalog,
-    /// The page templates (also the watch's, which renders the list rows).
-    pages: Arc<Environment<'static>>,
-    heartbeats: Mutex<HashMap<String, Instant>>,
-    /// Impersonating clients by user and groups, so their connections are reused.
-    users: Mutex<HashMap<(String, Vec<String>), Client>>,
-    /// Login attempts per client.
-    pub(super) login_limit: Arc<super::login_limit::LoginLimit>,
-    /// The end signals of sessions with open streams.
-    pub(super) ends: Arc<super::session_ends::SessionEnds>,
-    /// The terminal shortcuts each user was offered lately.
-    pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
-}
 
 /// The Content-Security-Policy of every page.
 const CSP: &str = "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
 /// The terminal page's: xterm.js styles its rows with a `<style>` element; scripts stay `'self'` only.
 pub(super) const TERMINAL_CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
-
-pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.add_global("product", cfg.product_name.clone());
-    env.add_global("branding", minijinja::Value::from(Serde(&cfg.branding)));
-    env.add_global("warn_minutes", cfg.terminals.warn_minutes);
-    for (name, src) in [
-        ("base.html", include_str!("../../ui/templates/base.html")),
-        ("catalog.html", include_str!("../../ui/templates/catalog.html")),
-        ("message.html", include_str!("../../ui/templates/message.html")),
-        ("new.html", include_str!("../../ui/templates/new.html")),
-        ("deployments.html", include_str!("../../ui/templates/deployments.html")),
-        ("deployment.html", include_str!("../../ui/templates/deployment.html")),
-        (
-            "deployment_row.html",
-            include_str!("../../ui/templates/deployment_row.html"),
-        ),
-        ("account.html", include_str!("../../ui/templates/account.html")),
-        ("sessions.html", include_str!("../../ui/templates/sessions.html")),
-        ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
-        ("terminals.html", include_str!("../../ui/templates/terminals.html")),
-        ("terminal.html", include_str!("../../ui/templates/terminal.html")),
-        (
-            "terminal_row.html",
-            include_str!("../../ui/templates/terminal_row.html"),
-        ),
-        ("logs.html", include_str!("../../ui/templates/logs.html")),
-    ] {
-        env.add_template(name, src).expect("built-in templates parse");
-    }
-    env
-}
-
-impl UiState {
-    /// Discovers the OIDC provider and starts the SessionClaim watch.
-    pub async fn new(
-        cfg: UiConfig,
-        base: kube::Config,
-        key: Key,
-        secret: Option<String>,
-    ) -> Result<Arc<UiState>, String> {
-        let redirect = format!("{}/auth/callback", cfg.public_url.trim_end_matches('/'));
-        let provider = match (&cfg.oidc, secret) {
-            (Some(oidc), Some(secret)) => Some(
-                Provider::discover(oidc, secret, redirect)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-            _ => None,
-        };
-        let client = Client::try_from(base.clone()).map_err(|e| e.to_string())?;
-        let (claims, writer) = reflector::store();
-        let api: Api<SessionClaim> = Api::namespaced(client.clone(), &cfg.session.namespace);
-        let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-        // The watch also ends the streams of sessions whose claim ended.
-        let ends = Arc::new(super::session_ends::SessionEnds::default());
-        let (watching, store) = (ends.clone(), claims.clone());
-        tokio::spawn(async move {
-            futures::pin_mut!(stream);
-            while let Some(event) = futures::StreamExt::next(&mut stream).await {
-                if let Ok(event) = event {
-                    watching.observe(&event, &store);
-                }
-            }
-        });
-        claims.wait_until_ready().await.map_err(|e| e.to_string())?;
-        let pages = Arc::new(pages(&cfg));
-        let (live, catalog) = futures::join!(
-            super::live::start(client.clone(), pages.clone()),
-            super::catalog_cache::Catalog::start(&client, &cfg.catalog_namespaces),
-        );
-        let live = live?;
-        let cfg_proxies = cfg.trusted_proxies.clone();
-        Ok(Arc::new(UiState {
-            live,
-            catalog,
-            pages,
-            cfg,
-            key,
-            provider,
-            base,
-            claims,
-            heartbeats: Mutex::new(HashMap::new()),
-            users: Mutex::new(HashMap::new()),
-            login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
-            ends,
-            shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
-        }))
-    }
-
-    /// A client acting as the user, so the API server applies the user's RBAC.
-    /// Made once per user and groups and kept (a bounded number), so pages
-    /// reuse connections instead of a TLS handshake each.
-    pub(super) fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
-        let key = (s.user.clone(), s.groups.clone());
-        if let Some(c) = self.users.lock().unwrap().get(&key) {
-            return Ok(c.clone());
-        }
-        let mut c = self.base.clone();
-        c.auth_info.impersonate = Some(s.user.clone());
-        c.auth_info.impersonate_groups = Some(s.groups.clone());
-        let client = Client::try_from(c)?;
-        let mut users = self.users.lock().unwrap();
-        if users.len() >= MAX_USER_CLIENTS {
-            users.clear();
-        }
-        users.insert(key, client.clone());
-        Ok(client)
-    }
-
-    /// The client configuration the dashboard runs with (its own identity).
-    pub(super) fn base_config(&self) -> &kube::Config {
-        &self.base
-    }
-
-    /// Whether the session belongs to an admin group.
-    pub(super) fn is_admin(&self, s: &Session) -> bool {
-        s.groups.iter().any(|g| self.cfg.admin_groups.contains(g))
-    }
-
-    /// The origin (`scheme://host:port`) of the public URL, as browsers send it in `Origin`.
-    pub(super) fn public_origin(&self) -> String {
-        let public = self.cfg.public_url.trim_end_matches('/');
-        public
-            .split_once("://")
-            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()))
-            .unwrap_or_default()
-    }
-
-    /// Whether a request comes from a page of this dashboard (its `Origin`
-    /// is the public URL's), as a WebSocket must.
-    pub(super) fn same_origin(&self, req: &HttpRequest) -> bool {
-        req.headers()
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .is_some_and(|o| o == self.public_origin())
-    }
-
-    /// Reads one object as the user, or the page saying why not: `missing`
-    /// (404) when it is not there, the API server's refusal (403) otherwise.
-    pub(super) async fn get_as_user<K>(
-        &self,
-        s: &Session,
-        ns: &str,
-        name: &str,
-        missing: &str,
-    ) -> Result<K, HttpResponse>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let got = match self.as_user(s) {
-            Ok(c) => Api::<K>::namespaced(c, ns).get_opt(name).await,
-            Err(e) => Err(e),
-        };
-        match got {
-            Ok(Some(o)) => Ok(o),
-            Ok(None) => Err(self.message(actix_web::http::StatusCode::NOT_FOUND, "Not found", missing)),
-            Err(e) => Err(self.message(
-                actix_web::http::StatusCode::FORBIDDEN,
-                "Refused",
-                &format!("The API server refused to show it: {}", why(&e)),
-            )),
-        }
-    }
-
-    /// Deletes one object as the user; the refusal page when the API server says no.
-    pub(super) async fn delete_as_user<K>(&self, s: &Session, ns: &str, name: &str) -> Result<(), HttpResponse>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let result = match self.as_user(s) {
-            Ok(c) => Api::<K>::namespaced(c, ns)
-                .delete(name, &DeleteParams::default())
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
-        };
-        result.map_err(|e| {
-            self.message(
-                actix_web::http::StatusCode::FORBIDDEN,
-                "Not deleted",
-                &format!("The API server refused: {}", why(&e)),
-            )
-        })
-    }
-
-    /// A page for a logged-in user: `ctx` plus the session, its CSRF token and whether it is an admin's.
-    pub(super) fn page(&self, page: &str, s: &Session, ctx: minijinja::Value) -> HttpResponse {
-        let ctx = context! {
-            session => Serde(s), csrf => session::csrf_token(&self.key, s), admin => self.is_admin(s), ..ctx
-        };
-        self.render(page, ctx)
-    }
-
-    pub(super) fn render(&self, page: &str, ctx: minijinja::Value) -> HttpResponse {
-        match self.pages.get_template(page).and_then(|t| t.render(ctx)) {
-            Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
-            Err(e) => HttpResponse::InternalServerError().body(format!("page {page}: {e}")),
-        }
-    }
-
-    pub(super) fn message(&self, status: actix_web::http::StatusCode, heading: &str, text: &str) -> HttpResponse {
-        let mut r = self.render(
-            "message.html",
-            context! { product => self.cfg.product_name.clone(), heading, text },
-        );
-        *r.status_mut() = status;
-        r
-    }
-
-    /// The valid session of this request, if any: a cookie that opens, has
-    /// not expired, and whose SessionClaim is still active.
-    pub(super) async fn session(&self, req: &HttpRequest) -> Option<Session> {
-        let s: Session = session::open(&self.key, SESSION_COOKIE, &req.cookie(SESSION_COOKIE)?)?;
-        if s.exp < k8s_openapi::jiff::Timestamp::now().as_second() {
-            return None;
-        }
-        let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
-        let claim = match self.claims.get(&key) {
-            Some(c) => Some(c),
-            // Just created and not yet in the watch cache: ask once.
-            None => {
-                let api: Api<SessionClaim> = Api::namespaced(self.as_user(&s).ok()?, &self.cfg.session.namespace);
-                api.get_opt(&s.claim).await.ok().flatten().map(Arc::new)
-            }
-        }?;
-        let mine = crate::creator::Creator::from_annotations(claim.metadata.annotations.as_ref())
-            .is_ok_and(|c| c.user == s.user);
-        (claim.metadata.deletion_timestamp.is_none() && mine).then_some(s)
-    }
-
-    fn heartbeat(self: &Arc<Self>, s: &Session) {
-        {
-            let mut beats = self.heartbeats.lock().unwrap();
-            if beats.get(&s.claim).is_some_and(|t| t.elapsed() < HEARTBEAT_EVERY) {
-                return;
-            }
-            beats.insert(s.claim.clone(), Instant::now());
-        }
-        let (state, s) = (self.clone(), s.clone());
-        tokio::spawn(async move {
-            let Ok(client) = state.as_user(&s) else { return };
-            let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
-            if let Err(e) = keepalive(&api, &s.claim).await {
-                tracing::warn!(user = %s.user, error = %e, "heartbeat failed");
-            }
-        });
-    }
-}
-
-pub(super) type State = web::Data<Arc<UiState>>;
-
-pub(super) fn redirect(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to.to_string()))
-        .finish()
-}
-
-/// The API server's refusal, in words.
-pub(super) fn why(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Asks for a heartbeat on a Terminal or SessionClaim (the webhook records the server's time).
-pub(super) async fn keepalive<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = serde_json::json!({"metadata": {"annotations": {crate::api::keys::OPERATION: "keepalive"}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
-}
 
 async fn catalog_page(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
     state.heartbeat(&s);
@@ -407,53 +82,16 @@ pub async fn serve(
             .app_data(data.clone())
             .wrap(from_fn(guard))
             .route("/", web::get().to(catalog_page))
+            .route("/healthz", web::get().to(healthz))
             .configure(super::login::routes)
             .configure(super::admin::routes)
-            .route("/catalog/{template}/new", web::get().to(super::deployments::new_form))
-            .route("/catalog/{template}/new", web::post().to(super::deployments::create))
-            .route("/deployments", web::get().to(super::deployments::list))
-            .route("/account", web::get().to(super::account::page))
-            .route("/account/kubeconfig", web::get().to(super::account::kubeconfig))
-            .route("/account/extend", web::post().to(super::account::extend))
-            .route(
-                "/deployments/{ns}/{name}",
-                web::get().to(super::deployment_detail::detail),
-            )
-            .route(
-                "/deployments/{ns}/{name}/delete",
-                web::post().to(super::deployments::delete),
-            )
-            .route("/terminals", web::get().to(super::terminals::list))
-            .route("/terminals", web::post().to(super::terminals::create))
-            .route("/terminals/{ns}/{name}", web::get().to(super::terminals::page))
-            .route("/terminals/{ns}/{name}/attach", web::get().to(super::attach::attach))
-            .route(
-                "/terminals/{ns}/{name}/extend",
-                web::post().to(super::terminals::extend),
-            )
-            .route(
-                "/terminals/{ns}/{name}/delete",
-                web::post().to(super::terminals::delete),
-            )
-            .route(
-                "/deployments/{ns}/{name}/edit",
-                web::get().to(super::deployment_detail::edit_form),
-            )
-            .route(
-                "/deployments/{ns}/{name}/edit",
-                web::post().to(super::deployment_detail::update),
-            )
-            .route(
-                "/deployments/{ns}/{name}/logs",
-                web::get().to(super::deployment_detail::logs),
-            )
-            .route("/static/portico.css", web::get().to(super::assets::css))
-            .route("/static/branding.css", web::get().to(super::assets::branding))
-            .route("/static/live.js", web::get().to(super::assets::live_js))
-            .route("/static/terminal.js", web::get().to(super::assets::terminal_js))
-            .route("/vendor/{file}", web::get().to(super::assets::vendor))
-            .route("/events", web::get().to(super::live::events))
-            .route("/healthz", web::get().to(healthz))
+            .configure(super::deployments::routes)
+            .configure(super::deployment_detail::routes)
+            .configure(super::account::routes)
+            .configure(super::terminals::routes)
+            .configure(super::attach::routes)
+            .configure(super::assets::routes)
+            .configure(super::live::routes)
     })
     .workers(workers)
     .disable_signals()
@@ -466,20 +104,4 @@ pub async fn serve(
         handle.stop(true).await;
     });
     server.await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_template_file_is_served() {
-        let cfg =
-            super::UiConfig::from_yaml("publicUrl: http://x\ndevUsers: []\nsession: {profile: p, namespace: n}\n")
-                .unwrap();
-        let env = super::pages(&cfg);
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/templates");
-        for f in std::fs::read_dir(dir).unwrap() {
-            let name = f.unwrap().file_name().into_string().unwrap();
-            assert!(env.get_template(&name).is_ok(), "{name} is not in pages()");
-        }
-    }
 }

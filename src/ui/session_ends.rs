@@ -22,7 +22,7 @@ use kube::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::session::Session;
+use super::cookies::Session;
 use crate::api::SessionClaim;
 
 /// How long an ended claim is remembered, so a stream opened just after the

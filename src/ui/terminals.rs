@@ -17,14 +17,24 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
+    cookies::Session,
     csrf::SignedForm,
     logged_in::LoggedIn,
+    page::Page,
     rows,
-    server::{State, keepalive, redirect, why},
-    session::Session,
     shortcuts::{self, Offered},
+    state::{State, keepalive, redirect, why},
 };
 use crate::api::Terminal;
+
+/// The Terminals list and form, and one Terminal's page and actions.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/terminals", web::get().to(list))
+        .route("/terminals", web::post().to(create))
+        .route("/terminals/{ns}/{name}", web::get().to(page))
+        .route("/terminals/{ns}/{name}/extend", web::post().to(extend))
+        .route("/terminals/{ns}/{name}/delete", web::post().to(delete));
+}
 
 /// The shortcuts the user is offered, and the problems found in shortcut
 /// ConfigMaps (shown, so whoever wrote them can fix them).
@@ -68,11 +78,8 @@ pub const SHORTCUTS_SEEN_FOR: std::time::Duration = std::time::Duration::from_se
 /// `GET /terminals`: the shortcuts (read as the user, reused for a few
 /// seconds) and a page of the user's Terminals (admins: everyone's), newest
 /// first, from the rows the watch keeps.
-pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) -> HttpResponse {
-    let client = match state.as_user(&s) {
-        Ok(c) => c,
-        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
-    };
+pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) -> Page {
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&e))?;
     let (key, now) = ((s.user.clone(), s.groups.clone()), std::time::Instant::now());
     let seen = match state.shortcuts_seen.get(&key, now) {
         Some(seen) => seen,
@@ -93,33 +100,30 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
         shortcuts => Serde(shortcuts), problems => Serde(problems),
         rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
-    state.page("terminals.html", &s, ctx)
+    Ok(state.page("terminals.html", &s, ctx))
 }
 
 /// `POST /terminals`: a Terminal from a shortcut, created as the user.
-pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<String, String>>) -> HttpResponse {
-    let client = match state.as_user(&s) {
-        Ok(c) => c,
-        Err(e) => return state.message(StatusCode::BAD_GATEWAY, "Unavailable", &why(&e)),
-    };
+pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<String, String>>) -> Page {
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&e))?;
     let id = form.get("shortcut").cloned().unwrap_or_default();
     let (offered, _) = offered(&state, &s, &client).await;
     let Some(chosen) = offered.into_iter().find(|o| o.id == id) else {
-        return state.message(
+        return Err(state.refuse(
             StatusCode::NOT_FOUND,
             "No such shortcut",
             &format!("There is no shortcut {id:?} for you; pick one on the Terminals page."),
-        );
+        ));
     };
     if chosen.unverified && !form.contains_key("trust") {
-        return state.message(
+        return Err(state.refuse(
             StatusCode::BAD_REQUEST,
             "Not started",
             &format!(
                 "The shortcut {:?} comes from a ConfigMap that anyone allowed to edit ConfigMaps in its namespace may have written; it runs image {} with your rights. Tick \u{201c}I trust this shortcut\u{201d} to use it.",
                 chosen.shortcut.title, chosen.shortcut.image
             ),
-        );
+        ));
     }
     let namespace = chosen.shortcut.namespace.clone().or_else(|| {
         form.get("namespace")
@@ -127,35 +131,32 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
             .filter(|n| !n.is_empty())
     });
     let Some(namespace) = namespace else {
-        return state.message(
+        return Err(state.refuse(
             StatusCode::BAD_REQUEST,
             "Not started",
             "Name the namespace the terminal should work in.",
-        );
+        ));
     };
     let name = format!("{}-{}", chosen.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
     let t = chosen.shortcut.terminal(&name, &namespace);
-    match Api::<Terminal>::namespaced(client, &namespace)
+    Api::<Terminal>::namespaced(client, &namespace)
         .create(&PostParams::default(), &t)
         .await
-    {
-        Ok(_) => redirect(&format!("/terminals/{namespace}/{name}")),
-        Err(e) => state.message(
-            StatusCode::FORBIDDEN,
-            "Not started",
-            &format!("The API server refused the terminal: {}", why(&e)),
-        ),
-    }
+        .map_err(|e| {
+            state.refuse(
+                StatusCode::FORBIDDEN,
+                "Not started",
+                &format!("The API server refused the terminal: {}", why(&e)),
+            )
+        })?;
+    Ok(redirect(&format!("/terminals/{namespace}/{name}")))
 }
 
 /// `GET /terminals/{ns}/{name}`: the terminal page.
-pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> HttpResponse {
+pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> Page {
     let (ns, name) = path.into_inner();
     let missing = format!("There is no terminal {ns}/{name}; it may have ended.");
-    let t: Terminal = match state.get_as_user(&s, &ns, &name, &missing).await {
-        Ok(t) => t,
-        Err(page) => return page,
-    };
+    let t: Terminal = state.get_as_user(&s, &ns, &name, &missing).await?;
     let st = t.status.clone().unwrap_or_default();
     let ctx = context! {
         t => Serde(&t),
@@ -171,7 +172,7 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
         actix_web::http::header::CONTENT_SECURITY_POLICY,
         actix_web::http::header::HeaderValue::from_static(super::server::TERMINAL_CSP),
     );
-    r
+    Ok(r)
 }
 
 /// `POST /terminals/{ns}/{name}/extend`: a heartbeat as the user. Forms get
@@ -181,21 +182,21 @@ pub async fn extend(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     SignedForm(s, _): SignedForm<BTreeMap<String, String>>,
-) -> HttpResponse {
+) -> Page {
     let (ns, name) = path.into_inner();
-    let result = match state.as_user(&s) {
-        Ok(c) => keepalive(&Api::<Terminal>::namespaced(c, &ns), &name).await,
-        Err(e) => Err(e),
-    };
+    let api = Api::<Terminal>::namespaced(state.as_user(&s).map_err(|e| state.unavailable(&e))?, &ns);
+    keepalive(&api, &name)
+        .await
+        .map_err(|e| state.refuse(StatusCode::FORBIDDEN, "Not extended", &why(&e)))?;
     let script = req
         .headers()
         .get("accept")
         .is_some_and(|a| a.to_str().unwrap_or_default().contains("application/json"));
-    match (result, script) {
-        (Ok(()), true) => HttpResponse::NoContent().finish(),
-        (Ok(()), false) => redirect(&format!("/terminals/{ns}/{name}")),
-        (Err(e), _) => state.message(StatusCode::FORBIDDEN, "Not extended", &why(&e)),
-    }
+    Ok(if script {
+        HttpResponse::NoContent().finish()
+    } else {
+        redirect(&format!("/terminals/{ns}/{name}"))
+    })
 }
 
 /// `POST /terminals/{ns}/{name}/delete`: deletes the Terminal as the user.
@@ -203,10 +204,8 @@ pub async fn delete(
     state: State,
     path: web::Path<(String, String)>,
     SignedForm(s, _): SignedForm<BTreeMap<String, String>>,
-) -> HttpResponse {
+) -> Page {
     let (ns, name) = path.into_inner();
-    match state.delete_as_user::<Terminal>(&s, &ns, &name).await {
-        Ok(()) => redirect("/terminals"),
-        Err(refused) => refused,
-    }
+    state.delete_as_user::<Terminal>(&s, &ns, &name).await?;
+    Ok(redirect("/terminals"))
 }

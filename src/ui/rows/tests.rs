@@ -16,7 +16,7 @@ fn env() -> minijinja::Environment<'static> {
         "publicUrl: http://x\ndevUsers: []\nsession: {profile: p, namespace: n}\n",
     )
     .unwrap();
-    crate::ui::server::pages(&cfg)
+    crate::ui::state::pages(&cfg)
 }
 
 fn deployment(ns: &str, name: &str, creator: &str, template: &str, ready: Option<&str>) -> Deployment {

@@ -1,0 +1,356 @@
+//! What every dashboard handler shares: the configuration, the cookie key,
+//! the login provider, sessions checked on every request against a
+//! SessionClaim watch cache (which also ends the streams of ended
+//! sessions), the page templates, the catalog and the live caches, and one
+//! bounded cache of clients impersonating users.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    cookie::Key,
+    http::{StatusCode, header},
+    web,
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{WatchStreamExt, reflector, reflector::Store, watcher},
+};
+use minijinja::{Environment, context, value::Serde};
+
+use super::{
+    config::UiConfig,
+    cookies::{self, SESSION_COOKIE, Session},
+    oidc::Provider,
+    page::PageError,
+};
+use crate::api::SessionClaim;
+
+/// Heartbeats for one session at most this often.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// Impersonating clients kept at most (then they are made afresh).
+const MAX_USER_CLIENTS: usize = 1000;
+
+/// What every handler shares.
+pub struct UiState {
+    pub(super) cfg: UiConfig,
+    pub(super) key: Key,
+    pub(super) provider: Option<Provider>,
+    base: kube::Config,
+    claims: Store<SessionClaim>,
+    pub(super) live: super::live::Live,
+    /// The template catalog, from a watch cache.
+    pub(super) catalog: super::catalog_cache::Catalog,
+    /// The page templates (also the watch's, which renders the list rows).
+    pages: Arc<Environment<'static>>,
+    heartbeats: Mutex<HashMap<String, Instant>>,
+    /// Impersonating clients by user and groups, so their connections are reused.
+    users: Mutex<HashMap<(String, Vec<String>), Client>>,
+    /// Login attempts per client.
+    pub(super) login_limit: Arc<super::login_limit::LoginLimit>,
+    /// The end signals of sessions with open streams.
+    pub(super) ends: Arc<super::session_ends::SessionEnds>,
+    /// The terminal shortcuts each user was offered lately.
+    pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
+}
+
+pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.add_global("product", cfg.product_name.clone());
+    env.add_global("branding", minijinja::Value::from(Serde(&cfg.branding)));
+    env.add_global("warn_minutes", cfg.terminals.warn_minutes);
+    for (name, src) in [
+        ("base.html", include_str!("../../ui/templates/base.html")),
+        ("catalog.html", include_str!("../../ui/templates/catalog.html")),
+        ("message.html", include_str!("../../ui/templates/message.html")),
+        ("new.html", include_str!("../../ui/templates/new.html")),
+        ("deployments.html", include_str!("../../ui/templates/deployments.html")),
+        ("deployment.html", include_str!("../../ui/templates/deployment.html")),
+        (
+            "deployment_row.html",
+            include_str!("../../ui/templates/deployment_row.html"),
+        ),
+        ("account.html", include_str!("../../ui/templates/account.html")),
+        ("sessions.html", include_str!("../../ui/templates/sessions.html")),
+        ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
+        ("terminals.html", include_str!("../../ui/templates/terminals.html")),
+        ("terminal.html", include_str!("../../ui/templates/terminal.html")),
+        (
+            "terminal_row.html",
+            include_str!("../../ui/templates/terminal_row.html"),
+        ),
+        ("logs.html", include_str!("../../ui/templates/logs.html")),
+    ] {
+        env.add_template(name, src).expect("built-in templates parse");
+    }
+    env
+}
+
+impl UiState {
+    /// Discovers the OIDC provider and starts the SessionClaim watch.
+    pub async fn new(
+        cfg: UiConfig,
+        base: kube::Config,
+        key: Key,
+        secret: Option<String>,
+    ) -> Result<Arc<UiState>, String> {
+        let redirect = format!("{}/auth/callback", cfg.public_url.trim_end_matches('/'));
+        let provider = match (&cfg.oidc, secret) {
+            (Some(oidc), Some(secret)) => Some(
+                Provider::discover(oidc, secret, redirect)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            _ => None,
+        };
+        let client = Client::try_from(base.clone()).map_err(|e| e.to_string())?;
+        let (claims, writer) = reflector::store();
+        let api: Api<SessionClaim> = Api::namespaced(client.clone(), &cfg.session.namespace);
+        let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+        // The watch also ends the streams of sessions whose claim ended.
+        let ends = Arc::new(super::session_ends::SessionEnds::default());
+        let (watching, store) = (ends.clone(), claims.clone());
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(event) = futures::StreamExt::next(&mut stream).await {
+                if let Ok(event) = event {
+                    watching.observe(&event, &store);
+                }
+            }
+        });
+        claims.wait_until_ready().await.map_err(|e| e.to_string())?;
+        let pages = Arc::new(pages(&cfg));
+        let (live, catalog) = futures::join!(
+            super::live::start(client.clone(), pages.clone()),
+            super::catalog_cache::Catalog::start(&client, &cfg.catalog_namespaces),
+        );
+        let live = live?;
+        let cfg_proxies = cfg.trusted_proxies.clone();
+        Ok(Arc::new(UiState {
+            live,
+            catalog,
+            pages,
+            cfg,
+            key,
+            provider,
+            base,
+            claims,
+            heartbeats: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
+            ends,
+            shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
+        }))
+    }
+
+    /// A client acting as the user, so the API server applies the user's RBAC.
+    /// Made once per user and groups and kept (a bounded number), so pages
+    /// reuse connections instead of a TLS handshake each.
+    pub(super) fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
+        let key = (s.user.clone(), s.groups.clone());
+        if let Some(c) = self.users.lock().unwrap().get(&key) {
+            return Ok(c.clone());
+        }
+        let mut c = self.base.clone();
+        c.auth_info.impersonate = Some(s.user.clone());
+        c.auth_info.impersonate_groups = Some(s.groups.clone());
+        let client = Client::try_from(c)?;
+        let mut users = self.users.lock().unwrap();
+        if users.len() >= MAX_USER_CLIENTS {
+            users.clear();
+        }
+        users.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// The client configuration the dashboard runs with (its own identity).
+    pub(super) fn base_config(&self) -> &kube::Config {
+        &self.base
+    }
+
+    /// Whether the session belongs to an admin group.
+    pub(super) fn is_admin(&self, s: &Session) -> bool {
+        s.groups.iter().any(|g| self.cfg.admin_groups.contains(g))
+    }
+
+    /// The origin (`scheme://host:port`) of the public URL, as browsers send it in `Origin`.
+    pub(super) fn public_origin(&self) -> String {
+        let public = self.cfg.public_url.trim_end_matches('/');
+        public
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()))
+            .unwrap_or_default()
+    }
+
+    /// Whether a request comes from a page of this dashboard (its `Origin`
+    /// is the public URL's), as a WebSocket must.
+    pub(super) fn same_origin(&self, req: &HttpRequest) -> bool {
+        req.headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| o == self.public_origin())
+    }
+
+    /// Reads one object as the user, or the page saying why not: `missing`
+    /// (404) when it is not there, the API server's refusal (403) otherwise.
+    pub(super) async fn get_as_user<K>(&self, s: &Session, ns: &str, name: &str, missing: &str) -> Result<K, PageError>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = Api::<K>::namespaced(self.as_user(s).map_err(|e| self.unavailable(&e))?, ns);
+        match api.get_opt(name).await {
+            Ok(Some(o)) => Ok(o),
+            Ok(None) => Err(self.refuse(StatusCode::NOT_FOUND, "Not found", missing)),
+            Err(e) => Err(self.refuse(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                &format!("The API server refused to show it: {}", why(&e)),
+            )),
+        }
+    }
+
+    /// Deletes one object as the user; the refusal page when the API server says no.
+    pub(super) async fn delete_as_user<K>(&self, s: &Session, ns: &str, name: &str) -> Result<(), PageError>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = Api::<K>::namespaced(self.as_user(s).map_err(|e| self.unavailable(&e))?, ns);
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                self.refuse(
+                    StatusCode::FORBIDDEN,
+                    "Not deleted",
+                    &format!("The API server refused: {}", why(&e)),
+                )
+            })
+    }
+
+    /// A page for a logged-in user: `ctx` plus the session, its CSRF token and whether it is an admin's.
+    pub(super) fn page(&self, page: &str, s: &Session, ctx: minijinja::Value) -> HttpResponse {
+        let ctx = context! {
+            session => Serde(s), csrf => cookies::csrf_token(&self.key, s), admin => self.is_admin(s), ..ctx
+        };
+        self.render(page, ctx)
+    }
+
+    pub(super) fn render(&self, page: &str, ctx: minijinja::Value) -> HttpResponse {
+        match self.pages.get_template(page).and_then(|t| t.render(ctx)) {
+            Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+            Err(e) => HttpResponse::InternalServerError().body(format!("page {page}: {e}")),
+        }
+    }
+
+    /// The message page (with the layout) saying why a request was not served.
+    pub(super) fn refuse(&self, status: StatusCode, heading: &str, text: &str) -> PageError {
+        let ctx = context! { product => self.cfg.product_name.clone(), heading, text };
+        match self.pages.get_template("message.html").and_then(|t| t.render(ctx)) {
+            Ok(html) => PageError::new(status, html),
+            Err(e) => PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("page message.html: {e}")),
+        }
+    }
+
+    /// The page for a client to the API server that could not be made.
+    pub(super) fn unavailable(&self, e: &kube::Error) -> PageError {
+        self.refuse(StatusCode::BAD_GATEWAY, "Unavailable", &why(e))
+    }
+
+    /// [`refuse`](Self::refuse) as a response.
+    pub(super) fn message(&self, status: StatusCode, heading: &str, text: &str) -> HttpResponse {
+        self.refuse(status, heading, text).error_response()
+    }
+
+    /// The valid session of this request, if any: a cookie that opens, has
+    /// not expired, and whose SessionClaim is still active.
+    pub(super) async fn session(&self, req: &HttpRequest) -> Option<Session> {
+        let s: Session = cookies::open(&self.key, SESSION_COOKIE, &req.cookie(SESSION_COOKIE)?)?;
+        if s.exp < k8s_openapi::jiff::Timestamp::now().as_second() {
+            return None;
+        }
+        let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
+        let claim = match self.claims.get(&key) {
+            Some(c) => Some(c),
+            // Just created and not yet in the watch cache: ask once.
+            None => {
+                let api: Api<SessionClaim> = Api::namespaced(self.as_user(&s).ok()?, &self.cfg.session.namespace);
+                api.get_opt(&s.claim).await.ok().flatten().map(Arc::new)
+            }
+        }?;
+        let mine = crate::creator::Creator::from_annotations(claim.metadata.annotations.as_ref())
+            .is_ok_and(|c| c.user == s.user);
+        (claim.metadata.deletion_timestamp.is_none() && mine).then_some(s)
+    }
+
+    pub(super) fn heartbeat(self: &Arc<Self>, s: &Session) {
+        {
+            let mut beats = self.heartbeats.lock().unwrap();
+            if beats.get(&s.claim).is_some_and(|t| t.elapsed() < HEARTBEAT_EVERY) {
+                return;
+            }
+            beats.insert(s.claim.clone(), Instant::now());
+        }
+        let (state, s) = (self.clone(), s.clone());
+        tokio::spawn(async move {
+            let Ok(client) = state.as_user(&s) else { return };
+            let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
+            if let Err(e) = keepalive(&api, &s.claim).await {
+                tracing::warn!(user = %s.user, error = %e, "heartbeat failed");
+            }
+        });
+    }
+}
+
+pub(super) type State = web::Data<Arc<UiState>>;
+
+pub(super) fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_string()))
+        .finish()
+}
+
+/// The API server's refusal, in words.
+pub(super) fn why(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Asks for a heartbeat on a Terminal or SessionClaim (the webhook records the server's time).
+pub(super) async fn keepalive<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({"metadata": {"annotations": {crate::api::keys::OPERATION: "keepalive"}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_file_is_served() {
+        let cfg =
+            super::UiConfig::from_yaml("publicUrl: http://x\ndevUsers: []\nsession: {profile: p, namespace: n}\n")
+                .unwrap();
+        let env = super::pages(&cfg);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/templates");
+        for f in std::fs::read_dir(dir).unwrap() {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            assert!(env.get_template(&name).is_ok(), "{name} is not in pages()");
+        }
+    }
+}
