@@ -211,3 +211,66 @@ pub async fn authorize_terminal(
     }
     Ok(warnings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terminal(spec_extra: Value) -> Value {
+        let mut spec =
+            json!({"host": {"namespace": "team-a", "pod": {"image": "alpine"}}, "target": {"namespace": "team-a"}});
+        json_patch::merge(&mut spec, &spec_extra);
+        json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+               "metadata": {"name": "t", "namespace": "team-a"}, "spec": spec})
+    }
+
+    #[test]
+    fn a_shared_host_binds_only_the_allowed_roles_in_itself() {
+        let binding = |kind: &str, role_kind: &str, role: &str| json!([{"roleRef": {"kind": role_kind, "name": role}, "bindingKind": kind, "nameSuffix": "x"}]);
+        let allowed = OperatorConfig::default().terminal.shared_host_roles;
+        let parse = |v: Value| -> Terminal { serde_json::from_value(v).unwrap() };
+        let check = |spec: Value| check_shared_host(&parse(terminal(spec)), &allowed);
+        for role in ["view", "edit"] {
+            let spec = json!({"target": {"roleBindings": binding("RoleBinding", "ClusterRole", role)}});
+            assert!(check(spec).is_ok(), "{role} in the host namespace itself");
+        }
+        assert!(
+            check(json!({"target": {"roleBindings": []}})).is_ok(),
+            "no access at all"
+        );
+        let refused = [
+            (
+                json!({"target": {"roleBindings": binding("ClusterRoleBinding", "ClusterRole", "view")}}),
+                "act cluster-wide",
+            ),
+            (
+                json!({"target": {"namespace": "team-b", "roleBindings": binding("RoleBinding", "ClusterRole", "edit")}}),
+                "reach namespace team-b",
+            ),
+            (
+                json!({"target": {"roleBindings": binding("RoleBinding", "ClusterRole", "admin")}}),
+                "ClusterRole admin is not one the platform admins allow",
+            ),
+            (
+                json!({"target": {"roleBindings": binding("RoleBinding", "Role", "edit")}}),
+                "Role edit is not one",
+            ),
+        ];
+        for (spec, says) in refused {
+            let d = check(spec.clone()).unwrap_err();
+            assert!(
+                d.message.contains(says)
+                    && d.message.contains("namespace team-a")
+                    && d.message.contains("spec.host.temporaryNamespace: true"),
+                "{spec}: {}",
+                d.message
+            );
+        }
+        let apart = json!({"host": {"namespace": null, "temporaryNamespace": true},
+            "target": {"roleBindings": binding("ClusterRoleBinding", "ClusterRole", "admin")}});
+        assert!(
+            check(apart).is_ok(),
+            "a temporary host namespace is the creator's alone"
+        );
+    }
+}
