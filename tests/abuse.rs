@@ -9,15 +9,15 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{deployment, shared_with_operator, test_namespace};
+use common::{
+    deployment, shared_with_operator, test_namespace,
+    wait::{refused, until},
+};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
-    runtime::wait::await_condition,
 };
 use portico::api::{Deployment, SessionClaim, Terminal, keys};
 use serde::de::DeserializeOwned;
@@ -76,28 +76,6 @@ fn edit_binding(user: &str, ns: &str) -> Value {
            "metadata": {"name": format!("{user}-edit"), "namespace": ns},
            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
-}
-
-/// The refusal of an API call: code and message.
-fn refused<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String) {
-    match r {
-        Err(kube::Error::Api(s)) => (s.code, s.message),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
-/// Waits, through a watch, until the object satisfies `cond` (None: it is gone).
-async fn until<K>(api: &Api<K>, name: &str, what: &str, cond: impl Fn(Option<&K>) -> bool + Send + 'static) -> Option<K>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    match tokio::time::timeout(Duration::from_secs(60), await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(k)) => k,
-        other => panic!(
-            "{name}: {what} did not happen: {other:?}; now {:?}",
-            api.get_opt(name).await
-        ),
-    }
 }
 
 fn terminal(name: &str, host: Value, target: Value) -> Terminal {

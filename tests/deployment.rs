@@ -41,27 +41,9 @@ async fn create(user: (&str, &[&str]), ns: &str, d: &Deployment) -> Result<Deplo
         .await
 }
 
-fn refusal(r: Result<Deployment, kube::Error>) -> (u16, String) {
-    match r {
-        Err(kube::Error::Api(s)) => (s.code, s.message),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
-async fn wait_for(ns: &str, name: &str, what: &str, cond: impl Fn(&Deployment) -> bool) -> Deployment {
+async fn wait_for(ns: &str, name: &str, what: &str, cond: impl Fn(&Deployment) -> bool + Send + 'static) -> Deployment {
     let api: Api<Deployment> = Api::namespaced(admin().await, ns);
-    match tokio::time::timeout(
-        Duration::from_secs(90),
-        await_condition(api.clone(), name, move |d: Option<&Deployment>| d.is_some_and(&cond)),
-    )
-    .await
-    {
-        Ok(Ok(Some(d))) => d,
-        other => panic!(
-            "{ns}/{name}: {what} did not happen: {other:?}; now {:?}",
-            api.get_opt(name).await.map(|d| d.map(|d| d.status))
-        ),
-    }
+    common::wait::present(&api, name, what, cond).await
 }
 
 fn condition(d: &Deployment, type_: &str) -> Option<(String, String, String)> {
@@ -308,7 +290,8 @@ async fn a_template_revision_that_drops_an_object_prunes_it() {
 
 #[tokio::test]
 async fn bob_may_not_deploy_into_team_a() {
-    let (code, msg) = refusal(create(BOB, "team-a", &deployment("x", "webapp", json!({"image": "nginx"}))).await);
+    let (code, msg) =
+        common::wait::refused(create(BOB, "team-a", &deployment("x", "webapp", json!({"image": "nginx"}))).await);
     assert_eq!(code, 403);
     assert!(
         msg.contains("User \"bob\" cannot create resource \"deployments\""),
@@ -318,7 +301,7 @@ async fn bob_may_not_deploy_into_team_a() {
 
 #[tokio::test]
 async fn invalid_parameters_are_refused_listing_each_violation() {
-    let (code, msg) = refusal(
+    let (code, msg) = common::wait::refused(
         create(
             ALICE,
             "team-a",
@@ -338,7 +321,8 @@ async fn invalid_parameters_are_refused_listing_each_violation() {
 
 #[tokio::test]
 async fn unknown_templates_and_templates_for_other_groups_are_refused() {
-    let (code, msg) = refusal(create(ALICE, "team-a", &deployment("ghost", "no-such-template", json!({}))).await);
+    let (code, msg) =
+        common::wait::refused(create(ALICE, "team-a", &deployment("ghost", "no-such-template", json!({}))).await);
     assert_eq!(code, 422);
     assert!(
         msg.contains("template \"no-such-template\" is not in the catalog"),
@@ -349,7 +333,7 @@ async fn unknown_templates_and_templates_for_other_groups_are_refused() {
         "displayName: Ops\nallowedGroups: ['ops', 'sre-.*']\nmanifests: ''\n",
     )
     .await;
-    let (code, msg) = refusal(create(ALICE, "team-a", &deployment("ops", "ops-only", json!({}))).await);
+    let (code, msg) = common::wait::refused(create(ALICE, "team-a", &deployment("ops", "ops-only", json!({}))).await);
     assert_eq!(code, 403);
     assert!(msg.contains("alice may not use template ops-only"), "{msg}");
 }

@@ -78,25 +78,12 @@ async fn create(user: (&str, &[&str]), c: &SessionClaim) -> Result<SessionClaim,
 
 async fn wait_ready(name: &str) -> SessionClaim {
     let api: Api<SessionClaim> = Api::namespaced(admin().await, SESSIONS);
-    let ready = |c: Option<&SessionClaim>| {
-        c.and_then(|c| c.status.as_ref())
-            .is_some_and(|s| s.conditions.iter().any(|x| x.type_ == "Ready" && x.status == "True"))
-    };
-    match tokio::time::timeout(Duration::from_secs(60), await_condition(api.clone(), name, ready)).await {
-        Ok(Ok(Some(c))) => c,
-        other => panic!("{name} not Ready: {other:?}; now {:?}", api.get_opt(name).await),
-    }
+    let ready = |c: &SessionClaim| c.status.as_ref().is_some_and(|s| common::wait::ready(&s.conditions));
+    common::wait::present(&api, name, "Ready", ready).await
 }
 
 async fn wait_gone(name: &str) {
-    let api: Api<SessionClaim> = Api::namespaced(admin().await, SESSIONS);
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(api, name, |c: Option<&SessionClaim>| c.is_none()),
-    )
-    .await
-    .expect("claim gone in time")
-    .unwrap();
+    common::wait::gone(&Api::<SessionClaim>::namespaced(admin().await, SESSIONS), name).await
 }
 
 /// The kubeconfig, read as `user` (through the reader Role), written to a file.

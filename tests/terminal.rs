@@ -69,32 +69,17 @@ async fn admin_api(ns: &str) -> Api<Terminal> {
     Api::namespaced(shared_with_operator().admin_client().await.unwrap(), ns)
 }
 
-/// Waits (bounded) until the Terminal satisfies `cond`.
-async fn wait_for(ns: &str, name: &str, what: &str, cond: impl Fn(&Terminal) -> bool) -> Terminal {
-    let api = admin_api(ns).await;
-    let fut = await_condition(api.clone(), name, move |t: Option<&Terminal>| t.is_some_and(&cond));
-    match tokio::time::timeout(Duration::from_secs(60), fut).await {
-        Ok(Ok(Some(t))) => t,
-        other => panic!(
-            "{ns}/{name}: {what} did not happen: {other:?}; now: {:?}",
-            api.get_opt(name).await
-        ),
-    }
+/// Waits (bounded, through a watch) until the Terminal satisfies `cond`.
+async fn wait_for(ns: &str, name: &str, what: &str, cond: impl Fn(&Terminal) -> bool + Send + 'static) -> Terminal {
+    common::wait::present(&admin_api(ns).await, name, what, cond).await
 }
 
 async fn wait_gone(ns: &str, name: &str) {
-    let api = admin_api(ns).await;
-    let fut = await_condition(api, name, |t: Option<&Terminal>| t.is_none());
-    tokio::time::timeout(Duration::from_secs(60), fut)
-        .await
-        .expect("Terminal gone in time")
-        .unwrap();
+    common::wait::gone(&admin_api(ns).await, name).await
 }
 
 fn ready(t: &Terminal) -> bool {
-    t.status
-        .as_ref()
-        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    t.status.as_ref().is_some_and(|s| common::wait::ready(&s.conditions))
 }
 
 fn kubectl_with(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -457,7 +442,7 @@ async fn heartbeats_extend_the_idle_deadline() {
             "the webhook consumes the operation"
         );
     }
-    let t = wait_for(ns, "beat", "a later expiresAt", |t| {
+    let t = wait_for(ns, "beat", "a later expiresAt", move |t| {
         t.status
             .as_ref()
             .and_then(|s| s.expires_at.as_ref())

@@ -24,25 +24,13 @@ async fn admin_terminals(ns: &str) -> Api<Terminal> {
 
 /// Waits until the operator has made the Terminal's pod and recorded it.
 async fn wait_for_pod(ns: &str, name: &str) -> Terminal {
-    let api = admin_terminals(ns).await;
-    let has_pod = |t: Option<&Terminal>| t.and_then(|t| t.status.as_ref()).is_some_and(|s| s.pod_name.is_some());
-    tokio::time::timeout(Duration::from_secs(60), await_condition(api.clone(), name, has_pod))
-        .await
-        .expect("the operator creates the terminal pod")
-        .unwrap();
-    api.get(name).await.unwrap()
+    let has_pod = |t: &Terminal| t.status.as_ref().is_some_and(|s| s.pod_name.is_some());
+    common::wait::present(&admin_terminals(ns).await, name, "its pod", has_pod).await
 }
 
 async fn wait_ready(ns: &str, name: &str) {
-    let api = admin_terminals(ns).await;
-    let ready = |t: Option<&Terminal>| {
-        t.and_then(|t| t.status.as_ref())
-            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    };
-    tokio::time::timeout(Duration::from_secs(60), await_condition(api, name, ready))
-        .await
-        .expect("the Terminal becomes Ready")
-        .unwrap();
+    let ready = |t: &Terminal| t.status.as_ref().is_some_and(|s| common::wait::ready(&s.conditions));
+    common::wait::present(&admin_terminals(ns).await, name, "Ready", ready).await;
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -74,6 +74,7 @@ pub fn kubectl_ok(args: &[&str]) -> String {
 
 pub mod operator;
 pub mod ui;
+pub mod wait;
 
 /// Session profiles of the shared operator: `developer` (edit in namespaces
 /// labelled team=a; developers and portico-admins), `pair` (at most 2 active per user), `ops` (for the group

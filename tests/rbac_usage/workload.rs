@@ -1,7 +1,7 @@
 //! The workload the operator runs in this test: what users do with Portico,
 //! each step waited for through watches, and everything cleaned up at the end.
 
-use std::{fmt::Debug, time::Duration};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::{
@@ -13,9 +13,9 @@ use k8s_openapi::{
     },
 };
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, ResourceExt,
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
-    runtime::{WatchStreamExt, wait::await_condition, watcher},
+    runtime::{WatchStreamExt, watcher},
 };
 use portico::{
     api::{Deployment, SessionClaim, Terminal, keys, terminal::RoleKind},
@@ -25,7 +25,11 @@ use portico::{
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::common::{self, operator::Operator};
+use crate::common::{
+    self,
+    operator::Operator,
+    wait::{gone, until},
+};
 
 const ALICE: (&str, &[&str]) = ("alice", &["developers", "system:authenticated"]);
 const CAROL: (&str, &[&str]) = ("carol", &["portico-admins", "system:authenticated"]);
@@ -95,27 +99,6 @@ fn from<T: DeserializeOwned>(v: Value) -> T {
 
 async fn as_user(cp: &ControlPlane, user: (&str, &[&str])) -> Client {
     cp.client_as(user.0, user.1).await.unwrap()
-}
-
-/// Waits (bounded, through a watch) until `cond` holds for object `name`.
-async fn until<K>(api: &Api<K>, name: &str, what: &str, cond: impl Fn(Option<&K>) -> bool + Send + 'static) -> Option<K>
-where
-    K: Resource + Clone + Debug + Send + DeserializeOwned + 'static,
-{
-    match tokio::time::timeout(Duration::from_secs(90), await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(o)) => o,
-        other => panic!(
-            "{name}: {what} did not happen: {other:?}; now {:?}",
-            api.get_opt(name).await
-        ),
-    }
-}
-
-async fn gone<K>(api: &Api<K>, name: &str)
-where
-    K: Resource + Clone + Debug + Send + DeserializeOwned + 'static,
-{
-    until(api, name, "deletion", |o: Option<&K>| o.is_none()).await;
 }
 
 fn terminal(name: &str, host: Value, target: Value, extra: Value) -> Terminal {
