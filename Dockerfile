@@ -7,7 +7,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY ui ./ui
 COPY config ./config
-RUN cargo build --release --locked --bin portico && strip target/release/portico
+# Without the `dev` feature: no etcd, no local cluster, no `portico dev`.
+RUN cargo build --release --locked --no-default-features --bin portico && strip target/release/portico
 
 FROM docker.io/library/node:22-bookworm-slim AS assets
 WORKDIR /ui

@@ -7,9 +7,11 @@ pub mod catalog;
 pub mod clusters;
 pub mod config;
 pub mod controller;
+#[cfg(feature = "dev")]
 pub mod controlplane;
 pub mod crdgen;
 pub mod creator;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod install;
 pub mod kstatus;

@@ -48,6 +48,7 @@ enum Cmd {
         log: String,
     },
     /// Run Portico locally: a control plane, the CRDs and demo users, until Ctrl-C.
+    #[cfg(feature = "dev")]
     Dev {
         /// Use an existing cluster: this kubeconfig, or the current context when given without a path.
         #[arg(long, num_args = 0..=1, default_missing_value = "")]
@@ -91,6 +92,7 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
+        #[cfg(feature = "dev")]
         Cmd::Dev { kubeconfig, no_node } => {
             let target = match kubeconfig {
                 None => portico::dev::Target::Local { node: !no_node },
