@@ -492,8 +492,8 @@ async fn grants_removed_from_a_profile_leave_live_sessions_after_a_restart() {
         .unwrap();
     let n = Names::for_uid(&c.uid().unwrap());
     let rbs: Api<RoleBinding> = Api::namespaced(cp.admin_client().await.unwrap(), "team-a");
-    let view = n.grant(portico::api::terminal::RoleKind::ClusterRole, "view");
-    let edit = n.grant(portico::api::terminal::RoleKind::ClusterRole, "edit");
+    let view = n.grant(portico::api::common::RoleKind::ClusterRole, "view");
+    let edit = n.grant(portico::api::common::RoleKind::ClusterRole, "edit");
     for b in [&view, &edit] {
         tokio::time::timeout(
             Duration::from_secs(60),

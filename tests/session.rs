@@ -189,7 +189,7 @@ async fn alices_session_reaches_her_team_namespaces_and_only_she_can_read_it() {
         .await
         .unwrap();
     let rbs: Api<RoleBinding> = Api::namespaced(admin().await, "team-a2");
-    let binding = n.grant(portico::api::terminal::RoleKind::ClusterRole, "edit");
+    let binding = n.grant(portico::api::common::RoleKind::ClusterRole, "edit");
     tokio::time::timeout(
         Duration::from_secs(30),
         await_condition(rbs, &binding, |r: Option<&RoleBinding>| r.is_some()),

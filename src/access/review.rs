@@ -20,7 +20,10 @@ use kube::{Api, Client, api::PostParams};
 
 use super::{ACCESS_CACHE_TTL, Access, AccessCache, Denial, expand_rules, resource, rules::HeldRules};
 use crate::{
-    api::terminal::{BindingKind, RoleKind, Terminal, TerminalRoleBinding},
+    api::{
+        common::{BindingKind, RoleKind, RoleRef},
+        terminal::Terminal,
+    },
     creator::Creator,
 };
 
@@ -237,12 +240,12 @@ pub async fn require(c: &Checker<'_>, creator: &Creator, access: Access, why: &s
 pub async fn check_role_grant(
     c: &Checker<'_>,
     creator: &Creator,
-    binding: &TerminalRoleBinding,
+    role: &RoleRef,
+    binding_kind: BindingKind,
     target_namespace: &str,
 ) -> Result<(), Denial> {
     let cluster = c.cluster;
-    let role = &binding.role_ref;
-    let (bind_ns, place) = match binding.binding_kind {
+    let (bind_ns, place) = match binding_kind {
         BindingKind::RoleBinding => (
             target_namespace,
             format!("in namespace {target_namespace} of {cluster}"),
@@ -309,7 +312,7 @@ pub async fn authorize_target(
         (None, None) => return Err(Denial::invalid("spec.target names no namespace".to_string())),
     };
     for binding in &target.role_bindings {
-        check_role_grant(c, creator, binding, &ns).await?;
+        check_role_grant(c, creator, &binding.role_ref, binding.binding_kind, &ns).await?;
     }
     // A Terminal reaches only namespaces its creator has some role in: one
     // with no RoleBinding there must at least be able to read the namespace

@@ -1,5 +1,6 @@
 //! Schema pieces shared by the three kinds: references to kubeconfig Secrets,
-//! the CEL rules for durations and DNS names, and the condition list.
+//! the CEL rules for durations and DNS names, the roles and bindings that
+//! Terminals and session profiles grant, and why an object ended.
 
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -70,4 +71,32 @@ impl EndReason {
             EndReason::Deleted => "it was deleted",
         }
     }
+}
+
+/// A Role or ClusterRole by name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct RoleRef {
+    /// `Role` (in the target namespace) or `ClusterRole`.
+    pub kind: RoleKind,
+    /// Name of the role.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The kind of role a binding refers to.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RoleKind {
+    /// A namespaced Role in the target namespace.
+    Role,
+    /// A cluster-wide ClusterRole.
+    ClusterRole,
+}
+
+/// The kind of binding made for a role.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum BindingKind {
+    /// A RoleBinding in the target namespace.
+    RoleBinding,
+    /// A cluster-wide ClusterRoleBinding.
+    ClusterRoleBinding,
 }

@@ -12,7 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ClusterRef, DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURATION_MESSAGE, POSITIVE_DURATION_RULE,
+    BindingKind, ClusterRef, DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURATION_MESSAGE,
+    POSITIVE_DURATION_RULE, RoleRef,
 };
 
 /// What a user asks for: where the terminal pod runs and what its kubeconfig reaches.
@@ -179,34 +180,6 @@ pub struct TerminalRoleBinding {
     #[schemars(length(min = 1, max = 20))]
     #[x_kube(validation = Rule::new(DNS_LABEL_RULE).message(DNS_LABEL_MESSAGE))]
     pub name_suffix: String,
-}
-
-/// A Role or ClusterRole by name.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-pub struct RoleRef {
-    /// `Role` (in the target namespace) or `ClusterRole`.
-    pub kind: RoleKind,
-    /// Name of the role.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-}
-
-/// The kind of role a binding refers to.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum RoleKind {
-    /// A namespaced Role in the target namespace.
-    Role,
-    /// A cluster-wide ClusterRole.
-    ClusterRole,
-}
-
-/// The kind of binding made for a role.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum BindingKind {
-    /// A RoleBinding in the target namespace.
-    RoleBinding,
-    /// A cluster-wide ClusterRoleBinding.
-    ClusterRoleBinding,
 }
 
 /// What the operator observed and did.

@@ -7,7 +7,7 @@ use kube::core::{Selector, SelectorExt};
 use serde::Deserialize;
 
 use super::{Bounds, ConfigError, check_bounds, d, invalid};
-use crate::api::terminal::RoleKind;
+use crate::api::common::RoleKind;
 
 /// One session profile.
 #[derive(Debug, Clone, Deserialize)]

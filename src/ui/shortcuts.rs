@@ -8,10 +8,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{
-    Terminal,
-    terminal::{RoleKind, TerminalSpec},
-};
+use crate::api::{Terminal, common::RoleKind, terminal::TerminalSpec};
 
 /// The label that marks a ConfigMap holding shortcuts.
 pub use crate::api::keys::SHORTCUTS_LABEL as LABEL;

@@ -84,7 +84,7 @@ pub fn validate(
 /// anything more would hand the Terminal's access to every editor of the
 /// host namespace (pure).
 pub fn check_shared_host(t: &Terminal, allowed: &[String]) -> Result<(), Denial> {
-    use crate::api::terminal::{BindingKind, RoleKind};
+    use crate::api::common::{BindingKind, RoleKind};
     let Some(host) = t.spec.host.namespace.as_ref() else {
         return Ok(());
     };

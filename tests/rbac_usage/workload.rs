@@ -18,7 +18,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use portico::{
-    api::{Deployment, SessionClaim, Terminal, keys, terminal::RoleKind},
+    api::{Deployment, SessionClaim, Terminal, common::RoleKind, keys},
     controller::{session, terminal::build::Names},
     controlplane::{ControlPlane, kubeconfig},
 };

@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt, api::ObjectMeta};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    api::{SessionClaim, terminal::RoleKind},
+    api::{SessionClaim, common::RoleKind},
     creator::Creator,
     tokens::{EXPIRES_ANNOTATION, ISSUED_ANNOTATION},
 };

@@ -17,7 +17,7 @@ use crate::{
     access::{self as authz, Checker},
     api::{
         SessionClaim,
-        terminal::{BindingKind, RoleRef, TerminalRoleBinding},
+        common::{BindingKind, RoleRef},
     },
     config::SessionProfile,
     controller::{Error, apply, delete_if_exists, trigger},
@@ -104,15 +104,13 @@ pub(super) async fn grants(
     };
     for w in plan.write {
         if !w.exists {
-            let binding = TerminalRoleBinding {
-                role_ref: RoleRef {
-                    kind: w.kind,
-                    name: w.role.clone(),
-                },
-                binding_kind: BindingKind::RoleBinding,
-                name_suffix: "grant".into(),
+            let role = RoleRef {
+                kind: w.kind,
+                name: w.role.clone(),
             };
-            if let Err(d) = authz::check_role_grant(&checker, creator, &binding, &w.namespace).await {
+            if let Err(d) =
+                authz::check_role_grant(&checker, creator, &role, BindingKind::RoleBinding, &w.namespace).await
+            {
                 info!(namespace = %w.namespace, role = %w.role, reason = %d.message, "grant skipped");
                 skipped.push(format!("{} in {}", w.role, w.namespace));
                 continue;

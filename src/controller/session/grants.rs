@@ -8,7 +8,7 @@ use k8s_openapi::api::{core::v1::Namespace, rbac::v1::RoleBinding};
 use kube::ResourceExt;
 
 use super::build::{self, Names};
-use crate::{api::SessionClaim, api::terminal::RoleKind, config::SessionProfile};
+use crate::{api::SessionClaim, api::common::RoleKind, config::SessionProfile};
 
 /// One grant in one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]

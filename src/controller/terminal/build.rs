@@ -19,7 +19,10 @@ use kube::{Resource, ResourceExt, api::ObjectMeta};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    api::terminal::{BindingKind, RoleKind, Terminal},
+    api::{
+        common::{BindingKind, RoleKind},
+        terminal::Terminal,
+    },
     config::TerminalConfig,
     creator::Creator,
 };
