@@ -6,6 +6,7 @@
 pub mod applied;
 pub mod backoff;
 pub mod deployment;
+pub mod event;
 mod objects;
 pub mod report;
 mod retry;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use kube::{
     Client, Resource,
     api::ApiResource,
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    runtime::events::{Event, Recorder, Reporter},
 };
 
 use crate::{clusters::Clusters, config::OperatorConfig, metrics::Metrics};
@@ -116,23 +117,16 @@ impl Context {
     }
 
     /// Publishes an Event on `obj`; failures are logged, never fatal.
-    pub async fn event<K: Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, what: event::Happened, note: String) {
         let ev = Event {
-            type_,
-            reason: reason.into(),
+            type_: what.type_(),
+            reason: what.reason(),
             note: Some(note),
-            action: action.into(),
+            action: what.action().into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "cannot publish event");
+            tracing::warn!(error = %e, reason = %ev.reason, "cannot publish event");
         }
     }
 }

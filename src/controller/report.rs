@@ -9,11 +9,11 @@ use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::Con
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
-    runtime::{controller::Action, events::EventType},
+    runtime::controller::Action,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{Context, Error, kube_err, written};
+use super::{Context, Error, event::Happened, kube_err, written};
 use crate::{
     api::{
         Deployment, DeploymentStatus, Kind, SessionClaim, SessionClaimStatus, Terminal, TerminalStatus,
@@ -111,14 +111,7 @@ pub async fn stall<K: Reported>(
     reason: Reason,
     message: String,
 ) -> Result<Action, Error> {
-    ctx.event(
-        obj,
-        EventType::Warning,
-        &reason.to_string(),
-        "Reconcile",
-        message.clone(),
-    )
-    .await;
+    ctx.event(obj, Happened::Stalled(reason), message.clone()).await;
     set_phase(ctx, obj, base, &Phase::Stalled { reason, message }).await?;
     Ok(Action::requeue(STALLED_RETRY))
 }
@@ -130,14 +123,8 @@ pub async fn expire<K: Ends>(ctx: &Context, obj: &K, mut base: K::Status, reason
     *K::end_reason(&mut base) = Some(reason);
     set_phase(ctx, obj, base, &Phase::ended(reason)).await?;
     let kind = K::KIND;
-    ctx.event(
-        obj,
-        EventType::Normal,
-        &format!("{reason:?}"),
-        "Expire",
-        format!("deleting the {kind}: {}", reason.describe()),
-    )
-    .await;
+    let note = format!("deleting the {kind}: {}", reason.describe());
+    ctx.event(obj, Happened::Ended(reason), note).await;
     ctx.metrics.expired(kind, &format!("{reason:?}"));
     tracing::info!(reason = ?reason, "expired");
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -166,7 +153,7 @@ pub async fn record_deletion<K: Ends>(ctx: &Context, obj: &K) {
 /// A token was renewed: counted, and a `TokenRenewed` Event on `obj` saying until when.
 pub async fn token_renewed<K: Reported>(ctx: &Context, obj: &K, note: String) {
     ctx.metrics.token_renewed(K::KIND);
-    ctx.event(obj, EventType::Normal, "TokenRenewed", "Token", note).await;
+    ctx.event(obj, Happened::TokenRenewed, note).await;
 }
 
 /// Writes `status` unless it equals the object's current one, or a pass

@@ -4,13 +4,10 @@
 
 use kube::{
     Resource,
-    runtime::{
-        controller::Action,
-        events::{Event, EventType},
-    },
+    runtime::{controller::Action, events::Event},
 };
 
-use super::{Context, Error};
+use super::{Context, Error, event::Happened};
 use crate::api::Kind;
 
 /// The delay before the `failures`-th retry of one object (pure): 1 s,
@@ -47,10 +44,10 @@ pub fn retry_after_error<K: Resource<DynamicType = ()>>(ctx: &Context, kind: Kin
     let recorder = ctx.recorder.clone();
     let reference = obj.object_ref(&());
     let event = Event {
-        type_: EventType::Warning,
-        reason: "ReconcileFailed".into(),
+        type_: Happened::ReconcileFailed.type_(),
+        reason: Happened::ReconcileFailed.reason(),
         note: Some(format!("{err} (retrying in {}s)", delay.as_secs())),
-        action: "Reconcile".into(),
+        action: Happened::ReconcileFailed.action().into(),
         secondary: None,
     };
     tokio::spawn(async move {

@@ -9,10 +9,10 @@ use kube::{
     Api, Client, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
     discovery::Scope,
-    runtime::events::EventType,
 };
 
 use super::{Context, Error, Halt, Reason, build::Prepared, dereference::Inputs, health, inventory, report};
+use crate::controller::event::Happened;
 use crate::{
     api::{
         Deployment,
@@ -165,7 +165,7 @@ async fn prune(
             OperationResult::Succeeded,
             msg.clone(),
         );
-        ctx.event(d, EventType::Normal, "Pruned", "Prune", msg).await;
+        ctx.event(d, Happened::Pruned, msg).await;
     }
     Ok(())
 }

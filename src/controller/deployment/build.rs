@@ -5,10 +5,10 @@
 use kube::{
     ResourceExt,
     api::{ApiResource, DynamicObject, TypeMeta},
-    runtime::events::EventType,
 };
 
 use super::{Context, Halt, Reason, apply::gvk_of, apply::resolve, dereference::Inputs, inventory};
+use crate::controller::event::Happened;
 use crate::{
     api::{
         Deployment,
@@ -43,7 +43,7 @@ pub async fn build(
         Err(e) => {
             let cm = super::dereference::config_map_ref(&entry.namespace, &entry.name);
             let note = format!("for {ns}/{}: {e}", render_inputs.name);
-            ctx.event(&cm, EventType::Warning, "RenderFailed", "Render", note).await;
+            ctx.event(&cm, Happened::RenderFailed, note).await;
             return Err(Halt::stall(Reason::RenderFailed, e.to_string()));
         }
     };

@@ -4,9 +4,9 @@
 //! the cluster.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::events::EventType;
 
 use super::{Context, Halt, Reason, cache::Caches};
+use crate::controller::event::Happened;
 use crate::{
     api::Deployment,
     catalog::{self, ApplyAs, params, render},
@@ -85,8 +85,7 @@ pub async fn dereference(d: &Deployment, ctx: &Context, caches: &Caches) -> Resu
                     spec.template.namespace.as_deref().unwrap_or(&catalog_ns[0]),
                     &spec.template.name,
                 );
-                ctx.event(&cm, EventType::Warning, "InvalidTemplate", "Parse", e.to_string())
-                    .await;
+                ctx.event(&cm, Happened::InvalidTemplate, e.to_string()).await;
             }
             return Err(Halt::stall(Reason::TemplateUnavailable, e.to_string()));
         }

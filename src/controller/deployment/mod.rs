@@ -33,7 +33,6 @@ use kube::{
     runtime::{
         Controller,
         controller::Action,
-        events::EventType,
         finalizer::{Event as Finalizer, finalizer},
         reflector, watcher,
     },
@@ -46,6 +45,7 @@ use super::{
     backoff::WatchBackoff,
     report::{set_phase, stall},
 };
+use crate::controller::event::Happened;
 use crate::{
     api::{
         Deployment, Kind,
@@ -225,8 +225,8 @@ async fn steps(
             inputs.revision
         );
         report::record(&mut base.history, op, OperationResult::Succeeded, msg.clone());
-        let reason = if first { "Created" } else { "Updated" };
-        ctx.event(d, EventType::Normal, reason, "Apply", msg).await;
+        let what = if first { Happened::Created } else { Happened::Updated };
+        ctx.event(d, what, msg).await;
         base.template_revision = Some(inputs.revision.clone());
     }
     base.outputs = render::outputs(&inputs.entry.template, &render_inputs, &applied.live);

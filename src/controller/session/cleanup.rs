@@ -7,17 +7,14 @@ use k8s_openapi::api::{
     core::v1::{Secret, ServiceAccount},
     rbac::v1::{Role, RoleBinding},
 };
-use kube::{
-    Api, ResourceExt,
-    api::ListParams,
-    runtime::{controller::Action, events::EventType},
-};
+use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
 use tracing::info;
 
 use super::{
     KIND,
     build::{self, Names},
 };
+use crate::controller::event::Happened;
 use crate::{
     api::SessionClaim,
     controller::{Context, Error, delete_if_exists, kube_err, report::record_deletion},
@@ -45,8 +42,7 @@ pub(super) async fn cleanup(c: &SessionClaim, ctx: &Context) -> Result<Action, E
     .await;
     if let Err(e) = result {
         ctx.metrics.cleanup_failed(KIND);
-        ctx.event(c, EventType::Warning, "CleanupRetrying", "Cleanup", e.to_string())
-            .await;
+        ctx.event(c, Happened::CleanupRetrying, e.to_string()).await;
         return Err(e);
     }
     info!("session cleaned up");

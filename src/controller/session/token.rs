@@ -8,9 +8,10 @@ use k8s_openapi::{
     api::{authentication::v1::SelfSubjectReview, core::v1::Secret},
     jiff::Timestamp,
 };
-use kube::{Api, Client, ResourceExt, api::PostParams, runtime::events::EventType};
+use kube::{Api, Client, ResourceExt, api::PostParams};
 
 use super::build::{self, Names};
+use crate::controller::event::Happened;
 use crate::{
     api::SessionClaim,
     controller::{Context, Error, apply, kube_err, report::token_renewed},
@@ -73,14 +74,8 @@ pub(super) async fn ensure_token(
             if renew.is_some() {
                 token_renewed(ctx, c, format!("valid until {}", issued.expires)).await;
             } else {
-                ctx.event(
-                    c,
-                    EventType::Normal,
-                    "Ready",
-                    "Token",
-                    format!("kubeconfig in Secret {}", n.secret),
-                )
-                .await;
+                ctx.event(c, Happened::Ready, format!("kubeconfig in Secret {}", n.secret))
+                    .await;
             }
             token::renewal_time(issued.issued, issued.expires)
         }

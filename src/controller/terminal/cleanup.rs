@@ -12,11 +12,7 @@ use k8s_openapi::{
     },
     jiff::{SignedDuration, Timestamp},
 };
-use kube::{
-    Api, ResourceExt,
-    api::ListParams,
-    runtime::{controller::Action, events::EventType},
-};
+use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
 use tracing::info;
 
 use super::{
@@ -24,6 +20,7 @@ use super::{
     build::{self, Names, Side},
     now, sides,
 };
+use crate::controller::event::Happened;
 use crate::{
     api::Terminal,
     clusters::ClusterClient,
@@ -68,13 +65,11 @@ pub(super) async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error
         .unwrap_or(Timestamp::MAX);
     match after_failures(&failures, until(deadline).is_zero(), timeout) {
         Outcome::GiveUp(note) => {
-            ctx.event(t, EventType::Warning, "CleanupIncomplete", "Cleanup", note)
-                .await;
+            ctx.event(t, Happened::CleanupIncomplete, note).await;
             Ok(Action::await_change())
         }
         Outcome::Retry(msg) => {
-            ctx.event(t, EventType::Warning, "CleanupRetrying", "Cleanup", msg.clone())
-                .await;
+            ctx.event(t, Happened::CleanupRetrying, msg.clone()).await;
             Err(Error::Cleanup(msg))
         }
     }

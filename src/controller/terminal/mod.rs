@@ -21,7 +21,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
-        events::EventType,
         finalizer::{Event as Finalizer, finalizer},
         reflector::{self, ObjectRef, Store},
         watcher,
@@ -36,6 +35,7 @@ use super::{
     kube_err,
     report::{expire, set_phase, stall},
 };
+use crate::controller::event::Happened;
 use crate::{
     access as authz,
     api::{Kind, Terminal, keys::TEMPORARY_NAMESPACE},
@@ -280,14 +280,8 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     };
     let phase = report::pod_phase(pod.as_ref());
     if report::becomes_ready(t, &phase) {
-        ctx.event(
-            t,
-            EventType::Normal,
-            "Ready",
-            "Reconcile",
-            format!("terminal pod {} is running", names.pod),
-        )
-        .await;
+        let note = format!("terminal pod {} is running", names.pod);
+        ctx.event(t, Happened::Ready, note).await;
     }
     let ready = matches!(phase, crate::kstatus::Phase::Ready { .. });
     set_phase(ctx, t, base, &phase).await?;
