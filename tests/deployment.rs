@@ -11,6 +11,7 @@ use common::{deployment, shared_with_operator};
 use k8s_openapi::api::{
     apps::v1::Deployment as AppsDeployment,
     core::v1::{ConfigMap, Pod, Service},
+    events::v1::Event,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -19,7 +20,10 @@ use kube::{
 };
 use portico::controlplane::node::images::WEBAPP_IMAGE as WEBAPP;
 use portico::{
-    api::{Deployment, deployment::OperationResult},
+    api::{
+        Deployment,
+        deployment::{Operation, OperationResult},
+    },
     catalog::render::DEPLOYMENT_LABEL,
 };
 use serde_json::json;
@@ -131,6 +135,25 @@ async fn alice_deploys_the_web_app_and_it_becomes_ready_with_outputs() {
         "deployments.portico.dev/hello",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The create is one operation: once in the history, one Created Event (not a series).
+    let creates = st.history.iter().filter(|h| h.operation == Operation::Create).count();
+    assert_eq!(creates, 1, "{:?}", st.history);
+    let uid = d.metadata.uid.clone();
+    let events = Api::<Event>::namespaced(admin().await, ns)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let created: Vec<&Event> = events
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.clone()) == uid && e.reason.as_deref() == Some("Created"))
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert!(
+        created[0].series.is_none(),
+        "published more than once: {:?}",
+        created[0].series
+    );
 
     // A parameter change updates the children.
     let patch = json!({"spec": {"parameters": {"message": "changed"}}});

@@ -38,7 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The shortcuts the user is offered, and the problems found in shortcut
 /// ConfigMaps (shown, so whoever wrote them can fix them).
-async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, Vec<String>) {
+async fn offered(state: &State, s: &Session, client: &Client) -> Offers {
     let mut list = shortcuts::from_config(&state.cfg.terminals.shortcuts);
     let mut problems = vec![];
     let mut namespaces: BTreeSet<String> = state.cfg.terminals.shortcut_namespaces.iter().cloned().collect();
@@ -57,7 +57,18 @@ async fn offered(state: &State, s: &Session, client: &Client) -> (Vec<Offered>, 
             Err(e) => problems.push(e),
         }
     }
-    (list, problems)
+    Offers {
+        shortcuts: list,
+        problems,
+    }
+}
+
+/// What a user is offered: the shortcuts, and why some ConfigMaps offer none.
+pub struct Offers {
+    /// The shortcuts, from the configuration and the ConfigMaps the user may read.
+    shortcuts: Vec<Offered>,
+    /// Why a labelled ConfigMap's shortcuts could not be read.
+    problems: Vec<String>,
 }
 
 /// Which page of the list.
@@ -70,7 +81,7 @@ pub struct ListPage {
 
 /// The shortcuts a user was offered lately, by user and groups: the list page
 /// reuses them for [`SHORTCUTS_SEEN_FOR`]; creating a Terminal reads afresh.
-pub type ShortcutsSeen = super::recent::Recent<(String, Vec<String>), Arc<(Vec<Offered>, Vec<String>)>>;
+pub type ShortcutsSeen = super::recent::Recent<(String, Vec<String>), Arc<Offers>>;
 
 /// How long the list page reuses the shortcuts it read for a user.
 pub const SHORTCUTS_SEEN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
@@ -89,7 +100,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
             seen
         }
     };
-    let (shortcuts, problems) = (&seen.0, &seen.1);
+    let (shortcuts, problems) = (&seen.shortcuts, &seen.problems);
     let admin = state.is_admin(&s);
     let creator = (!admin).then_some(s.user.as_str());
     let page = {
@@ -107,7 +118,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
 pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<String, String>>) -> Page {
     let client = state.as_user(&s).map_err(|e| state.unavailable(&e))?;
     let id = form.get("shortcut").cloned().unwrap_or_default();
-    let (offered, _) = offered(&state, &s, &client).await;
+    let offered = offered(&state, &s, &client).await.shortcuts;
     let Some(chosen) = offered.into_iter().find(|o| o.id == id) else {
         return Err(state.refuse(
             StatusCode::NOT_FOUND,

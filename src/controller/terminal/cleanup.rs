@@ -32,25 +32,24 @@ pub(super) async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error
     record_deletion(ctx, t).await;
     let ns = t.namespace().unwrap_or_default();
     let names = Names::for_uid(&t.uid().unwrap_or_default());
-    // (message, permanent): a cluster whose credentials are gone cannot be cleaned by retrying.
-    let mut failures: Vec<(String, bool)> = vec![];
+    let mut failures: Vec<Left> = vec![];
     if let Some((host_side, target_side)) = sides(t) {
         match ctx.clusters.get(&ns, t.spec.target.cluster.as_ref()).await {
             Ok(c) => {
                 let access = &ctx.config.terminal.access_namespace;
                 if let Err(e) = cleanup_target(t, &names, &c, &target_side, access).await {
-                    failures.push((format!("target: {e}"), false));
+                    failures.push(Left::retry(format!("target: {e}")));
                 }
             }
-            Err(e) => failures.push((format!("target cluster: {e}"), e.is_permanent())),
+            Err(e) => failures.push(Left::cluster(format!("target cluster: {e}"), e.is_permanent())),
         }
         match ctx.clusters.get(&ns, t.spec.host.cluster.as_ref()).await {
             Ok(c) => {
                 if let Err(e) = cleanup_host(t, &names, &c, &host_side).await {
-                    failures.push((format!("host: {e}"), false));
+                    failures.push(Left::retry(format!("host: {e}")));
                 }
             }
-            Err(e) => failures.push((format!("host cluster: {e}"), e.is_permanent())),
+            Err(e) => failures.push(Left::cluster(format!("host cluster: {e}"), e.is_permanent())),
         }
     }
     if failures.is_empty() {
@@ -75,6 +74,25 @@ pub(super) async fn cleanup(t: &Terminal, ctx: &Context) -> Result<Action, Error
     }
 }
 
+/// What one side's cleanup left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Left {
+    /// What was left, and why.
+    what: String,
+    /// Whether retrying cannot help: a cluster whose credentials are gone.
+    permanent: bool,
+}
+
+impl Left {
+    fn retry(what: String) -> Left {
+        Left { what, permanent: false }
+    }
+
+    fn cluster(what: String, permanent: bool) -> Left {
+        Left { what, permanent }
+    }
+}
+
 /// What a cleanup pass that left something behind leads to.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
@@ -84,12 +102,12 @@ enum Outcome {
     Retry(String),
 }
 
-/// Decides after `failures` (message, permanent): give up when every
-/// failure is permanent (a cluster whose credentials are gone) or the
-/// cleanup timeout has passed, else try again (pure).
-fn after_failures(failures: &[(String, bool)], past_deadline: bool, timeout: Duration) -> Outcome {
-    let msg = failures.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join("; ");
-    if failures.iter().all(|(_, permanent)| *permanent) {
+/// Decides after `failures`: give up when every failure is permanent (a
+/// cluster whose credentials are gone) or the cleanup timeout has passed,
+/// else try again (pure).
+fn after_failures(failures: &[Left], past_deadline: bool, timeout: Duration) -> Outcome {
+    let msg = failures.iter().map(|l| l.what.as_str()).collect::<Vec<_>>().join("; ");
+    if failures.iter().all(|l| l.permanent) {
         Outcome::GiveUp(format!(
             "cannot reach a cluster to remove what this Terminal created there; remove it by hand: {msg}"
         ))
@@ -154,7 +172,7 @@ mod tests {
     #[test]
     fn a_cleanup_gives_up_only_on_lost_clusters_or_after_its_timeout() {
         let timeout = Duration::from_secs(300);
-        let lost = vec![("target cluster: no Secret".to_string(), true)];
+        let lost = vec![Left::cluster("target cluster: no Secret".into(), true)];
         assert_eq!(
             after_failures(&lost, false, timeout),
             Outcome::GiveUp(
@@ -164,8 +182,8 @@ mod tests {
             )
         );
         let mixed = vec![
-            ("target cluster: no Secret".to_string(), true),
-            ("host: 503".to_string(), false),
+            Left::cluster("target cluster: no Secret".into(), true),
+            Left::retry("host: 503".into()),
         ];
         assert_eq!(
             after_failures(&mixed, false, timeout),
