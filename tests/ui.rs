@@ -228,6 +228,15 @@ async fn bob_may_not_create_in_team_a_nor_use_a_template_for_other_groups() {
     assert!(!catalog.contains("Ops tool"), "only templates bob's groups allow");
     let r = b.get(&format!("{}/catalog/ops-tool/new", s.base)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The refusal keeps the layout of a logged-in page: the navigation and
+    // Log out, not an offer to log in.
+    let page = r.text().await.unwrap();
+    assert!(page.contains("No such template"), "{page}");
+    assert!(
+        page.contains(r#"<nav aria-label="Main">"#) && page.contains("Log out"),
+        "{page}"
+    );
+    assert!(!page.contains(r#"href="/login""#), "{page}");
     let token = csrf(&catalog);
     let url = format!("{}/catalog/webapp/new", s.base);
     let form = [
@@ -664,7 +673,12 @@ async fn a_non_admin_cannot_end_another_users_session_through_an_admin_route() {
     );
     let r = bob.get(&format!("{}/admin/sessions", s.base)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert!(r.text().await.unwrap().contains("needs admin rights"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("needs admin rights"), "{text}");
+    assert!(
+        text.contains("Log out") && !text.contains(r#"href="/login""#),
+        "bob is logged in: {text}"
+    );
     let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
     let claim = api.get_opt(&name).await.unwrap().expect("alice's claim is still there");
     assert!(claim.metadata.deletion_timestamp.is_none(), "and not being deleted");

@@ -28,7 +28,7 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn) -> Page {
     let claim = claims(&state, &s)?
         .get(&s.claim)
         .await
-        .map_err(|e| state.refuse(StatusCode::BAD_GATEWAY, "Session unavailable", &why(&e)))?;
+        .map_err(|e| state.refuse(Some(&s), StatusCode::BAD_GATEWAY, "Session unavailable", &why(&e)))?;
     let expires = claim
         .status
         .as_ref()
@@ -39,7 +39,7 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn) -> Page {
 
 /// The session namespace's SessionClaims, as the user.
 fn claims(state: &State, s: &Session) -> Result<Api<SessionClaim>, PageError> {
-    let client = state.as_user(s).map_err(|e| state.unavailable(&e))?;
+    let client = state.as_user(s).map_err(|e| state.unavailable(s, &e))?;
     Ok(Api::namespaced(client, &state.cfg.session.namespace))
 }
 
@@ -66,7 +66,7 @@ pub async fn kubeconfig(state: State, LoggedIn(s): LoggedIn) -> Page {
             .ok_or_else(|| "the kubeconfig is not issued yet".to_string())
     }
     .await;
-    let bytes = result.map_err(|e| state.refuse(StatusCode::CONFLICT, "No kubeconfig", &e))?;
+    let bytes = result.map_err(|e| state.refuse(Some(&s), StatusCode::CONFLICT, "No kubeconfig", &e))?;
     Ok(HttpResponse::Ok()
         .content_type("application/yaml")
         .insert_header(("content-disposition", "attachment; filename=\"kubeconfig\""))
@@ -78,6 +78,6 @@ pub async fn kubeconfig(state: State, LoggedIn(s): LoggedIn) -> Page {
 pub async fn extend(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> Page {
     keepalive(&claims(&state, &s)?, &s.claim)
         .await
-        .map_err(|e| state.refuse(StatusCode::FORBIDDEN, "Not extended", &why(&e)))?;
+        .map_err(|e| state.refuse(Some(&s), StatusCode::FORBIDDEN, "Not extended", &why(&e)))?;
     Ok(redirect("/account"))
 }

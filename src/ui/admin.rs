@@ -42,7 +42,8 @@ impl UiState {
             return Ok(s);
         }
         tracing::warn!(user = %s.user, path = %req.path(), "admin route refused: not an admin");
-        Err(self.message(
+        Err(self.page_message(
+            &s,
             StatusCode::FORBIDDEN,
             "Admins only",
             &format!(
@@ -80,7 +81,8 @@ async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
     let list = match listed {
         Ok(l) => l.items,
         Err(e) => {
-            return state.message(
+            return state.page_message(
+                &s,
                 StatusCode::FORBIDDEN,
                 "Cannot list sessions",
                 &format!("The API server refused: {}", super::state::why(&e)),
@@ -132,11 +134,12 @@ async fn revoke(
             }
             redirect("/admin/sessions")
         }
-        Err(kube::Error::Api(e)) => state.message(
+        Err(kube::Error::Api(e)) => state.page_message(
+            &s,
             StatusCode::FORBIDDEN,
             "Not revoked",
             &format!("The API server refused: {}", e.message),
         ),
-        Err(e) => state.message(StatusCode::BAD_GATEWAY, "Not revoked", &e.to_string()),
+        Err(e) => state.page_message(&s, StatusCode::BAD_GATEWAY, "Not revoked", &e.to_string()),
     }
 }

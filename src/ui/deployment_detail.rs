@@ -62,7 +62,7 @@ async fn events_of(client: &Client, ns: &str, uid: &str) -> Result<Vec<Value>, k
 /// template from the catalog's watch cache.
 pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> Page {
     let (ns, name) = path.into_inner();
-    let client = state.as_user(&s).map_err(|e| state.unavailable(&e))?;
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
     let missing = format!("There is no deployment {ns}/{name}.");
     let d: Deployment = state.get_as_user(&s, &ns, &name, &missing).await?;
     // Events and pods are extras: a refusal is shown in their place, not
@@ -171,13 +171,14 @@ pub async fn edit_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<(Str
 
 /// The Deployment read as the user and its template, or the page saying why not.
 async fn editable(state: &State, s: &Session, ns: &str, name: &str) -> Result<(Deployment, Arc<Template>), PageError> {
-    let api = Api::<Deployment>::namespaced(state.as_user(s).map_err(|e| state.unavailable(&e))?, ns);
+    let api = Api::<Deployment>::namespaced(state.as_user(s).map_err(|e| state.unavailable(s, &e))?, ns);
     let d = api
         .get(name)
         .await
-        .map_err(|e| state.refuse(StatusCode::FORBIDDEN, "Refused", &why(&e)))?;
+        .map_err(|e| state.refuse(Some(s), StatusCode::FORBIDDEN, "Refused", &why(&e)))?;
     let entry = template(state, &d.spec.template.name).ok_or_else(|| {
         state.refuse(
+            Some(s),
             StatusCode::NOT_FOUND,
             "No such template",
             "The template of this deployment is no longer in the catalog.",
@@ -202,7 +203,7 @@ pub async fn update(
 ) -> Page {
     let (ns, name) = path.into_inner();
     let (d, entry) = editable(&state, &s, &ns, &name).await?;
-    let api = Api::<Deployment>::namespaced(state.as_user(&s).map_err(|e| state.unavailable(&e))?, &ns);
+    let api = Api::<Deployment>::namespaced(state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?, &ns);
     let schema = &entry.template.parameters;
     let mut params = form::parameters(schema, &form_values);
     // Fields that cannot change are shown disabled (not submitted): keep their values.

@@ -67,6 +67,7 @@ pub async fn new_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<Strin
         .filter(|e| e.template.allows(&s.groups))
         .ok_or_else(|| {
             state.refuse(
+                Some(&s),
                 StatusCode::NOT_FOUND,
                 "No such template",
                 "This template is not in the catalog, or not for your groups.",
@@ -94,6 +95,7 @@ pub async fn create(
 ) -> Page {
     let entry = template(&state, &path).ok_or_else(|| {
         state.refuse(
+            Some(&s),
             StatusCode::NOT_FOUND,
             "No such template",
             "This template is not in the catalog.",
@@ -204,6 +206,7 @@ pub async fn delete(
 ) -> Page {
     if !body.contains_key("confirm") {
         return Err(state.refuse(
+            Some(&s),
             StatusCode::BAD_REQUEST,
             "Not deleted",
             "Tick the confirmation to delete.",

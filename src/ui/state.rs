@@ -205,11 +205,12 @@ impl UiState {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        let api = Api::<K>::namespaced(self.as_user(s).map_err(|e| self.unavailable(&e))?, ns);
+        let api = Api::<K>::namespaced(self.as_user(s).map_err(|e| self.unavailable(s, &e))?, ns);
         match api.get_opt(name).await {
             Ok(Some(o)) => Ok(o),
-            Ok(None) => Err(self.refuse(StatusCode::NOT_FOUND, "Not found", missing)),
+            Ok(None) => Err(self.refuse(Some(s), StatusCode::NOT_FOUND, "Not found", missing)),
             Err(e) => Err(self.refuse(
+                Some(s),
                 StatusCode::FORBIDDEN,
                 "Refused",
                 &format!("The API server refused to show it: {}", why(&e)),
@@ -225,12 +226,13 @@ impl UiState {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        let api = Api::<K>::namespaced(self.as_user(s).map_err(|e| self.unavailable(&e))?, ns);
+        let api = Api::<K>::namespaced(self.as_user(s).map_err(|e| self.unavailable(s, &e))?, ns);
         api.delete(name, &DeleteParams::default())
             .await
             .map(|_| ())
             .map_err(|e| {
                 self.refuse(
+                    Some(s),
                     StatusCode::FORBIDDEN,
                     "Not deleted",
                     &format!("The API server refused: {}", why(&e)),
@@ -240,10 +242,14 @@ impl UiState {
 
     /// A page for a logged-in user: `ctx` plus the session, its CSRF token and whether it is an admin's.
     pub(super) fn page(&self, page: &str, s: &Session, ctx: minijinja::Value) -> HttpResponse {
-        let ctx = context! {
+        self.render(page, self.page_context(s, ctx))
+    }
+
+    /// `ctx` plus what every logged-in page shows: the session, its CSRF token, whether it is an admin's.
+    fn page_context(&self, s: &Session, ctx: minijinja::Value) -> minijinja::Value {
+        context! {
             session => Serde(s), csrf => cookies::csrf_token(&self.key, s), admin => self.is_admin(s), ..ctx
-        };
-        self.render(page, ctx)
+        }
     }
 
     pub(super) fn render(&self, page: &str, ctx: minijinja::Value) -> HttpResponse {
@@ -253,23 +259,33 @@ impl UiState {
         }
     }
 
-    /// The message page (with the layout) saying why a request was not served.
-    pub(super) fn refuse(&self, status: StatusCode, heading: &str, text: &str) -> PageError {
-        let ctx = context! { product => self.cfg.product_name.clone(), heading, text };
+    /// The message page saying why a request was not served, with the
+    /// layout: the navigation for a logged-in user `s`, a login link otherwise.
+    pub(super) fn refuse(&self, s: Option<&Session>, status: StatusCode, heading: &str, text: &str) -> PageError {
+        let ctx = context! { heading, text };
+        let ctx = match s {
+            Some(s) => self.page_context(s, ctx),
+            None => ctx,
+        };
         match self.pages.get_template("message.html").and_then(|t| t.render(ctx)) {
             Ok(html) => PageError::new(status, html),
             Err(e) => PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("page message.html: {e}")),
         }
     }
 
-    /// The page for a client to the API server that could not be made.
-    pub(super) fn unavailable(&self, e: &kube::Error) -> PageError {
-        self.refuse(StatusCode::BAD_GATEWAY, "Unavailable", &why(e))
+    /// The page for a client to the API server that could not be made for `s`.
+    pub(super) fn unavailable(&self, s: &Session, e: &kube::Error) -> PageError {
+        self.refuse(Some(s), StatusCode::BAD_GATEWAY, "Unavailable", &why(e))
     }
 
-    /// [`refuse`](Self::refuse) as a response.
+    /// [`refuse`](Self::refuse) for logged-in user `s`, as a response.
+    pub(super) fn page_message(&self, s: &Session, status: StatusCode, heading: &str, text: &str) -> HttpResponse {
+        self.refuse(Some(s), status, heading, text).error_response()
+    }
+
+    /// [`refuse`](Self::refuse) as a response, for a request without a session.
     pub(super) fn message(&self, status: StatusCode, heading: &str, text: &str) -> HttpResponse {
-        self.refuse(status, heading, text).error_response()
+        self.refuse(None, status, heading, text).error_response()
     }
 
     /// The valid session of this request, if any: a cookie that opens, has

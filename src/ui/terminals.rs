@@ -90,7 +90,7 @@ pub const SHORTCUTS_SEEN_FOR: std::time::Duration = std::time::Duration::from_se
 /// seconds) and a page of the user's Terminals (admins: everyone's), newest
 /// first, from the rows the watch keeps.
 pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) -> Page {
-    let client = state.as_user(&s).map_err(|e| state.unavailable(&e))?;
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
     let (key, now) = ((s.user.clone(), s.groups.clone()), std::time::Instant::now());
     let seen = match state.shortcuts_seen.get(&key, now) {
         Some(seen) => seen,
@@ -116,11 +116,12 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
 
 /// `POST /terminals`: a Terminal from a shortcut, created as the user.
 pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<String, String>>) -> Page {
-    let client = state.as_user(&s).map_err(|e| state.unavailable(&e))?;
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
     let id = form.get("shortcut").cloned().unwrap_or_default();
     let offered = offered(&state, &s, &client).await.shortcuts;
     let Some(chosen) = offered.into_iter().find(|o| o.id == id) else {
         return Err(state.refuse(
+            Some(&s),
             StatusCode::NOT_FOUND,
             "No such shortcut",
             &format!("There is no shortcut {id:?} for you; pick one on the Terminals page."),
@@ -128,6 +129,7 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
     };
     if chosen.unverified && !form.contains_key("trust") {
         return Err(state.refuse(
+            Some(&s),
             StatusCode::BAD_REQUEST,
             "Not started",
             &format!(
@@ -143,6 +145,7 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
     });
     let Some(namespace) = namespace else {
         return Err(state.refuse(
+            Some(&s),
             StatusCode::BAD_REQUEST,
             "Not started",
             "Name the namespace the terminal should work in.",
@@ -155,6 +158,7 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
         .await
         .map_err(|e| {
             state.refuse(
+                Some(&s),
                 StatusCode::FORBIDDEN,
                 "Not started",
                 &format!("The API server refused the terminal: {}", why(&e)),
@@ -195,10 +199,10 @@ pub async fn extend(
     SignedForm(s, _): SignedForm<BTreeMap<String, String>>,
 ) -> Page {
     let (ns, name) = path.into_inner();
-    let api = Api::<Terminal>::namespaced(state.as_user(&s).map_err(|e| state.unavailable(&e))?, &ns);
+    let api = Api::<Terminal>::namespaced(state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?, &ns);
     keepalive(&api, &name)
         .await
-        .map_err(|e| state.refuse(StatusCode::FORBIDDEN, "Not extended", &why(&e)))?;
+        .map_err(|e| state.refuse(Some(&s), StatusCode::FORBIDDEN, "Not extended", &why(&e)))?;
     let script = req
         .headers()
         .get("accept")
