@@ -27,6 +27,11 @@ async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
         html.contains("Web application") && html.contains("PostgreSQL"),
         "alice (developers) sees both: {html}"
     );
+    assert!(html.contains(r#"<link rel="icon" href="/favicon.ico""#), "{html}");
+    let icon = b.get(&format!("{}/favicon.ico", s.base)).await;
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
     let cookie = b.cookies.get("__Host-portico").cloned().expect("the session cookie");
     let claims = claims_of("alice").await;
     assert_eq!(
@@ -142,6 +147,21 @@ async fn alice_creates_a_web_app_fixing_a_wrong_parameter_then_deletes_it() {
     assert!(
         form.contains("name=\"replicas\"") && form.contains("max=\"10\""),
         "{form}"
+    );
+    // The browser checks what it can before sending: the required image, and
+    // the name as a DNS label with a pattern Chromium compiles (v flag).
+    let tag = |name: &str| {
+        let i = form.find(&format!("name=\"{name}\"")).expect("the field");
+        let start = form[..i].rfind('<').unwrap();
+        form[start..i + form[i..].find('>').unwrap()].to_string()
+    };
+    assert!(tag("image").contains(" required"), "{}", tag("image"));
+    assert!(!tag("replicas").contains(" required"), "{}", tag("replicas"));
+    assert!(
+        tag("__name").contains(r#"pattern="[a-z0-9]([a-z0-9\-]*[a-z0-9])?""#)
+            && tag("__name").contains(r#"maxlength="63""#),
+        "{}",
+        tag("__name")
     );
     let token = csrf(&form);
     let url = format!("{}/catalog/webapp/new", s.base);

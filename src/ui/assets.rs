@@ -1,4 +1,4 @@
-//! Static files: the stylesheet, the branding stylesheet made from the
+//! Static files: the stylesheet, the tab icon, the branding stylesheet made from the
 //! configuration, the page scripts (no inline script: CSP), and the terminal's
 //! npm packages (`@xterm/xterm`, `@xterm/addon-fit`) from the assets directory
 //! — a fixed list of files, never a path from the request.
@@ -13,6 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/branding.css", web::get().to(branding))
         .route("/static/live.js", web::get().to(live_js))
         .route("/static/terminal.js", web::get().to(terminal_js))
+        .route("/favicon.ico", web::get().to(favicon))
         .route("/vendor/{file}", web::get().to(vendor));
 }
 
@@ -43,6 +44,11 @@ pub async fn live_js() -> HttpResponse {
 /// `/static/terminal.js`: the terminal page.
 pub async fn terminal_js() -> HttpResponse {
     text("text/javascript", include_str!("../../ui/static/terminal.js"))
+}
+
+/// `/favicon.ico`: the tab icon (SVG, which browsers take at this path too).
+pub async fn favicon() -> HttpResponse {
+    text("image/svg+xml", include_str!("../../ui/static/favicon.svg"))
 }
 
 /// The colours of the configuration as CSS custom properties (checked as

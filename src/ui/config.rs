@@ -66,7 +66,8 @@ pub struct UiConfig {
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Branding {
-    /// URL of a logo shown before the product name (https or a path on this server).
+    /// URL of a logo shown before the product name: https, a path on this
+    /// server, or a `data:image/` URL.
     #[serde(default)]
     pub logo_url: Option<String>,
     /// Accent colour in the light theme, `#rrggbb`.
@@ -219,11 +220,13 @@ impl UiConfig {
             }
         }
         if let Some(logo) = &cfg.branding.logo_url
-            && !(logo.starts_with("https://") || (logo.starts_with('/') && !logo.starts_with("//")))
+            && !(logo.starts_with("https://")
+                || (logo.starts_with('/') && !logo.starts_with("//"))
+                || logo.starts_with("data:image/"))
         {
             return Err(invalid(
                 "branding.logoUrl",
-                &format!("{logo:?} must be an https:// URL or a path on this server"),
+                &format!("{logo:?} must be an https:// URL, a path on this server or a data:image/ URL"),
             ));
         }
         for (i, sc) in cfg.terminals.shortcuts.iter().enumerate() {
@@ -308,10 +311,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("branding.accentColor"), "{e}");
-        let e = UiConfig::from_yaml(&format!("{OK}branding: {{logoUrl: 'javascript:alert(1)'}}\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("branding.logoUrl"), "{e}");
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<script>x</script>",
+            "//evil.example/x.png",
+        ] {
+            let e = UiConfig::from_yaml(&format!("{OK}branding: {{logoUrl: '{bad}'}}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("branding.logoUrl"), "{bad}: {e}");
+        }
+        for good in [
+            "https://example.com/logo.png",
+            "/static/logo.svg",
+            "data:image/png;base64,iVBORw0KGgo=",
+        ] {
+            UiConfig::from_yaml(&format!("{OK}branding: {{logoUrl: '{good}'}}\n")).unwrap();
+        }
         let e = UiConfig::from_yaml(&format!(
             "{OK}terminals: {{shortcuts: [{{name: s, title: S, image: '', roles: []}}]}}\n"
         ))

@@ -369,4 +369,23 @@ mod tests {
             assert!(env.get_template(&name).is_ok(), "{name} is not in pages()");
         }
     }
+
+    #[test]
+    fn the_configured_logo_is_in_every_page() {
+        let cfg = super::UiConfig::from_yaml(
+            "publicUrl: http://x\ndevUsers: []\nsession: {profile: p, namespace: n}\nbranding: {logoUrl: 'data:image/png;base64,iVBORw0KGgo='}\n",
+        )
+        .unwrap();
+        let env = super::pages(&cfg);
+        let html = env
+            .get_template("message.html")
+            .unwrap()
+            .render(minijinja::context! { heading => "h", text => "t" })
+            .unwrap();
+        // The template escapes `/` as `&#x2f;`, which the browser reads back as `/`.
+        assert!(
+            html.contains(r#"<img src="data:image&#x2f;png;base64,iVBORw0KGgo=" alt="" height="28">"#),
+            "{html}"
+        );
+    }
 }

@@ -29,7 +29,12 @@ try {
   await shot('catalog');
 
   await page.click('li.card:has-text("Web application") >> text=Deploy');
-  await page.fill('input[name="__name"]', 'browser-shop');
+  // Chromium checks the name against its pattern (an invalid pattern would be ignored silently).
+  const mismatch = (v) => page.fill('input[name="__name"]', v)
+    .then(() => page.$eval('input[name="__name"]', (el) => el.validity.patternMismatch));
+  if (!(await mismatch('Bad_Name'))) await fail('the browser accepts the name Bad_Name');
+  if (await mismatch('browser-shop')) await fail('the browser refuses the name browser-shop');
+  if (!(await page.$eval('input[name="image"]', (el) => el.required))) await fail('the image field is not required');
   await page.fill('input[name="__namespace"]', 'team-a');
   // The dev catalog's default for the image: the node's local web app.
   const image = await page.inputValue('input[name="image"]');
