@@ -5,6 +5,9 @@ FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other member (the local cluster for `portico dev` and the
+# tests): cargo reads it, the build below does not compile it.
+COPY tests/cluster ./tests/cluster
 COPY ui ./ui
 COPY config ./config
 # Without the `dev` feature: no etcd, no local cluster, no `portico dev`.

@@ -7,8 +7,9 @@ pub mod catalog;
 pub mod clusters;
 pub mod config;
 pub mod controller;
+/// The local cluster (the `portico-cluster` crate under `tests/cluster`).
 #[cfg(feature = "dev")]
-pub mod controlplane;
+pub use portico_cluster as controlplane;
 pub mod crdgen;
 pub mod creator;
 #[cfg(feature = "dev")]

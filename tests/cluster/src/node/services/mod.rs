@@ -37,7 +37,7 @@ use super::{
     network::Bridge,
     program,
 };
-use crate::controlplane::{Binaries, ControlPlaneError, Process, wait};
+use crate::{Binaries, ControlPlaneError, Process, wait};
 
 pub use coredns::{CLUSTER_DOMAIN, USER as COREDNS_USER};
 
@@ -53,7 +53,7 @@ pub fn preflight(binaries: &Binaries) -> Result<namespace::Tools, NodeError> {
         if !binaries.path(name).is_file() {
             return Err(NodeError::Missing {
                 what: format!("{} in {}", name, binaries.dir().display()),
-                fix: format!("bash {}", crate::controlplane::binaries::BUILD_SCRIPT),
+                fix: format!("bash {}", crate::binaries::BUILD_SCRIPT),
             });
         }
     }

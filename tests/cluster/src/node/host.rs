@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{NodeError, error::io, images};
-use crate::controlplane::Binaries;
+use crate::Binaries;
 
 /// A program from `PATH` or the usual system directories.
 pub(super) fn program(name: &str) -> Result<PathBuf, NodeError> {
@@ -52,7 +52,7 @@ pub fn preflight(binaries: &Binaries) -> Result<(), NodeError> {
         if !binaries.path(name).is_file() {
             return Err(NodeError::Missing {
                 what: format!("{} in {}", name, binaries.dir().display()),
-                fix: format!("bash {}", crate::controlplane::binaries::BUILD_SCRIPT),
+                fix: format!("bash {}", crate::binaries::BUILD_SCRIPT),
             });
         }
     }

@@ -7,7 +7,7 @@
 use std::{collections::BTreeSet, fs::File, path::Path};
 
 use super::oci::Layer;
-use crate::controlplane::node::error::{NodeError, io};
+use crate::node::error::{NodeError, io};
 
 /// Directories whose contents an image does not need.
 const DROPPED: &[&str] = &[

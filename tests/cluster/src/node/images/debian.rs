@@ -11,7 +11,7 @@ use std::{
     process::Command,
 };
 
-use crate::controlplane::node::error::{NodeError, run};
+use crate::node::error::{NodeError, run};
 
 /// The Debian release the images are built from.
 pub const SUITE: &str = "bookworm";

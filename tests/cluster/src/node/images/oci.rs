@@ -11,7 +11,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::controlplane::node::error::{NodeError, io};
+use crate::node::error::{NodeError, io};
 
 /// What the image runs, written into its config.
 #[derive(Debug, Clone, PartialEq, Eq)]

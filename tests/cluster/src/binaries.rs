@@ -9,7 +9,7 @@ use std::{
 use super::ControlPlaneError;
 
 /// The script that builds kube-apiserver, kube-controller-manager and kubectl.
-pub const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/controlplane/build.sh");
+pub const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../controlplane/build.sh");
 
 /// The directory holding kube-apiserver, kube-controller-manager and kubectl.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::error::{NodeError, io};
-use crate::controlplane::process::Janitor;
+use crate::process::Janitor;
 
 /// The script (arguments: the node's directory, its cgroup name, the etcd data directory).
 const SCRIPT: &str = include_str!("janitor.sh");

@@ -5,12 +5,20 @@
 //! when it is dropped or when the process exits. With a node
 //! ([`ControlPlane::start_with_node`]) pods really run, and the API server
 //! serves on the node's bridge address, where pods reach it.
+//!
+//! Its own crate, so that the shipped binary (built without `portico`'s
+//! `dev` feature) carries none of it: no etcd, no process handling, no
+//! paths of the build machine.
 
 pub mod audit;
 mod binaries;
 mod flags;
 pub mod kubeconfig;
+// The certificate authority Portico's webhook uses too: one source file,
+// compiled into both crates (it needs nothing but rcgen).
 pub mod node;
+#[path = "../../../src/pki.rs"]
+pub mod pki;
 mod process;
 mod wait;
 
