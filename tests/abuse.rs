@@ -10,7 +10,9 @@
 mod common;
 
 use common::{
-    deployment, shared_with_operator, test_namespace,
+    deployment,
+    fixtures::{self, With, claim},
+    shared_with_operator, test_namespace,
     wait::{refused, until},
 };
 use futures::future::join_all;
@@ -79,12 +81,7 @@ fn edit_binding(user: &str, ns: &str) -> Value {
 }
 
 fn terminal(name: &str, host: Value, target: Value) -> Terminal {
-    let mut host_spec = json!({"pod": {"image": "toolbox", "command": ["/bin/sh"]}});
-    json_patch::merge(&mut host_spec, &host);
-    from(
-        json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
-                "spec": {"host": host_spec, "target": target}}),
-    )
+    fixtures::terminal(name).with(json!({"spec": {"host": host, "target": target}}))
 }
 
 fn stalled_with(t: Option<&Terminal>, reason: &str) -> bool {
@@ -251,13 +248,6 @@ async fn sessions_namespace() -> String {
     ])
     .await;
     ns
-}
-
-fn claim(name: &str, profile: &str) -> SessionClaim {
-    from(
-        json!({"apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim", "metadata": {"name": name},
-                "spec": {"profile": profile}}),
-    )
 }
 
 #[tokio::test]

@@ -22,15 +22,7 @@ use portico::{api::Terminal, controller::terminal::build::UID_LABEL};
 use serde_json::json;
 
 fn terminal(name: &str) -> Terminal {
-    serde_json::from_value(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
-        "spec": {
-            "host": {"namespace": "team-a", "pod": {"image": common::TOOLBOX}},
-            "target": {"namespace": "team-a", "roleBindings": [
-                {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "view"}]}
-        }
-    }))
-    .unwrap()
+    common::fixtures::terminal_in(name, "team-a", "team-a", "view")
 }
 
 /// The tests here start operators that register the same webhook

@@ -64,10 +64,8 @@ async fn sessions_namespace() -> &'static portico::controlplane::ControlPlane {
 }
 
 fn claim(name: &str, profile: &str, extra: serde_json::Value) -> SessionClaim {
-    let mut v = json!({"apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim",
-                       "metadata": {"name": name}, "spec": {"profile": profile}});
-    json_patch::merge(&mut v, &extra);
-    serde_json::from_value(v).unwrap()
+    use common::fixtures::With;
+    common::fixtures::claim(name, profile).with(extra)
 }
 
 async fn create(user: (&str, &[&str]), c: &SessionClaim) -> Result<SessionClaim, kube::Error> {

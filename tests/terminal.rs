@@ -6,9 +6,11 @@
 
 mod common;
 
+use common::fixtures::{self, With};
+
 use std::time::Duration;
 
-use common::{TOOLBOX, shared_with_operator, wait_pod_ready};
+use common::{shared_with_operator, wait_pod_ready};
 use futures::StreamExt;
 use k8s_openapi::api::{
     authentication::v1::TokenRequest,
@@ -37,18 +39,7 @@ async fn client(user: (&str, &[&str])) -> Client {
 }
 
 fn terminal(name: &str, host_ns: &str, target_ns: &str, extra: Value) -> Terminal {
-    let mut v = json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
-        "metadata": {"name": name},
-        "spec": {
-            "host": {"namespace": host_ns, "pod": {"image": TOOLBOX, "command": ["/bin/sh"]}},
-            "target": {"namespace": target_ns, "roleBindings": [
-                {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "edit"}
-            ]}
-        }
-    });
-    json_patch::merge(&mut v, &extra);
-    serde_json::from_value(v).unwrap()
+    fixtures::terminal_in(name, host_ns, target_ns, "edit").with(extra)
 }
 
 async fn create(user: (&str, &[&str]), ns: &str, t: &Terminal) -> Result<Terminal, kube::Error> {

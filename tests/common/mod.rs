@@ -72,9 +72,13 @@ pub fn kubectl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+pub mod fixtures;
 pub mod operator;
 pub mod ui;
 pub mod wait;
+
+#[allow(unused_imports)] // not every test binary builds Deployments
+pub use fixtures::deployment;
 
 /// Session profiles of the shared operator: `developer` (edit in namespaces
 /// labelled team=a; developers and portico-admins), `pair` (at most 2 active per user), `ops` (for the group
@@ -300,13 +304,4 @@ pub fn http_get_in_pod(cp: &ControlPlane, namespace: &str, pod: &str, url: &str)
             );
         }
     }
-}
-
-/// A Portico Deployment of catalog template `template` with `params`.
-pub fn deployment(name: &str, template: &str, params: serde_json::Value) -> portico::api::Deployment {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"template": {"name": template}, "parameters": params}
-    }))
-    .expect("a Deployment")
 }

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     self,
+    fixtures::{self, With, binding},
     operator::Operator,
     wait::{gone, until},
 };
@@ -102,16 +103,9 @@ async fn as_user(cp: &ControlPlane, user: (&str, &[&str])) -> Client {
 }
 
 fn terminal(name: &str, host: Value, target: Value, extra: Value) -> Terminal {
-    let mut spec = json!({"host": host, "target": target});
-    spec["host"]["pod"] = json!({"image": common::TOOLBOX, "command": ["/bin/sh"]});
-    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-        s.extend(e.clone());
-    }
-    from(json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name}, "spec": spec}))
-}
-
-fn binding(kind: &str, role: &str, binding_kind: &str, suffix: &str) -> Value {
-    json!({"roleRef": {"kind": kind, "name": role}, "bindingKind": binding_kind, "nameSuffix": suffix})
+    fixtures::terminal(name)
+        .with(json!({"spec": {"host": host, "target": target}}))
+        .with(json!({"spec": extra}))
 }
 
 fn has_pod(t: Option<&Terminal>) -> bool {
