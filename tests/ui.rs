@@ -330,6 +330,16 @@ async fn the_account_page_shows_the_session_hands_out_its_kubeconfig_and_extends
         page.contains("developer") && page.contains("<dd>developers</dd>"),
         "{page}"
     );
+    // The end reads to the second in UTC; the machine-readable time stays in `datetime`.
+    let claim = api.get(&name).await.unwrap();
+    let end = claim.status.unwrap().expires_at.unwrap().0;
+    let shown = format!(
+        ">{} UTC</time>",
+        end.round(k8s_openapi::jiff::Unit::Second)
+            .unwrap()
+            .strftime("%Y-%m-%d %H:%M:%S")
+    );
+    assert!(page.contains(&shown), "{shown} in {page}");
     let r = b.get(&format!("{}/account/kubeconfig", s.base)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");

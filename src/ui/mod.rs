@@ -15,6 +15,7 @@ pub mod deployment_detail;
 pub mod deployment_pods;
 pub mod deployments;
 pub mod form;
+pub mod format;
 pub mod live;
 pub mod logged_in;
 pub mod login;

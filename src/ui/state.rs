@@ -64,6 +64,7 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
     env.add_global("product", cfg.product_name.clone());
     env.add_global("branding", minijinja::Value::from(Serde(&cfg.branding)));
     env.add_global("warn_minutes", cfg.terminals.warn_minutes);
+    env.add_filter("when", |v: String| super::format::when(&v));
     for (name, src) in [
         ("base.html", include_str!("../../ui/templates/base.html")),
         ("catalog.html", include_str!("../../ui/templates/catalog.html")),

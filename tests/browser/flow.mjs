@@ -3,7 +3,8 @@
 // server-side error shown by its field, the fix, the deployment's page turning
 // Ready live (its pods run on the node, from the local image
 // portico.local/webapp:1), a pod's log with the line the app wrote, changing
-// a parameter, the list, and delete. Saves a screenshot of each page into ARTIFACTS.
+// a parameter, the list, delete, and the page of what is gone (a refusal that
+// keeps the layout). Saves a screenshot of each page into ARTIFACTS.
 // Usage: node flow.mjs DASHBOARD_URL USER ARTIFACTS
 import { chromium } from 'playwright-core';
 
@@ -82,6 +83,16 @@ try {
   await page.click('button:has-text("Delete")');
   await page.waitForURL(`${base}/deployments`);
   await shot('after-delete');
+
+  // A page that refuses keeps the layout of a logged-in page, in both themes.
+  const refused = await page.goto(`${base}/deployments/team-a/browser-shop`);
+  if (refused.status() !== 404) await fail(`a deleted deployment's page answers ${refused.status()}`);
+  if (await page.locator('nav[aria-label="Main"]').count() !== 1) await fail('the refusal has no navigation');
+  if (await page.locator('a[href="/login"]').count() !== 0) await fail('the refusal offers a logged-in user to log in');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot('refused-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await shot('refused');
 
   const old = (await page.context().cookies()).filter((c) => c.name === '__Host-portico');
   if (old.length !== 1) await fail('no session cookie');

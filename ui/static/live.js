@@ -13,6 +13,13 @@
     return m > 0 ? m + ' min ' + s + ' s' : s + ' s';
   }
 
+  // A time as the pages print it: to the second, in UTC (ui/format.rs).
+  function when(iso) {
+    var t = Date.parse(iso);
+    if (isNaN(t)) return iso;
+    return new Date(Math.round(t / 1000) * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  }
+
   function tick() {
     document.querySelectorAll('[data-expires]').forEach(function (el) {
       var at = Date.parse(el.dataset.expires);
@@ -42,7 +49,7 @@
       var expires = el.querySelector('[data-field="expires"]');
       if (ready) ready.textContent = c.ready;
       if (message) message.textContent = c.message;
-      if (expires && c.expires) { expires.textContent = c.expires; expires.setAttribute('datetime', c.expires); }
+      if (expires && c.expires) { expires.textContent = when(c.expires); expires.setAttribute('datetime', c.expires); }
       if (el.hasAttribute('data-expires') && c.expires) el.dataset.expires = c.expires;
     });
     document.dispatchEvent(new CustomEvent('portico:change', { detail: c }));
