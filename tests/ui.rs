@@ -300,6 +300,8 @@ async fn in_chromium_alice_logs_in_deploys_fixes_an_error_and_deletes() {
         "edit-form",
         "deployments",
         "after-delete",
+        "refused",
+        "refused-dark",
         "logged-out",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "screenshot {shot}");
@@ -413,11 +415,23 @@ async fn an_admin_sees_all_sessions_and_revokes_one_from_the_dashboard() {
         page.contains("<td>alice</td>") && page.contains("<td>bob</td>"),
         "{page}"
     );
+    let revoke = format!("{}/admin/sessions/{ns}/{name}/revoke", s.base);
+    // Without the confirmation nothing is revoked, and the page says how.
+    let r = carol.post_form(&revoke, &[("csrf", &csrf(&page))]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("Tick the confirmation to revoke"));
+    let admin_claims: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    assert!(
+        admin_claims
+            .get(&name)
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
     let r = carol
-        .post_form(
-            &format!("{}/admin/sessions/{ns}/{name}/revoke", s.base),
-            &[("csrf", &csrf(&page))],
-        )
+        .post_form(&revoke, &[("csrf", &csrf(&page)), ("confirm", "on")])
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);

@@ -3,6 +3,8 @@
 //! as the admin) and revoking one (deleting its SessionClaim as the admin;
 //! the API server decides too).
 
+use std::collections::BTreeMap;
+
 use actix_web::{
     HttpRequest, HttpResponse,
     body::{BoxBody, MessageBody},
@@ -16,7 +18,6 @@ use minijinja::{context, value::Serde};
 
 use super::{
     cookies::Session,
-    csrf::CsrfForm,
     state::{State, UiState, redirect},
 };
 use crate::api::SessionClaim;
@@ -110,16 +111,24 @@ async fn revoke(
     state: State,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<BTreeMap<String, String>>,
 ) -> HttpResponse {
     let s = match state.admin(&req).await {
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.csrf.as_deref()) {
+    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
         return refused;
     }
     let (ns, name) = path.into_inner();
+    if !form.contains_key("confirm") {
+        return state.page_message(
+            &s,
+            StatusCode::BAD_REQUEST,
+            "Not revoked",
+            &format!("Tick the confirmation to revoke the session {ns}/{name}; nothing was changed."),
+        );
+    }
     let result = match state.as_user(&s) {
         Ok(c) => Api::<SessionClaim>::namespaced(c, &ns)
             .delete(&name, &DeleteParams::default())
