@@ -300,6 +300,7 @@ async fn in_chromium_alice_logs_in_deploys_fixes_an_error_and_deletes() {
         "edit-form",
         "deployments",
         "after-delete",
+        "narrow",
         "refused",
         "refused-dark",
         "logged-out",

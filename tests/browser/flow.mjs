@@ -83,6 +83,13 @@ try {
   await page.click('button:has-text("Delete")');
   await page.waitForURL(`${base}/deployments`);
   await shot('after-delete');
+  // At 390 px (a phone) the page fits: nothing sticks out sideways.
+  const wide = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) await fail(`at 390 px the deployments page is ${overflow} px too wide`);
+  await shot('narrow');
+  await page.setViewportSize(wide);
 
   // A page that refuses keeps the layout of a logged-in page, in both themes.
   const refused = await page.goto(`${base}/deployments/team-a/browser-shop`);
