@@ -488,6 +488,43 @@ async fn status_changes_reach_the_browser_as_server_sent_events() {
         .expect("the change arrives");
     assert!(text.contains("data: {"), "{text}");
     api.delete("live-one", &DeleteParams::default()).await.unwrap();
+
+    // A stream starts with the current state of what the page shows: a
+    // suspended Deployment whose status no longer changes still arrives.
+    let still: portico::api::Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": "live-still"},
+        "spec": {"template": {"name": "webapp"}, "parameters": {"image": "nginx"}, "suspend": true}
+    }))
+    .unwrap();
+    api.create(&kube::api::PostParams::default(), &still).await.unwrap();
+    let admin_api: Api<portico::api::Deployment> =
+        Api::namespaced(shared_with_operator().admin_client().await.unwrap(), "team-a");
+    let suspended = |d: &portico::api::Deployment| {
+        d.status.as_ref().and_then(|s| s.message.as_deref()) == Some("suspended: changes are not applied")
+    };
+    common::wait::present(&admin_api, "live-still", "its suspended status", suspended).await;
+    let mut again = b
+        .send(
+            b.http
+                .get(format!("{}/events?keys=team-a/live-still,team-a/nothing-here", s.base)),
+        )
+        .await;
+    let current = async {
+        let mut text = String::new();
+        while let Some(chunk) = again.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("\"key\":\"team-a/live-still\"") {
+                return text;
+            }
+        }
+        panic!("stream ended: {text}");
+    };
+    let text = tokio::time::timeout(Duration::from_secs(10), current)
+        .await
+        .expect("the current state arrives on connect");
+    assert!(text.contains("suspended: changes are not applied"), "{text}");
+    assert!(!text.contains("nothing-here"), "{text}");
+    api.delete("live-still", &DeleteParams::default()).await.unwrap();
     let page = b.get(&format!("{}/", s.base)).await.text().await.unwrap();
     b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
         .await;

@@ -4,9 +4,12 @@
 //! change they see. Each browser's Server-Sent Events stream forwards the
 //! changes of the objects it may see (its own; an admin's: all), until its
 //! session ends (logout, expiry, revocation): then one `ended` event and the
-//! stream closes.
+//! stream closes. A stream starts with the current state of the objects the
+//! page shows (`?keys=`), so a page is up to date on connect and after every
+//! reconnect, whatever changed while it was not listening.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -64,6 +67,9 @@ pub struct Change {
 /// A list's rows, shared by the watch that writes them and the pages that read them.
 pub type Rows<R> = Arc<RwLock<Index<R>>>;
 
+/// The latest [`Change`] of every object of one kind, by `namespace/name`.
+pub type Latest = Arc<RwLock<HashMap<String, Change>>>;
+
 /// The list pages' rows and the change broadcast.
 pub struct Live {
     /// Every Deployment's row.
@@ -72,6 +78,27 @@ pub struct Live {
     pub terminals: Rows<TerminalRow>,
     /// Changes to either.
     pub changes: broadcast::Sender<Change>,
+    /// The current state of every Deployment, as a change.
+    pub latest_deployments: Latest,
+    /// The current state of every Terminal, as a change.
+    pub latest_terminals: Latest,
+}
+
+impl Live {
+    /// The current state of the objects named by `keys` (`namespace/name`,
+    /// either kind) that `visible` allows, in the order asked.
+    pub fn current(&self, keys: &[&str], visible: impl Fn(&Change) -> bool) -> Vec<Change> {
+        let (d, t) = (
+            self.latest_deployments.read().unwrap(),
+            self.latest_terminals.read().unwrap(),
+        );
+        keys.iter()
+            .flat_map(|k| [d.get(*k), t.get(*k)])
+            .flatten()
+            .filter(|c| visible(c))
+            .cloned()
+            .collect()
+    }
 }
 
 /// How an object shows up in a [`Change`].
@@ -147,7 +174,7 @@ type RowOf<K, R> = fn(&Environment<'static>, &K) -> Result<R, RowError>;
 fn follow<K, R>(
     client: Client,
     env: Arc<Environment<'static>>,
-    tx: broadcast::Sender<Change>,
+    (tx, latest): (broadcast::Sender<Change>, Latest),
     rows: Rows<R>,
     row_of: RowOf<K, R>,
     ready: tokio::sync::watch::Sender<bool>,
@@ -164,28 +191,37 @@ fn follow<K, R>(
     };
     tokio::spawn(async move {
         futures::pin_mut!(stream);
-        let mut relisted = vec![];
+        let (mut relisted, mut relisted_latest) = (vec![], HashMap::new());
         while let Some(event) = stream.next().await {
             let Ok(event) = event else { continue }; // the backoff retries
             match event {
-                watcher::Event::Init => relisted.clear(),
+                watcher::Event::Init => {
+                    relisted.clear();
+                    relisted_latest.clear();
+                }
                 watcher::Event::InitApply(o) => {
-                    let _ = tx.send(change(&o)); // no subscribers: nothing to do
+                    let c = change(&o);
+                    let _ = tx.send(c.clone()); // no subscribers: nothing to do
+                    relisted_latest.insert(c.key.clone(), c);
                     relisted.extend(row(&o));
                 }
                 watcher::Event::InitDone => {
                     let fresh = Index::of(relisted.drain(..));
                     *rows.write().unwrap() = fresh;
+                    *latest.write().unwrap() = std::mem::take(&mut relisted_latest);
                     ready.send_replace(true);
                 }
                 watcher::Event::Apply(o) => {
-                    let _ = tx.send(change(&o));
+                    let c = change(&o);
+                    latest.write().unwrap().insert(c.key.clone(), c.clone());
+                    let _ = tx.send(c);
                     if let Some(r) = row(&o) {
                         rows.write().unwrap().upsert(r);
                     }
                 }
                 watcher::Event::Delete(o) => {
                     let key = (o.namespace().unwrap_or_default(), o.name_any());
+                    latest.write().unwrap().remove(&format!("{}/{}", key.0, key.1));
                     rows.write().unwrap().remove(&key);
                 }
             }
@@ -200,13 +236,15 @@ pub async fn start(client: Client, env: Arc<Environment<'static>>) -> Result<Liv
         deployments: Default::default(),
         terminals: Default::default(),
         changes,
+        latest_deployments: Default::default(),
+        latest_terminals: Default::default(),
     };
     let (deployments_ready, mut d) = tokio::sync::watch::channel(false);
     let (terminals_ready, mut t) = tokio::sync::watch::channel(false);
     follow::<Deployment, _>(
         client.clone(),
         env.clone(),
-        live.changes.clone(),
+        (live.changes.clone(), live.latest_deployments.clone()),
         live.deployments.clone(),
         DeploymentRow::of,
         deployments_ready,
@@ -214,7 +252,7 @@ pub async fn start(client: Client, env: Arc<Environment<'static>>) -> Result<Liv
     follow::<Terminal, _>(
         client,
         env,
-        live.changes.clone(),
+        (live.changes.clone(), live.latest_terminals.clone()),
         live.terminals.clone(),
         TerminalRow::of,
         terminals_ready,
@@ -226,18 +264,35 @@ pub async fn start(client: Client, env: Arc<Environment<'static>>) -> Result<Liv
     Ok(live)
 }
 
-/// `GET /events`: the session's stream of changes.
-pub async fn events(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
+/// What a page asks its stream for.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Watching {
+    /// The objects it shows, `namespace/name` separated by commas: their
+    /// current state comes first.
+    #[serde(default)]
+    pub keys: String,
+}
+
+/// The most objects one stream asks the current state of (a page of rows).
+const MAX_KEYS: usize = 500;
+
+/// One change as a Server-Sent Event.
+fn event(c: &Change) -> Result<Bytes, actix_web::Error> {
+    let json = serde_json::to_string(c).unwrap_or_default();
+    Ok(Bytes::from(format!("event: {}\ndata: {json}\n\n", c.kind)))
+}
+
+/// `GET /events?keys=…`: the session's stream: the current state of the
+/// objects the page shows, then every change it may see.
+pub async fn events(state: State, LoggedIn(s): LoggedIn, q: web::Query<Watching>) -> HttpResponse {
     let admin = state.is_admin(&s);
+    // Subscribed before the current state is read: nothing falls in between.
     let rx = state.live.changes.subscribe();
     let user = s.user.clone();
-    let changes = stream_of(rx).filter_map(move |c| {
-        let visible = admin || c.creator == user;
-        futures::future::ready(visible.then(|| {
-            let json = serde_json::to_string(&c).unwrap_or_default();
-            Ok::<_, actix_web::Error>(Bytes::from(format!("event: {}\ndata: {json}\n\n", c.kind)))
-        }))
-    });
+    let visible = move |c: &Change| admin || c.creator == user;
+    let keys: Vec<&str> = q.keys.split(',').filter(|k| !k.is_empty()).take(MAX_KEYS).collect();
+    let now: Vec<_> = state.live.current(&keys, &visible).iter().map(event).collect();
+    let changes = stream_of(rx).filter_map(move |c| futures::future::ready(visible(&c).then(|| event(&c))));
     // A comment every 15 s keeps proxies from closing an idle stream.
     let pings = futures::stream::unfold((), |_| async {
         tokio::time::sleep(Duration::from_secs(15)).await;
@@ -256,6 +311,7 @@ pub async fn events(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
         .insert_header(("cache-control", "no-store"))
         .streaming(
             hello
+                .chain(futures::stream::iter(now))
                 .chain(futures::stream::select(changes, pings))
                 .take_until(ended)
                 .chain(goodbye),
@@ -273,4 +329,54 @@ fn stream_of(rx: broadcast::Receiver<Change>) -> impl futures::Stream<Item = Cha
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(kind: &'static str, key: &str, creator: &str) -> Change {
+        Change {
+            kind,
+            key: key.into(),
+            creator: creator.into(),
+            ready: "True".into(),
+            message: format!("{kind} {key}"),
+            expires: String::new(),
+            ended: None,
+        }
+    }
+
+    #[test]
+    fn a_stream_starts_with_the_current_state_of_what_the_page_shows_and_may_see() {
+        let (changes, _) = broadcast::channel(1);
+        let live = Live {
+            deployments: Default::default(),
+            terminals: Default::default(),
+            changes,
+            latest_deployments: Default::default(),
+            latest_terminals: Default::default(),
+        };
+        for c in [
+            change("deployment", "team-a/shop", "alice"),
+            change("deployment", "team-b/db", "bob"),
+        ] {
+            live.latest_deployments.write().unwrap().insert(c.key.clone(), c);
+        }
+        let t = change("terminal", "team-a/shop", "alice");
+        live.latest_terminals.write().unwrap().insert(t.key.clone(), t);
+        let alices = |c: &Change| c.creator == "alice";
+        let got: Vec<String> = live
+            .current(&["team-b/db", "team-a/shop", "team-a/gone"], alices)
+            .iter()
+            .map(|c| c.message.clone())
+            .collect();
+        assert_eq!(
+            got,
+            ["deployment team-a/shop", "terminal team-a/shop"],
+            "bob's is not alice's to see"
+        );
+        assert_eq!(live.current(&["team-b/db"], |_| true).len(), 1, "an admin sees it");
+        assert!(live.current(&[], |_| true).is_empty());
+    }
 }

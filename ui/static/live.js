@@ -40,7 +40,13 @@
   setInterval(tick, 1000);
 
   if (!window.EventSource || !document.querySelector('[data-live]')) return;
-  var source = new EventSource('/events');
+  // The objects this page shows: the stream starts with their current state,
+  // on connect and after every reconnect.
+  var keys = [];
+  document.querySelectorAll('[data-live]').forEach(function (el) {
+    if (keys.indexOf(el.dataset.live) < 0) keys.push(el.dataset.live);
+  });
+  var source = new EventSource('/events?keys=' + encodeURIComponent(keys.join(',')));
   function apply(e) {
     var c = JSON.parse(e.data);
     document.querySelectorAll('[data-live="' + CSS.escape(c.key) + '"]').forEach(function (el) {
