@@ -146,6 +146,24 @@ pub fn of_object(meta: &ObjectMeta, lifetime: &Lifetime, now: Timestamp) -> Expi
     expiry(created, heartbeat, lifetime)
 }
 
+/// The lifetimes an admitted object's spec states (admission writes the
+/// defaults into it); `None` when either is missing or unreadable.
+pub fn stated(idle_timeout: Option<&str>, max_lifetime: Option<&str>) -> Option<Lifetime> {
+    Some(Lifetime {
+        idle_timeout: parse("idleTimeout", idle_timeout?).ok()?,
+        max_lifetime: parse("maxLifetime", max_lifetime?).ok()?,
+    })
+}
+
+/// When the object with `meta` reaches its maximum lifetime, which no
+/// heartbeat moves (`now` when it has no creation time yet).
+pub fn max_end(meta: &ObjectMeta, lifetime: &Lifetime, now: Timestamp) -> Timestamp {
+    add(
+        meta.creation_timestamp.as_ref().map_or(now, |t| t.0),
+        lifetime.max_lifetime,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +255,28 @@ mod tests {
             (e.at.to_string(), e.reason),
             ("2026-01-01T00:31:00Z".into(), EndReason::IdleTimeout)
         );
+    }
+
+    #[test]
+    fn the_maximum_end_is_fixed_at_creation_and_caps_the_expiry() {
+        let l = stated(Some("30m"), Some("1h")).unwrap();
+        assert_eq!(stated(None, Some("1h")), None);
+        assert_eq!(stated(Some("soon"), Some("1h")), None);
+        let meta = |beat: &str| -> ObjectMeta {
+            serde_json::from_value(serde_json::json!({
+                "creationTimestamp": "2026-01-01T00:00:00Z", "annotations": {(LAST_HEARTBEAT_AT): beat},
+            }))
+            .unwrap()
+        };
+        let now: Timestamp = "2026-01-01T00:50:00Z".parse().unwrap();
+        let late = meta("2026-01-01T00:45:00Z");
+        assert_eq!(max_end(&late, &l, now).to_string(), "2026-01-01T01:00:00Z");
+        let e = of_object(&late, &l, now);
+        assert_eq!(
+            (e.at.to_string(), e.reason),
+            ("2026-01-01T01:00:00Z".into(), EndReason::MaxLifetime)
+        );
+        let early = meta("2026-01-01T00:10:00Z");
+        assert_eq!(of_object(&early, &l, now).reason, EndReason::IdleTimeout);
     }
 }

@@ -343,6 +343,13 @@ async fn the_account_page_shows_the_session_hands_out_its_kubeconfig_and_extends
             .strftime("%Y-%m-%d %H:%M:%S")
     );
     assert!(page.contains(&shown), "{shown} in {page}");
+    // Both ends: the maximum lifetime is stated, and Extend is offered before it.
+    assert!(page.contains("Maximum lifetime: until"), "{page}");
+    assert!(page.contains(r#"<p data-field="capped" hidden>"#), "{page}");
+    assert!(
+        page.contains(r#"<form method="post" action="/account/extend" data-field="extend">"#),
+        "{page}"
+    );
     let r = b.get(&format!("{}/account/kubeconfig", s.base)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");

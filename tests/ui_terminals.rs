@@ -568,3 +568,51 @@ async fn an_attached_shell_ends_when_its_terminal_expires_and_is_told_why() {
     .expect("the expired Terminal is gone")
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_terminal_page_shows_the_maximum_lifetime_and_offers_no_extend_once_it_is_the_end() {
+    let _turn = ALICE_TURN.lock().await;
+    let s = stack().await;
+    let mut alice = Browser::new();
+    alice.login(&s.base, "alice").await;
+    let as_alice = shared_with_operator()
+        .client_as("alice", &["developers", "system:authenticated"])
+        .await
+        .unwrap();
+    let api = Api::<Terminal>::namespaced(as_alice, "team-a");
+    use common::fixtures::With;
+    // Idle timeout longer than the maximum lifetime: the maximum is the end from the start.
+    let capped = common::fixtures::terminal_in("capped", "team-a", "team-a", "view")
+        .with(serde_json::json!({"spec": {"idleTimeout": "30m", "maxLifetime": "10m"}}));
+    let open = common::fixtures::terminal_in("extendable", "team-a", "team-a", "view")
+        .with(serde_json::json!({"spec": {"idleTimeout": "10m", "maxLifetime": "2h"}}));
+    for t in [&capped, &open] {
+        api.create(&Default::default(), t).await.unwrap();
+    }
+    for name in ["capped", "extendable"] {
+        let has_end = |t: &Terminal| t.status.as_ref().is_some_and(|s| s.expires_at.is_some());
+        common::wait::present(&admin_terminals("team-a").await, name, "its end", has_end).await;
+    }
+    let url = |name: &str| format!("{}/terminals/team-a/{name}", s.base);
+    let html = alice.get(&url("capped")).await.text().await.unwrap();
+    assert!(html.contains("Maximum lifetime: until"), "{html}");
+    assert!(
+        html.contains(r#"<p data-field="capped">This is its maximum lifetime: it cannot be extended.</p>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"data-field="extend" hidden>"#), "no Extend: {html}");
+    let html = alice.get(&url("extendable")).await.text().await.unwrap();
+    assert!(html.contains("Maximum lifetime: until"), "{html}");
+    assert!(html.contains(r#"<p data-field="capped" hidden>"#), "{html}");
+    assert!(
+        !html.contains(r#"data-field="extend" hidden>"#),
+        "Extend offered: {html}"
+    );
+    for name in ["capped", "extendable"] {
+        admin_terminals("team-a")
+            .await
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+}

@@ -29,12 +29,19 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn) -> Page {
         .get(&s.claim)
         .await
         .map_err(|e| state.refuse(Some(&s), StatusCode::BAD_GATEWAY, "Session unavailable", &why(&e)))?;
-    let expires = claim
-        .status
-        .as_ref()
-        .and_then(|st| st.expires_at.as_ref())
-        .map(|t| t.0.to_string());
-    Ok(state.page("account.html", &s, context! { claim => Serde(&claim), expires }))
+    let end = claim.status.as_ref().and_then(|st| st.expires_at.as_ref()).map(|t| t.0);
+    let (max_end, capped) = super::format::max_end(
+        &claim.metadata,
+        claim.spec.idle_timeout.as_deref(),
+        claim.spec.max_lifetime.as_deref(),
+        end,
+    );
+    let expires = end.map(|t| t.to_string());
+    Ok(state.page(
+        "account.html",
+        &s,
+        context! { claim => Serde(&claim), expires, max_end, capped },
+    ))
 }
 
 /// The session namespace's SessionClaims, as the user.

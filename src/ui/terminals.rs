@@ -173,7 +173,14 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
     let missing = format!("There is no terminal {ns}/{name}; it may have ended.");
     let t: Terminal = state.get_as_user(&s, &ns, &name, &missing).await?;
     let st = t.status.clone().unwrap_or_default();
+    let (max_end, capped) = super::format::max_end(
+        &t.metadata,
+        t.spec.idle_timeout.as_deref(),
+        t.spec.max_lifetime.as_deref(),
+        st.expires_at.as_ref().map(|e| e.0),
+    );
     let ctx = context! {
+        max_end, capped,
         t => Serde(&t),
         title => rows::kinds::title_of(&t),
         ready => super::live::ready_of(&st.conditions),

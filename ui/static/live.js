@@ -28,6 +28,13 @@
       var text = left(ms);
       var l = el.querySelector('[data-field="left"]');
       if (l) l.textContent = '(' + text + ' left)';
+      // At the maximum lifetime no Extend moves the end: say so, offer none.
+      var max = Date.parse(el.dataset.max || '');
+      var capped = !isNaN(max) && at >= max;
+      var scope = el.closest('main') || document;
+      scope.querySelectorAll('[data-field="extend"]').forEach(function (f) { f.hidden = capped; });
+      el.querySelectorAll('[data-field="extendable"]').forEach(function (f) { f.hidden = capped; });
+      el.querySelectorAll('[data-field="capped"]').forEach(function (f) { f.hidden = !capped; });
       var warning = el.querySelector('[data-field="warning"]');
       if (warning) {
         warning.hidden = ms > warnMinutes * 60000;
