@@ -45,6 +45,12 @@ async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
         .send(b.http.post(format!("{}/logout", s.base)).form(&[("csrf", "nope")]))
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let refused = r.text().await.unwrap();
+    assert!(refused.contains("CSRF token is missing or wrong"), "{refused}");
+    assert!(
+        refused.contains("Log out") && !refused.contains(r#"href="/login""#),
+        "a logged-in page: {refused}"
+    );
     assert_eq!(claims_of("alice").await.len(), before + 1);
 
     let r = b

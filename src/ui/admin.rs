@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, ResponseError,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::StatusCode,
@@ -18,6 +18,9 @@ use minijinja::{context, value::Serde};
 
 use super::{
     cookies::Session,
+    csrf::SignedForm,
+    logged_in::LoggedIn,
+    page::{Page, PageError},
     state::{State, UiState, redirect},
 };
 use crate::api::SessionClaim;
@@ -39,12 +42,18 @@ impl UiState {
         let Some(s) = self.session(req).await else {
             return Err(redirect("/login"));
         };
-        if self.is_admin(&s) {
-            return Ok(s);
+        self.require_admin(&s, req.path()).map_err(|e| e.error_response())?;
+        Ok(s)
+    }
+
+    /// Nothing, or the 403 page when `s` is in none of the admin groups.
+    fn require_admin(&self, s: &Session, path: &str) -> Result<(), PageError> {
+        if self.is_admin(s) {
+            return Ok(());
         }
-        tracing::warn!(user = %s.user, path = %req.path(), "admin route refused: not an admin");
-        Err(self.page_message(
-            &s,
+        tracing::warn!(user = %s.user, path, "admin route refused: not an admin");
+        Err(self.refuse(
+            Some(s),
             StatusCode::FORBIDDEN,
             "Admins only",
             &format!(
@@ -69,27 +78,22 @@ async fn admins_only(
 }
 
 /// All SessionClaims, listed as the admin, for the admin groups.
-async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
-    let s = match state.admin(&req).await {
-        Ok(s) => s,
-        Err(refused) => return refused,
-    };
+async fn sessions(state: State, req: HttpRequest, LoggedIn(s): LoggedIn) -> Page {
+    state.require_admin(&s, req.path())?;
     // Listed as the admin: the API server decides whether they may see every session.
-    let listed = match state.as_user(&s) {
-        Ok(c) => Api::<SessionClaim>::all(c).list(&Default::default()).await,
-        Err(e) => Err(e),
-    };
-    let list = match listed {
-        Ok(l) => l.items,
-        Err(e) => {
-            return state.page_message(
-                &s,
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
+    let list = Api::<SessionClaim>::all(client)
+        .list(&Default::default())
+        .await
+        .map_err(|e| {
+            state.refuse(
+                Some(&s),
                 StatusCode::FORBIDDEN,
                 "Cannot list sessions",
                 &format!("The API server refused: {}", super::state::why(&e)),
-            );
-        }
-    };
+            )
+        })?
+        .items;
     let claims: Vec<serde_json::Value> = list
         .iter()
         .filter(|c| c.metadata.deletion_timestamp.is_none())
@@ -103,52 +107,39 @@ async fn sessions(state: State, req: HttpRequest) -> HttpResponse {
             })
         })
         .collect();
-    state.page("sessions.html", &s, context! { claims => Serde(&claims) })
+    Ok(state.page("sessions.html", &s, context! { claims => Serde(&claims) }))
 }
 
-/// Revokes a session: deletes its SessionClaim as the admin.
+/// Revokes a session: deletes its SessionClaim as the admin, after a confirmation.
 async fn revoke(
     state: State,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<BTreeMap<String, String>>,
-) -> HttpResponse {
-    let s = match state.admin(&req).await {
-        Ok(s) => s,
-        Err(refused) => return refused,
-    };
-    if let Some(refused) = super::csrf::refusal(&state, &req, &s, form.get("csrf").map(String::as_str)) {
-        return refused;
-    }
+    SignedForm(s, form): SignedForm<BTreeMap<String, String>>,
+) -> Page {
+    state.require_admin(&s, req.path())?;
     let (ns, name) = path.into_inner();
     if !form.contains_key("confirm") {
-        return state.page_message(
-            &s,
+        return Err(state.refuse(
+            Some(&s),
             StatusCode::BAD_REQUEST,
             "Not revoked",
             &format!("Tick the confirmation to revoke the session {ns}/{name}; nothing was changed."),
-        );
+        ));
     }
-    let result = match state.as_user(&s) {
-        Ok(c) => Api::<SessionClaim>::namespaced(c, &ns)
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => {
-            if ns == state.cfg.session.namespace {
-                state.ends.end(&name);
-            }
-            redirect("/admin/sessions")
-        }
-        Err(kube::Error::Api(e)) => state.page_message(
-            &s,
-            StatusCode::FORBIDDEN,
-            "Not revoked",
-            &format!("The API server refused: {}", e.message),
-        ),
-        Err(e) => state.page_message(&s, StatusCode::BAD_GATEWAY, "Not revoked", &e.to_string()),
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
+    Api::<SessionClaim>::namespaced(client, &ns)
+        .delete(&name, &DeleteParams::default())
+        .await
+        .map_err(|e| {
+            let (status, why) = match &e {
+                kube::Error::Api(e) => (StatusCode::FORBIDDEN, format!("The API server refused: {}", e.message)),
+                other => (StatusCode::BAD_GATEWAY, other.to_string()),
+            };
+            state.refuse(Some(&s), status, "Not revoked", &why)
+        })?;
+    if ns == state.cfg.session.namespace {
+        state.ends.end(&name);
     }
+    Ok(redirect("/admin/sessions"))
 }

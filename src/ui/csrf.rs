@@ -6,7 +6,7 @@
 //! the extractor for a logged-in form: the session, the form, and this rule,
 //! before the handler runs.
 
-use actix_web::{HttpRequest, HttpResponse, cookie::Cookie, http::StatusCode, http::header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, cookie::Cookie, http::StatusCode, http::header};
 
 use super::{
     cookies::{self, PRE_SESSION_COOKIE, PreSession, Session},
@@ -73,7 +73,7 @@ impl<T: WithCsrf + serde::de::DeserializeOwned + 'static> actix_web::FromRequest
 pub(super) fn refusal(state: &UiState, req: &HttpRequest, s: &Session, token: Option<&str>) -> Option<HttpResponse> {
     check(
         state,
-        req,
+        (req, Some(s)),
         Some(cookies::csrf_token(&state.key, s)),
         token,
         "reload the page",
@@ -89,7 +89,7 @@ pub(super) fn login_refusal(state: &UiState, req: &HttpRequest, token: Option<&s
         .map(|p| p.token);
     check(
         state,
-        req,
+        (req, None),
         expected,
         token,
         "open the dashboard's own login page and log in there",
@@ -112,29 +112,36 @@ pub(super) fn pre_session(state: &UiState, req: &HttpRequest) -> (String, Option
     (p.token, Some(cookie))
 }
 
+/// The refusal page is a logged-in page for the session `s`, when there is one.
 fn check(
     state: &UiState,
-    req: &HttpRequest,
+    (req, s): (&HttpRequest, Option<&Session>),
     expected: Option<String>,
     submitted: Option<&str>,
     what_to_do: &str,
 ) -> Option<HttpResponse> {
     if let Some(origin) = other_site(state, req) {
-        return Some(state.message(
+        return Some(state.refuse(
+            s,
             StatusCode::FORBIDDEN,
             "Refused",
             &format!(
                 "This form was sent from another site ({origin}), not from this dashboard's pages, so it was ignored; {what_to_do}."
             ),
-        ));
+        ).error_response());
     }
     match (expected, submitted) {
         (Some(want), Some(got)) if cookies::tokens_match(&want, got) => None,
-        _ => Some(state.message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            &format!("The form's CSRF token is missing or wrong, so it was ignored; {what_to_do}."),
-        )),
+        _ => Some(
+            state
+                .refuse(
+                    s,
+                    StatusCode::FORBIDDEN,
+                    "Refused",
+                    &format!("The form's CSRF token is missing or wrong, so it was ignored; {what_to_do}."),
+                )
+                .error_response(),
+        ),
     }
 }
 

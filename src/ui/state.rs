@@ -279,11 +279,6 @@ impl UiState {
         self.refuse(Some(s), StatusCode::BAD_GATEWAY, "Unavailable", &why(e))
     }
 
-    /// [`refuse`](Self::refuse) for logged-in user `s`, as a response.
-    pub(super) fn page_message(&self, s: &Session, status: StatusCode, heading: &str, text: &str) -> HttpResponse {
-        self.refuse(Some(s), status, heading, text).error_response()
-    }
-
     /// [`refuse`](Self::refuse) as a response, for a request without a session.
     pub(super) fn message(&self, status: StatusCode, heading: &str, text: &str) -> HttpResponse {
         self.refuse(None, status, heading, text).error_response()

@@ -5,12 +5,12 @@
 //! in each cluster concerned (see [`crate::access`] for the rules).
 
 use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Denial, mutate::set_annotation, validate::Followup};
 use crate::{
     access::{Checker, authorize_target, cluster_name, require, resource},
-    api::{Terminal, keys::TEMPORARY_NAMESPACE},
+    api::{Terminal, TerminalSpec, keys::TEMPORARY_NAMESPACE},
     clusters::Clusters,
     config::OperatorConfig,
     creator::Creator,
@@ -27,9 +27,9 @@ pub fn mutate_create(
 ) {
     let (idle, max) = (&cfg.terminal.idle_timeout.default, &cfg.terminal.max_lifetime.default);
     super::mutate::default_lifetimes(ops, obj, &idle.to_string(), &max.to_string());
-    let temporary = ["host", "target"]
-        .iter()
-        .any(|side| obj.data["spec"][side]["temporaryNamespace"] == json!(true));
+    // A spec that does not parse gets no name; validation refuses it, saying why.
+    let temporary = super::typed_spec::<TerminalSpec>(obj)
+        .is_ok_and(|s| s.host.temporary_namespace == Some(true) || s.target.temporary_namespace == Some(true));
     if temporary {
         set_annotation(ops, obj, TEMPORARY_NAMESPACE, &format!("term-{}", random_suffix()));
     }
@@ -215,6 +215,7 @@ pub async fn authorize_terminal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn terminal(spec_extra: Value) -> Value {
         let mut spec =
