@@ -85,6 +85,17 @@ pub struct Live {
 }
 
 impl Live {
+    /// No rows and no state yet; a broadcast that keeps `capacity` changes.
+    fn new(capacity: usize) -> Live {
+        Live {
+            deployments: Default::default(),
+            terminals: Default::default(),
+            changes: broadcast::channel(capacity).0,
+            latest_deployments: Default::default(),
+            latest_terminals: Default::default(),
+        }
+    }
+
     /// The current state of the objects named by `keys` (`namespace/name`,
     /// either kind) that `visible` allows, in the order asked.
     pub fn current(&self, keys: &[&str], visible: impl Fn(&Change) -> bool) -> Vec<Change> {
@@ -231,14 +242,7 @@ fn follow<K, R>(
 
 /// Starts both watches and waits until each has listed once.
 pub async fn start(client: Client, env: Arc<Environment<'static>>) -> Result<Live, String> {
-    let (changes, _) = broadcast::channel(4096);
-    let live = Live {
-        deployments: Default::default(),
-        terminals: Default::default(),
-        changes,
-        latest_deployments: Default::default(),
-        latest_terminals: Default::default(),
-    };
+    let live = Live::new(4096);
     let (deployments_ready, mut d) = tokio::sync::watch::channel(false);
     let (terminals_ready, mut t) = tokio::sync::watch::channel(false);
     follow::<Deployment, _>(
@@ -349,14 +353,7 @@ mod tests {
 
     #[test]
     fn a_stream_starts_with_the_current_state_of_what_the_page_shows_and_may_see() {
-        let (changes, _) = broadcast::channel(1);
-        let live = Live {
-            deployments: Default::default(),
-            terminals: Default::default(),
-            changes,
-            latest_deployments: Default::default(),
-            latest_terminals: Default::default(),
-        };
+        let live = Live::new(1);
         for c in [
             change("deployment", "team-a/shop", "alice"),
             change("deployment", "team-b/db", "bob"),
