@@ -13,10 +13,9 @@ use crate::{
 };
 
 /// A duration in an object's spec that cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum LifetimeError {
     /// Not a Go duration.
-    #[error("spec.{field} {value:?} is not a duration such as 30m or 8h")]
     Unparsable {
         /// The spec field.
         field: &'static str,
@@ -24,7 +23,6 @@ pub enum LifetimeError {
         value: String,
     },
     /// Longer than the operator allows.
-    #[error("spec.{field} {value} is above the maximum of {max} the operator allows; ask for {max} or less")]
     AboveMax {
         /// The spec field.
         field: &'static str,
@@ -34,6 +32,33 @@ pub enum LifetimeError {
         max: String,
     },
 }
+
+impl LifetimeError {
+    /// The spec field at fault, for example `spec.idleTimeout`.
+    pub fn field(&self) -> String {
+        match self {
+            LifetimeError::Unparsable { field, .. } | LifetimeError::AboveMax { field, .. } => format!("spec.{field}"),
+        }
+    }
+
+    /// What is wrong, without the field's name.
+    pub fn detail(&self) -> String {
+        match self {
+            LifetimeError::Unparsable { value, .. } => format!("{value:?} is not a duration such as 30m or 8h"),
+            LifetimeError::AboveMax { value, max, .. } => {
+                format!("{value} is above the maximum of {max} the operator allows; ask for {max} or less")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for LifetimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.field(), self.detail())
+    }
+}
+
+impl std::error::Error for LifetimeError {}
 
 /// The effective lifetimes of one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +113,22 @@ pub fn effective(
         idle_timeout: one("idleTimeout", idle_timeout, idle_bounds)?,
         max_lifetime: one("maxLifetime", max_lifetime, max_bounds)?,
     })
+}
+
+/// Every problem of the spec's durations, one a field (empty: both are usable).
+pub fn problems(
+    idle_timeout: Option<&str>,
+    max_lifetime: Option<&str>,
+    idle_bounds: &Bounds,
+    max_bounds: &Bounds,
+) -> Vec<LifetimeError> {
+    [
+        one("idleTimeout", idle_timeout, idle_bounds).err(),
+        one("maxLifetime", max_lifetime, max_bounds).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Time from now until `t` (zero when `t` has passed).
@@ -192,6 +233,26 @@ mod tests {
             effective(Some("soon"), None, &idle, &max),
             Err(LifetimeError::Unparsable { .. })
         ));
+    }
+
+    #[test]
+    fn problems_name_each_field_at_fault() {
+        let idle = bounds(600, 3600);
+        let max = bounds(7200, 86400);
+        assert!(problems(Some("30m"), None, &idle, &max).is_empty());
+        let both = problems(Some("2h"), Some("soon"), &idle, &max);
+        let fields: Vec<String> = both.iter().map(LifetimeError::field).collect();
+        assert_eq!(fields, ["spec.idleTimeout", "spec.maxLifetime"]);
+        assert!(
+            both[0].detail().starts_with("2h is above the maximum of "),
+            "{}",
+            both[0].detail()
+        );
+        assert_eq!(both[0].to_string(), format!("spec.idleTimeout {}", both[0].detail()));
+        assert_eq!(
+            both[1].to_string(),
+            "spec.maxLifetime \"soon\" is not a duration such as 30m or 8h"
+        );
     }
 
     #[test]

@@ -324,22 +324,31 @@ async fn bob_may_not_deploy_into_team_a() {
 
 #[tokio::test]
 async fn invalid_parameters_are_refused_listing_each_violation() {
-    let (code, msg) = common::wait::refused(
-        create(
-            ALICE,
-            "team-a",
-            &deployment("bad", "scheduled-job", json!({"keepRuns": 50, "colour": "red"})),
-        )
-        .await,
-    );
-    assert_eq!(code, 422);
+    let bad = deployment("bad", "scheduled-job", json!({"keepRuns": 50, "colour": "red"}));
+    let err = create(ALICE, "team-a", &bad).await.unwrap_err();
+    let kube::Error::Api(s) = err else { panic!("{err}") };
+    assert_eq!(s.code, 422);
     for part in [
         "spec.parameters/ (required)",
         "spec.parameters/keepRuns (maximum)",
         "additionalProperties",
     ] {
-        assert!(msg.contains(part), "{part} missing from: {msg}");
+        assert!(s.message.contains(part), "{part} missing from: {}", s.message);
     }
+    // One cause per field at fault: the unknown `colour` at the parameters,
+    // the missing `schedule` and the too large `keepRuns` at themselves.
+    let causes = s.details.map(|d| d.causes).unwrap_or_default();
+    let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.parameters",
+            "spec.parameters.schedule",
+            "spec.parameters.keepRuns"
+        ],
+        "{causes:?}"
+    );
+    assert!(causes[2].message.contains("maximum"), "{causes:?}");
 }
 
 #[tokio::test]

@@ -403,6 +403,75 @@ async fn a_renewed_token_keeps_working_and_deleting_the_secret_revokes_it() {
 }
 
 #[tokio::test]
+async fn a_refusal_names_each_field_at_fault_and_kubectl_prints_one_bullet_each() {
+    let greedy = claim(
+        "too-long",
+        "developer",
+        json!({"spec": {"idleTimeout": "9h", "maxLifetime": "48h"}}),
+    );
+    let kube::Error::Api(s) = create(BOB, &greedy).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+    let details = s.details.clone().expect("the refusal carries details");
+    assert_eq!(
+        (details.group.as_str(), details.kind.as_str(), details.name.as_str()),
+        ("portico.dev", "SessionClaim", "too-long")
+    );
+    let causes: Vec<(&str, &str)> = details
+        .causes
+        .iter()
+        .map(|c| (c.field.as_str(), c.reason.as_str()))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            ("spec.idleTimeout", "FieldValueInvalid"),
+            ("spec.maxLifetime", "FieldValueInvalid")
+        ]
+    );
+    assert!(
+        details.causes[1].message.starts_with("48h is above the maximum of ")
+            && details.causes[1].message.ends_with("(profile developer)"),
+        "{:?}",
+        details.causes
+    );
+    // The message still says it all, for clients that read only the message.
+    assert!(
+        s.message.contains("spec.idleTimeout 9h is above") && s.message.contains("spec.maxLifetime 48h is above"),
+        "{}",
+        s.message
+    );
+
+    // kubectl prints the causes as it prints the API server's own validation errors.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("claim.yaml");
+    std::fs::write(&file, serde_json::to_string(&greedy).unwrap()).unwrap();
+    let out = common::kubectl(&["apply", "-n", SESSIONS, "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "The SessionClaim \"too-long\" is invalid: \n",
+        "\n* spec.idleTimeout: 9h is above the maximum of ",
+        "\n* spec.maxLifetime: 48h is above the maximum of ",
+    ] {
+        assert!(
+            stderr.contains(line),
+            "{line:?} missing from kubectl's error:\n{stderr}"
+        );
+    }
+
+    // A refusal (403) names its field too; kubectl prints the message of those.
+    let kube::Error::Api(s) = create(BOB, &claim("ops-only", "ops", json!({}))).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(s.code, 403);
+    let causes = s.details.map(|d| d.causes).unwrap_or_default();
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(causes[0].field, "spec.profile");
+}
+
+#[tokio::test]
 async fn admission_refuses_wrong_profiles_groups_limits_and_claims_for_someone_else() {
     let kube::Error::Api(s) = create(BOB, &claim("ops-try", "ops", json!({}))).await.unwrap_err() else {
         panic!()

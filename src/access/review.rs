@@ -306,13 +306,17 @@ pub async fn authorize_target(
         (Some(ns), _) => ns.clone(),
         (None, Some(t)) => {
             let why = " (spec.target.temporaryNamespace creates one)";
-            require(c, creator, resource("", "create", "", "namespaces", ""), why).await?;
+            require(c, creator, resource("", "create", "", "namespaces", ""), why)
+                .await
+                .map_err(|d| d.on("spec.target.temporaryNamespace"))?;
             t.to_string()
         }
-        (None, None) => return Err(Denial::invalid("spec.target names no namespace".to_string())),
+        (None, None) => return Err(Denial::invalid_field("spec.target", "names no namespace")),
     };
-    for binding in &target.role_bindings {
-        check_role_grant(c, creator, &binding.role_ref, binding.binding_kind, &ns).await?;
+    for (i, binding) in target.role_bindings.iter().enumerate() {
+        check_role_grant(c, creator, &binding.role_ref, binding.binding_kind, &ns)
+            .await
+            .map_err(|d| d.on(format!("spec.target.roleBindings[{i}]")))?;
     }
     // A Terminal reaches only namespaces its creator has some role in: one
     // with no RoleBinding there must at least be able to read the namespace
@@ -326,7 +330,9 @@ pub async fn authorize_target(
             " (spec.target.namespace): a Terminal reaches only namespaces its creator holds a role in; \
              ask for access to {ns} first"
         );
-        require(c, creator, resource(&ns, "get", "", "namespaces", &ns), &why).await?;
+        require(c, creator, resource(&ns, "get", "", "namespaces", &ns), &why)
+            .await
+            .map_err(|d| d.on("spec.target.namespace"))?;
     }
     Ok(())
 }

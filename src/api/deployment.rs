@@ -22,10 +22,17 @@ pub const HISTORY_LIMIT: usize = 20;
     status = "DeploymentStatus",
     shortname = "pdeploy",
     category = "portico",
+    doc = "An instance of a template from the catalog (a database, an app, a scheduled job): the operator renders \
+           the template with spec.parameters and applies the objects with the rights of whoever created or last \
+           changed it, and reports their health, outputs and history in status.",
+    selectable = ".spec.template.name",
     printcolumn = r#"{"name":"Template","type":"string","jsonPath":".spec.template.name"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.message"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Status","type":"string","description":"The Ready condition's reason: AllCurrent, Applying, Progressing, Suspended, or why it is stalled","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Creator","type":"string","priority":1,"description":"Who created it (user name and groups, recorded at admission)","jsonPath":".metadata.annotations.portico\\.dev/created-by"}"#,
+    printcolumn = r#"{"name":"Applied By","type":"string","priority":1,"description":"Whose rights the objects were last applied with","jsonPath":".status.appliedBy"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.template == oldSelf.template").message("spec.template is immutable: create a new Deployment from the other template and delete this one"))]

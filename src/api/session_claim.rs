@@ -17,11 +17,18 @@ use super::common::{DNS_LABEL_MESSAGE, DNS_LABEL_RULE, EndReason, POSITIVE_DURAT
     status = "SessionClaimStatus",
     shortname = "sclaim",
     category = "portico",
+    doc = "A user's session under a session profile the platform admins defined: time-limited, revocable \
+           credentials (a kubeconfig in a Secret only that user may read) and the profile's grants. It ends \
+           when no heartbeat arrives within spec.idleTimeout or at spec.maxLifetime; status.expiresAt says when.",
+    selectable = ".spec.profile",
+    selectable = ".status.user",
     printcolumn = r#"{"name":"Profile","type":"string","jsonPath":".spec.profile"}"#,
     printcolumn = r#"{"name":"User","type":"string","jsonPath":".status.user"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Status","type":"string","description":"The Ready condition's reason: KubeconfigReady, Ended, or why it is stalled","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","format":"date-time","description":"When the session ends unless a heartbeat arrives first","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.profile == oldSelf.profile").message("profile is immutable: end this session and claim a new one for another profile"))]

@@ -26,11 +26,17 @@ use super::common::{
     status = "TerminalStatus",
     shortname = "term",
     category = "portico",
-    printcolumn = r#"{"name":"Host Namespace","type":"string","jsonPath":".status.hostNamespace"}"#,
-    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.namespace"}"#,
+    doc = "A shell in the browser: a pod on a host cluster holding a kubeconfig for a target namespace and the \
+           roles bound there. It is deleted, with everything made for it, when its creator stops sending heartbeats \
+           (spec.idleTimeout) or at spec.maxLifetime; status.expiresAt says when.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Status","type":"string","description":"The Ready condition's reason: PodReady, PodCreating, PodNotReady, Ended, or why it is stalled","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","format":"date-time","description":"When it is deleted unless a heartbeat arrives first","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","priority":1,"jsonPath":".spec.target.namespace"}"#,
+    printcolumn = r#"{"name":"Host Namespace","type":"string","priority":1,"jsonPath":".status.hostNamespace"}"#,
+    printcolumn = r#"{"name":"Creator","type":"string","priority":1,"description":"Who created it (user name and groups, recorded at admission)","jsonPath":".metadata.annotations.portico\\.dev/created-by"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: a Terminal cannot be changed after it is created; delete it and create a new one"))]

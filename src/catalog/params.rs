@@ -11,6 +11,9 @@ use super::UPDATABLE_KEYWORD;
 pub struct Violation {
     /// JSON pointer into the parameters, for example `/replicas`.
     pub pointer: String,
+    /// The field at fault as Kubernetes writes paths, for example
+    /// `spec.parameters.replicas`; a missing required property's own path.
+    pub field: String,
     /// The schema keyword broken, for example `maximum`.
     pub rule: String,
     /// What is wrong.
@@ -63,6 +66,7 @@ pub fn check(schema: &Value, params: &Value) -> Result<Value, Vec<Violation>> {
         Err(e) => {
             return Err(vec![Violation {
                 pointer: String::new(),
+                field: field_path("", None),
                 rule: "schema".into(),
                 message: e.to_string(),
             }]);
@@ -70,10 +74,18 @@ pub fn check(schema: &Value, params: &Value) -> Result<Value, Vec<Violation>> {
     };
     let mut violations: Vec<Violation> = validator
         .iter_errors(&full)
-        .map(|e| Violation {
-            pointer: e.instance_path().to_string(),
-            rule: e.kind().keyword().to_string(),
-            message: e.to_string(),
+        .map(|e| {
+            let pointer = e.instance_path().to_string();
+            let missing = match e.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => property.as_str(),
+                _ => None,
+            };
+            Violation {
+                field: field_path(&pointer, missing),
+                pointer,
+                rule: e.kind().keyword().to_string(),
+                message: e.to_string(),
+            }
         })
         .collect();
     if violations.is_empty() {
@@ -81,6 +93,28 @@ pub fn check(schema: &Value, params: &Value) -> Result<Value, Vec<Violation>> {
     }
     violations.sort_by(|a, b| a.pointer.cmp(&b.pointer).then(a.rule.cmp(&b.rule)));
     Err(violations)
+}
+
+/// The Kubernetes field path of a JSON pointer into the parameters (and of
+/// the missing property `missing` there): `/a/0/b` is
+/// `spec.parameters.a[0].b`; a key that is not a plain name is bracketed.
+pub fn field_path(pointer: &str, missing: Option<&str>) -> String {
+    let mut out = "spec.parameters".to_string();
+    let segments = pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"));
+    for seg in segments.chain(missing.map(str::to_string)) {
+        let name = seg.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if name {
+            out.push('.');
+            out.push_str(&seg);
+        } else {
+            out.push_str(&format!("[{seg}]"));
+        }
+    }
+    out
 }
 
 /// Top-level parameters marked `x-portico-updatable: false` whose value changed.
@@ -133,6 +167,21 @@ mod tests {
         assert!(got.contains(&("".into(), "additionalProperties".into())), "{got:?}");
         let text = v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ");
         assert!(text.contains("spec.parameters/replicas (maximum)"), "{text}");
+    }
+
+    #[test]
+    fn violations_name_their_field_as_kubernetes_writes_paths() {
+        let v = check(&schema(), &json!({"replicas": 50, "colour": "red"})).unwrap_err();
+        let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
+        // The missing `image` at its own path; the unknown `colour` at the object; `replicas` at itself.
+        assert_eq!(
+            fields,
+            ["spec.parameters", "spec.parameters.image", "spec.parameters.replicas"],
+            "{v:?}"
+        );
+        assert_eq!(field_path("/items/0/name", None), "spec.parameters.items[0].name");
+        assert_eq!(field_path("/a~1b/c.d", None), "spec.parameters[a/b][c.d]");
+        assert_eq!(field_path("", None), "spec.parameters");
     }
 
     #[test]

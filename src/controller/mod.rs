@@ -185,6 +185,12 @@ impl Error {
     }
 }
 
+/// How many of `objects` exist and are not being deleted, for
+/// `portico_active_objects` (pure).
+pub fn active<K: Resource>(objects: &[Arc<K>]) -> i64 {
+    objects.iter().filter(|o| o.meta().deletion_timestamp.is_none()).count() as i64
+}
+
 /// Wraps a kube error with what was being done.
 pub fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let action = action.into();
@@ -194,6 +200,25 @@ pub fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_being_deleted_are_not_active() {
+        let d = |deleting: bool| -> Arc<crate::api::Deployment> {
+            let mut d: crate::api::Deployment = serde_json::from_value(serde_json::json!({
+                "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"template": {"name": "webapp"}},
+            }))
+            .unwrap();
+            if deleting {
+                d.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ));
+            }
+            Arc::new(d)
+        };
+        assert_eq!(active::<crate::api::Deployment>(&[]), 0);
+        assert_eq!(active(&[d(false), d(true), d(false)]), 2);
+    }
 
     #[test]
     fn catalog_and_discovery_failures_have_their_own_labels() {

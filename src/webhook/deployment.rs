@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{Denial, WebhookState, mutate::set_annotation, validate::Followup};
 use crate::{
     api::{DeploymentSpec, keys::UPDATED_BY},
+    catalog::params::{Violation, field_path},
     creator::Creator,
 };
 
@@ -70,31 +71,98 @@ pub async fn check(
     .await
     .map_err(|e| match e {
         crate::catalog::TemplateError::Api(e) => Denial::unavailable(format!("cannot read the catalog: {e}")),
-        other => Denial::invalid(format!("spec.template: {other}")),
+        other => Denial::invalid_field("spec.template", other.to_string()),
     })?;
     if (old_params.is_none() || applier.user != creator.user) && !entry.template.allows(&applier.groups) {
         return Err(Denial::forbidden(format!(
             "{} may not use template {name}: it is for members of {:?}",
             applier.user, entry.template.allowed_groups
-        )));
+        ))
+        .on("spec.template.name"));
     }
     if let Err(violations) = crate::catalog::params::check(&entry.template.parameters, params) {
-        let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
-        return Err(Denial::invalid(format!(
-            "the parameters do not fit template {name}: {}",
-            list.join("; ")
-        )));
+        return Err(parameters_refused(name, &violations));
     }
     if let Some(old) = old_params {
         let fixed = crate::catalog::params::changed_fixed(&entry.template.parameters, old, params);
         if !fixed.is_empty() {
-            let list: Vec<String> = fixed.iter().map(|p| format!("spec.parameters{p}")).collect();
-            return Err(Denial::invalid(format!(
-                "{} may not change after creation (template {name} marks it {}: false); create a new Deployment instead",
-                list.join(", "),
-                crate::catalog::UPDATABLE_KEYWORD
-            )));
+            return Err(fixed_changed(name, &fixed));
         }
     }
     Ok(())
+}
+
+/// Parameters that do not fit template `name` (pure): every violation in
+/// the message (`spec.parameters/<pointer> (<rule>): ...`, which the
+/// dashboard places by field) and one cause each.
+pub fn parameters_refused(name: &str, violations: &[Violation]) -> Denial {
+    let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+    let denial = Denial::invalid(format!(
+        "the parameters do not fit template {name}: {}",
+        list.join("; ")
+    ));
+    violations
+        .iter()
+        .fold(denial, |d, v| d.with_cause(&v.field, &v.message))
+}
+
+/// Parameters template `name` fixes changed (pure; `fixed` are JSON pointers): one cause each.
+pub fn fixed_changed(name: &str, fixed: &[String]) -> Denial {
+    let keyword = crate::catalog::UPDATABLE_KEYWORD;
+    let list: Vec<String> = fixed.iter().map(|p| format!("spec.parameters{p}")).collect();
+    let denial = Denial::invalid(format!(
+        "{} may not change after creation (template {name} marks it {keyword}: false); create a new Deployment instead",
+        list.join(", "),
+    ));
+    fixed.iter().fold(denial, |d, p| {
+        d.with_cause(
+            field_path(p, None),
+            format!(
+                "may not change after creation (template {name} marks it {keyword}: false); create a new \
+                 Deployment instead"
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_parameter_at_fault_is_a_cause_and_the_message_keeps_listing_them() {
+        let schema = json!({"type": "object", "required": ["image"], "additionalProperties": false,
+            "properties": {"image": {"type": "string"}, "replicas": {"type": "integer", "maximum": 10}}});
+        let violations = crate::catalog::params::check(&schema, &json!({"replicas": 50})).unwrap_err();
+        let d = parameters_refused("webapp", &violations);
+        assert_eq!(d.code, 422);
+        assert!(
+            d.message
+                .starts_with("the parameters do not fit template webapp: spec.parameters/ (required)"),
+            "{}",
+            d.message
+        );
+        let causes: Vec<(&str, &str)> = d
+            .causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.message.as_str()))
+            .collect();
+        assert_eq!(
+            causes,
+            [
+                ("spec.parameters.image", "\"image\" is a required property"),
+                ("spec.parameters.replicas", "50 is greater than the maximum of 10"),
+            ]
+        );
+        let d = fixed_changed("webapp", &["/image".into(), "/port".into()]);
+        let fields: Vec<&str> = d.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.parameters.image", "spec.parameters.port"]);
+        assert!(
+            d.message
+                .starts_with("spec.parameters/image, spec.parameters/port may not change after creation"),
+            "{}",
+            d.message
+        );
+    }
 }

@@ -9,6 +9,7 @@ pub mod mutate;
 pub mod ownership;
 pub mod quota;
 pub mod registration;
+pub mod rotation;
 pub mod session;
 pub mod terminal;
 pub mod tls;
@@ -21,6 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::core::{
     DynamicObject, Status,
     admission::{AdmissionRequest, AdmissionResponse},
+    response::{StatusCause, StatusDetails},
 };
 use tracing::{info, warn};
 
@@ -47,7 +49,7 @@ pub fn spec_str<'a>(obj: &'a DynamicObject, field: &str) -> Option<&'a str> {
 /// the CRD's schema before validating webhooks run).
 pub fn typed_spec<T: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Result<T, Denial> {
     let spec = obj.data.get("spec").cloned().unwrap_or(serde_json::Value::Null);
-    serde_json::from_value(spec).map_err(|e| Denial::invalid(format!("spec: {e}")))
+    serde_json::from_value(spec).map_err(|e| Denial::invalid_field("spec", e.to_string()))
 }
 
 /// What the handlers share.
@@ -78,11 +80,41 @@ fn respond(req: &AdmissionRequest<DynamicObject>, result: Result<AdmissionRespon
         Err(d) => {
             let mut r = AdmissionResponse::from(req);
             r.allowed = false;
-            r.result = Status::failure(&d.message, d.reason()).with_code(d.code);
+            // A generated name is filled in before admission; the request's name is empty then.
+            let name = req.object.as_ref().and_then(|o| o.metadata.name.as_deref());
+            r.result = denial_status(&d, &req.kind.group, &req.kind.kind, name.unwrap_or(&req.name));
             r
         }
     };
     HttpResponse::Ok().json(resp.into_review())
+}
+
+/// The Status a refusal is answered with (pure): its code, reason and
+/// message and, when it names fields, `details` with the object's kind and
+/// name and one cause per field, as the API server's own validation errors
+/// carry them (kubectl prints an invalid object's causes as bullets).
+pub fn denial_status(d: &Denial, group: &str, kind: &str, name: &str) -> Status {
+    let status = Status::failure(&d.message, d.reason()).with_code(d.code);
+    if d.causes.is_empty() {
+        // kubectl prints the message only when there are no details.
+        return status;
+    }
+    status.with_details(StatusDetails {
+        name: name.to_string(),
+        group: group.to_string(),
+        kind: kind.to_string(),
+        uid: String::new(),
+        causes: d
+            .causes
+            .iter()
+            .map(|c| StatusCause {
+                reason: d.cause_reason().to_string(),
+                message: c.message.clone(),
+                field: c.field.clone(),
+            })
+            .collect(),
+        retry_after_seconds: 0,
+    })
 }
 
 fn parse(body: &[u8]) -> Result<(AdmissionRequest<DynamicObject>, Kind), Box<HttpResponse>> {
@@ -264,5 +296,54 @@ pub(crate) mod testing {
         });
         let review: kube::core::admission::AdmissionReview<DynamicObject> = serde_json::from_value(review).unwrap();
         review.try_into().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_refusal_naming_fields_answers_one_cause_each_with_the_objects_kind_and_name() {
+        let d = Denial::invalid("spec.idleTimeout 9h is too long; spec.maxLifetime 99h is too long".into())
+            .with_cause("spec.idleTimeout", "9h is too long")
+            .with_cause("spec.maxLifetime", "99h is too long");
+        let status = denial_status(&d, "portico.dev", "Terminal", "t");
+        let req = testing::terminal_request("CREATE", "alice", &[], json!({"metadata": {"name": "t"}}), None);
+        let mut resp = AdmissionResponse::from(&req);
+        resp.allowed = false;
+        resp.result = status;
+        // As the API server reads it from the AdmissionReview.
+        let review = serde_json::to_value(resp.into_review()).unwrap();
+        assert_eq!(
+            review["response"]["status"],
+            json!({
+                "status": "Failure", "code": 422, "reason": "Invalid",
+                "message": "spec.idleTimeout 9h is too long; spec.maxLifetime 99h is too long",
+                "details": {"name": "t", "group": "portico.dev", "kind": "Terminal", "causes": [
+                    {"reason": "FieldValueInvalid", "field": "spec.idleTimeout", "message": "9h is too long"},
+                    {"reason": "FieldValueInvalid", "field": "spec.maxLifetime", "message": "99h is too long"},
+                ]},
+            })
+        );
+        let forbidden = Denial::forbidden_field("spec.host.pod.privileged", "needs a group");
+        assert_eq!(forbidden.message, "spec.host.pod.privileged: needs a group");
+        let status = denial_status(&forbidden, "portico.dev", "Terminal", "t");
+        assert_eq!(status.details.unwrap().causes[0].reason, "FieldValueForbidden");
+    }
+
+    #[test]
+    fn a_refusal_without_fields_has_no_details_so_kubectl_prints_its_message() {
+        let d = Denial::invalid("this Terminal is too big".into());
+        let status = denial_status(&d, "portico.dev", "Terminal", "t");
+        assert_eq!((status.code, status.details), (422, None));
+        // A check that could not run is about no field, even when asked to be.
+        assert!(
+            Denial::unavailable("cannot check".into())
+                .on("spec.profile")
+                .causes
+                .is_empty()
+        );
     }
 }

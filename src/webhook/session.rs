@@ -11,7 +11,7 @@ use super::{
     Denial, WebhookState,
     mutate::{label, set_label},
     spec_str,
-    validate::Followup,
+    validate::{Followup, check_lifetimes, label_field},
 };
 use crate::{
     api::{
@@ -67,28 +67,34 @@ pub fn validate(
     let name = spec.profile.as_str();
     let Some(profile) = cfg.profile(name) else {
         let offered: Vec<&str> = cfg.session_profiles.iter().map(|p| p.name.as_str()).collect();
-        return Err(Denial::invalid(format!(
-            "spec.profile: there is no session profile named {name:?}; the operator offers: {}",
-            if offered.is_empty() {
-                "none".to_string()
-            } else {
-                offered.join(", ")
-            }
-        )));
+        return Err(Denial::invalid_field(
+            "spec.profile",
+            format!(
+                "there is no session profile named {name:?}; the operator offers: {}",
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(", ")
+                }
+            ),
+        ));
     };
-    lifetime::effective(
-        spec.idle_timeout.as_deref(),
-        spec.max_lifetime.as_deref(),
-        &profile.idle_timeout,
-        &profile.max_lifetime,
-    )
-    .map_err(|e| Denial::invalid(format!("{e} (profile {name})")))?;
+    check_lifetimes(
+        lifetime::problems(
+            spec.idle_timeout.as_deref(),
+            spec.max_lifetime.as_deref(),
+            &profile.idle_timeout,
+            &profile.max_lifetime,
+        ),
+        &format!(" (profile {name})"),
+    )?;
     if let Operation::Create = req.operation {
         if !profile.allows(&creator.groups) {
             return Err(Denial::forbidden(format!(
                 "{} may not claim session profile {name}: it is for members of {:?}",
                 creator.user, profile.allowed_groups
-            )));
+            ))
+            .on("spec.profile"));
         }
         return Ok(Some(Followup::Session(creator, name.to_string())));
     }
@@ -100,9 +106,10 @@ pub fn check_labels(old: &DynamicObject, obj: &DynamicObject) -> Result<(), Deni
     for key in [USER_HASH_LABEL, PROFILE_LABEL] {
         let get = |o: &DynamicObject| o.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
         if get(old) != get(obj) {
-            return Err(Denial::forbidden(format!(
-                "the label {key} is managed by Portico and cannot change"
-            )));
+            return Err(
+                Denial::forbidden(format!("the label {key} is managed by Portico and cannot change"))
+                    .on(label_field(key)),
+            );
         }
     }
     Ok(())

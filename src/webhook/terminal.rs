@@ -7,7 +7,11 @@
 use kube::core::{DynamicObject, admission::AdmissionRequest, admission::Operation};
 use serde_json::Value;
 
-use super::{Denial, mutate::set_annotation, validate::Followup};
+use super::{
+    Denial,
+    mutate::set_annotation,
+    validate::{Followup, check_lifetimes},
+};
 use crate::{
     access::{Checker, authorize_target, cluster_name, require, resource},
     api::{Terminal, TerminalSpec, keys::TEMPORARY_NAMESPACE},
@@ -46,13 +50,15 @@ pub fn validate(
 ) -> Result<Option<Followup>, Denial> {
     let terminal: Terminal = serde_json::from_value(serde_json::to_value(obj).unwrap_or_default())
         .map_err(|e| Denial::invalid(format!("not a valid Terminal: {e}")))?;
-    lifetime::effective(
-        terminal.spec.idle_timeout.as_deref(),
-        terminal.spec.max_lifetime.as_deref(),
-        &cfg.terminal.idle_timeout,
-        &cfg.terminal.max_lifetime,
-    )
-    .map_err(|e| Denial::invalid(e.to_string()))?;
+    check_lifetimes(
+        lifetime::problems(
+            terminal.spec.idle_timeout.as_deref(),
+            terminal.spec.max_lifetime.as_deref(),
+            &cfg.terminal.idle_timeout,
+            &cfg.terminal.max_lifetime,
+        ),
+        "",
+    )?;
     if let Operation::Create = req.operation {
         let pod = &terminal.spec.host.pod;
         let asked: Vec<&str> = [
@@ -65,13 +71,22 @@ pub fn validate(
         .map(|(_, n)| *n)
         .collect();
         if !asked.is_empty() && !creator.in_any(&cfg.terminal.privileged_groups) {
-            return Err(Denial::forbidden(format!(
-                "{} may not request {} in spec.host.pod: that needs membership in one of the groups {:?} \
-                 (set by the platform admins in the operator configuration)",
+            let needs = format!(
+                "that needs membership in one of the groups {:?} (set by the platform admins in the operator \
+                 configuration)",
+                cfg.terminal.privileged_groups
+            );
+            let denial = Denial::forbidden(format!(
+                "{} may not request {} in spec.host.pod: {needs}",
                 creator.user,
                 asked.join(", "),
-                cfg.terminal.privileged_groups
-            )));
+            ));
+            return Err(asked.iter().fold(denial, |d, field| {
+                d.with_cause(
+                    format!("spec.host.pod.{field}"),
+                    format!("{} may not request {field}: {needs}", creator.user),
+                )
+            }));
         }
         return Ok(Some(Followup::Terminal(creator, Box::new(terminal))));
     }
@@ -98,46 +113,53 @@ pub fn check_shared_host(t: &Terminal, allowed: &[String]) -> Result<(), Denial>
          pods or read Secrets could use them"
     );
     if target.cluster != t.spec.host.cluster {
-        return Err(Denial::forbidden(format!(
-            "spec.target.cluster: {open}, and so reach another cluster; {fix}"
-        )));
+        return Err(Denial::forbidden_field(
+            "spec.target.cluster",
+            format!("{open}, and so reach another cluster; {fix}"),
+        ));
     }
     if target.namespace.as_ref() != Some(host) {
-        return Err(Denial::forbidden(format!(
-            "spec.target: {open}, and so reach {}; {fix}",
-            match &target.namespace {
-                Some(ns) => format!("namespace {ns}"),
-                None => "a temporary namespace".to_string(),
-            }
-        )));
+        let (field, reach) = match &target.namespace {
+            Some(ns) => ("spec.target.namespace", format!("namespace {ns}")),
+            None => ("spec.target.temporaryNamespace", "a temporary namespace".to_string()),
+        };
+        let detail = format!("{open}, and so reach {reach}; {fix}");
+        return Err(Denial::forbidden(format!("spec.target: {detail}")).with_cause(field, detail));
     }
+    // One cause for each binding at fault.
+    let mut refused: Option<Denial> = None;
     for (i, b) in target.role_bindings.iter().enumerate() {
-        let field = format!("spec.target.roleBindings[{i}]");
-        if b.binding_kind == BindingKind::ClusterRoleBinding {
-            return Err(Denial::forbidden(format!(
-                "{field}: a ClusterRoleBinding from a Terminal hosted in namespace {host}: {open}, and so act \
-                 cluster-wide; {fix}"
-            )));
-        }
-        if b.role_ref.kind != RoleKind::ClusterRole || !allowed.contains(&b.role_ref.name) {
+        let detail = if b.binding_kind == BindingKind::ClusterRoleBinding {
+            format!(
+                "a ClusterRoleBinding from a Terminal hosted in namespace {host}: {open}, and so act cluster-wide; {fix}"
+            )
+        } else if b.role_ref.kind != RoleKind::ClusterRole || !allowed.contains(&b.role_ref.name) {
             let kind = if b.role_ref.kind == RoleKind::Role {
                 "Role"
             } else {
                 "ClusterRole"
             };
-            return Err(Denial::forbidden(format!(
-                "{field}: {kind} {} is not one the platform admins allow for Terminals in a named host \
-                 namespace ({}): {open} with that role; {fix}",
+            format!(
+                "{kind} {} is not one the platform admins allow for Terminals in a named host namespace ({}): \
+                 {open} with that role; {fix}",
                 b.role_ref.name,
                 if allowed.is_empty() {
                     "none are".to_string()
                 } else {
                     format!("ClusterRoles {}", allowed.join(", "))
                 }
-            )));
-        }
+            )
+        } else {
+            continue;
+        };
+        let field = format!("spec.target.roleBindings[{i}]");
+        refused = Some(match refused {
+            // The message names the first; the causes name every one.
+            None => Denial::forbidden_field(field, detail),
+            Some(d) => d.with_cause(field, detail),
+        });
     }
-    Ok(())
+    refused.map_or(Ok(()), Err)
 }
 
 /// All checks for a new Terminal in `namespace`, with `temporary` the
@@ -162,7 +184,9 @@ pub async fn authorize_terminal(
             let name = &c.kubeconfig_secret_ref.name;
             let why =
                 format!(" (the Secret named in spec.{field}.cluster.kubeconfigSecretRef, in namespace {namespace})");
-            require(&local, creator, resource(namespace, "get", "", "secrets", name), &why).await?;
+            require(&local, creator, resource(namespace, "get", "", "secrets", name), &why)
+                .await
+                .map_err(|d| d.on(format!("spec.{field}.cluster.kubeconfigSecretRef.name")))?;
         }
     }
     let mut warnings = vec![];
@@ -174,17 +198,19 @@ pub async fn authorize_terminal(
                 cluster: &name,
                 cache,
             };
-            let (access, why) = match &spec.host.namespace {
+            let (access, why, field) = match &spec.host.namespace {
                 Some(ns) => (
                     resource(ns, "create", "", "pods", ""),
                     format!(" in namespace {ns}, where the terminal pod would run"),
+                    "spec.host.namespace",
                 ),
                 None => (
                     resource("", "create", "", "namespaces", ""),
                     " (spec.host.temporaryNamespace creates one)".to_string(),
+                    "spec.host.temporaryNamespace",
                 ),
             };
-            require(&c, creator, access, &why).await?;
+            require(&c, creator, access, &why).await.map_err(|d| d.on(field))?;
         }
         Err(e) => warnings.push(format!(
             "host cluster not reachable, the operator checks permissions there later: {e}"
@@ -267,6 +293,26 @@ mod tests {
                 d.message
             );
         }
+        // Every binding at fault is a cause of its own.
+        let two = json!({"target": {"roleBindings": [
+            {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "RoleBinding", "nameSuffix": "v"},
+            {"roleRef": {"kind": "ClusterRole", "name": "admin"}, "bindingKind": "RoleBinding", "nameSuffix": "a"},
+            {"roleRef": {"kind": "ClusterRole", "name": "view"}, "bindingKind": "ClusterRoleBinding", "nameSuffix": "c"},
+        ]}});
+        let d = check(two).unwrap_err();
+        let fields: Vec<&str> = d.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.target.roleBindings[1]", "spec.target.roleBindings[2]"]);
+        assert!(
+            d.message.starts_with("spec.target.roleBindings[1]: ClusterRole admin"),
+            "{}",
+            d.message
+        );
+        assert!(d.causes[1].message.contains("act cluster-wide"), "{:?}", d.causes);
+        let d = check(
+            json!({"target": {"namespace": "team-b", "roleBindings": binding("RoleBinding", "ClusterRole", "edit")}}),
+        )
+        .unwrap_err();
+        assert_eq!(d.causes[0].field, "spec.target.namespace");
         let apart = json!({"host": {"namespace": null, "temporaryNamespace": true},
             "target": {"roleBindings": binding("ClusterRoleBinding", "ClusterRole", "admin")}});
         assert!(

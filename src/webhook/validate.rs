@@ -14,6 +14,7 @@ use crate::{
     },
     config::OperatorConfig,
     creator::Creator,
+    lifetime::LifetimeError,
 };
 
 /// How far ahead of the server's clock a heartbeat may be (clock steps between replicas).
@@ -105,10 +106,13 @@ fn validate_object(
     if annotation(obj, OPERATION).is_some() {
         return Err(Denial::invalid(format!(
             "{OPERATION} is consumed by Portico's mutating webhook, which did not run; check the webhook configuration"
-        )));
+        ))
+        .on(annotation_field(OPERATION)));
     }
-    let creator = Creator::from_annotations(obj.metadata.annotations.as_ref())
-        .map_err(|e| Denial::invalid(format!("{e}; check that Portico's mutating webhook is configured")))?;
+    let creator = Creator::from_annotations(obj.metadata.annotations.as_ref()).map_err(|e| {
+        Denial::invalid(format!("{e}; check that Portico's mutating webhook is configured"))
+            .on(annotation_field(CREATED_BY))
+    })?;
     let requester = req.user_info.username.clone().unwrap_or_default();
 
     if let Operation::Update = req.operation
@@ -118,13 +122,15 @@ fn validate_object(
             return Err(Denial::forbidden(format!(
                 "{CREATED_BY} is immutable; it records who created this {} and cannot change",
                 kind.name()
-            )));
+            ))
+            .on(annotation_field(CREATED_BY)));
         }
         let spec_same = old.data.get("spec") == obj.data.get("spec");
         if spec_same && annotation(old, UPDATED_BY) != annotation(obj, UPDATED_BY) {
             return Err(Denial::forbidden(format!(
                 "{UPDATED_BY} is written by Portico when the spec changes, naming who changed it; it cannot be set"
-            )));
+            ))
+            .on(annotation_field(UPDATED_BY)));
         }
         if !spec_same
             && kind == Kind::Deployment
@@ -136,14 +142,16 @@ fn validate_object(
             return Err(Denial::forbidden(format!(
                 "{UPDATED_BY} must name the user changing the spec ({requester}); check that Portico's mutating \
                  webhook is configured"
-            )));
+            ))
+            .on(annotation_field(UPDATED_BY)));
         }
         if annotation(old, TEMPORARY_NAMESPACE) != annotation(obj, TEMPORARY_NAMESPACE) {
             return Err(Denial::forbidden(format!(
                 "{TEMPORARY_NAMESPACE} is immutable; it names the namespace Portico created for this {} \
                  and cannot change",
                 kind.name()
-            )));
+            ))
+            .on(annotation_field(TEMPORARY_NAMESPACE)));
         }
         let new_hb = annotation(obj, LAST_HEARTBEAT_AT);
         if new_hb != annotation(old, LAST_HEARTBEAT_AT) {
@@ -151,7 +159,8 @@ fn validate_object(
                 return Err(Denial::forbidden(format!(
                     "only the creator ({}) may change {LAST_HEARTBEAT_AT}; the request comes from {requester}",
                     creator.user
-                )));
+                ))
+                .on(annotation_field(LAST_HEARTBEAT_AT)));
             }
             if let Some(v) = new_hb {
                 check_heartbeat(v, now)?;
@@ -165,7 +174,8 @@ fn validate_object(
         if annotation(obj, UPDATED_BY).is_some() {
             return Err(Denial::forbidden(format!(
                 "{UPDATED_BY} is written by Portico when the spec changes; remove it"
-            )));
+            ))
+            .on(annotation_field(UPDATED_BY)));
         }
     }
 
@@ -192,14 +202,38 @@ fn check_heartbeat(value: &str, now: Timestamp) -> Result<(), Denial> {
         Denial::invalid(format!(
             "{LAST_HEARTBEAT_AT} {value:?} is not an RFC 3339 time; request a keepalive instead"
         ))
+        .on(annotation_field(LAST_HEARTBEAT_AT))
     })?;
     if t > now.saturating_add(HEARTBEAT_SKEW).unwrap_or(Timestamp::MAX) {
         return Err(Denial::invalid(format!(
             "{LAST_HEARTBEAT_AT} {value} is in the future (server time {now}); \
              send {OPERATION}: keepalive and Portico records the server's time"
-        )));
+        ))
+        .on(annotation_field(LAST_HEARTBEAT_AT)));
     }
     Ok(())
+}
+
+/// Refuses durations that cannot be used (422), one cause a field; `context`
+/// follows each message, for example ` (profile developer)`.
+pub fn check_lifetimes(problems: Vec<LifetimeError>, context: &str) -> Result<(), Denial> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message: Vec<String> = problems.iter().map(|p| format!("{p}{context}")).collect();
+    Err(problems.iter().fold(Denial::invalid(message.join("; ")), |d, p| {
+        d.with_cause(p.field(), format!("{}{context}", p.detail()))
+    }))
+}
+
+/// An annotation as a field path, as Kubernetes writes it: `metadata.annotations[portico.dev/created-by]`.
+pub fn annotation_field(key: &str) -> String {
+    format!("metadata.annotations[{key}]")
+}
+
+/// A label as a field path: `metadata.labels[portico.dev/profile]`.
+pub fn label_field(key: &str) -> String {
+    format!("metadata.labels[{key}]")
 }
 
 #[cfg(test)]

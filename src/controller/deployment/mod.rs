@@ -34,7 +34,8 @@ use kube::{
         Controller,
         controller::Action,
         finalizer::{Event as Finalizer, finalizer},
-        reflector, watcher,
+        reflector::{self, Store},
+        watcher,
     },
 };
 use tracing::instrument;
@@ -84,6 +85,8 @@ impl From<Error> for Halt {
 /// The shared context plus this controller's caches and records.
 struct DeploymentContext {
     ctx: Arc<Context>,
+    /// Every Deployment.
+    store: Store<Deployment>,
     /// The catalog and the watched workloads.
     caches: Caches,
     /// What the last full pass applied for each Deployment.
@@ -108,6 +111,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (caches, templates, owners) = Caches::start(&client, &ctx.config.deployment.catalog_namespaces);
     let dc = Arc::new(DeploymentContext {
         ctx,
+        store: store.clone(),
         caches,
         applied: Records::default(),
     });
@@ -133,6 +137,7 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
     let ctx = &dc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
+    ctx.metrics.set_active(KIND, super::active(&dc.store.state()));
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
     let object = d.clone();
     let result = finalizer(&api, super::FINALIZER, d, |event| async {

@@ -103,13 +103,7 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
     let ctx = &tc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
-    let active = tc
-        .store
-        .state()
-        .iter()
-        .filter(|t| t.metadata.deletion_timestamp.is_none())
-        .count();
-    ctx.metrics.set_active(KIND, active as i64);
+    ctx.metrics.set_active(KIND, super::active(&tc.store.state()));
     let ns = t.namespace().unwrap_or_default();
     let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &ns);
     let object = t.clone();

@@ -70,6 +70,13 @@ fn privileged_pods_need_a_configured_group() {
     let d = check("CREATE", "alice", obj.clone(), None).unwrap_err();
     assert_eq!(d.code, 403);
     assert!(d.message.contains("privileged, hostPID"), "{}", d.message);
+    let fields: Vec<&str> = d.causes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["spec.host.pod.privileged", "spec.host.pod.hostPID"]);
+    assert!(
+        d.causes[1]
+            .message
+            .starts_with("alice may not request hostPID: that needs membership")
+    );
     let mut cfg = OperatorConfig::default();
     cfg.terminal.privileged_groups = vec!["developers".into()];
     assert!(
@@ -108,6 +115,10 @@ fn the_temporary_namespace_annotation_is_immutable() {
     let d = check("UPDATE", "alice", new, Some(old)).unwrap_err();
     assert_eq!(d.code, 403);
     assert!(d.message.contains("temporary-namespace is immutable"), "{}", d.message);
+    assert_eq!(
+        d.causes[0].field,
+        "metadata.annotations[portico.dev/temporary-namespace]"
+    );
 }
 
 #[test]
@@ -132,11 +143,35 @@ fn deleting_someone_elses_terminal_needs_override_but_not_ones_own() {
 }
 
 #[test]
-fn lifetimes_above_the_caps_are_refused() {
+fn lifetimes_above_the_caps_are_refused_one_cause_a_field() {
     let obj = terminal(json!({CREATED_BY: alice()}), json!({}), json!({"idleTimeout": "9h"}));
     let d = check("CREATE", "alice", obj, None).unwrap_err();
     assert!(
         d.message.contains("spec.idleTimeout") && d.message.contains("above the maximum"),
+        "{}",
+        d.message
+    );
+    assert_eq!(d.causes.len(), 1, "{:?}", d.causes);
+    let both = terminal(
+        json!({CREATED_BY: alice()}),
+        json!({}),
+        json!({"idleTimeout": "9h", "maxLifetime": "999h"}),
+    );
+    let d = check("CREATE", "alice", both, None).unwrap_err();
+    assert_eq!(d.code, 422);
+    let causes: Vec<(&str, bool)> = d
+        .causes
+        .iter()
+        .map(|c| {
+            (
+                c.field.as_str(),
+                c.message.contains("above the maximum") && !c.message.contains("spec."),
+            )
+        })
+        .collect();
+    assert_eq!(causes, [("spec.idleTimeout", true), ("spec.maxLifetime", true)]);
+    assert!(
+        d.message.contains("spec.maxLifetime 999h is above the maximum"),
         "{}",
         d.message
     );
@@ -185,4 +220,5 @@ fn the_creator_annotation_is_immutable_and_size_is_bounded() {
     );
     let d = check("CREATE", "alice", big, None).unwrap_err();
     assert!(d.message.contains("at most 65536 bytes"), "{}", d.message);
+    assert!(d.causes.is_empty(), "the whole object, no one field: {:?}", d.causes);
 }
