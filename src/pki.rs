@@ -1,10 +1,25 @@
 //! A small certificate authority: issues serving and client certificates
-//! (ECDSA P-256) for the local control plane and the webhook server.
+//! (ECDSA P-256) for the local control plane and the webhook server. Every
+//! certificate has a real validity period: [`CA_VALIDITY`] for the CA,
+//! [`LEAF_VALIDITY`] for what it issues, both from an hour ago (clocks
+//! differ a little).
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SanType,
 };
+
+/// How long a CA is valid.
+pub const CA_VALIDITY: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+/// How long a serving or client certificate is valid.
+pub const LEAF_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// Sets `params` valid from an hour ago for `validity`.
+fn valid_for(params: &mut CertificateParams, validity: std::time::Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + validity;
+}
 
 /// What can go wrong making a certificate.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +58,7 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(ctx("CA params"))?;
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        valid_for(&mut params, CA_VALIDITY);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
@@ -83,6 +99,7 @@ impl Ca {
 
     fn sign(&self, mut params: CertificateParams, name: &str) -> Result<CertPair, PkiError> {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        valid_for(&mut params, LEAF_VALIDITY);
         let key = KeyPair::generate().map_err(ctx(format!("key for {name}")))?;
         let cert = params
             .signed_by(&key, &self.issuer)

@@ -215,6 +215,24 @@ async fn operator_killed_mid_reconcile_and_apiserver_restart_converge_without_le
     drop(op); // SIGKILL while the Terminals and Deployments are being reconciled
     let op = Operator::start(cp, config.clone(), port).await;
     converged(&names).await;
+    // The restarted operator counts the Deployments that exist.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = op.metrics().await;
+        let active = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("portico_active_objects{kind=\"Deployment\"} "))
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        if active.is_some_and(|n| n >= dnames.len() as i64) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "portico_active_objects for Deployments is {active:?}, not at least {}",
+            dnames.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let admin_deps: Api<portico::api::Deployment> = Api::namespaced(admin.clone(), "team-a");
     for n in &dnames {
         let ready = |d: Option<&portico::api::Deployment>| {
@@ -317,6 +335,9 @@ async fn operator_killed_mid_reconcile_and_apiserver_restart_converge_without_le
         "portico_reconciles_total{kind=\"Terminal\"}",
         "portico_reconcile_duration_seconds_bucket",
         "portico_admission_requests_total",
+        "portico_active_objects{kind=\"Terminal\"}",
+        "portico_active_objects{kind=\"Deployment\"}",
+        "portico_active_objects{kind=\"SessionClaim\"}",
     ] {
         assert!(metrics.contains(m), "/metrics lacks {m}:\n{metrics}");
     }
@@ -550,11 +571,19 @@ async fn http(method: &str, port: u16, path: &str, body: &str) -> (u16, String) 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn log_lines_name_object_user_and_reconcile_and_the_level_changes_at_runtime() {
+async fn log_lines_name_object_user_and_reconcile_and_the_level_changes_at_runtime_on_loopback_only() {
     let _turn = SERIAL.lock().await;
     let cp = setup().await;
-    let (config, port) = write_config(cp, "leaderElection: {enabled: false}\n");
-    let op = Operator::start(cp, config, port).await;
+    let (config, metrics_port) = write_config(cp, "leaderElection: {enabled: false}\n");
+    let admin = portico::config::OperatorConfig::from_yaml(&std::fs::read_to_string(&config).unwrap())
+        .unwrap()
+        .metrics
+        .admin_bind_address;
+    let op = Operator::start(cp, config, metrics_port).await;
+    // Not where metrics are scraped: only on the loopback admin address.
+    assert_eq!(http("PUT", metrics_port, "/log-level", "trace").await.0, 404);
+    assert_eq!(http("GET", metrics_port, "/log-level", "").await.0, 404);
+    let port = admin.port();
     assert_eq!(
         http("GET", port, "/log-level", "").await,
         (200, "info,portico=debug".into())
@@ -583,4 +612,89 @@ async fn log_lines_name_object_user_and_reconcile_and_the_level_changes_at_runti
     );
     delete_all_and_check_nothing_left(&["logged".to_string()]).await;
     drop(op);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_webhook_certificate_is_served_and_trusted_without_a_restart() {
+    use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+    use kube::api::{Patch, PatchParams};
+    use portico::webhook::tls;
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let (config, port) = write_config(cp, "leaderElection: {enabled: false}\n");
+    let webhook = portico::config::OperatorConfig::from_yaml(&std::fs::read_to_string(&config).unwrap())
+        .unwrap()
+        .webhook;
+    let op = Operator::start(cp, config, port).await;
+    let admin = cp.admin_client().await.unwrap();
+
+    // Another CA and certificate in the shared Secret, as a renewal by
+    // another replica (or an admin's rotation) writes them.
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &webhook.cert_secret.namespace);
+    let name = &webhook.cert_secret.name;
+    let before = secrets.get(name).await.unwrap();
+    let fresh = tls::generate(&tls::hosts(&webhook)).unwrap();
+    let patch = tls::secret_patch(&fresh, &fresh.ca_pem, before.metadata.resource_version.as_deref());
+    secrets
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    // The running operator makes the API server trust the new CA, and only
+    // it, in both configurations...
+    let ca = fresh.ca_pem.clone();
+    let trusts = move |hooks: Vec<Option<Vec<u8>>>| hooks.iter().all(|b| b.as_deref() == Some(ca.as_bytes()));
+    let (t1, t2) = (trusts.clone(), trusts);
+    common::wait::present(
+        &Api::<ValidatingWebhookConfiguration>::all(admin.clone()),
+        "portico",
+        "the validating caBundle is the new CA",
+        move |v| {
+            t1(v.webhooks
+                .iter()
+                .flatten()
+                .map(|h| h.client_config.ca_bundle.clone().map(|b| b.0))
+                .collect())
+        },
+    )
+    .await;
+    common::wait::present(
+        &Api::<MutatingWebhookConfiguration>::all(admin.clone()),
+        "portico",
+        "the mutating caBundle is the new CA",
+        move |m| {
+            t2(m.webhooks
+                .iter()
+                .flatten()
+                .map(|h| h.client_config.ca_bundle.clone().map(|b| b.0))
+                .collect())
+        },
+    )
+    .await;
+    // ...and serves the new certificate: the API server, trusting only the
+    // new CA, admits through both webhooks (bounded retries while it picks
+    // up the changed configurations).
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let api: Api<Terminal> = Api::namespaced(alice, "team-a");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let created = loop {
+        match api.create(&PostParams::default(), &terminal("rotated")).await {
+            Ok(t) => break t,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("not admitted yet: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!(
+                "the webhook is not trusted with its new certificate: {e}\n{}",
+                op.process.log_tail(30)
+            ),
+        }
+    };
+    assert!(
+        created.annotations().contains_key(portico::api::keys::CREATED_BY),
+        "the mutating webhook answered"
+    );
+    let log = std::fs::read_to_string(&op.log_path).unwrap();
+    assert!(log.contains("webhook serving certificate reloaded"), "{log}");
+    delete_all_and_check_nothing_left(&["rotated".to_string()]).await;
 }

@@ -209,6 +209,21 @@ impl OperatorConfig {
                 "with manageConfigurations: true, set webhook.url (server outside the cluster) or webhook.service",
             ));
         }
+        if !self.metrics.admin_bind_address.ip().is_loopback() {
+            return Err(invalid(
+                "metrics.adminBindAddress",
+                format!(
+                    "{} is not a loopback address: /log-level changes what the operator logs, so it listens on 127.0.0.1 or ::1 only (reach it with kubectl port-forward)",
+                    self.metrics.admin_bind_address
+                ),
+            ));
+        }
+        if w.manage_configurations && w.inject_ca_bundle {
+            return Err(invalid(
+                "webhook.injectCaBundle",
+                "set either manageConfigurations (the operator makes the configurations) or injectCaBundle (someone else makes them, the operator writes their caBundle), not both",
+            ));
+        }
         if w.url.is_some() && w.service.is_some() {
             return Err(invalid(
                 "webhook.url",
@@ -319,6 +334,26 @@ mod tests {
         assert!(err("{}").contains("`webhook`"));
         assert!(err("webhook: {url: 'http://x'}").contains("https://"));
         OperatorConfig::from_yaml("webhook: {manageConfigurations: false}").unwrap();
+    }
+
+    #[test]
+    fn the_chart_mode_writes_only_the_ca_and_excludes_managing() {
+        let cfg = OperatorConfig::from_yaml("webhook: {manageConfigurations: false, injectCaBundle: true}").unwrap();
+        assert!(cfg.webhook.inject_ca_bundle && !cfg.webhook.manage_configurations);
+        let e = err("webhook: {url: 'https://127.0.0.1:9443', injectCaBundle: true}");
+        assert!(e.contains("webhook.injectCaBundle") && e.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn the_log_level_endpoint_listens_on_loopback_only() {
+        let cfg = OperatorConfig::from_yaml(WEBHOOK).unwrap();
+        assert!(cfg.metrics.admin_bind_address.ip().is_loopback());
+        let e = err(&format!("{WEBHOOK}metrics: {{adminBindAddress: '0.0.0.0:8081'}}\n"));
+        assert!(
+            e.contains("metrics.adminBindAddress") && e.contains("port-forward"),
+            "{e}"
+        );
+        OperatorConfig::from_yaml(&format!("{WEBHOOK}metrics: {{adminBindAddress: '[::1]:9000'}}\n")).unwrap();
     }
 }
 

@@ -21,6 +21,11 @@ pub struct WebhookConfig {
     pub cert_secret: NamespacedName,
     /// Whether the operator creates the webhook configurations and keeps their `caBundle`.
     pub manage_configurations: bool,
+    /// Whether the operator writes its CA into the `caBundle` of webhook
+    /// configurations someone else made (the Helm chart), and nothing else
+    /// of them: it never creates them, so once they are removed (`helm
+    /// uninstall`) no configuration points at a webhook that is gone.
+    pub inject_ca_bundle: bool,
     /// Name of the MutatingWebhookConfiguration and ValidatingWebhookConfiguration.
     pub configuration_name: String,
     /// The webhook's URL base (`https://127.0.0.1:9443`), for servers outside the cluster.
@@ -43,6 +48,7 @@ impl Default for WebhookConfig {
                 name: "portico-webhook-tls".into(),
             },
             manage_configurations: true,
+            inject_ca_bundle: false,
             configuration_name: "portico".into(),
             url: None,
             service: None,
@@ -98,14 +104,20 @@ impl Default for LeaderElectionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Address the plain-HTTP server listens on.
+    /// Address the plain-HTTP server of `/metrics`, `/healthz` and `/readyz` listens on.
     pub bind_address: SocketAddr,
+    /// Address of `/log-level` (GET the filter, PUT a new one): a loopback
+    /// address, reached with `kubectl port-forward`. It changes what the
+    /// operator logs, so it is not served where anyone who reaches the pod
+    /// could call it.
+    pub admin_bind_address: SocketAddr,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             bind_address: "0.0.0.0:8080".parse().expect("address"),
+            admin_bind_address: "127.0.0.1:8081".parse().expect("address"),
         }
     }
 }

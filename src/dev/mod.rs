@@ -176,6 +176,7 @@ async fn start_operator(
     config.webhook.url = Some(webhook.clone());
     config.webhook.bind_address = ([127, 0, 0, 1], webhook_port).into();
     config.metrics.bind_address = ([127, 0, 0, 1], metrics_port).into();
+    config.metrics.admin_bind_address = ([127, 0, 0, 1], crate::controlplane::free_port()?).into();
     config.leader_election.enabled = false;
     config.terminal.privileged_groups = vec![demo::ADMIN_GROUP.to_string()];
     config.session_profiles = serde_yaml_ng::from_str(demo::PROFILES_YAML).expect("demo profiles parse");

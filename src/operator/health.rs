@@ -1,5 +1,7 @@
-//! The plain-HTTP server: `/metrics` (OpenMetrics), `/healthz`, `/readyz`,
-//! and `/log-level` (GET the filter, PUT a new one) to change logging at runtime.
+//! The plain-HTTP servers: `/metrics` (OpenMetrics), `/healthz` and
+//! `/readyz` where Prometheus and the kubelet reach them, and, on a loopback
+//! address of its own, `/log-level` (GET the filter, PUT a new one) to
+//! change logging at runtime.
 
 use std::sync::{
     Arc,
@@ -56,9 +58,11 @@ async fn readyz(s: web::Data<State>) -> HttpResponse {
     }
 }
 
-/// Binds `addr` and serves until `shutdown`.
+/// Binds `addr` (metrics and probes) and `admin` (the log level, loopback)
+/// and serves both until `shutdown`.
 pub fn serve(
     addr: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
     metrics_: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     log: Option<LogLevel>,
@@ -69,23 +73,35 @@ pub fn serve(
         ready,
         log,
     });
+    let public = state.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(public.clone())
             .route("/metrics", web::get().to(metrics))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
-            .route("/log-level", web::get().to(get_log_level))
-            .route("/log-level", web::put().to(set_log_level))
     })
     .workers(1)
     .disable_signals()
     .bind(addr)?
     .run();
-    let handle = server.handle();
+    let admin_server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/log-level", web::get().to(get_log_level))
+            .route("/log-level", web::put().to(set_log_level))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(admin)?
+    .run();
+    let (handle, admin_handle) = (server.handle(), admin_server.handle());
     tokio::spawn(async move {
         shutdown.cancelled().await;
-        handle.stop(true).await;
+        tokio::join!(handle.stop(true), admin_handle.stop(true));
     });
-    Ok(tokio::spawn(server))
+    Ok(tokio::spawn(async move {
+        let (a, b) = tokio::join!(server, admin_server);
+        a.and(b)
+    }))
 }

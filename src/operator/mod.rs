@@ -21,7 +21,7 @@ use crate::{
     controller::{Context, deployment, session, terminal},
     metrics::Metrics,
     telemetry::LogLevel,
-    webhook::{self, WebhookState, registration, tls},
+    webhook::{self, WebhookState, registration, rotation, tls},
 };
 
 /// The operator could not start.
@@ -94,13 +94,31 @@ pub async fn run_until(
     let ready = Arc::new(AtomicBool::new(false));
 
     let material = tls::load(&client, &config.webhook).await?;
-    let tls_config = material.server_config()?;
-    if config.webhook.manage_configurations {
-        registration::apply(&client, &config.webhook, &material.ca_pem)
-            .await
-            .map_err(|e| OperatorError::Kube("register webhook configurations", e))?;
-        info!(name = %config.webhook.configuration_name, "webhook configurations applied");
-    }
+    let served = rotation::Reloadable::new(&material)?;
+    let tls_config = served.server_config()?;
+    let done = registration::publish_ca(&client, &config.webhook, &material.ca_pem)
+        .await
+        .map_err(|e| OperatorError::Kube("make the API server trust the webhook's CA (its configurations)", e))?;
+    info!(name = %config.webhook.configuration_name, "{done}");
+    let rotating = {
+        let (to, cfg) = (client.clone(), config.webhook.clone());
+        let publish: rotation::OnNewCa = Box::new(move |ca: String| {
+            let (client, cfg) = (to.clone(), cfg.clone());
+            Box::pin(async move {
+                match registration::publish_ca(&client, &cfg, &ca).await {
+                    Ok(done) => info!(name = %cfg.configuration_name, "new webhook CA: {done}"),
+                    Err(e) => error!(error = %e, "new webhook CA not published; the API server may refuse the webhook"),
+                }
+            })
+        });
+        tokio::spawn(rotation::keep_current(
+            client.clone(),
+            config.webhook.clone(),
+            served.clone(),
+            publish,
+            shutdown.clone(),
+        ))
+    };
     let state = WebhookState {
         config: config.clone(),
         clusters: clusters.clone(),
@@ -122,6 +140,7 @@ pub async fn run_until(
     };
     let health_server = health::serve(
         config.metrics.bind_address,
+        config.metrics.admin_bind_address,
         metrics.clone(),
         ready.clone(),
         log,
@@ -148,6 +167,7 @@ pub async fn run_until(
     shutdown.cancel();
     let _ = webhook_server.await;
     let _ = health_server.await;
+    let _ = rotating.await;
     info!("stopped");
     Ok(())
 }

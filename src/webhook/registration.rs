@@ -1,6 +1,7 @@
 //! The MutatingWebhookConfiguration and ValidatingWebhookConfiguration that
 //! send Portico's kinds to the webhook (built purely; applied by the operator
-//! when it manages them).
+//! when it manages them), and the `caBundle` patch the operator writes into
+//! configurations the Helm chart made.
 
 use k8s_openapi::{
     ByteString,
@@ -9,9 +10,17 @@ use k8s_openapi::{
         ValidatingWebhookConfiguration, WebhookClientConfig,
     },
 };
-use kube::{Client, api::ObjectMeta};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, Patch, PatchParams},
+};
 
 use crate::{api::rbac::RESOURCES, config::WebhookConfig, install};
+
+/// The mutating webhook's name in its configuration.
+pub const MUTATE: &str = "mutate.portico.dev";
+/// The validating webhook's name in its configuration.
+pub const VALIDATE: &str = "validate.portico.dev";
 
 fn client_config(cfg: &WebhookConfig, path: &str, ca_pem: &str) -> WebhookClientConfig {
     WebhookClientConfig {
@@ -51,7 +60,7 @@ pub fn mutating(cfg: &WebhookConfig, ca_pem: &str) -> MutatingWebhookConfigurati
     MutatingWebhookConfiguration {
         metadata: meta(&cfg.configuration_name),
         webhooks: Some(vec![MutatingWebhook {
-            name: "mutate.portico.dev".into(),
+            name: MUTATE.into(),
             client_config: client_config(cfg, "/mutate", ca_pem),
             rules: Some(rules(&["CREATE", "UPDATE"])),
             failure_policy: Some("Fail".into()),
@@ -70,7 +79,7 @@ pub fn validating(cfg: &WebhookConfig, ca_pem: &str) -> ValidatingWebhookConfigu
     ValidatingWebhookConfiguration {
         metadata: meta(&cfg.configuration_name),
         webhooks: Some(vec![ValidatingWebhook {
-            name: "validate.portico.dev".into(),
+            name: VALIDATE.into(),
             client_config: client_config(cfg, "/validate", ca_pem),
             rules: Some(rules(&["CREATE", "UPDATE", "DELETE"])),
             failure_policy: Some("Fail".into()),
@@ -88,6 +97,50 @@ pub fn validating(cfg: &WebhookConfig, ca_pem: &str) -> ValidatingWebhookConfigu
 pub async fn apply(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<(), kube::Error> {
     install::apply(client, &mutating(cfg, ca_pem)).await?;
     install::apply(client, &validating(cfg, ca_pem)).await?;
+    Ok(())
+}
+
+/// Makes the API server trust `ca_pem` for the webhook, as the operator's
+/// mode says: applies the whole configurations (`manageConfigurations`),
+/// writes only their `caBundle` (`injectCaBundle`), or nothing (someone else,
+/// such as cert-manager, does). Returns what it did, for the log.
+pub async fn publish_ca(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<&'static str, kube::Error> {
+    if cfg.manage_configurations {
+        apply(client, cfg, ca_pem).await?;
+        Ok("webhook configurations applied")
+    } else if cfg.inject_ca_bundle {
+        inject_ca_bundle(client, cfg, ca_pem).await?;
+        Ok("webhook configurations' caBundle written")
+    } else {
+        Ok("webhook configurations left to their owner")
+    }
+}
+
+/// The strategic merge patch that sets `caBundle` on the webhook `hook` of a
+/// configuration and changes nothing else (pure): webhooks merge by name.
+pub fn ca_bundle_patch(hook: &str, ca_pem: &str) -> serde_json::Value {
+    serde_json::json!({
+        "webhooks": [{
+            "name": hook,
+            "clientConfig": {"caBundle": ByteString(ca_pem.as_bytes().to_vec())},
+        }]
+    })
+}
+
+/// Writes the CA into the `caBundle` of both configurations, which must
+/// exist (the Helm chart makes them). A missing configuration is an error
+/// naming it: the operator never creates one in this mode.
+pub async fn inject_ca_bundle(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<(), kube::Error> {
+    let name = &cfg.configuration_name;
+    let params = PatchParams::default();
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    mutating
+        .patch(name, &params, &Patch::Strategic(ca_bundle_patch(MUTATE, ca_pem)))
+        .await?;
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    validating
+        .patch(name, &params, &Patch::Strategic(ca_bundle_patch(VALIDATE, ca_pem)))
+        .await?;
     Ok(())
 }
 
@@ -114,5 +167,14 @@ mod tests {
         let v = validating(&cfg, "CA");
         let svc = v.webhooks.as_ref().unwrap()[0].client_config.service.clone().unwrap();
         assert_eq!(svc.path.as_deref(), Some("/validate"));
+    }
+
+    #[test]
+    fn the_ca_bundle_patch_names_the_webhook_and_sets_only_its_ca() {
+        let patch = ca_bundle_patch(VALIDATE, "PEM");
+        assert_eq!(
+            patch,
+            serde_json::json!({"webhooks": [{"name": "validate.portico.dev", "clientConfig": {"caBundle": "UEVN"}}]})
+        );
     }
 }

@@ -2,7 +2,11 @@
 //! once (a CA and a serving certificate) and kept in a Secret that every
 //! replica shares, so they all present the same CA to the API server.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
@@ -144,7 +148,8 @@ pub fn load_dir(dir: &std::path::Path) -> Result<TlsMaterial, TlsError> {
     Ok(m)
 }
 
-fn from_secret(s: &Secret) -> Option<TlsMaterial> {
+/// The material in a Secret made by [`load`] (or by an admin, the same keys).
+pub fn from_secret(s: &Secret) -> Option<TlsMaterial> {
     let data = s.data.as_ref()?;
     let get = |k: &str| data.get(k).and_then(|b| String::from_utf8(b.0.clone()).ok());
     Some(TlsMaterial {
@@ -184,6 +189,53 @@ pub fn generate(hosts: &[String]) -> Result<TlsMaterial, crate::pki::PkiError> {
     })
 }
 
+/// When the first certificate in `cert_pem` starts and stops being valid.
+pub fn validity(cert_pem: &str) -> Result<(SystemTime, SystemTime), String> {
+    let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .ok_or("no certificate")?
+        .map_err(|e| e.to_string())?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| e.to_string())?;
+    let at = |t: x509_parser::time::ASN1Time| UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64);
+    Ok((at(cert.validity().not_before), at(cert.validity().not_after)))
+}
+
+/// Whether the certificate should be replaced at `now` (pure): a third of
+/// its life or less is left (four months of a year), or it is not valid.
+pub fn renewal_due(cert_pem: &str, now: SystemTime) -> Result<bool, String> {
+    let (from, until) = validity(cert_pem)?;
+    let life = until.duration_since(from).unwrap_or_default();
+    Ok(match until.duration_since(now) {
+        Ok(left) => now < from || left < life / 3,
+        Err(_) => true,
+    })
+}
+
+/// The CA bundle after a renewal (pure): the new CA, then the newest CA
+/// the old bundle held (replicas may still serve a certificate it signed);
+/// older ones are dropped.
+pub fn rotated_bundle(new_ca: &str, old_bundle: &str) -> String {
+    let newest_old = old_bundle
+        .split_inclusive("-----END CERTIFICATE-----")
+        .map(str::trim)
+        .find(|c| c.contains("BEGIN CERTIFICATE"))
+        .unwrap_or_default();
+    format!("{}\n{newest_old}\n", new_ca.trim())
+}
+
+/// A merge patch that puts `m` with `bundle` into the Secret, applied only
+/// while the Secret is at `resource_version` (pure).
+pub fn secret_patch(m: &TlsMaterial, bundle: &str, resource_version: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"resourceVersion": resource_version},
+        "data": {
+            "tls.crt": ByteString(m.cert_pem.clone().into_bytes()),
+            "tls.key": ByteString(m.key_pem.clone().into_bytes()),
+            "ca.crt": ByteString(bundle.as_bytes().to_vec()),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +254,48 @@ mod tests {
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
         std::fs::remove_file(dir.path().join("tls.crt")).unwrap();
         assert!(load_dir(dir.path()).unwrap_err().to_string().contains("tls.crt"));
+    }
+
+    #[test]
+    fn generated_certificates_live_a_year_and_are_renewed_with_a_third_left() {
+        let m = generate(&["w.p.svc".into()]).unwrap();
+        let (from, until) = validity(&m.cert_pem).unwrap();
+        let life = until.duration_since(from).unwrap();
+        assert!(
+            life > Duration::from_secs(364 * 86400) && life < Duration::from_secs(367 * 86400),
+            "{life:?}"
+        );
+        let (_, ca_until) = validity(&m.ca_pem).unwrap();
+        assert!(ca_until > until, "the CA outlives what it signs");
+        let day = Duration::from_secs(86400);
+        assert!(!renewal_due(&m.cert_pem, SystemTime::now()).unwrap());
+        assert!(!renewal_due(&m.cert_pem, from + day * 200).unwrap());
+        assert!(renewal_due(&m.cert_pem, from + day * 250).unwrap());
+        assert!(renewal_due(&m.cert_pem, until + day).unwrap(), "expired");
+        assert!(renewal_due(&m.cert_pem, from - day).unwrap(), "not yet valid");
+        assert!(renewal_due("not a certificate", SystemTime::now()).is_err());
+    }
+
+    #[test]
+    fn a_renewed_bundle_holds_the_new_ca_and_the_newest_old_one() {
+        let (a, b, c) = (generate(&[]).unwrap(), generate(&[]).unwrap(), generate(&[]).unwrap());
+        let once = rotated_bundle(&b.ca_pem, &a.ca_pem);
+        assert_eq!(once, format!("{}\n{}\n", b.ca_pem.trim(), a.ca_pem.trim()));
+        let twice = rotated_bundle(&c.ca_pem, &once);
+        assert_eq!(
+            twice,
+            format!("{}\n{}\n", c.ca_pem.trim(), b.ca_pem.trim()),
+            "a is dropped"
+        );
+    }
+
+    #[test]
+    fn the_renewal_patch_is_conditional_on_the_version_read() {
+        let m = generate(&[]).unwrap();
+        let p = secret_patch(&m, "BUNDLE", Some("42"));
+        assert_eq!(p["metadata"]["resourceVersion"], "42");
+        assert_eq!(p["data"]["ca.crt"], "QlVORExF");
+        assert!(p["data"]["tls.key"].as_str().is_some_and(|k| !k.is_empty()));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Runs `portico operator` as a child process against a control plane, with
-//! its webhook registered by URL on loopback.
+//! its webhook registered by URL on loopback. As with the Helm chart, the
+//! webhook configurations are made for the operator (here by the admin) and
+//! the operator writes only their `caBundle`.
 #![allow(dead_code)]
 
 use std::{path::PathBuf, time::Duration};
@@ -20,10 +22,12 @@ pub struct Operator {
 pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
     let webhook_port = free_port().unwrap();
     let metrics_port = free_port().unwrap();
+    let admin_port = free_port().unwrap();
     let text = format!(
         "webhook:\n  bindAddress: 127.0.0.1:{webhook_port}\n  url: https://127.0.0.1:{webhook_port}\n  \
-         certSecret: {{namespace: portico-system, name: portico-webhook-tls}}\n\
-         metrics:\n  bindAddress: 127.0.0.1:{metrics_port}\n\
+         certSecret: {{namespace: portico-system, name: portico-webhook-tls}}\n  \
+         manageConfigurations: false\n  injectCaBundle: true\n\
+         metrics:\n  bindAddress: 127.0.0.1:{metrics_port}\n  adminBindAddress: 127.0.0.1:{admin_port}\n\
          {extra}"
     );
     let text = if extra.contains("leaderElection") {
@@ -141,6 +145,7 @@ impl Operator {
     /// and waits until `/readyz` passes.
     pub async fn start(cp: &ControlPlane, config_path: PathBuf, metrics_port: u16) -> Operator {
         ensure_namespace(cp, "portico-system").await;
+        register_webhook(cp, &config_path).await;
         let kubeconfig = chart_kubeconfig(cp).await;
         let log_path = config_path.with_extension("log");
         let process = Process::spawn_with_env(
@@ -190,6 +195,28 @@ impl Operator {
             .await
             .expect("metrics")
     }
+}
+
+/// Makes the webhook configurations an operator with `config_path` serves,
+/// as the chart does: without a `caBundle`, which the operator writes.
+async fn register_webhook(cp: &ControlPlane, config_path: &std::path::Path) {
+    use portico::webhook::registration::{mutating, validating};
+    let text = std::fs::read_to_string(config_path).unwrap();
+    let config = portico::config::OperatorConfig::from_yaml(&text).unwrap();
+    if !config.webhook.inject_ca_bundle {
+        return;
+    }
+    let admin = cp.admin_client().await.unwrap();
+    let mut m = mutating(&config.webhook, "");
+    let mut v = validating(&config.webhook, "");
+    for hook in m.webhooks.iter_mut().flatten() {
+        hook.client_config.ca_bundle = None;
+    }
+    for hook in v.webhooks.iter_mut().flatten() {
+        hook.client_config.ca_bundle = None;
+    }
+    portico::install::apply(&admin, &m).await.unwrap();
+    portico::install::apply(&admin, &v).await.unwrap();
 }
 
 /// A tiny HTTP/1.0 GET on loopback (no client dependency for a health probe).
