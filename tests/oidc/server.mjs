@@ -1,11 +1,13 @@
 // A real OpenID Connect provider (npm oidc-provider) for Portico's dashboard
-// tests. Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
+// tests. Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI [HOST]
+// (HOST, default 127.0.0.1: the address it listens on and names in its issuer,
+// e.g. the node's bridge address for a dashboard running in a pod).
 // Users (any password): alice, bob, dave (developers), carol (portico-admins).
 // Prints "ready ISSUER" on stdout once it listens.
 import Provider from 'oidc-provider';
 
-const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
-const issuer = `http://127.0.0.1:${port}`;
+const [port, clientId, clientSecret, redirectUri, host = '127.0.0.1'] = process.argv.slice(2);
+const issuer = `http://${host}:${port}`;
 const users = {
   alice: { groups: ['developers'] },
   bob: { groups: ['developers'] },
@@ -38,6 +40,6 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
-provider.listen(Number(port), '127.0.0.1', () => {
+provider.listen(Number(port), host, () => {
   console.log(`ready ${issuer}`);
 });

@@ -126,6 +126,9 @@ impl Prepared {
             "--authorization-mode=Node,RBAC".into(),
             "--enable-admission-plugins=NodeRestriction".into(),
             "--endpoint-reconciler-type=lease".into(),
+            // Webhooks and aggregated APIs served by pods are reached at their
+            // endpoints: the host is outside the pods' Service routing.
+            "--enable-aggregator-routing=true".into(),
         ])
     }
 }
@@ -311,6 +314,17 @@ impl Node {
     /// The cgroup name every pod lives under.
     pub fn cgroup(&self) -> &str {
         &self.prepared.cgroup
+    }
+
+    /// Imports an image archive (OCI or docker-archive) into the node's
+    /// containerd, unpacked, where the kubelet finds it without a registry:
+    /// for images built beside the node's own, such as Portico's.
+    pub fn import_image(&self, archive: &Path) -> Result<(), NodeError> {
+        let image = images::Archive {
+            path: archive.to_path_buf(),
+            unpack: true,
+        };
+        images::import(&program("ctr")?, &self.prepared.dir.join("containerd.sock"), &[image])
     }
 
     /// Process ids of kube-scheduler, containerd and the kubelet, then
