@@ -275,18 +275,9 @@ async fn field_selectors_pick_deployments_by_template_and_claims_by_profile_and_
         );
         create(&ns, &d).await.unwrap();
     }
-    let get = |selector: &str| {
-        names(&[
-            "get",
-            "deployments.portico.dev",
-            "-n",
-            &ns,
-            "--field-selector",
-            selector,
-            "-o",
-            "name",
-        ])
-    };
+    let selected =
+        |kind: &str, selector: &str| names(&["get", kind, "-n", &ns, "--field-selector", selector, "-o", "name"]);
+    let get = |selector: &str| selected("deployments.portico.dev", selector);
     assert_eq!(
         get("spec.template.name=webapp"),
         ["deployment.portico.dev/web-1", "deployment.portico.dev/web-2"]
@@ -313,18 +304,7 @@ async fn field_selectors_pick_deployments_by_template_and_claims_by_profile_and_
         create(&ns, &c).await.unwrap();
         set_status(&ns, &format!("sessionclaim/{name}"), json!({"user": user}));
     }
-    let get = |selector: &str| {
-        names(&[
-            "get",
-            "sessionclaims",
-            "-n",
-            &ns,
-            "--field-selector",
-            selector,
-            "-o",
-            "name",
-        ])
-    };
+    let get = |selector: &str| selected("sessionclaims", selector);
     assert_eq!(
         get("spec.profile=developer"),
         ["sessionclaim.portico.dev/a", "sessionclaim.portico.dev/c"]

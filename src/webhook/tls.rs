@@ -1,10 +1,11 @@
 //! The webhook's TLS material: from a certificate directory, or generated
-//! once (a CA and a serving certificate) and kept in a Secret that every
-//! replica shares, so they all present the same CA to the API server.
+//! (a CA and a serving certificate) and kept in a Secret that every replica
+//! shares, so they all present the same CA to the API server; and the pure
+//! rules of its renewal (when, the CA bundle meanwhile, the Secret's patch).
+//! [`super::rotation`] keeps what is served current.
 
 use std::{
     collections::BTreeMap,
-    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -13,7 +14,7 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 
 use crate::{config::WebhookConfig, pki::Ca};
 
@@ -61,21 +62,7 @@ impl std::fmt::Debug for TlsMaterial {
 impl TlsMaterial {
     /// A rustls server configuration for this material.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
-        let bad = |reason: String| TlsError::File {
-            path: "(loaded certificate)".into(),
-            reason,
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(e.to_string()))?;
-        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| bad(e.to_string()))
+        super::rotation::Reloadable::new(self)?.server_config()
     }
 }
 
