@@ -50,11 +50,18 @@ enum Cmd {
     /// Run Portico locally: a control plane, the CRDs and demo users, until Ctrl-C.
     #[cfg(feature = "dev")]
     Dev {
-        /// Use an existing cluster: this kubeconfig, or the current context when given without a path.
+        /// Install Portico into an existing cluster with its Helm chart, then
+        /// return: this kubeconfig, or the current context when given without a path.
         #[arg(long, num_args = 0..=1, default_missing_value = "")]
         kubeconfig: Option<PathBuf>,
+        /// With --kubeconfig: the Portico image (repository:tag) the cluster pulls.
+        #[arg(long, requires = "kubeconfig")]
+        image: Option<String>,
+        /// With --kubeconfig: no demo tenants and profiles.
+        #[arg(long, requires = "kubeconfig")]
+        no_demo: bool,
         /// Start no node beside the local control plane (pods then stay Pending).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "kubeconfig")]
         no_node: bool,
     },
 }
@@ -93,11 +100,17 @@ fn main() -> anyhow::Result<()> {
             })?;
         }
         #[cfg(feature = "dev")]
-        Cmd::Dev { kubeconfig, no_node } => {
+        Cmd::Dev {
+            kubeconfig,
+            image,
+            no_demo,
+            no_node,
+        } => {
+            let options = portico::dev::existing::Options { image, demo: !no_demo };
             let target = match kubeconfig {
                 None => portico::dev::Target::Local { node: !no_node },
-                Some(p) if p.as_os_str().is_empty() => portico::dev::Target::Existing(None),
-                Some(p) => portico::dev::Target::Existing(Some(p)),
+                Some(p) if p.as_os_str().is_empty() => portico::dev::Target::Existing(None, options),
+                Some(p) => portico::dev::Target::Existing(Some(p), options),
             };
             tokio::runtime::Runtime::new()?.block_on(portico::dev::run(target))?;
         }

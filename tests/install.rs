@@ -9,6 +9,7 @@
 //! losing or duplicating objects, and the Lease passes to a new pod.
 //! `helm uninstall` leaves no webhook configuration behind (the cluster
 //! admits and deletes as before) and keeps the CRDs and users' objects.
+//! `portico dev --kubeconfig` then installs it all again in one command.
 
 mod common;
 
@@ -410,4 +411,50 @@ async fn the_chart_installs_the_image_on_a_real_node_upgrades_and_uninstalls_cle
         left.trim(),
         "customresourcedefinition.apiextensions.k8s.io/terminals.portico.dev"
     );
+
+    // One command installs it all again over what the uninstall kept:
+    // `portico dev --kubeconfig` (the chart, the catalog, the demo tenants
+    // and their session profiles), and again (an upgrade in place).
+    for round in ["installs", "upgrades"] {
+        let out = run(
+            Command::new(env!("CARGO_BIN_EXE_portico"))
+                .args(["dev", "--kubeconfig"])
+                .arg(cp.kubeconfig_path())
+                .args(["--image", &image])
+                .env("PORTICO_K8S_BIN", cp.binaries().dir()),
+            &format!("portico dev --kubeconfig {round}"),
+        );
+        assert!(out.contains("Portico is installed"), "{out}");
+        step(started, &format!("portico dev --kubeconfig {round}"));
+    }
+    assert_eq!(pods_of(&cp, "operator").await.len(), 2, "two operator replicas");
+    let catalog: Api<ConfigMap> = Api::namespaced(admin.clone(), portico::dev::CATALOG_NAMESPACE);
+    assert!(
+        !catalog
+            .list(&ListParams::default().labels("portico.dev/template"))
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "the catalog is loaded"
+    );
+    run(
+        cp.kubectl()
+            .arg("--kubeconfig")
+            .arg(&alice)
+            .args(["apply", "-n", "team-a", "-f", terminal]),
+        "alice applies examples/terminal.yaml again",
+    );
+    run(
+        cp.kubectl().arg("--kubeconfig").arg(&alice).args([
+            "wait",
+            "-n",
+            "team-a",
+            "--for=condition=Ready",
+            "terminal/team-a-shell",
+            "--timeout=120s",
+        ]),
+        "the Terminal becomes Ready under the reinstalled operator",
+    );
+    step(started, "a Terminal is Ready again");
 }

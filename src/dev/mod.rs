@@ -1,8 +1,10 @@
-//! `portico dev`: a local control plane (or an existing cluster) with the
-//! CRDs installed and demo tenants, running until Ctrl-C.
+//! `portico dev`: a local control plane with the CRDs installed and demo
+//! tenants, running until Ctrl-C; or, with `--kubeconfig`, the whole of
+//! Portico installed into an existing cluster ([`existing`]).
 
 pub mod catalog;
 pub mod demo;
+pub mod existing;
 
 use std::path::PathBuf;
 
@@ -24,8 +26,9 @@ pub enum Target {
         /// Try to start a node.
         node: bool,
     },
-    /// Use an existing cluster: a kubeconfig path, or `None` for the current context.
-    Existing(Option<PathBuf>),
+    /// Install into an existing cluster (a kubeconfig path, or `None` for
+    /// the current context) with the chart, and return.
+    Existing(Option<PathBuf>, existing::Options),
 }
 
 /// `portico dev` failed.
@@ -66,7 +69,11 @@ pub async fn run(target: Target) -> Result<(), DevError> {
                 .expect("start task")?;
             (cp.admin_client().await?, Some(cp))
         }
-        Target::Existing(path) => (existing_client(path).await?, None),
+        Target::Existing(path, options) => {
+            let client = existing_client(path.clone()).await?;
+            println!("{}", existing::install(&client, path.as_deref(), &options).await?);
+            return Ok(());
+        }
     };
     install::install(&client).await?;
     setup_demo(&client).await?;
@@ -87,11 +94,6 @@ pub async fn run(target: Target) -> Result<(), DevError> {
         dashboard_task = Some(ui_task);
         let path = write_dev_kubeconfig(cp)?;
         print_welcome(cp, &path, &webhook, &metrics, &dashboard);
-    } else {
-        println!("Portico CRDs and demo tenants are installed in the existing cluster.");
-        println!(
-            "Deploy the operator there with the Helm chart; a webhook on this machine's loopback is not reachable from it."
-        );
     }
     wait_for_shutdown().await;
     eprintln!("portico dev: stopping");
