@@ -174,6 +174,8 @@ pub async fn run_until(
 
 async fn run_controllers(ctx: Arc<Context>, stop: CancellationToken) {
     info!("controllers starting");
+    // portico_leader is 1 while this replica runs the controllers.
+    let _leading = ctx.metrics.leading();
     tokio::join!(
         terminal::run(ctx.clone(), stop.clone().cancelled_owned()),
         session::run(ctx.clone(), stop.clone().cancelled_owned()),

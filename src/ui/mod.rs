@@ -20,6 +20,7 @@ pub mod live;
 pub mod logged_in;
 pub mod login;
 pub mod login_limit;
+pub mod metrics;
 pub mod oidc;
 pub mod page;
 pub mod recent;

@@ -1,8 +1,14 @@
 //! Prometheus metrics (prometheus-client, OpenMetrics text) for the
-//! controllers and the webhook.
+//! controllers and the webhook, plus what every Portico process exports:
+//! `portico_build_info` and the process metrics Prometheus' client libraries
+//! name `process_*`, read from `/proc` at each scrape (the parsing is pure).
+
+mod process;
 
 use std::time::Instant;
 
+use process::ProcessCollector;
+pub use process::{ProcessStats, boot_time, clock_ticks, max_open_files, parse_stat, status_kb};
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -10,6 +16,32 @@ use prometheus_client::{
 };
 
 use crate::api::Kind;
+
+/// Every kind, for series that start at zero.
+const KINDS: [Kind; 3] = [Kind::Terminal, Kind::Deployment, Kind::SessionClaim];
+
+/// The reasons `controller::Error::metric_label` gives: each kind's error
+/// counter starts at zero for each, so a rate exists before the first error.
+pub const RECONCILE_ERROR_REASONS: [&str; 8] = [
+    "kube",
+    "cluster",
+    "finalizer",
+    "token",
+    "cleanup",
+    "catalog",
+    "discovery",
+    "cache",
+];
+
+/// Why Terminals and SessionClaims end (`api::EndReason`), for `portico_expirations_total`.
+const END_REASONS: [&str; 3] = ["IdleTimeout", "MaxLifetime", "Deleted"];
+
+/// Labels of `portico_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+}
 
 /// Labels with just the kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,11 +109,30 @@ pub struct Metrics {
     pub admission_duration: Family<WebhookLabels, Histogram>,
     /// Active sessions per profile.
     pub active_sessions: Family<ProfileLabels, Gauge>,
+    /// 1 while this replica runs the controllers (holds the Lease), else 0.
+    pub leader: Gauge,
+}
+
+/// Registers what every Portico process exports in `root` (a registry
+/// without prefix): `portico_build_info` (always 1, labelled with the
+/// version) and the `process_*` metrics.
+pub fn register_process_metrics(root: &mut Registry) {
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+        .set(1);
+    root.sub_registry_with_prefix("portico")
+        .register("build_info", "The running Portico's version (always 1)", build);
+    root.register_collector(Box::new(ProcessCollector));
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("portico");
+        let mut root = Registry::default();
+        register_process_metrics(&mut root);
+        let registry = root.sub_registry_with_prefix("portico");
         let reconciles = Family::<KindLabels, Counter>::default();
         let errors = Family::<ReasonLabels, Counter>::default();
         let duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
@@ -130,8 +181,43 @@ impl Default for Metrics {
             "Active sessions per profile",
             active_sessions.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs the controllers (holds the Lease)",
+            leader.clone(),
+        );
+        // Counters and histograms start at zero for every kind (and reason), so
+        // rates and alerts have series before the first event.
+        for k in KINDS {
+            let _ = reconciles.get_or_create(&kind(k));
+            let _ = duration.get_or_create(&kind(k));
+            let _ = cleanup_failures.get_or_create(&kind(k));
+            let _ = token_renewals.get_or_create(&kind(k));
+            for reason in RECONCILE_ERROR_REASONS {
+                let _ = errors.get_or_create(&reasoned(k, reason));
+            }
+            for webhook in ["mutate", "validate"] {
+                for allowed in ["true", "false"] {
+                    let _ = admissions.get_or_create(&AdmissionLabels {
+                        kind: k.name().into(),
+                        webhook: webhook.into(),
+                        allowed: allowed.into(),
+                    });
+                }
+                let _ = admission_duration.get_or_create(&WebhookLabels {
+                    kind: k.name().into(),
+                    webhook: webhook.into(),
+                });
+            }
+        }
+        for k in [Kind::Terminal, Kind::SessionClaim] {
+            for reason in END_REASONS {
+                let _ = expirations.get_or_create(&reasoned(k, reason));
+            }
+        }
         Metrics {
-            registry,
+            registry: root,
             reconciles,
             errors,
             duration,
@@ -142,6 +228,7 @@ impl Default for Metrics {
             admissions,
             admission_duration,
             active_sessions,
+            leader,
         }
     }
 }
@@ -149,6 +236,22 @@ impl Default for Metrics {
 fn kind(k: Kind) -> KindLabels {
     KindLabels {
         kind: k.name().to_string(),
+    }
+}
+
+fn reasoned(k: Kind, reason: &str) -> ReasonLabels {
+    ReasonLabels {
+        kind: k.name().into(),
+        reason: reason.into(),
+    }
+}
+
+/// Keeps `portico_leader` at 1 until dropped.
+pub struct Leading(Gauge);
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        self.0.set(0);
     }
 }
 
@@ -181,22 +284,19 @@ impl Metrics {
 
     /// Counts a failed reconcile.
     pub fn error(&self, k: Kind, reason: &str) {
-        self.errors
-            .get_or_create(&ReasonLabels {
-                kind: k.name().into(),
-                reason: reason.into(),
-            })
-            .inc();
+        self.errors.get_or_create(&reasoned(k, reason)).inc();
     }
 
     /// Counts an expiry.
     pub fn expired(&self, k: Kind, reason: &str) {
-        self.expirations
-            .get_or_create(&ReasonLabels {
-                kind: k.name().into(),
-                reason: reason.into(),
-            })
-            .inc();
+        self.expirations.get_or_create(&reasoned(k, reason)).inc();
+    }
+
+    /// Sets `portico_leader` to 1 until the guard drops: hold it while the
+    /// controllers run.
+    pub fn leading(&self) -> Leading {
+        self.leader.set(1);
+        Leading(self.leader.clone())
     }
 
     /// Sets the number of active objects of a kind.
@@ -258,7 +358,17 @@ mod tests {
         }
         m.error(Kind::Terminal, "Kube");
         m.admission(Kind::Terminal, "validate", false, std::time::Duration::from_millis(3));
+        for (k, n) in [(Kind::Terminal, 2), (Kind::Deployment, 3), (Kind::SessionClaim, 1)] {
+            m.set_active(k, n);
+        }
         let text = m.render();
+        for line in [
+            "portico_active_objects{kind=\"Terminal\"} 2",
+            "portico_active_objects{kind=\"Deployment\"} 3",
+            "portico_active_objects{kind=\"SessionClaim\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
         assert!(text.contains("portico_reconciles_total{kind=\"Terminal\"} 1"), "{text}");
         assert!(
             text.contains("portico_reconcile_errors_total{kind=\"Terminal\",reason=\"Kube\"} 1"),
@@ -276,5 +386,82 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn build_info_leader_and_the_process_metrics_are_exported() {
+        let m = Metrics::default();
+        let text = m.render();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!("portico_build_info{{version=\"{version}\"}} 1\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total "),
+            "{text}"
+        );
+        for name in [
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} gauge\n{name} ")),
+                "{name}:\n{text}"
+            );
+        }
+        assert!(text.contains("portico_leader 0\n"), "{text}");
+        let leading = m.leading();
+        assert!(m.render().contains("portico_leader 1\n"));
+        drop(leading);
+        assert!(m.render().contains("portico_leader 0\n"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn counters_start_at_zero_for_every_kind_and_reason() {
+        let text = Metrics::default().render();
+        for line in [
+            "portico_reconciles_total{kind=\"Deployment\"} 0",
+            "portico_reconcile_errors_total{kind=\"Terminal\",reason=\"cleanup\"} 0",
+            "portico_reconcile_errors_total{kind=\"Deployment\",reason=\"catalog\"} 0",
+            "portico_cleanup_failures_total{kind=\"SessionClaim\"} 0",
+            "portico_expirations_total{kind=\"Terminal\",reason=\"IdleTimeout\"} 0",
+            "portico_admission_requests_total{kind=\"Terminal\",webhook=\"mutate\",allowed=\"false\"} 0",
+            "portico_admission_duration_seconds_count{kind=\"SessionClaim\",webhook=\"validate\"} 0",
+            "portico_reconcile_duration_seconds_count{kind=\"Terminal\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        // Gauges are set by the controllers: no made-up zero before they count.
+        assert!(!text.contains("portico_active_objects{"), "{text}");
+    }
+
+    #[test]
+    fn the_listed_error_reasons_are_the_controllers_labels() {
+        use crate::controller::Error;
+        // A new variant stops this from compiling until its label is listed.
+        let listed = |e: &Error| match e {
+            Error::Kube { .. }
+            | Error::Cluster(_)
+            | Error::Finalizer(_)
+            | Error::Token(_)
+            | Error::Cleanup(_)
+            | Error::Catalog(_)
+            | Error::Discovery(_)
+            | Error::Cache(_) => RECONCILE_ERROR_REASONS.contains(&e.metric_label()),
+        };
+        for e in [
+            Error::Finalizer("x".into()),
+            Error::Cleanup("x".into()),
+            Error::Catalog("x".into()),
+            Error::Discovery("x".into()),
+            Error::Cache("x"),
+        ] {
+            assert!(listed(&e), "{} is not in RECONCILE_ERROR_REASONS", e.metric_label());
+        }
     }
 }

@@ -1,0 +1,550 @@
+//! Observability against a real Prometheus (Debian's package `prometheus`):
+//! the chart's alerting rules pass `promtool check rules`; Prometheus scrapes
+//! a running operator and dashboard under the job and namespace labels the
+//! chart's ServiceMonitors give them, loads the rules and evaluates each
+//! without error; every metric an alert or a Grafana panel queries has
+//! series, and every panel's query answers; a healthy operator fires no
+//! alert; the process metrics are this machine's truth; and the dashboard's
+//! `/metrics` carries nothing a user sent.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use common::operator::{Operator, ensure_namespace, write_config};
+use kube::{Api, api::PostParams};
+use portico::{
+    api::SessionClaim,
+    controlplane::{Process, free_port},
+};
+use serde_json::Value;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const PROMTOOL: &str = "/usr/bin/promtool";
+const NAMESPACE: &str = "portico-system";
+
+/// The operator, the dashboard and a Prometheus scraping both with the
+/// chart's rules, started once for this test binary.
+struct Stack {
+    operator: Operator,
+    _dashboard: Process,
+    _prometheus: Process,
+    /// Prometheus' base URL.
+    prometheus: String,
+    /// The dashboard's base URL.
+    dashboard: String,
+    /// The rendered PrometheusRule's `spec`, as a rules file.
+    rules_file: PathBuf,
+    /// The rendered alerting rules.
+    rules: Vec<Value>,
+    /// The Grafana dashboard of the rendered ConfigMap.
+    grafana: Value,
+    /// The job labels of the operator and the dashboard.
+    jobs: (String, String),
+}
+
+fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        for bin in [PROMETHEUS, PROMTOOL] {
+            assert!(
+                Path::new(bin).exists(),
+                "{bin} is missing: these tests need Debian's package `prometheus` \
+                 (apt-get install prometheus; tests/run installs it)"
+            );
+        }
+        std::thread::spawn(|| tokio::runtime::Runtime::new().unwrap().block_on(start()))
+            .join()
+            .unwrap()
+    })
+}
+
+async fn start() -> Stack {
+    let cp = common::shared();
+    let admin = cp.admin_client().await.unwrap();
+    portico::dev::setup_demo(&admin).await.expect("demo tenants");
+    portico::install::wait_aggregated(&admin)
+        .await
+        .expect("aggregated roles");
+    let docs = render_chart();
+    let jobs = (scraped_job(&docs, "operator"), scraped_job(&docs, "dashboard"));
+    let rule = one(&docs, "PrometheusRule", |d| d["kind"] == "PrometheusRule");
+    let rules_file = cp.dir().join("portico-rules.yaml");
+    std::fs::write(&rules_file, serde_yaml_ng::to_string(&rule["spec"]).unwrap()).unwrap();
+    let rules: Vec<Value> = rule["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().clone())
+        .collect();
+    let dashboard_map = one(&docs, "ConfigMap labelled grafana_dashboard", |d| {
+        d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1"
+    });
+    let grafana: Value = serde_json::from_str(dashboard_map["data"]["portico.json"].as_str().unwrap())
+        .expect("the Grafana dashboard is JSON");
+
+    let (config, metrics_port) = write_config(cp, common::TEST_PROFILES);
+    let operator = Operator::start(cp, config, metrics_port).await;
+    let (dashboard, ui_port) = start_dashboard().await;
+
+    let port = free_port().unwrap();
+    let dir = cp.dir().join("prometheus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let scrape = |job: &str, port: u16| {
+        format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels: {{namespace: {NAMESPACE}}}\n"
+        )
+    };
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{}']\nscrape_configs:\n{}{}",
+        rules_file.display(),
+        scrape(&jobs.0, metrics_port),
+        scrape(&jobs.1, ui_port),
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let prometheus = Process::spawn(
+        "prometheus",
+        PROMETHEUS.as_ref(),
+        &[
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        &dir.join("prometheus.log"),
+    )
+    .expect("start prometheus");
+    let base = format!("http://127.0.0.1:{port}");
+    common::ui::wait_http(&format!("{base}/-/ready")).await;
+
+    // Something to count: a SessionClaim (admission, a reconcile, an active session).
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    Api::<SessionClaim>::namespaced(alice, portico::dev::demo::SESSIONS_NAMESPACE)
+        .create(
+            &PostParams::default(),
+            &common::fixtures::claim("observed", "developer"),
+        )
+        .await
+        .expect("alice claims a session");
+
+    let stack = Stack {
+        operator,
+        _dashboard: dashboard,
+        _prometheus: prometheus,
+        prometheus: base,
+        dashboard: format!("http://127.0.0.1:{ui_port}"),
+        rules_file,
+        rules,
+        grafana,
+        jobs,
+    };
+    for job in [&stack.jobs.0, &stack.jobs.1] {
+        let q = format!("up{{job=\"{job}\", namespace=\"{NAMESPACE}\"}} == 1");
+        let base = &stack.prometheus;
+        eventually(base, &format!("Prometheus scraping {job}"), || async {
+            (!query(base, &q).await.is_empty()).then_some(())
+        })
+        .await;
+    }
+    stack
+}
+
+/// The chart with the PrometheusRule, the Grafana dashboard, the
+/// ServiceMonitors and the dashboard, rendered by the real helm.
+fn render_chart() -> Vec<Value> {
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/portico");
+    let out = std::process::Command::new(common::shared().binaries().path("helm"))
+        .args(["template", "portico", chart, "-n", NAMESPACE])
+        .args(["--set", "metrics.prometheusRule.enabled=true"])
+        .args(["--set", "metrics.grafanaDashboard.enabled=true"])
+        .args(["--set", "metrics.serviceMonitor.enabled=true"])
+        .args(["--set", "dashboard.enabled=true"])
+        .args(["--set", "dashboard.publicUrl=http://127.0.0.1"])
+        .args(["--set", "dashboard.oidc.issuer=http://127.0.0.1"])
+        .args(["--set", "dashboard.existingSecret=unused"])
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(std::str::from_utf8(&out.stdout).unwrap())
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The one rendered object `what` describes.
+fn one<'a>(docs: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
+    let found: Vec<&Value> = docs.iter().filter(|d| pred(d)).collect();
+    assert_eq!(found.len(), 1, "one {what} expected, got {}", found.len());
+    found[0]
+}
+
+/// The `job` label Prometheus gives the `component`'s series through the
+/// chart's ServiceMonitor: the name of the Service it selects.
+fn scraped_job(docs: &[Value], component: &str) -> String {
+    let monitor = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ServiceMonitor"
+                && d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == component
+        })
+        .unwrap_or_else(|| panic!("no ServiceMonitor for the {component}"));
+    let selector = monitor["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    let services: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Service" && selector.iter().all(|(k, v)| d["metadata"]["labels"][k] == *v))
+        .collect();
+    assert_eq!(
+        services.len(),
+        1,
+        "the {component}'s ServiceMonitor selects {} Services",
+        services.len()
+    );
+    services[0]["metadata"]["name"].as_str().unwrap().to_string()
+}
+
+/// `portico ui` with the development login, as the chart's service account for it.
+async fn start_dashboard() -> (Process, u16) {
+    let cp = common::shared();
+    ensure_namespace(cp, portico::dev::demo::SESSIONS_NAMESPACE).await;
+    let port = free_port().unwrap();
+    let file = cp.dir().join("observed-ui.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen: 127.0.0.1:{port}\npublicUrl: http://127.0.0.1:{port}\n\
+             devUsers: [{{name: alice, groups: [developers]}}]\n\
+             session: {{profile: developer, namespace: {}}}\nassetsDir: {}\n",
+            portico::dev::demo::SESSIONS_NAMESPACE,
+            common::ui::ui_assets().display(),
+        ),
+    )
+    .unwrap();
+    let kubeconfig = common::operator::chart_identity(cp, "templates/dashboard-rbac.yaml", "portico-dashboard").await;
+    let ui = Process::spawn_with_env(
+        "portico-ui",
+        env!("CARGO_BIN_EXE_portico").as_ref(),
+        &["ui".into(), "--config".into(), file.to_string_lossy().into_owned()],
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+        &cp.dir().join("observed-ui.log"),
+    )
+    .unwrap();
+    common::ui::wait_http(&format!("http://127.0.0.1:{port}/healthz")).await;
+    (ui, port)
+}
+
+/// Prometheus' answer to an instant query: its `data.result`.
+async fn query(base: &str, q: &str) -> Vec<Value> {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[("query", q)])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("query {q}: {e}"))
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "success", "{q}: {v}");
+    v["data"]["result"].as_array().unwrap().clone()
+}
+
+async fn api(base: &str, path: &str) -> Value {
+    let v: Value = reqwest::get(format!("{base}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "success", "{path}: {v}");
+    v["data"].clone()
+}
+
+/// Polls `check` every 250 ms until it gives a value (at most 90 s).
+async fn eventually<T, F, Fut>(base: &str, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let targets = api(base, "/api/v1/targets").await;
+            panic!("{what}: not within 90 s; Prometheus' targets: {targets}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every vector selector of `expr` naming one of Portico's metrics, a
+/// process metric or `up`, with its label matchers.
+fn selectors(expr: &str) -> BTreeSet<String> {
+    let re = regex::Regex::new(r"\b(portico_[a-z_]+|process_[a-z_]+|up)\b(\{[^}]*\})?").unwrap();
+    re.find_iter(expr).map(|m| m.as_str().to_string()).collect()
+}
+
+/// A Grafana query with its variables set: this namespace, both jobs.
+fn grafana_query(expr: &str, jobs: &(String, String)) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$namespace", NAMESPACE)
+        .replace("$job", &format!("({}|{})", jobs.0, jobs.1))
+}
+
+/// Each panel's title and its queries, variables set.
+fn panel_queries(s: &Stack) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in s.grafana["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().expect("every target has a PromQL expr");
+            out.push((p["title"].as_str().unwrap().to_string(), grafana_query(expr, &s.jobs)));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_charts_rules_pass_promtool() {
+    let s = stack();
+    let out = std::process::Command::new(PROMTOOL)
+        .args(["check", "rules"])
+        .arg(&s.rules_file)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool check rules:\n{said}");
+    let names: BTreeSet<&str> = s.rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    for alert in [
+        "PorticoOperatorDown",
+        "PorticoOperatorNoLeader",
+        "PorticoOperatorSeveralLeaders",
+        "PorticoReconcileErrors",
+        "PorticoCleanupFailing",
+        "PorticoWebhookSlow",
+        "PorticoDashboardDown",
+    ] {
+        assert!(names.contains(alert), "{alert} is not among the rules: {names:?}");
+    }
+    assert!(
+        said.contains(&format!("SUCCESS: {} rules found", s.rules.len())),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn prometheus_loads_every_rule_and_evaluates_it_without_error() {
+    let s = stack();
+    let rules = eventually(&s.prometheus, "every rule evaluated", || async {
+        let data = api(&s.prometheus, "/api/v1/rules?type=alert").await;
+        let rules: Vec<Value> = data["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .collect();
+        let evaluated = rules.len() == s.rules.len()
+            && rules
+                .iter()
+                .all(|r| !r["lastEvaluation"].as_str().unwrap_or("0001").starts_with("0001"));
+        evaluated.then_some(rules)
+    })
+    .await;
+    for r in &rules {
+        assert_eq!(r["health"], "ok", "{} does not evaluate: {r}", r["name"]);
+    }
+}
+
+#[tokio::test]
+async fn every_metric_an_alert_or_a_grafana_panel_queries_has_series() {
+    let s = stack();
+    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &s.rules {
+        for sel in selectors(r["expr"].as_str().unwrap()) {
+            wanted.entry(sel).or_default().insert(format!("alert {}", r["alert"]));
+        }
+    }
+    let panels = panel_queries(s);
+    assert!(panels.len() >= 15, "only {} panel queries", panels.len());
+    for (title, q) in &panels {
+        let found = selectors(q);
+        assert!(
+            !found.is_empty(),
+            "panel {title:?} queries none of Portico's metrics: {q}"
+        );
+        for sel in found {
+            wanted.entry(sel).or_default().insert(format!("panel {title:?}"));
+        }
+    }
+    for (sel, users) in &wanted {
+        let q = format!("count({sel})");
+        eventually(
+            &s.prometheus,
+            &format!("series for {sel} (queried by {users:?})"),
+            || async { (!query(&s.prometheus, &q).await.is_empty()).then_some(()) },
+        )
+        .await;
+    }
+    // And each panel's whole query answers (rates need two scrapes).
+    for (title, q) in &panels {
+        eventually(&s.prometheus, &format!("panel {title:?}: {q}"), || async {
+            (!query(&s.prometheus, q).await.is_empty()).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_operator_and_dashboard_fire_no_alert() {
+    let s = stack();
+    // Two evaluations after each panel has data, so rates exist.
+    for (title, q) in panel_queries(s) {
+        eventually(&s.prometheus, &format!("panel {title:?}"), || async {
+            (!query(&s.prometheus, &q).await.is_empty()).then_some(())
+        })
+        .await;
+    }
+    let evaluated_at = || async {
+        let data = api(&s.prometheus, "/api/v1/rules?type=alert").await;
+        data["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["lastEvaluation"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..2 {
+        let before = evaluated_at().await;
+        eventually(&s.prometheus, "another rule evaluation", || async {
+            let now = evaluated_at().await;
+            now.iter().zip(&before).all(|(a, b)| a != b).then_some(())
+        })
+        .await;
+    }
+    let alerts = api(&s.prometheus, "/api/v1/alerts").await;
+    let active: Vec<String> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} ({}): {}", a["labels"]["alertname"], a["state"], a["labels"]))
+        .collect();
+    let leader = query(&s.prometheus, "sum(portico_leader)").await;
+    assert!(
+        active.is_empty(),
+        "a healthy operator and dashboard trigger alerts:\n{}\n(sum(portico_leader) = {leader:?}: \
+         0 means operator::run_controllers does not hold `ctx.metrics.leading()`)",
+        active.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_process_metrics_are_what_proc_says_of_the_operator() {
+    let s = stack();
+    let pid = s.operator.process.pid();
+    let sel = format!("{{job=\"{}\", namespace=\"{NAMESPACE}\"}}", s.jobs.0);
+    let value = |q: String| async move {
+        let r = query(&s.prometheus, &q).await;
+        assert_eq!(r.len(), 1, "{q}: {r:?}");
+        r[0]["value"][1].as_str().unwrap().parse::<f64>().unwrap()
+    };
+    use portico::metrics::{boot_time, clock_ticks, parse_stat};
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, started_ticks) = parse_stat(&stat).unwrap();
+    let ticks = clock_ticks(&std::fs::read("/proc/self/auxv").unwrap()).unwrap() as f64;
+    let boot = boot_time(&std::fs::read_to_string("/proc/stat").unwrap()).unwrap() as f64;
+    let started = value(format!("process_start_time_seconds{sel}")).await;
+    assert!(
+        (started - (boot + started_ticks as f64 / ticks)).abs() < 0.02,
+        "the operator says it started at {started}; /proc/{pid}/stat says {}",
+        boot + started_ticks as f64 / ticks
+    );
+    let rss = value(format!("process_resident_memory_bytes{sel}")).await;
+    assert!(rss > 4e6 && rss < 2e9, "resident memory {rss}");
+    let fds = value(format!("process_open_fds{sel}")).await;
+    let now_open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as f64;
+    assert!(
+        fds >= 5.0 && (fds - now_open).abs() < 50.0,
+        "open fds {fds}, /proc says {now_open}"
+    );
+    assert!(value(format!("process_max_fds{sel}")).await >= fds);
+    assert!(value(format!("process_cpu_seconds_total{sel}")).await > 0.0);
+    let version = query(&s.prometheus, "portico_build_info").await;
+    assert_eq!(version.len(), 2, "one build_info per job: {version:?}");
+    for v in version {
+        assert_eq!(v["metric"]["version"], env!("CARGO_PKG_VERSION"), "{v}");
+        assert_eq!(v["value"][1], "1", "{v}");
+    }
+}
+
+#[tokio::test]
+async fn the_dashboards_metrics_carry_nothing_a_user_sent() {
+    let s = stack();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/terminals/team-a/alice-secret-shell",
+        "/?user=alice-secret",
+        "/no-such-alice-secret",
+    ] {
+        client.get(format!("{}{path}", s.dashboard)).send().await.unwrap();
+    }
+    let text = client
+        .get(format!("{}/metrics", s.dashboard))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("portico_build_info{version="), "{text}");
+    assert!(
+        !text.contains("alice") && !text.contains("team-a"),
+        "user data in /metrics:\n{text}"
+    );
+    // And what Prometheus stored of the dashboard, once it scraped after those
+    // requests: its own metrics, no user's words.
+    let sent = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let scraped = format!("timestamp(up{{job=\"{}\"}}) > {sent}", s.jobs.1);
+    eventually(
+        &s.prometheus,
+        "a scrape of the dashboard after the requests",
+        || async { (!query(&s.prometheus, &scraped).await.is_empty()).then_some(()) },
+    )
+    .await;
+    let q = format!("{{job=\"{}\"}}", s.jobs.1);
+    let series = query(&s.prometheus, &q).await;
+    let names: BTreeSet<String> = series
+        .iter()
+        .map(|v| v["metric"]["__name__"].as_str().unwrap().to_string())
+        .collect();
+    for name in &names {
+        assert!(
+            name.starts_with("portico_build_info")
+                || name.starts_with("portico_dashboard_")
+                || name.starts_with("process_")
+                || name.starts_with("scrape_")
+                || name == "up",
+            "the dashboard exports {name}"
+        );
+    }
+    assert!(names.contains("process_resident_memory_bytes"), "{names:?}");
+    let all = serde_json::to_string(&series).unwrap();
+    assert!(!all.contains("alice"), "{all}");
+}
