@@ -96,6 +96,31 @@ async fn lease_holder(cp: &ControlPlane) -> Option<String> {
         .and_then(|s| s.holder_identity)
 }
 
+/// The user of `kubeconfig` applies the Terminal manifest `file` to team-a
+/// and waits (`kubectl wait`) until it is Ready.
+fn apply_ready(cp: &ControlPlane, kubeconfig: &std::path::Path, file: &str) {
+    let kubectl = |args: &[&str]| {
+        let mut cmd = cp.kubectl();
+        cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+        cmd
+    };
+    run(
+        &mut kubectl(&["apply", "-n", "team-a", "-f", file]),
+        &format!("apply {file}"),
+    );
+    run(
+        &mut kubectl(&[
+            "wait",
+            "-n",
+            "team-a",
+            "--for=condition=Ready",
+            "terminal/team-a-shell",
+            "--timeout=120s",
+        ]),
+        "the Terminal becomes Ready",
+    );
+}
+
 /// One line on stderr per step, with the seconds since the test began.
 fn step(started: std::time::Instant, what: &str) {
     eprintln!("install: {:>6.1} s  {what}", started.elapsed().as_secs_f64());
@@ -225,24 +250,7 @@ async fn the_chart_installs_the_image_on_a_real_node_upgrades_and_uninstalls_cle
         .expect("aggregated roles");
     let alice = cp.user_kubeconfig("alice", &["developers"]).unwrap();
     let terminal = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/terminal.yaml");
-    run(
-        cp.kubectl()
-            .arg("--kubeconfig")
-            .arg(&alice)
-            .args(["apply", "-n", "team-a", "-f", terminal]),
-        "alice applies examples/terminal.yaml",
-    );
-    run(
-        cp.kubectl().arg("--kubeconfig").arg(&alice).args([
-            "wait",
-            "-n",
-            "team-a",
-            "--for=condition=Ready",
-            "terminal/team-a-shell",
-            "--timeout=120s",
-        ]),
-        "the Terminal becomes Ready",
-    );
+    apply_ready(&cp, &alice, terminal);
     step(started, "alice's Terminal is Ready");
     let terminals: Api<Terminal> = Api::namespaced(admin.clone(), "team-a");
     let t = terminals.get("team-a-shell").await.unwrap();
@@ -438,23 +446,6 @@ async fn the_chart_installs_the_image_on_a_real_node_upgrades_and_uninstalls_cle
             .is_empty(),
         "the catalog is loaded"
     );
-    run(
-        cp.kubectl()
-            .arg("--kubeconfig")
-            .arg(&alice)
-            .args(["apply", "-n", "team-a", "-f", terminal]),
-        "alice applies examples/terminal.yaml again",
-    );
-    run(
-        cp.kubectl().arg("--kubeconfig").arg(&alice).args([
-            "wait",
-            "-n",
-            "team-a",
-            "--for=condition=Ready",
-            "terminal/team-a-shell",
-            "--timeout=120s",
-        ]),
-        "the Terminal becomes Ready under the reinstalled operator",
-    );
+    apply_ready(&cp, &alice, terminal);
     step(started, "a Terminal is Ready again");
 }
