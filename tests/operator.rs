@@ -614,9 +614,68 @@ async fn log_lines_name_object_user_and_reconcile_and_the_level_changes_at_runti
     drop(op);
 }
 
+/// Waits until both webhook configurations trust `ca` alone; then a
+/// Terminal created by alice passes both webhooks (bounded retries while
+/// the API server picks up the changed configurations), which it can only
+/// when the operator serves a certificate `ca` signed.
+async fn trusted_and_admitting(cp: &portico::controlplane::ControlPlane, op: &Operator, ca: &str, name: &str) {
+    use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+    let admin = cp.admin_client().await.unwrap();
+    let only =
+        |ca: String| move |hooks: Vec<Option<Vec<u8>>>| hooks.iter().all(|b| b.as_deref() == Some(ca.as_bytes()));
+    let (v, m) = (only(ca.to_string()), only(ca.to_string()));
+    common::wait::present(
+        &Api::<ValidatingWebhookConfiguration>::all(admin.clone()),
+        "portico",
+        "the validating caBundle is the new CA",
+        move |c| {
+            v(c.webhooks
+                .iter()
+                .flatten()
+                .map(|h| h.client_config.ca_bundle.clone().map(|b| b.0))
+                .collect())
+        },
+    )
+    .await;
+    common::wait::present(
+        &Api::<MutatingWebhookConfiguration>::all(admin),
+        "portico",
+        "the mutating caBundle is the new CA",
+        move |c| {
+            m(c.webhooks
+                .iter()
+                .flatten()
+                .map(|h| h.client_config.ca_bundle.clone().map(|b| b.0))
+                .collect())
+        },
+    )
+    .await;
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let api: Api<Terminal> = Api::namespaced(alice, "team-a");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let created = loop {
+        match api.create(&PostParams::default(), &terminal(name)).await {
+            Ok(t) => break t,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("not admitted yet: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!(
+                "the webhook is not trusted with its new certificate: {e}\n{}",
+                op.process.log_tail(30)
+            ),
+        }
+    };
+    assert!(
+        created.annotations().contains_key(portico::api::keys::CREATED_BY),
+        "the mutating webhook answered"
+    );
+    let log = std::fs::read_to_string(&op.log_path).unwrap();
+    assert!(log.contains("webhook serving certificate reloaded"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_webhook_certificate_is_served_and_trusted_without_a_restart() {
-    use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
     use kube::api::{Patch, PatchParams};
     use portico::webhook::tls;
     let _turn = SERIAL.lock().await;
@@ -639,62 +698,36 @@ async fn a_new_webhook_certificate_is_served_and_trusted_without_a_restart() {
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-
     // The running operator makes the API server trust the new CA, and only
-    // it, in both configurations...
-    let ca = fresh.ca_pem.clone();
-    let trusts = move |hooks: Vec<Option<Vec<u8>>>| hooks.iter().all(|b| b.as_deref() == Some(ca.as_bytes()));
-    let (t1, t2) = (trusts.clone(), trusts);
-    common::wait::present(
-        &Api::<ValidatingWebhookConfiguration>::all(admin.clone()),
-        "portico",
-        "the validating caBundle is the new CA",
-        move |v| {
-            t1(v.webhooks
-                .iter()
-                .flatten()
-                .map(|h| h.client_config.ca_bundle.clone().map(|b| b.0))
-                .collect())
-        },
-    )
-    .await;
-    common::wait::present(
-        &Api::<MutatingWebhookConfiguration>::all(admin.clone()),
-        "portico",
-        "the mutating caBundle is the new CA",
-        move |m| {
-            t2(m.webhooks
-                .iter()
-                .flatten()
-                .map(|h| h.client_config.ca_bundle.clone().map(|b| b.0))
-                .collect())
-        },
-    )
-    .await;
-    // ...and serves the new certificate: the API server, trusting only the
-    // new CA, admits through both webhooks (bounded retries while it picks
-    // up the changed configurations).
-    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
-    let api: Api<Terminal> = Api::namespaced(alice, "team-a");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let created = loop {
-        match api.create(&PostParams::default(), &terminal("rotated")).await {
-            Ok(t) => break t,
-            Err(e) if std::time::Instant::now() < deadline => {
-                eprintln!("not admitted yet: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => panic!(
-                "the webhook is not trusted with its new certificate: {e}\n{}",
-                op.process.log_tail(30)
-            ),
+    // it, and serves the new certificate.
+    trusted_and_admitting(cp, &op, &fresh.ca_pem, "rotated").await;
+    delete_all_and_check_nothing_left(&["rotated".to_string()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_directory_rotated_mid_run_is_served_and_trusted_without_a_restart() {
+    use portico::webhook::tls;
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let (config, port) = write_config(cp, "leaderElection: {enabled: false}\n");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let webhook = portico::config::OperatorConfig::from_yaml(&text).unwrap().webhook;
+    // The files cert-manager's Secret puts in the pod, here in a directory.
+    let dir = cp.dir().join(format!("webhook-certs-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |m: &tls::TlsMaterial| {
+        for (file, pem) in [("tls.key", &m.key_pem), ("tls.crt", &m.cert_pem), ("ca.crt", &m.ca_pem)] {
+            std::fs::write(dir.join(file), pem).unwrap();
         }
     };
-    assert!(
-        created.annotations().contains_key(portico::api::keys::CREATED_BY),
-        "the mutating webhook answered"
-    );
-    let log = std::fs::read_to_string(&op.log_path).unwrap();
-    assert!(log.contains("webhook serving certificate reloaded"), "{log}");
-    delete_all_and_check_nothing_left(&["rotated".to_string()]).await;
+    let first = tls::generate(&tls::hosts(&webhook)).unwrap();
+    write(&first);
+    let text = text.replacen("webhook:\n", &format!("webhook:\n  certDir: {}\n", dir.display()), 1);
+    std::fs::write(&config, text).unwrap();
+    let op = Operator::start(cp, config, port).await;
+    // Rotated while it runs, as cert-manager renews.
+    let second = tls::generate(&tls::hosts(&webhook)).unwrap();
+    write(&second);
+    trusted_and_admitting(cp, &op, &second.ca_pem, "rotated-dir").await;
+    delete_all_and_check_nothing_left(&["rotated-dir".to_string()]).await;
 }

@@ -106,8 +106,14 @@ pub async fn run_until(
             let (client, cfg) = (to.clone(), cfg.clone());
             Box::pin(async move {
                 match registration::publish_ca(&client, &cfg, &ca).await {
-                    Ok(done) => info!(name = %cfg.configuration_name, "new webhook CA: {done}"),
-                    Err(e) => error!(error = %e, "new webhook CA not published; the API server may refuse the webhook"),
+                    Ok(done) => {
+                        info!(name = %cfg.configuration_name, "new webhook CA: {done}");
+                        true
+                    }
+                    Err(e) => {
+                        error!(error = %e, "new webhook CA not published; the API server may refuse the webhook");
+                        false
+                    }
                 }
             })
         });
@@ -115,6 +121,7 @@ pub async fn run_until(
             client.clone(),
             config.webhook.clone(),
             served.clone(),
+            material.ca_pem.clone(),
             publish,
             shutdown.clone(),
         ))

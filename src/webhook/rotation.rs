@@ -65,7 +65,10 @@ fn certified(m: &TlsMaterial) -> Result<Arc<CertifiedKey>, TlsError> {
         .map_err(|e| bad(e.to_string()))?;
     let key = PrivateKeyDer::from_pem_slice(m.key_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| bad(e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+    let certified = CertifiedKey::new(certs, signing);
+    // A certificate with another's key (files caught mid-rotation) is refused.
+    certified.keys_match().map_err(|e| bad(e.to_string()))?;
+    Ok(Arc::new(certified))
 }
 
 impl Reloadable {
@@ -109,21 +112,25 @@ impl ResolvesServerCert for Reloadable {
 }
 
 /// What to do when the CA bundle changes: write it where the API server
-/// reads it (the webhook configurations), as the operator's mode says.
-pub type OnNewCa = Box<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+/// reads it (the webhook configurations), as the operator's mode says;
+/// true once written (a failure is tried again at the next change or poll).
+pub type OnNewCa = Box<dyn Fn(String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// Keeps `served` current until `shutdown`: from `cfg.cert_dir` when set,
 /// else from `cfg.cert_secret` (renewing it before it expires).
+/// `published` is the CA bundle the API server was last given; a different
+/// one goes to `on_new_ca`.
 pub async fn keep_current(
     client: Client,
     cfg: WebhookConfig,
     served: Arc<Reloadable>,
+    published: String,
     on_new_ca: OnNewCa,
     shutdown: CancellationToken,
 ) {
     match &cfg.cert_dir {
         Some(dir) => {
-            let mut ca = None;
+            let mut ca = published;
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -132,10 +139,9 @@ pub async fn keep_current(
                 match tls::load_dir(dir) {
                     Ok(m) => {
                         take(&served, &m);
-                        if ca.as_ref().is_some_and(|c| *c != m.ca_pem) {
-                            on_new_ca(m.ca_pem.clone()).await;
+                        if ca != m.ca_pem && on_new_ca(m.ca_pem.clone()).await {
+                            ca = m.ca_pem;
                         }
-                        ca = Some(m.ca_pem);
                     }
                     Err(e) => {
                         warn!(error = %e, "webhook certificate directory unreadable; serving the last good certificate")
@@ -143,7 +149,7 @@ pub async fn keep_current(
                 }
             }
         }
-        None => watch_secret(client, cfg, served, on_new_ca, shutdown).await,
+        None => watch_secret(client, cfg, served, published, on_new_ca, shutdown).await,
     }
 }
 
@@ -159,6 +165,7 @@ async fn watch_secret(
     client: Client,
     cfg: WebhookConfig,
     served: Arc<Reloadable>,
+    published: String,
     on_new_ca: OnNewCa,
     shutdown: CancellationToken,
 ) {
@@ -167,12 +174,18 @@ async fn watch_secret(
     let wc = watcher::Config::default().fields(&format!("metadata.name={}", s.name));
     let changes = watcher(api.clone(), wc).default_backoff().applied_objects();
     futures::pin_mut!(changes);
-    let mut ca: Option<String> = None;
+    // What the API server was given, and the Secret's latest CA bundle.
+    let (mut ca, mut latest) = (published.clone(), published);
     let mut check = tokio::time::interval(RENEW_CHECK);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = check.tick() => renew_if_due(&api, &cfg, SystemTime::now()).await,
+            _ = check.tick() => {
+                if ca != latest && on_new_ca(latest.clone()).await {
+                    ca = latest.clone();
+                }
+                renew_if_due(&api, &cfg, SystemTime::now()).await;
+            }
             changed = changes.next() => match changed {
                 Some(Ok(secret)) => {
                     let Some(m) = tls::from_secret(&secret) else {
@@ -180,9 +193,9 @@ async fn watch_secret(
                         continue;
                     };
                     take(&served, &m);
-                    if ca.as_deref() != Some(m.ca_pem.as_str()) {
-                        on_new_ca(m.ca_pem.clone()).await;
-                        ca = Some(m.ca_pem);
+                    latest = m.ca_pem;
+                    if ca != latest && on_new_ca(latest.clone()).await {
+                        ca = latest.clone();
                     }
                 }
                 Some(Err(e)) => warn!(error = %e, "watching the webhook certificate Secret"),
