@@ -112,12 +112,14 @@ impl Component {
     }
 }
 
-/// One verb on one resource (`pods` or `pods/attach`) of one API group.
+/// One verb on one resource (`pods` or `pods/attach`) of one API group, on
+/// the object `name` (empty for a collection).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Access {
     pub group: String,
     pub resource: String,
     pub verb: String,
+    pub name: String,
 }
 
 /// One granted (group, resource, verb), where, and by which role.
@@ -128,6 +130,8 @@ pub struct Grant {
     pub verb: String,
     /// `None` cluster-wide; a Role's namespace otherwise.
     pub namespace: Option<String>,
+    /// The rule's `resourceNames`: `None` for every object.
+    pub names: Option<Vec<String>>,
     /// `ClusterRole portico-operator`, `Role portico-operator-catalog in portico-catalog`, ….
     pub role: String,
 }
@@ -144,6 +148,7 @@ impl Grant {
             && access.resource == self.resource
             && access.verb == self.verb
             && self.namespace.as_ref().is_none_or(|n| n == ns)
+            && self.names.as_ref().is_none_or(|names| names.contains(&access.name))
     }
 
     /// Why this grant is not needed, or `None` when some use is allowed by
@@ -173,9 +178,13 @@ impl Grant {
 
 impl std::fmt::Display for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = match &self.names {
+            Some(n) => format!(", resourceNames: [{}]", n.join(", ")),
+            None => String::new(),
+        };
         write!(
             f,
-            "apiGroups: [\"{}\"], resources: [{}], verbs: [{}]  (in {})",
+            "apiGroups: [\"{}\"], resources: [{}], verbs: [{}]{names}  (in {})",
             self.group, self.resource, self.verb, self.role
         )
     }
@@ -220,8 +229,8 @@ fn grants(rendered: &str, sa: ServiceAccount) -> Vec<Grant> {
         };
         for rule in role["rules"].as_array().into_iter().flatten() {
             assert!(
-                rule.get("nonResourceURLs").is_none() && rule.get("resourceNames").is_none(),
-                "{label} has a rule this test cannot check yet (nonResourceURLs or resourceNames): {rule}"
+                rule.get("nonResourceURLs").is_none(),
+                "{label} has a rule this test cannot check yet (nonResourceURLs): {rule}"
             );
             let list = |key: &str| -> Vec<String> {
                 rule[key]
@@ -239,6 +248,7 @@ fn grants(rendered: &str, sa: ServiceAccount) -> Vec<Grant> {
                             resource: resource.clone(),
                             verb,
                             namespace: binding_ns.map(str::to_string),
+                            names: rule.get("resourceNames").map(|_| list("resourceNames")),
                             role: label.clone(),
                         });
                     }
@@ -249,11 +259,12 @@ fn grants(rendered: &str, sa: ServiceAccount) -> Vec<Grant> {
     out
 }
 
-fn access(group: &str, resource: &str, verb: &str) -> Access {
+fn access(group: &str, resource: &str, verb: &str, name: &str) -> Access {
     Access {
         group: group.into(),
         resource: resource.into(),
         verb: verb.into(),
+        name: name.into(),
     }
 }
 
@@ -267,9 +278,9 @@ fn uses(events: &[Event], sa: ServiceAccount) -> BTreeSet<(Access, String)> {
     let mut uses = BTreeSet::new();
     for e in events.iter().filter(|e| e.user.username == me) {
         if let Some(imp) = &e.impersonated_user {
-            uses.insert((access("", "users", "impersonate"), String::new()));
+            uses.insert((access("", "users", "impersonate", ""), String::new()));
             if imp.groups.iter().any(|g| g != "system:authenticated") {
-                uses.insert((access("", "groups", "impersonate"), String::new()));
+                uses.insert((access("", "groups", "impersonate", ""), String::new()));
             }
             continue;
         }
@@ -282,9 +293,9 @@ fn uses(events: &[Event], sa: ServiceAccount) -> BTreeSet<(Access, String)> {
         } else {
             format!("{}/{}", o.resource, o.subresource)
         };
-        uses.insert((access(&o.api_group, &resource, &e.verb), o.namespace.clone()));
+        uses.insert((access(&o.api_group, &resource, &e.verb, &o.name), o.namespace.clone()));
         if e.verb == "patch" && e.code() == 201 {
-            uses.insert((access(&o.api_group, &resource, "create"), o.namespace.clone()));
+            uses.insert((access(&o.api_group, &resource, "create", &o.name), o.namespace.clone()));
         }
     }
     uses
