@@ -2,6 +2,8 @@
 //! Event's `reason`, `action` and type (Normal or Warning) is named once
 //! (pure).
 
+use std::{collections::HashMap, sync::Mutex};
+
 use kube::runtime::events::EventType;
 
 use crate::{api::common::EndReason, kstatus::Reason};
@@ -78,6 +80,33 @@ impl Happened {
     }
 }
 
+/// What was announced for each object (by UID): an Event that marks a
+/// change, such as a Deployment's Created for a template revision, is
+/// published once per change even when a second pass starts from a version
+/// of the object older than the operator's own status write (its watch not
+/// caught up yet) and so sees the change as not yet reported.
+#[derive(Default)]
+pub struct Announced {
+    entries: Mutex<HashMap<String, String>>,
+}
+
+impl Announced {
+    /// Whether `what` is new for `uid` (then it is recorded as announced).
+    pub fn first(&self, uid: &str, what: &str) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.get(uid).is_some_and(|w| w == what) {
+            return false;
+        }
+        entries.insert(uid.to_string(), what.to_string());
+        true
+    }
+
+    /// Forgets `uid` (its object is being deleted).
+    pub fn forget(&self, uid: &str) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +125,17 @@ mod tests {
         assert_eq!(Happened::RenderFailed.reason(), "RenderFailed");
         assert_eq!(Happened::CleanupRetrying.type_(), EventType::Warning);
         assert_eq!(Happened::Pruned.action(), "Prune");
+    }
+
+    #[test]
+    fn a_change_is_announced_once_and_again_after_another() {
+        let a = Announced::default();
+        assert!(a.first("u", "rev-1"));
+        assert!(!a.first("u", "rev-1"), "a second pass of the same change");
+        assert!(a.first("other", "rev-1"));
+        assert!(a.first("u", "rev-2"));
+        assert!(a.first("u", "rev-1"), "back to an earlier revision is a change too");
+        a.forget("u");
+        assert!(a.first("u", "rev-1"));
     }
 }

@@ -91,6 +91,8 @@ struct DeploymentContext {
     caches: Caches,
     /// What the last full pass applied for each Deployment.
     applied: Records<Snapshot>,
+    /// The template revision each Deployment's Created or Updated Event was published for.
+    announced: super::event::Announced,
 }
 
 /// Runs the Deployment controller until `shutdown` resolves. A Deployment is
@@ -114,6 +116,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         store: store.clone(),
         caches,
         applied: Records::default(),
+        announced: Default::default(),
     });
     Controller::for_stream(trigger, store)
         // A changed template renders every Deployment again.
@@ -145,6 +148,7 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
             Finalizer::Apply(d) => apply_deployment(&d, &dc).await,
             Finalizer::Cleanup(d) => {
                 dc.applied.forget(&d.uid().unwrap_or_default());
+                dc.announced.forget(&d.uid().unwrap_or_default());
                 cleanup::cleanup(&d, ctx).await
             }
         }
@@ -231,7 +235,9 @@ async fn steps(
         );
         report::record(&mut base.history, op, OperationResult::Succeeded, msg.clone());
         let what = if first { Happened::Created } else { Happened::Updated };
-        ctx.event(d, what, msg).await;
+        if dc.announced.first(&uid, &inputs.revision) {
+            ctx.event(d, what, msg).await;
+        }
         base.template_revision = Some(inputs.revision.clone());
     }
     base.outputs = render::outputs(&inputs.entry.template, &render_inputs, &applied.live);
