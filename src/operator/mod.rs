@@ -100,32 +100,13 @@ pub async fn run_until(
         .await
         .map_err(|e| OperatorError::Kube("make the API server trust the webhook's CA (its configurations)", e))?;
     info!(name = %config.webhook.configuration_name, "{done}");
-    let rotating = {
-        let (to, cfg) = (client.clone(), config.webhook.clone());
-        let publish: rotation::OnNewCa = Box::new(move |ca: String| {
-            let (client, cfg) = (to.clone(), cfg.clone());
-            Box::pin(async move {
-                match registration::publish_ca(&client, &cfg, &ca).await {
-                    Ok(done) => {
-                        info!(name = %cfg.configuration_name, "new webhook CA: {done}");
-                        true
-                    }
-                    Err(e) => {
-                        error!(error = %e, "new webhook CA not published; the API server may refuse the webhook");
-                        false
-                    }
-                }
-            })
-        });
-        tokio::spawn(rotation::keep_current(
-            client.clone(),
-            config.webhook.clone(),
-            served.clone(),
-            material.ca_pem.clone(),
-            publish,
-            shutdown.clone(),
-        ))
-    };
+    let rotating = tokio::spawn(rotation::keep_current(
+        client.clone(),
+        config.webhook.clone(),
+        served.clone(),
+        material.ca_pem.clone(),
+        shutdown.clone(),
+    ));
     let state = WebhookState {
         config: config.clone(),
         clusters: clusters.clone(),

@@ -39,9 +39,12 @@ use rustls::{
     sign::CertifiedKey,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use super::tls::{self, TlsError, TlsMaterial};
+use super::{
+    registration,
+    tls::{self, TlsError, TlsMaterial},
+};
 use crate::config::WebhookConfig;
 
 /// How often a certificate directory is read again.
@@ -111,45 +114,64 @@ impl ResolvesServerCert for Reloadable {
     }
 }
 
-/// What to do when the CA bundle changes: write it where the API server
-/// reads it (the webhook configurations), as the operator's mode says;
-/// true once written (a failure is tried again at the next change or poll).
-pub type OnNewCa = Box<dyn Fn(String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+/// The CA bundle the API server was last given, and how to give it
+/// another ([`registration::publish_ca`], as the operator's mode says).
+struct Trust<'a> {
+    client: &'a Client,
+    cfg: &'a WebhookConfig,
+    published: String,
+}
+
+impl Trust<'_> {
+    /// Publishes `ca` unless the API server has it already; a failure is
+    /// tried again at the next offer.
+    async fn offer(&mut self, ca: &str) {
+        if self.published == ca {
+            return;
+        }
+        match registration::publish_ca(self.client, self.cfg, ca).await {
+            Ok(done) => {
+                info!(name = %self.cfg.configuration_name, "new webhook CA: {done}");
+                self.published = ca.to_string();
+            }
+            Err(e) => error!(error = %e, "new webhook CA not published; the API server may refuse the webhook"),
+        }
+    }
+}
 
 /// Keeps `served` current until `shutdown`: from `cfg.cert_dir` when set,
-/// else from `cfg.cert_secret` (renewing it before it expires).
-/// `published` is the CA bundle the API server was last given; a different
-/// one goes to `on_new_ca`.
+/// else from `cfg.cert_secret` (renewing it before it expires). `published`
+/// is the CA bundle the API server was given at start; a different one is
+/// published.
 pub async fn keep_current(
     client: Client,
     cfg: WebhookConfig,
     served: Arc<Reloadable>,
     published: String,
-    on_new_ca: OnNewCa,
     shutdown: CancellationToken,
 ) {
+    let mut trust = Trust {
+        client: &client,
+        cfg: &cfg,
+        published,
+    };
     match &cfg.cert_dir {
-        Some(dir) => {
-            let mut ca = published;
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(DIR_POLL) => {}
+        Some(dir) => loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(DIR_POLL) => {}
+            }
+            match tls::load_dir(dir) {
+                Ok(m) => {
+                    take(&served, &m);
+                    trust.offer(&m.ca_pem).await;
                 }
-                match tls::load_dir(dir) {
-                    Ok(m) => {
-                        take(&served, &m);
-                        if ca != m.ca_pem && on_new_ca(m.ca_pem.clone()).await {
-                            ca = m.ca_pem;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "webhook certificate directory unreadable; serving the last good certificate")
-                    }
+                Err(e) => {
+                    warn!(error = %e, "webhook certificate directory unreadable; serving the last good certificate")
                 }
             }
-        }
-        None => watch_secret(client, cfg, served, published, on_new_ca, shutdown).await,
+        },
+        None => watch_secret(&client, &cfg, &served, &mut trust, shutdown).await,
     }
 }
 
@@ -162,29 +184,26 @@ fn take(served: &Reloadable, m: &TlsMaterial) {
 }
 
 async fn watch_secret(
-    client: Client,
-    cfg: WebhookConfig,
-    served: Arc<Reloadable>,
-    published: String,
-    on_new_ca: OnNewCa,
+    client: &Client,
+    cfg: &WebhookConfig,
+    served: &Reloadable,
+    trust: &mut Trust<'_>,
     shutdown: CancellationToken,
 ) {
     let s = &cfg.cert_secret;
-    let api: Api<Secret> = Api::namespaced(client, &s.namespace);
+    let api: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
     let wc = watcher::Config::default().fields(&format!("metadata.name={}", s.name));
     let changes = watcher(api.clone(), wc).default_backoff().applied_objects();
     futures::pin_mut!(changes);
-    // What the API server was given, and the Secret's latest CA bundle.
-    let (mut ca, mut latest) = (published.clone(), published);
+    // The Secret's latest CA bundle.
+    let mut latest = trust.published.clone();
     let mut check = tokio::time::interval(RENEW_CHECK);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = check.tick() => {
-                if ca != latest && on_new_ca(latest.clone()).await {
-                    ca = latest.clone();
-                }
-                renew_if_due(&api, &cfg, SystemTime::now()).await;
+                trust.offer(&latest).await;
+                renew_if_due(&api, cfg, SystemTime::now()).await;
             }
             changed = changes.next() => match changed {
                 Some(Ok(secret)) => {
@@ -192,11 +211,9 @@ async fn watch_secret(
                         warn!(secret = %s.name, "webhook certificate Secret lacks tls.crt, tls.key or ca.crt; serving the last good certificate");
                         continue;
                     };
-                    take(&served, &m);
+                    take(served, &m);
                     latest = m.ca_pem;
-                    if ca != latest && on_new_ca(latest.clone()).await {
-                        ca = latest.clone();
-                    }
+                    trust.offer(&latest).await;
                 }
                 Some(Err(e)) => warn!(error = %e, "watching the webhook certificate Secret"),
                 None => return,
