@@ -265,7 +265,7 @@ fn names(args: &[&str]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn field_selectors_pick_deployments_by_template_and_claims_by_profile_and_user() {
+async fn field_selectors_pick_by_template_creator_profile_and_user() {
     let ns = test_namespace("select").await;
     for (name, template) in [("web-1", "webapp"), ("web-2", "webapp"), ("db", "postgresql")] {
         let mut d = valid("Deployment");
@@ -290,6 +290,32 @@ async fn field_selectors_pick_deployments_by_template_and_claims_by_profile_and_
         .unwrap();
     let listed: Vec<String> = listed.items.iter().filter_map(|d| d.metadata.name.clone()).collect();
     assert_eq!(listed, ["db"]);
+    // The creator, which the operator mirrors into status from the admission annotation.
+    for (name, creator) in [("web-1", "alice"), ("web-2", "bob"), ("db", "alice")] {
+        set_status(
+            &ns,
+            &format!("deployments.portico.dev/{name}"),
+            json!({"creator": creator}),
+        );
+    }
+    assert_eq!(
+        get("status.creator=alice"),
+        ["deployment.portico.dev/db", "deployment.portico.dev/web-1"]
+    );
+    assert_eq!(
+        get("status.creator=alice,spec.template.name=webapp"),
+        ["deployment.portico.dev/web-1"]
+    );
+    for (name, creator) in [("t-a", "alice"), ("t-b", "bob")] {
+        let mut t = valid("Terminal");
+        json_patch::merge(&mut t, &json!({"metadata": {"name": name}}));
+        create(&ns, &t).await.unwrap();
+        set_status(&ns, &format!("terminal/{name}"), json!({"creator": creator}));
+    }
+    assert_eq!(
+        selected("terminals", "status.creator=bob"),
+        ["terminal.portico.dev/t-b"]
+    );
 
     for (name, profile, user) in [
         ("a", "developer", "alice"),

@@ -90,6 +90,11 @@ async fn alice_deploys_the_web_app_and_it_becomes_ready_with_outputs() {
             .unwrap()
             .starts_with("portico-catalog/webapp@")
     );
+    assert_eq!(
+        st.creator.as_deref(),
+        Some("alice"),
+        "mirrored for --field-selector status.creator"
+    );
     assert_eq!(st.history[0].operation, portico::api::deployment::Operation::Create);
     assert_eq!(st.history[0].result, OperationResult::Succeeded);
 

@@ -198,3 +198,32 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
         assert!(gone, "process {p} outlived portico dev");
     }
 }
+
+#[test]
+fn options_for_an_existing_cluster_without_kubeconfig_are_refused_before_anything_starts() {
+    for args in [&["--image", "registry.example/portico:1"][..], &["--no-demo"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+            .arg("dev")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "a usage error for {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the following required arguments were not provided") && err.contains("--kubeconfig"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "nothing started: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // And the local cluster's option with an existing one.
+    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["dev", "--no-node", "--kubeconfig", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}

@@ -1,4 +1,5 @@
-//! The operator process: a bad configuration stops it with the key at fault;
+//! The operator process: a bad configuration stops it with the key at fault,
+//! and so do missing webhook configurations in inject mode;
 //! two replicas share one Lease; a replica killed mid-reconcile, or an API
 //! server restart, converges with nothing leaked or duplicated; `/metrics`.
 
@@ -168,6 +169,47 @@ async fn a_bad_configuration_stops_the_operator_naming_the_key() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "stderr should name {key}: {err}");
     }
+}
+
+#[tokio::test]
+async fn inject_mode_without_the_charts_configurations_stops_saying_how_to_fix_it() {
+    use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    common::operator::ensure_namespace(cp, "portico-system").await;
+    // The default test configuration (injectCaBundle: true), naming configurations nobody made.
+    let (path, _) = write_config(cp, "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        "webhook:\n",
+        "webhook:\n  configurationName: portico-not-installed\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["operator", "--config"])
+        .arg(&path)
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the operator stops instead of waiting")
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "webhook.injectCaBundle is set, but the MutatingWebhookConfiguration \"portico-not-installed\" does not exist"
+        ) && err.contains("set webhook.manageConfigurations: true"),
+        "{err}"
+    );
+    // Nothing was made in their place.
+    let admin = cp.admin_client().await.unwrap();
+    let m: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
+    let v: Api<ValidatingWebhookConfiguration> = Api::all(admin);
+    assert!(m.get_opt("portico-not-installed").await.unwrap().is_none());
+    assert!(v.get_opt("portico-not-installed").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

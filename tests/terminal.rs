@@ -137,6 +137,20 @@ async fn alice_gets_a_terminal_whose_kubeconfig_reaches_exactly_edit_in_team_a()
     assert_eq!(status.host_namespace.as_deref(), Some("team-a"));
     assert_eq!(status.attach_service_account_name.as_deref(), Some(n.attach.as_str()));
     assert!(status.expires_at.is_some());
+    // The operator mirrors the creator into status, so the API server selects by it.
+    assert_eq!(status.creator.as_deref(), Some("alice"));
+    let selected = |user: &str| {
+        let fields = format!("status.creator={user}");
+        async move {
+            let list = admin_api("team-a")
+                .await
+                .list(&ListParams::default().fields(&fields))
+                .await
+                .unwrap();
+            list.items.iter().any(|x| x.name_any() == "alice-edit")
+        }
+    };
+    assert!(selected("alice").await && !selected("bob").await);
 
     let admin = shared_with_operator().admin_client().await.unwrap();
     let role = Api::<Role>::namespaced(admin.clone(), "team-a")
@@ -402,11 +416,31 @@ async fn heartbeats_extend_the_idle_deadline() {
     )
     .await
     .unwrap();
-    let t = wait_for(ns, "beat", "expiresAt", |t| {
-        t.status.as_ref().is_some_and(|s| s.expires_at.is_some())
+    // Ready: the operator has seen its pod in its cache, so later passes need not apply anything.
+    let t = wait_for(ns, "beat", "Ready", |t| {
+        t.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
     })
     .await;
-    let first = t.status.unwrap().expires_at.unwrap().0;
+    let first = t.status.clone().unwrap().expires_at.unwrap().0;
+    // Writes to the Terminal's children, from the API server's audit log.
+    let n = Names::for_uid(&t.uid().unwrap());
+    let children = [n.pod, n.attach, n.access, n.kubeconfig_secret];
+    let child_writes = move || {
+        shared_with_operator()
+            .audit_events()
+            .into_iter()
+            .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+            .filter(|e| {
+                e.object_ref
+                    .as_ref()
+                    .is_some_and(|o| o.namespace == ns && o.subresource.is_empty() && children.contains(&o.name))
+            })
+            .count()
+    };
+    let before = child_writes();
+    assert!(before > 0, "the first pass applied the children");
     let keepalive = json!({"metadata": {"annotations": {keys::OPERATION: "keepalive"}}});
     let alice: Api<Terminal> = Api::namespaced(client(ALICE).await, ns);
     // Time advances past the first second so the new deadline is visibly later.
@@ -441,6 +475,8 @@ async fn heartbeats_extend_the_idle_deadline() {
     })
     .await;
     assert!(t.status.unwrap().expires_at.unwrap().0 >= later.round(k8s_openapi::jiff::Unit::Second).unwrap());
+    // The passes the heartbeats started moved the expiry and wrote no child.
+    assert_eq!(child_writes(), before, "a heartbeat re-applied the Terminal's children");
     admin_api(ns)
         .await
         .delete("beat", &DeleteParams::default())

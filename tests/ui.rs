@@ -182,7 +182,10 @@ async fn alice_creates_a_web_app_fixing_a_wrong_parameter_then_deletes_it() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
     let err = field_error(&html, "replicas").unwrap_or_else(|| panic!("no error by the field: {html}"));
-    assert!(err.contains("maximum"), "{err}");
+    // Placed from the webhook's cause for spec.parameters.replicas, not from its message.
+    assert_eq!(err, "50 is greater than the maximum of 10");
+    assert!(html.contains("Not saved: change the values marked below."), "{html}");
+    assert_eq!(field_error(&html, "image"), None, "{html}");
     let right = [
         ("csrf", token.as_str()),
         ("__name", "shop"),

@@ -26,6 +26,7 @@ pub const HISTORY_LIMIT: usize = 20;
            the template with spec.parameters and applies the objects with the rights of whoever created or last \
            changed it, and reports their health, outputs and history in status.",
     selectable = ".spec.template.name",
+    selectable = ".status.creator",
     printcolumn = r#"{"name":"Template","type":"string","jsonPath":".spec.template.name"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","description":"The Ready condition's reason: AllCurrent, Applying, Progressing, Suspended, or why it is stalled","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
@@ -73,6 +74,10 @@ pub struct TemplateRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentStatus {
+    /// Who created it: the user name admission recorded in `portico.dev/created-by`
+    /// (selectable: `kubectl get deployments.portico.dev --field-selector status.creator=alice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<String>,
     /// Which template revision and parameters the applied objects come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_revision: Option<String>,

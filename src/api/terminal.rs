@@ -26,6 +26,7 @@ use super::common::{
     status = "TerminalStatus",
     shortname = "term",
     category = "portico",
+    selectable = ".status.creator",
     doc = "A shell in the browser: a pod on a host cluster holding a kubeconfig for a target namespace and the \
            roles bound there. It is deleted, with everything made for it, when its creator stops sending heartbeats \
            (spec.idleTimeout) or at spec.maxLifetime; status.expiresAt says when.",
@@ -192,6 +193,10 @@ pub struct TerminalRoleBinding {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalStatus {
+    /// Who created it: the user name admission recorded in `portico.dev/created-by`
+    /// (selectable: `kubectl get terminals --field-selector status.creator=alice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<String>,
     /// Name of the terminal pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,

@@ -2,7 +2,7 @@
 //! started by something other than a change to the object itself — a
 //! child's or a pod's event, a namespace, a renewal timer — does not write
 //! every child again. A record holds while the object's marks
-//! ([`super::trigger::acted_on`]) are the same, its token is not due and it
+//! ([`super::trigger::children_marks`]) are the same, its token is not due and it
 //! is younger than [`RESYNC`]; then everything is applied again, repairing
 //! drift nobody reported.
 

@@ -111,7 +111,13 @@ pub struct Metrics {
     pub active_sessions: Family<ProfileLabels, Gauge>,
     /// 1 while this replica runs the controllers (holds the Lease), else 0.
     pub leader: Gauge,
+    /// Counts of active objects taken at each scrape (from a controller's
+    /// watch cache), instead of on every reconcile.
+    counted: std::sync::Mutex<Vec<(Kind, ActiveCount)>>,
 }
+
+/// Counts a kind's active objects when called.
+type ActiveCount = Box<dyn Fn() -> i64 + Send + Sync>;
 
 /// Registers what every Portico process exports in `root` (a registry
 /// without prefix): `portico_build_info` (always 1, labelled with the
@@ -229,6 +235,7 @@ impl Default for Metrics {
             admission_duration,
             active_sessions,
             leader,
+            counted: Default::default(),
         }
     }
 }
@@ -243,6 +250,19 @@ fn reasoned(k: Kind, reason: &str) -> ReasonLabels {
     ReasonLabels {
         kind: k.name().into(),
         reason: reason.into(),
+    }
+}
+
+/// Keeps a kind's count at scrape time until dropped; the gauge then keeps its last value.
+pub struct Counting<'a> {
+    metrics: &'a Metrics,
+    kind: Kind,
+}
+
+impl Drop for Counting<'_> {
+    fn drop(&mut self) {
+        let mut counted = self.metrics.counted.lock().unwrap_or_else(|e| e.into_inner());
+        counted.retain(|(k, _)| *k != self.kind);
     }
 }
 
@@ -304,6 +324,16 @@ impl Metrics {
         self.active.get_or_create(&kind(k)).set(n);
     }
 
+    /// Counts the active objects of `k` with `count` at each scrape, until
+    /// the returned guard drops (when the controller holding the cache stops).
+    pub fn count_active(&self, k: Kind, count: impl Fn() -> i64 + Send + Sync + 'static) -> Counting<'_> {
+        self.counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((k, Box::new(count)));
+        Counting { metrics: self, kind: k }
+    }
+
     /// Sets the number of active sessions of a profile.
     pub fn set_active_sessions(&self, profile: &str, n: i64) {
         self.active_sessions
@@ -340,6 +370,9 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
+        for (k, count) in self.counted.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            self.set_active(*k, count());
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("encoding metrics into a String cannot fail");
         out
@@ -349,6 +382,23 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_objects_are_counted_at_each_scrape_while_counting() {
+        let m = Metrics::default();
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(4));
+        let seen = n.clone();
+        let counting = m.count_active(Kind::Deployment, move || {
+            seen.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        assert!(m.render().contains("portico_active_objects{kind=\"Deployment\"} 4"));
+        n.store(7, std::sync::atomic::Ordering::Relaxed);
+        assert!(m.render().contains("portico_active_objects{kind=\"Deployment\"} 7"));
+        drop(counting);
+        n.store(9, std::sync::atomic::Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("portico_active_objects{kind=\"Deployment\"} 7"), "{text}");
+    }
 
     #[test]
     fn renders_openmetrics_with_the_portico_prefix() {

@@ -36,6 +36,9 @@ pub enum OperatorError {
     /// A server could not bind its address.
     #[error("{0}: {1}")]
     Bind(&'static str, #[source] std::io::Error),
+    /// The API server could not be given the webhook's CA.
+    #[error("make the API server trust the webhook's CA (its configurations): {0}")]
+    PublishCa(#[from] registration::PublishError),
     /// Leader election could not start.
     #[error("leader election: {0}")]
     Lease(String),
@@ -96,9 +99,7 @@ pub async fn run_until(
     let material = tls::load(&client, &config.webhook).await?;
     let served = rotation::Reloadable::new(&material)?;
     let tls_config = served.server_config()?;
-    let done = registration::publish_ca(&client, &config.webhook, &material.ca_pem)
-        .await
-        .map_err(|e| OperatorError::Kube("make the API server trust the webhook's CA (its configurations)", e))?;
+    let done = registration::publish_ca(&client, &config.webhook, &material.ca_pem).await?;
     info!(name = %config.webhook.configuration_name, "{done}");
     let rotating = tokio::spawn(rotation::keep_current(
         client.clone(),

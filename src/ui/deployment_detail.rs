@@ -217,13 +217,13 @@ pub async fn update(
     // The spec's generation the form was made from: status writes do not change it, edits do.
     let generation: Option<i64> = form_values.get("__generation").and_then(|g| g.parse().ok());
     const CHANGED: &str = "The deployment changed while you were editing it; reload the form to see the new values.";
-    let refill = |message: &str, status: StatusCode| {
+    let refill = |refusal: form::Refusal, status: StatusCode| {
         let mut fields = form::fields(schema, &params);
-        let errors = form::place_errors(message, &mut fields);
+        let errors = form::place(&refusal, &mut fields);
         render_form(&state, &s, &entry, Some(&d), &name, &ns, &fields, &errors, status)
     };
     if generation.is_none() || d.metadata.generation != generation {
-        return Ok(refill(CHANGED, StatusCode::CONFLICT));
+        return Ok(refill(form::Refusal::said(CHANGED), StatusCode::CONFLICT));
     }
     let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
         {"op": "test", "path": "/metadata/generation", "value": generation},
@@ -238,9 +238,9 @@ pub async fn update(
             Ok(_) => redirect(&format!("/deployments/{ns}/{name}")),
             // The test of the generation failed: changed between the read above and the patch.
             Err(kube::Error::Api(st)) if st.code == 422 && !st.message.contains("denied the request") => {
-                refill(CHANGED, StatusCode::UNPROCESSABLE_ENTITY)
+                refill(form::Refusal::said(CHANGED), StatusCode::UNPROCESSABLE_ENTITY)
             }
-            Err(e) => refill(&why(&e), StatusCode::UNPROCESSABLE_ENTITY),
+            Err(e) => refill(form::Refusal::of(&e), StatusCode::UNPROCESSABLE_ENTITY),
         },
     )
 }

@@ -113,15 +113,15 @@ pub async fn create(
         (Ok(d), Ok(client)) => Api::<Deployment>::namespaced(client, &namespace)
             .create(&PostParams::default(), &d)
             .await
-            .map_err(|e| why(&e)),
-        (Err(e), _) => Err(e.to_string()),
-        (_, Err(e)) => Err(why(&e)),
+            .map_err(|e| form::Refusal::of(&e)),
+        (Err(e), _) => Err(form::Refusal::said(e.to_string())),
+        (_, Err(e)) => Err(form::Refusal::said(why(&e))),
     };
     Ok(match result {
         Ok(_) => redirect(&format!("/deployments/{namespace}/{name}")),
-        Err(message) => {
+        Err(refusal) => {
             let mut fields = form::fields(&entry.template.parameters, &params);
-            let errors = form::place_errors(&message, &mut fields);
+            let errors = form::place(&refusal, &mut fields);
             render_form(
                 &state,
                 &s,

@@ -1,6 +1,6 @@
 //! Forms generated from a template's JSON Schema (pure): the fields to show,
-//! the parameters a submitted form means, and the API server's violations
-//! placed next to the fields they concern.
+//! the parameters a submitted form means, and the API server's refusal
+//! placed next to the fields its causes name.
 
 use std::collections::BTreeMap;
 
@@ -119,34 +119,72 @@ pub fn parameters(schema: &Value, form: &BTreeMap<String, String>) -> Map<String
     out
 }
 
-/// Splits an admission refusal into messages per field (by the
-/// `spec.parameters/<name> (<rule>): <message>` pieces) and the rest.
-pub fn place_errors(message: &str, fields: &mut [Field]) -> Vec<String> {
-    let mut general = vec![];
-    let body = message.split_once("denied the request: ").map_or(message, |(_, b)| b);
-    let body = body
-        .split_once(": spec.parameters")
-        .map_or(body.to_string(), |(head, rest)| {
-            general.push(head.to_string());
-            format!("spec.parameters{rest}")
-        });
-    for part in body.split("; ").filter(|p| !p.is_empty()) {
-        let placed = part.strip_prefix("spec.parameters/").and_then(|rest| {
-            let (name, detail) = rest.split_once(' ')?;
-            // A missing required property is reported at the object; it belongs to that field.
-            let name = if name.is_empty() && detail.starts_with("(required)") {
-                detail.split('"').nth(1).unwrap_or_default()
-            } else {
-                name.split('/').next().unwrap_or(name)
-            };
-            let field = fields.iter_mut().find(|f| f.name == name)?;
-            field.error = Some(detail.to_string());
-            Some(())
-        });
-        if placed.is_none() && !general.contains(&part.to_string()) {
-            general.push(part.to_string());
+/// What the API server said when it refused a form's object: its message
+/// and, when it named fields (an admission webhook's or the schema's
+/// `details.causes`), one `(field path, message)` per cause.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refusal {
+    /// The whole message, as kubectl prints it when there are no causes.
+    pub message: String,
+    /// One message per field, e.g. `("spec.parameters.replicas", "50 is greater than the maximum of 10")`.
+    pub causes: Vec<(String, String)>,
+}
+
+impl Refusal {
+    /// A refusal that names no field.
+    pub fn said(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            causes: vec![],
         }
     }
+
+    /// The API server's answer (its Status with details), or the client's error.
+    pub fn of(e: &kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) => Self {
+                message: s.message.clone(),
+                causes: s
+                    .details
+                    .iter()
+                    .flat_map(|d| &d.causes)
+                    .map(|c| (c.field.clone(), c.message.clone()))
+                    .collect(),
+            },
+            other => Self::said(other.to_string()),
+        }
+    }
+}
+
+/// Places each cause next to the parameter its field path names
+/// (`spec.parameters.<name>`, or a path inside it) and returns what goes
+/// at the top of the form: the refusal's message when no cause found its
+/// field, else a headline and the causes about fields the form does not show.
+pub fn place(refusal: &Refusal, fields: &mut [Field]) -> Vec<String> {
+    let mut rest = vec![];
+    let mut placed = 0;
+    for (path, message) in &refusal.causes {
+        let field = path
+            .strip_prefix("spec.parameters.")
+            .map(|p| p.split(['.', '[']).next().unwrap_or(p))
+            .and_then(|name| fields.iter_mut().find(|f| f.name == name));
+        match field {
+            Some(f) => {
+                f.error = Some(match f.error.take() {
+                    Some(earlier) => format!("{earlier}; {message}"),
+                    None => message.clone(),
+                });
+                placed += 1;
+            }
+            None if path.is_empty() => rest.push(message.clone()),
+            None => rest.push(format!("{path}: {message}")),
+        }
+    }
+    if placed == 0 {
+        return vec![refusal.message.clone()];
+    }
+    let mut general = vec!["Not saved: change the values marked below.".to_string()];
+    general.extend(rest);
     general
 }
 
@@ -208,23 +246,83 @@ mod tests {
     }
 
     #[test]
-    fn violations_land_next_to_their_fields() {
+    fn causes_land_next_to_their_fields_and_the_rest_goes_on_top() {
         let mut f = fields(&schema(), &Map::new());
-        let msg = "admission webhook \"validate.portico.dev\" denied the request: the parameters do not fit template webapp: spec.parameters/ (required): \"image\" is a required property; spec.parameters/replicas (maximum): 50 is greater than the maximum of 10";
-        let general = place_errors(msg, &mut f);
+        let refusal = Refusal {
+            message: "admission webhook \"validate.portico.dev\" denied the request: the parameters do not fit \
+                      template webapp: ..."
+                .into(),
+            causes: vec![
+                (
+                    "spec.parameters.image".into(),
+                    "\"image\" is a required property".into(),
+                ),
+                (
+                    "spec.parameters.replicas".into(),
+                    "50 is greater than the maximum of 10".into(),
+                ),
+                (
+                    "spec.parameters.command[1]".into(),
+                    "1 is not of type \"string\"".into(),
+                ),
+                (
+                    "spec.parameters.command[2]".into(),
+                    "2 is not of type \"string\"".into(),
+                ),
+                ("spec.parameters.unknown".into(), "not in the schema".into()),
+                ("metadata.name".into(), "must be a DNS label".into()),
+            ],
+        };
+        let general = place(&refusal, &mut f);
+        let error = |n: &str| f.iter().find(|x| x.name == n).unwrap().error.clone();
         assert_eq!(
-            f.iter().find(|x| x.name == "replicas").unwrap().error.as_deref(),
-            Some("(maximum): 50 is greater than the maximum of 10")
+            error("replicas").as_deref(),
+            Some("50 is greater than the maximum of 10")
         );
-        assert!(
-            f.iter()
-                .find(|x| x.name == "image")
-                .unwrap()
-                .error
-                .as_deref()
-                .unwrap()
-                .contains("required")
+        assert_eq!(error("image").as_deref(), Some("\"image\" is a required property"));
+        assert_eq!(
+            error("command").as_deref(),
+            Some("1 is not of type \"string\"; 2 is not of type \"string\"")
         );
-        assert_eq!(general, ["the parameters do not fit template webapp"]);
+        assert_eq!(error("mode"), None);
+        assert_eq!(
+            general,
+            [
+                "Not saved: change the values marked below.",
+                "spec.parameters.unknown: not in the schema",
+                "metadata.name: must be a DNS label"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_causes_is_shown_whole() {
+        let mut f = fields(&schema(), &Map::new());
+        let refusal = Refusal::said("deployments.portico.dev is forbidden: User \"bob\" cannot create resource");
+        assert_eq!(place(&refusal, &mut f), [refusal.message.as_str()]);
+        assert!(f.iter().all(|x| x.error.is_none()));
+        let only_elsewhere = Refusal {
+            message: "Deployment.portico.dev \"X\" is invalid: metadata.name: Invalid value".into(),
+            causes: vec![("metadata.name".into(), "Invalid value".into())],
+        };
+        assert_eq!(place(&only_elsewhere, &mut f), [only_elsewhere.message.as_str()]);
+    }
+
+    #[test]
+    fn an_api_status_with_details_becomes_causes() {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "status": "Failure", "code": 422, "reason": "Invalid",
+            "message": "admission webhook denied the request: the parameters do not fit",
+            "details": {"name": "shop", "group": "portico.dev", "kind": "Deployment", "causes": [
+                {"reason": "FieldValueInvalid", "message": "too many", "field": "spec.parameters.replicas"}
+            ]}
+        }))
+        .unwrap();
+        let refusal = Refusal::of(&kube::Error::Api(Box::new(status)));
+        assert_eq!(
+            refusal.causes,
+            [("spec.parameters.replicas".to_string(), "too many".to_string())]
+        );
+        assert!(refusal.message.contains("denied the request"));
     }
 }

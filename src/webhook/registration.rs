@@ -17,6 +17,27 @@ use kube::{
 
 use crate::{api::rbac::RESOURCES, config::WebhookConfig, install};
 
+/// Why the API server could not be given the webhook's CA.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// `injectCaBundle` needs configurations someone else made, and one is missing.
+    #[error(
+        "webhook.injectCaBundle is set, but the {kind} {name:?} does not exist: in this mode the operator only \
+         writes its caBundle. Install it with the Helm chart (templates/webhook-configurations.yaml, the \
+         default), or set webhook.manageConfigurations: true (and injectCaBundle: false) to let the operator \
+         create both"
+    )]
+    Missing {
+        /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
+        kind: &'static str,
+        /// `webhook.configurationName`.
+        name: String,
+    },
+    /// The API server refused the write.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+}
+
 /// The mutating webhook's name in its configuration.
 pub const MUTATE: &str = "mutate.portico.dev";
 /// The validating webhook's name in its configuration.
@@ -104,7 +125,7 @@ pub async fn apply(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result
 /// mode says: applies the whole configurations (`manageConfigurations`),
 /// writes only their `caBundle` (`injectCaBundle`), or nothing (someone else,
 /// such as cert-manager, does). Returns what it did, for the log.
-pub async fn publish_ca(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<&'static str, kube::Error> {
+pub async fn publish_ca(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<&'static str, PublishError> {
     if cfg.manage_configurations {
         apply(client, cfg, ca_pem).await?;
         Ok("webhook configurations applied")
@@ -130,17 +151,28 @@ pub fn ca_bundle_patch(hook: &str, ca_pem: &str) -> serde_json::Value {
 /// Writes the CA into the `caBundle` of both configurations, which must
 /// exist (the Helm chart makes them). A missing configuration is an error
 /// naming it: the operator never creates one in this mode.
-pub async fn inject_ca_bundle(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<(), kube::Error> {
+pub async fn inject_ca_bundle(client: &Client, cfg: &WebhookConfig, ca_pem: &str) -> Result<(), PublishError> {
     let name = &cfg.configuration_name;
     let params = PatchParams::default();
+    let missing = |kind: &'static str| {
+        move |e: kube::Error| match e {
+            kube::Error::Api(s) if s.code == 404 => PublishError::Missing {
+                kind,
+                name: name.clone(),
+            },
+            other => PublishError::Api(other),
+        }
+    };
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     mutating
         .patch(name, &params, &Patch::Strategic(ca_bundle_patch(MUTATE, ca_pem)))
-        .await?;
+        .await
+        .map_err(missing("MutatingWebhookConfiguration"))?;
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     validating
         .patch(name, &params, &Patch::Strategic(ca_bundle_patch(VALIDATE, ca_pem)))
-        .await?;
+        .await
+        .map_err(missing("ValidatingWebhookConfiguration"))?;
     Ok(())
 }
 

@@ -44,7 +44,9 @@ try {
   await page.fill('input[name="message"]', 'x'.repeat(201));
   await page.click('button:has-text("Create")');
   const err = await page.textContent('#error-message');
-  if (!err || !err.includes('maxLength')) await fail(`no error by the message field: ${err}`);
+  if (!err || !err.includes('longer than 200')) await fail(`no error by the message field: ${err}`);
+  const top = await page.textContent('p.error[role=alert]');
+  if (!top || !top.startsWith('Not saved')) await fail(`the form's headline is ${top}`);
   await shot('create-form-error');
 
   await page.fill('input[name="message"]', 'Hello from Portico');

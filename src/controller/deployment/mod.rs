@@ -34,8 +34,7 @@ use kube::{
         Controller,
         controller::Action,
         finalizer::{Event as Finalizer, finalizer},
-        reflector::{self, Store},
-        watcher,
+        reflector, watcher,
     },
 };
 use tracing::instrument;
@@ -85,8 +84,6 @@ impl From<Error> for Halt {
 /// The shared context plus this controller's caches and records.
 struct DeploymentContext {
     ctx: Arc<Context>,
-    /// Every Deployment.
-    store: Store<Deployment>,
     /// The catalog and the watched workloads.
     caches: Caches,
     /// What the last full pass applied for each Deployment.
@@ -113,11 +110,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (caches, templates, owners) = Caches::start(&client, &ctx.config.deployment.catalog_namespaces);
     let dc = Arc::new(DeploymentContext {
         ctx,
-        store: store.clone(),
         caches,
         applied: Records::default(),
         announced: Default::default(),
     });
+    let metrics = dc.ctx.metrics.clone();
+    let counted = store.clone();
+    let _counting = metrics.count_active(KIND, move || super::active(&counted.state()));
     Controller::for_stream(trigger, store)
         // A changed template renders every Deployment again.
         .reconcile_all_on(templates)
@@ -140,7 +139,6 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
     let ctx = &dc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
-    ctx.metrics.set_active(KIND, super::active(&dc.store.state()));
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
     let object = d.clone();
     let result = finalizer(&api, super::FINALIZER, d, |event| async {
@@ -165,6 +163,10 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
 async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Action, Error> {
     let ctx = &dc.ctx;
     let mut base = d.status.clone().unwrap_or_default();
+    // For `--field-selector status.creator=…`; a missing creator stalls in dereference.
+    base.creator = Creator::from_annotations(d.metadata.annotations.as_ref())
+        .ok()
+        .map(|c| c.user);
     let op = if base.template_revision.is_none() {
         Operation::Create
     } else {
@@ -200,7 +202,7 @@ async fn steps(
     };
     let suspended = d.spec.suspend == Some(true);
     let uid = d.uid().unwrap_or_default();
-    let marks = super::trigger::acted_on(d);
+    let marks = super::trigger::children_marks(d);
     // Nothing changed since the last full pass: health from the caches.
     let unchanged = dc
         .applied

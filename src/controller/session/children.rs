@@ -47,7 +47,7 @@ pub(super) async fn own_objects(
     let client = &ctx.client;
     let ns = c.namespace().unwrap_or_default();
     let uid = c.uid().unwrap_or_default();
-    let marks = trigger::acted_on(c);
+    let marks = trigger::children_marks(c);
     let in_place = sc
         .bindings
         .state()

@@ -64,10 +64,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .touched_objects();
     let tc = Arc::new(TerminalContext {
         ctx,
-        store: store.clone(),
         pods: pod_store,
         applied: Default::default(),
     });
+    let metrics = tc.ctx.metrics.clone();
+    let counted = store.clone();
+    let _counting = metrics.count_active(KIND, move || super::active(&counted.state()));
     Controller::for_stream(trigger, store)
         .watches_stream(pod_events, |pod: Pod| {
             let owner = pod.annotations().get(build::OWNER_ANNOTATION)?.clone();
@@ -85,8 +87,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 /// The shared context plus this controller's caches.
 struct TerminalContext {
     ctx: Arc<Context>,
-    /// Every Terminal.
-    store: Store<Terminal>,
     /// Every terminal pod in this cluster.
     pods: Store<Pod>,
     /// What was last applied for each Terminal, so a pass started by its
@@ -103,7 +103,6 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
     let ctx = &tc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
-    ctx.metrics.set_active(KIND, super::active(&tc.store.state()));
     let ns = t.namespace().unwrap_or_default();
     let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &ns);
     let object = t.clone();
@@ -157,6 +156,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         Ok(c) => c,
         Err(e) => return stall(ctx, t, base, Reason::MissingCreator, e.to_string()).await,
     };
+    base.creator = Some(creator.user.clone());
     let cfg = &ctx.config.terminal;
     let spec = &t.spec;
     let life = match lifetime::effective(
@@ -240,7 +240,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
             .map(|p| (*p).clone())
     });
     let uid = t.uid().unwrap_or_default();
-    let marks = super::trigger::acted_on(t);
+    let marks = super::trigger::children_marks(t);
     let (renew_at, applied_pod) = match tc.applied.holding(&uid, marks, now()) {
         Some(renew_at) if matches!(cached_pod, Some(Some(_))) => (renew_at, None),
         _ => {
