@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::{
     api::{
         authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
-        core::v1::{Secret, ServiceAccount},
+        core::v1::ServiceAccount,
     },
     jiff::{SignedDuration, Timestamp},
 };
@@ -38,7 +38,7 @@ pub use crate::api::keys::TOKEN_ISSUED_ANNOTATION as ISSUED_ANNOTATION;
 pub const MIN_LIFETIME: Duration = Duration::from_secs(600);
 
 /// When the token in `secret` should be renewed, if it records its times.
-pub fn renew_at(secret: &Secret) -> Option<Timestamp> {
+pub fn renew_at(secret: &impl ResourceExt) -> Option<Timestamp> {
     let a = secret.annotations();
     let issued: Timestamp = a.get(ISSUED_ANNOTATION)?.parse().ok()?;
     let expires: Timestamp = a.get(EXPIRES_ANNOTATION)?.parse().ok()?;

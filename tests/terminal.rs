@@ -272,6 +272,74 @@ async fn alice_gets_a_terminal_whose_kubeconfig_reaches_exactly_edit_in_team_a()
     );
 }
 
+/// Deletes `name` as an admin and waits until the operator has made it again
+/// (another UID); returns the new object.
+async fn made_again<K>(api: Api<K>, name: &str) -> K
+where
+    K: kube::Resource + Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + 'static,
+{
+    let old = api.get(name).await.unwrap().meta().uid.clone();
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+    common::wait::present(&api, name, "made again by the operator", move |o: &K| {
+        o.meta().uid != old
+    })
+    .await
+}
+
+#[tokio::test]
+async fn children_deleted_by_someone_else_are_made_again_and_the_token_follows_its_account() {
+    let ns = "team-a";
+    create(ALICE, ns, &terminal("repaired", ns, ns, json!({})))
+        .await
+        .unwrap();
+    let t = wait_for(ns, "repaired", "Ready", ready).await;
+    let n = Names::for_uid(&t.uid().unwrap());
+    let admin = shared_with_operator().admin_client().await.unwrap();
+    // Each is made again from its deletion's watch event, long before the
+    // periodic re-apply (portico::controller::applied::RESYNC, 10 minutes).
+    made_again(Api::<RoleBinding>::namespaced(admin.clone(), ns), &n.attach).await;
+    made_again(Api::<Role>::namespaced(admin.clone(), ns), &n.attach).await;
+    made_again(Api::<ServiceAccount>::namespaced(admin.clone(), ns), &n.attach).await;
+    made_again(Api::<RoleBinding>::namespaced(admin.clone(), ns), &n.binding("edit")).await;
+    made_again(Api::<Secret>::namespaced(admin.clone(), ns), &n.kubeconfig_secret).await;
+    // The access service account: its token died with it, so the kubeconfig
+    // Secret gets a token for the new one, which works.
+    let secrets = Api::<Secret>::namespaced(admin.clone(), ns);
+    let account = made_again(
+        Api::<ServiceAccount>::namespaced(admin.clone(), "portico-terminals"),
+        &n.access,
+    )
+    .await;
+    let new_uid = account.metadata.uid.clone().unwrap();
+    let secret = common::wait::present(
+        &secrets,
+        &n.kubeconfig_secret,
+        "a token for the new account",
+        move |s| s.annotations().get(keys::TOKEN_ACCOUNT_UID_ANNOTATION) == Some(&new_uid),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, &secret.data.unwrap()["kubeconfig"].0).unwrap();
+    let who = kubectl_with(&path, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&who.stdout),
+        format!("system:serviceaccount:portico-terminals:{}", n.access),
+        "{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    // Still Ready, and removed with everything else.
+    assert!(ready(&admin_api(ns).await.get("repaired").await.unwrap()));
+    let uid = t.uid().unwrap();
+    admin_api(ns)
+        .await
+        .delete("repaired", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(ns, "repaired").await;
+    assert_eq!(leftovers(&uid).await, Vec::<String>::new());
+}
+
 /// Runs `command` inside the terminal container with `kubectl exec` (as admin).
 fn exec_in(ns: &str, pod: &str, command: &[&str]) -> std::process::Output {
     let mut args = vec!["exec", "-n", ns, pod, "-c", "terminal", "--"];
@@ -776,16 +844,12 @@ async fn a_token_due_for_renewal_is_replaced_and_the_new_kubeconfig_works() {
     .unwrap();
     let first_kc = first.data.clone().unwrap()["kubeconfig"].0.clone();
     // Pretend the token was issued long ago: 80% of its life has passed.
+    // The operator sees the Secret's token is not the one it wrote, reads it
+    // again and finds it due.
     let aged = json!({"metadata": {"annotations": {
         TOKEN_ISSUED_ANNOTATION: "2020-01-01T00:00:00Z", TOKEN_EXPIRES_ANNOTATION: "2020-01-01T01:00:00Z"}}});
     secrets
         .patch(&n.kubeconfig_secret, &PatchParams::default(), &Patch::Merge(&aged))
-        .await
-        .unwrap();
-    // Any event reconciles the Terminal; a heartbeat is the natural one.
-    let keepalive = json!({"metadata": {"annotations": {keys::OPERATION: "keepalive"}}});
-    Api::<Terminal>::namespaced(client(ALICE).await, ns)
-        .patch("renew", &PatchParams::default(), &Patch::Merge(&keepalive))
         .await
         .unwrap();
     let renewed = tokio::time::timeout(

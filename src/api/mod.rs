@@ -111,6 +111,11 @@ pub mod keys {
     pub const TOKEN_EXPIRES_ANNOTATION: &str = "portico.dev/token-expires-at";
     /// Annotation on a kubeconfig Secret: when its token was issued.
     pub const TOKEN_ISSUED_ANNOTATION: &str = "portico.dev/token-issued-at";
+    /// Annotation on a Terminal's kubeconfig Secret: the UID of the service
+    /// account its token was issued for. A service account deleted and made
+    /// again has another UID (and the token died with the first): the token
+    /// is issued again.
+    pub const TOKEN_ACCOUNT_UID_ANNOTATION: &str = "portico.dev/token-account-uid";
     /// Annotation on objects made for a Terminal: the Terminal as `namespace/name`.
     pub const TERMINAL_OWNER_ANNOTATION: &str = "portico.dev/terminal";
     /// Label on every object made for a SessionClaim: the claim's UID.

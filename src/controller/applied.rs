@@ -41,6 +41,14 @@ impl<T> Default for Records<T> {
     }
 }
 
+/// Whether a token Secret's token is not the one recorded (pure): someone
+/// else wrote the Secret, so the next pass reads it again. `in_secret` is
+/// when the Secret's token is due; `recorded` is [`Records::renew_at`]
+/// (`None` without a record: the next pass reads the Secret anyway).
+pub fn token_changed(in_secret: Option<Timestamp>, recorded: Option<Option<Timestamp>>) -> bool {
+    recorded.is_some_and(|r| r != in_secret)
+}
+
 impl<T: Clone> Records<T> {
     /// What was recorded for `uid`, if it still holds for an object with
     /// `marks` at `now`.
@@ -61,6 +69,12 @@ impl<T: Clone> Records<T> {
             value,
         };
         self.entries.lock().unwrap().insert(uid.to_string(), entry);
+    }
+
+    /// When the token recorded for `uid` is due (`Some(None)`: it has none),
+    /// if there is a record.
+    pub fn renew_at(&self, uid: &str) -> Option<Option<Timestamp>> {
+        self.entries.lock().unwrap().get(uid).map(|e| e.renew_at)
     }
 
     /// Forgets `uid` (its object is being deleted, or a pass failed halfway).
@@ -111,5 +125,16 @@ mod tests {
         let r: Records<()> = Records::default();
         r.put("u", None, None, ());
         assert_eq!(r.holding("u", None, Timestamp::MAX), Some(()));
+    }
+    #[test]
+    fn a_token_other_than_the_recorded_one_is_read_again() {
+        let (at, other): (Timestamp, Timestamp) = (
+            "2026-12-06T10:00:00Z".parse().unwrap(),
+            "2020-01-01T00:00:00Z".parse().unwrap(),
+        );
+        assert!(!token_changed(Some(at), Some(Some(at))), "the operator's own write");
+        assert!(token_changed(Some(other), Some(Some(at))));
+        assert!(token_changed(None, Some(Some(at))), "its marks removed");
+        assert!(!token_changed(Some(other), None), "no record: the next pass reads it");
     }
 }

@@ -269,8 +269,10 @@ fn access(group: &str, resource: &str, verb: &str, name: &str) -> Access {
 }
 
 /// What service account `sa` used, with the namespace of each use. A request
-/// made while impersonating a user uses `impersonate` on users (and on groups
-/// when it names groups), and nothing of the account's own grants:
+/// made while impersonating a user uses `impersonate` on users — on
+/// serviceaccounts in its namespace for `system:serviceaccount:NS:NAME`, as
+/// the API server checks it — (and on groups when it names groups), and
+/// nothing of the account's own grants:
 /// RBAC decides that request for the impersonated user. A server-side apply
 /// that created its object (201) needed `create` as well as `patch`.
 fn uses(events: &[Event], sa: ServiceAccount) -> BTreeSet<(Access, String)> {
@@ -278,7 +280,11 @@ fn uses(events: &[Event], sa: ServiceAccount) -> BTreeSet<(Access, String)> {
     let mut uses = BTreeSet::new();
     for e in events.iter().filter(|e| e.user.username == me) {
         if let Some(imp) = &e.impersonated_user {
-            uses.insert((access("", "users", "impersonate", ""), String::new()));
+            let account = imp.username.strip_prefix("system:serviceaccount:");
+            match account.and_then(|a| a.split_once(':')) {
+                Some((ns, name)) => uses.insert((access("", "serviceaccounts", "impersonate", name), ns.to_string())),
+                None => uses.insert((access("", "users", "impersonate", ""), String::new())),
+            };
             if imp.groups.iter().any(|g| g != "system:authenticated") {
                 uses.insert((access("", "groups", "impersonate", ""), String::new()));
             }

@@ -333,8 +333,9 @@ fn is(d: Option<&Deployment>, type_: &str) -> bool {
         .is_some_and(|s| condition_true(&s.conditions, type_))
 }
 
-/// alice deploys the web app from the catalog and deletes it; a Deployment
-/// whose template does not render stalls twice (one Event, counted twice).
+/// alice deploys the web app from the catalog and deletes it, and so does a
+/// GitOps controller's service account; a Deployment whose template does not
+/// render stalls twice (one Event, counted twice).
 async fn deployments(cp: &ControlPlane) {
     let mine: Api<Deployment> = Api::namespaced(as_user(cp, ALICE).await, "team-a");
     let admin = cp.admin_client().await.unwrap();
@@ -352,6 +353,56 @@ async fn deployments(cp: &ControlPlane) {
     .await;
     mine.delete("usage-web", &DeleteParams::default()).await.unwrap();
     gone(&all, "usage-web").await;
+
+    // A GitOps controller's service account with edit in team-a applies one:
+    // the operator applies its objects as that service account.
+    let flux = "system:serviceaccount:flux-system:kustomize-controller";
+    let edit: RoleBinding = from(json!({
+        "metadata": {"name": "usage-gitops-edit", "namespace": "team-a"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": "flux-system"}]
+    }));
+    portico::install::apply(&admin, &edit).await.unwrap();
+    let gitops: Api<Deployment> = Api::namespaced(
+        cp.client_as(
+            flux,
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:flux-system",
+                "system:authenticated",
+            ],
+        )
+        .await
+        .unwrap(),
+        "team-a",
+    );
+    gitops
+        .create(
+            &PostParams::default(),
+            &deployment(
+                "usage-gitops",
+                "webapp",
+                json!({"image": "docker.io/library/nginx:1.27"}),
+            ),
+        )
+        .await
+        .expect("the service account's Deployment");
+    until(
+        &all,
+        "usage-gitops",
+        "three objects applied as the service account",
+        |d: Option<&Deployment>| {
+            d.and_then(|d| d.status.as_ref())
+                .is_some_and(|s| s.resources.len() == 3 && s.applied_by.as_deref() == Some(flux))
+        },
+    )
+    .await;
+    gitops.delete("usage-gitops", &DeleteParams::default()).await.unwrap();
+    gone(&all, "usage-gitops").await;
+    Api::<RoleBinding>::namespaced(admin.clone(), "team-a")
+        .delete("usage-gitops-edit", &DeleteParams::default())
+        .await
+        .unwrap();
 
     let broken: ConfigMap = from(json!({
         "metadata": {"name": "usage-broken", "namespace": portico::dev::CATALOG_NAMESPACE,

@@ -125,6 +125,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .watches_stream(ns_changes, move |ns: Namespace| claims_touching(&for_ns, &ns))
         .watches_stream(binding_changes, move |rb: RoleBinding| claim_of(&for_rb, &rb))
         .watches_stream(secret_changes, move |s: PartialObjectMeta<Secret>| {
+            // A Secret whose token is not the one recorded (someone else
+            // wrote it): the pass reads it again, and renews a token due.
+            let uid = s.labels().get(build::UID_LABEL)?;
+            let recorded = for_secret.applied.renew_at(uid);
+            if super::applied::token_changed(crate::tokens::renew_at(&s), recorded) {
+                for_secret.applied.forget(uid);
+            }
             claim_of(&for_secret, &s)
         })
         .trigger_backoff(WatchBackoff::default())

@@ -31,7 +31,7 @@ use crate::{
 pub use crate::api::keys::TERMINAL_OWNER_ANNOTATION as OWNER_ANNOTATION;
 /// Label on every object made for a Terminal: the Terminal's UID.
 pub use crate::api::keys::TERMINAL_UID_LABEL as UID_LABEL;
-pub use crate::api::keys::{TOKEN_EXPIRES_ANNOTATION, TOKEN_ISSUED_ANNOTATION};
+pub use crate::api::keys::{TOKEN_ACCOUNT_UID_ANNOTATION, TOKEN_EXPIRES_ANNOTATION, TOKEN_ISSUED_ANNOTATION};
 /// Where the kubeconfig is mounted in the terminal container.
 pub const KUBECONFIG_DIR: &str = "/var/run/portico";
 
@@ -244,19 +244,26 @@ pub fn target_bindings(
     (rbs, crbs)
 }
 
-/// The host Secret holding the kubeconfig, annotated with the token's times.
-pub fn kubeconfig_secret(
-    t: &Terminal,
-    n: &Names,
-    host: &Side,
-    kubeconfig: &str,
-    issued: &str,
-    expires: &str,
-) -> Secret {
+/// The token in a kubeconfig Secret: when it was issued and expires, and
+/// the UID of the service account it was issued for.
+pub struct TokenMarks<'a> {
+    /// RFC 3339.
+    pub issued: &'a str,
+    /// RFC 3339.
+    pub expires: &'a str,
+    /// The access service account's UID.
+    pub account_uid: Option<&'a str>,
+}
+
+/// The host Secret holding the kubeconfig, annotated with its token's marks.
+pub fn kubeconfig_secret(t: &Terminal, n: &Names, host: &Side, kubeconfig: &str, token: &TokenMarks) -> Secret {
     let mut m = meta(t, &n.kubeconfig_secret, Some(&host.namespace), Some(host));
     let a = m.annotations.get_or_insert_with(Default::default);
-    a.insert(TOKEN_ISSUED_ANNOTATION.into(), issued.into());
-    a.insert(TOKEN_EXPIRES_ANNOTATION.into(), expires.into());
+    a.insert(TOKEN_ISSUED_ANNOTATION.into(), token.issued.into());
+    a.insert(TOKEN_EXPIRES_ANNOTATION.into(), token.expires.into());
+    if let Some(uid) = token.account_uid {
+        a.insert(TOKEN_ACCOUNT_UID_ANNOTATION.into(), uid.into());
+    }
     Secret {
         metadata: m,
         type_: Some("Opaque".into()),
@@ -266,6 +273,18 @@ pub fn kubeconfig_secret(
         )])),
         ..Default::default()
     }
+}
+
+/// Whether the token in `secret` was issued for the access service account
+/// as it is now (pure): one made again since has another UID. An unknown
+/// UID (the API server gave none) does not count against it.
+pub fn token_for_account(secret: &Secret, account_uid: Option<&str>) -> bool {
+    let issued_for = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TOKEN_ACCOUNT_UID_ANNOTATION));
+    account_uid.is_none_or(|uid| issued_for.map(String::as_str) == Some(uid))
 }
 
 /// The terminal pod: stdin and tty, the kubeconfig mounted, no service-account token.

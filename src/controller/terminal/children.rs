@@ -95,12 +95,15 @@ pub(super) async fn apply_children(
             .await
             .map_err(kube_err("read kubeconfig Secret"))
     };
-    let (_, existing, _) = tokio::try_join!(
+    let (account_uid, existing, _) = tokio::try_join!(
         apply_target(t, n, target, places.target, places.access),
         read_secret,
         apply_host_access(t, n, host, places.host, creator),
     )?;
-    let (renew_at, issued) = ensure_token(ctx, t, n, target, places, expires, existing).await?;
+    // A token issued for an access service account since deleted died with it.
+    let existing = existing.filter(|s| build::token_for_account(s, account_uid.as_deref()));
+    let (renew_at, issued) =
+        ensure_token(ctx, t, n, (target, account_uid.as_deref()), places, expires, existing).await?;
     let write_secret = async {
         match &issued {
             Some(secret) => apply(&host.client, secret).await.map(|_| ()),
@@ -113,32 +116,38 @@ pub(super) async fn apply_children(
     Ok((renew_at, applied.try_parse::<Pod>().ok()))
 }
 
+/// The access service account and its bindings in the target; returns the
+/// service account's UID.
 async fn apply_target(
     t: &Terminal,
     n: &Names,
     target: &ClusterClient,
     side: &Side,
     access: &Side,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let service_account = async {
         let sa = build::service_account(t, &n.access, access);
-        if let Err(e) = apply(&target.client, &sa).await {
+        let applied = match apply(&target.client, &sa).await {
+            Ok(applied) => applied,
             // The first Terminal in a cluster: make the access namespace, then try again.
-            if !matches!(&e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404) {
-                return Err(e);
+            Err(Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => {
+                if create_namespace(&target.client, &build::access_namespace(&access.namespace)).await? {
+                    info!(namespace = %access.namespace, "created the access namespace");
+                }
+                apply(&target.client, &sa).await?
             }
-            if create_namespace(&target.client, &build::access_namespace(&access.namespace)).await? {
-                info!(namespace = %access.namespace, "created the access namespace");
-            }
-            apply(&target.client, &sa).await?;
-        }
-        Ok(())
+            Err(e) => return Err(e),
+        };
+        Ok(applied.metadata.uid)
     };
     let (rbs, crbs) = build::target_bindings(t, n, side, access);
     let bindings = futures::future::try_join_all(rbs.iter().map(|rb| apply(&target.client, rb)));
     let cluster_bindings = futures::future::try_join_all(crbs.iter().map(|crb| apply(&target.client, crb)));
-    tokio::try_join!(service_account, bindings, cluster_bindings)?;
-    Ok(())
+    let (uid, _, _) = tokio::try_join!(service_account, bindings, cluster_bindings)?;
+    Ok(uid)
 }
 
 /// Issues the target token when `existing` (the kubeconfig Secret) is
@@ -148,7 +157,7 @@ async fn ensure_token(
     ctx: &Context,
     t: &Terminal,
     n: &Names,
-    target: &ClusterClient,
+    (target, account_uid): (&ClusterClient, Option<&str>),
     places: &Places<'_>,
     expires: Timestamp,
     existing: Option<Secret>,
@@ -177,7 +186,12 @@ async fn ensure_token(
         &context_ns,
         "terminal",
     );
-    let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &issued_at.to_string(), &exp.to_string());
+    let marks = build::TokenMarks {
+        issued: &issued_at.to_string(),
+        expires: &exp.to_string(),
+        account_uid,
+    };
+    let secret = build::kubeconfig_secret(t, n, host_side, &kubeconfig, &marks);
     if renew.is_some() {
         token_renewed(ctx, t, format!("renewed the target token, valid until {exp}")).await;
     }

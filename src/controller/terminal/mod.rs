@@ -6,6 +6,7 @@
 pub mod build;
 mod children;
 mod cleanup;
+mod repair;
 mod report;
 
 use std::sync::Arc;
@@ -13,11 +14,16 @@ use std::sync::Arc;
 use build::{Names, Side};
 use futures::StreamExt;
 use k8s_openapi::{
-    api::core::v1::{Pod, ServiceAccount},
+    api::{
+        core::v1::{Namespace, Pod, Secret, ServiceAccount},
+        rbac::v1::{ClusterRoleBinding, Role, RoleBinding},
+    },
     jiff::Timestamp,
 };
 use kube::{
     Api, ResourceExt,
+    api::ObjectMeta,
+    core::PartialObjectMeta,
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -70,12 +76,55 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let metrics = tc.ctx.metrics.clone();
     let counted = store.clone();
     let _counting = metrics.count_active(KIND, move || super::active(&counted.state()));
+    // A child deleted by someone else: forget what was applied, and apply again.
+    let repair = {
+        let (tc, store) = (tc.clone(), store.clone());
+        move |child: &ObjectMeta| {
+            let (uid, terminal) = repair::made_for(child)?;
+            let live = store.get(&terminal)?;
+            repair::repairs(uid.as_deref(), Some(&live)).then(|| {
+                tc.applied.forget(&live.uid().unwrap_or_default());
+                terminal
+            })
+        }
+    };
+    // A kubeconfig Secret someone else changed: read it again (its token may be due).
+    let reread = {
+        let (tc, store) = (tc.clone(), store.clone());
+        move |secret: PartialObjectMeta<Secret>| {
+            let (uid, terminal) = repair::made_for(&secret.metadata)?;
+            let uid = uid?;
+            let changed = super::applied::token_changed(crate::tokens::renew_at(&secret), tc.applied.renew_at(&uid));
+            (changed && repair::repairs(Some(&uid), store.get(&terminal).as_deref())).then(|| {
+                tc.applied.forget(&uid);
+                terminal
+            })
+        }
+    };
+    let (r0, r1, r2, r3, r4) = (
+        repair.clone(),
+        repair.clone(),
+        repair.clone(),
+        repair.clone(),
+        repair.clone(),
+    );
+    let client = &tc.ctx.client;
     Controller::for_stream(trigger, store)
         .watches_stream(pod_events, |pod: Pod| {
             let owner = pod.annotations().get(build::OWNER_ANNOTATION)?.clone();
             let (ns, name) = owner.split_once('/')?;
             Some(ObjectRef::<Terminal>::new(name).within(ns))
         })
+        .watches_stream(repair::deletions::<Namespace>(client), move |o| r0(&o.metadata))
+        .watches_stream(repair::deletions::<ServiceAccount>(client), move |o| r1(&o.metadata))
+        .watches_stream(repair::deletions::<Role>(client), move |o| r2(&o.metadata))
+        .watches_stream(repair::deletions::<RoleBinding>(client), move |o| r3(&o.metadata))
+        .watches_stream(
+            repair::deletions::<ClusterRoleBinding>(client),
+            move |o| r4(&o.metadata),
+        )
+        .watches_stream(repair::deletions::<Secret>(client), move |o| repair(&o.metadata))
+        .watches_stream(repair::changes::<Secret>(client), reread)
         .trigger_backoff(WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)

@@ -131,3 +131,30 @@ fn pod_has_a_tty_the_kubeconfig_and_no_token() {
     assert_eq!(labels[UID_LABEL], "0a1b2c3d-0000-0000-0000-000000000000");
     assert_eq!(c.security_context.as_ref().unwrap().privileged, Some(false));
 }
+
+#[test]
+fn a_token_counts_only_for_the_service_account_it_was_issued_for() {
+    let t = terminal();
+    let n = Names::for_uid("uid-1");
+    let marks = |account_uid| TokenMarks {
+        issued: "2026-12-06T10:00:00Z",
+        expires: "2026-12-06T11:00:00Z",
+        account_uid,
+    };
+    let secret = kubeconfig_secret(&t, &n, &host(), "kubeconfig", &marks(Some("sa-1")));
+    assert_eq!(
+        secret.metadata.annotations.as_ref().unwrap()[TOKEN_ACCOUNT_UID_ANNOTATION],
+        "sa-1"
+    );
+    assert!(token_for_account(&secret, Some("sa-1")));
+    assert!(!token_for_account(&secret, Some("sa-2")), "the account was made again");
+    assert!(
+        token_for_account(&secret, None),
+        "an unknown UID does not count against it"
+    );
+    let older = kubeconfig_secret(&t, &n, &host(), "kubeconfig", &marks(None));
+    assert!(
+        !token_for_account(&older, Some("sa-1")),
+        "issued before the UID was recorded"
+    );
+}

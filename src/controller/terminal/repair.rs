@@ -1,0 +1,135 @@
+//! Children deleted by someone else are made again at once. The metadata of
+//! what the operator makes for Terminals in its own cluster — service
+//! accounts, Roles, RoleBindings, ClusterRoleBindings and kubeconfig
+//! Secrets, each labelled with its Terminal's UID — is watched; a deletion
+//! forgets what was applied for that Terminal and starts its pass, which
+//! applies everything again. (Pods have their own watch, whose events start
+//! a pass that finds the pod missing.) A kubeconfig Secret whose token
+//! someone else changed starts a pass that reads it again. Deletions during
+//! the Terminal's own cleanup start nothing. Children in other clusters are repaired by the
+//! periodic re-apply ([`crate::controller::applied::RESYNC`]).
+
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt, future::ready};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::ObjectMeta,
+    core::PartialObjectMeta,
+    runtime::{WatchStreamExt, reflector::ObjectRef, watcher},
+};
+use serde::de::DeserializeOwned;
+
+use super::build::{OWNER_ANNOTATION, UID_LABEL};
+use crate::{api::Terminal, controller::backoff::WatchBackoff};
+
+/// The deletions of `K` objects labelled with a Terminal's UID, cluster-wide.
+pub fn deletions<K>(client: &Client) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    labelled(client, true)
+}
+
+/// The changes of `K` objects labelled with a Terminal's UID, cluster-wide
+/// (not the initial list, not deletions).
+pub fn changes<K>(client: &Client) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    labelled(client, false)
+}
+
+/// The metadata watch of `K` objects labelled with a Terminal's UID: its deletions, or its changes.
+fn labelled<K>(
+    client: &Client,
+    deletions: bool,
+) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + use<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    watcher(
+        Api::<PartialObjectMeta<K>>::all(client.clone()),
+        watcher::Config::default().labels(UID_LABEL),
+    )
+    .backoff(WatchBackoff::default())
+    .filter_map(move |event| {
+        ready(match event {
+            Ok(watcher::Event::Delete(o)) if deletions => Some(Ok(o)),
+            Ok(watcher::Event::Apply(o)) if !deletions => Some(Ok(o)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    })
+}
+
+/// The Terminal a deleted child was made for (pure): by its owner
+/// annotation (`namespace/name`), with the Terminal's UID from its label. A
+/// child whose label was removed (a watch by label reports it deleted)
+/// carries no UID: `None`.
+pub fn made_for(child: &ObjectMeta) -> Option<(Option<String>, ObjectRef<Terminal>)> {
+    let uid = child.labels.as_ref().and_then(|l| l.get(UID_LABEL)).cloned();
+    let (ns, name) = child.annotations.as_ref()?.get(OWNER_ANNOTATION)?.split_once('/')?;
+    Some((uid, ObjectRef::new(name).within(ns)))
+}
+
+/// Whether losing a child made for the Terminal with `uid` should start a
+/// pass of `terminal` as it is now (pure): the same Terminal (not one made
+/// again under its name; any, when the child lost its UID label), and not
+/// being deleted itself. The pass applies again what is missing, and
+/// refuses a temporary namespace that lost its mark.
+pub fn repairs(uid: Option<&str>, terminal: Option<&Terminal>) -> bool {
+    terminal.is_some_and(|t| {
+        uid.is_none_or(|uid| t.uid().as_deref() == Some(uid)) && t.metadata.deletion_timestamp.is_none()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(v: serde_json::Value) -> ObjectMeta {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_child_names_its_terminal_by_annotation_and_uid() {
+        let child = meta(json!({"name": "term-attach-1",
+            "labels": {UID_LABEL: "u-1"}, "annotations": {OWNER_ANNOTATION: "team-a/shell"}}));
+        let (uid, at) = made_for(&child).unwrap();
+        assert_eq!(
+            (uid.as_deref(), at.name.as_str(), at.namespace.as_deref()),
+            (Some("u-1"), "shell", Some("team-a"))
+        );
+        assert!(made_for(&meta(json!({"name": "x", "labels": {UID_LABEL: "u-1"}}))).is_none());
+        let unmarked = made_for(&meta(json!({"name": "x", "annotations": {OWNER_ANNOTATION: "a/b"}}))).unwrap();
+        assert_eq!(
+            (unmarked.0, unmarked.1.name.as_str()),
+            (None, "b"),
+            "its label was removed"
+        );
+    }
+
+    #[test]
+    fn only_a_live_terminal_with_that_uid_is_repaired() {
+        let t = |uid: &str, deleting: bool| -> Terminal {
+            let mut v = json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+                "metadata": {"name": "shell", "namespace": "team-a", "uid": uid},
+                "spec": {"host": {"namespace": "team-a", "pod": {"image": "toolbox"}}, "target": {"namespace": "team-a"}}});
+            if deleting {
+                v["metadata"]["deletionTimestamp"] = json!("2026-12-06T10:00:00Z");
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        assert!(repairs(Some("u-1"), Some(&t("u-1", false))));
+        assert!(!repairs(Some("u-1"), Some(&t("u-1", true))), "its own cleanup");
+        assert!(
+            !repairs(Some("u-1"), Some(&t("u-2", false))),
+            "another Terminal under the name"
+        );
+        assert!(!repairs(Some("u-1"), None), "gone");
+        assert!(repairs(None, Some(&t("u-2", false))), "a child that lost its label");
+        assert!(!repairs(None, Some(&t("u-2", true))));
+    }
+}
