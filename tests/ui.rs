@@ -70,8 +70,8 @@ async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
 async fn an_admin_revoking_the_session_logs_the_user_out_on_the_next_request() {
     let s = stack().await;
     let mut b = Browser::new();
-    b.login(&s.base, "dave").await; // dave logs in nowhere else
-    let claim = claims_of("dave").await.into_iter().next().expect("dave's session");
+    b.login(&s.base, "frank").await; // frank logs in nowhere else
+    let claim = claims_of("frank").await.into_iter().next().expect("frank's session");
     let api: Api<SessionClaim> = Api::namespaced(
         shared_with_operator().admin_client().await.unwrap(),
         portico::dev::demo::SESSIONS_NAMESPACE,
@@ -337,19 +337,28 @@ async fn the_account_page_shows_the_session_hands_out_its_kubeconfig_and_extends
         .unwrap()
         .unwrap();
 
-    let page = b.get(&format!("{}/account", s.base)).await.text().await.unwrap();
+    // The end reads to the second in UTC; the machine-readable time stays in
+    // `datetime`. The login's heartbeat may still move the end: the page is
+    // read again until the dashboard's cache has the claim's current end.
+    let mut page = String::new();
+    let mut shown = String::new();
+    for _ in 0..50 {
+        page = b.get(&format!("{}/account", s.base)).await.text().await.unwrap();
+        let end = api.get(&name).await.unwrap().status.unwrap().expires_at.unwrap().0;
+        shown = format!(
+            ">{} UTC</time>",
+            end.round(k8s_openapi::jiff::Unit::Second)
+                .unwrap()
+                .strftime("%Y-%m-%d %H:%M:%S")
+        );
+        if page.contains(&shown) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         page.contains("developer") && page.contains("<dd>developers</dd>"),
         "{page}"
-    );
-    // The end reads to the second in UTC; the machine-readable time stays in `datetime`.
-    let claim = api.get(&name).await.unwrap();
-    let end = claim.status.unwrap().expires_at.unwrap().0;
-    let shown = format!(
-        ">{} UTC</time>",
-        end.round(k8s_openapi::jiff::Unit::Second)
-            .unwrap()
-            .strftime("%Y-%m-%d %H:%M:%S")
     );
     assert!(page.contains(&shown), "{shown} in {page}");
     // Both ends: the maximum lifetime is stated, and Extend is offered before it.
@@ -544,6 +553,47 @@ async fn status_changes_reach_the_browser_as_server_sent_events() {
         .expect("the current state arrives on connect");
     assert!(text.contains("suspended: changes are not applied"), "{text}");
     assert!(!text.contains("nothing-here"), "{text}");
+
+    // A stream sends what the lists show: bob (edit in team-b only) gets the
+    // state of his namespace's Deployment and none of team-a's. The current
+    // states come in the order asked, so team-a's would come first.
+    let bobs: Api<portico::api::Deployment> = Api::namespaced(
+        shared_with_operator().client_as("bob", &["developers"]).await.unwrap(),
+        "team-b",
+    );
+    let mut live_bob = still.clone();
+    live_bob.metadata = kube::api::ObjectMeta {
+        name: Some("live-bob".into()),
+        ..Default::default()
+    };
+    bobs.create(&kube::api::PostParams::default(), &live_bob).await.unwrap();
+    let mut bob = Browser::new();
+    bob.login(&s.base, "bob").await;
+    let url = format!("{}/events?keys=team-a/live-still,team-b/live-bob", s.base);
+    let mut seen = None;
+    // Until the dashboard's own watch has seen bob's new Deployment.
+    for _ in 0..50 {
+        let mut stream = bob.send(bob.http.get(&url)).await;
+        let read = async {
+            let mut text = String::new();
+            while let Ok(Some(chunk)) = stream.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                if text.contains("\"key\":\"team-b/live-bob\"") {
+                    return text;
+                }
+            }
+            text
+        };
+        if let Ok(text) = tokio::time::timeout(Duration::from_millis(500), read).await
+            && text.contains("\"key\":\"team-b/live-bob\"")
+        {
+            seen = Some(text);
+            break;
+        }
+    }
+    let text = seen.expect("bob's stream sends his Deployment's state");
+    assert!(!text.contains("team-a/live-still"), "{text}");
+    bobs.delete("live-bob", &DeleteParams::default()).await.unwrap();
     api.delete("live-still", &DeleteParams::default()).await.unwrap();
     let page = b.get(&format!("{}/", s.base)).await.text().await.unwrap();
     b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
@@ -569,6 +619,14 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
     let s = stack().await;
     let mine = create_as("alice", &["developers"], "team-a", "filter-a").await;
     create_as("bob", &["developers"], "team-b", "filter-b").await;
+    // Applied into team-a by a GitOps controller: another identity, with edit there.
+    create_as(
+        "system:serviceaccount:flux-system:kustomize-controller",
+        &["system:serviceaccounts", "system:masters"],
+        "team-a",
+        "filter-gitops",
+    )
+    .await;
     // An Event about alice's Deployment, as a controller would record it.
     let admin = shared_with_operator().admin_client().await.unwrap();
     let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
@@ -622,14 +680,57 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
     let _turn = ALICE_TURN.lock().await;
     let mut alice = Browser::new();
     alice.login(&s.base, "alice").await;
-    // A non-admin's filter changes nothing: only her own.
+    // alice's list is what her RBAC lets her list (edit in team-a): hers and
+    // the GitOps one, with their creators, and nothing of team-b.
+    let list = alice
+        .get(&format!("{}/deployments", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("/deployments/team-a/filter-a") && list.contains("/deployments/team-a/filter-gitops"),
+        "{list}"
+    );
+    assert!(
+        list.contains("system:serviceaccount:flux-system:kustomize-controller"),
+        "{list}"
+    );
+    assert!(
+        !list.contains("filter-b") && !list.contains(">bob<"),
+        "nothing of team-b: {list}"
+    );
     let list = alice
         .get(&format!("{}/deployments?user=bob", s.base))
         .await
         .text()
         .await
         .unwrap();
-    assert!(list.contains("filter-a") && !list.contains("filter-b"));
+    assert!(
+        list.contains("No deployment matches the filter") && !list.contains("filter-b"),
+        "{list}"
+    );
+    let list = alice
+        .get(&format!(
+            "{}/deployments?user=system:serviceaccount:flux-system:kustomize-controller",
+            s.base
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("filter-gitops") && !list.contains("/deployments/team-a/filter-a\""),
+        "{list}"
+    );
+    // A user with no role anywhere lists nothing, not even what exists.
+    let mut erin = Browser::new();
+    erin.login(&s.base, "erin").await;
+    let list = erin.get(&format!("{}/deployments", s.base)).await.text().await.unwrap();
+    assert!(
+        list.contains("No deployments yet") && !list.contains("filter-"),
+        "{list}"
+    );
     let detail = alice
         .get(&format!("{}/deployments/team-a/filter-a", s.base))
         .await
@@ -918,4 +1019,108 @@ async fn login_attempts_not_page_views_are_limited_per_client_behind_the_proxy()
         StatusCode::FORBIDDEN,
         "another client behind the same proxy is not limited"
     );
+}
+
+#[tokio::test]
+async fn a_login_refused_at_the_session_limit_offers_the_users_own_sessions_to_end() {
+    let s = stack().await;
+    let sessions = portico::dev::demo::SESSIONS_NAMESPACE;
+    let claim = |name: &str| -> SessionClaim {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim",
+            "metadata": {"name": name}, "spec": {"profile": "developer"},
+        }))
+        .unwrap()
+    };
+    // hank holds the profile's maximum (10), claimed with kubectl; bob holds one.
+    let hank: Api<SessionClaim> = Api::namespaced(
+        shared_with_operator().client_as("hank", &["developers"]).await.unwrap(),
+        sessions,
+    );
+    let names: Vec<String> = (0..10).map(|i| format!("hank-cli-{i}")).collect();
+    for name in &names {
+        hank.create(&Default::default(), &claim(name)).await.unwrap();
+    }
+    let bob: Api<SessionClaim> = Api::namespaced(
+        shared_with_operator().client_as("bob", &["developers"]).await.unwrap(),
+        sessions,
+    );
+    bob.create(&Default::default(), &claim("bobs-cli")).await.unwrap();
+    let admin: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), sessions);
+    for name in names.iter().map(String::as_str).chain(["bobs-cli"]) {
+        common::wait::present(&admin, name, "its user in status", |c: &SessionClaim| {
+            c.status.as_ref().is_some_and(|s| s.user.is_some())
+        })
+        .await;
+    }
+
+    let mut b = Browser::new();
+    // The dashboard's claims cache may trail the API server by a moment.
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = b.login(&s.base, "hank").await;
+        if names.iter().all(|n| page.contains(n.as_str())) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        page.contains("Too many sessions") && page.contains("already has 10 active sessions"),
+        "{page}"
+    );
+    assert!(
+        names.iter().all(|n| page.contains(n.as_str())),
+        "every one of hank's: {page}"
+    );
+    assert!(!page.contains("bobs-cli"), "nobody else's: {page}");
+    let token = csrf(&page);
+    let end = format!("{}/login/end-session", s.base);
+    let http = b.http.clone();
+    let post = |claim: &str| {
+        http.post(&end)
+            .header("origin", &s.base)
+            .form(&[("csrf", token.as_str()), ("claim", claim)])
+    };
+    // Another user's session is not offered, and cannot be ended here.
+    let r = b.send(post("bobs-cli")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().contains("not one of your active sessions"));
+    assert!(
+        admin.get_opt("bobs-cli").await.unwrap().is_some(),
+        "bob's session is untouched"
+    );
+    // Without the refused login's own cookie, nothing is ended.
+    let mut other = Browser::new();
+    for (k, v) in &b.cookies {
+        if k != "__Host-portico-pending" {
+            other.cookies.insert(k.clone(), v.clone());
+        }
+    }
+    let r = other
+        .send(
+            other
+                .http
+                .post(&end)
+                .header("origin", &s.base)
+                .form(&[("csrf", token.as_str()), ("claim", "hank-cli-0")]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(admin.get_opt("hank-cli-0").await.unwrap().is_some());
+    // Ending the oldest logs hank in.
+    let r = b.send(post("hank-cli-0")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    assert_eq!(r.headers()["location"], "/");
+    let home = b.get(&format!("{}/", s.base)).await.text().await.unwrap();
+    assert!(home.contains("<span class=\"who\">hank</span>"), "{home}");
+    common::wait::gone(&admin, "hank-cli-0").await;
+    for name in names.iter().skip(1).map(String::as_str).chain(["bobs-cli"]) {
+        admin.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    b.logout(&s.base).await;
 }

@@ -1,9 +1,13 @@
 //! Deployment pages: the create form generated from a template's schema
 //! (the API server's refusals shown next to the fields), the list (from the
-//! watch cache; admins filter by user, template and status) and delete.
+//! watch cache: what the user may list, filtered by creator, template and
+//! status) and delete.
 //! Every read of a user's object and every write is made as the user.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use kube::{Api, api::PostParams};
@@ -16,6 +20,7 @@ use super::{
     form,
     logged_in::LoggedIn,
     page::Page,
+    readable::{self, Readable},
     rows::{self, Row},
     state::{State, redirect, why},
 };
@@ -162,32 +167,34 @@ impl ListFilter {
     }
 }
 
-/// The user's Deployments (admins: everyone's, filtered): a page of the rows the watch keeps.
-pub async fn list(state: State, LoggedIn(s): LoggedIn, filter: web::Query<ListFilter>) -> HttpResponse {
-    let admin = state.is_admin(&s);
-    let filter = if admin {
-        filter.into_inner()
-    } else {
-        ListFilter::default()
-    };
-    let creator = match admin {
-        true => Some(filter.user.as_str()).filter(|u| !u.is_empty()),
-        false => Some(s.user.as_str()),
-    };
+/// The Deployments in the namespaces where the user may list them (as the
+/// API server answers), whoever created them, filtered: a page of the rows the watch keeps.
+pub async fn list(state: State, LoggedIn(s): LoggedIn, filter: web::Query<ListFilter>) -> Page {
+    // Read apart: the rows' lock is not held while the API server is asked.
+    let namespaces = state.live.deployments.read().unwrap().namespaces();
+    let readable = state.readable(&s, readable::DEPLOYMENTS, namespaces).await?;
+    let filter = filter.into_inner();
+    let creator = Some(filter.user.as_str()).filter(|u| !u.is_empty());
     let (page, users, templates) = {
         let index = state.live.deployments.read().unwrap();
         let matching = || {
             index
                 .rows(creator)
+                .filter(|r| readable.has(&r.key().0))
                 .filter(|r| filter.keeps(r.creator(), &r.template, &r.ready))
         };
-        let page = rows::page_of(matching, filter.page).map(|r| rows::html(&r, admin));
-        let (users, templates): (Vec<String>, Vec<String>) = match admin {
-            true => (
+        let page = rows::page_of(matching, filter.page).map(|r| rows::html(&r, true));
+        // The filters offer only what the user may see.
+        let (users, templates): (BTreeSet<String>, BTreeSet<String>) = match &*readable {
+            Readable::All => (
                 index.creators().map(str::to_string).collect(),
                 index.facets().map(str::to_string).collect(),
             ),
-            false => (vec![], vec![]),
+            Readable::In { allowed, .. } => allowed
+                .iter()
+                .flat_map(|ns| index.in_namespace(ns))
+                .map(|r| (r.creator().to_string(), r.template.clone()))
+                .unzip(),
         };
         (page, users, templates)
     };
@@ -195,7 +202,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, filter: web::Query<ListFi
         rows => page.rows, filter => Serde(&filter), users, templates,
         total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
-    state.page("deployments.html", &s, ctx)
+    Ok(state.page("deployments.html", &s, ctx))
 }
 
 /// Deletes a Deployment as the user, after confirmation.

@@ -2,9 +2,10 @@
 //! Terminals, whose events keep the list pages' rows (rendered once per
 //! event, rebuilt on relist: [`super::rows`]), and a broadcast of every
 //! change they see. Each browser's Server-Sent Events stream forwards the
-//! changes of the objects it may see (its own; an admin's: all), until its
-//! session ends (logout, expiry, revocation): then one `ended` event and the
-//! stream closes. A stream starts with the current state of the objects the
+//! changes of the objects it may see — what the lists show: Deployments in
+//! the namespaces where the user may list them, the user's own Terminals
+//! there (an admin's: all there) — until its session ends (logout, expiry,
+//! revocation): then one `ended` event and the stream closes. A stream starts with the current state of the objects the
 //! page shows (`?keys=`), so a page is up to date on connect and after every
 //! reconnect, whatever changed while it was not listening.
 
@@ -28,7 +29,9 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::{
+    cookies::Session,
     logged_in::LoggedIn,
+    readable,
     rows::{
         Index, Row,
         kinds::{DeploymentRow, RowError, TerminalRow},
@@ -279,11 +282,28 @@ pub struct Watching {
 
 /// The most objects one stream asks the current state of (a page of rows).
 const MAX_KEYS: usize = 500;
+/// [`Change::kind`] of Deployments.
+const DEPLOYMENT: &str = <Deployment as Summary>::KIND;
 
 /// One change as a Server-Sent Event.
 fn event(c: &Change) -> Result<Bytes, actix_web::Error> {
     let json = serde_json::to_string(c).unwrap_or_default();
     Ok(Bytes::from(format!("event: {}\ndata: {json}\n\n", c.kind)))
+}
+
+/// Whether the lists would show `c` to `s`: a Deployment where `s` may list
+/// Deployments; a Terminal where `s` may list Terminals, if it is the
+/// user's own or the user is an admin. Asked through the dashboard's kept
+/// answers (so an answer is at most `readable::KEEP` old, and a namespace
+/// first seen is asked about); an answer the API server did not give hides it.
+async fn may_see(state: &State, s: &Session, admin: bool, c: &Change) -> bool {
+    let namespace = c.key.split('/').next().unwrap_or_default();
+    let (kind, own) = match c.kind {
+        DEPLOYMENT => (readable::DEPLOYMENTS, true),
+        _ => (readable::TERMINALS, admin || c.creator == s.user),
+    };
+    let asked = std::collections::BTreeSet::from([namespace.to_string()]);
+    own && state.readable_for(s, kind, asked).await.is_ok_and(|r| r.has(namespace))
 }
 
 /// `GET /events?keys=…`: the session's stream: the current state of the
@@ -292,11 +312,18 @@ pub async fn events(state: State, LoggedIn(s): LoggedIn, q: web::Query<Watching>
     let admin = state.is_admin(&s);
     // Subscribed before the current state is read: nothing falls in between.
     let rx = state.live.changes.subscribe();
-    let user = s.user.clone();
-    let visible = move |c: &Change| admin || c.creator == user;
     let keys: Vec<&str> = q.keys.split(',').filter(|k| !k.is_empty()).take(MAX_KEYS).collect();
-    let now: Vec<_> = state.live.current(&keys, &visible).iter().map(event).collect();
-    let changes = stream_of(rx).filter_map(move |c| futures::future::ready(visible(&c).then(|| event(&c))));
+    let mut now = vec![];
+    for c in state.live.current(&keys, |_| true) {
+        if may_see(&state, &s, admin, &c).await {
+            now.push(event(&c));
+        }
+    }
+    let (seeing, viewer) = (state.clone(), s.clone());
+    let changes = stream_of(rx).filter_map(move |c| {
+        let (state, s) = (seeing.clone(), viewer.clone());
+        async move { may_see(&state, &s, admin, &c).await.then(|| event(&c)) }
+    });
     // A comment every 15 s keeps proxies from closing an idle stream.
     let pings = futures::stream::unfold((), |_| async {
         tokio::time::sleep(Duration::from_secs(15)).await;

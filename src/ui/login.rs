@@ -13,6 +13,7 @@ use kube::{
 };
 use minijinja::{context, value::Serde};
 
+use super::session_limit::MADE_BY_LABEL;
 use super::{
     cookies::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
     csrf::{self, CsrfForm, SignedForm},
@@ -28,6 +29,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::get().to(login))
         .route("/auth/callback", web::get().to(callback))
         .route("/dev-login", web::post().to(dev_login))
+        .route(
+            "/login/end-session",
+            web::post().to(super::session_limit::end_and_log_in),
+        )
         .route("/logout", web::post().to(logout));
 }
 
@@ -106,7 +111,7 @@ async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> Ht
         Ok(u) => u,
         Err(e) => return state.message(StatusCode::UNAUTHORIZED, "Login failed", &e.to_string()),
     };
-    start_session(&state, user.name, user.groups).await
+    start_session(&state, &req, user.name, user.groups).await
 }
 
 /// `POST /dev-login`: any listed user, no password (only without `oidc`); a
@@ -125,11 +130,12 @@ async fn dev_login(state: State, req: HttpRequest, form: web::Form<BTreeMap<Stri
     if let Some(refused) = csrf::login_refusal(&state, &req, form.get("csrf").map(String::as_str)) {
         return refused;
     }
-    start_session(&state, u.name.clone(), u.groups.clone()).await
+    start_session(&state, &req, u.name.clone(), u.groups.clone()).await
 }
 
-/// Creates the SessionClaim as the user and sets the session cookie.
-async fn start_session(state: &State, user: String, groups: Vec<String>) -> HttpResponse {
+/// Creates the SessionClaim as the user and sets the session cookie; when it
+/// is refused and the user holds sessions, offers to end one of them.
+pub(super) async fn start_session(state: &State, req: &HttpRequest, user: String, groups: Vec<String>) -> HttpResponse {
     let name = format!("ui-{}", hex::encode(rand::random::<[u8; 5]>()));
     let s = Session {
         user,
@@ -139,7 +145,7 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
     };
     let claim: SessionClaim = serde_json::from_value(serde_json::json!({
         "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/created-by": "portico-ui"}},
+        "metadata": {"name": name, "labels": {MADE_BY_LABEL.0: MADE_BY_LABEL.1}},
         "spec": {"profile": state.cfg.session.profile},
     }))
     .expect("a SessionClaim");
@@ -152,11 +158,9 @@ async fn start_session(state: &State, user: String, groups: Vec<String>) -> Http
         Err(e) => Err(e),
     };
     if let Err(e) = created {
-        return state.message(
-            StatusCode::FORBIDDEN,
-            "No session",
-            &format!("Your session could not be started: {}", super::state::why(&e)),
-        );
+        let message = format!("Your session could not be started: {}", super::state::why(&e));
+        return super::session_limit::offer(state, req, &s.user, &s.groups, &message)
+            .unwrap_or_else(|| state.message(StatusCode::FORBIDDEN, "No session", &message));
     }
     tracing::info!(user = %s.user, claim = %name, "logged in");
     HttpResponse::SeeOther()

@@ -57,6 +57,8 @@ pub struct UiState {
     pub(super) ends: Arc<super::session_ends::SessionEnds>,
     /// The terminal shortcuts each user was offered lately.
     pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
+    /// Where each user may list each kind, as the API server answered lately.
+    readable: super::readable::ReadableCache,
 }
 
 pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
@@ -79,6 +81,10 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
         ("account.html", include_str!("../../ui/templates/account.html")),
         ("sessions.html", include_str!("../../ui/templates/sessions.html")),
         ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
+        (
+            "session_limit.html",
+            include_str!("../../ui/templates/session_limit.html"),
+        ),
         ("terminals.html", include_str!("../../ui/templates/terminals.html")),
         ("terminal.html", include_str!("../../ui/templates/terminal.html")),
         (
@@ -146,6 +152,7 @@ impl UiState {
             login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
             ends,
             shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
+            readable: Default::default(),
         }))
     }
 
@@ -167,6 +174,11 @@ impl UiState {
         }
         users.insert(key, client.clone());
         Ok(client)
+    }
+
+    /// Every SessionClaim, from the watch cache.
+    pub(super) fn claims(&self) -> Vec<Arc<SessionClaim>> {
+        self.claims.state()
     }
 
     /// The client configuration the dashboard runs with (its own identity).
@@ -272,6 +284,30 @@ impl UiState {
             Ok(html) => PageError::new(status, html),
             Err(e) => PageError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("page message.html: {e}")),
         }
+    }
+
+    /// Where `s` may list `kind` (among `namespaces`, unless everywhere), as
+    /// the API server answered lately ([`super::readable`]).
+    pub(super) async fn readable_for(
+        &self,
+        s: &Session,
+        kind: super::readable::Listed,
+        namespaces: std::collections::BTreeSet<String>,
+    ) -> Result<Arc<super::readable::Readable>, kube::Error> {
+        let client = self.as_user(s)?;
+        self.readable.get(s, kind, &client, namespaces).await
+    }
+
+    /// [`readable_for`](Self::readable_for), or the page saying the API server could not be asked.
+    pub(super) async fn readable(
+        &self,
+        s: &Session,
+        kind: super::readable::Listed,
+        namespaces: std::collections::BTreeSet<String>,
+    ) -> Result<Arc<super::readable::Readable>, PageError> {
+        self.readable_for(s, kind, namespaces)
+            .await
+            .map_err(|e| self.unavailable(s, &e))
     }
 
     /// The page for a client to the API server that could not be made for `s`.

@@ -21,7 +21,8 @@ use super::{
     csrf::SignedForm,
     logged_in::LoggedIn,
     page::Page,
-    rows,
+    readable, rows,
+    rows::Row,
     shortcuts::{self, Offered},
     state::{State, keepalive, redirect, why},
 };
@@ -87,8 +88,8 @@ pub type ShortcutsSeen = super::recent::Recent<(String, Vec<String>), Arc<Offers
 pub const SHORTCUTS_SEEN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /terminals`: the shortcuts (read as the user, reused for a few
-/// seconds) and a page of the user's Terminals (admins: everyone's), newest
-/// first, from the rows the watch keeps.
+/// seconds) and a page of the user's Terminals (admins: everyone's) in the
+/// namespaces where the user may list them, newest first, from the rows the watch keeps.
 pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) -> Page {
     let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
     let (key, now) = ((s.user.clone(), s.groups.clone()), std::time::Instant::now());
@@ -103,9 +104,14 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
     let (shortcuts, problems) = (&seen.shortcuts, &seen.problems);
     let admin = state.is_admin(&s);
     let creator = (!admin).then_some(s.user.as_str());
+    // Only where the user may list Terminals, as for kubectl.
+    // Read apart: the rows' lock is not held while the API server is asked.
+    let namespaces = state.live.terminals.read().unwrap().namespaces();
+    let readable = state.readable(&s, readable::TERMINALS, namespaces).await?;
     let page = {
         let index = state.live.terminals.read().unwrap();
-        rows::page_of(|| index.rows(creator), q.page).map(|r| rows::html(&r, admin))
+        let visible = || index.rows(creator).filter(|r| readable.has(&r.key().0));
+        rows::page_of(visible, q.page).map(|r| rows::html(&r, admin))
     };
     let ctx = context! {
         shortcuts => Serde(shortcuts), problems => Serde(problems),

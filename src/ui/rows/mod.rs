@@ -137,6 +137,11 @@ impl<R: Row> Index<R> {
         self.by_namespace.get(namespace).into_iter().flat_map(|m| m.values())
     }
 
+    /// The namespaces holding any row.
+    pub fn namespaces(&self) -> std::collections::BTreeSet<String> {
+        self.by_namespace.keys().cloned().collect()
+    }
+
     /// The namespaces holding `creator`'s objects.
     pub fn namespaces_of(&self, creator: &str) -> std::collections::BTreeSet<String> {
         let mine: std::collections::BTreeSet<&str> = self.rows(Some(creator)).map(|r| r.key().0.as_str()).collect();

@@ -1,0 +1,262 @@
+//! Where a user may list a kind, as the API server answers: one
+//! SelfSubjectAccessReview made as the user for the whole cluster, else
+//! one per namespace that holds objects of the kind. The list pages and the
+//! live stream show exactly what that allows, whoever created it — what
+//! `kubectl get` shows the same user. Answers are kept for [`KEEP`] per
+//! user, groups and kind, so a page view costs no request; a namespace that
+//! gains its first object meanwhile is asked about when it is first listed.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use kube::{Api, Client, api::PostParams};
+
+use super::cookies::Session;
+
+/// How long an answer is used before it is asked again: a role binding
+/// made or removed shows in the lists within this time.
+pub const KEEP: Duration = Duration::from_secs(30);
+/// Answers kept at most (then they are asked afresh).
+const MAX_ENTRIES: usize = 2000;
+/// Namespace reviews in flight at once for one answer.
+const IN_FLIGHT: usize = 8;
+
+/// The namespaces where a user may list a kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readable {
+    /// Every namespace (a cluster-wide grant).
+    All,
+    /// Only `allowed`, of the namespaces `asked` about.
+    In {
+        /// Where the answer was yes.
+        allowed: BTreeSet<String>,
+        /// Every namespace asked about.
+        asked: BTreeSet<String>,
+    },
+}
+
+impl Readable {
+    /// Whether objects in `namespace` are readable (a namespace not asked about is not).
+    pub fn has(&self, namespace: &str) -> bool {
+        match self {
+            Readable::All => true,
+            Readable::In { allowed, .. } => allowed.contains(namespace),
+        }
+    }
+
+    /// From the answers (pure): the cluster-wide one, else each namespace's.
+    pub fn of(cluster_wide: bool, namespaces: impl IntoIterator<Item = (String, bool)>) -> Readable {
+        match cluster_wide {
+            true => Readable::All,
+            false => Readable::In {
+                allowed: BTreeSet::new(),
+                asked: BTreeSet::new(),
+            }
+            .with(namespaces),
+        }
+    }
+
+    /// The namespaces of `namespaces` this answer has not asked about (pure).
+    pub fn unasked<'a>(&self, namespaces: &'a BTreeSet<String>) -> Vec<&'a String> {
+        match self {
+            Readable::All => vec![],
+            Readable::In { asked, .. } => namespaces.iter().filter(|n| !asked.contains(*n)).collect(),
+        }
+    }
+
+    /// This answer with `more` namespaces' answers added (pure).
+    pub fn with(&self, more: impl IntoIterator<Item = (String, bool)>) -> Readable {
+        match self {
+            Readable::All => Readable::All,
+            Readable::In { allowed, asked } => {
+                let (mut allowed, mut asked) = (allowed.clone(), asked.clone());
+                for (ns, ok) in more {
+                    if ok {
+                        allowed.insert(ns.clone());
+                    }
+                    asked.insert(ns);
+                }
+                Readable::In { allowed, asked }
+            }
+        }
+    }
+}
+
+/// A kind the lists show: its API group and resource (plural).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Listed {
+    /// API group.
+    pub group: &'static str,
+    /// Resource, plural.
+    pub resource: &'static str,
+}
+
+/// Portico's Deployments.
+pub const DEPLOYMENTS: Listed = Listed {
+    group: "portico.dev",
+    resource: "deployments",
+};
+/// Terminals.
+pub const TERMINALS: Listed = Listed {
+    group: "portico.dev",
+    resource: "terminals",
+};
+
+type Key = (String, Vec<String>, Listed);
+
+/// Answers by user, groups and kind, each with when it was asked.
+#[derive(Default)]
+pub struct ReadableCache {
+    entries: Mutex<HashMap<Key, (Instant, Arc<Readable>)>>,
+}
+
+impl ReadableCache {
+    /// Where `s` may list `kind`, among `namespaces` (those holding objects of
+    /// it) unless a cluster-wide grant covers all; `client` impersonates `s`.
+    /// A kept answer serves the namespaces it asked about; one new since then
+    /// is asked about and added to it (which still expires on time).
+    pub async fn get(
+        &self,
+        s: &Session,
+        kind: Listed,
+        client: &Client,
+        namespaces: BTreeSet<String>,
+    ) -> Result<Arc<Readable>, kube::Error> {
+        let key = (s.user.clone(), s.groups.clone(), kind);
+        let (at, answer) = match self.fresh(&key, Instant::now()) {
+            Some((at, kept)) => {
+                let unasked = kept.unasked(&namespaces);
+                if unasked.is_empty() {
+                    return Ok(kept);
+                }
+                let more = ask_each(client, kind, unasked.into_iter().cloned()).await?;
+                (at, kept.with(more))
+            }
+            None if may_list(client, kind, None).await? => (Instant::now(), Readable::All),
+            None => (
+                Instant::now(),
+                Readable::of(false, ask_each(client, kind, namespaces).await?),
+            ),
+        };
+        let answer = Arc::new(answer);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (at, answer.clone()));
+        Ok(answer)
+    }
+
+    /// The kept answer for `key` and when it was first asked, if younger than [`KEEP`] at `now`.
+    fn fresh(&self, key: &Key, now: Instant) -> Option<(Instant, Arc<Readable>)> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, answer) = entries.get(key)?;
+        (now.duration_since(*at) < KEEP).then(|| (*at, answer.clone()))
+    }
+}
+
+/// Asks the API server, as the client's user, about each namespace.
+async fn ask_each(
+    client: &Client,
+    kind: Listed,
+    namespaces: impl IntoIterator<Item = String>,
+) -> Result<Vec<(String, bool)>, kube::Error> {
+    futures::stream::iter(namespaces)
+        .map(|ns| async move {
+            let ok = may_list(client, kind, Some(&ns)).await?;
+            Ok::<_, kube::Error>((ns, ok))
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// One SelfSubjectAccessReview: may the client's user list `kind` in `namespace` (all when `None`)?
+async fn may_list(client: &Client, kind: Listed, namespace: Option<&str>) -> Result<bool, kube::Error> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(kind.group.into()),
+                resource: Some(kind.resource.into()),
+                verb: Some("list".into()),
+                namespace: namespace.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_wide_grant_reads_everything_else_only_the_allowed_namespaces() {
+        let answers = || [("team-a".to_string(), true), ("team-b".to_string(), false)];
+        assert_eq!(Readable::of(true, answers()), Readable::All);
+        let some = Readable::of(false, answers());
+        assert!(some.has("team-a") && !some.has("team-b") && !some.has("elsewhere"));
+        assert!(Readable::All.has("anything"));
+    }
+
+    #[test]
+    fn a_namespace_new_since_the_answer_is_asked_about_and_added() {
+        let some = Readable::of(false, [("team-a".to_string(), true), ("team-b".to_string(), false)]);
+        let now: BTreeSet<String> = ["team-a", "team-b", "team-c"].map(String::from).into();
+        assert_eq!(some.unasked(&now), [&"team-c".to_string()]);
+        let more = some.with([("team-c".to_string(), true)]);
+        assert!(more.has("team-c") && more.has("team-a") && !more.has("team-b"));
+        assert!(more.unasked(&now).is_empty());
+        assert!(Readable::All.unasked(&now).is_empty());
+    }
+
+    #[test]
+    fn answers_are_kept_per_user_groups_and_kind_for_a_while() {
+        let cache = ReadableCache::default();
+        let now = Instant::now();
+        let key = |user: &str, groups: &[&str], kind| {
+            (
+                user.to_string(),
+                groups.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+                kind,
+            )
+        };
+        let answer = Arc::new(Readable::of(false, [("team-a".to_string(), true)]));
+        cache
+            .entries
+            .lock()
+            .unwrap()
+            .insert(key("alice", &["dev"], DEPLOYMENTS), (now, answer.clone()));
+        assert_eq!(
+            cache.fresh(&key("alice", &["dev"], DEPLOYMENTS), now),
+            Some((now, answer))
+        );
+        assert_eq!(
+            cache.fresh(&key("alice", &["ops"], DEPLOYMENTS), now),
+            None,
+            "other groups"
+        );
+        assert_eq!(
+            cache.fresh(&key("alice", &["dev"], TERMINALS), now),
+            None,
+            "another kind"
+        );
+        assert_eq!(cache.fresh(&key("bob", &["dev"], DEPLOYMENTS), now), None);
+        assert_eq!(
+            cache.fresh(&key("alice", &["dev"], DEPLOYMENTS), now + KEEP),
+            None,
+            "asked again after KEEP"
+        );
+    }
+}
