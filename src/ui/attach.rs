@@ -353,9 +353,12 @@ mod tests {
             key: key.into(),
             creator: "alice".into(),
             ready: "True".into(),
+            state: "ready",
             message: String::new(),
             expires: String::new(),
             ended,
+            rows: None,
+            gone: false,
         };
         let (tx, rx) = tokio::sync::broadcast::channel(8);
         let ends = tokio::spawn(super::terminal_ended(rx, "team-a/t".into()));

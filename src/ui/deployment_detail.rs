@@ -96,6 +96,7 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
         rendered => rendered.as_ref().ok(), rendered_error => rendered.err(),
         d => Serde(&d),
         ready => super::live::ready_of(&d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()),
+        state => super::live::state_of(&d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()),
         events => Serde(events.as_ref().ok()), events_error => events.err(),
         pods => Serde(pods.as_ref().ok()), pods_error => pods.err(),
     };

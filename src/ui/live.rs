@@ -58,6 +58,8 @@ pub struct Change {
     pub creator: String,
     /// The Ready condition's status, or empty.
     pub ready: String,
+    /// [`state_of`] its conditions: `ready`, `progress`, `stalled` or `ended`.
+    pub state: &'static str,
     /// The status message.
     pub message: String,
     /// When it ends (Terminals), RFC 3339, or empty.
@@ -65,6 +67,13 @@ pub struct Change {
     /// Why it ended, once the operator has recorded that (Terminals).
     #[serde(skip)]
     pub ended: Option<crate::api::common::EndReason>,
+    /// Its list row as rendered for a user and for an admin, so an open
+    /// list adds it (sent as `row`, the viewer's one).
+    #[serde(skip)]
+    pub rows: Option<Arc<[String; 2]>>,
+    /// It is gone: open lists drop its row.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
 }
 
 /// A list's rows, shared by the watch that writes them and the pages that read them.
@@ -167,16 +176,40 @@ pub fn ready_of(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Co
         .unwrap_or_default()
 }
 
+/// How an object is doing, from its kstatus conditions (pure), for the
+/// pages' status badge: `ready` (Ready), `stalled` (Stalled: it needs a
+/// change), `ended` (a Terminal or session that ended), else `progress`
+/// (being set up or reconciling: waiting, not failing).
+pub fn state_of(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> &'static str {
+    let is = |type_: &str| conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
+    let ended = conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "Ended");
+    match () {
+        _ if is("Ready") => "ready",
+        _ if ended => "ended",
+        _ if is("Stalled") => "stalled",
+        _ => "progress",
+    }
+}
+
 fn change<K: Summary>(o: &K) -> Change {
     Change {
         kind: K::KIND,
         key: format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
         creator: crate::creator::creator_name(o),
         ready: ready_of(&o.conditions()),
+        state: state_of(&o.conditions()),
         message: o.message(),
         expires: o.expires(),
         ended: o.ended(),
+        rows: None,
+        gone: false,
     }
+}
+
+/// `c` with the rows of `r` attached.
+fn with_rows<R: Row>(mut c: Change, r: &R) -> Change {
+    c.rows = Some(Arc::new([r.html(false).to_string(), r.html(true).to_string()]));
+    c
 }
 
 /// Makes an object's row.
@@ -215,9 +248,14 @@ fn follow<K, R>(
                 }
                 watcher::Event::InitApply(o) => {
                     let c = change(&o);
-                    let _ = tx.send(c.clone()); // no subscribers: nothing to do
-                    relisted_latest.insert(c.key.clone(), c);
-                    relisted.extend(row(&o));
+                    relisted_latest.insert(c.key.clone(), c.clone());
+                    let r = row(&o);
+                    let c = match &r {
+                        Some(r) => with_rows(c, r),
+                        None => c,
+                    };
+                    let _ = tx.send(c); // no subscribers: nothing to do
+                    relisted.extend(r);
                 }
                 watcher::Event::InitDone => {
                     let fresh = Index::of(relisted.drain(..));
@@ -228,15 +266,24 @@ fn follow<K, R>(
                 watcher::Event::Apply(o) => {
                     let c = change(&o);
                     latest.write().unwrap().insert(c.key.clone(), c.clone());
-                    let _ = tx.send(c);
-                    if let Some(r) = row(&o) {
-                        rows.write().unwrap().upsert(r);
+                    match row(&o) {
+                        Some(r) => {
+                            let _ = tx.send(with_rows(c, &r));
+                            rows.write().unwrap().upsert(r);
+                        }
+                        None => {
+                            let _ = tx.send(c);
+                        }
                     }
                 }
                 watcher::Event::Delete(o) => {
                     let key = (o.namespace().unwrap_or_default(), o.name_any());
                     latest.write().unwrap().remove(&format!("{}/{}", key.0, key.1));
                     rows.write().unwrap().remove(&key);
+                    let _ = tx.send(Change {
+                        gone: true,
+                        ..change(&o)
+                    });
                 }
             }
         }
@@ -285,10 +332,25 @@ const MAX_KEYS: usize = 500;
 /// [`Change::kind`] of Deployments.
 const DEPLOYMENT: &str = <Deployment as Summary>::KIND;
 
-/// One change as a Server-Sent Event.
-fn event(c: &Change) -> Result<Bytes, actix_web::Error> {
-    let json = serde_json::to_string(c).unwrap_or_default();
+/// One change as a Server-Sent Event, with its list row as `viewer` sees it
+/// (an admin's has the creator column).
+fn event(c: &Change, viewer: Viewer) -> Result<Bytes, actix_web::Error> {
+    let mut json = serde_json::to_value(c).unwrap_or_default();
+    if let (Some(rows), Some(o)) = (&c.rows, json.as_object_mut()) {
+        let row = match (c.kind, viewer.admin) {
+            // The Deployments list shows everyone the creator.
+            (DEPLOYMENT, _) | (_, true) => &rows[1],
+            _ => &rows[0],
+        };
+        o.insert("row".into(), row.as_str().into());
+    }
     Ok(Bytes::from(format!("event: {}\ndata: {json}\n\n", c.kind)))
+}
+
+/// Who a stream is for.
+#[derive(Debug, Clone, Copy)]
+struct Viewer {
+    admin: bool,
 }
 
 /// Whether the lists would show `c` to `s`: a Deployment where `s` may list
@@ -314,15 +376,16 @@ pub async fn events(state: State, LoggedIn(s): LoggedIn, q: web::Query<Watching>
     let rx = state.live.changes.subscribe();
     let keys: Vec<&str> = q.keys.split(',').filter(|k| !k.is_empty()).take(MAX_KEYS).collect();
     let mut now = vec![];
+    let viewer = Viewer { admin };
     for c in state.live.current(&keys, |_| true) {
         if may_see(&state, &s, admin, &c).await {
-            now.push(event(&c));
+            now.push(event(&c, viewer));
         }
     }
-    let (seeing, viewer) = (state.clone(), s.clone());
+    let (seeing, session) = (state.clone(), s.clone());
     let changes = stream_of(rx).filter_map(move |c| {
-        let (state, s) = (seeing.clone(), viewer.clone());
-        async move { may_see(&state, &s, admin, &c).await.then(|| event(&c)) }
+        let (state, s) = (seeing.clone(), session.clone());
+        async move { may_see(&state, &s, admin, &c).await.then(|| event(&c, viewer)) }
     });
     // A comment every 15 s keeps proxies from closing an idle stream.
     let pings = futures::stream::unfold((), |_| async {
@@ -366,15 +429,47 @@ fn stream_of(rx: broadcast::Receiver<Change>) -> impl futures::Stream<Item = Cha
 mod tests {
     use super::*;
 
+    #[test]
+    fn waiting_is_progress_and_only_a_stall_is_a_failure() {
+        let conditions = |v: serde_json::Value| -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+            serde_json::from_value(v).unwrap()
+        };
+        let c = |type_: &str, status: &str, reason: &str| {
+            serde_json::json!({"type": type_, "status": status, "reason": reason, "message": "",
+                               "lastTransitionTime": "2026-12-06T10:00:00Z"})
+        };
+        assert_eq!(state_of(&[]), "progress", "nothing reported yet");
+        let pending = conditions(serde_json::json!([
+            c("Ready", "False", "PodCreating"),
+            c("Reconciling", "True", "PodCreating")
+        ]));
+        assert_eq!(state_of(&pending), "progress");
+        let ready = conditions(serde_json::json!([c("Ready", "True", "PodReady")]));
+        assert_eq!(state_of(&ready), "ready");
+        let stalled = conditions(serde_json::json!([
+            c("Ready", "False", "NotAuthorized"),
+            c("Stalled", "True", "NotAuthorized")
+        ]));
+        assert_eq!(state_of(&stalled), "stalled");
+        let ended = conditions(serde_json::json!([
+            c("Ready", "False", "Ended"),
+            c("Reconciling", "True", "Ended")
+        ]));
+        assert_eq!(state_of(&ended), "ended");
+    }
+
     fn change(kind: &'static str, key: &str, creator: &str) -> Change {
         Change {
             kind,
             key: key.into(),
             creator: creator.into(),
             ready: "True".into(),
+            state: "ready",
             message: format!("{kind} {key}"),
             expires: String::new(),
             ended: None,
+            rows: None,
+            gone: false,
         }
     }
 

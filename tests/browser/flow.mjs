@@ -16,8 +16,9 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const fail = async (msg) => { console.error(`FAIL: ${msg}`); await browser.close(); process.exit(1); };
-const page = await browser.newPage();
-const shot = (name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+const context = await browser.newContext();
+const page = await context.newPage();
+const shot = (name, tab = page) => tab.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
 try {
   await page.goto(`${base}/login`);
   await page.fill('input[name="login"]', user);
@@ -49,12 +50,23 @@ try {
   if (!top || !top.startsWith('Not saved')) await fail(`the form's headline is ${top}`);
   await shot('create-form-error');
 
+  // A list open in another tab adds the new row live, without a reload.
+  const list = await page.context().newPage();
+  await list.goto(`${base}/deployments`);
+  await list.waitForSelector('body[data-live-connected="true"]', { timeout: 30000 });
+  if (await list.locator('tr[data-live="team-a/browser-shop"]').count() !== 0) await fail('the row is there before the create');
+
   await page.fill('input[name="message"]', 'Hello from Portico');
   await page.click('button:has-text("Create")');
   await page.waitForURL(`${base}/deployments/team-a/browser-shop`);
   await shot('deployment');
-  // Live: the Ready field turns True over Server-Sent Events, without a reload.
+  // Being set up reads as progress, not as a failure.
+  const early = await page.getAttribute('[data-field="ready"]', 'data-state');
+  if (!['progress', 'ready'].includes(early)) await fail(`a new deployment's state is ${early}`);
+  // Live: the Ready field turns True over Server-Sent Events, without a reload, and its state with it.
   await page.waitForFunction(() => document.querySelector('[data-field="ready"]').textContent === 'True', null, { timeout: 120000 });
+  const state = await page.getAttribute('[data-field="ready"]', 'data-state');
+  if (state !== 'ready') await fail(`Ready is True but the state is ${state}`);
   await page.reload();
   await shot('deployment-ready');
 
@@ -76,15 +88,30 @@ try {
   await page.waitForURL(`${base}/deployments/team-a/browser-shop`);
   if (!(await page.textContent('main')).match(/replicas\s*2/)) await fail('replicas not updated on the page');
 
+  // The other tab's list got the row from its stream, in its place, and follows its status.
+  await list.waitForSelector('tr[data-live="team-a/browser-shop"] a[href="/deployments/team-a/browser-shop"]', { timeout: 30000 });
+  await list.waitForFunction(() => document.querySelector('tr[data-live="team-a/browser-shop"] [data-field="ready"]').dataset.state === 'ready', null, { timeout: 60000 });
+  // The count follows the rows it adds and drops (one page: every row is shown).
+  const shown = await list.locator('tbody[data-live-rows] tr').count();
+  const counted = parseInt(await list.textContent('[data-live-count]'), 10);
+  if (counted !== shown) await fail(`the list counts ${counted} but shows ${shown} rows`);
+  await shot('deployments-live-row', list);
+
   await page.click('nav >> text=Deployments');
   if (await page.locator('a[href="/deployments/team-a/browser-shop"]').count() !== 1) await fail('not in the list');
   await shot('deployments');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot('deployments-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
 
   await page.click('a[href="/deployments/team-a/browser-shop"]');
   await page.check('input[name="confirm"]');
   await page.click('button:has-text("Delete")');
   await page.waitForURL(`${base}/deployments`);
   await shot('after-delete');
+  // The other tab drops the row of the deleted deployment.
+  await list.waitForSelector('tr[data-live="team-a/browser-shop"]', { state: 'detached', timeout: 60000 });
+  await list.close();
   // At 390 px (a phone) the page fits: nothing sticks out sideways.
   const wide = page.viewportSize();
   await page.setViewportSize({ width: 390, height: 844 });

@@ -1,5 +1,5 @@
 // Live status and time left. Rows and fields marked data-live="namespace/name"
-// follow the dashboard's Server-Sent Events; elements with data-expires show
+// follow the dashboard's Server-Sent Events, and open lists add and drop rows; elements with data-expires show
 // the time left and, a few minutes before the end, a warning. Pages work
 // without this script. Each change is also re-dispatched on the document as
 // a `portico:change` event for other scripts (the terminal page).
@@ -46,7 +46,7 @@
   tick();
   setInterval(tick, 1000);
 
-  if (!window.EventSource || !document.querySelector('[data-live]')) return;
+  if (!window.EventSource || !document.querySelector('[data-live], [data-live-rows]')) return;
   // The objects this page shows: the stream starts with their current state,
   // on connect and after every reconnect.
   var keys = [];
@@ -54,13 +54,63 @@
     if (keys.indexOf(el.dataset.live) < 0) keys.push(el.dataset.live);
   });
   var source = new EventSource('/events?keys=' + encodeURIComponent(keys.join(',')));
+
+  // Open lists (a tbody marked data-live-rows="kind", on an unfiltered first
+  // page) add the row of an object they do not show yet, in their order —
+  // Deployments by namespace and name, Terminals newest first — and drop the
+  // row of one that is gone. The row is the server's own rendering.
+  function sameOrAfter(a, b) {
+    var x = a.split('/'), y = b.split('/');
+    return x[0] > y[0] || (x[0] === y[0] && x[1] >= y[1]);
+  }
+  function count(by) {
+    document.querySelectorAll('[data-live-count]').forEach(function (n) {
+      n.textContent = String(Math.max(0, parseInt(n.textContent, 10) + by));
+    });
+  }
+  function showEmpty(body) {
+    var empty = !body.querySelector('tr');
+    var table = body.closest('table');
+    if (table) table.hidden = empty;
+    document.querySelectorAll('[data-live-empty]').forEach(function (p) { p.hidden = !empty; });
+  }
+  function addRow(kind, c) {
+    var body = document.querySelector('tbody[data-live-rows="' + kind + '"]');
+    if (!body || !c.row) return;
+    var holder = document.createElement('tbody');
+    holder.innerHTML = c.row;
+    var tr = holder.querySelector('tr');
+    if (!tr) return;
+    var next = null;
+    if (kind === 'terminal') {
+      next = body.querySelector('tr');
+    } else {
+      body.querySelectorAll('tr[data-live]').forEach(function (r) {
+        if (!next && sameOrAfter(r.dataset.live, c.key)) next = r;
+      });
+    }
+    body.insertBefore(tr, next);
+    count(1);
+    showEmpty(body);
+  }
+  function dropRow(c) {
+    document.querySelectorAll('tbody[data-live-rows] tr[data-live="' + CSS.escape(c.key) + '"]').forEach(function (r) {
+      var body = r.parentNode;
+      r.remove();
+      count(-1);
+      showEmpty(body);
+    });
+  }
+
   function apply(e) {
     var c = JSON.parse(e.data);
+    if (c.gone) dropRow(c);
+    else if (!document.querySelector('[data-live="' + CSS.escape(c.key) + '"]')) addRow(e.type, c);
     document.querySelectorAll('[data-live="' + CSS.escape(c.key) + '"]').forEach(function (el) {
       var ready = el.querySelector('[data-field="ready"]');
       var message = el.querySelector('[data-field="message"]');
       var expires = el.querySelector('[data-field="expires"]');
-      if (ready) ready.textContent = c.ready;
+      if (ready) { ready.textContent = c.ready; ready.dataset.state = c.state; }
       if (message) message.textContent = c.message;
       if (expires && c.expires) { expires.textContent = when(c.expires); expires.setAttribute('datetime', c.expires); }
       if (el.hasAttribute('data-expires') && c.expires) el.dataset.expires = c.expires;
@@ -70,6 +120,8 @@
   }
   source.addEventListener('deployment', apply);
   source.addEventListener('terminal', apply);
+  // Connected: changes from now on arrive (tests wait for this mark).
+  source.addEventListener('open', function () { document.body.dataset.liveConnected = 'true'; });
   // The session ended (logout, expiry, revocation): no reconnecting.
   source.addEventListener('ended', function () { source.close(); });
 })();

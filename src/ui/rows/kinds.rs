@@ -54,6 +54,7 @@ struct DeploymentCells<'a> {
     name: &'a str,
     template: &'a str,
     ready: &'a str,
+    state: &'a str,
     message: &'a str,
     creator: &'a str,
 }
@@ -83,6 +84,7 @@ impl DeploymentRow {
             name: &key.1,
             template: &d.spec.template.name,
             ready: &ready,
+            state: super::super::live::state_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default()),
             message,
             creator: &creator,
         };
@@ -124,6 +126,7 @@ struct TerminalCells<'a> {
     name: &'a str,
     title: &'a str,
     ready: &'a str,
+    state: &'a str,
     message: &'a str,
     expires: &'a str,
     creator: &'a str,
@@ -163,6 +166,7 @@ impl TerminalRow {
             name: &key.1,
             title: &title_of(t),
             ready: &ready,
+            state: super::super::live::state_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default()),
             message: st.and_then(|s| s.message.as_deref()).unwrap_or_default(),
             expires: &expires,
             creator: &creator,

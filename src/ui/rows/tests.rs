@@ -52,7 +52,10 @@ fn a_deployment_row_is_escaped_and_shows_the_creator_only_to_admins() {
     );
     let user = r.html(false);
     assert!(user.starts_with("<tr data-live=\"team-a/shop\">"), "{user}");
-    assert!(user.contains("<td data-field=\"ready\">True</td>"), "{user}");
+    assert!(
+        user.contains("<td data-field=\"ready\" data-state=\"ready\">True</td>"),
+        "{user}"
+    );
     assert!(user.contains("&lt;b&gt;all good") && !user.contains("<b>"), "{user}");
     assert!(!user.contains("alice") && user.ends_with("</tr>"), "{user}");
     assert!(r.html(true).ends_with("<td>alice</td></tr>"), "{}", r.html(true));
