@@ -1116,6 +1116,10 @@ async fn a_login_refused_at_the_session_limit_offers_the_users_own_sessions_to_e
         r.text().await.unwrap_or_default()
     );
     assert_eq!(r.headers()["location"], "/");
+    assert!(
+        !b.cookies.contains_key("__Host-portico-pending"),
+        "the login that went on removed the pending identity"
+    );
     let home = b.get(&format!("{}/", s.base)).await.text().await.unwrap();
     assert!(home.contains("<span class=\"who\">hank</span>"), "{home}");
     common::wait::gone(&admin, "hank-cli-0").await;

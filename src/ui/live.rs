@@ -67,8 +67,9 @@ pub struct Change {
     /// Why it ended, once the operator has recorded that (Terminals).
     #[serde(skip)]
     pub ended: Option<crate::api::common::EndReason>,
-    /// Its list row as rendered for a user and for an admin, so an open
-    /// list adds it (sent as `row`, the viewer's one).
+    /// Its list row as rendered for a user and for an admin, on the change
+    /// that created it only, so an open list adds it (sent as `row`, the
+    /// viewer's one).
     #[serde(skip)]
     pub rows: Option<Arc<[String; 2]>>,
     /// It is gone: open lists drop its row.
@@ -248,14 +249,9 @@ fn follow<K, R>(
                 }
                 watcher::Event::InitApply(o) => {
                     let c = change(&o);
-                    relisted_latest.insert(c.key.clone(), c.clone());
-                    let r = row(&o);
-                    let c = match &r {
-                        Some(r) => with_rows(c, r),
-                        None => c,
-                    };
-                    let _ = tx.send(c); // no subscribers: nothing to do
-                    relisted.extend(r);
+                    let _ = tx.send(c.clone()); // no subscribers: nothing to do
+                    relisted_latest.insert(c.key.clone(), c);
+                    relisted.extend(row(&o));
                 }
                 watcher::Event::InitDone => {
                     let fresh = Index::of(relisted.drain(..));
@@ -265,10 +261,16 @@ fn follow<K, R>(
                 }
                 watcher::Event::Apply(o) => {
                     let c = change(&o);
-                    latest.write().unwrap().insert(c.key.clone(), c.clone());
+                    let created = latest.write().unwrap().insert(c.key.clone(), c.clone()).is_none();
                     match row(&o) {
-                        Some(r) => {
+                        // Only a new object's row goes to open lists: a change to one
+                        // on another page must not add it to this one.
+                        Some(r) if created => {
                             let _ = tx.send(with_rows(c, &r));
+                            rows.write().unwrap().upsert(r);
+                        }
+                        Some(r) => {
+                            let _ = tx.send(c);
                             rows.write().unwrap().upsert(r);
                         }
                         None => {

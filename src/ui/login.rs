@@ -159,7 +159,11 @@ pub(super) async fn start_session(state: &State, req: &HttpRequest, user: String
     };
     if let Err(e) = created {
         let message = format!("Your session could not be started: {}", super::state::why(&e));
-        return super::session_limit::offer(state, req, &s.user, &s.groups, &message)
+        let code = match &e {
+            kube::Error::Api(s) => s.code,
+            _ => 0,
+        };
+        return super::session_limit::offer(state, req, (&s.user, &s.groups), (code, &message))
             .unwrap_or_else(|| state.message(StatusCode::FORBIDDEN, "No session", &message));
     }
     tracing::info!(user = %s.user, claim = %name, "logged in");
@@ -168,6 +172,7 @@ pub(super) async fn start_session(state: &State, req: &HttpRequest, user: String
         .cookie(cookies::seal(&state.key, SESSION_COOKIE, &s, COOKIE_LIFETIME))
         .cookie(cookies::removal(LOGIN_COOKIE))
         .cookie(cookies::removal(cookies::PRE_SESSION_COOKIE))
+        .cookie(cookies::removal(super::session_limit::PENDING_COOKIE))
         .finish()
 }
 
@@ -187,5 +192,7 @@ async fn logout(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> HttpRes
         "Your session has ended and its credentials are revoked.",
     );
     r.add_cookie(&cookies::removal(SESSION_COOKIE)).ok();
+    r.add_cookie(&cookies::removal(super::session_limit::PENDING_COOKIE))
+        .ok();
     r
 }

@@ -2,14 +2,18 @@
 //! `maxActivePerUser`): instead of a dead end, the page lists the user's
 //! sessions, newest last, each with "End it and log in". The identity the
 //! provider just verified is kept for five minutes in a sealed cookie of its
-//! own, so ending a session needs no second login; the session is ended as
-//! the user (the API server and the webhook decide, as for `kubectl
-//! delete`), only one of the user's own, and the login then starts again.
+//! own, so ending a session needs no second login (a login that goes on, and
+//! logging out, remove it); the session is ended as the user (the API server
+//! and the webhook decide, as for `kubectl delete`), only one of the user's
+//! own under the dashboard's profile, and the login then starts again.
 
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use kube::{Api, ResourceExt, api::DeleteParams};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Preconditions},
+};
 use minijinja::{context, value::Serde};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +48,9 @@ pub struct Pending {
 pub struct Held {
     /// The SessionClaim's name.
     pub name: String,
+    /// Its UID: the one ended is the one listed, not another made under its name since.
+    #[serde(skip)]
+    pub uid: String,
     /// `dashboard` (a login) or `kubectl` (claimed directly).
     pub via: &'static str,
     /// When it was made, as people read it.
@@ -52,17 +59,19 @@ pub struct Held {
     pub ends: String,
 }
 
-/// The active sessions of `user` among `claims`, oldest first (pure).
-pub fn held_by<'a>(claims: impl IntoIterator<Item = &'a SessionClaim>, user: &str) -> Vec<Held> {
+/// The active sessions of `user` under `profile` among `claims` (the limit
+/// is per profile), oldest first (pure).
+pub fn held_by<'a>(claims: impl IntoIterator<Item = &'a SessionClaim>, user: &str, profile: &str) -> Vec<Held> {
     let mut mine: Vec<&SessionClaim> = claims
         .into_iter()
-        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| c.metadata.deletion_timestamp.is_none() && c.spec.profile == profile)
         .filter(|c| c.status.as_ref().and_then(|s| s.user.as_deref()) == Some(user))
         .collect();
     mine.sort_by_key(|c| (c.metadata.creation_timestamp.clone().map(|t| t.0), c.name_any()));
     mine.into_iter()
         .map(|c| Held {
             name: c.name_any(),
+            uid: c.uid().unwrap_or_default(),
             via: match c.labels().get(MADE_BY_LABEL.0).map(String::as_str) == Some(MADE_BY_LABEL.1) {
                 true => "dashboard",
                 false => "kubectl",
@@ -83,16 +92,19 @@ pub fn held_by<'a>(claims: impl IntoIterator<Item = &'a SessionClaim>, user: &st
         .collect()
 }
 
-/// The page for a login whose session was refused with `message`: the
-/// user's sessions to end, when there are any; else `None`.
+/// The page for a login whose session was refused (`code`, `message`): the
+/// user's sessions of the dashboard's profile to end, when the refusal is a
+/// 403 (the webhook's limit; not an outage) and there are any; else `None`.
 pub(super) fn offer(
     state: &State,
     req: &HttpRequest,
-    user: &str,
-    groups: &[String],
-    message: &str,
+    (user, groups): (&str, &[String]),
+    (code, message): (u16, &str),
 ) -> Option<HttpResponse> {
-    let held = held_by(state.claims().iter().map(|c| &**c), user);
+    if code != 403 {
+        return None;
+    }
+    let held = held_by(state.claims().iter().map(|c| &**c), user, &state.cfg.session.profile);
     if held.is_empty() {
         return None;
     }
@@ -142,16 +154,14 @@ pub(super) async fn end_and_log_in(
         );
     };
     let name = form.get("claim").cloned().unwrap_or_default();
-    if !held_by(state.claims().iter().map(|c| &**c), &p.user)
-        .iter()
-        .any(|h| h.name == name)
-    {
+    let held = held_by(state.claims().iter().map(|c| &**c), &p.user, &state.cfg.session.profile);
+    let Some(uid) = held.iter().find(|h| h.name == name).map(|h| h.uid.clone()) else {
         return state.message(
             StatusCode::NOT_FOUND,
             "Not ended",
             "That is not one of your active sessions (it may have ended already); log in again.",
         );
-    }
+    };
     // As the user: what they may end with kubectl, and nothing more.
     let as_user = Session {
         user: p.user.clone(),
@@ -161,7 +171,13 @@ pub(super) async fn end_and_log_in(
     };
     let ended = match state.as_user(&as_user) {
         Ok(client) => Api::<SessionClaim>::namespaced(client, &state.cfg.session.namespace)
-            .delete(&name, &DeleteParams::default())
+            .delete(
+                &name,
+                &DeleteParams::default().preconditions(Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+            )
             .await
             .map(|_| ()),
         Err(e) => Err(e),
@@ -175,9 +191,9 @@ pub(super) async fn end_and_log_in(
     }
     state.ends.end(&name);
     tracing::info!(user = %p.user, claim = %name, "ended a session to log in");
-    let mut r = super::login::start_session(&state, &req, p.user, p.groups).await;
-    r.add_cookie(&cookies::removal(PENDING_COOKIE)).ok();
-    r
+    // A login that goes on removes the pending cookie itself; one refused
+    // again offers afresh, with a new one.
+    super::login::start_session(&state, &req, p.user, p.groups).await
 }
 
 #[cfg(test)]
@@ -208,7 +224,7 @@ mod tests {
             claim("ending", "alice", "2026-12-06T10:00:00Z", true, true),
             claim("bobs", "bob", "2026-12-06T10:00:00Z", true, false),
         ];
-        let held = held_by(&claims, "alice");
+        let held = held_by(&claims, "alice", "developer");
         let names: Vec<(&str, &str)> = held.iter().map(|h| (h.name.as_str(), h.via)).collect();
         assert_eq!(
             names,
@@ -216,6 +232,7 @@ mod tests {
         );
         assert_eq!(held[0].since, "2026-12-06 10:01:00 UTC");
         assert_eq!(held[0].ends, "2026-12-06 12:00:00 UTC");
-        assert!(held_by(&claims, "carol").is_empty());
+        assert!(held_by(&claims, "carol", "developer").is_empty());
+        assert!(held_by(&claims, "alice", "ops").is_empty(), "the limit is per profile");
     }
 }

@@ -56,7 +56,8 @@
   var source = new EventSource('/events?keys=' + encodeURIComponent(keys.join(',')));
 
   // Open lists (a tbody marked data-live-rows="kind", on an unfiltered first
-  // page) add the row of an object they do not show yet, in their order —
+  // page) add the row of an object just created (only such a change carries
+  // a row) that they do not show yet, in their order —
   // Deployments by namespace and name, Terminals newest first — and drop the
   // row of one that is gone. The row is the server's own rendering.
   function sameOrAfter(a, b) {
@@ -93,8 +94,8 @@
     count(1);
     showEmpty(body);
   }
-  function dropRow(c) {
-    document.querySelectorAll('tbody[data-live-rows] tr[data-live="' + CSS.escape(c.key) + '"]').forEach(function (r) {
+  function dropRow(kind, c) {
+    document.querySelectorAll('tbody[data-live-rows="' + kind + '"] tr[data-live="' + CSS.escape(c.key) + '"]').forEach(function (r) {
       var body = r.parentNode;
       r.remove();
       count(-1);
@@ -104,8 +105,10 @@
 
   function apply(e) {
     var c = JSON.parse(e.data);
-    if (c.gone) dropRow(c);
-    else if (!document.querySelector('[data-live="' + CSS.escape(c.key) + '"]')) addRow(e.type, c);
+    // A Deployment and a Terminal may share namespace/name: rows go by kind.
+    var list = 'tbody[data-live-rows="' + e.type + '"]';
+    if (c.gone) dropRow(e.type, c);
+    else if (c.row && !document.querySelector(list + ' tr[data-live="' + CSS.escape(c.key) + '"]')) addRow(e.type, c);
     document.querySelectorAll('[data-live="' + CSS.escape(c.key) + '"]').forEach(function (el) {
       var ready = el.querySelector('[data-field="ready"]');
       var message = el.querySelector('[data-field="message"]');

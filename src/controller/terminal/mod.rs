@@ -72,20 +72,39 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         ctx,
         pods: pod_store,
         applied: Default::default(),
+        repairs: Default::default(),
     });
     let metrics = tc.ctx.metrics.clone();
     let counted = store.clone();
     let _counting = metrics.count_active(KIND, move || super::active(&counted.state()));
-    // A child deleted by someone else: forget what was applied, and apply again.
+    // A child deleted by someone else: forget what was applied, and apply
+    // again — at once, or when the Terminal's last repair is far enough back.
+    let (later_tx, later_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Terminal>>();
+    let later = futures::stream::unfold(later_rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) });
     let repair = {
         let (tc, store) = (tc.clone(), store.clone());
         move |child: &ObjectMeta| {
             let (uid, terminal) = repair::made_for(child)?;
             let live = store.get(&terminal)?;
-            repair::repairs(uid.as_deref(), Some(&live)).then(|| {
-                tc.applied.forget(&live.uid().unwrap_or_default());
-                terminal
-            })
+            let live_uid = live.uid().unwrap_or_default();
+            if !(repair::repairs(uid.as_deref(), Some(&live)) && repair::named_for(child, &live)) {
+                return None;
+            }
+            tc.applied.forget(&live_uid);
+            match tc.repairs.admit(&live_uid, std::time::Instant::now()) {
+                repair::Admit::Now => Some(terminal),
+                repair::Admit::Waiting => None,
+                repair::Admit::After(wait) => {
+                    let (tc, tx) = (tc.clone(), later_tx.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        tc.repairs.started(&live_uid, std::time::Instant::now());
+                        tc.applied.forget(&live_uid);
+                        let _ = tx.send(terminal);
+                    });
+                    None
+                }
+            }
         }
     };
     // A kubeconfig Secret someone else changed: read it again (its token may be due).
@@ -110,6 +129,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     );
     let client = &tc.ctx.client;
     Controller::for_stream(trigger, store)
+        .reconcile_on(later)
         .watches_stream(pod_events, |pod: Pod| {
             let owner = pod.annotations().get(build::OWNER_ANNOTATION)?.clone();
             let (ns, name) = owner.split_once('/')?;
@@ -141,6 +161,8 @@ struct TerminalContext {
     /// What was last applied for each Terminal, so a pass started by its
     /// pod does not write every child again; the value is when its token is due.
     applied: Records<Timestamp>,
+    /// When each Terminal was last repaired after losing a child.
+    repairs: repair::Limiter,
 }
 
 fn error_policy(t: Arc<Terminal>, err: &Error, tc: Arc<TerminalContext>) -> Action {

@@ -9,7 +9,12 @@
 //! the Terminal's own cleanup start nothing. Children in other clusters are repaired by the
 //! periodic re-apply ([`crate::controller::applied::RESYNC`]).
 
-use std::fmt::Debug;
+use std::{
+    collections::HashMap,
+    fmt::Debug,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use futures::{Stream, StreamExt, future::ready};
 use kube::{
@@ -20,8 +25,11 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use super::build::{OWNER_ANNOTATION, UID_LABEL};
-use crate::{api::Terminal, controller::backoff::WatchBackoff};
+use super::build::{Names, OWNER_ANNOTATION, UID_LABEL};
+use crate::{
+    api::{Terminal, keys::TEMPORARY_NAMESPACE},
+    controller::backoff::WatchBackoff,
+};
 
 /// The deletions of `K` objects labelled with a Terminal's UID, cluster-wide.
 pub fn deletions<K>(client: &Client) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + use<K>
@@ -73,6 +81,75 @@ pub fn made_for(child: &ObjectMeta) -> Option<(Option<String>, ObjectRef<Termina
     Some((uid, ObjectRef::new(name).within(ns)))
 }
 
+/// Whether `child` is named as the operator names what it makes for
+/// `terminal` (pure): a name with the Terminal's short id, or its temporary
+/// namespace. Anyone may label an object of their own; only these count.
+pub fn named_for(child: &ObjectMeta, terminal: &Terminal) -> bool {
+    let name = child.name.as_deref().unwrap_or_default();
+    let id = Names::for_uid(&terminal.uid().unwrap_or_default()).id;
+    name.contains(&id) || terminal.annotations().get(TEMPORARY_NAMESPACE).map(String::as_str) == Some(name)
+}
+
+/// At most one repair per Terminal in [`REPAIR_EVERY`]: something that keeps
+/// deleting a child (a policy tool) does not spin the operator. A repair
+/// asked for sooner is not lost: it waits until the window has passed.
+#[derive(Default)]
+pub struct Limiter {
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    /// When each Terminal (by UID) was last repaired.
+    last: HashMap<String, Instant>,
+    /// Terminals with a repair waiting.
+    waiting: std::collections::HashSet<String>,
+}
+
+/// The shortest time between two repairs of one Terminal.
+pub const REPAIR_EVERY: Duration = Duration::from_secs(10);
+
+/// What to do with a repair asked for now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Start the pass now.
+    Now,
+    /// Start it after this long (a repair already waits: nothing more).
+    After(Duration),
+    /// One is already waiting.
+    Waiting,
+}
+
+impl Limiter {
+    /// Whether the Terminal with `uid` may be repaired at `now`; records it.
+    pub fn admit(&self, uid: &str, now: Instant) -> Admit {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.last.len() > 10_000 {
+            st.last.retain(|_, at| now.duration_since(*at) < REPAIR_EVERY);
+        }
+        if st.waiting.contains(uid) {
+            return Admit::Waiting;
+        }
+        match st.last.get(uid).map(|at| now.duration_since(*at)) {
+            Some(since) if since < REPAIR_EVERY => {
+                st.waiting.insert(uid.to_string());
+                Admit::After(REPAIR_EVERY - since)
+            }
+            _ => {
+                st.last.insert(uid.to_string(), now);
+                Admit::Now
+            }
+        }
+    }
+
+    /// The waiting repair of `uid` starts at `now`.
+    pub fn started(&self, uid: &str, now: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.waiting.remove(uid);
+        st.last.insert(uid.to_string(), now);
+    }
+}
+
 /// Whether losing a child made for the Terminal with `uid` should start a
 /// pass of `terminal` as it is now (pure): the same Terminal (not one made
 /// again under its name; any, when the child lost its UID label), and not
@@ -109,6 +186,40 @@ mod tests {
             (None, "b"),
             "its label was removed"
         );
+    }
+
+    #[test]
+    fn only_children_named_for_the_terminal_count() {
+        let t: Terminal = serde_json::from_value(json!({"apiVersion": "portico.dev/v1alpha1", "kind": "Terminal",
+            "metadata": {"name": "shell", "namespace": "team-a", "uid": "u-1",
+                         "annotations": {TEMPORARY_NAMESPACE: "term-x7k2p"}},
+            "spec": {"host": {"pod": {"image": "toolbox"}}, "target": {}}}))
+        .unwrap();
+        let id = Names::for_uid("u-1").id;
+        let named = |name: &str| named_for(&meta(json!({"name": name})), &t);
+        assert!(named(&format!("term-attach-{id}")) && named(&format!("term-{id}-kubeconfig")));
+        assert!(named("term-x7k2p"), "its temporary namespace");
+        assert!(!named("someone-elses-secret"), "a labelled object of someone else");
+    }
+
+    #[test]
+    fn repairs_of_one_terminal_are_spaced_and_none_is_lost() {
+        let l = Limiter::default();
+        let now = Instant::now();
+        let at = |s: u64| now + Duration::from_secs(s);
+        assert_eq!(l.admit("u-1", now), Admit::Now);
+        assert_eq!(
+            l.admit("u-1", at(1)),
+            Admit::After(REPAIR_EVERY - Duration::from_secs(1))
+        );
+        assert_eq!(l.admit("u-1", at(2)), Admit::Waiting, "one waits already");
+        assert_eq!(l.admit("u-2", at(2)), Admit::Now, "another Terminal");
+        l.started("u-1", at(10));
+        assert_eq!(
+            l.admit("u-1", at(11)),
+            Admit::After(REPAIR_EVERY - Duration::from_secs(1))
+        );
+        assert_eq!(l.admit("u-1", at(25)), Admit::Waiting);
     }
 
     #[test]
