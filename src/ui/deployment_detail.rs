@@ -92,11 +92,12 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
         ),
         None => Err("the template is no longer in the catalog".into()),
     };
+    let conditions = d.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let ctx = context! {
         rendered => rendered.as_ref().ok(), rendered_error => rendered.err(),
         d => Serde(&d),
-        ready => super::live::ready_of(&d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()),
-        state => super::live::state_of(&d.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default()),
+        ready => super::live::ready_of(conditions),
+        state => super::live::state_of(conditions),
         events => Serde(events.as_ref().ok()), events_error => events.err(),
         pods => Serde(pods.as_ref().ok()), pods_error => pods.err(),
     };

@@ -170,9 +170,9 @@ impl ListFilter {
 /// The Deployments in the namespaces where the user may list them (as the
 /// API server answers), whoever created them, filtered: a page of the rows the watch keeps.
 pub async fn list(state: State, LoggedIn(s): LoggedIn, filter: web::Query<ListFilter>) -> Page {
-    // Read apart: the rows' lock is not held while the API server is asked.
-    let namespaces = state.live.deployments.read().unwrap().namespaces();
-    let readable = state.readable(&s, readable::DEPLOYMENTS, namespaces).await?;
+    let readable = state
+        .readable(&s, readable::DEPLOYMENTS, &state.live.deployments)
+        .await?;
     let filter = filter.into_inner();
     let creator = Some(filter.user.as_str()).filter(|u| !u.is_empty());
     let (page, users, templates) = {

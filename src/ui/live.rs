@@ -193,12 +193,13 @@ pub fn state_of(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Co
 }
 
 fn change<K: Summary>(o: &K) -> Change {
+    let conditions = o.conditions();
     Change {
         kind: K::KIND,
         key: format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
         creator: crate::creator::creator_name(o),
-        ready: ready_of(&o.conditions()),
-        state: state_of(&o.conditions()),
+        ready: ready_of(&conditions),
+        state: state_of(&conditions),
         message: o.message(),
         expires: o.expires(),
         ended: o.ended(),
@@ -262,20 +263,15 @@ fn follow<K, R>(
                 watcher::Event::Apply(o) => {
                     let c = change(&o);
                     let created = latest.write().unwrap().insert(c.key.clone(), c.clone()).is_none();
-                    match row(&o) {
-                        // Only a new object's row goes to open lists: a change to one
-                        // on another page must not add it to this one.
-                        Some(r) if created => {
-                            let _ = tx.send(with_rows(c, &r));
-                            rows.write().unwrap().upsert(r);
-                        }
-                        Some(r) => {
-                            let _ = tx.send(c);
-                            rows.write().unwrap().upsert(r);
-                        }
-                        None => {
-                            let _ = tx.send(c);
-                        }
+                    let r = row(&o);
+                    // Only a new object's row goes to open lists: a change to one
+                    // on another page must not add it to this one.
+                    let _ = tx.send(match &r {
+                        Some(r) if created => with_rows(c, r),
+                        _ => c,
+                    });
+                    if let Some(r) = r {
+                        rows.write().unwrap().upsert(r);
                     }
                 }
                 watcher::Event::Delete(o) => {
@@ -334,12 +330,12 @@ const MAX_KEYS: usize = 500;
 /// [`Change::kind`] of Deployments.
 const DEPLOYMENT: &str = <Deployment as Summary>::KIND;
 
-/// One change as a Server-Sent Event, with its list row as `viewer` sees it
-/// (an admin's has the creator column).
-fn event(c: &Change, viewer: Viewer) -> Result<Bytes, actix_web::Error> {
+/// One change as a Server-Sent Event, with its list row as the viewer sees
+/// it (an admin's has the creator column).
+fn event(c: &Change, admin: bool) -> Result<Bytes, actix_web::Error> {
     let mut json = serde_json::to_value(c).unwrap_or_default();
     if let (Some(rows), Some(o)) = (&c.rows, json.as_object_mut()) {
-        let row = match (c.kind, viewer.admin) {
+        let row = match (c.kind, admin) {
             // The Deployments list shows everyone the creator.
             (DEPLOYMENT, _) | (_, true) => &rows[1],
             _ => &rows[0],
@@ -347,12 +343,6 @@ fn event(c: &Change, viewer: Viewer) -> Result<Bytes, actix_web::Error> {
         o.insert("row".into(), row.as_str().into());
     }
     Ok(Bytes::from(format!("event: {}\ndata: {json}\n\n", c.kind)))
-}
-
-/// Who a stream is for.
-#[derive(Debug, Clone, Copy)]
-struct Viewer {
-    admin: bool,
 }
 
 /// Whether the lists would show `c` to `s`: a Deployment where `s` may list
@@ -378,16 +368,15 @@ pub async fn events(state: State, LoggedIn(s): LoggedIn, q: web::Query<Watching>
     let rx = state.live.changes.subscribe();
     let keys: Vec<&str> = q.keys.split(',').filter(|k| !k.is_empty()).take(MAX_KEYS).collect();
     let mut now = vec![];
-    let viewer = Viewer { admin };
     for c in state.live.current(&keys, |_| true) {
         if may_see(&state, &s, admin, &c).await {
-            now.push(event(&c, viewer));
+            now.push(event(&c, admin));
         }
     }
     let (seeing, session) = (state.clone(), s.clone());
     let changes = stream_of(rx).filter_map(move |c| {
         let (state, s) = (seeing.clone(), session.clone());
-        async move { may_see(&state, &s, admin, &c).await.then(|| event(&c, viewer)) }
+        async move { may_see(&state, &s, admin, &c).await.then(|| event(&c, admin)) }
     });
     // A comment every 15 s keeps proxies from closing an idle stream.
     let pings = futures::stream::unfold((), |_| async {

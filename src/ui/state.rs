@@ -298,13 +298,16 @@ impl UiState {
         self.readable.get(s, kind, &client, namespaces).await
     }
 
-    /// [`readable_for`](Self::readable_for), or the page saying the API server could not be asked.
-    pub(super) async fn readable(
+    /// [`readable_for`](Self::readable_for) among the namespaces of `rows`,
+    /// or the page saying the API server could not be asked.
+    pub(super) async fn readable<R: super::rows::Row>(
         &self,
         s: &Session,
         kind: super::readable::Listed,
-        namespaces: std::collections::BTreeSet<String>,
+        rows: &super::live::Rows<R>,
     ) -> Result<Arc<super::readable::Readable>, PageError> {
+        // Read apart: the rows' lock is not held while the API server is asked.
+        let namespaces = rows.read().unwrap().namespaces();
         self.readable_for(s, kind, namespaces)
             .await
             .map_err(|e| self.unavailable(s, &e))

@@ -105,9 +105,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
     let admin = state.is_admin(&s);
     let creator = (!admin).then_some(s.user.as_str());
     // Only where the user may list Terminals, as for kubectl.
-    // Read apart: the rows' lock is not held while the API server is asked.
-    let namespaces = state.live.terminals.read().unwrap().namespaces();
-    let readable = state.readable(&s, readable::TERMINALS, namespaces).await?;
+    let readable = state.readable(&s, readable::TERMINALS, &state.live.terminals).await?;
     let page = {
         let index = state.live.terminals.read().unwrap();
         let visible = || index.rows(creator).filter(|r| readable.has(&r.key().0));

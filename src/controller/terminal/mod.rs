@@ -14,10 +14,7 @@ use std::sync::Arc;
 use build::{Names, Side};
 use futures::StreamExt;
 use k8s_openapi::{
-    api::{
-        core::v1::{Namespace, Pod, Secret, ServiceAccount},
-        rbac::v1::{ClusterRoleBinding, Role, RoleBinding},
-    },
+    api::core::v1::{Pod, Secret, ServiceAccount},
     jiff::Timestamp,
 };
 use kube::{
@@ -120,30 +117,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             })
         }
     };
-    let (r0, r1, r2, r3, r4) = (
-        repair.clone(),
-        repair.clone(),
-        repair.clone(),
-        repair.clone(),
-        repair.clone(),
-    );
     let client = &tc.ctx.client;
+    let lost = repair::lost(client).filter_map(move |child| futures::future::ready(repair(&child)));
     Controller::for_stream(trigger, store)
-        .reconcile_on(later)
+        .reconcile_on(futures::stream::select(lost, later))
         .watches_stream(pod_events, |pod: Pod| {
             let owner = pod.annotations().get(build::OWNER_ANNOTATION)?.clone();
             let (ns, name) = owner.split_once('/')?;
             Some(ObjectRef::<Terminal>::new(name).within(ns))
         })
-        .watches_stream(repair::deletions::<Namespace>(client), move |o| r0(&o.metadata))
-        .watches_stream(repair::deletions::<ServiceAccount>(client), move |o| r1(&o.metadata))
-        .watches_stream(repair::deletions::<Role>(client), move |o| r2(&o.metadata))
-        .watches_stream(repair::deletions::<RoleBinding>(client), move |o| r3(&o.metadata))
-        .watches_stream(
-            repair::deletions::<ClusterRoleBinding>(client),
-            move |o| r4(&o.metadata),
-        )
-        .watches_stream(repair::deletions::<Secret>(client), move |o| repair(&o.metadata))
         .watches_stream(repair::changes::<Secret>(client), reread)
         .trigger_backoff(WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))

@@ -1,13 +1,16 @@
-//! Children deleted by someone else are made again at once. The metadata of
-//! what the operator makes for Terminals in its own cluster — service
-//! accounts, Roles, RoleBindings, ClusterRoleBindings and kubeconfig
-//! Secrets, each labelled with its Terminal's UID — is watched; a deletion
-//! forgets what was applied for that Terminal and starts its pass, which
-//! applies everything again. (Pods have their own watch, whose events start
-//! a pass that finds the pod missing.) A kubeconfig Secret whose token
-//! someone else changed starts a pass that reads it again. Deletions during
-//! the Terminal's own cleanup start nothing. Children in other clusters are repaired by the
-//! periodic re-apply ([`crate::controller::applied::RESYNC`]).
+//! Children deleted by someone else are made again. The metadata of what
+//! the operator makes for Terminals in its own cluster — temporary
+//! namespaces, service accounts, Roles, RoleBindings, ClusterRoleBindings
+//! and kubeconfig Secrets, each labelled with its Terminal's UID — is
+//! watched; a deletion, or the loss of that label (which a watch by label
+//! reports as one), forgets what was applied for that Terminal and starts
+//! its pass, which applies everything again or refuses a temporary
+//! namespace that lost its mark — at most once per [`REPAIR_EVERY`] for one
+//! Terminal. (Pods have their own watch, whose events start a pass that
+//! finds the pod missing.) A kubeconfig Secret whose token someone else
+//! changed starts a pass that reads it again. Deletions during the
+//! Terminal's own cleanup start nothing. Children in other clusters are
+//! repaired by the periodic re-apply ([`crate::controller::applied::RESYNC`]).
 
 use std::{
     collections::HashMap,
@@ -16,7 +19,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{Stream, StreamExt, future::ready};
+use futures::{Stream, StreamExt, future::ready, stream::BoxStream};
+use k8s_openapi::api::{
+    core::v1::{Namespace, Secret, ServiceAccount},
+    rbac::v1::{ClusterRoleBinding, Role, RoleBinding},
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::ObjectMeta,
@@ -31,12 +38,28 @@ use crate::{
     controller::backoff::WatchBackoff,
 };
 
-/// The deletions of `K` objects labelled with a Terminal's UID, cluster-wide.
-pub fn deletions<K>(client: &Client) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + use<K>
+/// The metadata of every child lost in this cluster, of each kind the
+/// operator makes for Terminals (pods aside); a watch's errors are retried
+/// by its backoff.
+pub fn lost(client: &Client) -> impl Stream<Item = ObjectMeta> + Send + use<> {
+    futures::stream::select_all([
+        lost_of::<Namespace>(client),
+        lost_of::<ServiceAccount>(client),
+        lost_of::<Role>(client),
+        lost_of::<RoleBinding>(client),
+        lost_of::<ClusterRoleBinding>(client),
+        lost_of::<Secret>(client),
+    ])
+}
+
+/// The deletions of `K` objects labelled with a Terminal's UID, cluster-wide, as their metadata.
+fn lost_of<K>(client: &Client) -> BoxStream<'static, ObjectMeta>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    labelled(client, true)
+    labelled::<K>(client, true)
+        .filter_map(|deleted| ready(deleted.ok().map(|o| o.metadata)))
+        .boxed()
 }
 
 /// The changes of `K` objects labelled with a Terminal's UID, cluster-wide

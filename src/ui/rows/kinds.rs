@@ -77,14 +77,15 @@ impl DeploymentRow {
         let key = key_of(d);
         let creator = crate::creator::creator_name(d);
         let st = d.status.as_ref();
-        let ready = super::super::live::ready_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default());
+        let conditions = st.map(|s| s.conditions.as_slice()).unwrap_or_default();
+        let ready = super::super::live::ready_of(conditions);
         let message = st.and_then(|s| s.message.as_deref()).unwrap_or_default();
         let cells = DeploymentCells {
             namespace: &key.0,
             name: &key.1,
             template: &d.spec.template.name,
             ready: &ready,
-            state: super::super::live::state_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default()),
+            state: super::super::live::state_of(conditions),
             message,
             creator: &creator,
         };
@@ -156,7 +157,8 @@ impl TerminalRow {
         let key = key_of(t);
         let creator = crate::creator::creator_name(t);
         let st = t.status.as_ref();
-        let ready = super::super::live::ready_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default());
+        let conditions = st.map(|s| s.conditions.as_slice()).unwrap_or_default();
+        let ready = super::super::live::ready_of(conditions);
         let expires = st
             .and_then(|s| s.expires_at.as_ref())
             .map(|x| x.0.to_string())
@@ -166,7 +168,7 @@ impl TerminalRow {
             name: &key.1,
             title: &title_of(t),
             ready: &ready,
-            state: super::super::live::state_of(st.map(|s| s.conditions.as_slice()).unwrap_or_default()),
+            state: super::super::live::state_of(conditions),
             message: st.and_then(|s| s.message.as_deref()).unwrap_or_default(),
             expires: &expires,
             creator: &creator,
