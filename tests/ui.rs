@@ -615,10 +615,89 @@ async fn create_as(user: &str, groups: &[&str], ns: &str, name: &str) -> portico
 }
 
 #[tokio::test]
+async fn the_detail_page_shows_events_only_to_users_who_may_list_them() {
+    let s = stack().await;
+    let mine = create_as("alice", &["developers"], "team-a", "events-a").await;
+    // An Event about alice's Deployment, as a controller would record it,
+    // and one in another namespace that names its UID (not about it).
+    let admin = shared_with_operator().admin_client().await.unwrap();
+    for (ns, reason) in [("team-a", "SeenByTheTest"), ("team-b", "ForgedElsewhere")] {
+        let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "events-a.test", "namespace": ns},
+            "involvedObject": {"apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "name": "events-a",
+                               "namespace": ns, "uid": mine.metadata.uid},
+            "reason": reason, "message": "an event for the detail page", "type": "Normal",
+            "lastTimestamp": k8s_openapi::jiff::Timestamp::now().to_string(),
+        }))
+        .unwrap();
+        Api::<k8s_openapi::api::core::v1::Event>::namespaced(admin.clone(), ns)
+            .create(&Default::default(), &event)
+            .await
+            .unwrap();
+    }
+    // ivy may read Portico's Deployments in team-a, but not its Events.
+    let rbac = [
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "ivy-deployments", "namespace": "team-a"},
+            "rules": [{"apiGroups": ["portico.dev"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "ivy-deployments", "namespace": "team-a"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ivy-deployments"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ivy"}]}),
+    ];
+    let pp = kube::api::PatchParams::apply("ui-test").force();
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(admin.clone(), "team-a");
+    roles
+        .patch("ivy-deployments", &pp, &kube::api::Patch::Apply(&rbac[0]))
+        .await
+        .unwrap();
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(admin.clone(), "team-a");
+    bindings
+        .patch("ivy-deployments", &pp, &kube::api::Patch::Apply(&rbac[1]))
+        .await
+        .unwrap();
+
+    let url = format!("{}/deployments/team-a/events-a", s.base);
+    let detail = {
+        let _turn = ALICE_TURN.lock().await;
+        let mut alice = Browser::new();
+        alice.login(&s.base, "alice").await;
+        // The Events come from the dashboard's watch, which may trail the create by a moment.
+        let mut detail = String::new();
+        for _ in 0..100 {
+            detail = alice.get(&url).await.text().await.unwrap();
+            if detail.contains("SeenByTheTest") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        detail
+    };
+    assert!(
+        detail.contains("SeenByTheTest") && detail.contains("an event for the detail page"),
+        "{detail}"
+    );
+    assert!(!detail.contains("ForgedElsewhere"), "{detail}");
+
+    let mut ivy = Browser::new();
+    ivy.login(&s.base, "ivy").await;
+    let r = ivy.get(&url).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let detail = r.text().await.unwrap();
+    assert!(detail.contains("team-a/events-a"), "the page itself: {detail}");
+    assert!(
+        detail.contains("The events cannot be shown: you may not list Events in namespace team-a."),
+        "{detail}"
+    );
+    assert!(!detail.contains("SeenByTheTest"), "{detail}");
+}
+
+#[tokio::test]
 async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_changes() {
     let s = stack().await;
-    let mine = create_as("alice", &["developers"], "team-a", "filter-a").await;
+    create_as("alice", &["developers"], "team-a", "filter-a").await;
     create_as("bob", &["developers"], "team-b", "filter-b").await;
+    let admin = shared_with_operator().admin_client().await.unwrap();
     // Applied into team-a by a GitOps controller: another identity, with edit there.
     create_as(
         "system:serviceaccount:flux-system:kustomize-controller",
@@ -627,21 +706,6 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
         "filter-gitops",
     )
     .await;
-    // An Event about alice's Deployment, as a controller would record it.
-    let admin = shared_with_operator().admin_client().await.unwrap();
-    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "filter-a.test", "namespace": "team-a"},
-        "involvedObject": {"apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "name": "filter-a",
-                           "namespace": "team-a", "uid": mine.metadata.uid},
-        "reason": "SeenByTheTest", "message": "an event for the detail page", "type": "Normal",
-        "lastTimestamp": k8s_openapi::jiff::Timestamp::now().to_string(),
-    }))
-    .unwrap();
-    Api::<k8s_openapi::api::core::v1::Event>::namespaced(admin.clone(), "team-a")
-        .create(&Default::default(), &event)
-        .await
-        .unwrap();
-
     // carol (admin) filters by user and template; the watch cache may trail the create by a moment.
     let mut carol = Browser::new();
     carol.login(&s.base, "carol").await;
@@ -737,7 +801,6 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
         .text()
         .await
         .unwrap();
-    assert!(detail.contains("SeenByTheTest") && detail.contains("an event for the detail page"));
     assert!(
         detail.contains("Rendered manifests") && detail.contains("kind: Deployment"),
         "the rendered manifests are shown: {detail}"

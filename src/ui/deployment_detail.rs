@@ -1,14 +1,16 @@
 //! One Deployment: the detail page (conditions, resources and their health,
 //! outputs, history, the rendered template's name, Events, its pods), the
-//! pod log, and updating its parameters. All read and written as the user.
+//! pod log, and updating its parameters. Read and written as the user;
+//! the Events come from the dashboard's watch cache, shown to users who may
+//! list Events in the namespace.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use actix_web::{HttpResponse, http::StatusCode, web};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::{
-    Api, Client, ResourceExt,
-    api::{ListParams, LogParams, Patch, PatchParams},
+    Api, ResourceExt,
+    api::{LogParams, Patch, PatchParams},
 };
 use minijinja::{context, value::Serde};
 use serde_json::{Map, Value};
@@ -37,29 +39,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Lines of pod log shown.
 const LOG_LINES: i64 = 500;
 
-/// The Events about the object with this UID, newest first, read as the user.
-async fn events_of(client: &Client, ns: &str, uid: &str) -> Result<Vec<Value>, kube::Error> {
-    let list = Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
-        .await?;
-    let mut items: Vec<Value> = list
-        .items
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "type": e.type_, "reason": e.reason, "message": e.message, "count": e.count,
-                "time": e.last_timestamp.as_ref().map(|t| t.0.to_string())
-                    .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string())),
-            })
-        })
-        .collect();
-    items.sort_by(|a, b| b["time"].as_str().cmp(&a["time"].as_str()));
-    Ok(items)
+/// The Events about `d`, newest first, from the watch cache, if `s` may
+/// list Events in its namespace (asked as the user, the answer kept a while).
+async fn events_of(state: &State, s: &Session, d: &Deployment) -> Result<Vec<super::events::Shown>, String> {
+    let ns = d.namespace().unwrap_or_default();
+    let readable = state
+        .readable_for(s, super::readable::EVENTS, [ns.clone()].into())
+        .await
+        .map_err(|e| why(&e))?;
+    if !readable.has(&ns) {
+        return Err(format!("you may not list Events in namespace {ns}."));
+    }
+    Ok(state.events.read().unwrap().of(&ns, &d.uid().unwrap_or_default()))
 }
 
 /// `GET /deployments/{ns}/{name}`: the Deployment read as the user (which
-/// is the user's authorisation), then its Events and pods at once; the
-/// template from the catalog's watch cache.
+/// is the user's authorisation), then its pods (read as the user) and its
+/// Events (from the watch cache, where the user may list Events) at once;
+/// the template from the catalog's watch cache.
 pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> Page {
     let (ns, name) = path.into_inner();
     let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
@@ -67,9 +64,7 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
     let d: Deployment = state.get_as_user(&s, &ns, &name, &missing).await?;
     // Events and pods are extras: a refusal is shown in their place, not
     // instead of the page. Both are read as the user, at the same time.
-    let uid = d.uid().unwrap_or_default();
-    let (events, pods) = futures::join!(events_of(&client, &ns, &uid), pods_of_deployment(&client, &ns, &d));
-    let events = events.map_err(|e| why(&e));
+    let (events, pods) = futures::join!(events_of(&state, &s, &d), pods_of_deployment(&client, &ns, &d));
     let pods = pods.map_err(|e| why(&e)).map(|ps| {
         ps.iter()
             .map(|p| {

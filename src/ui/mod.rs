@@ -14,6 +14,7 @@ pub mod csrf;
 pub mod deployment_detail;
 pub mod deployment_pods;
 pub mod deployments;
+pub mod events;
 pub mod form;
 pub mod format;
 pub mod live;

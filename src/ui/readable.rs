@@ -107,6 +107,12 @@ pub const TERMINALS: Listed = Listed {
     resource: "terminals",
 };
 
+/// Events (the detail page shows a Deployment's).
+pub const EVENTS: Listed = Listed {
+    group: "",
+    resource: "events",
+};
+
 type Key = (String, Vec<String>, Listed);
 
 /// Answers by user, groups and kind, each with when it was asked.

@@ -46,6 +46,8 @@ pub struct UiState {
     pub(super) live: super::live::Live,
     /// The template catalog, from a watch cache.
     pub(super) catalog: super::catalog_cache::Catalog,
+    /// The Events about Deployments, from a watch cache.
+    pub(super) events: super::events::Events,
     /// The page templates (also the watch's, which renders the list rows).
     pages: Arc<Environment<'static>>,
     heartbeats: Mutex<HashMap<String, Instant>>,
@@ -132,15 +134,17 @@ impl UiState {
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
         let pages = Arc::new(pages(&cfg));
-        let (live, catalog) = futures::join!(
+        let (live, catalog, events) = futures::join!(
             super::live::start(client.clone(), pages.clone()),
             super::catalog_cache::Catalog::start(&client, &cfg.catalog_namespaces),
+            super::events::start(client.clone()),
         );
         let live = live?;
         let cfg_proxies = cfg.trusted_proxies.clone();
         Ok(Arc::new(UiState {
             live,
             catalog,
+            events,
             pages,
             cfg,
             key,

@@ -2,7 +2,7 @@
 // tests. Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI [HOST]
 // (HOST, default 127.0.0.1: the address it listens on and names in its issuer,
 // e.g. the node's bridge address for a dashboard running in a pod).
-// Users (any password): alice, bob, dave, erin, frank, hank (developers), carol (portico-admins).
+// Users (any password): alice, bob, dave, erin, frank, hank, ivy (developers), carol (portico-admins).
 // Prints "ready ISSUER" on stdout once it listens.
 import Provider from 'oidc-provider';
 
@@ -16,6 +16,7 @@ const users = {
   erin: { groups: ['developers'] },
   frank: { groups: ['developers'] },
   hank: { groups: ['developers'] },
+  ivy: { groups: ['developers'] },
 };
 
 const provider = new Provider(issuer, {
