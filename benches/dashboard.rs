@@ -286,7 +286,7 @@ async fn main() {
             &["get", "deployments.portico.dev", "-n", "team-b"][..],
         ),
         (
-            "deployment detail (read as the user: object, Events, pods)".to_string(),
+            "deployment detail (object and pods as the user, Events from the cache)".to_string(),
             format!("{base}/deployments/team-a/bench-0"),
             &alice,
             &["describe", "deployments.portico.dev", "-n", "team-a", "bench-0"][..],

@@ -773,3 +773,105 @@ async fn a_certificate_directory_rotated_mid_run_is_served_and_trusted_without_a
     trusted_and_admitting(cp, &op, &second.ca_pem, "rotated-dir").await;
     delete_all_and_check_nothing_left(&["rotated-dir".to_string()]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_operator_writes_only_the_children_that_went_missing() {
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let extra = format!("leaderElection: {{enabled: false}}\n{}", common::TEST_PROFILES);
+    let (config, port) = write_config(cp, &extra);
+    let op = Operator::start(cp, config.clone(), port).await;
+    let alice: Api<Terminal> = Api::namespaced(cp.client_as("alice", &["developers"]).await.unwrap(), "team-a");
+    let names: Vec<String> = vec!["restart-kept".into(), "restart-mended".into()];
+    for n in &names {
+        alice.create(&PostParams::default(), &terminal(n)).await.unwrap();
+    }
+    converged(&names).await;
+    let admin = cp.admin_client().await.unwrap();
+    let terminals: Api<Terminal> = Api::namespaced(admin.clone(), "team-a");
+    for n in &names {
+        let recorded = |t: Option<&Terminal>| {
+            t.and_then(|t| t.status.as_ref())
+                .is_some_and(|s| s.children_digest.is_some())
+        };
+        tokio::time::timeout(Duration::from_secs(60), await_condition(terminals.clone(), n, recorded))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut ids = vec![];
+    for n in &names {
+        let uid = terminals.get(n).await.unwrap().uid().unwrap();
+        ids.push(portico::controller::terminal::build::Names::for_uid(&uid));
+    }
+    let (kept, mended) = (&ids[0], &ids[1]);
+    drop(op);
+    // While the operator is down, one Terminal loses its attach service account.
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "team-a");
+    sas.delete(&mended.attach, &DeleteParams::default()).await.unwrap();
+    common::wait::gone(&sas, &mended.attach).await;
+    let kept_children = [
+        kept.pod.clone(),
+        kept.attach.clone(),
+        kept.access.clone(),
+        kept.kubeconfig_secret.clone(),
+    ];
+    // The operator's writes to them, from the API server's audit log.
+    let writes_to_kept = || {
+        cp.audit_events()
+            .into_iter()
+            .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+            .filter(|e| e.user.username == "system:serviceaccount:portico-system:portico-operator")
+            .filter(|e| {
+                e.object_ref
+                    .as_ref()
+                    .is_some_and(|o| o.subresource.is_empty() && kept_children.contains(&o.name))
+            })
+            .map(|e| e.request_uri)
+            .collect::<Vec<_>>()
+    };
+    let before = writes_to_kept();
+    // The same configuration under another name: the restarted operator logs to a file of its own.
+    let restarted = config.with_file_name("restarted-operator.yaml");
+    std::fs::copy(&config, &restarted).unwrap();
+    let op = Operator::start(cp, restarted, port).await;
+    // The missing one is made again ...
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(sas.clone(), &mended.attach, |sa: Option<&ServiceAccount>| sa.is_some()),
+    )
+    .await
+    .expect("the attach service account made again after the restart")
+    .unwrap();
+    // ... and the other Terminal's first pass found its children as recorded and wrote none.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&op.log_path).unwrap();
+        if log
+            .lines()
+            .any(|l| l.contains("team-a/restart-kept") && l.contains("children as recorded in the status"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pass of restart-kept found its children as recorded; log:\n{}",
+            op.process.log_tail(60)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = std::fs::read_to_string(&op.log_path).unwrap();
+    let passes: Vec<&str> = log.lines().filter(|l| l.contains("team-a/restart-kept")).collect();
+    assert_eq!(
+        writes_to_kept(),
+        before,
+        "the restart wrote restart-kept's children again; its passes:\n{}",
+        passes.join("\n")
+    );
+    for n in &names {
+        terminals.delete(n, &DeleteParams::default()).await.unwrap();
+    }
+    for n in &names {
+        common::wait::gone(&terminals, n).await;
+    }
+}

@@ -222,4 +222,9 @@ pub struct TerminalStatus {
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The digest of the children the operator last applied (every object
+    /// as written, but the token Secret): a restarted operator that finds
+    /// them unchanged and present writes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children_digest: Option<String>,
 }

@@ -12,12 +12,12 @@ use tracing::info;
 use super::{
     build::{self, Names, Side},
     now,
+    plan::Plan,
 };
 use crate::{
     api::Terminal,
     clusters::ClusterClient,
     controller::{Context, Error, apply, kube_err, report::token_renewed},
-    creator::Creator,
     install::FIELD_MANAGER,
     lifetime::until,
     tokens as token,
@@ -85,8 +85,8 @@ pub(super) async fn apply_children(
     n: &Names,
     (target, host): (&ClusterClient, &ClusterClient),
     places: &Places<'_>,
+    plan: &Plan,
     expires: Timestamp,
-    creator: &Creator,
 ) -> Result<(Timestamp, Option<Pod>), Error> {
     let secrets: Api<Secret> = Api::namespaced(host.client.clone(), &places.host.namespace);
     let read_secret = async {
@@ -96,9 +96,9 @@ pub(super) async fn apply_children(
             .map_err(kube_err("read kubeconfig Secret"))
     };
     let (account_uid, existing, _) = tokio::try_join!(
-        apply_target(t, n, target, places.target, places.access),
+        apply_target(plan, target, places.access),
         read_secret,
-        apply_host_access(t, n, host, places.host, creator),
+        apply_host_access(plan, host),
     )?;
     // A token issued for an access service account since deleted died with it.
     let existing = existing.filter(|s| build::token_for_account(s, account_uid.as_deref()));
@@ -110,24 +110,16 @@ pub(super) async fn apply_children(
             None => Ok(()),
         }
     };
-    let pod = build::pod(t, n, places.host, &ctx.config.terminal);
-    let (_, applied) = tokio::try_join!(write_secret, apply(&host.client, &pod))?;
+    let (_, applied) = tokio::try_join!(write_secret, apply(&host.client, &plan.pod))?;
     // The API server's answer is the pod as it is now (its status too).
     Ok((renew_at, applied.try_parse::<Pod>().ok()))
 }
 
 /// The access service account and its bindings in the target; returns the
 /// service account's UID.
-async fn apply_target(
-    t: &Terminal,
-    n: &Names,
-    target: &ClusterClient,
-    side: &Side,
-    access: &Side,
-) -> Result<Option<String>, Error> {
+async fn apply_target(plan: &Plan, target: &ClusterClient, access: &Side) -> Result<Option<String>, Error> {
     let service_account = async {
-        let sa = build::service_account(t, &n.access, access);
-        let applied = match apply(&target.client, &sa).await {
+        let applied = match apply(&target.client, &plan.access).await {
             Ok(applied) => applied,
             // The first Terminal in a cluster: make the access namespace, then try again.
             Err(Error::Kube {
@@ -137,15 +129,15 @@ async fn apply_target(
                 if create_namespace(&target.client, &build::access_namespace(&access.namespace)).await? {
                     info!(namespace = %access.namespace, "created the access namespace");
                 }
-                apply(&target.client, &sa).await?
+                apply(&target.client, &plan.access).await?
             }
             Err(e) => return Err(e),
         };
         Ok(applied.metadata.uid)
     };
-    let (rbs, crbs) = build::target_bindings(t, n, side, access);
-    let bindings = futures::future::try_join_all(rbs.iter().map(|rb| apply(&target.client, rb)));
-    let cluster_bindings = futures::future::try_join_all(crbs.iter().map(|crb| apply(&target.client, crb)));
+    let bindings = futures::future::try_join_all(plan.bindings.iter().map(|rb| apply(&target.client, rb)));
+    let cluster_bindings =
+        futures::future::try_join_all(plan.cluster_bindings.iter().map(|crb| apply(&target.client, crb)));
     let (uid, _, _) = tokio::try_join!(service_account, bindings, cluster_bindings)?;
     Ok(uid)
 }
@@ -206,20 +198,11 @@ fn target_server(ctx: &Context, target: &ClusterClient) -> String {
 }
 
 /// The attach service account, Role and RoleBinding in the host, at once.
-async fn apply_host_access(
-    t: &Terminal,
-    n: &Names,
-    host: &ClusterClient,
-    side: &Side,
-    creator: &Creator,
-) -> Result<(), Error> {
-    let sa = build::service_account(t, &n.attach, side);
-    let role = build::attach_role(t, n, side);
-    let binding = build::attach_role_binding(t, n, side, creator);
+async fn apply_host_access(plan: &Plan, host: &ClusterClient) -> Result<(), Error> {
     tokio::try_join!(
-        apply(&host.client, &sa),
-        apply(&host.client, &role),
-        apply(&host.client, &binding),
+        apply(&host.client, &plan.attach),
+        apply(&host.client, &plan.role),
+        apply(&host.client, &plan.binding),
     )?;
     Ok(())
 }

@@ -6,6 +6,8 @@
 pub mod build;
 mod children;
 mod cleanup;
+mod plan;
+mod present;
 mod repair;
 mod report;
 
@@ -48,6 +50,9 @@ use crate::{
 };
 
 const KIND: Kind = Kind::Terminal;
+/// How long a first pass after a start waits for the watches of the
+/// children to list them before it applies everything instead.
+const FIRST_LISTS: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the Terminal controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
@@ -70,6 +75,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         pods: pod_store,
         applied: Default::default(),
         repairs: Default::default(),
+        present: Default::default(),
     });
     let metrics = tc.ctx.metrics.clone();
     let counted = store.clone();
@@ -77,7 +83,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     // A child deleted by someone else: forget what was applied, and apply
     // again — at once, or when the Terminal's last repair is far enough back.
     let (later_tx, later_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Terminal>>();
-    let later = futures::stream::unfold(later_rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) });
+    let later = received(later_rx);
     let repair = {
         let (tc, store) = (tc.clone(), store.clone());
         move |child: &ObjectMeta| {
@@ -117,22 +123,50 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             })
         }
     };
-    let client = &tc.ctx.client;
-    let lost = repair::lost(client).filter_map(move |child| futures::future::ready(repair(&child)));
-    Controller::for_stream(trigger, store)
-        .reconcile_on(futures::stream::select(lost, later))
-        .watches_stream(pod_events, |pod: Pod| {
+    let children = repair::watch(&tc.ctx.client, tc.present.clone()).filter_map(move |child| {
+        futures::future::ready(match child {
+            repair::Child::Lost(meta) => repair(&meta),
+            repair::Child::SecretChanged(secret) => reread(secret),
+        })
+    });
+    let pods = pod_events.filter_map(|pod| {
+        futures::future::ready(pod.ok().and_then(|pod: Pod| {
             let owner = pod.annotations().get(build::OWNER_ANNOTATION)?.clone();
             let (ns, name) = owner.split_once('/')?;
             Some(ObjectRef::<Terminal>::new(name).within(ns))
-        })
-        .watches_stream(repair::changes::<Secret>(client), reread)
+        }))
+    });
+    // The watches of pods and children run on their own: a first pass waits
+    // for their lists (`children_listed`), which must not depend on the
+    // controller polling them.
+    let triggers = detached(futures::stream::select(children, pods));
+    Controller::for_stream(trigger, store)
+        .reconcile_on(futures::stream::select(triggers, later))
         .trigger_backoff(WatchBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, tc)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// Runs `stream` in a task of its own; its items come out of the returned stream.
+fn detached<T: Send + 'static>(
+    stream: impl futures::Stream<Item = T> + Send + 'static,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(stream.for_each(move |item| {
+        let _ = tx.send(item);
+        futures::future::ready(())
+    }));
+    received(rx)
+}
+
+/// The messages of `rx`, as a stream.
+fn received<T: Send + 'static>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
 }
 
 /// The shared context plus this controller's caches.
@@ -145,6 +179,8 @@ struct TerminalContext {
     applied: Records<Timestamp>,
     /// When each Terminal was last repaired after losing a child.
     repairs: repair::Limiter,
+    /// The children in this cluster, from the watches of their metadata.
+    present: Arc<present::Present>,
 }
 
 fn error_policy(t: Arc<Terminal>, err: &Error, tc: Arc<TerminalContext>) -> Action {
@@ -294,7 +330,28 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     });
     let uid = t.uid().unwrap_or_default();
     let marks = super::trigger::children_marks(t);
-    let (renew_at, applied_pod) = match tc.applied.holding(&uid, marks, now()) {
+    let access_side = build::access_side(t, target.remote.is_none(), &cfg.access_namespace);
+    let places = children::Places {
+        host: &host_side,
+        target: &target_side,
+        access: &access_side,
+    };
+    let plan = plan::Plan::of(t, &names, &places, &creator, cfg);
+    let mut holding = tc.applied.holding(&uid, marks, now());
+    // The first pass since the operator started, for a Terminal that has
+    // applied before: what its status records may still hold, once the
+    // watches of its children have listed them.
+    let first = tc.applied.renew_at(&uid).is_none();
+    let local = target.remote.is_none() && host.remote.is_none();
+    let recorded = t.status.as_ref().is_some_and(|s| s.children_digest.is_some());
+    if holding.is_none() && first && local && recorded && children_listed(tc).await {
+        holding = unchanged_since_recorded(t, &plan, &names, &places, &tc.present);
+        if let Some(at) = holding {
+            tracing::debug!("children as recorded in the status: nothing to apply");
+            tc.applied.put(&uid, marks, Some(at), at);
+        }
+    }
+    let (renew_at, applied_pod) = match holding {
         Some(renew_at) if matches!(cached_pod, Some(Some(_))) => (renew_at, None),
         _ => {
             for (cluster, side) in [(&target, &target_side), (&host, &host_side)] {
@@ -304,18 +361,15 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
                     return stall(ctx, t, base, Reason::NamespaceNotOwned, taken).await;
                 }
             }
-            let access_side = build::access_side(t, target.remote.is_none(), &cfg.access_namespace);
-            let places = children::Places {
-                host: &host_side,
-                target: &target_side,
-                access: &access_side,
-            };
             let (renew_at, pod) =
-                children::apply_children(ctx, t, &names, (&target, &host), &places, expiry.at, &creator).await?;
+                children::apply_children(ctx, t, &names, (&target, &host), &places, &plan, expiry.at).await?;
             tc.applied.put(&uid, marks, Some(renew_at), renew_at);
             (renew_at, pod)
         }
     };
+    // What holds was applied for this plan; recorded on every pass, so a
+    // pass that started from an older copy of the Terminal keeps it too.
+    base.children_digest = Some(plan.digest());
 
     let pod = match (applied_pod, cached_pod) {
         (Some(pod), _) => Some(pod),
@@ -338,4 +392,29 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         ready,
         host.remote.is_some(),
     )))
+}
+
+/// Waits until the watches of the children and pods have listed them once
+/// (at most [`FIRST_LISTS`]); whether they have.
+async fn children_listed(tc: &TerminalContext) -> bool {
+    let pods = tokio::time::timeout(FIRST_LISTS, tc.pods.wait_until_ready());
+    let (children, pods) = tokio::join!(tc.present.wait_listed(repair::KINDS, FIRST_LISTS), pods);
+    children && pods.is_ok_and(|r| r.is_ok())
+}
+
+/// When the token is due, if the children recorded in `t`'s status are all
+/// still there as planned ([`plan::unchanged`]).
+fn unchanged_since_recorded(
+    t: &Terminal,
+    plan: &plan::Plan,
+    names: &Names,
+    places: &children::Places<'_>,
+    present: &present::Present,
+) -> Option<Timestamp> {
+    let recorded = t.status.as_ref().and_then(|s| s.children_digest.as_deref());
+    let children = plan.children(names, places);
+    let secret = present::Key::of::<Secret>(Some(&places.host.namespace), &names.kubeconfig_secret);
+    let access = present::Key::of::<ServiceAccount>(Some(&places.access.namespace), &names.access);
+    let uid = t.uid().unwrap_or_default();
+    plan::unchanged(recorded, plan, &children, (&secret, &access), present, &uid, now())
 }

@@ -9,13 +9,14 @@
 //! Terminal. (Pods have their own watch, whose events start a pass that
 //! finds the pod missing.) A kubeconfig Secret whose token someone else
 //! changed starts a pass that reads it again. Deletions during the
-//! Terminal's own cleanup start nothing. Children in other clusters are
+//! Terminal's own cleanup start nothing. Every event also keeps
+//! [`Present`] up to date, which a pass after a restart consults. Children in other clusters are
 //! repaired by the periodic re-apply ([`crate::controller::applied::RESYNC`]).
 
 use std::{
     collections::HashMap,
     fmt::Debug,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -32,50 +33,47 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use super::build::{Names, OWNER_ANNOTATION, UID_LABEL};
+use super::{
+    build::{Names, OWNER_ANNOTATION, UID_LABEL},
+    present::Present,
+};
 use crate::{
     api::{Terminal, keys::TEMPORARY_NAMESPACE},
     controller::backoff::WatchBackoff,
 };
 
-/// The metadata of every child lost in this cluster, of each kind the
-/// operator makes for Terminals (pods aside); a watch's errors are retried
-/// by its backoff.
-pub fn lost(client: &Client) -> impl Stream<Item = ObjectMeta> + Send + use<> {
+/// What the watches of the children report.
+pub enum Child {
+    /// A child deleted, or that lost its UID label: its metadata.
+    Lost(ObjectMeta),
+    /// A kubeconfig Secret changed (its token may be someone else's).
+    SecretChanged(PartialObjectMeta<Secret>),
+}
+
+/// How many kinds [`watch`] watches.
+pub const KINDS: usize = 6;
+
+/// Watches the metadata of every child of each kind the operator makes for
+/// Terminals in this cluster (pods aside), labelled with a Terminal's UID:
+/// every event goes to `present`, the deletions (and a Secret's changes)
+/// come out; a watch's errors are retried by its backoff.
+pub fn watch(client: &Client, present: Arc<Present>) -> impl Stream<Item = Child> + Send + use<> {
     futures::stream::select_all([
-        lost_of::<Namespace>(client),
-        lost_of::<ServiceAccount>(client),
-        lost_of::<Role>(client),
-        lost_of::<RoleBinding>(client),
-        lost_of::<ClusterRoleBinding>(client),
-        lost_of::<Secret>(client),
+        of::<Namespace>(client, present.clone(), |_| None),
+        of::<ServiceAccount>(client, present.clone(), |_| None),
+        of::<Role>(client, present.clone(), |_| None),
+        of::<RoleBinding>(client, present.clone(), |_| None),
+        of::<ClusterRoleBinding>(client, present.clone(), |_| None),
+        of::<Secret>(client, present, |s| Some(Child::SecretChanged(s.clone()))),
     ])
 }
 
-/// The deletions of `K` objects labelled with a Terminal's UID, cluster-wide, as their metadata.
-fn lost_of<K>(client: &Client) -> BoxStream<'static, ObjectMeta>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    labelled::<K>(client, true)
-        .filter_map(|deleted| ready(deleted.ok().map(|o| o.metadata)))
-        .boxed()
-}
-
-/// The changes of `K` objects labelled with a Terminal's UID, cluster-wide
-/// (not the initial list, not deletions).
-pub fn changes<K>(client: &Client) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + use<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    labelled(client, false)
-}
-
-/// The metadata watch of `K` objects labelled with a Terminal's UID: its deletions, or its changes.
-fn labelled<K>(
+/// The metadata watch of `K` objects labelled with a Terminal's UID, cluster-wide.
+fn of<K>(
     client: &Client,
-    deletions: bool,
-) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + use<K>
+    present: Arc<Present>,
+    changed: fn(&PartialObjectMeta<K>) -> Option<Child>,
+) -> BoxStream<'static, Child>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -85,13 +83,16 @@ where
     )
     .backoff(WatchBackoff::default())
     .filter_map(move |event| {
-        ready(match event {
-            Ok(watcher::Event::Delete(o)) if deletions => Some(Ok(o)),
-            Ok(watcher::Event::Apply(o)) if !deletions => Some(Ok(o)),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        })
+        ready(event.ok().and_then(|e| {
+            present.observe(&e);
+            match e {
+                watcher::Event::Delete(o) => Some(Child::Lost(o.metadata)),
+                watcher::Event::Apply(o) => changed(&o),
+                _ => None,
+            }
+        }))
     })
+    .boxed()
 }
 
 /// The Terminal a deleted child was made for (pure): by its owner
