@@ -5,6 +5,8 @@
 //! `kubectl get` shows the same user. Answers are kept for [`KEEP`] per
 //! user, groups and kind, so a page view costs no request; a namespace that
 //! gains its first object meanwhile is asked about when it is first listed.
+//! Callers that find no answer at once (the open streams of one user when
+//! an answer expires) wait for one question, not one each.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -119,6 +121,10 @@ type Key = (String, Vec<String>, Listed);
 #[derive(Default)]
 pub struct ReadableCache {
     entries: Mutex<HashMap<Key, (Instant, Arc<Readable>)>>,
+    /// One question at a time per key: callers that find no answer while
+    /// one is being asked wait for it (500 open streams whose answer just
+    /// expired ask once, not 500 times).
+    turns: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl ReadableCache {
@@ -134,19 +140,59 @@ impl ReadableCache {
         namespaces: BTreeSet<String>,
     ) -> Result<Arc<Readable>, kube::Error> {
         let key = (s.user.clone(), s.groups.clone(), kind);
+        self.answer(key, namespaces, |namespace| may_list(client, kind, namespace))
+            .await
+    }
+
+    /// [`get`](Self::get) with the question asked by `may_list` (`None`: cluster-wide).
+    async fn answer<F, Fut>(
+        &self,
+        key: Key,
+        namespaces: BTreeSet<String>,
+        may_list: F,
+    ) -> Result<Arc<Readable>, kube::Error>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, kube::Error>>,
+    {
+        let kept = |this: &Self| {
+            this.fresh(&key, Instant::now())
+                .filter(|(_, kept)| kept.unasked(&namespaces).is_empty())
+                .map(|(_, kept)| kept)
+        };
+        if let Some(kept) = kept(self) {
+            return Ok(kept);
+        }
+        let turn = {
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            if turns.len() >= MAX_ENTRIES {
+                turns.retain(|_, t| Arc::strong_count(t) > 1);
+            }
+            turns.entry(key.clone()).or_default().clone()
+        };
+        let _turn = turn.lock().await;
+        // Asked by the caller that had the turn before.
+        if let Some(kept) = kept(self) {
+            return Ok(kept);
+        }
+        let ask_each = |namespaces: Vec<String>| {
+            futures::stream::iter(namespaces)
+                .map(|ns| {
+                    let asked = may_list(Some(ns.clone()));
+                    async move { Ok::<_, kube::Error>((ns, asked.await?)) }
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .try_collect::<Vec<_>>()
+        };
         let (at, answer) = match self.fresh(&key, Instant::now()) {
             Some((at, kept)) => {
-                let unasked = kept.unasked(&namespaces);
-                if unasked.is_empty() {
-                    return Ok(kept);
-                }
-                let more = ask_each(client, kind, unasked.into_iter().cloned()).await?;
-                (at, kept.with(more))
+                let unasked = kept.unasked(&namespaces).into_iter().cloned().collect();
+                (at, kept.with(ask_each(unasked).await?))
             }
-            None if may_list(client, kind, None).await? => (Instant::now(), Readable::All),
+            None if may_list(None).await? => (Instant::now(), Readable::All),
             None => (
                 Instant::now(),
-                Readable::of(false, ask_each(client, kind, namespaces).await?),
+                Readable::of(false, ask_each(namespaces.iter().cloned().collect()).await?),
             ),
         };
         let answer = Arc::new(answer);
@@ -166,31 +212,15 @@ impl ReadableCache {
     }
 }
 
-/// Asks the API server, as the client's user, about each namespace.
-async fn ask_each(
-    client: &Client,
-    kind: Listed,
-    namespaces: impl IntoIterator<Item = String>,
-) -> Result<Vec<(String, bool)>, kube::Error> {
-    futures::stream::iter(namespaces)
-        .map(|ns| async move {
-            let ok = may_list(client, kind, Some(&ns)).await?;
-            Ok::<_, kube::Error>((ns, ok))
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect()
-        .await
-}
-
 /// One SelfSubjectAccessReview: may the client's user list `kind` in `namespace` (all when `None`)?
-async fn may_list(client: &Client, kind: Listed, namespace: Option<&str>) -> Result<bool, kube::Error> {
+async fn may_list(client: &Client, kind: Listed, namespace: Option<String>) -> Result<bool, kube::Error> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 group: Some(kind.group.into()),
                 resource: Some(kind.resource.into()),
                 verb: Some("list".into()),
-                namespace: namespace.map(str::to_string),
+                namespace,
                 ..Default::default()
             }),
             ..Default::default()
@@ -225,6 +255,48 @@ mod tests {
         assert!(more.has("team-c") && more.has("team-a") && !more.has("team-b"));
         assert!(more.unasked(&now).is_empty());
         assert!(Readable::All.unasked(&now).is_empty());
+    }
+
+    #[tokio::test]
+    async fn callers_at_once_ask_once_and_a_new_namespace_is_asked_alone() {
+        let cache = Arc::new(ReadableCache::default());
+        let asked = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+        let key = ("alice".to_string(), vec!["dev".to_string()], DEPLOYMENTS);
+        let namespaces: BTreeSet<String> = ["team-a", "team-b"].map(String::from).into();
+        let ask = |asked: Arc<Mutex<Vec<Option<String>>>>| {
+            move |ns: Option<String>| {
+                let asked = asked.clone();
+                async move {
+                    asked.lock().unwrap().push(ns.clone());
+                    tokio::task::yield_now().await;
+                    Ok(ns.as_deref() == Some("team-a"))
+                }
+            }
+        };
+        let calls = (0..50).map(|_| {
+            let (cache, key, namespaces, ask) = (cache.clone(), key.clone(), namespaces.clone(), ask(asked.clone()));
+            tokio::spawn(async move { cache.answer(key, namespaces, ask).await.unwrap() })
+        });
+        for answer in futures::future::join_all(calls).await {
+            let answer = answer.unwrap();
+            assert!(answer.has("team-a") && !answer.has("team-b"));
+        }
+        let mut questions = asked.lock().unwrap().clone();
+        questions.sort();
+        assert_eq!(
+            questions,
+            [None, Some("team-a".to_string()), Some("team-b".to_string())],
+            "50 callers at once: the cluster-wide question, then each namespace, once"
+        );
+        asked.lock().unwrap().clear();
+        let more: BTreeSet<String> = ["team-a", "team-b", "team-c"].map(String::from).into();
+        let answer = cache.answer(key, more, ask(asked.clone())).await.unwrap();
+        assert!(!answer.has("team-c") && answer.has("team-a"));
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [Some("team-c".to_string())],
+            "only the new namespace"
+        );
     }
 
     #[test]
