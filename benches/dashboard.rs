@@ -292,6 +292,12 @@ async fn main() {
             &["describe", "deployments.portico.dev", "-n", "team-a", "bench-0"][..],
         ),
         (
+            "deployment pods (as the user; the detail page loads them after itself)".to_string(),
+            format!("{base}/deployments/team-a/bench-0/pods?fragment=1"),
+            &alice,
+            &["get", "jobs,pods", "-n", "team-a"][..],
+        ),
+        (
             "terminals list, alice".to_string(),
             format!("{base}/terminals"),
             &alice,

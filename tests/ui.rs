@@ -615,7 +615,7 @@ async fn create_as(user: &str, groups: &[&str], ns: &str, name: &str) -> portico
 }
 
 #[tokio::test]
-async fn the_detail_page_shows_events_only_to_users_who_may_list_them() {
+async fn the_detail_page_shows_events_and_pods_only_to_users_who_may_list_them() {
     let s = stack().await;
     let mine = create_as("alice", &["developers"], "team-a", "events-a").await;
     // An Event about alice's Deployment, as a controller would record it,
@@ -658,7 +658,8 @@ async fn the_detail_page_shows_events_only_to_users_who_may_list_them() {
         .unwrap();
 
     let url = format!("{}/deployments/team-a/events-a", s.base);
-    let detail = {
+    let part = format!("{url}/pods?fragment=1");
+    let (detail, (part_status, part_html), pods_page) = {
         let _turn = ALICE_TURN.lock().await;
         let mut alice = Browser::new();
         alice.login(&s.base, "alice").await;
@@ -671,13 +672,31 @@ async fn the_detail_page_shows_events_only_to_users_who_may_list_them() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        detail
+        let r = alice.get(&part).await;
+        let part = (r.status(), r.text().await.unwrap());
+        let page = alice.get(&format!("{url}/pods")).await.text().await.unwrap();
+        (detail, part, page)
     };
     assert!(
         detail.contains("SeenByTheTest") && detail.contains("an event for the detail page"),
         "{detail}"
     );
     assert!(!detail.contains("ForgedElsewhere"), "{detail}");
+    // Its pods come after the page, read as the user: a part the page places
+    // (data-fragment), or a page of their own (the link without scripts).
+    assert!(
+        detail.contains("data-fragment=\"/deployments/team-a/events-a/pods?fragment=1\""),
+        "{detail}"
+    );
+    assert_eq!(part_status, StatusCode::OK);
+    assert!(
+        !part_html.contains("<html") && (part_html.contains("No pods.") || part_html.contains("class=\"pods\"")),
+        "{part_html}"
+    );
+    assert!(
+        pods_page.contains("<h1>Pods of") && pods_page.contains("<nav"),
+        "a page with the layout: {pods_page}"
+    );
 
     let mut ivy = Browser::new();
     ivy.login(&s.base, "ivy").await;
@@ -690,6 +709,9 @@ async fn the_detail_page_shows_events_only_to_users_who_may_list_them() {
         "{detail}"
     );
     assert!(!detail.contains("SeenByTheTest"), "{detail}");
+    // ivy may not list pods there: the part says so, in its place.
+    let part_html = ivy.get(&part).await.text().await.unwrap();
+    assert!(part_html.contains("The pods cannot be shown"), "{part_html}");
 }
 
 #[tokio::test]

@@ -33,7 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/deployments/{ns}/{name}", web::get().to(detail))
         .route("/deployments/{ns}/{name}/edit", web::get().to(edit_form))
         .route("/deployments/{ns}/{name}/edit", web::post().to(update))
-        .route("/deployments/{ns}/{name}/logs", web::get().to(logs));
+        .route("/deployments/{ns}/{name}/logs", web::get().to(logs))
+        .route("/deployments/{ns}/{name}/pods", web::get().to(pods));
 }
 
 /// Lines of pod log shown.
@@ -54,25 +55,16 @@ async fn events_of(state: &State, s: &Session, d: &Deployment) -> Result<Vec<sup
 }
 
 /// `GET /deployments/{ns}/{name}`: the Deployment read as the user (which
-/// is the user's authorisation), then its pods (read as the user) and its
-/// Events (from the watch cache, where the user may list Events) at once;
-/// the template from the catalog's watch cache.
+/// is the user's authorisation), its Events from the watch cache (where the
+/// user may list Events), the template from the catalog's watch cache. Its
+/// pods take several reads, so the page loads them after itself
+/// ([`pods`]); without scripts it links to them.
 pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, String)>) -> Page {
     let (ns, name) = path.into_inner();
-    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
     let missing = format!("There is no deployment {ns}/{name}.");
     let d: Deployment = state.get_as_user(&s, &ns, &name, &missing).await?;
-    // Events and pods are extras: a refusal is shown in their place, not
-    // instead of the page. Both are read as the user, at the same time.
-    let (events, pods) = futures::join!(events_of(&state, &s, &d), pods_of_deployment(&client, &ns, &d));
-    let pods = pods.map_err(|e| why(&e)).map(|ps| {
-        ps.iter()
-            .map(|p| {
-                let st = p.status.clone().unwrap_or_default();
-                serde_json::json!({"name": p.name_any(), "phase": st.phase, "node": p.spec.as_ref().and_then(|s| s.node_name.clone())})
-            })
-            .collect::<Vec<_>>()
-    });
+    // Events are extras: a refusal is shown in their place, not instead of the page.
+    let events = events_of(&state, &s, &d).await;
     let rendered = match super::deployments::template(&state, &d.spec.template.name) {
         Some(entry) => crate::catalog::preview::manifests(
             &entry.template,
@@ -94,9 +86,46 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
         ready => super::live::ready_of(conditions),
         state => super::live::state_of(conditions),
         events => Serde(events.as_ref().ok()), events_error => events.err(),
-        pods => Serde(pods.as_ref().ok()), pods_error => pods.err(),
     };
     Ok(state.page("deployment.html", &s, ctx))
+}
+
+#[derive(serde::Deserialize)]
+pub struct PodsQuery {
+    /// Only the list, for the detail page to place (else a page of its own).
+    #[serde(default)]
+    fragment: Option<String>,
+}
+
+/// `GET /deployments/{ns}/{name}/pods`: the Deployment's pods, found
+/// through its resources' owners, read as the user.
+pub async fn pods(
+    state: State,
+    LoggedIn(s): LoggedIn,
+    path: web::Path<(String, String)>,
+    q: web::Query<PodsQuery>,
+) -> Page {
+    let (ns, name) = path.into_inner();
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
+    let missing = format!("There is no deployment {ns}/{name}.");
+    let d: Deployment = state.get_as_user(&s, &ns, &name, &missing).await?;
+    let pods = pods_of_deployment(&client, &ns, &d).await.map_err(|e| why(&e)).map(|ps| {
+        ps.iter()
+            .map(|p| {
+                let st = p.status.clone().unwrap_or_default();
+                serde_json::json!({"name": p.name_any(), "phase": st.phase, "node": p.spec.as_ref().and_then(|s| s.node_name.clone())})
+            })
+            .collect::<Vec<_>>()
+    });
+    let ctx = context! {
+        namespace => ns, name,
+        pods => Serde(pods.as_ref().ok()), pods_error => pods.err(),
+    };
+    let page = match q.fragment {
+        Some(_) => "pods_list.html",
+        None => "deployment_pods.html",
+    };
+    Ok(state.page(page, &s, ctx))
 }
 
 #[derive(serde::Deserialize)]

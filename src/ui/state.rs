@@ -77,6 +77,11 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
         ("deployments.html", include_str!("../../ui/templates/deployments.html")),
         ("deployment.html", include_str!("../../ui/templates/deployment.html")),
         (
+            "deployment_pods.html",
+            include_str!("../../ui/templates/deployment_pods.html"),
+        ),
+        ("pods_list.html", include_str!("../../ui/templates/pods_list.html")),
+        (
             "deployment_row.html",
             include_str!("../../ui/templates/deployment_row.html"),
         ),

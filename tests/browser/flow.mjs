@@ -68,6 +68,8 @@ try {
   const state = await page.getAttribute('[data-field="ready"]', 'data-state');
   if (state !== 'ready') await fail(`Ready is True but the state is ${state}`);
   await page.reload();
+  // Its pods come after the page (read as alice), in their place.
+  await page.waitForSelector('[data-fragment][data-fragment-loaded="true"] ul.pods', { timeout: 30000 });
   await shot('deployment-ready');
 
   // The log of one of its pods, as the kubelet has it.

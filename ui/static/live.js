@@ -1,4 +1,4 @@
-// Live status and time left. Rows and fields marked data-live="namespace/name"
+// Live status, time left and parts loaded after the page. Rows and fields marked data-live="namespace/name"
 // follow the dashboard's Server-Sent Events, and open lists add and drop rows; elements with data-expires show
 // the time left and, a few minutes before the end, a warning. Pages work
 // without this script. Each change is also re-dispatched on the document as
@@ -45,6 +45,26 @@
   }
   tick();
   setInterval(tick, 1000);
+
+  // Parts a page loads after itself (data-fragment="URL"): the server's HTML
+  // for them replaces the waiting note; a failure is said in its place.
+  document.querySelectorAll('[data-fragment]').forEach(function (el) {
+    function say(text) {
+      var p = document.createElement('p');
+      p.className = 'error';
+      p.textContent = text;
+      el.replaceChildren(p);
+    }
+    fetch(el.dataset.fragment, { credentials: 'same-origin', headers: { Accept: 'text/html' } })
+      .then(function (r) {
+        return r.text().then(function (html) {
+          if (r.ok) el.innerHTML = html;
+          else say('This part could not be read (' + r.status + '); reload the page.');
+        });
+      })
+      .catch(function () { say('This part could not be read; reload the page.'); })
+      .then(function () { el.dataset.fragmentLoaded = 'true'; });
+  });
 
   if (!window.EventSource || !document.querySelector('[data-live], [data-live-rows]')) return;
   // The objects this page shows: the stream starts with their current state,
