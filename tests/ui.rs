@@ -615,7 +615,7 @@ async fn create_as(user: &str, groups: &[&str], ns: &str, name: &str) -> portico
 }
 
 #[tokio::test]
-async fn the_detail_page_shows_events_and_pods_only_to_users_who_may_list_them() {
+async fn the_detail_page_shows_events_pods_and_actions_only_to_users_allowed_them() {
     let s = stack().await;
     let mine = create_as("alice", &["developers"], "team-a", "events-a").await;
     // An Event about alice's Deployment, as a controller would record it,
@@ -675,6 +675,21 @@ async fn the_detail_page_shows_events_and_pods_only_to_users_who_may_list_them()
         let r = alice.get(&part).await;
         let part = (r.status(), r.text().await.unwrap());
         let page = alice.get(&format!("{url}/pods")).await.text().await.unwrap();
+        // The create form offers the namespaces where alice may create deployments.
+        let form = alice
+            .get(&format!("{}/catalog/webapp/new", s.base))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            form.contains(r#"<datalist id="namespaces-offered">"#) && form.contains(r#"<option value="team-a">"#),
+            "{form}"
+        );
+        assert!(
+            !form.contains(r#"<option value="team-b">"#),
+            "alice may not create in team-b: {form}"
+        );
         (detail, part, page)
     };
     assert!(
@@ -682,6 +697,10 @@ async fn the_detail_page_shows_events_and_pods_only_to_users_who_may_list_them()
         "{detail}"
     );
     assert!(!detail.contains("ForgedElsewhere"), "{detail}");
+    assert!(
+        detail.contains("Change parameters") && detail.contains("<h2>Delete</h2>"),
+        "alice may change and delete it: {detail}"
+    );
     // Its pods come after the page, read as the user: a part the page places
     // (data-fragment), or a page of their own (the link without scripts).
     assert!(
@@ -709,6 +728,22 @@ async fn the_detail_page_shows_events_and_pods_only_to_users_who_may_list_them()
         "{detail}"
     );
     assert!(!detail.contains("SeenByTheTest"), "{detail}");
+    // ivy may only read: no action is offered, and the page says why.
+    assert!(
+        !detail.contains("Change parameters") && !detail.contains("<h2>Delete</h2>"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("You may read this deployment but not change or delete it"),
+        "{detail}"
+    );
+    let form = ivy
+        .get(&format!("{}/catalog/webapp/new", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!form.contains("namespaces-offered"), "ivy may create nowhere: {form}");
     // ivy may not list pods there: the part says so, in its place.
     let part_html = ivy.get(&part).await.text().await.unwrap();
     assert!(part_html.contains("The pods cannot be shown"), "{part_html}");

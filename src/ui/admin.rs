@@ -80,7 +80,7 @@ async fn admins_only(
 /// All SessionClaims, listed as the admin, for the admin groups.
 async fn sessions(state: State, req: HttpRequest, LoggedIn(s): LoggedIn) -> Page {
     state.require_admin(&s, req.path())?;
-    // Listed as the admin: the API server decides whether they may see every session.
+    // Question as the admin: the API server decides whether they may see every session.
     let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
     let list = Api::<SessionClaim>::all(client)
         .list(&Default::default())

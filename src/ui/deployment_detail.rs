@@ -24,6 +24,7 @@ use super::{
     form,
     logged_in::LoggedIn,
     page::{Page, PageError},
+    readable,
     state::{State, redirect, why},
 };
 use crate::api::Deployment;
@@ -45,7 +46,7 @@ const LOG_LINES: i64 = 500;
 async fn events_of(state: &State, s: &Session, d: &Deployment) -> Result<Vec<super::events::Shown>, String> {
     let ns = d.namespace().unwrap_or_default();
     let readable = state
-        .readable_for(s, super::readable::EVENTS, [ns.clone()].into())
+        .readable_for(s, readable::EVENTS, [ns.clone()].into())
         .await
         .map_err(|e| why(&e))?;
     if !readable.has(&ns) {
@@ -63,8 +64,13 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
     let (ns, name) = path.into_inner();
     let missing = format!("There is no deployment {ns}/{name}.");
     let d: Deployment = state.get_as_user(&s, &ns, &name, &missing).await?;
-    // Events are extras: a refusal is shown in their place, not instead of the page.
-    let events = events_of(&state, &s, &d).await;
+    // Events are extras: a refusal is shown in their place, not instead of
+    // the page. Actions the user may not take are not offered.
+    let (events, may_change, may_delete) = futures::join!(
+        events_of(&state, &s, &d),
+        state.may(&s, readable::PATCH_DEPLOYMENTS, &ns),
+        state.may(&s, readable::DELETE_DEPLOYMENTS, &ns),
+    );
     let rendered = match super::deployments::template(&state, &d.spec.template.name) {
         Some(entry) => crate::catalog::preview::manifests(
             &entry.template,
@@ -86,6 +92,7 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
         ready => super::live::ready_of(conditions),
         state => super::live::state_of(conditions),
         events => Serde(events.as_ref().ok()), events_error => events.err(),
+        may_change, may_delete,
     };
     Ok(state.page("deployment.html", &s, ctx))
 }
@@ -188,7 +195,7 @@ pub async fn edit_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<(Str
         &entry,
         Some(&d),
         &name,
-        &ns,
+        (&ns, &[]),
         &fields,
         &[],
         StatusCode::OK,
@@ -246,7 +253,17 @@ pub async fn update(
     let refill = |refusal: form::Refusal, status: StatusCode| {
         let mut fields = form::fields(schema, &params);
         let errors = form::place(&refusal, &mut fields);
-        render_form(&state, &s, &entry, Some(&d), &name, &ns, &fields, &errors, status)
+        render_form(
+            &state,
+            &s,
+            &entry,
+            Some(&d),
+            &name,
+            (&ns, &[]),
+            &fields,
+            &errors,
+            status,
+        )
     };
     if generation.is_none() || d.metadata.generation != generation {
         return Ok(refill(form::Refusal::said(CHANGED), StatusCode::CONFLICT));

@@ -47,15 +47,20 @@ pub(super) fn render_form(
     entry: &catalog::Entry,
     existing: Option<&Deployment>,
     name: &str,
-    namespace: &str,
+    (namespace, offered): (&str, &[String]),
     fields: &[form::Field],
     errors: &[String],
     status: StatusCode,
 ) -> HttpResponse {
+    // One namespace to choose from: chosen already.
+    let namespace = match offered {
+        [only] if namespace.is_empty() => only.as_str(),
+        _ => namespace,
+    };
     let ctx = context! {
         template => Serde(&entry.template),
         template_name => entry.name.clone(),
-        name, namespace,
+        name, namespace, offered => Serde(offered),
         fields => Serde(fields),
         errors => Serde(errors),
         editing => existing.is_some(),
@@ -79,13 +84,14 @@ pub async fn new_form(state: State, LoggedIn(s): LoggedIn, path: web::Path<Strin
             )
         })?;
     let fields = form::fields(&entry.template.parameters, &Default::default());
+    let offered = state.where_may(&s, readable::CREATE_DEPLOYMENTS).await;
     Ok(render_form(
         &state,
         &s,
         &entry,
         None,
         "",
-        "",
+        ("", &offered),
         &fields,
         &[],
         StatusCode::OK,
@@ -127,13 +133,14 @@ pub async fn create(
         Err(refusal) => {
             let mut fields = form::fields(&entry.template.parameters, &params);
             let errors = form::place(&refusal, &mut fields);
+            let offered = state.where_may(&s, readable::CREATE_DEPLOYMENTS).await;
             render_form(
                 &state,
                 &s,
                 &entry,
                 None,
                 &name,
-                &namespace,
+                (&namespace, &offered),
                 &fields,
                 &errors,
                 StatusCode::UNPROCESSABLE_ENTITY,

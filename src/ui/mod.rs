@@ -22,6 +22,7 @@ pub mod logged_in;
 pub mod login;
 pub mod login_limit;
 pub mod metrics;
+pub mod namespaces;
 pub mod oidc;
 pub mod page;
 pub mod readable;

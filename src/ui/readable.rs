@@ -1,10 +1,12 @@
-//! Where a user may list a kind, as the API server answers: one
-//! SelfSubjectAccessReview made as the user for the whole cluster, else
-//! one per namespace that holds objects of the kind. The list pages and the
+//! Where a user may do something — list a kind, create, change or delete
+//! one — as the API server answers: one SelfSubjectAccessReview made as
+//! the user for the whole cluster, else one per namespace asked about (for
+//! the lists, those holding objects of the kind). The list pages and the
 //! live stream show exactly what that allows, whoever created it — what
-//! `kubectl get` shows the same user. Answers are kept for [`KEEP`] per
-//! user, groups and kind, so a page view costs no request; a namespace that
-//! gains its first object meanwhile is asked about when it is first listed.
+//! `kubectl get` shows the same user; forms offer the namespaces where the
+//! user may create, pages only the actions the user may take. Answers are
+//! kept for [`KEEP`] per user, groups and question, so a page view costs no
+//! request; a namespace new since is asked about when it is first needed.
 //! Callers that find no answer at once (the open streams of one user when
 //! an answer expires) wait for one question, not one each.
 
@@ -89,33 +91,58 @@ impl Readable {
     }
 }
 
-/// A kind the lists show: its API group and resource (plural).
+/// What is asked: may the user do `verb` on a resource (of an API group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Listed {
+pub struct Question {
     /// API group.
     pub group: &'static str,
     /// Resource, plural.
     pub resource: &'static str,
+    /// The verb.
+    pub verb: &'static str,
 }
 
 /// Portico's Deployments.
-pub const DEPLOYMENTS: Listed = Listed {
+pub const DEPLOYMENTS: Question = Question {
     group: "portico.dev",
     resource: "deployments",
+    verb: "list",
 };
 /// Terminals.
-pub const TERMINALS: Listed = Listed {
+pub const TERMINALS: Question = Question {
     group: "portico.dev",
     resource: "terminals",
+    verb: "list",
 };
 
+/// Creating Portico's Deployments (the namespaces a create form offers).
+pub const CREATE_DEPLOYMENTS: Question = Question {
+    verb: "create",
+    ..DEPLOYMENTS
+};
+/// Creating Terminals.
+pub const CREATE_TERMINALS: Question = Question {
+    verb: "create",
+    ..TERMINALS
+};
+/// Changing a Deployment's parameters (its page offers the form).
+pub const PATCH_DEPLOYMENTS: Question = Question {
+    verb: "patch",
+    ..DEPLOYMENTS
+};
+/// Deleting a Deployment (its page offers the button).
+pub const DELETE_DEPLOYMENTS: Question = Question {
+    verb: "delete",
+    ..DEPLOYMENTS
+};
 /// Events (the detail page shows a Deployment's).
-pub const EVENTS: Listed = Listed {
+pub const EVENTS: Question = Question {
     group: "",
     resource: "events",
+    verb: "list",
 };
 
-type Key = (String, Vec<String>, Listed);
+type Key = (String, Vec<String>, Question);
 
 /// Answers by user, groups and kind, each with when it was asked.
 #[derive(Default)]
@@ -135,7 +162,7 @@ impl ReadableCache {
     pub async fn get(
         &self,
         s: &Session,
-        kind: Listed,
+        kind: Question,
         client: &Client,
         namespaces: BTreeSet<String>,
     ) -> Result<Arc<Readable>, kube::Error> {
@@ -212,14 +239,14 @@ impl ReadableCache {
     }
 }
 
-/// One SelfSubjectAccessReview: may the client's user list `kind` in `namespace` (all when `None`)?
-async fn may_list(client: &Client, kind: Listed, namespace: Option<String>) -> Result<bool, kube::Error> {
+/// One SelfSubjectAccessReview: may the client's user do what `kind` asks in `namespace` (all when `None`)?
+async fn may_list(client: &Client, kind: Question, namespace: Option<String>) -> Result<bool, kube::Error> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 group: Some(kind.group.into()),
                 resource: Some(kind.resource.into()),
-                verb: Some("list".into()),
+                verb: Some(kind.verb.into()),
                 namespace,
                 ..Default::default()
             }),

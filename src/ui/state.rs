@@ -48,6 +48,8 @@ pub struct UiState {
     pub(super) catalog: super::catalog_cache::Catalog,
     /// The Events about Deployments, from a watch cache.
     pub(super) events: super::events::Events,
+    /// The namespaces' names, from a watch cache.
+    namespaces: super::namespaces::Namespaces,
     /// The page templates (also the watch's, which renders the list rows).
     pages: Arc<Environment<'static>>,
     heartbeats: Mutex<HashMap<String, Instant>>,
@@ -139,10 +141,11 @@ impl UiState {
         });
         claims.wait_until_ready().await.map_err(|e| e.to_string())?;
         let pages = Arc::new(pages(&cfg));
-        let (live, catalog, events) = futures::join!(
+        let (live, catalog, events, namespaces) = futures::join!(
             super::live::start(client.clone(), pages.clone()),
             super::catalog_cache::Catalog::start(&client, &cfg.catalog_namespaces),
             super::events::start(client.clone()),
+            super::namespaces::start(client.clone()),
         );
         let live = live?;
         let cfg_proxies = cfg.trusted_proxies.clone();
@@ -150,6 +153,7 @@ impl UiState {
             live,
             catalog,
             events,
+            namespaces,
             pages,
             cfg,
             key,
@@ -300,11 +304,40 @@ impl UiState {
     pub(super) async fn readable_for(
         &self,
         s: &Session,
-        kind: super::readable::Listed,
+        kind: super::readable::Question,
         namespaces: std::collections::BTreeSet<String>,
     ) -> Result<Arc<super::readable::Readable>, kube::Error> {
         let client = self.as_user(s)?;
         self.readable.get(s, kind, &client, namespaces).await
+    }
+
+    /// The namespaces where `s` may do what `q` asks (to offer in a form):
+    /// all of them with a cluster-wide grant, else those among at most
+    /// [`MAX_ASKED`](super::namespaces::MAX_ASKED) namespaces the API server
+    /// allows; none when there are more, or when it cannot be asked (the
+    /// field stays free text either way).
+    pub(super) async fn where_may(&self, s: &Session, q: super::readable::Question) -> Vec<String> {
+        let all = self.namespaces.read().unwrap().clone();
+        let asked = match all.len() <= super::namespaces::MAX_ASKED {
+            true => all.clone(),
+            false => Default::default(),
+        };
+        match self.readable_for(s, q, asked).await {
+            Ok(r) => all.into_iter().filter(|n| r.has(n)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the namespaces to offer could not be asked about");
+                vec![]
+            }
+        }
+    }
+
+    /// Whether `s` may do what `q` asks in `namespace` (a kept answer); when
+    /// the API server cannot be asked, yes: an action offered in vain is
+    /// refused by the API server, one hidden in vain cannot be taken.
+    pub(super) async fn may(&self, s: &Session, q: super::readable::Question, namespace: &str) -> bool {
+        self.readable_for(s, q, [namespace.to_string()].into())
+            .await
+            .map_or(true, |r| r.has(namespace))
     }
 
     /// [`readable_for`](Self::readable_for) among the namespaces of `rows`,
@@ -312,7 +345,7 @@ impl UiState {
     pub(super) async fn readable<R: super::rows::Row>(
         &self,
         s: &Session,
-        kind: super::readable::Listed,
+        kind: super::readable::Question,
         rows: &super::live::Rows<R>,
     ) -> Result<Arc<super::readable::Readable>, PageError> {
         // Read apart: the rows' lock is not held while the API server is asked.

@@ -106,13 +106,14 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
     let creator = (!admin).then_some(s.user.as_str());
     // Only where the user may list Terminals, as for kubectl.
     let readable = state.readable(&s, readable::TERMINALS, &state.live.terminals).await?;
+    let namespaces = state.where_may(&s, readable::CREATE_TERMINALS).await;
     let page = {
         let index = state.live.terminals.read().unwrap();
         let visible = || index.rows(creator).filter(|r| readable.has(&r.key().0));
         rows::page_of(visible, q.page).map(|r| rows::html(&r, admin))
     };
     let ctx = context! {
-        shortcuts => Serde(shortcuts), problems => Serde(problems),
+        shortcuts => Serde(shortcuts), problems => Serde(problems), offered => Serde(&namespaces),
         rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     Ok(state.page("terminals.html", &s, ctx))
