@@ -49,6 +49,9 @@ try {
   const top = await page.textContent('p.error[role=alert]');
   if (!top || !top.startsWith('Not saved')) await fail(`the form's headline is ${top}`);
   await shot('create-form-error');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot('create-form-error-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
 
   // A list open in another tab adds the new row live, without a reload.
   const list = await page.context().newPage();
