@@ -701,6 +701,17 @@ async fn the_detail_page_shows_events_pods_and_actions_only_to_users_allowed_the
         detail.contains("Change parameters") && detail.contains("<h2>Delete</h2>"),
         "alice may change and delete it: {detail}"
     );
+    // The same from a shell, and the object as she may read it (the page escapes '/').
+    let shown = detail.replace("&#x2f;", "/");
+    assert!(
+        shown.contains("kubectl wait --for=condition=Ready deployments.portico.dev/events-a -n team-a")
+            && shown.contains("kubectl delete deployments.portico.dev events-a -n team-a"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("name: events-a") && !detail.contains("managedFields"),
+        "{detail}"
+    );
     // Its pods come after the page, read as the user: a part the page places
     // (data-fragment), or a page of their own (the link without scripts).
     assert!(
@@ -737,6 +748,7 @@ async fn the_detail_page_shows_events_pods_and_actions_only_to_users_allowed_the
         detail.contains("You may read this deployment but not change or delete it"),
         "{detail}"
     );
+    assert!(!detail.contains("kubectl delete"), "{detail}");
     let form = ivy
         .get(&format!("{}/catalog/webapp/new", s.base))
         .await

@@ -93,6 +93,8 @@ pub async fn detail(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String
         state => super::live::state_of(conditions),
         events => Serde(events.as_ref().ok()), events_error => events.err(),
         may_change, may_delete,
+        kubectl => Serde(super::kubectl::snippets("deployments.portico.dev", &ns, &name, false, may_delete)),
+        yaml => super::kubectl::yaml_of(&d),
     };
     Ok(state.page("deployment.html", &s, ctx))
 }

@@ -17,6 +17,7 @@ pub mod deployments;
 pub mod events;
 pub mod form;
 pub mod format;
+pub mod kubectl;
 pub mod live;
 pub mod logged_in;
 pub mod login;

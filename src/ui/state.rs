@@ -83,6 +83,7 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
             include_str!("../../ui/templates/deployment_pods.html"),
         ),
         ("pods_list.html", include_str!("../../ui/templates/pods_list.html")),
+        ("kubectl.html", include_str!("../../ui/templates/kubectl.html")),
         (
             "deployment_row.html",
             include_str!("../../ui/templates/deployment_row.html"),

@@ -184,6 +184,7 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
         t.spec.max_lifetime.as_deref(),
         st.expires_at.as_ref().map(|e| e.0),
     );
+    let ended = st.end_reason.is_some() || t.metadata.deletion_timestamp.is_some();
     let ctx = context! {
         max_end, capped,
         t => Serde(&t),
@@ -192,7 +193,9 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
         state => super::live::state_of(&st.conditions),
         expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
         remote => t.spec.host.cluster.is_some(),
-        ended => st.end_reason.is_some() || t.metadata.deletion_timestamp.is_some(),
+        ended,
+        kubectl => Serde(super::kubectl::snippets("terminals.portico.dev", &ns, &name, !ended, true)),
+        yaml => super::kubectl::yaml_of(&t),
     };
     let mut r = state.page("terminal.html", &s, ctx);
     // xterm.js styles its rows with a <style> element; scripts stay 'self' only.
