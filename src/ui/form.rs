@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 pub struct Field {
     /// Parameter name (the form field's name).
     pub name: String,
+    /// Its label: the schema's `title`, else the name in words.
+    pub title: String,
     /// `text`, `number`, `checkbox`, `select` or `lines`.
     pub input: String,
     /// Help text from the schema's description.
@@ -41,6 +43,37 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// The schema's keyword naming the order of its fields (as JSON Schema has none).
+pub const ORDER_KEYWORD: &str = "x-portico-order";
+
+/// The properties in the order `x-portico-order` names, then the others by name.
+fn in_order<'a>(schema: &'a Value, props: &'a Map<String, Value>) -> Vec<(&'a String, &'a Value)> {
+    let named: Vec<&str> = schema[ORDER_KEYWORD]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut out: Vec<(&String, &Value)> = named.iter().filter_map(|n| props.get_key_value(*n)).collect();
+    out.extend(props.iter().filter(|(k, _)| !named.contains(&k.as_str())));
+    out
+}
+
+/// A parameter name in words: `imagePullPolicy` and `image_pull_policy` are "Image pull policy".
+fn in_words(name: &str) -> String {
+    let mut words = String::new();
+    for (i, c) in name.chars().enumerate() {
+        match c {
+            '_' | '-' => words.push(' '),
+            c if c.is_uppercase() && i > 0 => {
+                words.push(' ');
+                words.extend(c.to_lowercase());
+            }
+            c if i == 0 => words.extend(c.to_uppercase()),
+            c => words.push(c),
+        }
+    }
+    words
+}
+
 /// The fields for `schema`, showing `values` (or the defaults).
 pub fn fields(schema: &Value, values: &Map<String, Value>) -> Vec<Field> {
     let required: Vec<&str> = schema["required"]
@@ -50,8 +83,8 @@ pub fn fields(schema: &Value, values: &Map<String, Value>) -> Vec<Field> {
     let Some(props) = schema["properties"].as_object() else {
         return vec![];
     };
-    props
-        .iter()
+    in_order(schema, props)
+        .into_iter()
         .map(|(name, p)| {
             let ty = p["type"].as_str().unwrap_or("string");
             let options: Vec<String> = p["enum"]
@@ -70,6 +103,7 @@ pub fn fields(schema: &Value, values: &Map<String, Value>) -> Vec<Field> {
             };
             Field {
                 name: name.clone(),
+                title: p["title"].as_str().map_or_else(|| in_words(name), str::to_string),
                 input: input.into(),
                 description: p["description"].as_str().unwrap_or_default().into(),
                 required: required.contains(&name.as_str()),
@@ -191,6 +225,41 @@ pub fn place(refusal: &Refusal, fields: &mut [Field]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_come_in_the_schemas_order_with_titles_or_their_names_in_words() {
+        let schema = serde_json::json!({
+            "x-portico-order": ["image", "message", "nowhere"],
+            "properties": {
+                "replicas": {"type": "integer"}, "port": {"type": "integer", "title": "Container port"},
+                "message": {"type": "string"}, "image": {"type": "string"},
+                "imagePullPolicy": {"type": "string"}, "max_connections": {"type": "integer"}}});
+        let f = fields(&schema, &Map::new());
+        let names: Vec<&str> = f.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "image",
+                "message",
+                "imagePullPolicy",
+                "max_connections",
+                "port",
+                "replicas"
+            ]
+        );
+        let titles: Vec<&str> = f.iter().map(|f| f.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "Image",
+                "Message",
+                "Image pull policy",
+                "Max connections",
+                "Container port",
+                "Replicas"
+            ]
+        );
+    }
     use serde_json::json;
 
     fn schema() -> Value {
