@@ -12,6 +12,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/portico.css", web::get().to(css))
         .route("/static/branding.css", web::get().to(branding))
         .route("/static/live.js", web::get().to(live_js))
+        .route("/static/theme.js", web::get().to(theme_js))
         .route("/static/terminal.js", web::get().to(terminal_js))
         .route("/favicon.ico", web::get().to(favicon))
         .route("/vendor/{file}", web::get().to(vendor));
@@ -39,6 +40,11 @@ pub async fn css() -> HttpResponse {
 /// `/static/live.js`: live status, time left and warnings.
 pub async fn live_js() -> HttpResponse {
     text("text/javascript", include_str!("../../ui/static/live.js"))
+}
+
+/// `/static/theme.js`: the colour theme the user chose.
+pub async fn theme_js() -> HttpResponse {
+    text("text/javascript", include_str!("../../ui/static/theme.js"))
 }
 
 /// `/static/terminal.js`: the terminal page.

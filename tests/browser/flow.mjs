@@ -108,6 +108,20 @@ try {
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot('deployments-dark');
   await page.emulateMedia({ colorScheme: 'light' });
+  // The theme button: system, light, dark, and the choice outlives a reload.
+  const theme = 'button[data-theme-toggle]';
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  if ((await page.textContent(theme)) !== 'Theme: system') await fail('the theme does not start as the system\'s');
+  await page.click(theme);
+  await page.click(theme);
+  if ((await page.getAttribute('html', 'data-theme')) !== 'dark') await fail('no dark theme chosen');
+  await page.reload();
+  if ((await page.getAttribute('html', 'data-theme')) !== 'dark') await fail('the chosen theme did not outlive a reload');
+  if ((await background()) !== 'rgb(17, 24, 39)') await fail(`dark chosen, the page is ${await background()}`);
+  await shot('deployments-dark-chosen');
+  await page.click(theme);
+  if ((await page.getAttribute('html', 'data-theme')) !== null) await fail('back to the system theme');
+  if ((await background()) !== 'rgb(255, 255, 255)') await fail(`the system's light theme, the page is ${await background()}`);
 
   await page.click('a[href="/deployments/team-a/browser-shop"]');
   await page.check('input[name="confirm"]');

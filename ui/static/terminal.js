@@ -18,7 +18,8 @@
     say('The terminal script is not installed on this server (npm packages @xterm/xterm, @xterm/addon-fit).', true);
     return;
   }
-  var dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+  var chosen = document.documentElement.dataset.theme;
+  var dark = chosen ? chosen === 'dark' : window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
   var term = new window.Terminal({
     cursorBlink: true,
     fontFamily: 'ui-monospace, monospace',
