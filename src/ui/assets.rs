@@ -60,15 +60,19 @@ pub async fn favicon() -> HttpResponse {
 /// The colours of the configuration as CSS custom properties (checked as
 /// `#rrggbb` when the configuration loads, so nothing else reaches the CSS).
 pub fn branding_css(b: &Branding) -> String {
+    // Each theme's colour where that theme shows: chosen with the theme
+    // button (data-theme), or the system's when none is chosen.
     let mut css = String::new();
     if let Some(c) = &b.accent_color {
         css.push_str(&format!(
-            "@media not (prefers-color-scheme: dark) {{ :root {{ --accent: {c}; }} }}\n"
+            "@media not (prefers-color-scheme: dark) {{ :root:not([data-theme=\"dark\"]) {{ --accent: {c}; }} }}\n\
+             :root[data-theme=\"light\"] {{ --accent: {c}; }}\n"
         ));
     }
     if let Some(c) = &b.accent_color_dark {
         css.push_str(&format!(
-            "@media (prefers-color-scheme: dark) {{ :root {{ --accent: {c}; }} }}\n"
+            "@media (prefers-color-scheme: dark) {{ :root:not([data-theme=\"light\"]) {{ --accent: {c}; }} }}\n\
+             :root[data-theme=\"dark\"] {{ --accent: {c}; }}\n"
         ));
     }
     css
@@ -112,8 +116,17 @@ mod tests {
             accent_color_dark: Some("#445566".into()),
         };
         let css = branding_css(&b);
-        assert!(css.contains("not (prefers-color-scheme: dark) { :root { --accent: #112233; } }"));
-        assert!(css.contains("prefers-color-scheme: dark") && css.contains("#445566"));
+        assert!(css.contains(
+            r#"@media not (prefers-color-scheme: dark) { :root:not([data-theme="dark"]) { --accent: #112233; } }"#
+        ));
+        assert!(css.contains(r#":root[data-theme="light"] { --accent: #112233; }"#));
+        assert!(css.contains(
+            r#"@media (prefers-color-scheme: dark) { :root:not([data-theme="light"]) { --accent: #445566; } }"#
+        ));
+        assert!(
+            css.contains(r#":root[data-theme="dark"] { --accent: #445566; }"#),
+            "{css}"
+        );
         assert_eq!(branding_css(&Branding::default()), "");
     }
 }
