@@ -619,7 +619,9 @@ async fn the_detail_page_shows_events_pods_and_actions_only_to_users_allowed_the
     let s = stack().await;
     let mine = create_as("alice", &["developers"], "team-a", "events-a").await;
     // An Event about alice's Deployment, as a controller would record it,
-    // and one in another namespace that names its UID (not about it).
+    // and one in another namespace that names its UID (not about it: Events
+    // are found by namespace and UID; the API server refuses an Event whose
+    // object is in another namespace than its own).
     let admin = shared_with_operator().admin_client().await.unwrap();
     for (ns, reason) in [("team-a", "SeenByTheTest"), ("team-b", "ForgedElsewhere")] {
         let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
@@ -756,7 +758,20 @@ async fn the_detail_page_shows_events_pods_and_actions_only_to_users_allowed_the
         .await
         .unwrap();
     assert!(!form.contains("namespaces-offered"), "ivy may create nowhere: {form}");
-    // ivy may not list pods there: the part says so, in its place.
+    // ivy may not list pods there: the part says so, in its place (once
+    // the operator has recorded what owns its pods, which is then listed).
+    let deployments: Api<portico::api::Deployment> = Api::namespaced(admin.clone(), "team-a");
+    let applied = |d: Option<&portico::api::Deployment>| {
+        d.and_then(|d| d.status.as_ref())
+            .is_some_and(|s| !s.resources.is_empty())
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(deployments, "events-a", applied),
+    )
+    .await
+    .expect("events-a applied")
+    .unwrap();
     let part_html = ivy.get(&part).await.text().await.unwrap();
     assert!(part_html.contains("The pods cannot be shown"), "{part_html}");
 }

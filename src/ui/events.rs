@@ -22,6 +22,9 @@ use kube::{
 
 use crate::api::Deployment;
 
+/// How long start-up waits for the first list.
+const FIRST_LIST: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Events kept per object (the newest; Events expire on the API server
 /// after an hour anyway).
 const MAX_PER_OBJECT: usize = 100;
@@ -129,7 +132,7 @@ impl Index {
 pub type Events = Arc<RwLock<Index>>;
 
 /// Watches the Events about Deployments into an index; resolves once it has
-/// listed them (a relist replaces the index at once).
+/// listed them, or after [`FIRST_LIST`] (a relist replaces the index at once).
 pub async fn start(client: Client) -> Events {
     let fields = format!(
         "involvedObject.apiVersion={},involvedObject.kind={}",
@@ -144,7 +147,13 @@ pub async fn start(client: Client) -> Events {
         futures::pin_mut!(stream);
         let mut relisted = Index::default();
         while let Some(event) = stream.next().await {
-            let Ok(event) = event else { continue }; // the backoff retries
+            let event = match event {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch of the Events about Deployments: retrying");
+                    continue; // the backoff retries
+                }
+            };
             match event {
                 watcher::Event::Init => relisted = Index::default(),
                 watcher::Event::InitApply(e) => relisted.put(&e),
@@ -157,7 +166,10 @@ pub async fn start(client: Client) -> Events {
             }
         }
     });
-    let _ = ready.wait_for(|r| *r).await;
+    // Start without it rather than not at all: it fills when the watch succeeds.
+    if tokio::time::timeout(FIRST_LIST, ready.wait_for(|r| *r)).await.is_err() {
+        tracing::warn!("the Events about Deployments were not listed within {FIRST_LIST:?}; starting without them");
+    }
     events
 }
 

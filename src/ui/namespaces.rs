@@ -15,6 +15,9 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 
+/// How long start-up waits for the first list.
+const FIRST_LIST: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The namespaces' names, kept by their watch.
 pub type Namespaces = Arc<RwLock<BTreeSet<String>>>;
 
@@ -22,8 +25,8 @@ pub type Namespaces = Arc<RwLock<BTreeSet<String>>>;
 /// holds no cluster-wide grant; beyond that the field stays free text.
 pub const MAX_ASKED: usize = 100;
 
-/// Watches the namespaces' names; resolves once they have been listed (a
-/// relist replaces them at once).
+/// Watches the namespaces' names; resolves once they have been listed, or
+/// after [`FIRST_LIST`] (a relist replaces them at once).
 pub async fn start(client: Client) -> Namespaces {
     let names: Namespaces = Arc::default();
     let api = Api::<PartialObjectMeta<Namespace>>::all(client);
@@ -34,7 +37,13 @@ pub async fn start(client: Client) -> Namespaces {
         futures::pin_mut!(stream);
         let mut relisted = BTreeSet::new();
         while let Some(event) = stream.next().await {
-            let Ok(event) = event else { continue }; // the backoff retries
+            let event = match event {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch of the namespaces: retrying");
+                    continue; // the backoff retries
+                }
+            };
             match event {
                 watcher::Event::Init => relisted.clear(),
                 watcher::Event::InitApply(ns) => {
@@ -53,6 +62,9 @@ pub async fn start(client: Client) -> Namespaces {
             }
         }
     });
-    let _ = ready.wait_for(|r| *r).await;
+    // Start without it rather than not at all: it fills when the watch succeeds.
+    if tokio::time::timeout(FIRST_LIST, ready.wait_for(|r| *r)).await.is_err() {
+        tracing::warn!("the namespaces were not listed within {FIRST_LIST:?}; starting without them");
+    }
     names
 }

@@ -151,8 +151,20 @@ pub struct ReadableCache {
     /// One question at a time per key: callers that find no answer while
     /// one is being asked wait for it (500 open streams whose answer just
     /// expired ask once, not 500 times).
-    turns: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    turns: Mutex<HashMap<Key, Arc<Turn>>>,
 }
+
+/// The turn to ask one question.
+#[derive(Default)]
+struct Turn {
+    lock: tokio::sync::Mutex<()>,
+    /// When the last question failed, and why: callers that waited for it
+    /// fail with it rather than ask again one after another.
+    failed: Mutex<Option<(Instant, String)>>,
+}
+
+/// How long one access review may take before the question fails.
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ReadableCache {
     /// Where `s` may list `kind`, among `namespaces` (those holding objects of
@@ -167,8 +179,15 @@ impl ReadableCache {
         namespaces: BTreeSet<String>,
     ) -> Result<Arc<Readable>, kube::Error> {
         let key = (s.user.clone(), s.groups.clone(), kind);
-        self.answer(key, namespaces, |namespace| may_list(client, kind, namespace))
-            .await
+        let ask = |namespace: Option<String>| async move {
+            tokio::time::timeout(ASK_TIMEOUT, may_list(client, kind, namespace))
+                .await
+                .unwrap_or_else(|_| {
+                    let e = format!("the API server did not answer an access review within {ASK_TIMEOUT:?}");
+                    Err(kube::Error::Service(e.into()))
+                })
+        };
+        self.answer(key, namespaces, ask).await
     }
 
     /// [`get`](Self::get) with the question asked by `may_list` (`None`: cluster-wide).
@@ -197,10 +216,16 @@ impl ReadableCache {
             }
             turns.entry(key.clone()).or_default().clone()
         };
-        let _turn = turn.lock().await;
-        // Asked by the caller that had the turn before.
+        let waited_from = Instant::now();
+        let _turn = turn.lock.lock().await;
+        // Asked by the caller that had the turn before: its answer, or its failure.
         if let Some(kept) = kept(self) {
             return Ok(kept);
+        }
+        if let Some((at, why)) = turn.failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            && at >= waited_from
+        {
+            return Err(kube::Error::Service(why.into()));
         }
         let ask_each = |namespaces: Vec<String>| {
             futures::stream::iter(namespaces)
@@ -211,19 +236,37 @@ impl ReadableCache {
                 .buffer_unordered(IN_FLIGHT)
                 .try_collect::<Vec<_>>()
         };
-        let (at, answer) = match self.fresh(&key, Instant::now()) {
-            Some((at, kept)) => {
-                let unasked = kept.unasked(&namespaces).into_iter().cloned().collect();
-                (at, kept.with(ask_each(unasked).await?))
+        let asked = async {
+            Ok::<_, kube::Error>(match self.fresh(&key, Instant::now()) {
+                Some((at, kept)) => {
+                    let unasked = kept.unasked(&namespaces).into_iter().cloned().collect();
+                    (at, kept.with(ask_each(unasked).await?))
+                }
+                None if may_list(None).await? => (Instant::now(), Readable::All),
+                None => (
+                    Instant::now(),
+                    Readable::of(false, ask_each(namespaces.iter().cloned().collect()).await?),
+                ),
+            })
+        };
+        let failed = |why: Option<String>| {
+            *turn.failed.lock().unwrap_or_else(|e| e.into_inner()) = why.map(|w| (Instant::now(), w))
+        };
+        let (at, answer) = match asked.await {
+            Ok(asked) => {
+                failed(None);
+                asked
             }
-            None if may_list(None).await? => (Instant::now(), Readable::All),
-            None => (
-                Instant::now(),
-                Readable::of(false, ask_each(namespaces.iter().cloned().collect()).await?),
-            ),
+            Err(e) => {
+                failed(Some(e.to_string()));
+                return Err(e);
+            }
         };
         let answer = Arc::new(answer);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (at, _)| at.elapsed() < KEEP);
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -323,6 +366,35 @@ mod tests {
             *asked.lock().unwrap(),
             [Some("team-c".to_string())],
             "only the new namespace"
+        );
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_on_a_question_that_fails_fail_with_it() {
+        let cache = Arc::new(ReadableCache::default());
+        let asked = Arc::new(Mutex::new(0));
+        let key = ("alice".to_string(), vec![], DEPLOYMENTS);
+        let calls = (0..20).map(|_| {
+            let (cache, key, asked) = (cache.clone(), key.clone(), asked.clone());
+            tokio::spawn(async move {
+                let ask = move |_: Option<String>| {
+                    let asked = asked.clone();
+                    async move {
+                        *asked.lock().unwrap() += 1;
+                        tokio::task::yield_now().await;
+                        Err::<bool, _>(kube::Error::Service("refused".into()))
+                    }
+                };
+                cache.answer(key, BTreeSet::new(), ask).await
+            })
+        });
+        for r in futures::future::join_all(calls).await {
+            assert!(r.unwrap().unwrap_err().to_string().contains("refused"));
+        }
+        assert_eq!(
+            *asked.lock().unwrap(),
+            1,
+            "one question for the 20 callers that came at once"
         );
     }
 

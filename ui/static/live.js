@@ -57,6 +57,8 @@
     }
     fetch(el.dataset.fragment, { credentials: 'same-origin', headers: { Accept: 'text/html' } })
       .then(function (r) {
+        // Sent to the login page: the session ended; the page says so on reload.
+        if (r.redirected) { window.location.reload(); return; }
         return r.text().then(function (html) {
           if (r.ok) el.innerHTML = html;
           else say('This part could not be read (' + r.status + '); reload the page.');

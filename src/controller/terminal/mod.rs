@@ -76,6 +76,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         applied: Default::default(),
         repairs: Default::default(),
         present: Default::default(),
+        passed: Default::default(),
+        lists_late: Default::default(),
     });
     let metrics = tc.ctx.metrics.clone();
     let counted = store.clone();
@@ -150,15 +152,24 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .await;
 }
 
-/// Runs `stream` in a task of its own; its items come out of the returned stream.
+/// Runs `stream` in a task of its own; its items come out of the returned
+/// stream. The task ends when that stream is dropped (the controller
+/// stopped, e.g. on losing the lease).
 fn detached<T: Send + 'static>(
     stream: impl futures::Stream<Item = T> + Send + 'static,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(stream.for_each(move |item| {
-        let _ = tx.send(item);
-        futures::future::ready(())
-    }));
+    tokio::spawn(async move {
+        let closed = tx.clone();
+        let forward = stream.for_each(move |item| {
+            let _ = tx.send(item);
+            futures::future::ready(())
+        });
+        tokio::select! {
+            _ = forward => {}
+            _ = closed.closed() => {}
+        }
+    });
     received(rx)
 }
 
@@ -181,6 +192,12 @@ struct TerminalContext {
     repairs: repair::Limiter,
     /// The children in this cluster, from the watches of their metadata.
     present: Arc<present::Present>,
+    /// The Terminals (by UID) passed since the operator started: only a
+    /// first pass may trust what the status records.
+    passed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The watches did not list within [`FIRST_LISTS`] once: first passes
+    /// no longer wait for them.
+    lists_late: std::sync::atomic::AtomicBool,
 }
 
 fn error_policy(t: Arc<Terminal>, err: &Error, tc: Arc<TerminalContext>) -> Action {
@@ -199,7 +216,9 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
         match event {
             Finalizer::Apply(t) => apply_terminal(&t, &tc).await,
             Finalizer::Cleanup(t) => {
-                tc.applied.forget(&t.uid().unwrap_or_default());
+                let uid = t.uid().unwrap_or_default();
+                tc.applied.forget(&uid);
+                tc.passed.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
                 cleanup::cleanup(&t, ctx).await
             }
         }
@@ -340,8 +359,9 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     let mut holding = tc.applied.holding(&uid, marks, now());
     // The first pass since the operator started, for a Terminal that has
     // applied before: what its status records may still hold, once the
-    // watches of its children have listed them.
-    let first = tc.applied.renew_at(&uid).is_none();
+    // watches of its children have listed them. (A later pass without a
+    // record — a child lost, a token changed — applies everything.)
+    let first = tc.passed.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.clone());
     let local = target.remote.is_none() && host.remote.is_none();
     let recorded = t.status.as_ref().is_some_and(|s| s.children_digest.is_some());
     if holding.is_none() && first && local && recorded && children_listed(tc).await {
@@ -397,9 +417,18 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
 /// Waits until the watches of the children and pods have listed them once
 /// (at most [`FIRST_LISTS`]); whether they have.
 async fn children_listed(tc: &TerminalContext) -> bool {
-    let pods = tokio::time::timeout(FIRST_LISTS, tc.pods.wait_until_ready());
-    let (children, pods) = tokio::join!(tc.present.wait_listed(repair::KINDS, FIRST_LISTS), pods);
-    children && pods.is_ok_and(|r| r.is_ok())
+    use std::sync::atomic::Ordering::Relaxed;
+    let limit = match tc.lists_late.load(Relaxed) {
+        true => std::time::Duration::ZERO,
+        false => FIRST_LISTS,
+    };
+    let pods = tokio::time::timeout(limit, tc.pods.wait_until_ready());
+    let (children, pods) = tokio::join!(tc.present.wait_listed(repair::KINDS, limit), pods);
+    let listed = children && pods.is_ok_and(|r| r.is_ok());
+    if !listed && !tc.lists_late.swap(true, Relaxed) {
+        tracing::warn!("the watches of the Terminals' children did not list them in time; passes apply everything");
+    }
+    listed
 }
 
 /// When the token is due, if the children recorded in `t`'s status are all

@@ -4,7 +4,7 @@
 //! Secret carries a token, so it is made when a token is issued). Its
 //! digest — of every object exactly as it would be written, so a change to
 //! the spec, to the admission-set annotations, to the operator's
-//! configuration or to the operator itself changes it — is recorded in the
+//! configuration or to how the operator builds them changes it — is recorded in the
 //! Terminal's status once applied. After a restart of the operator, a pass
 //! that finds the same digest, every child in this cluster present and made
 //! for this Terminal ([`super::present`]) and its token not due writes
