@@ -286,7 +286,7 @@ async fn main() {
             &["get", "deployments.portico.dev", "-n", "team-b"][..],
         ),
         (
-            "deployment detail (object and pods as the user, Events from the cache)".to_string(),
+            "deployment detail (the object as the user, Events from the cache)".to_string(),
             format!("{base}/deployments/team-a/bench-0"),
             &alice,
             &["describe", "deployments.portico.dev", "-n", "team-a", "bench-0"][..],

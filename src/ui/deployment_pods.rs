@@ -8,6 +8,9 @@ use kube::{Api, Client, ResourceExt, api::ListParams, core::PartialObjectMeta};
 
 use crate::api::Deployment;
 
+/// Pod lookups at once in this process: each holds a namespace's pod metadata.
+static LISTINGS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// Kinds whose objects own pods, directly or through a ReplicaSet or Job.
 const POD_OWNERS: [&str; 6] = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"];
 
@@ -74,9 +77,10 @@ where
 }
 
 /// The Deployment's pods. Lists only what its resources need (ReplicaSets
-/// for a Deployment, Jobs for a CronJob) and pod metadata, at once, then
-/// reads the pods it owns: cheap in a namespace with thousands of other
-/// objects.
+/// for a Deployment, Jobs for a CronJob) and pod metadata — at once, but for
+/// CronJobs without Jobs, which have no pods to list — then reads the pods it
+/// owns: cheap in a namespace with thousands of other objects. At most four
+/// lookups run at once ([`LISTINGS`]); the others wait.
 pub async fn pods_of_deployment(client: &Client, ns: &str, d: &Deployment) -> Result<Vec<Pod>, kube::Error> {
     let resources: Vec<(String, String)> = d
         .status
@@ -90,12 +94,20 @@ pub async fn pods_of_deployment(client: &Client, ns: &str, d: &Deployment) -> Re
     if resources.is_empty() {
         return Ok(vec![]);
     }
-    // The three lists do not depend on each other: made at once.
+    // Reading a namespace's pod metadata is the heavy part: a few at once.
+    let _turn = LISTINGS.acquire().await.expect("never closed");
+    // A workload that has pods now or soon: the three lists at once. Only
+    // CronJobs: their Jobs first, and pods only if there are Jobs.
+    let direct = resources.iter().any(|(k, _)| k != "CronJob");
     let (replica_sets, jobs, pods) = futures::try_join!(
         list_if::<ReplicaSet>(has("Deployment"), client, ns),
         list_if::<Job>(has("CronJob"), client, ns),
-        list_if::<Pod>(true, client, ns),
+        list_if::<Pod>(direct, client, ns),
     )?;
+    let pods = match direct || jobs.is_empty() {
+        true => pods,
+        false => list_if::<Pod>(true, client, ns).await?,
+    };
     let owners = owners_of(&resources, &replica_sets, &jobs);
     let api = Api::<Pod>::namespaced(client.clone(), ns);
     let names = pods_of(&owners, &pods);
