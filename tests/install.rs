@@ -203,6 +203,7 @@ async fn the_chart_installs_the_image_on_a_real_node_upgrades_and_uninstalls_cle
         set("dashboard.publicUrl", public_url),
         set("dashboard.oidc.issuer", &issuer),
         set("dashboard.oidc.usernameClaim", "preferred_username"),
+        set("dashboard.oidc.usernamePrefix", "-"),
         set("dashboard.existingSecret", "portico-dashboard"),
         set("tests.image", portico::controlplane::node::images::TOOLBOX_IMAGE),
     ];

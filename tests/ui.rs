@@ -53,11 +53,49 @@ async fn alice_logs_in_through_the_provider_sees_her_catalog_and_logs_out() {
     );
     assert_eq!(claims_of("alice").await.len(), before + 1);
 
+    // Logged in at the provider too: another login needs no password.
+    let mut again = Browser::new();
+    again.cookies = b.cookies.clone();
+    again.cookies.remove("__Host-portico");
+    again.cookies.remove("__Host-portico-provider");
+    let html2 = again.get(&format!("{}/login", s.base)).await.text().await.unwrap();
+    assert!(
+        html2.contains("<h1>Catalog</h1>"),
+        "the provider's login carries a second one: {html2}"
+    );
+    assert_eq!(claims_of("alice").await.len(), before + 2);
+
+    // Logout ends the session, then the login at the provider
+    // (RP-initiated logout, its ID token as the hint), and comes back.
     let r = b
         .post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&html))])
         .await;
+    assert_eq!(
+        claims_of("alice").await.len(),
+        before + 1,
+        "logout deletes its claim only"
+    );
+    assert!(
+        r.url().as_str().starts_with(&s.issuer) && r.url().as_str().contains("id_token_hint="),
+        "sent to the provider's end-session endpoint: {}",
+        r.url()
+    );
+    assert!(
+        !b.cookies.contains_key("__Host-portico") && !b.cookies.contains_key("__Host-portico-provider"),
+        "{:?}",
+        b.cookies.keys()
+    );
+    let r = b.confirm_provider_logout(&s.base, r).await;
+    assert_eq!(r.url().as_str(), format!("{}/logged-out", s.base));
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(claims_of("alice").await.len(), before, "logout deletes the claim");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Logged out"), "{text}");
+    // The provider's login ended too: logging in asks for the password again.
+    let prompt = b.get(&format!("{}/login", s.base)).await.text().await.unwrap();
+    assert!(prompt.contains("name=\"login\""), "{prompt}");
+    let r = again.logout(&s.base).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(claims_of("alice").await.len(), before);
     // The old cookie no longer opens a session.
     let mut replay = Browser::new();
     replay.cookies.insert("__Host-portico".into(), cookie);
@@ -127,6 +165,10 @@ async fn forged_and_tampered_cookies_and_impersonation_headers_get_nothing() {
     assert!(
         csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
         "{csp}"
+    );
+    assert!(
+        csp.ends_with(&format!("form-action 'self' {}", s.issuer)),
+        "forms post here, and logout's redirect goes on to the provider only: {csp}"
     );
     let html = r.text().await.unwrap();
     assert!(html.contains("<span class=\"who\">bob</span>"), "{html}");
@@ -412,8 +454,7 @@ async fn the_account_page_shows_the_session_hands_out_its_kubeconfig_and_extends
         after.is_some() && after != before,
         "Extend records a heartbeat: {before:?} -> {after:?}"
     );
-    b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
-        .await;
+    b.logout(&s.base).await;
 }
 
 #[tokio::test]
@@ -595,9 +636,7 @@ async fn status_changes_reach_the_browser_as_server_sent_events() {
     assert!(!text.contains("team-a/live-still"), "{text}");
     bobs.delete("live-bob", &DeleteParams::default()).await.unwrap();
     api.delete("live-still", &DeleteParams::default()).await.unwrap();
-    let page = b.get(&format!("{}/", s.base)).await.text().await.unwrap();
-    b.post_form(&format!("{}/logout", s.base), &[("csrf", &csrf(&page))])
-        .await;
+    b.logout(&s.base).await;
 }
 
 async fn create_as(user: &str, groups: &[&str], ns: &str, name: &str) -> portico::api::Deployment {
@@ -1274,4 +1313,92 @@ async fn a_login_refused_at_the_session_limit_offers_the_users_own_sessions_to_e
         admin.delete(name, &DeleteParams::default()).await.unwrap();
     }
     b.logout(&s.base).await;
+}
+
+#[tokio::test]
+async fn the_provider_cannot_name_a_user_kubernetes_reserves_nor_an_unverified_email() {
+    let s = stack().await;
+    // sysop is in the group system:masters at the provider: the dashboard,
+    // which may impersonate groups, must not act as it.
+    let mut b = Browser::new();
+    let page = b.login(&s.base, "sysop").await;
+    assert!(
+        page.contains("Login failed") && page.contains("system:masters") && page.contains("oidc.groupsPrefix"),
+        "{page}"
+    );
+    assert!(claims_of("sysop").await.is_empty(), "no session was made");
+    assert!(!b.cookies.contains_key("__Host-portico"), "{:?}", b.cookies.keys());
+
+    // Where users are named by e-mail, only a verified one counts.
+    let dex = dex_stack().await;
+    let mut b = Browser::new();
+    let page = b.login(&dex.base, "mallory").await;
+    assert!(
+        page.contains("Login failed")
+            && page.contains("has not verified the e-mail address")
+            && page.contains("mallory@example.com"),
+        "{page}"
+    );
+    assert!(claims_of("mallory@example.com").await.is_empty());
+    assert!(!b.cookies.contains_key("__Host-portico"), "{:?}", b.cookies.keys());
+}
+
+#[tokio::test]
+async fn a_user_disabled_at_the_provider_loses_the_dashboard_at_the_next_refresh() {
+    let s = stack().await;
+    let dex = dex_stack().await;
+    let mut b = Browser::new();
+    let home = b.login(&dex.base, "kim").await;
+    let made = claims_of("kim@example.com").await;
+    assert_eq!(
+        made.len(),
+        1,
+        "kim's login made one SessionClaim, as kim@example.com: {home}"
+    );
+    let (ns, claim) = (
+        kube::ResourceExt::namespace(&made[0]).unwrap(),
+        kube::ResourceExt::name_any(&made[0]),
+    );
+    assert!(
+        home.contains("<span class=\"who\">kim@example.com</span>"),
+        "named by e-mail: {home}"
+    );
+    let first = b
+        .cookies
+        .get("__Host-portico-provider")
+        .cloned()
+        .expect("the provider cookie");
+
+    // Every second the session is refreshed, and the provider rotates the
+    // refresh token: the browser's next request gets the new one.
+    let rotated = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let r = b.send(b.http.get(format!("{}/account", dex.base))).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            if b.cookies.get("__Host-portico-provider") != Some(&first) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(rotated.is_ok(), "no refreshed tokens reached the browser");
+    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    assert!(
+        api.get_opt(&claim).await.unwrap().is_some(),
+        "refreshes that succeed keep the session"
+    );
+
+    // kim is disabled at the provider: the next refresh fails and the
+    // session ends (its claim deleted as kim), without any request of hers.
+    let r = reqwest::Client::new()
+        .post(format!("{}/test/disable/kim", s.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    common::wait::gone(&api, &claim).await;
+    let r = b.send(b.http.get(format!("{}/", dex.base))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "back to login");
+    assert_eq!(r.headers()["location"], "/login");
 }

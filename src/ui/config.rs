@@ -123,9 +123,48 @@ pub struct OidcConfig {
     /// ID-token claim used as the Kubernetes user name.
     #[serde(default = "default_username_claim")]
     pub username_claim: String,
-    /// ID-token claim holding the groups.
+    /// ID-token claim holding the groups (an array of strings, or one string).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
+    /// Put before every user name, as kube-apiserver's
+    /// `--oidc-username-prefix`: absent, names from a claim other than
+    /// `email` get the issuer URL and `#` (`https://login.example.com#alice`);
+    /// `"-"` puts nothing. Set it as the API server has it, so RBAC names
+    /// the same users.
+    #[serde(default)]
+    pub username_prefix: Option<String>,
+    /// Put before every group, as `--oidc-groups-prefix` (absent: nothing).
+    #[serde(default)]
+    pub groups_prefix: Option<String>,
+    /// With this set, every active session's refresh token is used this
+    /// often (seconds): a session the provider refuses (a user disabled or
+    /// logged out there), or whose user or groups it now names differently,
+    /// ends. Dex issues refresh tokens only with the `offline_access` scope.
+    #[serde(default)]
+    pub refresh_seconds: Option<u32>,
+    /// Ending a session also ends it at the provider (OpenID Connect
+    /// RP-initiated logout) when the provider advertises an
+    /// `end_session_endpoint`; register `<publicUrl>/logged-out` there as a
+    /// post-logout redirect URI.
+    #[serde(default = "default_true")]
+    pub logout_at_provider: bool,
+}
+
+impl OidcConfig {
+    /// The user-name prefix as kube-apiserver applies it.
+    pub fn username_prefix(&self) -> String {
+        match self.username_prefix.as_deref() {
+            Some("-") => String::new(),
+            Some(p) => p.to_string(),
+            None if self.username_claim == "email" => String::new(),
+            None => format!("{}#", self.issuer),
+        }
+    }
+
+    /// The groups prefix.
+    pub fn groups_prefix(&self) -> &str {
+        self.groups_prefix.as_deref().unwrap_or_default()
+    }
 }
 
 /// Where and under which profile logins claim their session.
@@ -165,6 +204,9 @@ fn default_username_claim() -> String {
 fn default_groups_claim() -> String {
     "groups".into()
 }
+fn default_true() -> bool {
+    true
+}
 
 impl UiConfig {
     /// Parses YAML text and checks it.
@@ -198,6 +240,14 @@ impl UiConfig {
                 ));
             }
             _ => {}
+        }
+        if let Some(o) = &cfg.oidc
+            && o.refresh_seconds.is_some_and(|s| s == 0 || s > 86_400)
+        {
+            return Err(invalid(
+                "oidc.refreshSeconds",
+                "must be between 1 and 86400 seconds (a day); leave it out to not refresh",
+            ));
         }
         let issuer = cfg.oidc.as_ref().map(|o| o.issuer.clone());
         for (key, url) in [("publicUrl", Some(&cfg.public_url)), ("oidc.issuer", issuer.as_ref())] {
@@ -270,6 +320,33 @@ mod tests {
         assert_eq!(c.worker_count(), cpus);
         assert_eq!(c.oidc.unwrap().username_claim, "email");
         assert_eq!(c.catalog_namespaces, ["portico-catalog"]);
+    }
+
+    #[test]
+    fn login_provider_settings_have_kube_apiserver_defaults_and_bounds() {
+        let o = UiConfig::from_yaml(OK).unwrap().oidc.unwrap();
+        assert_eq!((o.username_prefix(), o.groups_prefix()), (String::new(), ""));
+        assert!(o.logout_at_provider && o.refresh_seconds.is_none());
+        let other = OK.replace("clientId: portico", "clientId: portico, usernameClaim: sub");
+        let o = UiConfig::from_yaml(&other).unwrap().oidc.unwrap();
+        assert_eq!(o.username_prefix(), "http://127.0.0.1:9#");
+        let none = OK.replace(
+            "clientId: portico",
+            "clientId: portico, usernameClaim: sub, usernamePrefix: '-'",
+        );
+        assert_eq!(UiConfig::from_yaml(&none).unwrap().oidc.unwrap().username_prefix(), "");
+        for bad in ["0", "86401"] {
+            let e = UiConfig::from_yaml(&OK.replace(
+                "clientId: portico",
+                &format!("clientId: portico, refreshSeconds: {bad}"),
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("oidc.refreshSeconds") && e.contains("between 1 and 86400"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use kube::{
 };
 use minijinja::{context, value::Serde};
 
+use super::provider_session::{PROVIDER_COOKIE, ProviderCookie};
 use super::session_limit::MADE_BY_LABEL;
 use super::{
     cookies::{self, LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session},
@@ -33,7 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/login/end-session",
             web::post().to(super::session_limit::end_and_log_in),
         )
-        .route("/logout", web::post().to(logout));
+        .route("/logout", web::post().to(logout))
+        .route("/logged-out", web::get().to(logged_out));
 }
 
 /// `GET /login`: to the identity provider, or the development login page.
@@ -107,11 +109,16 @@ async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> Ht
     let Some(provider) = &state.provider else {
         return redirect("/login");
     };
-    let user = match provider.finish(code, &login).await {
+    let (user, tokens) = match provider.finish(code, &login).await {
         Ok(u) => u,
         Err(e) => return state.message(StatusCode::UNAUTHORIZED, "Login failed", &e.to_string()),
     };
-    start_session(&state, &req, user.name, user.groups).await
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let cookie = ProviderCookie::new(&user.name, &tokens, now).seal(&state.key, COOKIE_LIFETIME);
+    // Kept whether the session starts now or after the user ends another.
+    let mut r = start_session(&state, &req, user.name, user.groups).await;
+    r.add_cookie(&cookie).ok();
+    r
 }
 
 /// `POST /dev-login`: any listed user, no password (only without `oidc`); a
@@ -176,23 +183,55 @@ pub(super) async fn start_session(state: &State, req: &HttpRequest, user: String
         .finish()
 }
 
-/// `POST /logout`: deletes the SessionClaim as the user and ends the
-/// session's open streams (live updates, terminals) at once.
-async fn logout(state: State, SignedForm(s, _): SignedForm<CsrfForm>) -> HttpResponse {
+/// Ends a session: its open streams (live updates, terminals) at once, its
+/// SessionClaim deleted as the user (which revokes its credentials), and its
+/// refreshing.
+pub(super) async fn end_session(state: &super::state::UiState, s: &Session) {
     state.ends.end(&s.claim);
-    if let Ok(client) = state.as_user(&s) {
+    state.refreshes.forget(&s.claim);
+    if let Ok(client) = state.as_user(s) {
         let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
-        if let Err(e) = api.delete(&s.claim, &DeleteParams::default()).await {
-            tracing::warn!(user = %s.user, error = %e, "ending the session failed");
+        match api.delete(&s.claim, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => tracing::warn!(user = %s.user, error = %e, "ending the session failed"),
         }
     }
-    let mut r = state.message(
+}
+
+/// `POST /logout`: ends the session, then, where the provider has an
+/// end-session endpoint, ends the login there too and comes back to
+/// `/logged-out`.
+async fn logout(state: State, req: HttpRequest, SignedForm(s, _): SignedForm<CsrfForm>) -> HttpResponse {
+    end_session(&state, &s).await;
+    let provider_cookie = req
+        .cookie(PROVIDER_COOKIE)
+        .and_then(|c| cookies::open::<ProviderCookie>(&state.key, PROVIDER_COOKIE, &c))
+        .filter(|c| c.user == s.user);
+    let after = format!("{}/logged-out", state.cfg.public_url.trim_end_matches('/'));
+    let at_provider = state
+        .provider
+        .as_ref()
+        .and_then(|p| p.logout_url(provider_cookie.as_ref().and_then(|c| c.id_token.as_deref()), &after));
+    let mut r = match at_provider {
+        Some(url) => HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish(),
+        None => logged_out_page(&state),
+    };
+    for c in [SESSION_COOKIE, PROVIDER_COOKIE, super::session_limit::PENDING_COOKIE] {
+        r.add_cookie(&cookies::removal(c)).ok();
+    }
+    r
+}
+
+/// `GET /logged-out`: where the provider sends the browser after its logout.
+async fn logged_out(state: State) -> HttpResponse {
+    logged_out_page(&state)
+}
+
+fn logged_out_page(state: &State) -> HttpResponse {
+    state.message(
         StatusCode::OK,
         "Logged out",
         "Your session has ended and its credentials are revoked.",
-    );
-    r.add_cookie(&cookies::removal(SESSION_COOKIE)).ok();
-    r.add_cookie(&cookies::removal(super::session_limit::PENDING_COOKIE))
-        .ok();
-    r
+    )
 }

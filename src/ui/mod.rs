@@ -7,6 +7,7 @@ pub mod admin;
 pub mod assets;
 pub mod attach;
 pub mod catalog_cache;
+pub mod claims;
 pub mod client_ip;
 pub mod config;
 pub mod cookies;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod namespaces;
 pub mod oidc;
 pub mod page;
+pub mod provider_session;
 pub mod readable;
 pub mod recent;
 pub mod rows;
@@ -98,6 +100,9 @@ pub async fn run_until(
     let state = state::UiState::new(cfg, kube_config, key, secret)
         .await
         .map_err(UiError::Start)?;
-    server::serve(state, shutdown).await?;
+    let refreshing = tokio::spawn(provider_session::run(state.clone()));
+    let served = server::serve(state, shutdown).await;
+    refreshing.abort();
+    served?;
     Ok(())
 }

@@ -19,10 +19,35 @@ use super::{
     state::{State, UiState},
 };
 
-/// The Content-Security-Policy of every page.
-const CSP: &str = "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
-/// The terminal page's: xterm.js styles its rows with a `<style>` element; scripts stay `'self'` only.
-pub(super) const TERMINAL_CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'";
+/// The Content-Security-Policies: every page's, and the terminal page's
+/// (xterm.js styles its rows with a `<style>` element; scripts stay `'self'`
+/// only). Forms post to this dashboard only — and, where logout goes on to
+/// the provider's end-session endpoint, the redirect of the logout form to
+/// that origin (browsers apply `form-action` to a form's redirects).
+pub struct Csp {
+    pub(super) page: HeaderValue,
+    pub(super) terminal: HeaderValue,
+}
+
+impl Csp {
+    /// The policies, with `logout_origin` allowed as a form's destination.
+    pub fn new(logout_origin: Option<&str>) -> Csp {
+        let forms = match logout_origin {
+            Some(o) => format!("form-action 'self' {o}"),
+            None => "form-action 'self'".into(),
+        };
+        let value = |styles: &str| {
+            HeaderValue::from_str(&format!(
+                "default-src 'self';{styles} img-src 'self' data: https:; frame-ancestors 'none'; {forms}"
+            ))
+            .expect("an origin is a valid header value")
+        };
+        Csp {
+            page: value(""),
+            terminal: value(" style-src 'self' 'unsafe-inline';"),
+        }
+    }
+}
 
 async fn catalog_page(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
     state.heartbeat(&s);
@@ -55,10 +80,13 @@ async fn guard(
     for h in banned {
         req.headers_mut().remove(h);
     }
+    let csp = req.app_data::<State>().map(|s| s.csp.page.clone());
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    if let Some(csp) = csp
+        && !h.contains_key(header::CONTENT_SECURITY_POLICY)
+    {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     for (k, v) in [
         ("x-content-type-options", "nosniff"),
@@ -81,6 +109,7 @@ pub async fn serve(
         App::new()
             .app_data(data.clone())
             .wrap(from_fn(guard))
+            .wrap(from_fn(super::provider_session::keep))
             .wrap(from_fn(super::metrics::track))
             .route("/", web::get().to(catalog_page))
             .route("/healthz", web::get().to(healthz))

@@ -63,6 +63,10 @@ pub struct UiState {
     pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
     /// Where each user may list each kind, as the API server answered lately.
     readable: super::readable::ReadableCache,
+    /// The sessions refreshed at the login provider.
+    pub(super) refreshes: super::provider_session::Refreshes,
+    /// The Content-Security-Policies of pages.
+    pub(super) csp: super::server::Csp,
 }
 
 pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
@@ -158,7 +162,6 @@ impl UiState {
             pages,
             cfg,
             key,
-            provider,
             base,
             claims,
             heartbeats: Mutex::new(HashMap::new()),
@@ -167,6 +170,9 @@ impl UiState {
             ends,
             shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
             readable: Default::default(),
+            refreshes: Default::default(),
+            csp: super::server::Csp::new(provider.as_ref().and_then(Provider::logout_origin).as_deref()),
+            provider,
         }))
     }
 
@@ -188,6 +194,14 @@ impl UiState {
         }
         users.insert(key, client.clone());
         Ok(client)
+    }
+
+    /// Whether a session's claim is in the watch cache and not ending.
+    pub(super) fn claim_alive(&self, claim: &str) -> bool {
+        let key = reflector::ObjectRef::<SessionClaim>::new(claim).within(&self.cfg.session.namespace);
+        self.claims
+            .get(&key)
+            .is_some_and(|c| c.metadata.deletion_timestamp.is_none())
     }
 
     /// Every SessionClaim, from the watch cache.

@@ -201,7 +201,7 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
     // xterm.js styles its rows with a <style> element; scripts stay 'self' only.
     r.headers_mut().insert(
         actix_web::http::header::CONTENT_SECURITY_POLICY,
-        actix_web::http::header::HeaderValue::from_static(super::server::TERMINAL_CSP),
+        state.csp.terminal.clone(),
     );
     Ok(r)
 }

@@ -152,7 +152,15 @@ try {
   const old = (await page.context().cookies()).filter((c) => c.name === '__Host-portico');
   if (old.length !== 1) await fail('no session cookie');
   await page.click('button:has-text("Log out")');
-  if (!(await page.textContent('h1')).includes('Logged out')) await fail('no logout page');
+  // The provider asks whether to end its login too (RP-initiated logout),
+  // then sends the browser back to the dashboard's logged-out page.
+  await page.waitForURL((u) => !u.href.startsWith(base) || u.pathname === '/logged-out', { waitUntil: 'domcontentloaded' });
+  if (!page.url().startsWith(base)) {
+    await shot('provider-logout');
+    await page.click('button[value="yes"]');
+    await page.waitForURL(`${base}/logged-out`);
+  }
+  if (!(await page.textContent('h1')).includes('Logged out')) await fail(`no logout page: ${page.url()}`);
   await shot('logged-out');
   // The old session cookie, replayed in a fresh browser, opens nothing: the
   // dashboard sends it to log in (the provider's own login page).

@@ -19,6 +19,10 @@ pub struct Stack {
     _provider: Process,
     _ui: Process,
     pub base: String,
+    /// The provider's issuer URL.
+    pub issuer: String,
+    /// The port kept for the Dex-shaped dashboard (`dex_stack`).
+    dex_port: u16,
 }
 
 pub fn oidc_dir() -> PathBuf {
@@ -39,7 +43,7 @@ pub async fn stack() -> &'static Stack {
                 let out = std::process::Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(oidc_dir()).output().unwrap();
                 assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
             }
-            let (op_port, ui_port) = (free_port().unwrap(), free_port().unwrap());
+            let (op_port, ui_port, dex_port) = (free_port().unwrap(), free_port().unwrap(), free_port().unwrap());
             let base = format!("http://127.0.0.1:{ui_port}");
             let dir = cp.dir();
             let log = dir.join("oidc.log");
@@ -51,7 +55,7 @@ pub async fn stack() -> &'static Stack {
                     op_port.to_string(),
                     "portico".into(),
                     "test-secret".into(),
-                    format!("{base}/auth/callback"),
+                    format!("{base}/auth/callback,http://127.0.0.1:{dex_port}/auth/callback"),
                 ],
                 &log,
             )
@@ -61,7 +65,7 @@ pub async fn stack() -> &'static Stack {
             std::fs::write(dir.join("cookie.key"), base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 64]>())).unwrap();
             std::fs::write(dir.join("client.secret"), "test-secret").unwrap();
             let config = format!(
-                "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\noidc:\n  issuer: http://127.0.0.1:{op_port}\n  clientId: portico\n  clientSecretFile: {}\n  usernameClaim: preferred_username\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\nbranding: {{accentColor: '#0f766e'}}\nterminals:\n  shortcutNamespaces: [team-a, team-b]\n  shortcuts: {}\n",
+                "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\noidc:\n  issuer: http://127.0.0.1:{op_port}\n  clientId: portico\n  clientSecretFile: {}\n  usernameClaim: preferred_username\n  usernamePrefix: '-'\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\nbranding: {{accentColor: '#0f766e'}}\nterminals:\n  shortcutNamespaces: [team-a, team-b]\n  shortcuts: {}\n",
                 dir.join("client.secret").display(),
                 dir.join("cookie.key").display(),
                 portico::dev::demo::SESSIONS_NAMESPACE,
@@ -70,7 +74,40 @@ pub async fn stack() -> &'static Stack {
             );
             let ui = dashboard("ui", &config).await;
             wait_http(&format!("{base}/healthz")).await;
-            Stack { _provider: provider, _ui: ui, base }
+            Stack {
+                _provider: provider,
+                _ui: ui,
+                base,
+                issuer: format!("http://127.0.0.1:{op_port}"),
+                dex_port,
+            }
+        })
+        .await
+}
+
+/// A second dashboard on the same provider, configured as for Dex: users
+/// named by their verified e-mail (no prefix, as kube-apiserver leaves
+/// e-mails), refresh tokens asked for with `offline_access` and every
+/// session refreshed each second.
+pub async fn dex_stack() -> &'static DevStack {
+    static STACK: tokio::sync::OnceCell<DevStack> = tokio::sync::OnceCell::const_new();
+    STACK
+        .get_or_init(|| async {
+            let s = stack().await;
+            let dir = shared_with_operator().dir();
+            let base = format!("http://127.0.0.1:{}", s.dex_port);
+            let config = format!(
+                "listen: 127.0.0.1:{}\npublicUrl: {base}\noidc:\n  issuer: {}\n  clientId: portico\n  clientSecretFile: {}\n  scopes: [email, profile, groups, offline_access]\n  refreshSeconds: 1\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\n",
+                s.dex_port,
+                s.issuer,
+                dir.join("client.secret").display(),
+                dir.join("cookie.key").display(),
+                portico::dev::demo::SESSIONS_NAMESPACE,
+                ui_assets().display(),
+            );
+            let ui = dashboard("ui-dex", &config).await;
+            wait_http(&format!("{base}/healthz")).await;
+            DevStack { _ui: ui, base }
         })
         .await
 }
@@ -218,10 +255,29 @@ impl Browser {
         r
     }
 
-    /// Logs out with the CSRF token of the catalog page; returns the response.
+    /// Logs out with the CSRF token of the catalog page, and says yes when
+    /// the provider asks whether to end its login too; returns the last
+    /// response (the dashboard's "Logged out" page).
     pub async fn logout(&mut self, base: &str) -> reqwest::Response {
         let page = self.get(&format!("{base}/")).await.text().await.unwrap();
-        self.post_form(&format!("{base}/logout"), &[("csrf", &csrf(&page))])
+        let r = self
+            .post_form(&format!("{base}/logout"), &[("csrf", &csrf(&page))])
+            .await;
+        self.confirm_provider_logout(base, r).await
+    }
+
+    /// When `r` is the provider's question whether to end its login, answers
+    /// yes and follows it back to the dashboard.
+    pub async fn confirm_provider_logout(&mut self, base: &str, r: reqwest::Response) -> reqwest::Response {
+        if r.url().as_str().starts_with(base) {
+            return r;
+        }
+        let url = r.url().to_string();
+        let html = r.text().await.unwrap();
+        let action = absolute(&url, &form_action(&html).expect("the provider's logout form"));
+        let i = html.find("name=\"xsrf\" value=\"").expect("the logout form's xsrf") + 19;
+        let xsrf = html[i..i + html[i..].find('"').unwrap()].to_string();
+        self.post_form(&action, &[("xsrf", xsrf.as_str()), ("logout", "yes")])
             .await
     }
 
