@@ -1363,31 +1363,51 @@ async fn a_user_disabled_at_the_provider_loses_the_dashboard_at_the_next_refresh
         home.contains("<span class=\"who\">kim@example.com</span>"),
         "named by e-mail: {home}"
     );
-    let first = b
-        .cookies
-        .get("__Host-portico-provider")
-        .cloned()
-        .expect("the provider cookie");
+    // Without its provider cookie the session counts for nothing: none
+    // escapes the refresh by dropping it.
+    let mut stripped = Browser::new();
+    stripped.cookies = b.cookies.clone();
+    assert!(
+        stripped.cookies.remove("__Host-portico-provider").is_some(),
+        "the provider cookie"
+    );
+    let r = stripped.send(stripped.http.get(format!("{}/", dex.base))).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "a session without its provider cookie"
+    );
+    assert_eq!(r.headers()["location"], "/login");
 
     // Every second the session is refreshed, and the provider rotates the
-    // refresh token: the browser's next request gets the new one.
-    let rotated = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
+    // refresh token (and refuses a spent one): the browser's requests get
+    // each new one; three in a row, then again after an idle spell in which
+    // the dashboard refreshed on its own.
+    let mut seen = vec![b.cookies["__Host-portico-provider"].clone()];
+    let rotated = tokio::time::timeout(Duration::from_secs(60), async {
+        while seen.len() < 4 {
             let r = b.send(b.http.get(format!("{}/account", dex.base))).await;
-            assert_eq!(r.status(), StatusCode::OK);
-            if b.cookies.get("__Host-portico-provider") != Some(&first) {
-                return;
+            assert_eq!(r.status(), StatusCode::OK, "refreshes that succeed keep the session");
+            let now = &b.cookies["__Host-portico-provider"];
+            if now != seen.last().unwrap() {
+                seen.push(now.clone());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            if seen.len() == 3 {
+                // Idle: no request of kim's for three refresh intervals.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     })
     .await;
-    assert!(rotated.is_ok(), "no refreshed tokens reached the browser");
-    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
     assert!(
-        api.get_opt(&claim).await.unwrap().is_some(),
-        "refreshes that succeed keep the session"
+        rotated.is_ok(),
+        "refreshed tokens reached the browser {} times",
+        seen.len() - 1
     );
+    let api: Api<SessionClaim> = Api::namespaced(shared_with_operator().admin_client().await.unwrap(), &ns);
+    assert!(api.get_opt(&claim).await.unwrap().is_some(), "the session lives on");
 
     // kim is disabled at the provider: the next refresh fails and the
     // session ends (its claim deleted as kim), without any request of hers.

@@ -153,7 +153,7 @@ pub struct OidcConfig {
 impl OidcConfig {
     /// The user-name prefix as kube-apiserver applies it.
     pub fn username_prefix(&self) -> String {
-        match self.username_prefix.as_deref() {
+        match self.username_prefix.as_deref().filter(|p| !p.is_empty()) {
             Some("-") => String::new(),
             Some(p) => p.to_string(),
             None if self.username_claim == "email" => String::new(),
@@ -330,6 +330,16 @@ mod tests {
         let other = OK.replace("clientId: portico", "clientId: portico, usernameClaim: sub");
         let o = UiConfig::from_yaml(&other).unwrap().oidc.unwrap();
         assert_eq!(o.username_prefix(), "http://127.0.0.1:9#");
+        let empty = OK.replace(
+            "clientId: portico",
+            "clientId: portico, usernameClaim: sub, usernamePrefix: ''",
+        );
+        let o = UiConfig::from_yaml(&empty).unwrap().oidc.unwrap();
+        assert_eq!(
+            o.username_prefix(),
+            "http://127.0.0.1:9#",
+            "empty is unset, as for kube-apiserver"
+        );
         let none = OK.replace(
             "clientId: portico",
             "clientId: portico, usernameClaim: sub, usernamePrefix: '-'",

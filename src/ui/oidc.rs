@@ -7,7 +7,7 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndSessionUrl, IssuerUrl, LogoutRequest, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
     RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse,
-    core::{CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreTokenResponse},
+    core::{CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdToken, CoreTokenResponse},
 };
 
 use super::{
@@ -68,6 +68,8 @@ impl Provider {
     pub async fn discover(config: &OidcConfig, secret: String, redirect: String) -> Result<Provider, OidcError> {
         let http = openidconnect::reqwest::ClientBuilder::new()
             .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| OidcError(e.to_string()))?;
         let issuer = IssuerUrl::new(config.issuer.clone()).map_err(|e| err("issuer")(e.to_string()))?;
@@ -164,14 +166,20 @@ impl Provider {
             .await;
         let token = match answer {
             Ok(t) => t,
-            Err(RequestTokenError::ServerResponse(e)) => {
+            Err(RequestTokenError::ServerResponse(e)) if *e.error() == CoreErrorResponseType::InvalidGrant => {
                 return Err(RefreshError::Refused(format!("the provider refused the refresh: {e}")));
             }
             Err(e) => return Err(RefreshError::Unreachable(format!("refresh: {e}"))),
         };
         let id_token = match token.id_token() {
             Some(id) => {
-                id.claims(&self.client.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
+                // Straight from the token endpoint over the connection the
+                // client authenticated on: its issuer, audience and expiry
+                // are checked, its signature need not be (OpenID Connect
+                // Core 3.1.3.7), so keys the provider rotated since the
+                // start do not end every session.
+                let verifier = self.client.id_token_verifier().insecure_disable_signature_check();
+                id.claims(&verifier, |_: Option<&Nonce>| Ok(()))
                     .map_err(|e| RefreshError::Refused(format!("refreshed ID token: {e}")))?;
                 let now = payload(id)
                     .map_err(|e| RefreshError::Refused(e.to_string()))

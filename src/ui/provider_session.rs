@@ -34,6 +34,8 @@ pub const PROVIDER_COOKIE: &str = "__Host-portico-provider";
 const MAX_COOKIE: usize = 4000;
 /// Sessions refreshed at once.
 const AT_ONCE: usize = 8;
+/// How long one refresh may take.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the provider cookie holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -84,10 +86,13 @@ struct Watched {
     busy: bool,
 }
 
-/// The sessions this dashboard refreshes, by SessionClaim.
+/// The sessions this dashboard refreshes, by SessionClaim, and those the
+/// provider refused (no longer accepted here, even if deleting their claim
+/// failed).
 #[derive(Default)]
 pub struct Refreshes {
     watched: Mutex<HashMap<String, Watched>>,
+    refused: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Refreshes {
@@ -120,10 +125,22 @@ impl Refreshes {
         self.watched.lock().unwrap().remove(claim);
     }
 
+    /// Stops refreshing a session the provider refused, and accepts it no more.
+    fn refuse(&self, claim: &str) {
+        self.forget(claim);
+        self.refused.lock().unwrap().insert(claim.to_string());
+    }
+
+    /// Whether the provider refused the session of `claim`.
+    pub fn refused(&self, claim: &str) -> bool {
+        self.refused.lock().unwrap().contains(claim)
+    }
+
     /// The sessions due for a refresh (marked busy), dropping those that ended.
-    fn due(&self, now: i64, every: i64, alive: impl Fn(&Session) -> bool) -> Vec<(Session, ProviderCookie)> {
+    fn due(&self, now: i64, every: i64, alive: impl Fn(&str) -> bool) -> Vec<(Session, ProviderCookie)> {
+        self.refused.lock().unwrap().retain(|c| alive(c));
         let mut watched = self.watched.lock().unwrap();
-        watched.retain(|_, w| w.session.exp > now && alive(&w.session));
+        watched.retain(|_, w| w.session.exp > now && alive(&w.session.claim));
         watched
             .values_mut()
             .filter(|w| !w.busy && now - w.cookie.checked >= every)
@@ -144,8 +161,16 @@ impl Refreshes {
     }
 }
 
+/// The provider cookie a request carries for session `s`, if it opens and
+/// names the same user.
+pub fn cookie_of(state: &UiState, req: &actix_web::HttpRequest, s: &Session) -> Option<ProviderCookie> {
+    let c: ProviderCookie = cookies::open(&state.key, PROVIDER_COOKIE, &req.cookie(PROVIDER_COOKIE)?)?;
+    (c.user == s.user).then_some(c)
+}
+
 /// Middleware: notes each request's session for refreshing, and sends back
-/// tokens a refresh rotated since.
+/// tokens a refresh rotated since (unless the response sets the cookie
+/// itself, as logging out does).
 pub async fn keep(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -156,13 +181,15 @@ pub async fn keep(
         .filter(|st| st.provider.as_ref().is_some_and(|p| p.refreshes()))
         .and_then(|st| {
             let s: Session = cookies::open(&st.key, SESSION_COOKIE, &req.cookie(SESSION_COOKIE)?)?;
-            let c: ProviderCookie = cookies::open(&st.key, PROVIDER_COOKIE, &req.cookie(PROVIDER_COOKIE)?)?;
+            let c = cookie_of(st, req.request(), &s)?;
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
-            (c.user == s.user && s.exp > now && st.claim_alive(&s.claim)).then_some(())?;
+            (s.exp > now && st.claim_alive(&s.claim)).then_some(())?;
             st.refreshes.note(&s, c).map(|c| (st.clone(), c, s.exp - now))
         });
     let mut res = next.call(req).await?;
-    if let Some((st, cookie, max_age)) = newer {
+    if let Some((st, cookie, max_age)) = newer
+        && !res.response().cookies().any(|c| c.name() == PROVIDER_COOKIE)
+    {
         res.response_mut().add_cookie(&cookie.seal(&st.key, max_age)).ok();
     }
     Ok(res)
@@ -180,7 +207,7 @@ pub async fn run(state: Arc<UiState>) {
     loop {
         tick.tick().await;
         let now = k8s_openapi::jiff::Timestamp::now().as_second();
-        let due = state.refreshes.due(now, every, |s| state.claim_alive(&s.claim));
+        let due = state.refreshes.due(now, every, |claim| state.claim_alive(claim));
         futures::stream::iter(due)
             .for_each_concurrent(AT_ONCE, |(s, cookie)| refresh_one(&state, s, cookie, now, every))
             .await;
@@ -193,7 +220,10 @@ async fn refresh_one(state: &Arc<UiState>, s: Session, cookie: ProviderCookie, n
         name: s.user.clone(),
         groups: s.groups.clone(),
     };
-    match provider.refresh(&cookie.tokens(), &user).await {
+    let answer = tokio::time::timeout(REFRESH_TIMEOUT, provider.refresh(&cookie.tokens(), &user))
+        .await
+        .unwrap_or_else(|_| Err(RefreshError::Unreachable("the provider did not answer in time".into())));
+    match answer {
         Ok(tokens) => {
             state
                 .refreshes
@@ -205,6 +235,7 @@ async fn refresh_one(state: &Arc<UiState>, s: Session, cookie: ProviderCookie, n
         }
         Err(e) => {
             tracing::info!(user = %s.user, claim = %s.claim, reason = %e, "session ended: the provider no longer confirms it");
+            state.refreshes.refuse(&s.claim);
             super::login::end_session(state, &s).await;
         }
     }
@@ -256,10 +287,21 @@ mod tests {
         let r = Refreshes::default();
         r.note(&session("ui-1"), cookie(0, "a"));
         r.note(&session("ui-2"), cookie(0, "b"));
-        assert_eq!(r.due(100, 60, |s| s.claim != "ui-2").len(), 1);
+        assert_eq!(r.due(100, 60, |c| c != "ui-2").len(), 1);
         assert!(r.watched.lock().unwrap().get("ui-2").is_none());
         assert!(r.due(2_000, 60, |_| true).is_empty(), "past the cookie's expiry");
         assert!(r.watched.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_refused_session_stays_refused_until_its_claim_is_gone() {
+        let r = Refreshes::default();
+        r.note(&session("ui-1"), cookie(0, "a"));
+        r.refuse("ui-1");
+        assert!(r.refused("ui-1") && !r.refused("ui-2"));
+        assert!(r.due(100, 60, |_| true).is_empty(), "no longer refreshed");
+        r.due(100, 60, |c| c != "ui-1");
+        assert!(!r.refused("ui-1"), "forgotten once its claim is gone");
     }
 
     #[test]

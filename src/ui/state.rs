@@ -387,6 +387,14 @@ impl UiState {
         if s.exp < k8s_openapi::jiff::Timestamp::now().as_second() {
             return None;
         }
+        // Where sessions are refreshed at the provider, a session counts
+        // only with its provider cookie (so none escapes the refresh) and
+        // only until the provider refused it.
+        if self.provider.as_ref().is_some_and(|p| p.refreshes())
+            && (super::provider_session::cookie_of(self, req, &s).is_none() || self.refreshes.refused(&s.claim))
+        {
+            return None;
+        }
         let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
         let claim = match self.claims.get(&key) {
             Some(c) => Some(c),
