@@ -140,9 +140,38 @@ pub async fn pods(
 #[derive(serde::Deserialize)]
 pub struct LogQuery {
     pod: String,
+    /// The container; absent: the pod's first.
+    #[serde(default)]
+    container: Option<String>,
+    /// The log of the container's previous run (after a restart).
+    #[serde(default)]
+    previous: Option<String>,
 }
 
-/// `GET /deployments/{ns}/{name}/logs?pod=P`: the last lines of one of its pods' log.
+/// The containers of a pod, init containers first, and whether each has a
+/// previous run (it terminated and was restarted).
+fn containers_of(pod: &Pod) -> Vec<(String, bool)> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let restarted = |name: &str| {
+        status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten())
+            .any(|c| c.name == name && c.last_state.as_ref().is_some_and(|l| l.terminated.is_some()))
+    };
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .map(|c| (c.name.clone(), restarted(&c.name)))
+        .collect()
+}
+
+/// `GET /deployments/{ns}/{name}/logs?pod=P[&container=C][&previous=1]`:
+/// the last lines of a container's log in one of its pods, or of its
+/// previous run.
 pub async fn logs(
     state: State,
     LoggedIn(s): LoggedIn,
@@ -150,6 +179,9 @@ pub async fn logs(
     q: web::Query<LogQuery>,
 ) -> HttpResponse {
     let (ns, name) = path.into_inner();
+    let previous = q.previous.is_some();
+    let mut containers = Vec::new();
+    let mut container = q.container.clone().unwrap_or_default();
     let result = async {
         let client = state.as_user(&s).map_err(|e| why(&e))?;
         let d = Api::<Deployment>::namespaced(client.clone(), &ns)
@@ -160,6 +192,30 @@ pub async fn logs(
         let Some(pod) = mine.iter().find(|p| p.name_any() == q.pod) else {
             return Err(format!("{} is not a pod of deployment {ns}/{name}.", q.pod));
         };
+        containers = containers_of(pod);
+        if container.is_empty() {
+            // The first app container, as kubectl logs picks it.
+            let inits = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.init_containers.as_ref())
+                .map_or(0, Vec::len);
+            container = containers.get(inits).map(|c| c.0.clone()).unwrap_or_default();
+        }
+        let Some((_, restarted)) = containers.iter().find(|c| c.0 == container) else {
+            let names: Vec<&str> = containers.iter().map(|c| c.0.as_str()).collect();
+            return Err(format!(
+                "{} has no container {container:?}; its containers are {}.",
+                q.pod,
+                names.join(", ")
+            ));
+        };
+        if previous && !restarted {
+            return Err(format!(
+                "Container {container} of {} has not restarted, so there is no previous log; show the current one.",
+                q.pod
+            ));
+        }
         if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
             return Err(format!(
                 "{} has not been scheduled to a node, so no container has run and there is no log yet.",
@@ -169,6 +225,8 @@ pub async fn logs(
         let lp = LogParams {
             tail_lines: Some(LOG_LINES),
             timestamps: true,
+            container: Some(container.clone()),
+            previous,
             ..Default::default()
         };
         Api::<Pod>::namespaced(client, &ns)
@@ -181,7 +239,8 @@ pub async fn logs(
         Ok(l) => (Some(l), None),
         Err(e) => (None, Some(e)),
     };
-    let ctx = context! { namespace => ns, name, pod => q.pod.clone(), log, error };
+    let containers: Vec<String> = containers.into_iter().map(|c| c.0).collect();
+    let ctx = context! { namespace => ns, name, pod => q.pod.clone(), container, containers, previous, log, error };
     state.page("logs.html", &s, ctx)
 }
 
@@ -288,4 +347,27 @@ pub async fn update(
             Err(e) => refill(form::Refusal::of(&e), StatusCode::UNPROCESSABLE_ENTITY),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pods_containers_come_init_first_each_with_whether_it_restarted() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"initContainers": [{"name": "setup"}], "containers": [{"name": "web"}, {"name": "sidecar"}]},
+            "status": {"containerStatuses": [
+                {"name": "web", "image": "i", "imageID": "", "ready": true, "restartCount": 2,
+                 "lastState": {"terminated": {"exitCode": 1}}},
+                {"name": "sidecar", "image": "i", "imageID": "", "ready": true, "restartCount": 0, "lastState": {}}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(
+            containers_of(&pod),
+            [("setup".into(), false), ("web".into(), true), ("sidecar".into(), false)]
+        );
+    }
 }

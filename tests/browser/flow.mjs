@@ -82,6 +82,16 @@ try {
   if (!logText.includes('Log of pod')) await fail('no log page');
   if (!logText.includes('webapp: serving "Hello from Portico" on port 80')) await fail(`not the app's log: ${logText}`);
   await shot('pod-log');
+  // Its container is offered; a previous run it never had is explained, not an API error.
+  const chosen = await page.inputValue('select[name="container"]');
+  if (!chosen) await fail('no container offered');
+  await page.check('input[name="previous"]');
+  await page.click('button:has-text("Show")');
+  await page.waitForURL(/previous=1/);
+  const prev = await page.textContent('[role="alert"]');
+  if (!prev.includes(`Container ${chosen} of`) || !prev.includes('has not restarted, so there is no previous log')) await fail(`previous log: ${prev}`);
+  if (await page.locator('input[name="previous"]:checked').count() !== 1) await fail('the choice is not kept');
+  await page.goBack();
   await page.goBack();
 
   // Change a parameter; the one that cannot change is disabled.
