@@ -1422,3 +1422,215 @@ async fn a_user_disabled_at_the_provider_loses_the_dashboard_at_the_next_refresh
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "back to login");
     assert_eq!(r.headers()["location"], "/login");
 }
+
+#[tokio::test]
+async fn who_has_access_lists_bindings_in_words_and_portico_grants_while_they_last() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use kube::api::PostParams;
+    let s = stack().await;
+    let cp = shared_with_operator();
+    let admin = cp.admin_client().await.unwrap();
+    // lee reads RBAC and Portico's objects everywhere; zed may read pods in
+    // team-a through a Role made with kubectl's rights.
+    let reader: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "portico-test-access-reader"},
+        "rules": [
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings", "clusterrolebindings", "roles", "clusterroles"], "verbs": ["get", "list"]},
+            {"apiGroups": ["portico.dev"], "resources": ["terminals", "sessionclaims"], "verbs": ["get", "list"]},
+        ],
+    }))
+    .unwrap();
+    let reader_binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "portico-test-access-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "portico-test-access-reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "lee"}],
+    }))
+    .unwrap();
+    let pod_reader: Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "access-pod-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+    }))
+    .unwrap();
+    let zed: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "access-zed"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "access-pod-reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "zed"}],
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&pp, &reader)
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&pp, &reader_binding)
+        .await
+        .unwrap();
+    let roles: Api<Role> = Api::namespaced(admin.clone(), "team-a");
+    roles.create(&pp, &pod_reader).await.unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), "team-a");
+    bindings.create(&pp, &zed).await.unwrap();
+
+    // alice's Terminal binds edit in team-a for its access service account.
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let terminals: Api<portico::api::Terminal> = Api::namespaced(alice, "team-a");
+    let t = terminals
+        .create(
+            &pp,
+            &common::fixtures::terminal_in("access-t", "team-a", "team-a", "edit"),
+        )
+        .await
+        .unwrap();
+    let uid = kube::ResourceExt::uid(&t).unwrap();
+    let made_for_t = |bs: &[RoleBinding]| {
+        bs.iter()
+            .find(|b| {
+                b.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(portico::api::keys::TERMINAL_UID_LABEL))
+                    == Some(&uid)
+                    && b.role_ref.name == "edit"
+            })
+            .map(kube::ResourceExt::name_any)
+    };
+    let granted = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(name) = made_for_t(&bindings.list(&Default::default()).await.unwrap().items) {
+                return name;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the Terminal's binding in team-a");
+
+    let mut b = Browser::new();
+    b.login(&s.base, "lee").await;
+    let index = b.get(&format!("{}/access", s.base)).await.text().await.unwrap();
+    assert!(
+        index.contains("href=\"&#x2f;access&#x2f;team-a\"") || index.contains("href=\"/access/team-a\""),
+        "{index}"
+    );
+    let page = b.get(&format!("{}/access/team-a", s.base)).await.text().await.unwrap();
+    let page = page.replace("&#x2f;", "/");
+    for expected in [
+        "<h1>Who has access to team-a</h1>",
+        "custom: get, list on pods",
+        "edit: read and change most objects, not roles or bindings",
+        "portico-admins",
+        "cluster-wide",
+        "<a href=\"/terminals/team-a/access-t\">Terminal team-a/access-t</a> by alice",
+        granted.as_str(),
+    ] {
+        assert!(page.contains(expected), "{expected:?} missing: {page}");
+    }
+    assert!(
+        page.contains("of Kubernetes' own bindings (names beginning with system:) are hidden")
+            && !page.contains("system:kube-scheduler"),
+        "{page}"
+    );
+    let all = b
+        .get(&format!("{}/access/team-a?system=1", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        all.contains("system:kube-scheduler") && all.contains("access-zed"),
+        "{all}"
+    );
+    let zed_row = page
+        .lines()
+        .skip_while(|l| !l.contains("\">zed</td>"))
+        .take(2)
+        .collect::<String>();
+    assert!(zed_row.contains("Role/access-pod-reader"), "{zed_row}");
+
+    let r = b.get(&format!("{}/access/team-a?format=csv", s.base)).await;
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = r.text().await.unwrap();
+    assert!(
+        text.starts_with("kind,subject,role,allows,binding,cluster_wide,granted_by,creator,ends\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("User,zed,Role/access-pod-reader,")),
+        "{text}"
+    );
+    let r = b.get(&format!("{}/access/team-a?format=json", s.base)).await;
+    let rows: Vec<serde_json::Value> = r.json().await.unwrap();
+    let t_row = rows
+        .iter()
+        .find(|r| r["binding"] == granted.as_str())
+        .expect("the Terminal's binding");
+    assert_eq!(t_row["granted_by"]["creator"], "alice");
+    assert!(t_row["granted_by"]["ends"].is_string(), "{t_row}");
+    // In Chromium, in both themes and at phone width.
+    let artifacts = screenshots();
+    expect_browser_ok(browser_script(
+        "access.mjs",
+        &[s.base.as_str(), "lee", "team-a", artifacts.to_str().unwrap()],
+    ))
+    .await;
+    let r = b.get(&format!("{}/access/team-a?format=xml", s.base)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("use csv or json"));
+
+    // alice (edit) may not list RoleBindings: she is told so, and offered nothing.
+    let _turn = ALICE_TURN.lock().await;
+    let mut a = Browser::new();
+    a.login(&s.base, "alice").await;
+    let r = a.get(&format!("{}/access/team-a", s.base)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("You may not see who has access to team-a") && !text.contains("access-zed"),
+        "{text}"
+    );
+    let index = a.get(&format!("{}/access", s.base)).await.text().await.unwrap();
+    assert!(
+        index.contains("There is no namespace where you may list RoleBindings"),
+        "{index}"
+    );
+    a.logout(&s.base).await;
+
+    // The Terminal ends: its binding goes, and the view says so.
+    let admin_terminals: Api<portico::api::Terminal> = Api::namespaced(admin.clone(), "team-a");
+    admin_terminals
+        .delete("access-t", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait::gone(&admin_terminals, "access-t").await;
+    // Its bindings go with it (those in its host namespace by their owner).
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while bindings.list(&Default::default()).await.unwrap().items.iter().any(|b| {
+            b.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(portico::api::keys::TERMINAL_UID_LABEL))
+                == Some(&uid)
+        }) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the Terminal's bindings deleted");
+    let page = b.get(&format!("{}/access/team-a", s.base)).await.text().await.unwrap();
+    assert!(!page.contains("access-t<") && !page.contains(&granted), "{page}");
+    b.logout(&s.base).await;
+
+    bindings.delete("access-zed", &DeleteParams::default()).await.unwrap();
+    roles
+        .delete("access-pod-reader", &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .delete("portico-test-access-reader", &DeleteParams::default())
+        .await
+        .unwrap();
+    Api::<ClusterRole>::all(admin)
+        .delete("portico-test-access-reader", &DeleteParams::default())
+        .await
+        .unwrap();
+}

@@ -2,6 +2,7 @@
 //! per login; catalog, deployments, terminals, account and admin pages; live
 //! status from watch caches. Everything it changes it writes as the user.
 
+pub mod access;
 pub mod account;
 pub mod admin;
 pub mod assets;

@@ -135,6 +135,12 @@ pub const DELETE_DEPLOYMENTS: Question = Question {
     verb: "delete",
     ..DEPLOYMENTS
 };
+/// RoleBindings (who has access to a namespace).
+pub const ROLE_BINDINGS: Question = Question {
+    group: "rbac.authorization.k8s.io",
+    resource: "rolebindings",
+    verb: "list",
+};
 /// Events (the detail page shows a Deployment's).
 pub const EVENTS: Question = Question {
     group: "",

@@ -118,6 +118,7 @@ pub async fn serve(
             .configure(super::deployments::routes)
             .configure(super::deployment_detail::routes)
             .configure(super::account::routes)
+            .configure(super::access::routes)
             .configure(super::terminals::routes)
             .configure(super::attach::routes)
             .configure(super::assets::routes)

@@ -106,6 +106,11 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
             include_str!("../../ui/templates/terminal_row.html"),
         ),
         ("logs.html", include_str!("../../ui/templates/logs.html")),
+        ("access.html", include_str!("../../ui/templates/access.html")),
+        (
+            "access_index.html",
+            include_str!("../../ui/templates/access_index.html"),
+        ),
     ] {
         env.add_template(name, src).expect("built-in templates parse");
     }

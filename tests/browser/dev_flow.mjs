@@ -4,16 +4,10 @@
 // Saves a screenshot of each page into ARTIFACTS (names start with dev-).
 // The list must also show each ALSO_LISTED deployment of NAMESPACE.
 // Usage: node dev_flow.mjs DASHBOARD_URL USER NAMESPACE NAME ARTIFACTS [ALSO_LISTED...]
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [base, user, namespace, name, artifacts, ...alsoListed] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const fail = async (msg) => { console.error(`FAIL: ${msg}`); await browser.close(); process.exit(1); };
+const { browser, fail } = await launch();
 const page = await browser.newPage();
 const shot = (what) => page.screenshot({ path: `${artifacts}/dev-${what}.png`, fullPage: true });
 try {

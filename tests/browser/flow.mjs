@@ -6,26 +6,15 @@
 // a parameter, the list, delete, and the page of what is gone (a refusal that
 // keeps the layout). Saves a screenshot of each page into ARTIFACTS.
 // Usage: node flow.mjs DASHBOARD_URL USER ARTIFACTS
-import { chromium } from 'playwright-core';
+import { launch, providerLogin } from './chromium.mjs';
 
 const [base, user, artifacts] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const fail = async (msg) => { console.error(`FAIL: ${msg}`); await browser.close(); process.exit(1); };
+const { browser, fail } = await launch();
 const context = await browser.newContext();
 const page = await context.newPage();
 const shot = (name, tab = page) => tab.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
 try {
-  await page.goto(`${base}/login`);
-  await page.fill('input[name="login"]', user);
-  await page.fill('input[name="password"]', 'any');
-  await page.click('button[type="submit"]');
-  await page.click('button[type="submit"]'); // consent
-  await page.waitForURL(`${base}/`);
+  await providerLogin(page, base, user);
   if (!(await page.textContent('h1')).includes('Catalog')) await fail('no catalog after login');
   if (await page.locator('text=Ops only').count() > 0) await fail('a template for other groups is shown');
   await shot('catalog');

@@ -10,28 +10,17 @@
 // its warning shortly before the end; an admin's pages. Saves screenshots into ARTIFACTS.
 // Prints "terminal NAMESPACE/NAME" once the terminal exists, "ok" at the end.
 // Usage: node terminal_flow.mjs DASHBOARD_URL USER ARTIFACTS
-import { chromium } from 'playwright-core';
+import { launch, providerLogin } from './chromium.mjs';
 
 const [base, user, artifacts] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const fail = async (msg) => { console.error(`FAIL: ${msg}`); await browser.close(); process.exit(1); };
+const { browser, fail } = await launch();
 const context = await browser.newContext({ colorScheme: 'dark' });
 const page = await context.newPage();
 const shot = (name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
 const errors = [];
 page.on('pageerror', (e) => errors.push(String(e)));
 try {
-  await page.goto(`${base}/login`);
-  await page.fill('input[name="login"]', user);
-  await page.fill('input[name="password"]', 'any');
-  await page.click('button[type="submit"]');
-  await page.click('button[type="submit"]'); // consent
-  await page.waitForURL(`${base}/`);
+  await providerLogin(page, base, user);
 
   // Keyboard: the skip link is the first stop and leads to the main content.
   await page.keyboard.press('Tab');
@@ -145,12 +134,7 @@ try {
 
   // An admin's pages: every session, and the deployments list with its filters.
   const admin = await (await browser.newContext()).newPage();
-  await admin.goto(`${base}/login`);
-  await admin.fill('input[name="login"]', 'carol');
-  await admin.fill('input[name="password"]', 'any');
-  await admin.click('button[type="submit"]');
-  await admin.click('button[type="submit"]');
-  await admin.waitForURL(`${base}/`);
+  await providerLogin(admin, base, 'carol');
   await admin.click('nav >> text=Sessions');
   if (!(await admin.textContent('main')).includes(user)) await fail(`the admin does not see ${user}'s session`);
   await admin.screenshot({ path: `${artifacts}/admin-sessions.png`, fullPage: true });

@@ -4,7 +4,7 @@
 // dashboard's `<dashboard>/logged-out` registered for logout; HOST, default
 // 127.0.0.1: the address it listens on and names in its issuer, e.g. the
 // node's bridge address for a dashboard running in a pod).
-// Users (any password): alice, bob, dave, erin, frank, hank, ivy, kim
+// Users (any password): alice, bob, dave, erin, frank, hank, ivy, kim, lee
 // (developers), carol (portico-admins); mallory, whose e-mail is not
 // verified; sysop, in the group system:masters.
 // Like Keycloak it issues a refresh token with every login and rotates it on
@@ -26,6 +26,7 @@ const users = {
   frank: developers,
   hank: developers,
   ivy: developers,
+  lee: developers,
   kim: developers,
   mallory: { groups: ['developers'], emailVerified: false },
   sysop: { groups: ['developers', 'system:masters'] },
