@@ -1593,6 +1593,63 @@ async fn who_has_access_lists_bindings_in_words_and_portico_grants_while_they_la
         index.contains("There is no namespace where you may list RoleBindings"),
         "{index}"
     );
+
+    // What alice can reach, asked by carol (admin in every namespace) for
+    // alice and the groups her session recorded: the API server's answers.
+    let mut c = Browser::new();
+    c.login(&s.base, "carol").await;
+    let page = c
+        .get(&format!("{}/access?user=alice", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let page = page.replace("&#x2f;", "/");
+    assert!(
+        page.contains("What alice can reach") && page.contains("in the groups developers"),
+        "{page}"
+    );
+    let team_a = page.lines().find(|l| l.contains(">team-a</a>")).unwrap_or_default();
+    assert!(
+        team_a.contains("edits: may create and change workloads")
+            && team_a.contains("<td data-label=\"Terminals\">1</td>"),
+        "{page}"
+    );
+    assert!(!page.contains(">team-b</a>"), "alice has nothing in team-b: {page}");
+    let r = c.get(&format!("{}/access?user=alice&format=json", s.base)).await;
+    let answer: serde_json::Value = r.json().await.unwrap();
+    let a_row = answer["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["namespace"] == "team-a")
+        .cloned()
+        .expect("team-a");
+    assert_eq!(
+        (a_row["level"].as_str(), a_row["terminals"].as_u64()),
+        (Some("edit"), Some(1))
+    );
+    // With a group given, the answers follow it: portico-admins administer team-b.
+    let page = c
+        .get(&format!("{}/access?user=alice&groups=portico-admins", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let team_b = page.lines().find(|l| l.contains(">team-b</a>")).unwrap_or_default();
+    assert!(team_b.contains("administers: may give others access"), "{page}");
+    let r = c.get(&format!("{}/access?user=", s.base)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    c.logout(&s.base).await;
+    // lee may read bindings but not ask the API server about others.
+    let r = b.get(&format!("{}/access?user=alice", s.base)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("You may not ask the API server what alice may do")
+    );
     a.logout(&s.base).await;
 
     // The Terminal ends: its binding goes, and the view says so.

@@ -172,11 +172,16 @@ pub fn rows(
     out
 }
 
-/// `GET /access`: the namespaces where the viewer may see who has access.
-async fn index(state: State, LoggedIn(s): LoggedIn) -> HttpResponse {
+/// `GET /access`: the namespaces where the viewer may see who has access,
+/// and a form asking what one user can reach; `?user=…` is that answer.
+async fn index(state: State, LoggedIn(s): LoggedIn, q: web::Query<super::access_user::Query>) -> Page {
     state.heartbeat(&s);
+    let q = q.into_inner();
+    if q.user.is_some() {
+        return super::access_user::user(state, s, q).await;
+    }
     let namespaces = state.where_may(&s, readable::ROLE_BINDINGS).await;
-    state.page("access_index.html", &s, context! { namespaces })
+    Ok(state.page("access_index.html", &s, context! { namespaces }))
 }
 
 #[derive(serde::Deserialize)]
@@ -379,30 +384,50 @@ async fn read_grants(
         .await
 }
 
-/// The rows as CSV (RFC 4180 quoting).
-pub fn csv(rows: &[AccessRow]) -> String {
+/// A table as CSV (RFC 4180 quoting).
+pub fn csv_table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let field = |v: &str| match v.contains([',', '"', '\n', '\r']) {
         true => format!("\"{}\"", v.replace('"', "\"\"")),
         false => v.to_string(),
     };
-    let mut out = String::from("kind,subject,role,allows,binding,cluster_wide,granted_by,creator,ends\n");
-    for r in rows {
-        let g = r.granted_by.as_ref();
-        let cells = [
-            r.kind.clone(),
-            r.subject.clone(),
-            r.role.clone(),
-            r.allows.clone(),
-            r.binding.clone(),
-            r.cluster_wide.to_string(),
-            g.map(|g| format!("{} {}", g.kind, g.object)).unwrap_or_default(),
-            g.and_then(|g| g.creator.clone()).unwrap_or_default(),
-            g.and_then(|g| g.ends.clone()).unwrap_or_default(),
-        ];
+    let mut out = header.join(",");
+    out.push('\n');
+    for cells in rows {
         out.push_str(&cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
         out.push('\n');
     }
     out
+}
+
+/// The rows as CSV.
+pub fn csv(rows: &[AccessRow]) -> String {
+    csv_table(
+        &[
+            "kind",
+            "subject",
+            "role",
+            "allows",
+            "binding",
+            "cluster_wide",
+            "granted_by",
+            "creator",
+            "ends",
+        ],
+        rows.iter().map(|r| {
+            let g = r.granted_by.as_ref();
+            vec![
+                r.kind.clone(),
+                r.subject.clone(),
+                r.role.clone(),
+                r.allows.clone(),
+                r.binding.clone(),
+                r.cluster_wide.to_string(),
+                g.map(|g| format!("{} {}", g.kind, g.object)).unwrap_or_default(),
+                g.and_then(|g| g.creator.clone()).unwrap_or_default(),
+                g.and_then(|g| g.ends.clone()).unwrap_or_default(),
+            ]
+        }),
+    )
 }
 
 #[cfg(test)]

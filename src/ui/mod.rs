@@ -3,6 +3,7 @@
 //! status from watch caches. Everything it changes it writes as the user.
 
 pub mod access;
+pub mod access_user;
 pub mod account;
 pub mod admin;
 pub mod assets;

@@ -107,6 +107,7 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
         ),
         ("logs.html", include_str!("../../ui/templates/logs.html")),
         ("access.html", include_str!("../../ui/templates/access.html")),
+        ("access_user.html", include_str!("../../ui/templates/access_user.html")),
         (
             "access_index.html",
             include_str!("../../ui/templates/access_index.html"),
@@ -199,6 +200,11 @@ impl UiState {
         }
         users.insert(key, client.clone());
         Ok(client)
+    }
+
+    /// The cluster's namespaces, from the watch cache.
+    pub(super) fn namespace_names(&self) -> Vec<String> {
+        self.namespaces.read().unwrap().iter().cloned().collect()
     }
 
     /// Whether a session's claim is in the watch cache and not ending.
