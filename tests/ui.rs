@@ -739,6 +739,12 @@ async fn the_detail_page_shows_events_pods_and_actions_only_to_users_allowed_the
     );
     assert!(!detail.contains("ForgedElsewhere"), "{detail}");
     assert!(
+        detail
+            .replace("&#x2f;", "/")
+            .contains(r#"<a href="/terminals?namespace=team-a#open">Open a terminal in team-a</a>"#),
+        "a terminal opens from the Deployment's namespace: {detail}"
+    );
+    assert!(
         detail.contains("Change parameters") && detail.contains("<h2>Delete</h2>"),
         "alice may change and delete it: {detail}"
     );

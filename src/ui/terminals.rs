@@ -78,6 +78,24 @@ pub struct ListPage {
     /// The page (from 1) of [`PAGE_SIZE`](super::rows::PAGE_SIZE) rows.
     #[serde(default)]
     pub page: Option<usize>,
+    /// The namespace the forms start with (a link from a Deployment's page).
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// The Terminal each shortcut would create in `namespace` (its own if it
+/// names one), as YAML, by shortcut id: what the user may read before
+/// running it. The name's suffix is chosen at creation.
+pub fn definitions(shortcuts: &[Offered], namespace: Option<&str>) -> BTreeMap<String, String> {
+    shortcuts
+        .iter()
+        .map(|o| {
+            let sc = &o.shortcut;
+            let ns = sc.namespace.as_deref().or(namespace).unwrap_or("NAMESPACE");
+            let t = sc.terminal(&format!("{}-XXXXXX", sc.name), ns);
+            (o.id.clone(), super::kubectl::yaml_of(&t))
+        })
+        .collect()
 }
 
 /// The shortcuts a user was offered lately, by user and groups: the list page
@@ -107,6 +125,13 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
     // Only where the user may list Terminals, as for kubectl.
     let readable = state.readable(&s, readable::TERMINALS, &state.live.terminals).await?;
     let namespaces = state.where_may(&s, readable::CREATE_TERMINALS).await;
+    // A namespace asked for is used only where the user may open terminals.
+    let asked = q.namespace.as_deref().filter(|n| !n.is_empty());
+    let chosen = asked
+        .filter(|n| namespaces.iter().any(|m| m == n))
+        .or_else(|| (namespaces.len() == 1).then(|| namespaces[0].as_str()));
+    let not_here = asked.filter(|n| Some(*n) != chosen);
+    let definitions = definitions(shortcuts, chosen);
     let page = {
         let index = state.live.terminals.read().unwrap();
         let visible = || index.rows(creator).filter(|r| readable.has(&r.key().0));
@@ -114,6 +139,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
     };
     let ctx = context! {
         shortcuts => Serde(shortcuts), problems => Serde(problems), offered => Serde(&namespaces),
+        chosen, not_here, definitions,
         rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     Ok(state.page("terminals.html", &s, ctx))
