@@ -871,3 +871,128 @@ async fn a_restarted_operator_writes_only_the_children_that_went_missing() {
         common::wait::gone(&terminals, n).await;
     }
 }
+
+#[tokio::test]
+async fn a_restarted_operator_applies_only_the_deployments_whose_objects_went_missing() {
+    use portico::api::Deployment;
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let admin = cp.admin_client().await.unwrap();
+    portico::dev::load_catalog(
+        &admin,
+        std::path::Path::new(portico::dev::CATALOG_DIR),
+        portico::dev::CATALOG_NAMESPACE,
+        &portico::dev::catalog::local_images(),
+    )
+    .await
+    .unwrap();
+    let extra = format!("leaderElection: {{enabled: false}}\n{}", common::TEST_PROFILES);
+    let (config, port) = write_config(cp, &extra);
+    let op = Operator::start(cp, config.clone(), port).await;
+    let alice: Api<Deployment> = Api::namespaced(cp.client_as("alice", &["developers"]).await.unwrap(), "team-a");
+    let names = ["kept-web", "mended-web"];
+    let params = json!({"image": portico::controlplane::node::images::WEBAPP_IMAGE});
+    for n in names {
+        alice
+            .create(
+                &PostParams::default(),
+                &common::fixtures::deployment(n, "webapp", params.clone()),
+            )
+            .await
+            .unwrap();
+    }
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "team-a");
+    for n in names {
+        // Applied, and the status written for this generation.
+        let recorded = |d: Option<&Deployment>| {
+            d.is_some_and(|d| {
+                d.status.as_ref().is_some_and(|s| {
+                    s.template_revision.is_some()
+                        && s.observed_generation == d.metadata.generation
+                        && s.resources.len() == 3
+                        && s.resources
+                            .iter()
+                            .all(|r| r.health != portico::api::deployment::Health::NotFound)
+                })
+            })
+        };
+        tokio::time::timeout(
+            Duration::from_secs(90),
+            await_condition(deployments.clone(), n, recorded),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{n} was not applied"))
+        .unwrap();
+    }
+    drop(op);
+    // While the operator is down, one Deployment loses its Service.
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(admin.clone(), "team-a");
+    let mended = deployments.get("mended-web").await.unwrap();
+    let service = mended
+        .status
+        .as_ref()
+        .unwrap()
+        .resources
+        .iter()
+        .find(|r| r.kind == "Service")
+        .unwrap()
+        .name
+        .clone();
+    services.delete(&service, &DeleteParams::default()).await.unwrap();
+    common::wait::gone(&services, &service).await;
+    // The operator's writes to kept-web's objects (named after it), from the audit log.
+    let writes_to_kept = || {
+        cp.audit_events()
+            .into_iter()
+            .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+            .filter(|e| e.user.username == "system:serviceaccount:portico-system:portico-operator")
+            .filter(|e| {
+                e.object_ref.as_ref().is_some_and(|o| {
+                    o.subresource.is_empty() && o.name.starts_with("kept-web") && o.api_group != "portico.dev"
+                })
+            })
+            .map(|e| e.request_uri)
+            .collect::<Vec<_>>()
+    };
+    let before = writes_to_kept();
+    assert!(!before.is_empty(), "the first operator applied kept-web's objects");
+    let restarted = config.with_file_name("restarted-deployments-operator.yaml");
+    std::fs::copy(&config, &restarted).unwrap();
+    let op = Operator::start(cp, restarted, port).await;
+    // The missing Service is applied again ...
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            services.clone(),
+            &service,
+            |s: Option<&k8s_openapi::api::core::v1::Service>| s.is_some(),
+        ),
+    )
+    .await
+    .expect("the Service applied again after the restart")
+    .unwrap();
+    // ... and kept-web's first pass took its objects as recorded and wrote none.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&op.log_path).unwrap();
+        if log
+            .lines()
+            .any(|l| l.contains("team-a/kept-web") && l.contains("objects as recorded in the status"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pass of kept-web took its objects as recorded; log:\n{}",
+            op.process.log_tail(60)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(writes_to_kept(), before, "the restart applied kept-web's objects again");
+    for n in names {
+        deployments.delete(n, &DeleteParams::default()).await.unwrap();
+    }
+    for n in names {
+        common::wait::gone(&deployments, n).await;
+    }
+}

@@ -200,6 +200,24 @@ impl Caches {
         (caches, futures::stream::select_all(template_streams), owners)
     }
 
+    /// Whether every workload cache has been listed, waiting at most `within`.
+    pub async fn listed(&self, within: std::time::Duration) -> bool {
+        let all = async {
+            let (a, b, c, d, e, f) = futures::join!(
+                self.deployments.wait_until_ready(),
+                self.stateful_sets.wait_until_ready(),
+                self.daemon_sets.wait_until_ready(),
+                self.jobs.wait_until_ready(),
+                self.cron_jobs.wait_until_ready(),
+                self.claims.wait_until_ready(),
+            );
+            [a.is_ok(), b.is_ok(), c.is_ok(), d.is_ok(), e.is_ok(), f.is_ok()]
+                .iter()
+                .all(|ok| *ok)
+        };
+        tokio::time::timeout(within, all).await.unwrap_or(false)
+    }
+
     /// Whether objects of `api_version`/`kind` are watched.
     pub fn watches(api_version: &str, kind: &str) -> bool {
         matches!(

@@ -43,6 +43,17 @@ pub fn mark(obj: &mut DynamicObject, uid: &str) {
     obj.labels_mut().insert(UID_LABEL.into(), uid.into());
 }
 
+/// Whether an object (as JSON) carries the mark of the Deployment with `uid`.
+pub fn marked_for(live: &serde_json::Value, uid: &str) -> bool {
+    !uid.is_empty()
+        && live
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| l.get(UID_LABEL))
+            .and_then(serde_json::Value::as_str)
+            == Some(uid)
+}
+
 /// Whether a live object was made by the Deployment `namespace/name` with
 /// `uid`: it carries the UID label, or (objects applied before that label
 /// existed) it is in the recorded inventory and annotated with the
@@ -90,6 +101,18 @@ pub fn not_owned_message(kind: &str, namespace: Option<&str>, name: &str) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_object_labelled_with_the_uid_is_marked_for_it() {
+        let live = serde_json::json!({"metadata": {"labels": {UID_LABEL: "u1"}}});
+        assert!(marked_for(&live, "u1"));
+        assert!(!marked_for(&live, "u2"));
+        assert!(!marked_for(&serde_json::json!({"metadata": {}}), "u1"));
+        assert!(!marked_for(
+            &serde_json::json!({"metadata": {"labels": {UID_LABEL: ""}}}),
+            ""
+        ));
+    }
     use serde_json::json;
 
     fn object(labels: serde_json::Value, annotations: serde_json::Value) -> DynamicObject {

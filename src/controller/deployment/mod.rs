@@ -90,6 +90,9 @@ struct DeploymentContext {
     applied: Records<Snapshot>,
     /// The template revision each Deployment's Created or Updated Event was published for.
     announced: super::event::Announced,
+    /// The Deployments (by UID) passed since the operator started: only a
+    /// first pass may take its objects as its status records them.
+    passed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Runs the Deployment controller until `shutdown` resolves. A Deployment is
@@ -113,6 +116,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         caches,
         applied: Records::default(),
         announced: Default::default(),
+        passed: Default::default(),
     });
     let metrics = dc.ctx.metrics.clone();
     let counted = store.clone();
@@ -147,6 +151,10 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
             Finalizer::Cleanup(d) => {
                 dc.applied.forget(&d.uid().unwrap_or_default());
                 dc.announced.forget(&d.uid().unwrap_or_default());
+                dc.passed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&d.uid().unwrap_or_default());
                 cleanup::cleanup(&d, ctx).await
             }
         }
@@ -209,6 +217,13 @@ async fn steps(
         .holding(&uid, marks, Timestamp::now())
         .filter(|snap| !suspended && snap.revision == inputs.revision)
         .and_then(|snap| cache::from_cache(&snap, &uid, |r| dc.caches.lookup(r)));
+    let first = dc.passed.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.clone());
+    // The first pass since the operator started: what the status records,
+    // if it is still so, instead of applying every object again.
+    let unchanged = match unchanged {
+        None if first && !suspended => restored(d, dc, &inputs, &uid).await?,
+        kept => kept,
+    };
     let applied = match unchanged {
         Some(applied) => applied,
         None => {
@@ -252,6 +267,64 @@ async fn steps(
     } else {
         Duration::from_secs(300)
     }))
+}
+
+/// How long a first pass waits for the workload caches to be listed.
+const CACHES_LISTED: Duration = Duration::from_secs(10);
+
+/// A first pass since the operator started, for a Deployment whose status
+/// records a successful apply of this revision at this generation by this
+/// applier: its objects from the workload caches (one read each for kinds
+/// without a watch), recorded as if just applied. `None` when anything is
+/// not as recorded (an object missing or not this Deployment's, a stall,
+/// a change): then everything is applied.
+async fn restored(
+    d: &Deployment,
+    dc: &DeploymentContext,
+    inputs: &dereference::Inputs,
+    uid: &str,
+) -> Result<Option<apply::Applied>, Halt> {
+    let Some(st) = d.status.as_ref() else {
+        return Ok(None);
+    };
+    let stalled = st.conditions.iter().any(|c| c.type_ == "Stalled" && c.status == "True");
+    let recorded = st.template_revision.as_deref() == Some(inputs.revision.as_str())
+        && st.observed_generation.is_some()
+        && st.observed_generation == d.metadata.generation
+        && st.applied_by.as_deref() == Some(inputs.applier_name().as_str())
+        && !st.resources.is_empty()
+        && !stalled;
+    if !recorded || !dc.caches.listed(CACHES_LISTED).await {
+        return Ok(None);
+    }
+    let ctx = &*dc.ctx;
+    let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
+    let unwatched: Vec<_> = st
+        .resources
+        .iter()
+        .filter(|r| !Caches::watches(&r.api_version, &r.kind))
+        .cloned()
+        .collect();
+    let read = apply::observe(ctx, &client, &unwatched).await?;
+    let snap = Snapshot {
+        revision: inputs.revision.clone(),
+        inventory: st.resources.clone(),
+        // Only objects that carry this Deployment's mark.
+        unwatched: read
+            .live
+            .into_iter()
+            .filter(|(_, v)| inventory::marked_for(v, uid))
+            .collect(),
+    };
+    let Some(applied) = cache::from_cache(&snap, uid, |r| dc.caches.lookup(r)) else {
+        return Ok(None);
+    };
+    tracing::info!(
+        objects = applied.inventory.len(),
+        "first pass since the start: objects as recorded in the status, none applied"
+    );
+    dc.applied.put(uid, super::trigger::children_marks(d), None, snap);
+    Ok(Some(applied))
 }
 
 /// A stall is also an operation that failed, in the history.
