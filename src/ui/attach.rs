@@ -359,6 +359,7 @@ mod tests {
             ended,
             rows: None,
             gone: false,
+            parameters: None,
         };
         let (tx, rx) = tokio::sync::broadcast::channel(8);
         let ends = tokio::spawn(super::terminal_ended(rx, "team-a/t".into()));

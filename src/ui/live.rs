@@ -75,6 +75,9 @@ pub struct Change {
     /// It is gone: open lists drop its row.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub gone: bool,
+    /// A Deployment's parameters, as its spec has them now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
 }
 
 /// A list's rows, shared by the watch that writes them and the pages that read them.
@@ -136,6 +139,9 @@ trait Summary: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de:
     fn ended(&self) -> Option<crate::api::common::EndReason> {
         None
     }
+    fn parameters(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 impl Summary for Deployment {
@@ -145,6 +151,9 @@ impl Summary for Deployment {
     }
     fn message(&self) -> String {
         self.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default()
+    }
+    fn parameters(&self) -> Option<serde_json::Value> {
+        Some(self.spec.parameters.clone().unwrap_or_else(|| serde_json::json!({})))
     }
 }
 
@@ -205,6 +214,7 @@ fn change<K: Summary>(o: &K) -> Change {
         ended: o.ended(),
         rows: None,
         gone: false,
+        parameters: o.parameters(),
     }
 }
 
@@ -461,6 +471,7 @@ mod tests {
             ended: None,
             rows: None,
             gone: false,
+            parameters: None,
         }
     }
 

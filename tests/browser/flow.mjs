@@ -83,6 +83,11 @@ try {
   await page.goBack();
   await page.goBack();
 
+  // A second tab on the deployment's page sees the parameters change live.
+  const watcher = await page.context().newPage();
+  await watcher.goto(`${base}/deployments/team-a/browser-shop`);
+  await watcher.waitForFunction(() => document.body.dataset.liveConnected === 'true', null, { timeout: 30000 });
+
   // Change a parameter; the one that cannot change is disabled.
   await page.click('text=Change parameters');
   if (!(await page.isDisabled('#p-port'))) await fail('port can be changed');
@@ -91,6 +96,12 @@ try {
   await page.click('button:has-text("Update")');
   await page.waitForURL(`${base}/deployments/team-a/browser-shop`);
   if (!(await page.textContent('main')).match(/replicas\s*2/)) await fail('replicas not updated on the page');
+  await watcher.waitForFunction(() => {
+    const dts = [...document.querySelectorAll('dl[data-parameters] dt')];
+    const i = dts.findIndex((dt) => dt.textContent === 'replicas');
+    return i >= 0 && dts[i].nextElementSibling.textContent === '2';
+  }, null, { timeout: 30000 });
+  await watcher.close();
 
   // The other tab's list got the row from its stream, in its place, and follows its status.
   await list.waitForSelector('tr[data-live="team-a/browser-shop"] a[href="/deployments/team-a/browser-shop"]', { timeout: 30000 });

@@ -139,6 +139,18 @@
       if (message) message.textContent = c.message;
       if (expires && c.expires) { expires.textContent = when(c.expires); expires.setAttribute('datetime', c.expires); }
       if (el.hasAttribute('data-expires') && c.expires) el.dataset.expires = c.expires;
+      // A Deployment's parameters, as its spec has them now (someone changed them elsewhere).
+      if (el.hasAttribute('data-parameters') && c.parameters) {
+        el.replaceChildren();
+        Object.keys(c.parameters).forEach(function (k) {
+          var v = c.parameters[k];
+          var dt = document.createElement('dt');
+          var dd = document.createElement('dd');
+          dt.textContent = k;
+          dd.textContent = typeof v === 'string' ? v : JSON.stringify(v);
+          el.append(dt, dd);
+        });
+      }
     });
     document.dispatchEvent(new CustomEvent('portico:change', { detail: c }));
     tick();
