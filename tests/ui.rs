@@ -819,6 +819,16 @@ async fn the_detail_page_shows_events_pods_and_actions_only_to_users_allowed_the
     .unwrap();
     let part_html = ivy.get(&part).await.text().await.unwrap();
     assert!(part_html.contains("The pods cannot be shown"), "{part_html}");
+    // Nor follow a log there: the stream says why in one event and ends.
+    let r = ivy.get(&format!("{url}/logs/follow?pod=events-a-0")).await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = r.text().await.unwrap();
+    assert!(
+        events.starts_with("event: stopped\ndata: ")
+            && events.contains("Its pods cannot be read as you")
+            && !events.contains("event: line"),
+        "{events}"
+    );
 }
 
 #[tokio::test]

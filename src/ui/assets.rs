@@ -13,6 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/branding.css", web::get().to(branding))
         .route("/static/live.js", web::get().to(live_js))
         .route("/static/theme.js", web::get().to(theme_js))
+        .route("/static/logs.js", web::get().to(logs_js))
         .route("/static/terminal.js", web::get().to(terminal_js))
         .route("/favicon.ico", web::get().to(favicon))
         .route("/vendor/{file}", web::get().to(vendor));
@@ -40,6 +41,11 @@ pub async fn css() -> HttpResponse {
 /// `/static/live.js`: live status, time left and warnings.
 pub async fn live_js() -> HttpResponse {
     text("text/javascript", include_str!("../../ui/static/live.js"))
+}
+
+/// `/static/logs.js`: following a container's log.
+pub async fn logs_js() -> HttpResponse {
+    text("text/javascript", include_str!("../../ui/static/logs.js"))
 }
 
 /// `/static/theme.js`: the colour theme the user chose.

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use actix_web::{HttpResponse, http::StatusCode, web};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
-    Api, ResourceExt,
+    Api, Client, ResourceExt,
     api::{LogParams, Patch, PatchParams},
 };
 use minijinja::{context, value::Serde};
@@ -35,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/deployments/{ns}/{name}/edit", web::get().to(edit_form))
         .route("/deployments/{ns}/{name}/edit", web::post().to(update))
         .route("/deployments/{ns}/{name}/logs", web::get().to(logs))
+        .route("/deployments/{ns}/{name}/logs/follow", web::get().to(follow))
         .route("/deployments/{ns}/{name}/pods", web::get().to(pods));
 }
 
@@ -122,7 +123,7 @@ pub async fn pods(
         ps.iter()
             .map(|p| {
                 let st = p.status.clone().unwrap_or_default();
-                serde_json::json!({"name": p.name_any(), "phase": st.phase, "node": p.spec.as_ref().and_then(|s| s.node_name.clone())})
+                serde_json::json!({"name": p.name_any(), "phase": st.phase, "ip": st.pod_ip, "node": p.spec.as_ref().and_then(|s| s.node_name.clone())})
             })
             .collect::<Vec<_>>()
     });
@@ -169,6 +170,75 @@ fn containers_of(pod: &Pod) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The log a request names, checked as the user: the pod is one of the
+/// Deployment's, the container one of the pod's (absent: its first app
+/// container, as `kubectl logs` picks), and a previous run exists when asked
+/// for.
+struct LogTarget {
+    client: Client,
+    container: String,
+    /// Every container of the pod, for the choice.
+    containers: Vec<String>,
+}
+
+async fn log_target(
+    state: &State,
+    s: &Session,
+    ns: &str,
+    name: &str,
+    q: &LogQuery,
+) -> Result<LogTarget, (Vec<String>, String)> {
+    let client = state.as_user(s).map_err(|e| (vec![], why(&e)))?;
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .map_err(|e| (vec![], why(&e)))?;
+    let mine = pods_of_deployment(&client, ns, &d)
+        .await
+        .map_err(|e| (vec![], format!("Its pods cannot be read as you: {}", why(&e))))?;
+    let Some(pod) = mine.iter().find(|p| p.name_any() == q.pod) else {
+        return Err((vec![], format!("{} is not a pod of deployment {ns}/{name}.", q.pod)));
+    };
+    let all = containers_of(pod);
+    let names: Vec<String> = all.iter().map(|c| c.0.clone()).collect();
+    let container = match q.container.clone().filter(|c| !c.is_empty()) {
+        Some(c) => c,
+        None => {
+            let inits = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.init_containers.as_ref())
+                .map_or(0, Vec::len);
+            names.get(inits).cloned().unwrap_or_default()
+        }
+    };
+    let fail = |m: String| Err((names.clone(), m));
+    let Some((_, restarted)) = all.iter().find(|c| c.0 == container) else {
+        return fail(format!(
+            "{} has no container {container:?}; its containers are {}.",
+            q.pod,
+            names.join(", ")
+        ));
+    };
+    if q.previous.is_some() && !restarted {
+        return fail(format!(
+            "Container {container} of {} has not restarted, so there is no previous log; show the current one.",
+            q.pod
+        ));
+    }
+    if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+        return fail(format!(
+            "{} has not been scheduled to a node, so no container has run and there is no log yet.",
+            q.pod
+        ));
+    }
+    Ok(LogTarget {
+        client,
+        container,
+        containers: names,
+    })
+}
+
 /// `GET /deployments/{ns}/{name}/logs?pod=P[&container=C][&previous=1]`:
 /// the last lines of a container's log in one of its pods, or of its
 /// previous run.
@@ -180,68 +250,96 @@ pub async fn logs(
 ) -> HttpResponse {
     let (ns, name) = path.into_inner();
     let previous = q.previous.is_some();
-    let mut containers = Vec::new();
-    let mut container = q.container.clone().unwrap_or_default();
-    let result = async {
-        let client = state.as_user(&s).map_err(|e| why(&e))?;
-        let d = Api::<Deployment>::namespaced(client.clone(), &ns)
-            .get(&name)
-            .await
-            .map_err(|e| why(&e))?;
-        let mine = pods_of_deployment(&client, &ns, &d).await.map_err(|e| why(&e))?;
-        let Some(pod) = mine.iter().find(|p| p.name_any() == q.pod) else {
-            return Err(format!("{} is not a pod of deployment {ns}/{name}.", q.pod));
-        };
-        containers = containers_of(pod);
-        if container.is_empty() {
-            // The first app container, as kubectl logs picks it.
-            let inits = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.init_containers.as_ref())
-                .map_or(0, Vec::len);
-            container = containers.get(inits).map(|c| c.0.clone()).unwrap_or_default();
+    let (log, error, container, containers) = match log_target(&state, &s, &ns, &name, &q).await {
+        Ok(t) => {
+            let lp = LogParams {
+                tail_lines: Some(LOG_LINES),
+                timestamps: true,
+                container: Some(t.container.clone()),
+                previous,
+                ..Default::default()
+            };
+            match Api::<Pod>::namespaced(t.client, &ns).logs(&q.pod, &lp).await {
+                Ok(l) => (Some(l), None, t.container, t.containers),
+                Err(e) => (
+                    None,
+                    Some(format!("The API server has no log for it: {}", why(&e))),
+                    t.container,
+                    t.containers,
+                ),
+            }
         }
-        let Some((_, restarted)) = containers.iter().find(|c| c.0 == container) else {
-            let names: Vec<&str> = containers.iter().map(|c| c.0.as_str()).collect();
-            return Err(format!(
-                "{} has no container {container:?}; its containers are {}.",
-                q.pod,
-                names.join(", ")
-            ));
-        };
-        if previous && !restarted {
-            return Err(format!(
-                "Container {container} of {} has not restarted, so there is no previous log; show the current one.",
-                q.pod
-            ));
-        }
-        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
-            return Err(format!(
-                "{} has not been scheduled to a node, so no container has run and there is no log yet.",
-                q.pod
-            ));
-        }
-        let lp = LogParams {
-            tail_lines: Some(LOG_LINES),
-            timestamps: true,
-            container: Some(container.clone()),
-            previous,
-            ..Default::default()
-        };
-        Api::<Pod>::namespaced(client, &ns)
-            .logs(&q.pod, &lp)
-            .await
-            .map_err(|e| format!("The API server has no log for it: {}", why(&e)))
-    }
-    .await;
-    let (log, error) = match result {
-        Ok(l) => (Some(l), None),
-        Err(e) => (None, Some(e)),
+        Err((containers, e)) => (None, Some(e), q.container.clone().unwrap_or_default(), containers),
     };
-    let containers: Vec<String> = containers.into_iter().map(|c| c.0).collect();
-    let ctx = context! { namespace => ns, name, pod => q.pod.clone(), container, containers, previous, log, error };
+    let follow = !previous && log.is_some();
+    let ctx =
+        context! { namespace => ns, name, pod => q.pod.clone(), container, containers, previous, log, error, follow };
     state.page("logs.html", &s, ctx)
+}
+
+/// `GET /deployments/{ns}/{name}/logs/follow?pod=P&container=C`: the
+/// container's log as it is written, as Server-Sent Events (`line`, one
+/// JSON string each: the last lines first, then every new one), read as the
+/// user, until the log ends, the browser leaves or the session ends; a
+/// refusal is one `stopped` event saying why.
+pub async fn follow(
+    state: State,
+    LoggedIn(s): LoggedIn,
+    path: web::Path<(String, String)>,
+    q: web::Query<LogQuery>,
+) -> HttpResponse {
+    use futures::{AsyncBufReadExt, StreamExt};
+    let (ns, name) = path.into_inner();
+    fn stopped(message: String) -> actix_web::web::Bytes {
+        let data = serde_json::json!({ "message": message });
+        actix_web::web::Bytes::from(format!("event: stopped\ndata: {data}\n\n"))
+    }
+    let sse = |body| {
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-store"))
+            .streaming(body)
+    };
+    let lines = match log_target(&state, &s, &ns, &name, &q).await {
+        Ok(t) => {
+            let lp = LogParams {
+                tail_lines: Some(LOG_LINES),
+                timestamps: true,
+                follow: true,
+                container: Some(t.container),
+                ..Default::default()
+            };
+            Api::<Pod>::namespaced(t.client, &ns)
+                .log_stream(&q.pod, &lp)
+                .await
+                .map_err(|e| format!("The API server has no log for it: {}", why(&e)))
+        }
+        Err((_, e)) => Err(e),
+    };
+    let lines = match lines {
+        Ok(l) => l.lines(),
+        Err(e) => {
+            return sse(futures::stream::once(async move { Ok::<_, actix_web::Error>(stopped(e)) }).boxed_local());
+        }
+    };
+    let ends = state.ends.clone();
+    let session = s.clone();
+    let ended = async move { ends.ended(&session).await };
+    let events = lines
+        .map(move |l| match l {
+            Ok(line) => {
+                let data = serde_json::Value::from(line);
+                Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(format!("event: line\ndata: {data}\n\n")))
+            }
+            Err(e) => Ok(stopped(format!("The log stream broke off: {e}"))),
+        })
+        .take_until(ended)
+        .chain(futures::stream::once(async {
+            Ok(stopped(
+                "The log ended (the container stopped, or your session ended).".into(),
+            ))
+        }));
+    sse(events.boxed_local())
 }
 
 /// `GET /deployments/{ns}/{name}/edit`: the parameters form with the current values.

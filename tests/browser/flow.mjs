@@ -65,12 +65,28 @@ try {
   await shot('deployment-ready');
 
   // The log of one of its pods, as the kubelet has it.
+  const podIp = (await page.textContent('ul.pods [data-ip]')).trim();
   await page.click('ul.pods >> text=log');
   await page.waitForURL(/\/logs\?pod=/);
   const logText = await page.textContent('main');
   if (!logText.includes('Log of pod')) await fail('no log page');
   if (!logText.includes('webapp: serving "Hello from Portico" on port 80')) await fail(`not the app's log: ${logText}`);
   await shot('pod-log');
+  // Followed, a line the app writes now appears without a reload: a request
+  // to the pod (its httpd logs each one).
+  const followState = async () => `${await page.textContent('[data-follow-state]')} | ${await page.textContent('pre.log')}`;
+  await page.click('button:has-text("Follow")');
+  await page.waitForFunction(() => document.body.dataset.following === 'true', null, { timeout: 30000 })
+    .catch(async () => fail(`the log stream did not open: ${await followState()}`));
+  // The app's httpd logs each answer ("response:404" for a path it lacks); none was asked for yet.
+  const answers = () => page.evaluate(() => (document.querySelector('pre.log').textContent.match(/response:404/g) || []).length);
+  const before = await answers();
+  const answer = await page.request.get(`http://${podIp}/not-there`, { timeout: 10000 }).catch((e) => e);
+  await page.waitForFunction((n) => (document.querySelector('pre.log').textContent.match(/response:404/g) || []).length > n, before, { timeout: 30000 })
+    .catch(async () => fail(`no new line after a request (the pod answered ${answer.status ? answer.status() : answer}): ${await followState()}`));
+  if ((await answers()) !== before + 1) await fail(`one request, ${await answers() - before} lines`);
+  await shot('pod-log-followed');
+  await page.click('button:has-text("Stop following")');
   // Its container is offered; a previous run it never had is explained, not an API error.
   const chosen = await page.inputValue('select[name="container"]');
   if (!chosen) await fail('no container offered');
