@@ -684,3 +684,171 @@ async fn a_terminal_page_shows_the_maximum_lifetime_and_offers_no_extend_once_it
             .unwrap();
     }
 }
+
+/// The Terminals `user` created in `ns` that are not being deleted.
+async fn terminals_of(user: &str, ns: &str) -> Vec<Terminal> {
+    admin_terminals(ns)
+        .await
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|t| t.metadata.deletion_timestamp.is_none())
+        .filter(|t| {
+            portico::creator::Creator::from_annotations(t.metadata.annotations.as_ref()).is_ok_and(|c| c.user == user)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn several_shortcuts_open_together_or_not_at_all() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::{DeleteParams, PostParams};
+    let s = stack().await;
+    let admin = shared_with_operator().admin_client().await.unwrap();
+    // dave may open terminals in team-b (and make their pods) and holds
+    // view there, not edit.
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "dave-terminals"},
+        "rules": [
+            {"apiGroups": ["portico.dev"], "resources": ["terminals"], "verbs": ["create", "get", "list", "watch", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]},
+        ],
+    }))
+    .unwrap();
+    let bindings: Vec<RoleBinding> = [
+        ("dave-terminals", "Role", "dave-terminals"),
+        ("dave-view", "ClusterRole", "view"),
+    ]
+    .iter()
+    .map(|(name, kind, role)| {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dave"}],
+        }))
+        .unwrap()
+    })
+    .collect();
+    let pp = PostParams::default();
+    Api::<Role>::namespaced(admin.clone(), "team-b")
+        .create(&pp, &role)
+        .await
+        .unwrap();
+    let rb_api: Api<RoleBinding> = Api::namespaced(admin.clone(), "team-b");
+    for b in &bindings {
+        rb_api.create(&pp, b).await.unwrap();
+    }
+
+    let mut b = Browser::new();
+    b.login(&s.base, "dave").await;
+    let page = b.get(&format!("{}/terminals", s.base)).await.text().await.unwrap();
+    assert!(
+        page.contains("Open several at once") && page.contains(r#"name="pick:config&#x2f;shell""#),
+        "{page}"
+    );
+    let token = csrf(&page);
+    let several = format!("{}/terminals/several", s.base);
+    // Picked: the read-only shell (dave holds view), then the team shell
+    // (edit, which he does not hold): the second is refused, and the first,
+    // already made, is deleted again.
+    let r = b
+        .post_form(
+            &several,
+            &[
+                ("csrf", token.as_str()),
+                ("pick:config/viewer", "1"),
+                ("pick:config/shell", "1"),
+                ("namespace", "team-b"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("The API server refused Team shell in team-b")
+            && text.contains("None of the picked terminals was kept"),
+        "{text}"
+    );
+    assert!(
+        terminals_of("dave", "team-b").await.is_empty(),
+        "the read-only shell made first was deleted again"
+    );
+    // A shortcut that is not offered to him: nothing is made.
+    let r = b
+        .post_form(
+            &several,
+            &[
+                ("csrf", token.as_str()),
+                ("pick:config/nope", "1"),
+                ("namespace", "team-b"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The read-only shell alone opens.
+    let r = b
+        .post_form(
+            &several,
+            &[
+                ("csrf", token.as_str()),
+                ("pick:config/viewer", "1"),
+                ("namespace", "team-b"),
+            ],
+        )
+        .await;
+    assert_eq!(r.url().path(), "/terminals");
+    let made = terminals_of("dave", "team-b").await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0].annotations()[keys::SHORTCUT], "Read-only shell");
+    b.logout(&s.base).await;
+
+    // alice opens both in team-a at once.
+    let _turn = ALICE_TURN.lock().await;
+    let mut a = Browser::new();
+    a.login(&s.base, "alice").await;
+    let page = a.get(&format!("{}/terminals", s.base)).await.text().await.unwrap();
+    let before: std::collections::BTreeSet<String> = terminals_of("alice", "team-a")
+        .await
+        .iter()
+        .map(|t| t.name_any())
+        .collect();
+    let r = a
+        .post_form(
+            &several,
+            &[
+                ("csrf", csrf(&page).as_str()),
+                ("pick:config/shell", "1"),
+                ("pick:config/viewer", "1"),
+                ("pick:config/shell", "1"),
+                ("namespace", "team-a"),
+            ],
+        )
+        .await;
+    assert_eq!(r.url().path(), "/terminals");
+    let mine: Vec<Terminal> = terminals_of("alice", "team-a")
+        .await
+        .into_iter()
+        .filter(|t| !before.contains(&t.name_any()))
+        .collect();
+    let mut titles: Vec<String> = mine.iter().map(|t| t.annotations()[keys::SHORTCUT].clone()).collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["Read-only shell", "Team shell"],
+        "one of each, the one picked twice once"
+    );
+    a.logout(&s.base).await;
+
+    for t in made.iter().chain(mine.iter()) {
+        let api = admin_terminals(&t.namespace().unwrap()).await;
+        let _ = api.delete(&t.name_any(), &DeleteParams::default()).await;
+    }
+    rb_api.delete("dave-terminals", &DeleteParams::default()).await.unwrap();
+    rb_api.delete("dave-view", &DeleteParams::default()).await.unwrap();
+    Api::<Role>::namespaced(admin, "team-b")
+        .delete("dave-terminals", &DeleteParams::default())
+        .await
+        .unwrap();
+}

@@ -41,6 +41,13 @@ impl WithCsrf for std::collections::BTreeMap<String, String> {
     }
 }
 
+/// A form's fields in the order the browser sent them.
+impl WithCsrf for Vec<(String, String)> {
+    fn csrf(&self) -> Option<&str> {
+        self.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str())
+    }
+}
+
 /// A handler argument: the logged-in user's session and a form `T` that
 /// passed the CSRF rule. Without a session: to the login page; from
 /// another site or without the token: the refusal page.

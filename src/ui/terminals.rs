@@ -32,6 +32,7 @@ use crate::api::Terminal;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/terminals", web::get().to(list))
         .route("/terminals", web::post().to(create))
+        .route("/terminals/several", web::post().to(create_several))
         .route("/terminals/{ns}/{name}", web::get().to(page))
         .route("/terminals/{ns}/{name}/extend", web::post().to(extend))
         .route("/terminals/{ns}/{name}/delete", web::post().to(delete));
@@ -196,6 +197,89 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
             )
         })?;
     Ok(redirect(&format!("/terminals/{namespace}/{name}")))
+}
+
+/// The form field that picks a shortcut for [`create_several`].
+const PICK: &str = "pick:";
+
+/// `POST /terminals/several`: one Terminal of each picked shortcut
+/// (`pick:<id>`, in the order picked) in one namespace, created as the
+/// user — the verified shortcuts only, each in its own namespace if it
+/// names one. All or nothing: when the API server refuses one, those
+/// already made are deleted again and the page says which was refused.
+pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<(String, String)>>) -> Page {
+    let client = state.as_user(&s).map_err(|e| state.unavailable(&s, &e))?;
+    let refuse = |code, text: String| Err(state.refuse(Some(&s), code, "Not started", &text));
+    let picked: Vec<&str> = fields.iter().filter_map(|(k, _)| k.strip_prefix(PICK)).collect();
+    let form: BTreeMap<&str, &str> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if picked.is_empty() {
+        return refuse(StatusCode::BAD_REQUEST, "Pick at least one shortcut.".into());
+    }
+    let offered = offered(&state, &s, &client).await.shortcuts;
+    let mut chosen = vec![];
+    for id in &picked {
+        if chosen.iter().any(|c: &Offered| c.id == *id) {
+            continue; // picked twice: opened once
+        }
+        match offered.iter().find(|o| o.id == *id && !o.unverified) {
+            Some(o) => chosen.push(o.clone()),
+            None => {
+                return refuse(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "There is no verified shortcut {id:?} for you; unverified ones open one at a time, each trusted."
+                    ),
+                );
+            }
+        }
+    }
+    let typed = form
+        .get("namespace")
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let mut made: Vec<(String, String)> = vec![];
+    for o in &chosen {
+        let Some(namespace) = o.shortcut.namespace.clone().or_else(|| typed.clone()) else {
+            undo(&client, &made).await;
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Name the namespace the terminals should work in ({} needs one).",
+                    o.shortcut.title
+                ),
+            );
+        };
+        let name = format!("{}-{}", o.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
+        let t = o.shortcut.terminal(&name, &namespace);
+        if let Err(e) = Api::<Terminal>::namespaced(client.clone(), &namespace)
+            .create(&PostParams::default(), &t)
+            .await
+        {
+            undo(&client, &made).await;
+            return refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "The API server refused {} in {namespace}: {}. None of the picked terminals was kept.",
+                    o.shortcut.title,
+                    why(&e)
+                ),
+            );
+        }
+        made.push((namespace, name));
+    }
+    Ok(redirect("/terminals"))
+}
+
+/// Deletes, as the user, the Terminals a refused [`create_several`] made.
+async fn undo(client: &Client, made: &[(String, String)]) {
+    for (ns, name) in made {
+        if let Err(e) = Api::<Terminal>::namespaced(client.clone(), ns)
+            .delete(name, &Default::default())
+            .await
+        {
+            tracing::warn!(terminal = %format!("{ns}/{name}"), error = %e, "a terminal of a refused group was not deleted");
+        }
+    }
 }
 
 /// `GET /terminals/{ns}/{name}`: the terminal page.

@@ -13,12 +13,19 @@ export async function launch() {
   return { browser, fail };
 }
 
-// Logs in at the test provider's own forms (login, then consent).
+// Logs in at the test provider's own forms: the login, then the consent
+// page once it is there (a click before it loaded would press the login
+// form's button again).
 export async function providerLogin(page, base, user) {
   await page.goto(`${base}/login`);
   await page.fill('input[name="login"]', user);
   await page.fill('input[name="password"]', 'any');
   await page.click('button[type="submit"]');
-  await page.click('button[type="submit"]'); // consent
+  const consent = page.locator('input[name="prompt"][value="consent"]');
+  await Promise.race([
+    consent.waitFor({ state: 'attached', timeout: 30000 }),
+    page.waitForURL(`${base}/`, { timeout: 30000 }),
+  ]).catch(() => {});
+  if (await consent.count() > 0) await page.click('button:has-text("Continue")');
   await page.waitForURL(`${base}/`);
 }

@@ -75,6 +75,22 @@ try {
   await run('kubectl get pods -n team-b', 'Forbidden');
   await shot('terminal-shell');
 
+  // Full screen: the terminal alone, with more rows, and its shell answers.
+  const rows = () => page.evaluate(() => document.querySelectorAll('#terminal .xterm-rows > div').length);
+  const rowsBefore = await rows();
+  await page.click('#fullscreen');
+  await page.waitForFunction(() => document.fullscreenElement && document.fullscreenElement.id === 'terminal');
+  // The screen is 720 px high, the terminal on the page 60% of it: a third more rows at least.
+  await page.waitForFunction((n) => document.querySelectorAll('#terminal .xterm-rows > div').length >= n * 1.33, rowsBefore)
+    .catch(async () => fail(`${await rows()} rows in full screen, ${rowsBefore} before`));
+  await run('clear; echo "full-$((6*7))"', 'full-42');
+  await shot('terminal-fullscreen');
+  await page.evaluate(() => document.exitFullscreen());
+  await page.waitForFunction(() => !document.fullscreenElement && document.getElementById('fullscreen').textContent === 'Full screen')
+    .catch(async () => fail(`full screen not left: the button says ${await page.textContent('#fullscreen')}`));
+  await page.waitForFunction((n) => document.querySelectorAll('#terminal .xterm-rows > div').length === n, rowsBefore)
+    .catch(async () => fail(`${await rows()} rows after full screen, not ${rowsBefore}`));
+
   // The connection drops (closed under the page, code 4000 as no server
   // sends it): the page connects again by itself, to the same shell — the
   // variable set before the drop is still there.

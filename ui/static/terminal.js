@@ -96,6 +96,21 @@
   term.onResize(sendSize);
   window.addEventListener('resize', function () { fit.fit(); });
   again.addEventListener('click', function () { if (!ws) connect(); });
+  // Full screen: the terminal alone fills the screen (Escape or the button
+  // leaves it); the shell is told its new size.
+  var full = document.getElementById('fullscreen');
+  if (full && el.requestFullscreen) {
+    full.hidden = false;
+    full.addEventListener('click', function () {
+      if (document.fullscreenElement) document.exitFullscreen();
+      else el.requestFullscreen().then(function () { term.focus(); });
+    });
+    document.addEventListener('fullscreenchange', function () {
+      full.textContent = document.fullscreenElement ? 'Exit full screen' : 'Full screen';
+      // Once the new size is laid out.
+      requestAnimationFrame(function () { fit.fit(); });
+    });
+  }
   // Connect when the Terminal becomes ready (live status), if not connected.
   document.addEventListener('portico:change', function (e) {
     if (e.detail.key !== el.dataset.key || e.detail.ready !== 'True') return;
