@@ -879,6 +879,17 @@ async fn admins_filter_the_list_and_alice_updates_parameters_without_losing_chan
         .await
         .unwrap();
     assert!(list.contains("No deployment matches the filter"));
+    // The search box: namespace or name, any case, for every user.
+    let list = carol
+        .get(&format!("{}/deployments?q=FILTER-B", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("filter-b") && !list.contains("filter-a") && list.contains(r#"name="q" value="FILTER-B""#),
+        "{list}"
+    );
 
     let _turn = ALICE_TURN.lock().await;
     let mut alice = Browser::new();

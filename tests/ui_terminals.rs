@@ -178,6 +178,30 @@ async fn alice_opens_a_terminal_from_a_shortcut_and_the_proxy_attaches_with_the_
     )
     .await;
     let (ns, name) = key.split_once('/').unwrap();
+    // The list's search finds it by its name (once the dashboard's watch
+    // has it), and nothing for another.
+    let link = format!(r#"<a href="/terminals/{ns}/{name}">"#);
+    let mut found = String::new();
+    for _ in 0..100 {
+        found = b
+            .get(&format!("{}/terminals?q={}", s.base, name.to_uppercase()))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if found.contains(&link) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found.contains(&link), "{found}");
+    let none = b
+        .get(&format!("{}/terminals?q=no-such-terminal", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(none.contains("No terminal matches the search"), "{none}");
     let t = wait_for_pod(ns, name).await;
     let creator = portico::creator::Creator::from_annotations(t.metadata.annotations.as_ref()).unwrap();
     assert_eq!(creator.user, "alice", "created as alice");

@@ -161,16 +161,21 @@ pub struct ListFilter {
     /// Only this Ready status: `True`, `False`, `Unknown`.
     #[serde(default)]
     pub status: String,
+    /// Only objects whose namespace or name contains this (any case).
+    #[serde(default)]
+    pub q: String,
     /// The page (from 1) of [`PAGE_SIZE`](super::rows::PAGE_SIZE) rows.
     #[serde(default)]
     pub page: Option<usize>,
 }
 
 impl ListFilter {
-    fn keeps(&self, creator: &str, template: &str, ready: &str) -> bool {
+    fn keeps(&self, (namespace, name): (&str, &str), creator: &str, template: &str, ready: &str) -> bool {
+        let q = self.q.trim().to_lowercase();
         (self.user.is_empty() || self.user == creator)
             && (self.template.is_empty() || self.template == template)
             && (self.status.is_empty() || self.status == ready || (self.status == "Unknown" && ready.is_empty()))
+            && (q.is_empty() || namespace.to_lowercase().contains(&q) || name.to_lowercase().contains(&q))
     }
 }
 
@@ -188,7 +193,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, filter: web::Query<ListFi
             index
                 .rows(creator)
                 .filter(|r| readable.has(&r.key().0))
-                .filter(|r| filter.keeps(r.creator(), &r.template, &r.ready))
+                .filter(|r| filter.keeps((&r.key().0, &r.key().1), r.creator(), &r.template, &r.ready))
         };
         let page = rows::page_of(matching, filter.page).map(|r| rows::html(&r, true));
         // The filters offer only what the user may see.
@@ -242,8 +247,21 @@ mod tests {
             status: "Unknown".into(),
             ..Default::default()
         };
-        assert!(f.keeps("alice", "webapp", ""));
-        assert!(!f.keeps("bob", "webapp", ""));
-        assert!(!f.keeps("alice", "webapp", "True"));
+        let at = ("team-a", "shop");
+        assert!(f.keeps(at, "alice", "webapp", ""));
+        assert!(!f.keeps(at, "bob", "webapp", ""));
+        assert!(!f.keeps(at, "alice", "webapp", "True"));
+    }
+
+    #[test]
+    fn the_search_matches_namespace_or_name_in_any_case() {
+        let f = ListFilter {
+            q: " SHO ".into(),
+            ..Default::default()
+        };
+        assert!(f.keeps(("team-a", "shop"), "alice", "webapp", "True"));
+        assert!(f.keeps(("shops", "x"), "alice", "webapp", "True"));
+        assert!(!f.keeps(("team-a", "db"), "alice", "webapp", "True"));
+        assert!(ListFilter::default().keeps(("team-a", "db"), "alice", "webapp", "True"));
     }
 }

@@ -82,6 +82,15 @@ pub struct ListPage {
     /// The namespace the forms start with (a link from a Deployment's page).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Only Terminals whose namespace or name contains this (any case).
+    #[serde(default)]
+    pub q: Option<String>,
+}
+
+/// Whether `(namespace, name)` contains the search `q` (any case; empty: all).
+pub fn matches(q: &str, (namespace, name): (&str, &str)) -> bool {
+    let q = q.trim().to_lowercase();
+    q.is_empty() || namespace.to_lowercase().contains(&q) || name.to_lowercase().contains(&q)
 }
 
 /// The Terminal each shortcut would create in `namespace` (its own if it
@@ -135,12 +144,18 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
     let definitions = definitions(shortcuts, chosen);
     let page = {
         let index = state.live.terminals.read().unwrap();
-        let visible = || index.rows(creator).filter(|r| readable.has(&r.key().0));
+        let search = q.q.clone().unwrap_or_default();
+        let visible = || {
+            index
+                .rows(creator)
+                .filter(|r| readable.has(&r.key().0))
+                .filter(|r| matches(&search, (&r.key().0, &r.key().1)))
+        };
         rows::page_of(visible, q.page).map(|r| rows::html(&r, admin))
     };
     let ctx = context! {
         shortcuts => Serde(shortcuts), problems => Serde(problems), offered => Serde(&namespaces),
-        chosen, not_here, definitions,
+        chosen, not_here, definitions, q => q.q.clone().unwrap_or_default(),
         rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     Ok(state.page("terminals.html", &s, ctx))
@@ -349,4 +364,17 @@ pub async fn delete(
     let (ns, name) = path.into_inner();
     state.delete_as_user::<Terminal>(&s, &ns, &name).await?;
     Ok(redirect("/terminals"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_matches_namespace_or_name_in_any_case() {
+        assert!(matches(" Shell ", ("team-a", "shell-1a2b3c")));
+        assert!(matches("TEAM", ("team-a", "x")));
+        assert!(!matches("db", ("team-a", "shell-1a2b3c")));
+        assert!(matches("", ("team-a", "x")));
+    }
 }
