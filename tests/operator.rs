@@ -38,6 +38,43 @@ async fn setup() -> &'static portico::controlplane::ControlPlane {
     cp
 }
 
+/// The operator's writes (create, update, patch, delete; no subresource)
+/// to the objects `wanted` picks, from the API server's audit log.
+fn operator_writes(
+    cp: &portico::controlplane::ControlPlane,
+    wanted: impl Fn(&portico::controlplane::audit::ObjectRef) -> bool,
+) -> Vec<String> {
+    cp.audit_events()
+        .into_iter()
+        .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .filter(|e| e.user.username == "system:serviceaccount:portico-system:portico-operator")
+        .filter(|e| {
+            e.object_ref
+                .as_ref()
+                .is_some_and(|o| o.subresource.is_empty() && wanted(o))
+        })
+        .map(|e| e.request_uri)
+        .collect()
+}
+
+/// Waits (at most 60 s) until the operator logs a line about `object`
+/// (`namespace/name`) that says `words`; fails with its log's tail.
+async fn logged(op: &Operator, object: &str, words: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&op.log_path).unwrap();
+        if log.lines().any(|l| l.contains(object) && l.contains(words)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line of {object} says {words:?}; log:\n{}",
+            op.process.log_tail(60)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until every named Terminal reports its pod, then checks each has
 /// exactly its one set of objects.
 async fn converged(names: &[String]) {
@@ -813,19 +850,7 @@ async fn a_restarted_operator_writes_only_the_children_that_went_missing() {
     // The operator's writes to its children (each name holds the
     // Terminal's id), from the API server's audit log.
     let kept_id = kept.id.clone();
-    let writes_to_kept = || {
-        cp.audit_events()
-            .into_iter()
-            .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
-            .filter(|e| e.user.username == "system:serviceaccount:portico-system:portico-operator")
-            .filter(|e| {
-                e.object_ref
-                    .as_ref()
-                    .is_some_and(|o| o.subresource.is_empty() && o.name.contains(&kept_id))
-            })
-            .map(|e| e.request_uri)
-            .collect::<Vec<_>>()
-    };
+    let writes_to_kept = || operator_writes(cp, |o| o.name.contains(&kept_id));
     let before = writes_to_kept();
     // The same configuration under another name: the restarted operator logs to a file of its own.
     let restarted = config.with_file_name("restarted-operator.yaml");
@@ -840,22 +865,7 @@ async fn a_restarted_operator_writes_only_the_children_that_went_missing() {
     .expect("the attach service account made again after the restart")
     .unwrap();
     // ... and the other Terminal's first pass found its children as recorded and wrote none.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = std::fs::read_to_string(&op.log_path).unwrap();
-        if log
-            .lines()
-            .any(|l| l.contains("team-a/restart-kept") && l.contains("children as recorded in the status"))
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pass of restart-kept found its children as recorded; log:\n{}",
-            op.process.log_tail(60)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    logged(&op, "team-a/restart-kept", "children as recorded in the status").await;
     let log = std::fs::read_to_string(&op.log_path).unwrap();
     let passes: Vec<&str> = log.lines().filter(|l| l.contains("team-a/restart-kept")).collect();
     assert_eq!(
@@ -941,19 +951,7 @@ async fn a_restarted_operator_applies_only_the_deployments_whose_objects_went_mi
     services.delete(&service, &DeleteParams::default()).await.unwrap();
     common::wait::gone(&services, &service).await;
     // The operator's writes to kept-web's objects (named after it), from the audit log.
-    let writes_to_kept = || {
-        cp.audit_events()
-            .into_iter()
-            .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
-            .filter(|e| e.user.username == "system:serviceaccount:portico-system:portico-operator")
-            .filter(|e| {
-                e.object_ref.as_ref().is_some_and(|o| {
-                    o.subresource.is_empty() && o.name.starts_with("kept-web") && o.api_group != "portico.dev"
-                })
-            })
-            .map(|e| e.request_uri)
-            .collect::<Vec<_>>()
-    };
+    let writes_to_kept = || operator_writes(cp, |o| o.name.starts_with("kept-web") && o.api_group != "portico.dev");
     let before = writes_to_kept();
     assert!(!before.is_empty(), "the first operator applied kept-web's objects");
     let restarted = config.with_file_name("restarted-deployments-operator.yaml");
@@ -972,22 +970,7 @@ async fn a_restarted_operator_applies_only_the_deployments_whose_objects_went_mi
     .expect("the Service applied again after the restart")
     .unwrap();
     // ... and kept-web's first pass took its objects as recorded and wrote none.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = std::fs::read_to_string(&op.log_path).unwrap();
-        if log
-            .lines()
-            .any(|l| l.contains("team-a/kept-web") && l.contains("objects as recorded in the status"))
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pass of kept-web took its objects as recorded; log:\n{}",
-            op.process.log_tail(60)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    logged(&op, "team-a/kept-web", "objects as recorded in the status").await;
     assert_eq!(writes_to_kept(), before, "the restart applied kept-web's objects again");
     for n in names {
         deployments.delete(n, &DeleteParams::default()).await.unwrap();

@@ -341,24 +341,20 @@ async fn read_grants(
         .map(|(binding, kind, uid, owner)| async move {
             let (ns, name) = owner.split_once('/').unwrap_or_default();
             let read = match kind {
-                "Terminal" => Api::<Terminal>::namespaced(client.clone(), ns)
-                    .get_opt(name)
+                "Terminal" => {
+                    read_owner::<Terminal>(client, ns, name, |t| {
+                        let st = t.status.clone().unwrap_or_default();
+                        (st.creator, st.expires_at)
+                    })
                     .await
-                    .map(|t| {
-                        t.map(|t| {
-                            let st = t.status.clone().unwrap_or_default();
-                            (t.uid(), st.creator, st.expires_at.map(|e| e.0.to_string()))
-                        })
-                    }),
-                _ => Api::<SessionClaim>::namespaced(client.clone(), ns)
-                    .get_opt(name)
+                }
+                _ => {
+                    read_owner::<SessionClaim>(client, ns, name, |c| {
+                        let st = c.status.clone().unwrap_or_default();
+                        (st.user, st.expires_at)
+                    })
                     .await
-                    .map(|c| {
-                        c.map(|c| {
-                            let st = c.status.clone().unwrap_or_default();
-                            (c.uid(), st.user, st.expires_at.map(|e| e.0.to_string()))
-                        })
-                    }),
+                }
             };
             let mut grant = Grant {
                 kind,
@@ -382,6 +378,32 @@ async fn read_grants(
         .buffer_unordered(8)
         .collect()
         .await
+}
+
+/// A Terminal or SessionClaim as the viewer reads it: its UID, creator and
+/// end (`creator_and_end` picks the last two from its status).
+async fn read_owner<K>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    creator_and_end: impl Fn(
+        &K,
+    ) -> (
+        Option<String>,
+        Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    ),
+) -> Result<Option<(Option<String>, Option<String>, Option<String>)>, kube::Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let found = Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?;
+    Ok(found.map(|o| {
+        let (creator, end) = creator_and_end(&o);
+        (o.uid(), creator, end.map(|e| e.0.to_string()))
+    }))
 }
 
 /// A table as CSV (RFC 4180 quoting).

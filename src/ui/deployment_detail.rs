@@ -181,6 +181,21 @@ struct LogTarget {
     containers: Vec<String>,
 }
 
+impl LogTarget {
+    /// The log's last lines, as the page shows them and a follow starts with
+    /// (it replaces the page's lines, so both read the same tail).
+    fn params(&self, previous: bool, follow: bool) -> LogParams {
+        LogParams {
+            tail_lines: Some(LOG_LINES),
+            timestamps: true,
+            container: Some(self.container.clone()),
+            previous,
+            follow,
+            ..Default::default()
+        }
+    }
+}
+
 async fn log_target(
     state: &State,
     s: &Session,
@@ -252,13 +267,7 @@ pub async fn logs(
     let previous = q.previous.is_some();
     let (log, error, container, containers) = match log_target(&state, &s, &ns, &name, &q).await {
         Ok(t) => {
-            let lp = LogParams {
-                tail_lines: Some(LOG_LINES),
-                timestamps: true,
-                container: Some(t.container.clone()),
-                previous,
-                ..Default::default()
-            };
+            let lp = t.params(previous, false);
             match Api::<Pod>::namespaced(t.client, &ns).logs(&q.pod, &lp).await {
                 Ok(l) => (Some(l), None, t.container, t.containers),
                 Err(e) => (
@@ -302,13 +311,7 @@ pub async fn follow(
     };
     let lines = match log_target(&state, &s, &ns, &name, &q).await {
         Ok(t) => {
-            let lp = LogParams {
-                tail_lines: Some(LOG_LINES),
-                timestamps: true,
-                follow: true,
-                container: Some(t.container),
-                ..Default::default()
-            };
+            let lp = t.params(false, true);
             Api::<Pod>::namespaced(t.client, &ns)
                 .log_stream(&q.pod, &lp)
                 .await
