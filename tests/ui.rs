@@ -1656,6 +1656,35 @@ async fn who_has_access_lists_bindings_in_words_and_portico_grants_while_they_la
         (a_row["level"].as_str(), a_row["terminals"].as_u64()),
         (Some("edit"), Some(1))
     );
+    // Her recent activity: the Terminal she made and, for carol (an admin),
+    // the login she holds now; newest first.
+    let activity = answer["activity"].as_array().unwrap();
+    let made = activity
+        .iter()
+        .find(|a| a["object"] == "team-a/access-t")
+        .expect("the Terminal she made");
+    assert_eq!(made["what"], "made the Terminal");
+    assert_eq!(made["link"], "/terminals/team-a/access-t");
+    assert!(
+        activity.iter().any(|a| a["what"] == "logged in: the session"
+            && a["object"].as_str().unwrap().starts_with("portico-sessions/ui-")),
+        "{answer}"
+    );
+    let times: Vec<k8s_openapi::jiff::Timestamp> = activity
+        .iter()
+        .map(|a| a["time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let page = c
+        .get(&format!("{}/access?user=alice", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Recent activity") && page.contains("made the Terminal"),
+        "{page}"
+    );
     // With a group given, the answers follow it: portico-admins administer team-b.
     let page = c
         .get(&format!("{}/access?user=alice&groups=portico-admins", s.base))
@@ -1717,4 +1746,218 @@ async fn who_has_access_lists_bindings_in_words_and_portico_grants_while_they_la
         .delete("portico-test-access-reader", &DeleteParams::default())
         .await
         .unwrap();
+}
+
+/// Where the API server trusts the login provider: a user takes kubectl
+/// access as themselves from the account page — a kubeconfig that logs in
+/// through kubectl's oidc-login plugin (built from its Go module, driving
+/// Chromium as a user's browser) and the login's own ID token for one
+/// `kubectl --token` — and the dashboard acts with the user's ID token; the
+/// API server sees the user every time, never an impersonation, and gives
+/// the same answers as through the impersonating dashboard.
+#[tokio::test]
+async fn dave_uses_kubectl_as_himself_and_the_dashboard_acts_with_his_own_token() {
+    let s = kubectl_stack().await;
+    let cp = shared_with_operator();
+    let ns = common::test_namespace("as-dave").await;
+    common::kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "dave-admin",
+        "--clusterrole=admin",
+        "--user=dave",
+        "-n",
+        &ns,
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path();
+    let flow = browser_script(
+        "kubectl_login.mjs",
+        &[&s.base, "dave", dir.to_str().unwrap(), screenshots().to_str().unwrap()],
+    );
+    expect_browser_ok(flow).await;
+
+    // The downloaded kubeconfig, as it is: its plugin opens "the browser"
+    // (the first xdg-open on PATH: Chromium, logging in as dave).
+    let bin = cp.binaries().dir().to_path_buf();
+    let shim = dir.join("shim");
+    std::fs::create_dir(&shim).unwrap();
+    let opener = shim.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\nexec node {} \"$1\" dave >>{} 2>&1\n",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/browser/kubelogin_browser.mjs")
+                .display(),
+            dir.join("browser.log").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        shim.display(),
+        bin.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    let kubectl = |args: &[&str]| {
+        std::process::Command::new(bin.join("kubectl"))
+            .arg(format!("--kubeconfig={}", dir.join("kubeconfig").display()))
+            .args(args)
+            .env("PATH", &path)
+            .env("HOME", &home)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    };
+    let whoami = kubectl(&["auth", "whoami", "-o", "json"]);
+    assert!(
+        whoami.status.success(),
+        "kubectl with the login kubeconfig: {}\nbrowser: {}",
+        String::from_utf8_lossy(&whoami.stderr),
+        std::fs::read_to_string(dir.join("browser.log")).unwrap_or_default()
+    );
+    let who: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap();
+    assert_eq!(who["status"]["userInfo"]["username"], "dave", "{who}");
+    assert!(
+        who["status"]["userInfo"]["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&"developers".into()),
+        "{who}"
+    );
+    let mine = kubectl(&["create", "configmap", "made-by-dave", "-n", &ns]);
+    assert!(mine.status.success(), "{}", String::from_utf8_lossy(&mine.stderr));
+    let elsewhere = kubectl(&["get", "configmaps", "-n", "team-a"]);
+    assert!(!elsewhere.status.success());
+    let refusal = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        refusal.contains(r#"User "dave" cannot list resource "configmaps""#),
+        "{refusal}"
+    );
+    // The plugin keeps its token: a second command opens no browser.
+    let again = kubectl(&["get", "configmap", "made-by-dave", "-n", &ns]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let opened = std::fs::read_to_string(dir.join("browser.log")).unwrap();
+    assert_eq!(opened.matches("ok").count(), 1, "{opened}");
+
+    // The one-off command with the login's ID token (issued to the
+    // dashboard's client, which the API server accepts as an audience).
+    let line = std::fs::read_to_string(dir.join("token-command.txt")).unwrap();
+    let args: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(args[0], "kubectl", "{line}");
+    let token = args.iter().find_map(|a| a.strip_prefix("--token=")).unwrap();
+    use base64::Engine;
+    let payload: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["aud"], "portico", "the dashboard's own ID token: {payload}");
+    let empty_home = dir.join("empty-home");
+    std::fs::create_dir(&empty_home).unwrap();
+    let once = std::process::Command::new(bin.join("kubectl"))
+        .args(&args[1..])
+        .current_dir(dir)
+        .env("HOME", &empty_home)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        once.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    assert!(String::from_utf8_lossy(&once.stdout).contains("dave"));
+
+    // The API server saw dave himself: the plugin's token and the
+    // dashboard's requests (the login's SessionClaim, made with his token).
+    let events = cp.audit_events();
+    let as_dave = |resource: &str, verb: &str, namespace: &str| {
+        events.iter().any(|e| {
+            e.user.username == "dave"
+                && e.impersonated_user.is_none()
+                && e.verb == verb
+                && e.object_ref
+                    .as_ref()
+                    .is_some_and(|o| o.resource == resource && o.namespace == namespace)
+        })
+    };
+    assert!(as_dave("configmaps", "create", &ns), "kubectl's create, as dave");
+    assert!(
+        as_dave("sessionclaims", "create", portico::dev::demo::SESSIONS_NAMESPACE),
+        "the dashboard started dave's session with his own token"
+    );
+    // Nothing about his namespace or the token dashboard's session of his
+    // was done by impersonating him. (Other tests log dave in to the
+    // impersonating dashboard, and the operator asks the API server what he
+    // may do in SelfSubjectRulesReviews made as him.)
+    let his_session: Vec<&str> = events
+        .iter()
+        .filter(|e| e.user.username == "dave" && e.impersonated_user.is_none() && e.verb == "create")
+        .filter_map(|e| e.object_ref.as_ref().filter(|o| o.resource == "sessionclaims"))
+        .map(|o| o.name.as_str())
+        .collect();
+    assert!(!his_session.is_empty());
+    let impersonations: Vec<_> = events
+        .iter()
+        .filter(|e| e.impersonated_user.as_ref().is_some_and(|u| u.username == "dave"))
+        .filter(|e| !e.request_uri.ends_with("/selfsubjectrulesreviews"))
+        .filter(|e| {
+            e.object_ref
+                .as_ref()
+                .is_some_and(|o| o.namespace == ns || his_session.contains(&o.name.as_str()))
+        })
+        .map(|e| (&e.user.username, &e.verb, &e.request_uri))
+        .collect();
+    assert!(
+        impersonations.is_empty(),
+        "nobody acted as dave by impersonation: {impersonations:?}"
+    );
+
+    // Both dashboards give dave the same answers: his namespace's access
+    // page (he administers it), and a refusal for team-a.
+    let mut with_token = Browser::new();
+    for line in std::fs::read_to_string(dir.join("cookies.txt")).unwrap().lines() {
+        let (k, v) = line.split_once('=').unwrap();
+        with_token.cookies.insert(k.into(), v.into());
+    }
+    let imp = stack().await;
+    let mut impersonated = Browser::new();
+    impersonated.login(&imp.base, "dave").await;
+    // A dashboard whose API server's trust is not configured offers none of it.
+    let account = impersonated
+        .get(&format!("{}/account", imp.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!account.contains("kubectl as yourself"), "{account}");
+    for path in ["/account/kubeconfig-login", "/account/token"] {
+        let r = impersonated.get(&format!("{}{path}", imp.base)).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("apiServer."), "{path} says what to configure: {text}");
+    }
+    for (b, base) in [(&mut with_token, &s.base), (&mut impersonated, &imp.base)] {
+        let page = b.get(&format!("{base}/access/{ns}")).await;
+        assert_eq!(page.status(), StatusCode::OK, "{base}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("dave-admin"), "{base}: {html}");
+        let refused = b.get(&format!("{base}/access/team-a")).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{base}");
+    }
+    assert!(
+        cp.audit_events().iter().any(|e| e.user.username == "dave"
+            && e.impersonated_user.is_none()
+            && e.object_ref
+                .as_ref()
+                .is_some_and(|o| o.resource == "rolebindings" && o.namespace == ns)),
+        "the token dashboard read the bindings as dave"
+    );
 }

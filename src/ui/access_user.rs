@@ -5,7 +5,8 @@
 //! admins may ask about their namespaces and cluster admins everywhere, and
 //! nobody learns about a namespace they may not ask about. Beside it, the
 //! user's Deployments and Terminals in those namespaces and, for admins,
-//! their active sessions. Also as CSV and JSON.
+//! their active sessions; and their recent activity from those objects
+//! ([`super::activity`]). Also as CSV and JSON.
 
 use std::collections::BTreeSet;
 
@@ -201,8 +202,50 @@ pub async fn user(state: State, s: Session, q: Query) -> Page {
             words: level.words(),
         })
         .collect();
-    drop((deployments, terminals));
     let reached: Vec<&Reach> = reach.iter().filter(|r| r.level != Level::None).collect();
+    // What the user did lately, in the namespaces the viewer may ask about
+    // (and their sessions for admins, who see those).
+    let asked = |ns: &str| reach.iter().any(|r| r.namespace == ns);
+    let admin = state.is_admin(&s);
+    let activity = super::activity::entries(
+        deployments
+            .rows(Some(name))
+            .filter(|r| asked(&r.key().0))
+            .map(|r| super::activity::Seen {
+                kind: "Deployment",
+                namespace: &r.key().0,
+                name: &r.key().1,
+                created: r.created,
+                heartbeat: None,
+            })
+            .chain(
+                terminals
+                    .rows(Some(name))
+                    .filter(|r| asked(&r.key().0))
+                    .map(|r| super::activity::Seen {
+                        kind: "Terminal",
+                        namespace: &r.key().0,
+                        name: &r.key().1,
+                        created: r.created,
+                        heartbeat: r.heartbeat.as_deref(),
+                    }),
+            )
+            .chain(sessions.iter().filter(|_| admin).map(|c| {
+                super::activity::Seen {
+                    kind: "SessionClaim",
+                    namespace: c.metadata.namespace.as_deref().unwrap_or_default(),
+                    name: c.metadata.name.as_deref().unwrap_or_default(),
+                    created: c.metadata.creation_timestamp.as_ref().map(|t| t.0.as_nanosecond()),
+                    heartbeat: c
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(crate::api::keys::LAST_HEARTBEAT_AT))
+                        .map(String::as_str),
+                }
+            })),
+    );
+    drop((deployments, terminals));
     let rows = || {
         reached.iter().map(|r| {
             vec![
@@ -216,7 +259,7 @@ pub async fn user(state: State, s: Session, q: Query) -> Page {
     };
     match q.format.as_deref() {
         Some("json") => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "user": name, "groups": groups, "namespaces": reached,
+            "user": name, "groups": groups, "namespaces": reached, "activity": activity,
         }))),
         Some("csv") => Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
@@ -256,7 +299,7 @@ pub async fn user(state: State, s: Session, q: Query) -> Page {
                 context! {
                     user => name, groups, given => q.groups.clone().unwrap_or_default(),
                     reach => Serde(&reached), elsewhere, refused,
-                    sessions, show_sessions => state.is_admin(&s),
+                    sessions, show_sessions => state.is_admin(&s), activity => Serde(&activity),
                 },
             ))
         }

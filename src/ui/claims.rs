@@ -128,6 +128,7 @@ mod tests {
             issuer: "https://login.example.com".into(),
             client_id: "portico".into(),
             client_secret_file: "/s".into(),
+            ca_file: None,
             scopes: vec![],
             username_claim: claim.into(),
             groups_claim: "groups".into(),

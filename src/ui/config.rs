@@ -60,6 +60,63 @@ pub struct UiConfig {
     /// its CPU affinity and cgroup CPU quota allow).
     #[serde(default)]
     pub workers: Option<std::num::NonZeroUsize>,
+    /// Where the API server trusts `oidc.issuer` too: users get kubectl
+    /// access as themselves, and the dashboard may act with their own ID
+    /// tokens instead of impersonating them.
+    #[serde(default)]
+    pub api_server: Option<ApiServerLogin>,
+}
+
+/// The API server's trust in the login provider, as it is configured there
+/// (`--oidc-*` flags, or a JWT issuer of its `--authentication-config`).
+/// The user and group names it makes must be those `oidc.usernamePrefix`,
+/// `oidc.groupsPrefix` and the claims make here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiServerLogin {
+    /// The API server's URL as users reach it (https).
+    pub server: String,
+    /// A PEM file with the CA of the API server's serving certificate;
+    /// absent: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The audiences the API server accepts in ID tokens (its
+    /// `--oidc-client-id`, or its configuration's `audiences`).
+    pub audiences: Vec<String>,
+    /// The public client (no secret, PKCE) of the kubeconfig offered on the
+    /// account page, which logs in through kubectl's `oidc-login` plugin
+    /// (kubelogin); one of `audiences`. Absent: no such kubeconfig.
+    #[serde(default)]
+    pub kubectl_client_id: Option<String>,
+    /// Scopes the plugin asks for besides `openid`; absent: `oidc.scopes`.
+    #[serde(default)]
+    pub kubectl_scopes: Option<Vec<String>>,
+    /// How the dashboard acts as a user: `impersonation` (the default), or
+    /// `token`, with the ID token of the user's login (which needs
+    /// `oidc.clientId` among `audiences`, and lasts only as long as that
+    /// token: set `oidc.refreshSeconds` below the provider's ID-token
+    /// lifetime).
+    #[serde(default)]
+    pub dashboard_acts_with: ActsWith,
+}
+
+/// How the dashboard acts as a user towards the API server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ActsWith {
+    /// Its own identity, impersonating the user and their groups.
+    #[default]
+    Impersonation,
+    /// The ID token of the user's login.
+    Token,
+}
+
+impl ApiServerLogin {
+    /// Whether the API server accepts the dashboard's own ID tokens, so a
+    /// user may use theirs with `kubectl --token`.
+    pub fn accepts_client(&self, client_id: &str) -> bool {
+        self.audiences.iter().any(|a| a == client_id)
+    }
 }
 
 /// How the dashboard looks.
@@ -117,6 +174,10 @@ pub struct OidcConfig {
     pub client_id: String,
     /// A file holding the client secret.
     pub client_secret_file: PathBuf,
+    /// A PEM file with the CA of the issuer's serving certificate, when it
+    /// is not one the system trusts; kubeconfigs made for the issuer carry it.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Scopes besides `openid`.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
@@ -208,6 +269,43 @@ fn default_true() -> bool {
     true
 }
 
+/// `apiServer` against `oidc`: the key under `apiServer` and what is wrong.
+fn check_api_server(api: &ApiServerLogin, oidc: Option<&OidcConfig>) -> Result<(), (&'static str, String)> {
+    let Some(oidc) = oidc else {
+        return Err((
+            "server",
+            "needs oidc: the API server trusts the same login provider as the dashboard".into(),
+        ));
+    };
+    if !api.server.starts_with("https://") {
+        return Err(("server", format!("{:?} is not an https:// URL", api.server)));
+    }
+    if api.audiences.is_empty() {
+        return Err((
+            "audiences",
+            "name at least one: the API server's --oidc-client-id, or its configuration's audiences".into(),
+        ));
+    }
+    if let Some(id) = &api.kubectl_client_id
+        && !api.accepts_client(id)
+    {
+        return Err((
+            "kubectlClientId",
+            format!("{id:?} is not among audiences, so the API server would refuse its tokens"),
+        ));
+    }
+    if api.dashboard_acts_with == ActsWith::Token && !api.accepts_client(&oidc.client_id) {
+        return Err((
+            "dashboardActsWith",
+            format!(
+                "token needs the dashboard's client {:?} among audiences, or the API server refuses its users' tokens",
+                oidc.client_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl UiConfig {
     /// Parses YAML text and checks it.
     pub fn from_yaml(text: &str) -> Result<UiConfig, ConfigError> {
@@ -278,6 +376,9 @@ impl UiConfig {
                 "branding.logoUrl",
                 &format!("{logo:?} must be an https:// URL, a path on this server or a data:image/ URL"),
             ));
+        }
+        if let Some(api) = &cfg.api_server {
+            check_api_server(api, cfg.oidc.as_ref()).map_err(|(key, m)| invalid(&format!("apiServer.{key}"), &m))?;
         }
         for (i, sc) in cfg.terminals.shortcuts.iter().enumerate() {
             sc.check()
@@ -357,6 +458,47 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn the_api_servers_login_is_checked_against_the_dashboards() {
+        let with = |api: &str| UiConfig::from_yaml(&format!("{OK}apiServer: {api}\n"));
+        let c = with("{server: 'https://api:6443', audiences: [portico, kubectl], kubectlClientId: kubectl}").unwrap();
+        let api = c.api_server.unwrap();
+        assert_eq!(api.dashboard_acts_with, ActsWith::Impersonation);
+        assert!(api.accepts_client("portico") && !api.accepts_client("other"));
+        let refused = |api: &str, key: &str, says: &str| {
+            let e = with(api).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says), "{api}: {e}");
+        };
+        refused(
+            "{server: 'http://api:6443', audiences: [a]}",
+            "apiServer.server",
+            "https://",
+        );
+        refused(
+            "{server: 'https://api', audiences: []}",
+            "apiServer.audiences",
+            "at least one",
+        );
+        refused(
+            "{server: 'https://api', audiences: [portico], kubectlClientId: kubectl}",
+            "apiServer.kubectlClientId",
+            "not among audiences",
+        );
+        refused(
+            "{server: 'https://api', audiences: [kubectl], dashboardActsWith: token}",
+            "apiServer.dashboardActsWith",
+            "\"portico\" among audiences",
+        );
+        refused(
+            "{server: 'https://api', audiences: [a], dashboardActsWith: sudo}",
+            "apiServer.dashboardActsWith",
+            "unknown variant",
+        );
+        let dev = "publicUrl: http://x\ndevUsers: [{name: a}]\nsession: {profile: p, namespace: n}\napiServer: {server: 'https://api', audiences: [a]}\n";
+        let e = UiConfig::from_yaml(dev).unwrap_err().to_string();
+        assert!(e.contains("needs oidc"), "{e}");
     }
 
     #[test]

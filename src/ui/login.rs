@@ -115,6 +115,7 @@ async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> Ht
     };
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let cookie = ProviderCookie::new(&user.name, &tokens, now).seal(&state.key, COOKIE_LIFETIME);
+    state.note_id_token(&user.name, &tokens.id_token);
     // Kept whether the session starts now or after the user ends another.
     let mut r = start_session(&state, &req, user.name, user.groups).await;
     r.add_cookie(&cookie).ok();

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod access_user;
 pub mod account;
+pub mod activity;
 pub mod admin;
 pub mod assets;
 pub mod attach;
@@ -39,6 +40,7 @@ pub mod session_limit;
 pub mod shortcuts;
 pub mod state;
 pub mod terminals;
+pub mod user_kubeconfig;
 
 use std::path::Path;
 

@@ -66,7 +66,15 @@ pub struct Provider {
 impl Provider {
     /// Discovers the issuer.
     pub async fn discover(config: &OidcConfig, secret: String, redirect: String) -> Result<Provider, OidcError> {
-        let http = openidconnect::reqwest::ClientBuilder::new()
+        let mut http = openidconnect::reqwest::ClientBuilder::new();
+        if let Some(file) = &config.ca_file {
+            let pem =
+                std::fs::read(file).map_err(|e| err("oidc.caFile")(format!("cannot read {}: {e}", file.display())))?;
+            let ca = openidconnect::reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| err("oidc.caFile")(format!("{} holds no PEM certificate: {e}", file.display())))?;
+            http = http.add_root_certificate(ca);
+        }
+        let http = http
             .redirect(openidconnect::reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(10))

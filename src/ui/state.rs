@@ -67,6 +67,37 @@ pub struct UiState {
     pub(super) refreshes: super::provider_session::Refreshes,
     /// The Content-Security-Policies of pages.
     pub(super) csp: super::server::Csp,
+    /// The API server's trust in the login provider, with its CA files read.
+    pub(super) api_server: Option<ApiServerTrust>,
+    /// The newest ID token seen for each user, where the dashboard acts
+    /// with users' own tokens.
+    id_tokens: Mutex<HashMap<String, String>>,
+    /// Clients acting with an ID token, by token.
+    token_clients: Mutex<HashMap<String, Client>>,
+}
+
+/// `apiServer` of the configuration, with the certificates it names.
+pub struct ApiServerTrust {
+    pub cfg: super::config::ApiServerLogin,
+    /// The API server's CA (PEM), from `apiServer.caFile`.
+    pub server_ca: Option<String>,
+    /// The issuer's CA (PEM), from `oidc.caFile`.
+    pub issuer_ca: Option<String>,
+}
+
+impl ApiServerTrust {
+    fn load(cfg: &UiConfig) -> Result<Option<ApiServerTrust>, String> {
+        let Some(api) = &cfg.api_server else { return Ok(None) };
+        let read = |key: &str, file: Option<&std::path::PathBuf>| {
+            file.map(|f| std::fs::read_to_string(f).map_err(|e| format!("{key}: cannot read {}: {e}", f.display())))
+                .transpose()
+        };
+        Ok(Some(ApiServerTrust {
+            cfg: api.clone(),
+            server_ca: read("apiServer.caFile", api.ca_file.as_ref())?,
+            issuer_ca: read("oidc.caFile", cfg.oidc.as_ref().and_then(|o| o.ca_file.as_ref()))?,
+        }))
+    }
 }
 
 pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
@@ -93,6 +124,10 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
             include_str!("../../ui/templates/deployment_row.html"),
         ),
         ("account.html", include_str!("../../ui/templates/account.html")),
+        (
+            "account_token.html",
+            include_str!("../../ui/templates/account_token.html"),
+        ),
         ("sessions.html", include_str!("../../ui/templates/sessions.html")),
         ("dev_login.html", include_str!("../../ui/templates/dev_login.html")),
         (
@@ -160,7 +195,11 @@ impl UiState {
         );
         let live = live?;
         let cfg_proxies = cfg.trusted_proxies.clone();
+        let api_server = ApiServerTrust::load(&cfg)?;
         Ok(Arc::new(UiState {
+            api_server,
+            id_tokens: Mutex::new(HashMap::new()),
+            token_clients: Mutex::new(HashMap::new()),
             live,
             catalog,
             events,
@@ -186,6 +225,9 @@ impl UiState {
     /// Made once per user and groups and kept (a bounded number), so pages
     /// reuse connections instead of a TLS handshake each.
     pub(super) fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
+        if self.acts_with_tokens() {
+            return self.with_token(s);
+        }
         let key = (s.user.clone(), s.groups.clone());
         if let Some(c) = self.users.lock().unwrap().get(&key) {
             return Ok(c.clone());
@@ -199,6 +241,68 @@ impl UiState {
             users.clear();
         }
         users.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Whether the dashboard acts with users' own ID tokens.
+    pub(super) fn acts_with_tokens(&self) -> bool {
+        self.api_server
+            .as_ref()
+            .is_some_and(|a| a.cfg.dashboard_acts_with == super::config::ActsWith::Token)
+    }
+
+    /// Keeps `token` as the user's newest ID token, unless one that lasts
+    /// longer is kept already; drops expired ones.
+    pub(super) fn note_id_token(&self, user: &str, token: &str) {
+        if !self.acts_with_tokens() {
+            return;
+        }
+        use super::user_kubeconfig::{replaces, valid_for};
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let mut tokens = self.id_tokens.lock().unwrap();
+        tokens.retain(|_, t| valid_for(t, now, 0));
+        if replaces(tokens.get(user).map(String::as_str), token, now) {
+            tokens.insert(user.to_string(), token.to_string());
+        }
+    }
+
+    /// The user's ID token while it is valid for at least ten more seconds.
+    pub(super) fn id_token(&self, user: &str) -> Option<String> {
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        self.id_tokens
+            .lock()
+            .unwrap()
+            .get(user)
+            .filter(|t| super::user_kubeconfig::valid_for(t, now, 10))
+            .cloned()
+    }
+
+    /// A client sending the user's own ID token: the API server
+    /// authenticates the user itself, with no impersonation.
+    fn with_token(&self, s: &Session) -> Result<Client, kube::Error> {
+        let token = self.id_token(&s.user).ok_or_else(|| {
+            kube::Error::Service(
+                format!(
+                    "the ID token of {}'s login has expired and this dashboard acts with it; log in again",
+                    s.user
+                )
+                .into(),
+            )
+        })?;
+        if let Some(c) = self.token_clients.lock().unwrap().get(&token) {
+            return Ok(c.clone());
+        }
+        let mut c = self.base.clone();
+        c.auth_info = kube::config::AuthInfo {
+            token: Some(secrecy::SecretString::from(token.clone())),
+            ..Default::default()
+        };
+        let client = Client::try_from(c)?;
+        let mut clients = self.token_clients.lock().unwrap();
+        if clients.len() >= MAX_USER_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(token, client.clone());
         Ok(client)
     }
 
@@ -405,6 +509,14 @@ impl UiState {
             && (super::provider_session::cookie_of(self, req, &s).is_none() || self.refreshes.refused(&s.claim))
         {
             return None;
+        }
+        // Acting with the user's own ID token, a session lasts while one is
+        // valid: the cookie's, or a newer one a refresh brought.
+        if self.acts_with_tokens() {
+            if let Some(token) = super::provider_session::cookie_of(self, req, &s).and_then(|c| c.id_token) {
+                self.note_id_token(&s.user, &token);
+            }
+            self.id_token(&s.user)?;
         }
         let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
         let claim = match self.claims.get(&key) {

@@ -13,19 +13,25 @@ export async function launch() {
   return { browser, fail };
 }
 
-// Logs in at the test provider's own forms: the login, then the consent
-// page once it is there (a click before it loaded would press the login
-// form's button again).
-export async function providerLogin(page, base, user) {
-  await page.goto(`${base}/login`);
+// Logs in at the test provider's own forms, which the page shows: the
+// login, then the consent page once it is there (a click before it loaded
+// would press the login form's button again); returns once the provider
+// sent the browser on to `back` (a URL or a pattern).
+export async function providerForms(page, user, back) {
   await page.fill('input[name="login"]', user);
   await page.fill('input[name="password"]', 'any');
   await page.click('button[type="submit"]');
   const consent = page.locator('input[name="prompt"][value="consent"]');
   await Promise.race([
     consent.waitFor({ state: 'attached', timeout: 30000 }),
-    page.waitForURL(`${base}/`, { timeout: 30000 }),
+    page.waitForURL(back, { timeout: 30000 }),
   ]).catch(() => {});
   if (await consent.count() > 0) await page.click('button:has-text("Continue")');
-  await page.waitForURL(`${base}/`);
+  await page.waitForURL(back, { timeout: 30000 });
+}
+
+// Logs in to the dashboard at `base` through the test provider.
+export async function providerLogin(page, base, user) {
+  await page.goto(`${base}/login`);
+  await providerForms(page, user, `${base}/`);
 }

@@ -64,6 +64,49 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         cfg.trusted_proxies.contains("10.1.2.3".parse().unwrap())
             && cfg.trusted_proxies.contains("192.0.2.1".parse().unwrap())
     );
+    assert!(cfg.api_server.is_none(), "kubectl as the user is off by default");
+    // The API server's trust in the login provider, with both CAs.
+    let mut args = DASHBOARD.to_vec();
+    args.extend([
+        "--set",
+        "dashboard.apiServer.server=https://api.example.com:6443",
+        "--set",
+        "dashboard.apiServer.caPem=API CA",
+        "--set",
+        "dashboard.oidc.caPem=LOGIN CA",
+        "--set",
+        "dashboard.apiServer.audiences={kubectl,portico}",
+        "--set",
+        "dashboard.apiServer.kubectlClientId=kubectl",
+        "--set",
+        "dashboard.apiServer.dashboardActsWith=token",
+    ]);
+    let trusting = render(&args);
+    let cm: ConfigMap = typed(doc(&trusting, "ConfigMap", "portico-dashboard"));
+    let data = cm.data.unwrap();
+    let cfg = portico::ui::config::UiConfig::from_yaml(&data["ui.yaml"]).unwrap();
+    let api = cfg.api_server.unwrap();
+    assert_eq!(api.server, "https://api.example.com:6443");
+    assert_eq!(api.kubectl_client_id.as_deref(), Some("kubectl"));
+    assert_eq!(api.dashboard_acts_with, portico::ui::config::ActsWith::Token);
+    assert_eq!(
+        api.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/portico/dashboard-config/apiserver-ca.crt"))
+    );
+    assert_eq!(
+        cfg.oidc.unwrap().ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/portico/dashboard-config/oidc-ca.crt"))
+    );
+    assert_eq!(
+        (data["apiserver-ca.crt"].as_str(), data["oidc-ca.crt"].as_str()),
+        ("API CA", "LOGIN CA")
+    );
+    let deployment = doc(&trusting, "Deployment", "portico-dashboard").to_string();
+    assert!(deployment.contains("/etc/portico/dashboard-config"), "{deployment}");
+    let mut bad = DASHBOARD.to_vec();
+    bad.extend(["--set", "dashboard.apiServer.dashboardActsWith=sudo"]);
+    let refusal = helm_refusal(&[&["template", "portico", CHART], &bad[..]].concat());
+    assert!(refusal.contains("dashboardActsWith"), "{refusal}");
     assert!(
         docs.iter()
             .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "portico-dashboard")

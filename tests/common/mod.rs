@@ -20,7 +20,15 @@ use portico::controlplane::ControlPlane;
 pub fn shared() -> &'static ControlPlane {
     static CP: OnceLock<ControlPlane> = OnceLock::new();
     CP.get_or_init(|| {
-        let cp = ControlPlane::start_with_node().expect("start the shared control plane with its node");
+        let issuer = trusted_issuer();
+        let cp = ControlPlane::start_with_node_trusting(&portico::controlplane::authn::JwtIssuer {
+            url: issuer.url.clone(),
+            ca_pem: issuer.ca_pem.clone(),
+            audiences: vec!["portico".into(), KUBECTL_CLIENT.into()],
+            username: ("preferred_username".into(), String::new()),
+            groups: ("groups".into(), String::new()),
+        })
+        .expect("start the shared control plane with its node");
         let kc = cp.kubeconfig().clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
@@ -35,6 +43,38 @@ pub fn shared() -> &'static ControlPlane {
         .join()
         .unwrap();
         cp
+    })
+}
+
+/// The public client (no secret, PKCE) kubectl's `oidc-login` plugin logs in with.
+pub const KUBECTL_CLIENT: &str = "kubectl";
+
+/// The HTTPS login provider the shared API server trusts (users named by
+/// `preferred_username`, groups from `groups`, no prefixes, audiences the
+/// dashboard's client `portico` and [`KUBECTL_CLIENT`]): its port and
+/// serving certificate, chosen before the API server starts; tests that
+/// need it start it there (`ui::kubectl_stack`).
+pub struct TrustedIssuer {
+    pub port: u16,
+    pub url: String,
+    pub ca_pem: String,
+    pub cert: portico::pki::CertPair,
+}
+
+pub fn trusted_issuer() -> &'static TrustedIssuer {
+    static ISSUER: OnceLock<TrustedIssuer> = OnceLock::new();
+    ISSUER.get_or_init(|| {
+        let port = portico::controlplane::free_port().expect("a port for the login provider");
+        let ca = portico::pki::Ca::new("portico-test-login-ca").expect("a CA for the login provider");
+        let cert = ca
+            .server("oidc-provider", &["127.0.0.1"])
+            .expect("the login provider's certificate");
+        TrustedIssuer {
+            port,
+            url: format!("https://127.0.0.1:{port}"),
+            ca_pem: ca.cert_pem.clone(),
+            cert,
+        }
     })
 }
 

@@ -112,6 +112,125 @@ pub async fn dex_stack() -> &'static DevStack {
         .await
 }
 
+/// The login provider the API server trusts (HTTPS, its certificate from
+/// the test's own CA), and a dashboard on it that offers kubectl as the user
+/// and acts with users' own ID tokens instead of impersonating them.
+pub struct KubectlStack {
+    _provider: Process,
+    _ui: Process,
+    pub base: String,
+}
+
+/// Starts the trusted provider and its dashboard once for this test binary.
+pub async fn kubectl_stack() -> &'static KubectlStack {
+    static STACK: tokio::sync::OnceCell<KubectlStack> = tokio::sync::OnceCell::const_new();
+    STACK
+        .get_or_init(|| async {
+            let cp = shared_with_operator();
+            let _ = stack().await; // the session namespace, the client secret, the cookie key
+            let issuer = super::trusted_issuer();
+            let dir = cp.dir();
+            std::fs::write(dir.join("login.crt"), &issuer.cert.cert_pem).unwrap();
+            std::fs::write(dir.join("login.key"), &issuer.cert.key_pem).unwrap();
+            std::fs::write(dir.join("login-ca.crt"), &issuer.ca_pem).unwrap();
+            let port = free_port().unwrap();
+            let base = format!("http://127.0.0.1:{port}");
+            let provider = Process::spawn_with_env(
+                "oidc-provider-trusted",
+                "node".as_ref(),
+                &[
+                    oidc_dir().join("server.mjs").to_string_lossy().into_owned(),
+                    issuer.port.to_string(),
+                    "portico".into(),
+                    "test-secret".into(),
+                    format!("{base}/auth/callback"),
+                ],
+                &[
+                    ("TLS_CERT", dir.join("login.crt").as_os_str()),
+                    ("TLS_KEY", dir.join("login.key").as_os_str()),
+                ],
+                &dir.join("oidc-trusted.log"),
+            )
+            .unwrap();
+            wait_log_line(&dir.join("oidc-trusted.log"), &format!("ready {}", issuer.url)).await;
+            wait_issuer_trusted(cp, &issuer.url).await;
+            let config = format!(
+                "listen: 127.0.0.1:{port}\npublicUrl: {base}\noidc:\n  issuer: {}\n  clientId: portico\n  clientSecretFile: {}\n  caFile: {}\n  usernameClaim: preferred_username\n  usernamePrefix: '-'\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\napiServer:\n  server: {}\n  caFile: {}\n  audiences: [portico, {}]\n  kubectlClientId: {}\n  kubectlScopes: [profile, groups]\n  dashboardActsWith: token\n",
+                issuer.url,
+                dir.join("client.secret").display(),
+                dir.join("login-ca.crt").display(),
+                dir.join("cookie.key").display(),
+                portico::dev::demo::SESSIONS_NAMESPACE,
+                ui_assets().display(),
+                cp.server(),
+                dir.join("ca.crt").display(),
+                super::KUBECTL_CLIENT,
+                super::KUBECTL_CLIENT,
+            );
+            let ui = dashboard("ui-kubectl", &config).await;
+            wait_http(&format!("{base}/healthz")).await;
+            KubectlStack {
+                _provider: provider,
+                _ui: ui,
+                base,
+            }
+        })
+        .await
+}
+
+/// Waits (bounded) until the API server has read the issuer's discovery
+/// document, which it retries every 10 s after failing while the provider
+/// was not up: until then it refuses the issuer's tokens as "authenticator
+/// not initialized". Once it has, checking a token of the issuer's (here one
+/// it never signed, in a TokenReview) fetches the issuer's keys, which its
+/// metrics then show.
+async fn wait_issuer_trusted(cp: &portico::controlplane::ControlPlane, issuer: &str) {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use k8s_openapi::api::authentication::v1::TokenReview;
+    let admin = cp.admin_client().await.unwrap();
+    let fetched = "apiserver_authentication_jwt_authenticator_jwks_fetch_last_timestamp_seconds{";
+    for _ in 0..240 {
+        let claims = serde_json::json!({"iss": issuer, "aud": super::KUBECTL_CLIENT, "sub": "probe",
+            "exp": k8s_openapi::jiff::Timestamp::now().as_second() + 600});
+        let probe = format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"probe"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let review: TokenReview = serde_json::from_value(serde_json::json!({"spec": {"token": probe}})).unwrap();
+        let _ = Api::<TokenReview>::all(admin.clone())
+            .create(&Default::default(), &review)
+            .await;
+        let metrics = admin
+            .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
+            .await
+            .unwrap_or_default();
+        if metrics
+            .lines()
+            .any(|l| l.starts_with(fetched) && l.contains(r#"result="success""#))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the API server never fetched the keys of {issuer}");
+}
+
+/// Waits (bounded) until the file `log` holds `line`.
+async fn wait_log_line(log: &std::path::Path, line: &str) {
+    for _ in 0..300 {
+        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(line)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} never said {line:?}: {}",
+        log.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 /// Starts `portico ui` with `config` (written to `<name>.yaml`), as the
 /// chart's service account for it: the chart's own RBAC, not admin.
 async fn dashboard(name: &str, config: &str) -> Process {

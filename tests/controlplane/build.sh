@@ -6,7 +6,9 @@
 # module proxy; the `kstatus` helper (../kstatus) the tests use to compute
 # status the way Flux does; `helm` (../helm) for the chart's tests; `pause`
 # (../pause), the sandbox program of the node's pause image; and `coredns`
-# (../coredns), the node's cluster DNS. Idempotent: each
+# (../coredns), the node's cluster DNS; and `kubectl-oidc_login`
+# (../kubelogin), kubectl's plugin for logging in through the login
+# provider. Idempotent: each
 # binary carries a stamp of its inputs, and a second run finds them all and
 # does nothing.
 #
@@ -19,11 +21,12 @@ version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/g
 cache=${PORTICO_CACHE:-$HOME/.cache/portico}
 bin="$cache/$version/bin"
 kube=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
-binaries=("${kube[@]}" kube-proxy kstatus helm pause coredns)
+binaries=("${kube[@]}" kube-proxy kstatus helm pause coredns kubectl-oidc_login)
 kstatus_dir="$here/../kstatus"
 helm_dir="$here/../helm"
 pause_dir="$here/../pause"
 coredns_dir="$here/../coredns"
+kubelogin_dir="$here/../kubelogin"
 
 # Each binary's stamp holds a hash of what it is built from, so a changed pin
 # rebuilds exactly what it affects.
@@ -34,6 +37,7 @@ stamp_of() {
     pause) cat "$pause_dir/go.mod" "$pause_dir/main.go" | sha256sum ;;
     kube-proxy) cat "$here/go.mod" "$here/go.sum" "$here/kube-proxy.sum" | sha256sum ;;
     coredns) cat "$coredns_dir/go.mod" "$coredns_dir/go.sum" "$coredns_dir/main.go" | sha256sum ;;
+    kubectl-oidc_login) cat "$kubelogin_dir/go.mod" "$kubelogin_dir/go.sum" | sha256sum ;;
     *) cat "$here/go.mod" "$here/go.sum" | sha256sum ;;
   esac
 }
@@ -85,4 +89,6 @@ helm_version=$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$hel
 (cd "$helm_dir" && build helm -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" helm.sh/helm/v3/cmd/helm)
 (cd "$pause_dir" && build pause -ldflags "-s -w" .)
 (cd "$coredns_dir" && build coredns -ldflags "-s -w" .)
+kubelogin_version=$(awk '$1 == "require" && $2 == "github.com/int128/kubelogin" {print $3}' "$kubelogin_dir/go.mod")
+(cd "$kubelogin_dir" && build kubectl-oidc_login -ldflags "-s -w -X main.version=$kubelogin_version" github.com/int128/kubelogin)
 echo "$bin"

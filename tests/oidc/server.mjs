@@ -11,11 +11,21 @@
 // every refresh; it has an end_session_endpoint (RP-initiated logout).
 // For tests, `POST /test/disable/USER` disables a user: refreshing their
 // sessions fails from then on, as at a real provider.
+// With TLS_CERT and TLS_KEY (PEM files) in its environment it serves HTTPS,
+// as a provider an API server trusts must.
+// Besides the dashboard's client it has `kubectl`, a public client (no
+// secret, PKCE) for kubectl's oidc-login plugin, redirecting to its local
+// server at http://localhost:8000 or :18000.
 // Prints "ready ISSUER" on stdout once it listens.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import Provider from 'oidc-provider';
 
 const [port, clientId, clientSecret, redirectUris, host = '127.0.0.1'] = process.argv.slice(2);
-const issuer = `http://${host}:${port}`;
+const tls = process.env.TLS_CERT && process.env.TLS_KEY
+  ? { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) }
+  : null;
+const issuer = `${tls ? 'https' : 'http'}://${host}:${port}`;
 const developers = { groups: ['developers'] };
 const users = {
   alice: developers,
@@ -40,6 +50,13 @@ const provider = new Provider(issuer, {
     client_secret: clientSecret,
     redirect_uris: redirects,
     post_logout_redirect_uris: redirects.map((r) => r.replace(/\/auth\/callback$/, '/logged-out')),
+    response_types: ['code'],
+    grant_types: ['authorization_code', 'refresh_token'],
+  }, {
+    client_id: 'kubectl',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    redirect_uris: ['http://localhost:8000', 'http://localhost:18000'],
     response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token'],
   }],
@@ -77,6 +94,7 @@ provider.use(async (ctx, next) => {
   await next();
 });
 provider.proxy = false;
-provider.listen(Number(port), host, () => {
+const server = tls ? https.createServer(tls, provider.callback()) : provider;
+server.listen(Number(port), host, () => {
   console.log(`ready ${issuer}`);
 });

@@ -64,6 +64,8 @@ struct DeploymentCells<'a> {
 pub struct DeploymentRow {
     key: ObjectKey,
     creator: String,
+    /// Creation time (ns since the epoch), if known.
+    pub created: Option<i128>,
     /// Its template's name.
     pub template: String,
     /// Its Ready condition's status, or empty.
@@ -91,6 +93,7 @@ impl DeploymentRow {
         };
         let html = render(env, "deployment_row.html", "deployment", &cells, &key)?;
         Ok(DeploymentRow {
+            created: d.creation_timestamp().map(|c| c.0.as_nanosecond()),
             template: d.spec.template.name.clone(),
             key,
             creator,
@@ -146,7 +149,9 @@ pub fn title_of(t: &Terminal) -> String {
 pub struct TerminalRow {
     key: ObjectKey,
     /// Creation time (ns since the epoch), if known.
-    created: Option<i128>,
+    pub created: Option<i128>,
+    /// Its last heartbeat (RFC 3339), if any.
+    pub heartbeat: Option<String>,
     creator: String,
     html: [String; 2],
 }
@@ -176,6 +181,7 @@ impl TerminalRow {
         let html = render(env, "terminal_row.html", "terminal", &cells, &key)?;
         Ok(TerminalRow {
             created: t.creation_timestamp().map(|c| c.0.as_nanosecond()),
+            heartbeat: t.annotations().get(crate::api::keys::LAST_HEARTBEAT_AT).cloned(),
             key,
             creator,
             html,

@@ -11,6 +11,7 @@
 //! paths of the build machine.
 
 pub mod audit;
+pub mod authn;
 mod binaries;
 mod flags;
 pub mod kubeconfig;
@@ -133,7 +134,7 @@ impl ControlPlane {
     /// kube-controller-manager, and returns once `/readyz` passes and the
     /// `default` namespace exists. Blocking; safe to call from async code.
     pub fn start() -> Result<ControlPlane, ControlPlaneError> {
-        Self::start_inner(false)
+        Self::start_inner(false, None)
     }
 
     /// Like [`ControlPlane::start`], with a real node beside it
@@ -142,17 +143,25 @@ impl ControlPlane {
     /// address. Needs root and the node's packages; the error says what is
     /// missing and how to install it.
     pub fn start_with_node() -> Result<ControlPlane, ControlPlaneError> {
-        Self::start_inner(true)
+        Self::start_inner(true, None)
     }
 
-    fn start_inner(with_node: bool) -> Result<ControlPlane, ControlPlaneError> {
+    /// Like [`ControlPlane::start_with_node`], with an API server that also
+    /// authenticates the ID tokens of `issuer` (its structured
+    /// authentication configuration). The issuer need not be up yet: the API
+    /// server fetches its discovery document and keys in the background.
+    pub fn start_with_node_trusting(issuer: &authn::JwtIssuer) -> Result<ControlPlane, ControlPlaneError> {
+        Self::start_inner(true, Some(issuer))
+    }
+
+    fn start_inner(with_node: bool, issuer: Option<&authn::JwtIssuer>) -> Result<ControlPlane, ControlPlaneError> {
         let binaries = Binaries::ensure()?;
         // A free port can be taken by another process between choosing and
         // binding it: start again on other ports when that happens.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::start_once(binaries.clone(), with_node) {
+            match Self::start_once(binaries.clone(), with_node, issuer) {
                 Err(ControlPlaneError::NotReady { log, .. })
                     if attempt < 4 && log.contains("address already in use") => {}
                 other => return other,
@@ -160,7 +169,11 @@ impl ControlPlane {
         }
     }
 
-    fn start_once(binaries: Binaries, with_node: bool) -> Result<ControlPlane, ControlPlaneError> {
+    fn start_once(
+        binaries: Binaries,
+        with_node: bool,
+        issuer: Option<&authn::JwtIssuer>,
+    ) -> Result<ControlPlane, ControlPlaneError> {
         let dir = tempfile::Builder::new()
             .prefix("portico-cp-")
             .tempdir()
@@ -225,6 +238,13 @@ impl ControlPlane {
         if let Some(p) = &prepared {
             // The node's flags replace the same flags of a plain control plane.
             apiserver_args = flags::overridden(apiserver_args, p.apiserver_args(&ca, &d.join("ca.crt"))?);
+        }
+        if let Some(issuer) = issuer {
+            write("authentication.yaml", &authn::configuration(issuer))?;
+            apiserver_args.push(format!(
+                "--authentication-config={}",
+                d.join("authentication.yaml").display()
+            ));
         }
         let kcm_args = flags::controller_manager(d, with_node);
 
