@@ -1786,11 +1786,11 @@ async fn dave_uses_kubectl_as_himself_and_the_dashboard_acts_with_his_own_token(
     std::fs::write(
         &opener,
         format!(
-            "#!/bin/sh\nexec node {} \"$1\" dave >>{} 2>&1\n",
+            "#!/bin/sh\necho browser opened >>{log}\nexec node {} \"$1\" dave >>{log} 2>&1\n",
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/browser/kubelogin_browser.mjs")
                 .display(),
-            dir.join("browser.log").display()
+            log = dir.join("browser.log").display()
         ),
     )
     .unwrap();
@@ -1843,7 +1843,7 @@ async fn dave_uses_kubectl_as_himself_and_the_dashboard_acts_with_his_own_token(
     let again = kubectl(&["get", "configmap", "made-by-dave", "-n", &ns]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     let opened = std::fs::read_to_string(dir.join("browser.log")).unwrap();
-    assert_eq!(opened.matches("ok").count(), 1, "{opened}");
+    assert_eq!(opened.matches("browser opened").count(), 1, "{opened}");
 
     // The one-off command with the login's ID token (issued to the
     // dashboard's client, which the API server accepts as an audience).
@@ -1920,6 +1920,15 @@ async fn dave_uses_kubectl_as_himself_and_the_dashboard_acts_with_his_own_token(
         "nobody acted as dave by impersonation: {impersonations:?}"
     );
 
+    // The login's first ID token expires (the test provider's last
+    // ID_TOKEN_TTL seconds); the token dashboard goes on acting as dave
+    // with those its refreshes brought.
+    let first_ends = payload["exp"].as_i64().unwrap();
+    assert!(first_ends <= k8s_openapi::jiff::Timestamp::now().as_second() + ID_TOKEN_TTL);
+    while k8s_openapi::jiff::Timestamp::now().as_second() <= first_ends {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // Both dashboards give dave the same answers: his namespace's access
     // page (he administers it), and a refusal for team-a.
     let mut with_token = Browser::new();
@@ -1960,4 +1969,28 @@ async fn dave_uses_kubectl_as_himself_and_the_dashboard_acts_with_his_own_token(
                 .is_some_and(|o| o.resource == "rolebindings" && o.namespace == ns)),
         "the token dashboard read the bindings as dave"
     );
+
+    // Logging out of the token dashboard ends the session (its claim
+    // deleted with dave's token) and sends the browser to the provider's
+    // logout without the ID token in the URL: it is a credential here.
+    let claims: Api<SessionClaim> =
+        Api::namespaced(cp.admin_client().await.unwrap(), portico::dev::demo::SESSIONS_NAMESPACE);
+    let home = with_token.get(&format!("{}/", s.base)).await.text().await.unwrap();
+    let r = with_token
+        .send(
+            with_token
+                .http
+                .post(format!("{}/logout", s.base))
+                .form(&[("csrf", csrf(&home))]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with(&common::trusted_issuer().url) && !to.contains("id_token_hint"),
+        "{to}"
+    );
+    for name in &his_session {
+        common::wait::gone(&claims, name).await;
+    }
 }

@@ -187,6 +187,15 @@ pub async fn user(state: State, s: Session, q: Query) -> Page {
             ),
         ));
     }
+    // The activity shows objects by name: only where the viewer may list them.
+    let may_list = (
+        state
+            .readable(&s, super::readable::DEPLOYMENTS, &state.live.deployments)
+            .await?,
+        state
+            .readable(&s, super::readable::TERMINALS, &state.live.terminals)
+            .await?,
+    );
     let (deployments, terminals) = (
         state.live.deployments.read().unwrap(),
         state.live.terminals.read().unwrap(),
@@ -203,14 +212,16 @@ pub async fn user(state: State, s: Session, q: Query) -> Page {
         })
         .collect();
     let reached: Vec<&Reach> = reach.iter().filter(|r| r.level != Level::None).collect();
-    // What the user did lately, in the namespaces the viewer may ask about
-    // (and their sessions for admins, who see those).
-    let asked = |ns: &str| reach.iter().any(|r| r.namespace == ns);
+    // What the user did lately, in the namespaces they reach where the
+    // viewer may list the objects (and their sessions for admins, who see
+    // those).
+    let shown =
+        |ns: &str, listable: &super::readable::Readable| listable.has(ns) && reached.iter().any(|r| r.namespace == ns);
     let admin = state.is_admin(&s);
     let activity = super::activity::entries(
         deployments
             .rows(Some(name))
-            .filter(|r| asked(&r.key().0))
+            .filter(|r| shown(&r.key().0, &may_list.0))
             .map(|r| super::activity::Seen {
                 kind: "Deployment",
                 namespace: &r.key().0,
@@ -221,7 +232,7 @@ pub async fn user(state: State, s: Session, q: Query) -> Page {
             .chain(
                 terminals
                     .rows(Some(name))
-                    .filter(|r| asked(&r.key().0))
+                    .filter(|r| shown(&r.key().0, &may_list.1))
                     .map(|r| super::activity::Seen {
                         kind: "Terminal",
                         namespace: &r.key().0,

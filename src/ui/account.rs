@@ -159,8 +159,8 @@ pub async fn token(state: State, req: HttpRequest, LoggedIn(s): LoggedIn) -> Pag
     let token = super::provider_session::cookie_of(&state, &req, &s)
         .and_then(|c| c.id_token)
         .into_iter()
-        .chain(state.id_token(&s.user))
-        .filter(|t| user_kubeconfig::expiry(t).is_some_and(|e| e > now))
+        .chain(state.id_token(&s.claim))
+        .filter(|t| user_kubeconfig::valid_for(t, now, 10))
         .max_by_key(|t| user_kubeconfig::expiry(t))
         .ok_or_else(|| {
             refuse(

@@ -139,17 +139,30 @@ mod tests {
     }
 
     #[test]
-    fn at_most_a_page_of_entries_and_bad_heartbeats_are_left_out() {
+    fn at_most_a_page_of_entries() {
         let names: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
         let seen = names.iter().enumerate().map(|(i, n)| Seen {
             kind: "Terminal",
             namespace: "ns",
             name: n,
             created: Some(i as i128 * S),
-            heartbeat: Some("yesterday"),
+            heartbeat: None,
         });
         let e = entries(seen);
         assert_eq!(e.len(), SHOWN);
         assert_eq!(e[0].object, "ns/t39");
+    }
+
+    #[test]
+    fn a_heartbeat_that_is_no_time_is_left_out() {
+        let seen = [Seen {
+            kind: "Terminal",
+            namespace: "ns",
+            name: "t",
+            created: Some(S),
+            heartbeat: Some("yesterday"),
+        }];
+        let whats: Vec<&str> = entries(seen).iter().map(|e| e.what).collect();
+        assert_eq!(whats, ["made the Terminal"]);
     }
 }

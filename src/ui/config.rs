@@ -294,6 +294,21 @@ fn check_api_server(api: &ApiServerLogin, oidc: Option<&OidcConfig>) -> Result<(
             format!("{id:?} is not among audiences, so the API server would refuse its tokens"),
         ));
     }
+    if api.kubectl_client_id.as_deref() == Some(oidc.client_id.as_str()) {
+        return Err((
+            "kubectlClientId",
+            format!(
+                "{:?} is the dashboard's own client, which has a secret; name a public client (no secret, PKCE) for kubectl",
+                oidc.client_id
+            ),
+        ));
+    }
+    if api.dashboard_acts_with == ActsWith::Token && oidc.refresh_seconds.is_none() {
+        return Err((
+            "dashboardActsWith",
+            "token needs oidc.refreshSeconds (below the provider's ID-token lifetime), or every session ends when its first ID token expires".into(),
+        ));
+    }
     if api.dashboard_acts_with == ActsWith::Token && !api.accepts_client(&oidc.client_id) {
         return Err((
             "dashboardActsWith",
@@ -486,10 +501,30 @@ mod tests {
             "apiServer.kubectlClientId",
             "not among audiences",
         );
+        let refreshing = |api: &str| {
+            UiConfig::from_yaml(&format!(
+                "{}apiServer: {api}\n",
+                OK.replace("clientId: portico", "clientId: portico, refreshSeconds: 60")
+            ))
+        };
+        let e = refreshing("{server: 'https://api', audiences: [kubectl], dashboardActsWith: token}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("apiServer.dashboardActsWith") && e.contains("\"portico\" among audiences"),
+            "{e}"
+        );
+        let ok = refreshing("{server: 'https://api', audiences: [portico], dashboardActsWith: token}").unwrap();
+        assert_eq!(ok.api_server.unwrap().dashboard_acts_with, ActsWith::Token);
         refused(
-            "{server: 'https://api', audiences: [kubectl], dashboardActsWith: token}",
+            "{server: 'https://api', audiences: [portico], dashboardActsWith: token}",
             "apiServer.dashboardActsWith",
-            "\"portico\" among audiences",
+            "oidc.refreshSeconds",
+        );
+        refused(
+            "{server: 'https://api', audiences: [portico], kubectlClientId: portico}",
+            "apiServer.kubectlClientId",
+            "public client",
         );
         refused(
             "{server: 'https://api', audiences: [a], dashboardActsWith: sudo}",

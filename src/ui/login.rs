@@ -115,9 +115,8 @@ async fn callback(state: State, req: HttpRequest, q: web::Query<Callback>) -> Ht
     };
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let cookie = ProviderCookie::new(&user.name, &tokens, now).seal(&state.key, COOKIE_LIFETIME);
-    state.note_id_token(&user.name, &tokens.id_token);
     // Kept whether the session starts now or after the user ends another.
-    let mut r = start_session(&state, &req, user.name, user.groups).await;
+    let mut r = start_session(&state, &req, user.name, user.groups, Some(tokens.id_token)).await;
     r.add_cookie(&cookie).ok();
     r
 }
@@ -138,12 +137,20 @@ async fn dev_login(state: State, req: HttpRequest, form: web::Form<BTreeMap<Stri
     if let Some(refused) = csrf::login_refusal(&state, &req, form.get("csrf").map(String::as_str)) {
         return refused;
     }
-    start_session(&state, &req, u.name.clone(), u.groups.clone()).await
+    start_session(&state, &req, u.name.clone(), u.groups.clone(), None).await
 }
 
 /// Creates the SessionClaim as the user and sets the session cookie; when it
 /// is refused and the user holds sessions, offers to end one of them.
-pub(super) async fn start_session(state: &State, req: &HttpRequest, user: String, groups: Vec<String>) -> HttpResponse {
+/// Acting with users' ID tokens, `id_token` is the login's: the API server
+/// must name its user as the dashboard does, or the login is refused.
+pub(super) async fn start_session(
+    state: &State,
+    req: &HttpRequest,
+    user: String,
+    groups: Vec<String>,
+    id_token: Option<String>,
+) -> HttpResponse {
     let name = format!("ui-{}", hex::encode(rand::random::<[u8; 5]>()));
     let s = Session {
         user,
@@ -151,6 +158,12 @@ pub(super) async fn start_session(state: &State, req: &HttpRequest, user: String
         claim: name.clone(),
         exp: k8s_openapi::jiff::Timestamp::now().as_second() + COOKIE_LIFETIME,
     };
+    if state.acts_with_tokens() {
+        if let Err(why) = same_identity(state, &s, id_token.as_deref()).await {
+            return state.message(StatusCode::FORBIDDEN, "No session", &why);
+        }
+        state.note_id_token(&name, id_token.as_deref().unwrap_or_default());
+    }
     let claim: SessionClaim = serde_json::from_value(serde_json::json!({
         "apiVersion": "portico.dev/v1alpha1", "kind": "SessionClaim",
         "metadata": {"name": name, "labels": {MADE_BY_LABEL.0: MADE_BY_LABEL.1}},
@@ -184,13 +197,47 @@ pub(super) async fn start_session(state: &State, req: &HttpRequest, user: String
         .finish()
 }
 
+/// Asks the API server, with the login's ID token, whom it names: the
+/// dashboard must name the user alike (a SelfSubjectReview).
+async fn same_identity(state: &State, s: &Session, id_token: Option<&str>) -> Result<(), String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let token =
+        id_token.ok_or("This dashboard acts with the ID token of your login, and none came with it; log in again.")?;
+    let client = state.with_token(token).map_err(|e| super::state::why(&e))?;
+    let review = Api::<SelfSubjectReview>::all(client)
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .map_err(|e| {
+            format!(
+                "The API server did not accept your login's ID token: {}",
+                super::state::why(&e)
+            )
+        })?;
+    let info = review.status.and_then(|st| st.user_info).unwrap_or_default();
+    let api_groups = info.groups.unwrap_or_default();
+    match super::user_kubeconfig::identity_mismatch(
+        (info.username.as_deref().unwrap_or_default(), &api_groups),
+        (&s.user, &s.groups),
+    ) {
+        None => Ok(()),
+        Some(m) => {
+            tracing::warn!(user = %s.user, mismatch = %m, "login refused: the API server names the user differently");
+            Err(format!(
+                "Your login cannot be used here: {m}. Tell the dashboard's operators."
+            ))
+        }
+    }
+}
+
 /// Ends a session: its open streams (live updates, terminals) at once, its
 /// SessionClaim deleted as the user (which revokes its credentials), and its
-/// refreshing.
+/// refreshing. Where the dashboard acts with ID tokens and the session's is
+/// gone, it deletes by impersonating the user instead, so no session
+/// outlives its end.
 pub(super) async fn end_session(state: &super::state::UiState, s: &Session) {
     state.ends.end(&s.claim);
     state.refreshes.forget(&s.claim);
-    if let Ok(client) = state.as_user(s) {
+    if let Ok(client) = state.as_user(s).or_else(|_| state.impersonating(s)) {
         let api: Api<SessionClaim> = Api::namespaced(client, &state.cfg.session.namespace);
         match api.delete(&s.claim, &DeleteParams::default()).await {
             Ok(_) => {}
@@ -210,10 +257,14 @@ async fn logout(state: State, req: HttpRequest, SignedForm(s, _): SignedForm<Csr
         .and_then(|c| cookies::open::<ProviderCookie>(&state.key, PROVIDER_COOKIE, &c))
         .filter(|c| c.user == s.user);
     let after = format!("{}/logged-out", state.cfg.public_url.trim_end_matches('/'));
-    let at_provider = state
-        .provider
+    // Where the API server accepts the dashboard's ID tokens, one is a
+    // credential, and a hint would put it in a URL (the provider's access
+    // log, the browser's history): the logout then names only the client.
+    let hint = provider_cookie
         .as_ref()
-        .and_then(|p| p.logout_url(provider_cookie.as_ref().and_then(|c| c.id_token.as_deref()), &after));
+        .and_then(|c| c.id_token.as_deref())
+        .filter(|_| !id_tokens_are_credentials(&state));
+    let at_provider = state.provider.as_ref().and_then(|p| p.logout_url(hint, &after));
     let mut r = match at_provider {
         Some(url) => HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish(),
         None => logged_out_page(&state),
@@ -222,6 +273,17 @@ async fn logout(state: State, req: HttpRequest, SignedForm(s, _): SignedForm<Csr
         r.add_cookie(&cookies::removal(c)).ok();
     }
     r
+}
+
+/// Whether the API server accepts the dashboard's own ID tokens.
+fn id_tokens_are_credentials(state: &State) -> bool {
+    let client = state
+        .cfg
+        .oidc
+        .as_ref()
+        .map(|o| o.client_id.as_str())
+        .unwrap_or_default();
+    state.api_server.as_ref().is_some_and(|a| a.cfg.accepts_client(client))
 }
 
 /// `GET /logged-out`: where the provider sends the browser after its logout.

@@ -225,7 +225,7 @@ async fn refresh_one(state: &Arc<UiState>, s: Session, cookie: ProviderCookie, n
         .unwrap_or_else(|_| Err(RefreshError::Unreachable("the provider did not answer in time".into())));
     match answer {
         Ok(tokens) => {
-            state.note_id_token(&s.user, &tokens.id_token);
+            state.note_id_token(&s.claim, &tokens.id_token);
             state
                 .refreshes
                 .done(&s.claim, Some(ProviderCookie::new(&s.user, &tokens, now)));

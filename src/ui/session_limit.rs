@@ -162,14 +162,33 @@ pub(super) async fn end_and_log_in(
             "That is not one of your active sessions (it may have ended already); log in again.",
         );
     };
-    // As the user: what they may end with kubectl, and nothing more.
+    // As the user: what they may end with kubectl, and nothing more; with
+    // their login's ID token where the dashboard acts with those.
     let as_user = Session {
         user: p.user.clone(),
         groups: p.groups.clone(),
         claim: String::new(),
         exp: p.exp,
     };
-    let ended = match state.as_user(&as_user) {
+    let id_token = req
+        .cookie(super::provider_session::PROVIDER_COOKIE)
+        .and_then(|c| {
+            cookies::open::<super::provider_session::ProviderCookie>(
+                &state.key,
+                super::provider_session::PROVIDER_COOKIE,
+                &c,
+            )
+        })
+        .filter(|c| c.user == p.user)
+        .and_then(|c| c.id_token);
+    let client = match (state.acts_with_tokens(), &id_token) {
+        (true, Some(token)) => state.with_token(token),
+        (true, None) => Err(kube::Error::Service(
+            "this dashboard acts with the ID token of your login, and it is gone; log in again".into(),
+        )),
+        (false, _) => state.as_user(&as_user),
+    };
+    let ended = match client {
         Ok(client) => Api::<SessionClaim>::namespaced(client, &state.cfg.session.namespace)
             .delete(
                 &name,
@@ -193,7 +212,7 @@ pub(super) async fn end_and_log_in(
     tracing::info!(user = %p.user, claim = %name, "ended a session to log in");
     // A login that goes on removes the pending cookie itself; one refused
     // again offers afresh, with a new one.
-    super::login::start_session(&state, &req, p.user, p.groups).await
+    super::login::start_session(&state, &req, p.user, p.groups, id_token).await
 }
 
 #[cfg(test)]

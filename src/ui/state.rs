@@ -89,8 +89,14 @@ impl ApiServerTrust {
     fn load(cfg: &UiConfig) -> Result<Option<ApiServerTrust>, String> {
         let Some(api) = &cfg.api_server else { return Ok(None) };
         let read = |key: &str, file: Option<&std::path::PathBuf>| {
-            file.map(|f| std::fs::read_to_string(f).map_err(|e| format!("{key}: cannot read {}: {e}", f.display())))
-                .transpose()
+            file.map(|f| {
+                let pem = std::fs::read_to_string(f).map_err(|e| format!("{key}: cannot read {}: {e}", f.display()))?;
+                match pem.contains("-----BEGIN CERTIFICATE-----") {
+                    true => Ok(pem),
+                    false => Err(format!("{key}: {} holds no PEM certificate", f.display())),
+                }
+            })
+            .transpose()
         };
         Ok(Some(ApiServerTrust {
             cfg: api.clone(),
@@ -226,8 +232,24 @@ impl UiState {
     /// reuse connections instead of a TLS handshake each.
     pub(super) fn as_user(&self, s: &Session) -> Result<Client, kube::Error> {
         if self.acts_with_tokens() {
-            return self.with_token(s);
+            let token = self.id_token(&s.claim).ok_or_else(|| {
+                kube::Error::Service(
+                    format!(
+                        "the ID token of {}'s login has expired and this dashboard acts with it; log in again",
+                        s.user
+                    )
+                    .into(),
+                )
+            })?;
+            return self.with_token(&token);
         }
+        self.impersonating(s)
+    }
+
+    /// A client impersonating the user and their groups (the default way of
+    /// acting as the user; in token mode, only to end a session whose ID
+    /// token is gone).
+    pub(super) fn impersonating(&self, s: &Session) -> Result<Client, kube::Error> {
         let key = (s.user.clone(), s.groups.clone());
         if let Some(c) = self.users.lock().unwrap().get(&key) {
             return Ok(c.clone());
@@ -251,9 +273,9 @@ impl UiState {
             .is_some_and(|a| a.cfg.dashboard_acts_with == super::config::ActsWith::Token)
     }
 
-    /// Keeps `token` as the user's newest ID token, unless one that lasts
-    /// longer is kept already; drops expired ones.
-    pub(super) fn note_id_token(&self, user: &str, token: &str) {
+    /// Keeps `token` as the newest ID token of the session of `claim`,
+    /// unless one that lasts longer is kept already; drops expired ones.
+    pub(super) fn note_id_token(&self, claim: &str, token: &str) {
         if !self.acts_with_tokens() {
             return;
         }
@@ -261,34 +283,27 @@ impl UiState {
         let now = k8s_openapi::jiff::Timestamp::now().as_second();
         let mut tokens = self.id_tokens.lock().unwrap();
         tokens.retain(|_, t| valid_for(t, now, 0));
-        if replaces(tokens.get(user).map(String::as_str), token, now) {
-            tokens.insert(user.to_string(), token.to_string());
+        if replaces(tokens.get(claim).map(String::as_str), token, now) {
+            tokens.insert(claim.to_string(), token.to_string());
         }
     }
 
-    /// The user's ID token while it is valid for at least ten more seconds.
-    pub(super) fn id_token(&self, user: &str) -> Option<String> {
+    /// The ID token of the session of `claim` while it is valid for at
+    /// least ten more seconds.
+    pub(super) fn id_token(&self, claim: &str) -> Option<String> {
         let now = k8s_openapi::jiff::Timestamp::now().as_second();
         self.id_tokens
             .lock()
             .unwrap()
-            .get(user)
+            .get(claim)
             .filter(|t| super::user_kubeconfig::valid_for(t, now, 10))
             .cloned()
     }
 
-    /// A client sending the user's own ID token: the API server
+    /// A client sending an ID token of the user's: the API server
     /// authenticates the user itself, with no impersonation.
-    fn with_token(&self, s: &Session) -> Result<Client, kube::Error> {
-        let token = self.id_token(&s.user).ok_or_else(|| {
-            kube::Error::Service(
-                format!(
-                    "the ID token of {}'s login has expired and this dashboard acts with it; log in again",
-                    s.user
-                )
-                .into(),
-            )
-        })?;
+    pub(super) fn with_token(&self, token: &str) -> Result<Client, kube::Error> {
+        let token = token.to_string();
         if let Some(c) = self.token_clients.lock().unwrap().get(&token) {
             return Ok(c.clone());
         }
@@ -300,7 +315,11 @@ impl UiState {
         let client = Client::try_from(c)?;
         let mut clients = self.token_clients.lock().unwrap();
         if clients.len() >= MAX_USER_CLIENTS {
-            clients.clear();
+            let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            clients.retain(|t, _| super::user_kubeconfig::valid_for(t, now, 0));
+            if clients.len() >= MAX_USER_CLIENTS {
+                clients.clear();
+            }
         }
         clients.insert(token, client.clone());
         Ok(client)
@@ -510,14 +529,7 @@ impl UiState {
         {
             return None;
         }
-        // Acting with the user's own ID token, a session lasts while one is
-        // valid: the cookie's, or a newer one a refresh brought.
-        if self.acts_with_tokens() {
-            if let Some(token) = super::provider_session::cookie_of(self, req, &s).and_then(|c| c.id_token) {
-                self.note_id_token(&s.user, &token);
-            }
-            self.id_token(&s.user)?;
-        }
+
         let key = reflector::ObjectRef::<SessionClaim>::new(&s.claim).within(&self.cfg.session.namespace);
         let claim = match self.claims.get(&key) {
             Some(c) => Some(c),
@@ -529,7 +541,23 @@ impl UiState {
         }?;
         let mine = crate::creator::Creator::from_annotations(claim.metadata.annotations.as_ref())
             .is_ok_and(|c| c.user == s.user);
-        (claim.metadata.deletion_timestamp.is_none() && mine).then_some(s)
+        if !(claim.metadata.deletion_timestamp.is_none() && mine) {
+            return None;
+        }
+        // Acting with the user's own ID token, a session lasts while one of
+        // its login is valid: the cookie's, or a newer one a refresh
+        // brought. Then it ends, as logging out would.
+        if self.acts_with_tokens() {
+            if let Some(token) = super::provider_session::cookie_of(self, req, &s).and_then(|c| c.id_token) {
+                self.note_id_token(&s.claim, &token);
+            }
+            if self.id_token(&s.claim).is_none() {
+                tracing::info!(user = %s.user, claim = %s.claim, "session ended: its login's ID token expired");
+                super::login::end_session(self, &s).await;
+                return None;
+            }
+        }
+        Some(s)
     }
 
     pub(super) fn heartbeat(self: &Arc<Self>, s: &Session) {

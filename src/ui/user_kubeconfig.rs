@@ -107,6 +107,31 @@ pub fn replaces(held: Option<&str>, offered: &str, now: i64) -> bool {
     ends(offered) > now && held.is_none_or(|h| ends(h) < ends(offered))
 }
 
+/// How the API server's name for the user differs from the dashboard's
+/// (pure): the user, or the groups besides `system:authenticated`, which
+/// it gives everyone it authenticates. `None`: they agree.
+pub fn identity_mismatch(api: (&str, &[String]), dashboard: (&str, &[String])) -> Option<String> {
+    use std::collections::BTreeSet;
+    let api_groups: BTreeSet<&str> = api
+        .1
+        .iter()
+        .map(String::as_str)
+        .filter(|g| *g != "system:authenticated")
+        .collect();
+    let groups: BTreeSet<&str> = dashboard.1.iter().map(String::as_str).collect();
+    if api.0 == dashboard.0 && api_groups == groups {
+        return None;
+    }
+    Some(format!(
+        "the API server names this login {:?} in the groups [{}], this dashboard {:?} in [{}]: set \
+         oidc.usernameClaim, usernamePrefix, groupsClaim and groupsPrefix as the API server has them",
+        api.0,
+        api_groups.into_iter().collect::<Vec<_>>().join(", "),
+        dashboard.0,
+        groups.into_iter().collect::<Vec<_>>().join(", "),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +223,23 @@ mod tests {
         assert!(!replaces(None, &token(50), 100), "expired");
         assert!(!replaces(None, "garbage", 100));
         assert!(valid_for(&old, 100, 10) && !valid_for(&old, 195, 10));
+    }
+
+    #[test]
+    fn the_api_server_and_the_dashboard_must_name_a_login_alike() {
+        let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (api, mine) = (g(&["developers", "system:authenticated"]), g(&["developers"]));
+        assert_eq!(identity_mismatch(("dave", &api), ("dave", &mine)), None);
+        let user = identity_mismatch(("oidc:dave", &api), ("dave", &mine)).unwrap();
+        assert!(
+            user.contains("\"oidc:dave\"") && user.contains("usernamePrefix"),
+            "{user}"
+        );
+        let groups = identity_mismatch(("dave", &g(&["oidc:developers"])), ("dave", &mine)).unwrap();
+        assert!(
+            groups.contains("[oidc:developers]") && groups.contains("[developers]"),
+            "{groups}"
+        );
     }
 
     #[test]

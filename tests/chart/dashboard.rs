@@ -80,6 +80,10 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         "dashboard.apiServer.kubectlClientId=kubectl",
         "--set",
         "dashboard.apiServer.dashboardActsWith=token",
+        "--set",
+        "dashboard.oidc.refreshSeconds=60",
+        "--set",
+        "dashboard.replicas=1",
     ]);
     let trusting = render(&args);
     let cm: ConfigMap = typed(doc(&trusting, "ConfigMap", "portico-dashboard"));
@@ -107,6 +111,14 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
     bad.extend(["--set", "dashboard.apiServer.dashboardActsWith=sudo"]);
     let refusal = helm_refusal(&[&["template", "portico", CHART], &bad[..]].concat());
     assert!(refusal.contains("dashboardActsWith"), "{refusal}");
+    // Token mode keeps ID tokens in each replica's memory: one replica.
+    let two = args
+        .iter()
+        .map(|a| a.replace("dashboard.replicas=1", "dashboard.replicas=2"))
+        .collect::<Vec<_>>();
+    let two: Vec<&str> = two.iter().map(String::as_str).collect();
+    let refusal = helm_refusal(&[&["template", "portico", CHART], &two[..]].concat());
+    assert!(refusal.contains("dashboard.replicas must be 1"), "{refusal}");
     assert!(
         docs.iter()
             .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "portico-dashboard")

@@ -114,12 +114,17 @@ pub async fn dex_stack() -> &'static DevStack {
 
 /// The login provider the API server trusts (HTTPS, its certificate from
 /// the test's own CA), and a dashboard on it that offers kubectl as the user
-/// and acts with users' own ID tokens instead of impersonating them.
+/// and acts with users' own ID tokens instead of impersonating them (each
+/// session refreshed every 2 s, so it acts with ever newer ones).
 pub struct KubectlStack {
     _provider: Process,
     _ui: Process,
     pub base: String,
 }
+
+/// The lifetime of the trusted provider's ID tokens (seconds): short, so a
+/// test sees sessions outlive them.
+pub const ID_TOKEN_TTL: i64 = 30;
 
 /// Starts the trusted provider and its dashboard once for this test binary.
 pub async fn kubectl_stack() -> &'static KubectlStack {
@@ -148,6 +153,7 @@ pub async fn kubectl_stack() -> &'static KubectlStack {
                 &[
                     ("TLS_CERT", dir.join("login.crt").as_os_str()),
                     ("TLS_KEY", dir.join("login.key").as_os_str()),
+                    ("ID_TOKEN_TTL", std::ffi::OsStr::new(&ID_TOKEN_TTL.to_string())),
                 ],
                 &dir.join("oidc-trusted.log"),
             )
@@ -155,7 +161,7 @@ pub async fn kubectl_stack() -> &'static KubectlStack {
             wait_log_line(&dir.join("oidc-trusted.log"), &format!("ready {}", issuer.url)).await;
             wait_issuer_trusted(cp, &issuer.url).await;
             let config = format!(
-                "listen: 127.0.0.1:{port}\npublicUrl: {base}\noidc:\n  issuer: {}\n  clientId: portico\n  clientSecretFile: {}\n  caFile: {}\n  usernameClaim: preferred_username\n  usernamePrefix: '-'\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\napiServer:\n  server: {}\n  caFile: {}\n  audiences: [portico, {}]\n  kubectlClientId: {}\n  kubectlScopes: [profile, groups]\n  dashboardActsWith: token\n",
+                "listen: 127.0.0.1:{port}\npublicUrl: {base}\noidc:\n  issuer: {}\n  clientId: portico\n  clientSecretFile: {}\n  caFile: {}\n  usernameClaim: preferred_username\n  usernamePrefix: '-'\n  refreshSeconds: 2\ncookieKeyFile: {}\nsession: {{profile: developer, namespace: {}}}\nassetsDir: {}\napiServer:\n  server: {}\n  caFile: {}\n  audiences: [portico, {}]\n  kubectlClientId: {}\n  kubectlScopes: [profile, groups]\n  dashboardActsWith: token\n",
                 issuer.url,
                 dir.join("client.secret").display(),
                 dir.join("login-ca.crt").display(),

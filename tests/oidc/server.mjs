@@ -12,7 +12,8 @@
 // For tests, `POST /test/disable/USER` disables a user: refreshing their
 // sessions fails from then on, as at a real provider.
 // With TLS_CERT and TLS_KEY (PEM files) in its environment it serves HTTPS,
-// as a provider an API server trusts must.
+// as a provider an API server trusts must; ID_TOKEN_TTL (seconds) shortens
+// the lifetime of its ID tokens.
 // Besides the dashboard's client it has `kubectl`, a public client (no
 // secret, PKCE) for kubectl's oidc-login plugin, redirecting to its local
 // server at http://localhost:8000 or :18000.
@@ -67,6 +68,8 @@ const provider = new Provider(issuer, {
   features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: () => true,
+  // ID_TOKEN_TTL (seconds) shortens ID tokens, to test what outlives them.
+  ...(process.env.ID_TOKEN_TTL ? { ttl: { IdToken: Number(process.env.ID_TOKEN_TTL) } } : {}),
   async findAccount(ctx, id) {
     const user = users[id];
     if (!user || disabled.has(id)) return undefined;
