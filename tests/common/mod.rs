@@ -113,6 +113,8 @@ pub fn kubectl_ok(args: &[&str]) -> String {
 }
 
 pub mod fixtures;
+pub mod flux;
+pub mod git;
 pub mod operator;
 pub mod ui;
 pub mod wait;

@@ -8,7 +8,9 @@
 # (../pause), the sandbox program of the node's pause image; and `coredns`
 # (../coredns), the node's cluster DNS; and `kubectl-oidc_login`
 # (../kubelogin), kubectl's plugin for logging in through the login
-# provider. Idempotent: each
+# provider; and Flux's source-controller and kustomize-controller
+# (../flux/*), with their CRDs copied into flux-crds/ beside them.
+# Idempotent: each
 # binary carries a stamp of its inputs, and a second run finds them all and
 # does nothing.
 #
@@ -21,7 +23,8 @@ version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/g
 cache=${PORTICO_CACHE:-$HOME/.cache/portico}
 bin="$cache/$version/bin"
 kube=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
-binaries=("${kube[@]}" kube-proxy kstatus helm pause coredns kubectl-oidc_login)
+flux=(source-controller kustomize-controller)
+binaries=("${kube[@]}" kube-proxy kstatus helm pause coredns kubectl-oidc_login "${flux[@]}")
 kstatus_dir="$here/../kstatus"
 helm_dir="$here/../helm"
 pause_dir="$here/../pause"
@@ -38,6 +41,7 @@ stamp_of() {
     kube-proxy) cat "$here/go.mod" "$here/go.sum" "$here/kube-proxy.sum" | sha256sum ;;
     coredns) cat "$coredns_dir/go.mod" "$coredns_dir/go.sum" "$coredns_dir/main.go" | sha256sum ;;
     kubectl-oidc_login) cat "$kubelogin_dir/go.mod" "$kubelogin_dir/go.sum" | sha256sum ;;
+    source-controller | kustomize-controller) cat "$here/../flux/$1/go.mod" "$here/../flux/$1/go.sum" | sha256sum ;;
     *) cat "$here/go.mod" "$here/go.sum" | sha256sum ;;
   esac
 }
@@ -91,4 +95,17 @@ helm_version=$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$hel
 (cd "$coredns_dir" && build coredns -ldflags "-s -w" .)
 kubelogin_version=$(awk '$1 == "require" && $2 == "github.com/int128/kubelogin" {print $3}' "$kubelogin_dir/go.mod")
 (cd "$kubelogin_dir" && build kubectl-oidc_login -ldflags "-s -w -X main.version=$kubelogin_version" github.com/int128/kubelogin)
+# Flux's controllers, each from its own module, and their CRDs from the
+# same module sources.
+for c in "${flux[@]}"; do
+  fresh "$c" && continue
+  (
+    cd "$here/../flux/$c"
+    mkdir -p "$bin/flux-crds"
+    src=$(go list -m -f '{{.Dir}}' "github.com/fluxcd/$c")
+    cp "$src"/config/crd/bases/*.yaml "$bin/flux-crds/"
+    chmod u+w "$bin"/flux-crds/*.yaml
+    build "$c" -ldflags "-s -w" "github.com/fluxcd/$c"
+  )
+done
 echo "$bin"
