@@ -184,7 +184,7 @@ async fn reconciled(
         common::flux::NAMESPACE,
         &flux_api("GitRepository"),
     );
-    common::flux::request_reconcile("gitrepository", name);
+    common::flux::request_reconcile(shared_with_operator(), "gitrepository", name);
     let revision = format!("main@sha1:{commit}");
     let fetched = tokio::time::timeout(
         common::flux::PATIENCE,
@@ -197,7 +197,7 @@ async fn reconciled(
         let now = sources.get(name).await.map(|o| o.data["status"].clone());
         panic!("{name}: the source did not fetch {commit}; now {now:#?}");
     }
-    let token = common::flux::request_reconcile("kustomization", name);
+    let token = common::flux::request_reconcile(shared_with_operator(), "kustomization", name);
     // Handled, and finished: Flux marks a reconcile in progress with
     // observedGeneration -1 and a Reconciling condition until it is done
     // (one that failed stays Reconciling, to retry).

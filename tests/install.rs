@@ -9,7 +9,10 @@
 //! losing or duplicating objects, and the Lease passes to a new pod.
 //! `helm uninstall` leaves no webhook configuration behind (the cluster
 //! admits and deletes as before) and keeps the CRDs and users' objects.
-//! `portico dev --kubeconfig` then installs it all again in one command.
+//! Flux's own helm-controller then installs the chart from Git with
+//! `examples/flux/helmrelease.yaml`, and uninstalls it when the HelmRelease
+//! is deleted. `portico dev --kubeconfig` then installs it all again in one
+//! command.
 
 mod common;
 
@@ -420,6 +423,102 @@ async fn the_chart_installs_the_image_on_a_real_node_upgrades_and_uninstalls_cle
         left.trim(),
         "customresourcedefinition.apiextensions.k8s.io/terminals.portico.dev"
     );
+
+    // Flux installs the same chart from Git: examples/flux/helmrelease.yaml
+    // as it is, but for its URL (a repository on loopback holding the chart
+    // at tag v0.1.0) and the local image in its values. Deleting the
+    // HelmRelease uninstalls it.
+    let flux = common::flux::run(&cp, &["source-controller", "helm-controller"]).await;
+    let git = common::git::GitServer::start();
+    let repo = git.repository("portico");
+    common::copy_dir(std::path::Path::new(CHART), &repo.work.join("charts/portico"));
+    repo.commit(&[], "The chart");
+    repo.tag("v0.1.0");
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/flux/helmrelease.yaml"))
+        .unwrap()
+        .replace("https://git.example.com/platform/portico.git", &repo.url);
+    use serde::Deserialize;
+    let mut docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&example)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .collect();
+    let release = docs
+        .iter_mut()
+        .find(|d| d["kind"] == "HelmRelease")
+        .expect("the example's HelmRelease");
+    release["spec"]["values"]["image"] =
+        serde_json::json!({"repository": repository, "tag": tag, "pullPolicy": "Never"});
+    let file = cp.dir().join("helmrelease.yaml");
+    std::fs::write(
+        &file,
+        docs.iter()
+            .map(|d| serde_yaml_ng::to_string(d).unwrap())
+            .collect::<Vec<_>>()
+            .join("---\n"),
+    )
+    .unwrap();
+    run(
+        cp.kubectl().arg("apply").arg("-f").arg(&file),
+        "apply the HelmRelease example",
+    );
+    let releases: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        NAMESPACE,
+        &kube::api::ApiResource {
+            group: "helm.toolkit.fluxcd.io".into(),
+            version: "v2".into(),
+            api_version: "helm.toolkit.fluxcd.io/v2".into(),
+            kind: "HelmRelease".into(),
+            plural: "helmreleases".into(),
+        },
+    );
+    let ready = |o: &kube::api::DynamicObject| {
+        o.data["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    };
+    let installed = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        kube::runtime::wait::await_condition(
+            releases.clone(),
+            RELEASE,
+            move |o: Option<&kube::api::DynamicObject>| o.is_some_and(ready),
+        ),
+    )
+    .await;
+    if installed.is_err() {
+        let now = releases.get(RELEASE).await.map(|o| o.data["status"].clone());
+        panic!("the HelmRelease did not become Ready: {now:#?}");
+    }
+    step(started, "Flux's helm-controller installed the chart");
+    let operators = pods_of(&cp, "operator").await;
+    assert_eq!(operators.len(), 2, "two operator replicas, installed by Flux");
+    let pod: Pod = Api::namespaced(admin.clone(), NAMESPACE)
+        .get(&operators[0])
+        .await
+        .unwrap();
+    assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some(image.as_str()));
+    let history = releases.get(RELEASE).await.unwrap().data["status"]["history"][0].clone();
+    assert_eq!(history["chartName"], "portico", "{history}");
+    assert_eq!(history["status"], "deployed", "{history}");
+    common::wait::present(&hooks, RELEASE, "the operator writes the caBundle", |v| {
+        v.webhooks
+            .iter()
+            .flatten()
+            .all(|w| w.client_config.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()))
+    })
+    .await;
+    run(
+        cp.kubectl()
+            .args(["delete", "helmrelease", RELEASE, "-n", NAMESPACE, "--timeout=3m"]),
+        "delete the HelmRelease",
+    );
+    common::wait::gone(&hooks, RELEASE).await;
+    assert!(
+        deployments.list(&ListParams::default()).await.unwrap().items.is_empty(),
+        "Flux uninstalled the release"
+    );
+    drop(flux);
+    step(started, "deleting the HelmRelease uninstalled it");
 
     // One command installs it all again over what the uninstall kept:
     // `portico dev --kubeconfig` (the chart, the catalog, the demo tenants

@@ -124,19 +124,6 @@ fn helm_test_checks_each_component_where_its_service_sends_the_kubelets_probes()
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The NOTES `helm install` prints, and the objects it installs, for
 /// values `extra`. `helm template` leaves NOTES.txt out and an install (even
 /// a dry run) needs every kind to exist in a cluster, so a copy of the chart
@@ -144,7 +131,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn notes(extra: &[&str]) -> (String, Vec<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let chart = dir.path().join("portico");
-    copy_dir(Path::new(CHART), &chart);
+    common::copy_dir(Path::new(CHART), &chart);
     let text = std::fs::read_to_string(chart.join("templates/NOTES.txt")).unwrap();
     std::fs::write(
         chart.join("templates/zz-notes.yaml"),

@@ -1,5 +1,6 @@
-//! Flux itself for the GitOps tests: its source-controller and
-//! kustomize-controller, built from their Go modules at a pinned release
+//! Flux itself for the GitOps tests: its source-controller,
+//! kustomize-controller and helm-controller, built from their Go modules at
+//! a pinned release
 //! (`tests/flux/*`, by `tests/controlplane/build.sh`), run against the shared
 //! control plane with their own CRDs, each a process as the cluster's admin
 //! — what Flux's default install binds them to.
@@ -10,85 +11,81 @@ use portico::controlplane::{ControlPlane, Process, free_port};
 
 /// Flux's controllers, running until dropped.
 pub struct Flux {
-    _source: Process,
-    _kustomize: Process,
+    _controllers: Vec<Process>,
 }
 
 /// The namespace Flux's objects live in, as in its own install.
 pub const NAMESPACE: &str = "flux-system";
 
-/// Installs Flux's CRDs and starts its controllers once for this test binary.
+/// Flux's controllers this test binary runs on the shared control plane:
+/// source-controller and kustomize-controller, started once.
 pub async fn start(cp: &'static ControlPlane) -> &'static Flux {
     static FLUX: tokio::sync::OnceCell<Flux> = tokio::sync::OnceCell::const_new();
-    FLUX.get_or_init(|| async {
-        let bin = cp.binaries().dir().to_path_buf();
-        let crds = bin.join("flux-crds");
-        super::kubectl_ok(&["apply", "--server-side", "-f", crds.to_str().unwrap()]);
-        super::kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/gitrepositories.source.toolkit.fluxcd.io",
-            "crd/kustomizations.kustomize.toolkit.fluxcd.io",
-        ]);
-        super::operator::ensure_namespace(cp, NAMESPACE).await;
-        let dir = cp.dir();
-        let storage = dir.join("flux-storage");
-        std::fs::create_dir_all(&storage).unwrap();
-        let kubeconfig = cp.kubeconfig_path().as_os_str().to_owned();
-        let env = |k: &'static str, v: &std::ffi::OsStr| (k, v.to_owned());
-        let envs = [
-            env("KUBECONFIG", &kubeconfig),
-            env("RUNTIME_NAMESPACE", std::ffi::OsStr::new(NAMESPACE)),
+    FLUX.get_or_init(|| run(cp, &["source-controller", "kustomize-controller"]))
+        .await
+}
+
+/// Installs Flux's CRDs on `cp` and starts `controllers` (source-controller
+/// first: the others fetch its artifacts); returns once each is ready.
+pub async fn run(cp: &ControlPlane, controllers: &[&str]) -> Flux {
+    let bin = cp.binaries().dir().to_path_buf();
+    let kubectl = |args: &[&str]| {
+        let out = cp.kubectl().args(args).output().expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    kubectl(&["apply", "--server-side", "-f", bin.join("flux-crds").to_str().unwrap()]);
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gitrepositories.source.toolkit.fluxcd.io",
+        "crd/helmcharts.source.toolkit.fluxcd.io",
+        "crd/kustomizations.kustomize.toolkit.fluxcd.io",
+        "crd/helmreleases.helm.toolkit.fluxcd.io",
+    ]);
+    super::operator::ensure_namespace(cp, NAMESPACE).await;
+    let dir = cp.dir();
+    let storage = dir.join("flux-storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    let kubeconfig = cp.kubeconfig_path().as_os_str().to_owned();
+    let envs: [(&str, &std::ffi::OsStr); 2] = [
+        ("KUBECONFIG", &kubeconfig),
+        ("RUNTIME_NAMESPACE", std::ffi::OsStr::new(NAMESPACE)),
+    ];
+    let storage_port = free_port().unwrap();
+    let mut running = Vec::new();
+    for name in controllers {
+        let health = free_port().unwrap();
+        let mut args = vec![
+            format!("--health-addr=127.0.0.1:{health}"),
+            format!("--metrics-addr=127.0.0.1:{}", free_port().unwrap()),
+            "--enable-leader-election=false".to_string(),
+            "--log-level=debug".into(),
+            "--concurrent=4".into(),
         ];
-        let envs: Vec<(&str, &std::ffi::OsStr)> = envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-        let (storage_port, source_health, kustomize_health) =
-            (free_port().unwrap(), free_port().unwrap(), free_port().unwrap());
-        let common = |health: u16| {
-            vec![
-                format!("--health-addr=127.0.0.1:{health}"),
-                format!("--metrics-addr=127.0.0.1:{}", free_port().unwrap()),
-                "--enable-leader-election=false".to_string(),
-                "--log-level=debug".into(),
-                "--concurrent=4".into(),
-            ]
-        };
-        let mut source_args = common(source_health);
-        source_args.extend([
-            format!("--storage-path={}", storage.display()),
-            format!("--storage-addr=127.0.0.1:{storage_port}"),
-            format!("--storage-adv-addr=127.0.0.1:{storage_port}"),
-        ]);
-        let source = Process::spawn_with_env(
-            "source-controller",
-            &bin.join("source-controller"),
-            &source_args,
-            &envs,
-            &dir.join("source-controller.log"),
-        )
-        .unwrap();
-        let kustomize = Process::spawn_with_env(
-            "kustomize-controller",
-            &bin.join("kustomize-controller"),
-            &common(kustomize_health),
-            &envs,
-            &dir.join("kustomize-controller.log"),
-        )
-        .unwrap();
-        for port in [source_health, kustomize_health] {
-            super::ui::wait_http(&format!("http://127.0.0.1:{port}/readyz")).await;
+        if *name == "source-controller" {
+            args.extend([
+                format!("--storage-path={}", storage.display()),
+                format!("--storage-addr=127.0.0.1:{storage_port}"),
+                format!("--storage-adv-addr=127.0.0.1:{storage_port}"),
+            ]);
         }
-        Flux {
-            _source: source,
-            _kustomize: kustomize,
-        }
-    })
-    .await
+        let process =
+            Process::spawn_with_env(name, &bin.join(name), &args, &envs, &dir.join(format!("{name}.log"))).unwrap();
+        super::ui::wait_http(&format!("http://127.0.0.1:{health}/readyz")).await;
+        running.push(process);
+    }
+    Flux { _controllers: running }
 }
 
 /// Asks Flux to reconcile `kind/name` now, as `flux reconcile` does (the
 /// `reconcile.fluxcd.io/requestedAt` annotation); returns the token to
 /// wait for in its `status.lastHandledReconcileAt`.
-pub fn request_reconcile(kind: &str, name: &str) -> String {
+pub fn request_reconcile(cp: &ControlPlane, kind: &str, name: &str) -> String {
     let token = format!(
         "{}",
         std::time::SystemTime::now()
@@ -96,15 +93,20 @@ pub fn request_reconcile(kind: &str, name: &str) -> String {
             .unwrap()
             .as_nanos()
     );
-    super::kubectl_ok(&[
-        "annotate",
-        "--overwrite",
-        "-n",
-        NAMESPACE,
-        kind,
-        name,
-        &format!("reconcile.fluxcd.io/requestedAt={token}"),
-    ]);
+    let out = cp
+        .kubectl()
+        .args([
+            "annotate",
+            "--overwrite",
+            "-n",
+            NAMESPACE,
+            kind,
+            name,
+            &format!("reconcile.fluxcd.io/requestedAt={token}"),
+        ])
+        .output()
+        .expect("run kubectl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     token
 }
 

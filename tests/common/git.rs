@@ -160,6 +160,12 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// Tags the last commit `name` and pushes the tag.
+    pub fn tag(&self, name: &str) {
+        git(&self.work, &["tag", name]);
+        git(&self.work, &["push", "-q", "origin", name]);
+    }
+
     /// Writes `files` (path, text; `None` removes it), commits everything
     /// with `message` and pushes to main; returns the commit.
     pub fn commit(&self, files: &[(&str, Option<&str>)], message: &str) -> String {

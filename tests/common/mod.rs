@@ -95,6 +95,20 @@ pub async fn test_namespace(prefix: &str) -> String {
     name
 }
 
+/// Copies the directory `from` into `to`, recursively.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// Runs the built kubectl as admin against the shared control plane.
 pub fn kubectl(args: &[&str]) -> Output {
     shared().kubectl().args(args).output().expect("run kubectl")

@@ -8,7 +8,7 @@
 # (../pause), the sandbox program of the node's pause image; and `coredns`
 # (../coredns), the node's cluster DNS; and `kubectl-oidc_login`
 # (../kubelogin), kubectl's plugin for logging in through the login
-# provider; and Flux's source-controller and kustomize-controller
+# provider; and Flux's source-controller, kustomize-controller and helm-controller
 # (../flux/*), with their CRDs copied into flux-crds/ beside them.
 # Idempotent: each
 # binary carries a stamp of its inputs, and a second run finds them all and
@@ -23,7 +23,7 @@ version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/g
 cache=${PORTICO_CACHE:-$HOME/.cache/portico}
 bin="$cache/$version/bin"
 kube=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
-flux=(source-controller kustomize-controller)
+flux=(source-controller kustomize-controller helm-controller)
 binaries=("${kube[@]}" kube-proxy kstatus helm pause coredns kubectl-oidc_login "${flux[@]}")
 kstatus_dir="$here/../kstatus"
 helm_dir="$here/../helm"
@@ -41,7 +41,7 @@ stamp_of() {
     kube-proxy) cat "$here/go.mod" "$here/go.sum" "$here/kube-proxy.sum" | sha256sum ;;
     coredns) cat "$coredns_dir/go.mod" "$coredns_dir/go.sum" "$coredns_dir/main.go" | sha256sum ;;
     kubectl-oidc_login) cat "$kubelogin_dir/go.mod" "$kubelogin_dir/go.sum" | sha256sum ;;
-    source-controller | kustomize-controller) cat "$here/../flux/$1/go.mod" "$here/../flux/$1/go.sum" | sha256sum ;;
+    source-controller | kustomize-controller | helm-controller) cat "$here/../flux/$1/go.mod" "$here/../flux/$1/go.sum" | sha256sum ;;
     *) cat "$here/go.mod" "$here/go.sum" | sha256sum ;;
   esac
 }
