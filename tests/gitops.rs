@@ -335,7 +335,28 @@ async fn flux_reconciles_portico_objects_from_git_health_checks_them_and_prunes(
     )
     .await;
 
-    // No fight between Flux and admission: reconciling again changes nothing.
+    // No fight between Flux and admission: reconciling again changes
+    // nothing, and Flux reports no change (it records an Event naming what
+    // it configured only when something changed).
+    let changes = || async {
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(admin.clone(), common::flux::NAMESPACE);
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("team-a-portico"))
+            .filter(|e| {
+                e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("configured") || m.contains("created"))
+            })
+            .map(|e| (e.metadata.name, e.count))
+            .collect::<Vec<_>>()
+    };
+    let reported = changes().await;
+    assert!(!reported.is_empty(), "Flux reports the changes it makes");
     let before = (
         deployments.get("hello").await.unwrap().metadata,
         terminals.get("team-a-shell").await.unwrap().metadata,
@@ -354,6 +375,7 @@ async fn flux_reconciles_portico_objects_from_git_health_checks_them_and_prunes(
         deployments.get("hello").await.unwrap().metadata,
         terminals.get("team-a-shell").await.unwrap().metadata,
     );
+    assert_eq!(changes().await, reported, "Flux reported no change");
     for (b, a) in [(&before.0, &after.0), (&before.1, &after.1)] {
         assert_eq!(
             (&b.resource_version, b.generation),

@@ -1994,3 +1994,85 @@ async fn dave_uses_kubectl_as_himself_and_the_dashboard_acts_with_his_own_token(
         common::wait::gone(&claims, name).await;
     }
 }
+
+/// One search over every kind: templates the user's groups may use, and
+/// Deployments and Terminals where the user may list them — what the lists
+/// show them, and nothing of other namespaces.
+#[tokio::test]
+async fn the_search_finds_templates_and_objects_the_user_may_see_and_nothing_else() {
+    use kube::api::PostParams;
+    let s = stack().await;
+    let cp = shared_with_operator();
+    let name = format!("needle-{}", std::process::id());
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let terminals: Api<portico::api::Terminal> = Api::namespaced(alice, "team-a");
+    terminals
+        .create(
+            &PostParams::default(),
+            &common::fixtures::terminal_in(&name, "team-a", "team-a", "view"),
+        )
+        .await
+        .unwrap();
+    let link = format!("href=\"/terminals/team-a/{name}\"");
+    let hits = |html: &str| html.replace("&#x2f;", "/");
+
+    // carol (an admin) finds it by part of its name in any case, and the
+    // catalog's PostgreSQL template by its title.
+    let mut c = Browser::new();
+    c.login(&s.base, "carol").await;
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let page = hits(
+                &c.get(&format!("{}/search?q=NEEDLE-{}", s.base, std::process::id()))
+                    .await
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+            if page.contains(&link) {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the Terminal appears in carol's search once the watch has it");
+    assert!(found.contains("Terminals <span class=\"hint\">(1)</span>"), "{found}");
+    let page = hits(
+        &c.get(&format!("{}/search?q=postgres", s.base))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        page.contains("href=\"/catalog/postgresql/new\"") && page.contains("PostgreSQL"),
+        "{page}"
+    );
+    // An empty search shows only the form; one too long is refused in words.
+    let empty = c.get(&format!("{}/search?q=+", s.base)).await.text().await.unwrap();
+    assert!(
+        empty.contains("<h1>Search</h1>") && !empty.contains("id=\"hits-terminals\""),
+        "{empty}"
+    );
+    let long = c.get(&format!("{}/search?q={}", s.base, "x".repeat(101))).await;
+    assert_eq!(long.status(), StatusCode::BAD_REQUEST);
+    assert!(long.text().await.unwrap().contains("at most 100 characters"));
+    c.logout(&s.base).await;
+
+    // bob (team-b only) finds nothing of team-a.
+    let mut b = Browser::new();
+    b.login(&s.base, "bob").await;
+    let page = hits(
+        &b.get(&format!("{}/search?q=needle", s.base))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(!page.contains(&link), "{page}");
+    assert!(page.contains("None matches where you may list them"), "{page}");
+    b.logout(&s.base).await;
+
+    terminals.delete(&name, &DeleteParams::default()).await.unwrap();
+}

@@ -34,6 +34,7 @@ pub mod provider_session;
 pub mod readable;
 pub mod recent;
 pub mod rows;
+pub mod search;
 pub mod server;
 pub mod session_ends;
 pub mod session_limit;

@@ -119,6 +119,7 @@ pub async fn serve(
             .configure(super::deployment_detail::routes)
             .configure(super::account::routes)
             .configure(super::access::routes)
+            .configure(super::search::routes)
             .configure(super::terminals::routes)
             .configure(super::attach::routes)
             .configure(super::assets::routes)
