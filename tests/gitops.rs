@@ -227,8 +227,8 @@ async fn reconciled(
     }
 }
 
-/// The real Flux — source-controller and kustomize-controller of Flux v2.7,
-/// built from their Go modules — reconciles Portico objects from a Git
+/// The real Flux — source-controller and kustomize-controller of the Flux
+/// v2.7 line, built from their Go modules — reconciles Portico objects from a Git
 /// repository served by Git's own smart-HTTP backend, with the objects of
 /// `examples/flux/gitrepository.yaml` (its URL pointed at that repository).
 /// The Kustomization is Ready only once Portico's Deployment is; a commit
@@ -297,6 +297,17 @@ async fn flux_reconciles_portico_objects_from_git_health_checks_them_and_prunes(
     );
     let terminals: Api<Terminal> = Api::namespaced(admin.clone(), "team-a");
     let t = terminals.get("team-a-shell").await.unwrap();
+    let t_ready = t
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+        .expect("the Terminal is Ready when the Kustomization is")
+        .last_transition_time
+        .0;
+    assert!(
+        t_ready <= k_ready,
+        "Flux waited for the Terminal: {t_ready} <= {k_ready}"
+    );
 
     // A broken parameter: the webhook refuses it, and Flux says so in words.
     let broken = deployment.replace("replicas: 2", "replicas: many");
@@ -346,7 +357,10 @@ async fn flux_reconciles_portico_objects_from_git_health_checks_them_and_prunes(
             .unwrap()
             .items
             .into_iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some("team-a-portico"))
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some("Kustomization")
+                    && e.involved_object.name.as_deref() == Some("team-a-portico")
+            })
             .filter(|e| {
                 e.message
                     .as_deref()
@@ -355,6 +369,11 @@ async fn flux_reconciles_portico_objects_from_git_health_checks_them_and_prunes(
             .map(|e| (e.metadata.name, e.count))
             .collect::<Vec<_>>()
     };
+    // (A first reconcile settles the Events of the fix, written apart.)
+    reconciled(&kustomizations, "team-a-portico", &fixed, "Ready again", |o| {
+        flux_ready(o).is_some_and(|r| r.0 == "True")
+    })
+    .await;
     let reported = changes().await;
     assert!(!reported.is_empty(), "Flux reports the changes it makes");
     let before = (

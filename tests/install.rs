@@ -517,6 +517,17 @@ async fn the_chart_installs_the_image_on_a_real_node_upgrades_and_uninstalls_cle
         deployments.list(&ListParams::default()).await.unwrap().items.is_empty(),
         "Flux uninstalled the release"
     );
+    run(
+        cp.kubectl().args([
+            "delete",
+            "gitrepository",
+            "portico",
+            "-n",
+            common::flux::NAMESPACE,
+            "--timeout=1m",
+        ]),
+        "delete the GitRepository",
+    );
     drop(flux);
     step(started, "deleting the HelmRelease uninstalled it");
 

@@ -288,7 +288,7 @@ async fn bob_may_not_create_in_team_a_nor_use_a_template_for_other_groups() {
     let s = stack().await;
     let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "ops-tool", "namespace": portico::dev::CATALOG_NAMESPACE, "labels": {"portico.dev/template": ""}},
-        "data": {"template.yaml": "displayName: Ops tool\nallowedGroups: [ops]\nmanifests: ''\n"}
+        "data": {"template.yaml": "displayName: Ops tool\nallowedGroups: [portico-admins]\nmanifests: ''\n"}
     }))
     .unwrap();
     portico::install::apply(&shared_with_operator().admin_client().await.unwrap(), &cm)
@@ -2015,6 +2015,16 @@ async fn the_search_finds_templates_and_objects_the_user_may_see_and_nothing_els
         .unwrap();
     let link = format!("href=\"/terminals/team-a/{name}\"");
     let hits = |html: &str| html.replace("&#x2f;", "/");
+    // A template for portico-admins only: carol's group, not bob's.
+    let ops_only = format!("search-ops-{}", std::process::id());
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": ops_only, "namespace": portico::dev::CATALOG_NAMESPACE, "labels": {"portico.dev/template": ""}},
+        "data": {"template.yaml": "displayName: Needle ops tool\nallowedGroups: [portico-admins]\nmanifests: ''\n"}
+    }))
+    .unwrap();
+    portico::install::apply(&cp.admin_client().await.unwrap(), &cm)
+        .await
+        .unwrap();
 
     // carol (an admin) finds it by part of its name in any case, and the
     // catalog's PostgreSQL template by its title.
@@ -2038,17 +2048,25 @@ async fn the_search_finds_templates_and_objects_the_user_may_see_and_nothing_els
     .await
     .expect("the Terminal appears in carol's search once the watch has it");
     assert!(found.contains("Terminals <span class=\"hint\">(1)</span>"), "{found}");
-    let page = hits(
-        &c.get(&format!("{}/search?q=postgres", s.base))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
-    assert!(
-        page.contains("href=\"/catalog/postgresql/new\"") && page.contains("PostgreSQL"),
-        "{page}"
-    );
+    // carol's group may use the admins' template: she finds it once the
+    // catalog's watch has it.
+    let template_link = format!("href=\"/catalog/{ops_only}/new\"");
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let page = c
+                .get(&format!("{}/search?q=needle+ops", s.base))
+                .await
+                .text()
+                .await
+                .unwrap();
+            if hits(&page).contains(&template_link) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the admins' template appears in carol's search");
     // An empty search shows only the form; one too long is refused in words.
     let empty = c.get(&format!("{}/search?q=+", s.base)).await.text().await.unwrap();
     assert!(
@@ -2072,7 +2090,22 @@ async fn the_search_finds_templates_and_objects_the_user_may_see_and_nothing_els
     );
     assert!(!page.contains(&link), "{page}");
     assert!(page.contains("None matches where you may list them"), "{page}");
+    // ... nor the template his groups may not use.
+    let ops = hits(
+        &b.get(&format!("{}/search?q=needle+ops", s.base))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        !ops.contains(&ops_only) && ops.contains("No template you may use matches"),
+        "{ops}"
+    );
     b.logout(&s.base).await;
 
     terminals.delete(&name, &DeleteParams::default()).await.unwrap();
+    let catalog: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cp.admin_client().await.unwrap(), portico::dev::CATALOG_NAMESPACE);
+    catalog.delete(&ops_only, &DeleteParams::default()).await.unwrap();
 }

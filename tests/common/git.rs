@@ -58,11 +58,8 @@ async fn backend(root: web::Data<PathBuf>, req: HttpRequest, body: web::Bytes) -
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    for (header, var) in [
-        ("content-type", "CONTENT_TYPE"),
-        ("content-encoding", "HTTP_CONTENT_ENCODING"),
-        ("git-protocol", "GIT_PROTOCOL"),
-    ] {
+    // (No Content-Encoding: actix has already inflated a gzip body.)
+    for (header, var) in [("content-type", "CONTENT_TYPE"), ("git-protocol", "GIT_PROTOCOL")] {
         if let Some(v) = req.headers().get(header).and_then(|v| v.to_str().ok()) {
             cmd.env(var, v);
         }
@@ -70,13 +67,19 @@ async fn backend(root: web::Data<PathBuf>, req: HttpRequest, body: web::Bytes) -
     let Ok(mut child) = cmd.spawn() else {
         return HttpResponse::InternalServerError().body("git http-backend did not start");
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(&body).await;
-    }
-    let Ok(out) = child.wait_with_output().await else {
-        return HttpResponse::InternalServerError().body("git http-backend failed");
+    // The body goes in while the answer comes out, so neither pipe fills.
+    let stdin = child.stdin.take();
+    let write = async move {
+        if let Some(mut stdin) = stdin {
+            let _ = stdin.write_all(&body).await;
+        }
     };
-    cgi_response(&out.stdout)
+    let (_, out) = tokio::join!(write, child.wait_with_output());
+    match out {
+        Ok(out) if out.status.success() => cgi_response(&out.stdout),
+        Ok(out) => HttpResponse::InternalServerError().body(out.stderr),
+        Err(e) => HttpResponse::InternalServerError().body(format!("git http-backend: {e}")),
+    }
 }
 
 /// An HTTP response from a CGI program's output: its header lines (with
@@ -101,7 +104,7 @@ fn cgi_response(out: &[u8]) -> HttpResponse {
                 status = actix_web::http::StatusCode::from_u16(code).unwrap_or(status);
             }
         } else {
-            r.insert_header((k.to_string(), v.to_string()));
+            r.append_header((k.to_string(), v.to_string()));
         }
     }
     r.status(status);
