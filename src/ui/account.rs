@@ -34,16 +34,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// What the account page offers for kubectl as the user: whether there is
 /// a login kubeconfig, and whether the login's ID token works with kubectl.
 fn kubectl_offers(state: &State) -> (bool, bool) {
-    let Some(api) = &state.api_server else {
-        return (false, false);
-    };
-    let client = state
-        .cfg
-        .oidc
+    let kubeconfig = state
+        .api_server
         .as_ref()
-        .map(|o| o.client_id.as_str())
-        .unwrap_or_default();
-    (api.cfg.kubectl_client_id.is_some(), api.cfg.accepts_client(client))
+        .is_some_and(|a| a.cfg.kubectl_client_id.is_some());
+    (kubeconfig, state.id_tokens_are_credentials())
 }
 
 /// The session page.

@@ -263,7 +263,7 @@ async fn logout(state: State, req: HttpRequest, SignedForm(s, _): SignedForm<Csr
     let hint = provider_cookie
         .as_ref()
         .and_then(|c| c.id_token.as_deref())
-        .filter(|_| !id_tokens_are_credentials(&state));
+        .filter(|_| !state.id_tokens_are_credentials());
     let at_provider = state.provider.as_ref().and_then(|p| p.logout_url(hint, &after));
     let mut r = match at_provider {
         Some(url) => HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish(),
@@ -273,17 +273,6 @@ async fn logout(state: State, req: HttpRequest, SignedForm(s, _): SignedForm<Csr
         r.add_cookie(&cookies::removal(c)).ok();
     }
     r
-}
-
-/// Whether the API server accepts the dashboard's own ID tokens.
-fn id_tokens_are_credentials(state: &State) -> bool {
-    let client = state
-        .cfg
-        .oidc
-        .as_ref()
-        .map(|o| o.client_id.as_str())
-        .unwrap_or_default();
-    state.api_server.as_ref().is_some_and(|a| a.cfg.accepts_client(client))
 }
 
 /// `GET /logged-out`: where the provider sends the browser after its logout.

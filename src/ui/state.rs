@@ -274,6 +274,14 @@ impl UiState {
             .is_some_and(|a| a.cfg.dashboard_acts_with == super::config::ActsWith::Token)
     }
 
+    /// Whether the API server accepts the dashboard's own ID tokens (its
+    /// client is among `apiServer.audiences`): then a login's ID token is a
+    /// credential for the API server.
+    pub(super) fn id_tokens_are_credentials(&self) -> bool {
+        let client = self.cfg.oidc.as_ref().map(|o| o.client_id.as_str()).unwrap_or_default();
+        self.api_server.as_ref().is_some_and(|a| a.cfg.accepts_client(client))
+    }
+
     /// Keeps `token` as the newest ID token of the session of `claim`,
     /// unless one that lasts longer is kept already; drops expired ones.
     pub(super) fn note_id_token(&self, claim: &str, token: &str) {
