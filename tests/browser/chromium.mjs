@@ -13,11 +13,49 @@ export async function launch() {
   return { browser, fail };
 }
 
+// Chromium fails every request in flight with net::ERR_NETWORK_CHANGED
+// when an address of the machine changes — here when another test's pod
+// gets its veth on the test node at that moment. `steadily` runs a flow
+// that starts by going to `start` and tries it again from there when a
+// request of it failed so; any other failure is the flow's.
+export async function steadily(page, start, flow, options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    let changed = false;
+    const seen = (r) => { if (r.failure()?.errorText === 'net::ERR_NETWORK_CHANGED') changed = true; };
+    page.on('requestfailed', seen);
+    try {
+      const answer = await page.goto(start, options);
+      if (flow) await flow();
+      return answer;
+    } catch (e) {
+      if (attempt >= 4 || !(changed || String(e.message).includes('ERR_NETWORK_CHANGED'))) throw e;
+      console.error(`network changed during ${start}; again (${attempt})`);
+    } finally {
+      page.off('requestfailed', seen);
+    }
+  }
+}
+
+// `page.goto`, again when the machine's network changed under it.
+export async function goto(page, url, options = {}) {
+  return steadily(page, url, null, options);
+}
+
 // Logs in at the test provider's own forms, which the page shows: the
 // login, then the consent page once it is there (a click before it loaded
 // would press the login form's button again); returns once the provider
 // sent the browser on to `back` (a URL or a pattern).
 export async function providerForms(page, user, back) {
+  // A flow tried again may find the provider remembering the login.
+  const login = page.locator('input[name="login"]');
+  await Promise.race([
+    login.waitFor({ state: 'attached', timeout: 30000 }),
+    page.waitForURL(back, { timeout: 30000 }),
+  ]).catch(() => {});
+  if (await login.count() === 0) {
+    await page.waitForURL(back, { timeout: 1000 });
+    return;
+  }
   await page.fill('input[name="login"]', user);
   await page.fill('input[name="password"]', 'any');
   await page.click('button[type="submit"]');
@@ -32,6 +70,5 @@ export async function providerForms(page, user, back) {
 
 // Logs in to the dashboard at `base` through the test provider.
 export async function providerLogin(page, base, user) {
-  await page.goto(`${base}/login`);
-  await providerForms(page, user, `${base}/`);
+  await steadily(page, `${base}/login`, () => providerForms(page, user, `${base}/`));
 }

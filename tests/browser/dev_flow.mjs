@@ -4,14 +4,14 @@
 // Saves a screenshot of each page into ARTIFACTS (names start with dev-).
 // The list must also show each ALSO_LISTED deployment of NAMESPACE.
 // Usage: node dev_flow.mjs DASHBOARD_URL USER NAMESPACE NAME ARTIFACTS [ALSO_LISTED...]
-import { launch } from './chromium.mjs';
+import { goto, launch } from './chromium.mjs';
 
 const [base, user, namespace, name, artifacts, ...alsoListed] = process.argv.slice(2);
 const { browser, fail } = await launch();
 const page = await browser.newPage();
 const shot = (what) => page.screenshot({ path: `${artifacts}/dev-${what}.png`, fullPage: true });
 try {
-  await page.goto(`${base}/login`);
+  await goto(page, `${base}/login`);
   if (!(await page.textContent('h1')).includes('Log in')) await fail('no login page');
   await shot('login');
   await page.click(`button:has-text("Log in as ${user}")`);

@@ -6,7 +6,7 @@
 // a parameter, the list, delete, and the page of what is gone (a refusal that
 // keeps the layout). Saves a screenshot of each page into ARTIFACTS.
 // Usage: node flow.mjs DASHBOARD_URL USER ARTIFACTS
-import { launch, providerLogin } from './chromium.mjs';
+import { goto, launch, providerLogin } from './chromium.mjs';
 
 const [base, user, artifacts] = process.argv.slice(2);
 const { browser, fail } = await launch();
@@ -44,7 +44,7 @@ try {
 
   // A list open in another tab adds the new row live, without a reload.
   const list = await page.context().newPage();
-  await list.goto(`${base}/deployments`);
+  await goto(list, `${base}/deployments`);
   await list.waitForSelector('body[data-live-connected="true"]', { timeout: 30000 });
   if (await list.locator('tr[data-live="team-a/browser-shop"]').count() !== 0) await fail('the row is there before the create');
 
@@ -101,7 +101,7 @@ try {
 
   // A second tab on the deployment's page sees the parameters change live.
   const watcher = await page.context().newPage();
-  await watcher.goto(`${base}/deployments/team-a/browser-shop`);
+  await goto(watcher, `${base}/deployments/team-a/browser-shop`);
   await watcher.waitForFunction(() => document.body.dataset.liveConnected === 'true', null, { timeout: 30000 });
 
   // Change a parameter; the one that cannot change is disabled.
@@ -166,7 +166,7 @@ try {
   await page.setViewportSize(wide);
 
   // A page that refuses keeps the layout of a logged-in page, in both themes.
-  const refused = await page.goto(`${base}/deployments/team-a/browser-shop`);
+  const refused = await goto(page, `${base}/deployments/team-a/browser-shop`);
   if (refused.status() !== 404) await fail(`a deleted deployment's page answers ${refused.status()}`);
   if (await page.locator('nav[aria-label="Main"]').count() !== 1) await fail('the refusal has no navigation');
   if (await page.locator('a[href="/login"]').count() !== 0) await fail('the refusal offers a logged-in user to log in');
@@ -193,7 +193,7 @@ try {
   const fresh = await browser.newContext();
   await fresh.addCookies(old);
   const replay = await fresh.newPage();
-  await replay.goto(`${base}/`);
+  await goto(replay, `${base}/`);
   if (!replay.url().includes('/interaction/')) await fail(`the old cookie still works: ${replay.url()}`);
   console.log('ok');
 } catch (e) {

@@ -8,7 +8,7 @@
 // in both themes go to ARTIFACTS.
 // Usage: node kubectl_login.mjs DASHBOARD_URL USER OUT ARTIFACTS
 import { writeFileSync } from 'node:fs';
-import { launch, providerLogin } from './chromium.mjs';
+import { goto, launch, providerLogin } from './chromium.mjs';
 
 const [base, user, out, artifacts] = process.argv.slice(2);
 const { browser, fail } = await launch();
@@ -22,7 +22,7 @@ const save = async (link, file) => {
 };
 try {
   await providerLogin(page, base, user);
-  await page.goto(`${base}/account`);
+  await goto(page, `${base}/account`);
   const section = page.locator('section:has(h2:has-text("kubectl as yourself"))');
   if (await section.count() !== 1) await fail('the account page offers no kubectl as yourself');
   await shot('account-kubectl');

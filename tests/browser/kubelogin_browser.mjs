@@ -4,7 +4,7 @@
 // own forms as USER and follows the provider back to the plugin's local
 // server, which then has the ID token. Prints `ok`.
 // Usage: node kubelogin_browser.mjs URL USER
-import { launch, providerForms } from './chromium.mjs';
+import { launch, providerForms, steadily } from './chromium.mjs';
 
 const [url, user] = process.argv.slice(2);
 const { browser, fail } = await launch();
@@ -14,8 +14,7 @@ const context = await browser.newContext({ ignoreHTTPSErrors: true });
 const page = await context.newPage();
 const back = /^http:\/\/localhost:1?8000\//;
 try {
-  await page.goto(url, { waitUntil: 'domcontentloaded' });
-  await providerForms(page, user, back);
+  await steadily(page, url, () => providerForms(page, user, back), { waitUntil: 'domcontentloaded' });
 } catch (e) {
   await fail(`the login for kubectl did not reach the plugin: ${e.message}; at ${page.url()}`);
 }

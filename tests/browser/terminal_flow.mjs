@@ -10,7 +10,7 @@
 // its warning shortly before the end; an admin's pages. Saves screenshots into ARTIFACTS.
 // Prints "terminal NAMESPACE/NAME" once the terminal exists, "ok" at the end.
 // Usage: node terminal_flow.mjs DASHBOARD_URL USER ARTIFACTS
-import { launch, providerLogin } from './chromium.mjs';
+import { goto, launch, providerLogin } from './chromium.mjs';
 
 const [base, user, artifacts] = process.argv.slice(2);
 const { browser, fail } = await launch();
@@ -110,7 +110,7 @@ try {
   const light = await browser.newContext({ colorScheme: 'light' });
   await light.addCookies(await context.cookies());
   const second = await light.newPage();
-  await second.goto(page.url());
+  await goto(second, page.url());
   await second.waitForFunction(() => /Connected/.test(document.getElementById('attach-status').textContent), null, { timeout: 30000 });
   await second.screenshot({ path: `${artifacts}/terminal-connected-light.png`, fullPage: true });
   await page.click('button:has-text("Close and delete")');
