@@ -7,22 +7,19 @@ mod common;
 use std::time::Duration;
 
 use common::shared_with_operator;
-use k8s_openapi::{
-    ByteString,
-    api::{
-        core::v1::{Namespace, Secret, ServiceAccount},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
-    },
+use k8s_openapi::api::{
+    core::v1::{Namespace, Secret, ServiceAccount},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
     runtime::wait::await_condition,
 };
 use portico::{
     api::Terminal,
     controller::terminal::build::{Names, UID_LABEL},
-    controlplane::{ControlPlane, kubeconfig},
+    controlplane::ControlPlane,
 };
 use serde_json::json;
 
@@ -37,20 +34,7 @@ async fn a_terminal_reaches_a_namespace_in_another_cluster() {
     portico::dev::setup_demo(&b_admin).await.unwrap();
 
     // The operator reaches cluster B with B's admin kubeconfig, stored in team-a of cluster A.
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("cluster-b".into()),
-            ..Default::default()
-        },
-        data: Some(
-            [(
-                "kubeconfig".to_string(),
-                ByteString(kubeconfig::to_yaml(b.kubeconfig()).into_bytes()),
-            )]
-            .into(),
-        ),
-        ..Default::default()
-    };
+    let secret = common::fixtures::kubeconfig_secret("cluster-b", &b);
     let a_admin = a.admin_client().await.unwrap();
     Api::<Secret>::namespaced(a_admin.clone(), "team-a")
         .create(&PostParams::default(), &secret)

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use kube::{Api, ResourceExt, runtime::wait::await_condition};
 use portico::api::{Terminal, keys};
 use reqwest::StatusCode;
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::Message;
 
 async fn admin_terminals(ns: &str) -> Api<Terminal> {
     Api::namespaced(shared_with_operator().admin_client().await.unwrap(), ns)
@@ -31,22 +31,6 @@ async fn wait_for_pod(ns: &str, name: &str) -> Terminal {
 async fn wait_ready(ns: &str, name: &str) {
     let ready = |t: &Terminal| t.status.as_ref().is_some_and(|s| common::wait::ready(&s.conditions));
     common::wait::present(&admin_terminals(ns).await, name, "Ready", ready).await;
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Opens Terminal `key`'s WebSocket with the browser's cookies and `origin`.
-async fn open_socket(
-    b: &Browser,
-    base: &str,
-    key: &str,
-    origin: &str,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let url = format!("{}/terminals/{key}/attach", base.replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
-    req.headers_mut().insert("origin", origin.parse().unwrap());
-    Ok(tokio_tungstenite::connect_async(req).await?.0)
 }
 
 /// Opens the terminal WebSocket with the browser's cookies and `origin`;
@@ -72,45 +56,6 @@ async fn attach(b: &Browser, base: &str, key: &str, origin: &str) -> Result<Vec<
         .expect("the server closes the socket");
     let _ = ws.close(None).await;
     Ok(texts)
-}
-
-/// Attaches through the dashboard's WebSocket, waits for `{"status":"attached"}`,
-/// types `input` and returns the terminal's output once it contains `expect`.
-async fn shell(b: &Browser, base: &str, key: &str, input: &str, expect: &str) -> String {
-    use futures::SinkExt;
-    let mut ws = open_socket(b, base, key, base).await.expect("websocket");
-    let mut out = String::new();
-    let mut texts = vec![];
-    let talk = async {
-        while let Some(Ok(m)) = ws.next().await {
-            match m {
-                Message::Text(t) => {
-                    let attached = t.contains("\"attached\"");
-                    texts.push(t.to_string());
-                    if attached {
-                        ws.send(Message::Binary(input.as_bytes().to_vec().into()))
-                            .await
-                            .unwrap();
-                    }
-                }
-                Message::Binary(bytes) => {
-                    out.push_str(&String::from_utf8_lossy(&bytes));
-                    if out.contains(expect) {
-                        return;
-                    }
-                }
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-    };
-    let done = tokio::time::timeout(Duration::from_secs(60), talk).await;
-    assert!(
-        done.is_ok() && out.contains(expect),
-        "no {expect:?} from the shell; said {texts:?}, output {out:?}"
-    );
-    let _ = ws.close(None).await;
-    out
 }
 
 /// Creates a Terminal from a shortcut through the dashboard; returns `namespace/name`.

@@ -2,7 +2,9 @@
 //! `attach` endpoint. The dashboard requests, as the user, a short-lived
 //! token for the Terminal's attach service account (the operator lets the
 //! creator, and only the creator, mint it) and attaches with that token alone —
-//! not with its own identity. Binary frames carry the terminal's bytes both
+//! not with its own identity. A pod in another cluster the configuration
+//! names is reached the same way there: as the user, by impersonation with
+//! the dashboard's identity in that cluster. Binary frames carry the terminal's bytes both
 //! ways; text frames carry JSON: `{"resize":{"cols","rows"}}` from the browser,
 //! `{"status"}` or `{"error"}` to it. The socket closes when the session ends
 //! (logout, expiry, revocation), whatever the terminal is doing; and when the
@@ -44,11 +46,9 @@ pub enum AttachError {
     /// The pod is not running (yet).
     #[error("The terminal pod is not running: {0}. This page connects when it is ready.")]
     NotRunning(String),
-    /// The pod runs in another cluster.
-    #[error(
-        "This terminal runs in another cluster; the dashboard attaches only to terminals in its own cluster. Use kubectl attach with that cluster's credentials."
-    )]
-    Remote,
+    /// The pod runs in a cluster the dashboard does not know.
+    #[error("The dashboard cannot attach to this terminal: {0}. Use kubectl attach with that cluster's credentials.")]
+    Remote(String),
     /// The API server refused the attach token.
     #[error("No attach token for you: {0}")]
     Token(String),
@@ -84,9 +84,16 @@ async fn connect(state: &UiState, s: &Session, ns: &str, name: &str) -> Result<A
         .await
         .map_err(|e| AttachError::NoTerminal(format!("The API server refused to show it: {}", why(&e))))?
         .ok_or_else(|| AttachError::NoTerminal(format!("There is no terminal {ns}/{name}; it may have ended.")))?;
-    if t.spec.host.cluster.is_some() {
-        return Err(AttachError::Remote);
-    }
+    // In another cluster the dashboard acts as the user there as here: by
+    // impersonation, with its own identity in that cluster.
+    let (user, base) = match state.clusters.host_of(&t) {
+        Ok(None) => (user, state.base_config()),
+        Ok(Some(k)) => (
+            k.identity.client(s).map_err(|e| AttachError::NoTerminal(why(&e)))?,
+            k.identity.base(),
+        ),
+        Err(e) => return Err(AttachError::Remote(e.to_string())),
+    };
     let st = t.status.clone().unwrap_or_default();
     let message = st.message.clone().unwrap_or_else(|| "it is being set up".into());
     let (Some(pod), Some(host_ns), Some(sa), "True") = (
@@ -100,7 +107,7 @@ async fn connect(state: &UiState, s: &Session, ns: &str, name: &str) -> Result<A
     let token = crate::tokens::request(&user, &host_ns, &sa, TOKEN_LIFETIME, None)
         .await
         .map_err(|e| AttachError::Token(e.to_string()))?;
-    let mut config = state.base_config().clone();
+    let mut config = base.clone();
     config.auth_info = kube::config::AuthInfo {
         token: Some(token.token.into()),
         ..Default::default()

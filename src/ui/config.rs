@@ -65,6 +65,77 @@ pub struct UiConfig {
     /// tokens instead of impersonating them.
     #[serde(default)]
     pub api_server: Option<ApiServerLogin>,
+    /// Other clusters users may open terminals in, besides this one. The
+    /// operator reaches each through a kubeconfig Secret in the Terminal's
+    /// namespace; the dashboard through its own kubeconfig, impersonating
+    /// users there as here.
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+}
+
+/// Another cluster the dashboard knows.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// A DNS label naming the cluster in forms.
+    pub name: String,
+    /// Shown in forms and on terminal pages.
+    pub title: String,
+    /// The Secret holding the operator's kubeconfig for the cluster, in each
+    /// namespace whose Terminals may use it: what a Terminal's
+    /// `spec.host.cluster.kubeconfigSecretRef.name` names. A user is offered
+    /// the cluster in the namespaces where they may read it.
+    pub secret_name: String,
+    /// The Secret's key holding the kubeconfig.
+    #[serde(default = "default_secret_key")]
+    pub secret_key: String,
+    /// The dashboard's own kubeconfig for the cluster. That identity needs
+    /// to impersonate users and groups there, as the dashboard's does here.
+    pub kubeconfig_file: PathBuf,
+}
+
+fn default_secret_key() -> String {
+    "kubeconfig".into()
+}
+
+/// `clusters`: names and Secrets each name one cluster (pure); the index
+/// and key at fault, and what is wrong.
+fn check_clusters(clusters: &[ClusterConfig]) -> Result<(), (String, String)> {
+    for (i, c) in clusters.iter().enumerate() {
+        let at = |key: &str| format!("clusters[{i}].{key}");
+        if !is_dns_label(&c.name) {
+            return Err((
+                at("name"),
+                format!("{:?} is not a DNS label (a-z, 0-9, -; at most 63)", c.name),
+            ));
+        }
+        if !(c.secret_name.len() <= 253 && c.secret_name.split('.').all(is_dns_label)) {
+            return Err((at("secretName"), format!("{:?} is not a Secret name", c.secret_name)));
+        }
+        if c.title.trim().is_empty() {
+            return Err((at("title"), "say what users see the cluster called".into()));
+        }
+        if let Some(j) = clusters[..i].iter().position(|o| o.name == c.name) {
+            return Err((at("name"), format!("{:?} names clusters[{j}] too", c.name)));
+        }
+        if let Some(j) = clusters[..i]
+            .iter()
+            .position(|o| (&o.secret_name, &o.secret_key) == (&c.secret_name, &c.secret_key))
+        {
+            return Err((
+                at("secretName"),
+                format!(
+                    "Secret {:?} key {:?} is clusters[{j}]'s: a Terminal's Secret must name one cluster",
+                    c.secret_name, c.secret_key
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_dns_label(s: &str) -> bool {
+    super::shortcuts::dns_label(s, 63)
 }
 
 /// The API server's trust in the login provider, as it is configured there
@@ -395,6 +466,7 @@ impl UiConfig {
         if let Some(api) = &cfg.api_server {
             check_api_server(api, cfg.oidc.as_ref()).map_err(|(key, m)| invalid(&format!("apiServer.{key}"), &m))?;
         }
+        check_clusters(&cfg.clusters).map_err(|(key, m)| invalid(&key, &m))?;
         for (i, sc) in cfg.terminals.shortcuts.iter().enumerate() {
             sc.check()
                 .map_err(|m| invalid(&format!("terminals.shortcuts[{i}] ({})", sc.name), &m))?;
@@ -428,6 +500,40 @@ mod tests {
     use super::*;
 
     const OK: &str = "publicUrl: http://127.0.0.1:8080\noidc: {issuer: 'http://127.0.0.1:9', clientId: portico, clientSecretFile: /s}\ncookieKeyFile: /k\nsession: {profile: developer, namespace: portico-sessions}\n";
+
+    #[test]
+    fn clusters_have_names_titles_and_a_secret_each() {
+        let with = |clusters: &str| UiConfig::from_yaml(&format!("{OK}clusters: {clusters}\n"));
+        let c = with("[{name: cluster-b, title: Cluster B, secretName: cluster-b, kubeconfigFile: /b}]").unwrap();
+        assert_eq!(c.clusters[0].secret_key, "kubeconfig");
+        assert!(UiConfig::from_yaml(OK).unwrap().clusters.is_empty());
+        for (clusters, says) in [
+            (
+                "[{name: B, title: b, secretName: b, kubeconfigFile: /b}]",
+                "clusters[0].name",
+            ),
+            (
+                "[{name: b, title: ' ', secretName: b, kubeconfigFile: /b}]",
+                "clusters[0].title",
+            ),
+            (
+                "[{name: b, title: b, secretName: 'B_1', kubeconfigFile: /b}]",
+                "clusters[0].secretName",
+            ),
+            (
+                "[{name: b, title: b, secretName: s, kubeconfigFile: /b}, {name: b, title: c, secretName: t, kubeconfigFile: /c}]",
+                "`clusters[1].name`: \"b\" names clusters[0] too",
+            ),
+            (
+                "[{name: b, title: b, secretName: s, kubeconfigFile: /b}, {name: c, title: c, secretName: s, kubeconfigFile: /c}]",
+                "is clusters[0]'s",
+            ),
+            ("[{name: b, title: b, secretName: s}]", "kubeconfigFile"),
+        ] {
+            let e = with(clusters).unwrap_err().to_string();
+            assert!(e.contains(says), "{clusters}: {e}");
+        }
+    }
 
     #[test]
     fn a_minimal_file_loads_with_defaults() {

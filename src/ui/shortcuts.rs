@@ -80,9 +80,10 @@ pub struct Offered {
     pub unverified: bool,
 }
 
-fn dns_label(s: &str) -> bool {
+/// Whether `s` is a DNS label of at most `max` characters (pure).
+pub fn dns_label(s: &str, max: usize) -> bool {
     !s.is_empty()
-        && s.len() <= 40
+        && s.len() <= max
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
@@ -92,7 +93,7 @@ fn dns_label(s: &str) -> bool {
 impl Shortcut {
     /// What is wrong with it, in words naming the field.
     pub fn check(&self) -> Result<(), String> {
-        if !dns_label(&self.name) {
+        if !dns_label(&self.name, 40) {
             return Err(format!(
                 "name {:?} must be a DNS label of at most 40 characters (a-z, 0-9, -)",
                 self.name
@@ -105,7 +106,7 @@ impl Shortcut {
             return Err("image must name a container image with a shell".into());
         }
         if let Some(ns) = &self.namespace
-            && !dns_label(ns)
+            && !dns_label(ns, 40)
         {
             return Err(format!("namespace {ns:?} is not a namespace name"));
         }

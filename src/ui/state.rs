@@ -33,15 +33,17 @@ use crate::api::SessionClaim;
 
 /// Heartbeats for one session at most this often.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
-/// Impersonating clients kept at most (then they are made afresh).
-const MAX_USER_CLIENTS: usize = 1000;
+use super::impersonate::{Impersonator, MAX_USER_CLIENTS};
 
 /// What every handler shares.
 pub struct UiState {
     pub(super) cfg: UiConfig,
     pub(super) key: Key,
     pub(super) provider: Option<Provider>,
-    base: kube::Config,
+    /// The dashboard's identity here, and clients impersonating users with it.
+    local: Impersonator,
+    /// The other clusters the dashboard knows.
+    pub(super) clusters: super::clusters::Clusters,
     claims: Store<SessionClaim>,
     pub(super) live: super::live::Live,
     /// The template catalog, from a watch cache.
@@ -53,14 +55,14 @@ pub struct UiState {
     /// The page templates (also the watch's, which renders the list rows).
     pages: Arc<Environment<'static>>,
     heartbeats: Mutex<HashMap<String, Instant>>,
-    /// Impersonating clients by user and groups, so their connections are reused.
-    users: Mutex<HashMap<(String, Vec<String>), Client>>,
     /// Login attempts per client.
     pub(super) login_limit: Arc<super::login_limit::LoginLimit>,
     /// The end signals of sessions with open streams.
     pub(super) ends: Arc<super::session_ends::SessionEnds>,
     /// The terminal shortcuts each user was offered lately.
     pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
+    /// The other clusters each user was offered lately.
+    pub(super) clusters_seen: super::terminals::ClustersSeen,
     /// Where each user may list each kind, as the API server answered lately.
     readable: super::readable::ReadableCache,
     /// The sessions refreshed at the login provider.
@@ -111,6 +113,13 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
     env.add_global("product", cfg.product_name.clone());
     env.add_global("branding", minijinja::Value::from(Serde(&cfg.branding)));
     env.add_global("warn_minutes", cfg.terminals.warn_minutes);
+    // The titles of the other clusters, by the Secret a Terminal names them with.
+    let titles: std::collections::BTreeMap<&str, &str> = cfg
+        .clusters
+        .iter()
+        .map(|c| (c.secret_name.as_str(), c.title.as_str()))
+        .collect();
+    env.add_global("cluster_titles", minijinja::Value::from(Serde(&titles)));
     env.add_filter("when", |v: String| super::format::when(&v));
     for (name, src) in [
         ("base.html", include_str!("../../ui/templates/base.html")),
@@ -141,6 +150,10 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
             include_str!("../../ui/templates/session_limit.html"),
         ),
         ("terminals.html", include_str!("../../ui/templates/terminals.html")),
+        (
+            "cluster_choice.html",
+            include_str!("../../ui/templates/cluster_choice.html"),
+        ),
         ("terminal.html", include_str!("../../ui/templates/terminal.html")),
         (
             "terminal_row.html",
@@ -203,6 +216,7 @@ impl UiState {
         let live = live?;
         let cfg_proxies = cfg.trusted_proxies.clone();
         let api_server = ApiServerTrust::load(&cfg)?;
+        let clusters = super::clusters::Clusters::load(&cfg.clusters).await?;
         Ok(Arc::new(UiState {
             api_server,
             id_tokens: Mutex::new(HashMap::new()),
@@ -214,13 +228,14 @@ impl UiState {
             pages,
             cfg,
             key,
-            base,
+            local: Impersonator::new(base),
+            clusters,
             claims,
             heartbeats: Mutex::new(HashMap::new()),
-            users: Mutex::new(HashMap::new()),
             login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
             ends,
             shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
+            clusters_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
             readable: Default::default(),
             refreshes: Default::default(),
             csp: super::server::Csp::new(provider.as_ref().and_then(Provider::logout_origin).as_deref()),
@@ -251,20 +266,7 @@ impl UiState {
     /// acting as the user; in token mode, only to end a session whose ID
     /// token is gone).
     pub(super) fn impersonating(&self, s: &Session) -> Result<Client, kube::Error> {
-        let key = (s.user.clone(), s.groups.clone());
-        if let Some(c) = self.users.lock().unwrap().get(&key) {
-            return Ok(c.clone());
-        }
-        let mut c = self.base.clone();
-        c.auth_info.impersonate = Some(s.user.clone());
-        c.auth_info.impersonate_groups = Some(s.groups.clone());
-        let client = Client::try_from(c)?;
-        let mut users = self.users.lock().unwrap();
-        if users.len() >= MAX_USER_CLIENTS {
-            users.clear();
-        }
-        users.insert(key, client.clone());
-        Ok(client)
+        self.local.client(s)
     }
 
     /// Whether the dashboard acts with users' own ID tokens.
@@ -316,7 +318,7 @@ impl UiState {
         if let Some(c) = self.token_clients.lock().unwrap().get(&token) {
             return Ok(c.clone());
         }
-        let mut c = self.base.clone();
+        let mut c = self.local.base().clone();
         c.auth_info = kube::config::AuthInfo {
             token: Some(secrecy::SecretString::from(token.clone())),
             ..Default::default()
@@ -354,7 +356,7 @@ impl UiState {
 
     /// The client configuration the dashboard runs with (its own identity).
     pub(super) fn base_config(&self) -> &kube::Config {
-        &self.base
+        self.local.base()
     }
 
     /// Whether the session belongs to an admin group.

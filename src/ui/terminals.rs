@@ -17,6 +17,8 @@ use kube::{
 use minijinja::{context, value::Serde};
 
 use super::{
+    clusters,
+    config::ClusterConfig,
     cookies::Session,
     csrf::SignedForm,
     logged_in::LoggedIn,
@@ -141,6 +143,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
         .filter(|n| namespaces.iter().any(|m| m == n))
         .or_else(|| (namespaces.len() == 1).then(|| namespaces[0].as_str()));
     let not_here = asked.filter(|n| Some(*n) != chosen);
+    let clusters = clusters_offered(&state, &s, &client, &namespaces, now).await;
     let definitions = definitions(shortcuts, chosen);
     let page = {
         let index = state.live.terminals.read().unwrap();
@@ -155,7 +158,7 @@ pub async fn list(state: State, LoggedIn(s): LoggedIn, q: web::Query<ListPage>) 
     };
     let ctx = context! {
         shortcuts => Serde(shortcuts), problems => Serde(problems), offered => Serde(&namespaces),
-        chosen, not_here, definitions, q => q.q.clone().unwrap_or_default(),
+        chosen, not_here, definitions, q => q.q.clone().unwrap_or_default(), clusters => Serde(&*clusters),
         rows => page.rows, total => page.total, page => page.page, pages => page.pages, first => page.first,
     };
     Ok(state.page("terminals.html", &s, ctx))
@@ -198,8 +201,13 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
             "Name the namespace the terminal should work in.",
         ));
     };
+    let cluster = cluster_of(&state, form.get("cluster").map(String::as_str))
+        .map_err(|m| state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Not started", &m))?;
     let name = format!("{}-{}", chosen.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
-    let t = chosen.shortcut.terminal(&name, &namespace);
+    let mut t = chosen.shortcut.terminal(&name, &namespace);
+    if let Some(c) = cluster {
+        clusters::place(&mut t, c);
+    }
     Api::<Terminal>::namespaced(client, &namespace)
         .create(&PostParams::default(), &t)
         .await
@@ -252,6 +260,10 @@ pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<
         .get("namespace")
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());
+    let cluster = match cluster_of(&state, form.get("cluster").copied()) {
+        Ok(c) => c,
+        Err(m) => return refuse(StatusCode::BAD_REQUEST, m),
+    };
     let mut made: Vec<(String, String)> = vec![];
     for o in &chosen {
         let Some(namespace) = o.shortcut.namespace.clone().or_else(|| typed.clone()) else {
@@ -265,7 +277,10 @@ pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<
             );
         };
         let name = format!("{}-{}", o.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
-        let t = o.shortcut.terminal(&name, &namespace);
+        let mut t = o.shortcut.terminal(&name, &namespace);
+        if let Some(c) = cluster {
+            clusters::place(&mut t, c);
+        }
         if let Err(e) = Api::<Terminal>::namespaced(client.clone(), &namespace)
             .create(&PostParams::default(), &t)
             .await
@@ -284,6 +299,41 @@ pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<
     }
     Ok(redirect("/terminals"))
 }
+
+/// The cluster a form picked (`cluster`): none or empty for this one, else
+/// one the configuration names.
+fn cluster_of<'a>(state: &'a State, picked: Option<&str>) -> Result<Option<&'a ClusterConfig>, String> {
+    match picked.map(str::trim).filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(name) => state.clusters.named(name).map(|k| Some(&k.config)).ok_or_else(|| {
+            format!("There is no cluster {name:?} here; pick one the Terminals page offers, or this cluster.")
+        }),
+    }
+}
+
+/// The other clusters offered to the user among `namespaces` (where they
+/// may open terminals), asked as the user and reused for a few seconds.
+async fn clusters_offered(
+    state: &State,
+    s: &Session,
+    client: &Client,
+    namespaces: &[String],
+    now: std::time::Instant,
+) -> Arc<Vec<clusters::Offered>> {
+    if state.clusters.is_empty() {
+        return Arc::default();
+    }
+    let key = (s.user.clone(), s.groups.clone());
+    if let Some(seen) = state.clusters_seen.get(&key, now) {
+        return seen;
+    }
+    let seen = Arc::new(state.clusters.offered(client, namespaces).await);
+    state.clusters_seen.put(key, seen.clone(), now);
+    seen
+}
+
+/// The clusters a user was offered lately, by user and groups.
+pub type ClustersSeen = super::recent::Recent<(String, Vec<String>), Arc<Vec<clusters::Offered>>>;
 
 /// Deletes, as the user, the Terminals a refused [`create_several`] made.
 async fn undo(client: &Client, made: &[(String, String)]) {
@@ -317,7 +367,7 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
         ready => super::live::ready_of(&st.conditions),
         state => super::live::state_of(&st.conditions),
         expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
-        remote => t.spec.host.cluster.is_some(),
+        cluster => state.clusters.title_of(&t),
         ended,
         kubectl => Serde(super::kubectl::snippets("terminals.portico.dev", &ns, &name, !ended, true)),
         yaml => super::kubectl::yaml_of(&t),

@@ -119,6 +119,52 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
     let two: Vec<&str> = two.iter().map(String::as_str).collect();
     let refusal = helm_refusal(&[&["template", "portico", CHART], &two[..]].concat());
     assert!(refusal.contains("dashboard.replicas must be 1"), "{refusal}");
+    // Another cluster: its entry, and the dashboard's own kubeconfig for it mounted where the entry says.
+    let mut args = DASHBOARD.to_vec();
+    args.extend([
+        "--set",
+        "dashboard.clusters[0].name=cluster-b",
+        "--set",
+        "dashboard.clusters[0].title=Cluster B",
+        "--set",
+        "dashboard.clusters[0].secretName=cluster-b",
+        "--set",
+        "dashboard.clusters[0].dashboardKubeconfigSecret=portico-dashboard-cluster-b",
+    ]);
+    let multi = render(&args);
+    let cfg = ui_config(&multi);
+    let b = &cfg.clusters[0];
+    assert_eq!(
+        (b.name.as_str(), b.title.as_str(), b.secret_key.as_str()),
+        ("cluster-b", "Cluster B", "kubeconfig")
+    );
+    let pod: k8s_openapi::api::apps::v1::Deployment = typed(doc(&multi, "Deployment", "portico-dashboard"));
+    let spec = pod.spec.unwrap().template.spec.unwrap();
+    let volume = spec
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "cluster-cluster-b")
+        .unwrap();
+    assert_eq!(
+        volume.secret.unwrap().secret_name.as_deref(),
+        Some("portico-dashboard-cluster-b")
+    );
+    let mount = spec.containers[0]
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "cluster-cluster-b")
+        .unwrap();
+    assert_eq!(
+        std::path::Path::new(&mount.mount_path).join("kubeconfig"),
+        b.kubeconfig_file
+    );
+    dry_run(&multi);
+    let without: Vec<&str> = args[..args.len() - 2].to_vec();
+    let refusal = helm_refusal(&[&["template", "portico", CHART], &without[..]].concat());
+    assert!(refusal.contains("dashboardKubeconfigSecret"), "{refusal}");
     assert!(
         docs.iter()
             .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "portico-dashboard")

@@ -61,3 +61,14 @@ pub fn deployment(name: &str, template: &str, params: Value) -> Deployment {
     }))
     .expect("a Deployment")
 }
+
+/// A Secret `name` whose key `kubeconfig` is the admin kubeconfig of `cp`:
+/// the operator's way into that cluster, for a Terminal's `cluster`.
+pub fn kubeconfig_secret(name: &str, cp: &portico::controlplane::ControlPlane) -> k8s_openapi::api::core::v1::Secret {
+    let yaml = portico::controlplane::kubeconfig::to_yaml(cp.kubeconfig());
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "data": {"kubeconfig": k8s_openapi::ByteString(yaml.into_bytes())},
+    }))
+    .expect("a Secret")
+}

@@ -239,7 +239,7 @@ async fn wait_log_line(log: &std::path::Path, line: &str) {
 
 /// Starts `portico ui` with `config` (written to `<name>.yaml`), as the
 /// chart's service account for it: the chart's own RBAC, not admin.
-async fn dashboard(name: &str, config: &str) -> Process {
+pub async fn dashboard(name: &str, config: &str) -> Process {
     let cp = shared_with_operator();
     let dir = cp.dir();
     let file = dir.join(format!("{name}.yaml"));
@@ -529,4 +529,61 @@ pub async fn expect_browser_ok(child: tokio::process::Child) {
 /// shell and kubectl) instead of public images, which cannot be pulled here.
 pub fn test_shortcuts() -> serde_json::Value {
     portico::dev::demo::shortcuts(Some(portico::controlplane::node::images::TOOLBOX_IMAGE))
+}
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens Terminal `key`'s WebSocket with the browser's cookies and `origin`.
+pub async fn open_socket(
+    b: &Browser,
+    base: &str,
+    key: &str,
+    origin: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let url = format!("{}/terminals/{key}/attach", base.replace("http://", "ws://"));
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+    req.headers_mut().insert("cookie", b.cookie_header().parse().unwrap());
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
+}
+
+/// Attaches through the dashboard's WebSocket, waits for `{"status":"attached"}`,
+/// types `input` and returns the terminal's output once it contains `expect`.
+pub async fn shell(b: &Browser, base: &str, key: &str, input: &str, expect: &str) -> String {
+    use futures::SinkExt;
+    let mut ws = open_socket(b, base, key, base).await.expect("websocket");
+    let mut out = String::new();
+    let mut texts = vec![];
+    let talk = async {
+        while let Some(Ok(m)) = futures::StreamExt::next(&mut ws).await {
+            match m {
+                tokio_tungstenite::tungstenite::Message::Text(t) => {
+                    let attached = t.contains("\"attached\"");
+                    texts.push(t.to_string());
+                    if attached {
+                        ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+                            input.as_bytes().to_vec().into(),
+                        ))
+                        .await
+                        .unwrap();
+                    }
+                }
+                tokio_tungstenite::tungstenite::Message::Binary(bytes) => {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                    if out.contains(expect) {
+                        return;
+                    }
+                }
+                tokio_tungstenite::tungstenite::Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    let done = tokio::time::timeout(Duration::from_secs(60), talk).await;
+    assert!(
+        done.is_ok() && out.contains(expect),
+        "no {expect:?} from the shell; said {texts:?}, output {out:?}"
+    );
+    let _ = ws.close(None).await;
+    out
 }
