@@ -11,10 +11,14 @@ mod common;
 use std::time::Duration;
 
 use common::{shared_with_operator, ui::*};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Secret},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
+};
 use kube::{Api, api::PostParams};
 use portico::{
     api::Terminal,
+    controller::terminal::build::UID_LABEL,
     controlplane::{ControlPlane, free_port},
 };
 use reqwest::StatusCode;
@@ -172,6 +176,85 @@ async fn alice_opens_a_terminal_in_another_cluster_and_its_shell_has_her_rights_
             && e.user.username == "system:serviceaccount:portico-system:portico-dashboard"
     });
     assert!(token_for_alice, "the attach token was asked for as alice in B");
+
+    // Run here, reach there: the pod in a namespace of its own in A (alice
+    // may make namespaces in A for it), its roles and kubeconfig in B.
+    let creator: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ui-clusters-namespace-creator"},
+        "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]}]
+    }))
+    .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ui-clusters-namespace-creator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ui-clusters-namespace-creator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
+    }))
+    .unwrap();
+    portico::install::apply(&a_admin, &creator).await.unwrap();
+    portico::install::apply(&a_admin, &binding).await.unwrap();
+    let r = alice
+        .send(alice.http.post(format!("{base}/terminals")).form(&[
+            ("csrf", token.as_str()),
+            ("shortcut", "config/shell"),
+            ("namespace", "team-a"),
+            ("cluster", "cluster-b"),
+            ("runsIn", "here"),
+        ]))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let here_key = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/terminals/")
+        .to_string();
+    let here_name = here_key.split('/').nth(1).unwrap().to_string();
+    let here = common::wait::present(&terminals, &here_name, "Ready", ready).await;
+    assert!(here.spec.host.cluster.is_none() && here.spec.host.temporary_namespace == Some(true));
+    let uid = kube::ResourceExt::uid(&here).unwrap();
+    let by_uid = kube::api::ListParams::default().labels(&format!("{UID_LABEL}={uid}"));
+    let bound_in = |client: kube::Client| {
+        let by_uid = by_uid.clone();
+        async move {
+            Api::<RoleBinding>::namespaced(client, "team-a")
+                .list(&by_uid)
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    assert!(bound_in(b_admin.clone()).await > 0, "its roles are bound in B");
+    assert_eq!(bound_in(a_admin.clone()).await, 0, "and not in A");
+    let host = here.status.unwrap().host_namespace.unwrap();
+    assert_ne!(host, "team-a", "it runs in a namespace of its own");
+    let shown = alice
+        .get(&format!("{base}/terminals/{here_key}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("Works on cluster <strong>Cluster B</strong>, namespace team-a"),
+        "{shown}"
+    );
+    // Its shell runs in A; its kubeconfig names B's API server.
+    let server = b.kubeconfig().clusters[0]
+        .cluster
+        .as_ref()
+        .unwrap()
+        .server
+        .clone()
+        .unwrap();
+    let out = shell(
+        &alice,
+        &base,
+        &here_key,
+        "kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}{\"=server\\n\"}'\n",
+        "=server\r\n",
+    )
+    .await;
+    assert!(out.contains(&format!("{server}=server")), "{out}");
+    terminals.delete(&here_name, &Default::default()).await.unwrap();
 
     // The same in Chromium: offered, opened, named, and a shell that answers from B.
     let flow = browser_script(

@@ -106,18 +106,15 @@ impl Clusters {
         }
     }
 
-    /// The title of the cluster a Terminal's pod runs in, for its page.
-    pub fn title_of(&self, t: &Terminal) -> Option<String> {
-        match self.host_of(t) {
-            Ok(None) => None,
-            Ok(Some(k)) => Some(k.config.title.clone()),
-            Err(_) => t
-                .spec
-                .host
-                .cluster
-                .as_ref()
-                .map(|c| format!("the cluster of Secret {}", c.kubeconfig_secret_ref.name)),
-        }
+    /// The title of a cluster a Terminal names (its host's or its
+    /// target's), for its page; `None` for this cluster.
+    pub fn title_of(&self, cluster: Option<&ClusterRef>) -> Option<String> {
+        let cluster = cluster?;
+        let configs: Vec<&ClusterConfig> = self.known.iter().map(|k| &k.config).collect();
+        Some(match by_secret(&configs, cluster) {
+            Some(i) => self.known[i].config.title.clone(),
+            None => format!("the cluster of Secret {}", cluster.kubeconfig_secret_ref.name),
+        })
     }
 
     /// The clusters offered to the user of `client` among `namespaces`
@@ -191,17 +188,45 @@ pub fn by_secret(configs: &[&ClusterConfig], cluster: &ClusterRef) -> Option<usi
         .position(|c| c.secret_name == r.name && c.secret_key == r.key)
 }
 
-/// `t` placed in cluster `c`: its pod runs there, and what it reaches is
-/// there too, in the namespaces it names (pure).
-pub fn place(t: &mut Terminal, c: &ClusterConfig) {
+/// Where a terminal placed in another cluster runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsIn {
+    /// In that cluster, in the namespace it works on.
+    There,
+    /// In this cluster, in a temporary namespace of its own; only its
+    /// kubeconfig reaches the other cluster (as Gardener's terminals run in
+    /// the garden and reach a shoot).
+    Here,
+}
+
+impl RunsIn {
+    /// From the form's `runsIn`: `here`, else there.
+    pub fn of(form: Option<&str>) -> RunsIn {
+        match form {
+            Some("here") => RunsIn::Here,
+            _ => RunsIn::There,
+        }
+    }
+}
+
+/// `t` placed in cluster `c`: what it reaches is there, in the namespaces
+/// it names; its pod runs there too, or here in a namespace of its own (pure).
+pub fn place(t: &mut Terminal, c: &ClusterConfig, runs: RunsIn) {
     let cluster = ClusterRef {
         kubeconfig_secret_ref: SecretKeyRef {
             name: c.secret_name.clone(),
             key: c.secret_key.clone(),
         },
     };
-    t.spec.host.cluster = Some(cluster.clone());
-    t.spec.target.cluster = Some(cluster);
+    t.spec.target.cluster = Some(cluster.clone());
+    match runs {
+        RunsIn::There => t.spec.host.cluster = Some(cluster),
+        RunsIn::Here => {
+            t.spec.host.cluster = None;
+            t.spec.host.namespace = None;
+            t.spec.host.temporary_namespace = Some(true);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +271,8 @@ mod tests {
         .unwrap();
         let mut t = shortcut.terminal("shell-1", "team-a");
         let (b, c) = (config("b", "cluster-b"), config("c", "cluster-c"));
-        place(&mut t, &c);
+        let mut here = t.clone();
+        place(&mut t, &c, RunsIn::There);
         let r = t.spec.host.cluster.clone().unwrap();
         assert_eq!(t.spec.target.cluster.as_ref(), Some(&r));
         assert_eq!(
@@ -262,6 +288,16 @@ mod tests {
         let mut other = r.clone();
         other.kubeconfig_secret_ref.key = "other".into();
         assert_eq!(by_secret(&[&b, &c], &other), None, "the key counts too");
+        // Run here: a namespace of its own in this cluster, reaching team-a there.
+        place(&mut here, &c, RunsIn::of(Some("here")));
+        assert_eq!(here.spec.host.cluster, None);
+        assert_eq!(
+            (here.spec.host.namespace.as_deref(), here.spec.host.temporary_namespace),
+            (None, Some(true))
+        );
+        assert_eq!(here.spec.target.cluster.as_ref(), Some(&r));
+        assert_eq!(here.spec.target.namespace.as_deref(), Some("team-a"));
+        assert_eq!(RunsIn::of(None), RunsIn::There);
     }
 
     #[test]
@@ -273,12 +309,13 @@ mod tests {
         let mut t = shortcut.terminal("shell-1", "team-a");
         let clusters = Clusters::default();
         assert!(matches!(clusters.host_of(&t), Ok(None)));
-        place(&mut t, &config("x", "elsewhere"));
+        place(&mut t, &config("x", "elsewhere"), RunsIn::There);
         let e = clusters.host_of(&t).err().unwrap().to_string();
         assert!(e.contains("Secret elsewhere") && e.contains("clusters"), "{e}");
         assert_eq!(
-            clusters.title_of(&t).as_deref(),
+            clusters.title_of(t.spec.host.cluster.as_ref()).as_deref(),
             Some("the cluster of Secret elsewhere")
         );
+        assert_eq!(clusters.title_of(None), None);
     }
 }

@@ -206,7 +206,7 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
     let name = format!("{}-{}", chosen.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
     let mut t = chosen.shortcut.terminal(&name, &namespace);
     if let Some(c) = cluster {
-        clusters::place(&mut t, c);
+        clusters::place(&mut t, c, clusters::RunsIn::of(form.get("runsIn").map(String::as_str)));
     }
     Api::<Terminal>::namespaced(client, &namespace)
         .create(&PostParams::default(), &t)
@@ -279,7 +279,7 @@ pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<
         let name = format!("{}-{}", o.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
         let mut t = o.shortcut.terminal(&name, &namespace);
         if let Some(c) = cluster {
-            clusters::place(&mut t, c);
+            clusters::place(&mut t, c, clusters::RunsIn::of(form.get("runsIn").copied()));
         }
         if let Err(e) = Api::<Terminal>::namespaced(client.clone(), &namespace)
             .create(&PostParams::default(), &t)
@@ -367,7 +367,10 @@ pub async fn page(state: State, LoggedIn(s): LoggedIn, path: web::Path<(String, 
         ready => super::live::ready_of(&st.conditions),
         state => super::live::state_of(&st.conditions),
         expires => st.expires_at.map(|x| x.0.to_string()).unwrap_or_default(),
-        cluster => state.clusters.title_of(&t),
+        cluster => state.clusters.title_of(t.spec.host.cluster.as_ref()),
+        reaches => (t.spec.target.cluster != t.spec.host.cluster)
+            .then(|| state.clusters.title_of(t.spec.target.cluster.as_ref()))
+            .flatten(),
         ended,
         kubectl => Serde(super::kubectl::snippets("terminals.portico.dev", &ns, &name, !ended, true)),
         yaml => super::kubectl::yaml_of(&t),

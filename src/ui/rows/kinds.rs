@@ -134,7 +134,8 @@ struct TerminalCells<'a> {
     message: &'a str,
     expires: &'a str,
     creator: &'a str,
-    /// The Secret naming the cluster its pod runs in; none: this cluster.
+    /// The Secret naming the cluster its pod runs in, else the one its
+    /// kubeconfig reaches; none: this cluster.
     cluster: Option<&'a str>,
 }
 
@@ -179,11 +180,8 @@ impl TerminalRow {
             message: st.and_then(|s| s.message.as_deref()).unwrap_or_default(),
             expires: &expires,
             creator: &creator,
-            cluster: t
-                .spec
-                .host
-                .cluster
-                .as_ref()
+            cluster: (t.spec.host.cluster.as_ref())
+                .or(t.spec.target.cluster.as_ref())
                 .map(|c| c.kubeconfig_secret_ref.name.as_str()),
         };
         let html = render(env, "terminal_row.html", "terminal", &cells, &key)?;
