@@ -152,7 +152,7 @@ impl Clusters {
             reason,
         };
         let text = String::from_utf8(bytes.0.clone()).map_err(|e| bad(e.to_string()))?;
-        let kc = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| bad(e.to_string()))?;
+        let kc = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| bad(kubeconfig_error(&e)))?;
         let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
             .map_err(|e| bad(e.to_string()))?;
@@ -177,6 +177,18 @@ impl Clusters {
 }
 
 /// PEM-encodes DER bytes.
+/// What is wrong with a kubeconfig, in words that never quote it: the
+/// YAML parser's own message shows the lines around the fault, which may
+/// hold a token or key.
+pub fn kubeconfig_error(e: &kube::config::KubeconfigError) -> String {
+    match e {
+        kube::config::KubeconfigError::Parse(_) => "it is not a kubeconfig (YAML that does not parse as one; \
+                                                    the parser's message is not shown, as it may quote credentials)"
+            .into(),
+        other => other.to_string(),
+    }
+}
+
 pub fn pem_encode(label: &str, der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -186,4 +198,17 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
         .map(|c| std::str::from_utf8(c).unwrap_or_default())
         .collect();
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubeconfig_that_does_not_parse_is_named_without_quoting_it() {
+        let e = kube::config::Kubeconfig::from_yaml("users:\n- name: x\n  user: {token: sEcReT-t0ken\n").unwrap_err();
+        let said = kubeconfig_error(&e);
+        assert!(!said.contains("sEcReT"), "{said}");
+        assert!(said.contains("not a kubeconfig"), "{said}");
+    }
 }

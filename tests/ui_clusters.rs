@@ -4,7 +4,8 @@
 //! dashboard knows B through the chart's dashboard identity there. A user
 //! is offered B where that Secret is theirs to read, opens a terminal whose
 //! pod runs in B, and its shell, attached through the dashboard, works in B
-//! with exactly the user's rights there — over HTTP and in Chromium.
+//! with the user's rights there and the dashboard asking nothing there but
+//! as the user — over HTTP and in Chromium.
 
 mod common;
 
@@ -100,6 +101,26 @@ async fn alice_opens_a_terminal_in_another_cluster_and_its_shell_has_her_rights_
         text.contains("There is no cluster &quot;cluster-z&quot; here"),
         "{text}"
     );
+    assert_eq!(terminals.list(&Default::default()).await.unwrap().items.len(), before);
+    // Nor a cluster where it is not offered (no Secret of it in team-b), nor
+    // a choice of where to run that is not one.
+    for (form, says) in [
+        (
+            [("namespace", "team-b"), ("cluster", "cluster-b"), ("runsIn", "there")],
+            "Cluster B is not offered in namespace team-b",
+        ),
+        (
+            [("namespace", "team-a"), ("cluster", "cluster-b"), ("runsIn", "Here")],
+            "There is no choice &quot;Here&quot; of where the terminal runs",
+        ),
+    ] {
+        let mut fields = vec![("csrf", token.as_str()), ("shortcut", "config/shell")];
+        fields.extend(form);
+        let r = alice.post_form(&format!("{base}/terminals"), &fields).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let text = r.text().await.unwrap();
+        assert!(text.contains(says), "{says}: {text}");
+    }
     assert_eq!(terminals.list(&Default::default()).await.unwrap().items.len(), before);
 
     // alice opens the team shell in B.
@@ -290,8 +311,16 @@ async fn alice_opens_a_terminal_in_another_cluster_and_its_shell_has_her_rights_
         .await
         .expect("the pod in B goes with the Terminal")
         .unwrap();
-    Api::<Secret>::namespaced(a_admin, "team-a")
+    Api::<Secret>::namespaced(a_admin.clone(), "team-a")
         .delete("cluster-b", &Default::default())
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(a_admin.clone())
+        .delete("ui-clusters-namespace-creator", &Default::default())
+        .await
+        .unwrap();
+    Api::<ClusterRole>::all(a_admin)
+        .delete("ui-clusters-namespace-creator", &Default::default())
         .await
         .unwrap();
 }

@@ -89,7 +89,13 @@ async fn connect(state: &UiState, s: &Session, ns: &str, name: &str) -> Result<A
     let (user, base) = match state.clusters.host_of(&t) {
         Ok(None) => (user, state.base_config()),
         Ok(Some(k)) => (
-            k.identity.client(s).map_err(|e| AttachError::NoTerminal(why(&e)))?,
+            k.identity.client(s).map_err(|e| {
+                AttachError::Remote(format!(
+                    "no client for cluster {} could be made: {}",
+                    k.config.title,
+                    why(&e)
+                ))
+            })?,
             k.identity.base(),
         ),
         Err(e) => return Err(AttachError::Remote(e.to_string())),

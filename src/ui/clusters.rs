@@ -69,7 +69,8 @@ impl Clusters {
         let mut known = vec![];
         for (i, c) in configs.iter().enumerate() {
             let at = format!("clusters[{i}].kubeconfigFile ({})", c.kubeconfig_file.display());
-            let kc = kube::config::Kubeconfig::read_from(&c.kubeconfig_file).map_err(|e| format!("{at}: {e}"))?;
+            let kc = kube::config::Kubeconfig::read_from(&c.kubeconfig_file)
+                .map_err(|e| format!("{at}: {}", crate::clusters::kubeconfig_error(&e)))?;
             let base = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| format!("{at}: {e}"))?;
@@ -142,7 +143,7 @@ impl Clusters {
 
 /// Whether Secret `name` exists in `namespace` and the user of `client`
 /// may `get` it: its metadata read as the user (never its data).
-async fn secret_readable(client: &Client, namespace: &str, name: &str) -> bool {
+pub async fn secret_readable(client: &Client, namespace: &str, name: &str) -> bool {
     match Api::<Secret>::namespaced(client.clone(), namespace)
         .get_metadata_opt(name)
         .await
@@ -200,11 +201,15 @@ pub enum RunsIn {
 }
 
 impl RunsIn {
-    /// From the form's `runsIn`: `here`, else there.
-    pub fn of(form: Option<&str>) -> RunsIn {
-        match form {
-            Some("here") => RunsIn::Here,
-            _ => RunsIn::There,
+    /// From the form's `runsIn`: absent or `there`, or `here`; anything
+    /// else is refused, naming the choices.
+    pub fn of(form: Option<&str>) -> Result<RunsIn, String> {
+        match form.map(str::trim) {
+            None | Some("") | Some("there") => Ok(RunsIn::There),
+            Some("here") => Ok(RunsIn::Here),
+            Some(other) => Err(format!(
+                "There is no choice {other:?} of where the terminal runs: pick \"there\" (in the chosen cluster) or \"here\" (in this cluster)."
+            )),
         }
     }
 }
@@ -289,7 +294,7 @@ mod tests {
         other.kubeconfig_secret_ref.key = "other".into();
         assert_eq!(by_secret(&[&b, &c], &other), None, "the key counts too");
         // Run here: a namespace of its own in this cluster, reaching team-a there.
-        place(&mut here, &c, RunsIn::of(Some("here")));
+        place(&mut here, &c, RunsIn::of(Some("here")).unwrap());
         assert_eq!(here.spec.host.cluster, None);
         assert_eq!(
             (here.spec.host.namespace.as_deref(), here.spec.host.temporary_namespace),
@@ -297,7 +302,8 @@ mod tests {
         );
         assert_eq!(here.spec.target.cluster.as_ref(), Some(&r));
         assert_eq!(here.spec.target.namespace.as_deref(), Some("team-a"));
-        assert_eq!(RunsIn::of(None), RunsIn::There);
+        assert_eq!(RunsIn::of(None), Ok(RunsIn::There));
+        assert!(RunsIn::of(Some("Here")).unwrap_err().contains("\"Here\""));
     }
 
     #[test]

@@ -118,15 +118,12 @@ fn check_clusters(clusters: &[ClusterConfig]) -> Result<(), (String, String)> {
         if let Some(j) = clusters[..i].iter().position(|o| o.name == c.name) {
             return Err((at("name"), format!("{:?} names clusters[{j}] too", c.name)));
         }
-        if let Some(j) = clusters[..i]
-            .iter()
-            .position(|o| (&o.secret_name, &o.secret_key) == (&c.secret_name, &c.secret_key))
-        {
+        if let Some(j) = clusters[..i].iter().position(|o| o.secret_name == c.secret_name) {
             return Err((
                 at("secretName"),
                 format!(
-                    "Secret {:?} key {:?} is clusters[{j}]'s: a Terminal's Secret must name one cluster",
-                    c.secret_name, c.secret_key
+                    "Secret {:?} is clusters[{j}]'s: a Secret's name must name one cluster",
+                    c.secret_name
                 ),
             ));
         }
@@ -525,7 +522,7 @@ mod tests {
                 "`clusters[1].name`: \"b\" names clusters[0] too",
             ),
             (
-                "[{name: b, title: b, secretName: s, kubeconfigFile: /b}, {name: c, title: c, secretName: s, kubeconfigFile: /c}]",
+                "[{name: b, title: b, secretName: s, kubeconfigFile: /b}, {name: c, title: c, secretName: s, secretKey: k, kubeconfigFile: /c}]",
                 "is clusters[0]'s",
             ),
             ("[{name: b, title: b, secretName: s}]", "kubeconfigFile"),

@@ -201,12 +201,21 @@ pub async fn create(state: State, SignedForm(s, form): SignedForm<BTreeMap<Strin
             "Name the namespace the terminal should work in.",
         ));
     };
-    let cluster = cluster_of(&state, form.get("cluster").map(String::as_str))
-        .map_err(|m| state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Not started", &m))?;
+    let placing = cluster_of(
+        &state,
+        form.get("cluster").map(String::as_str),
+        form.get("runsIn").map(String::as_str),
+    )
+    .map_err(|m| state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Not started", &m))?;
+    if let Some((c, _)) = placing {
+        offered_in(&client, c, &namespace)
+            .await
+            .map_err(|m| state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Not started", &m))?;
+    }
     let name = format!("{}-{}", chosen.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
     let mut t = chosen.shortcut.terminal(&name, &namespace);
-    if let Some(c) = cluster {
-        clusters::place(&mut t, c, clusters::RunsIn::of(form.get("runsIn").map(String::as_str)));
+    if let Some((c, runs)) = placing {
+        clusters::place(&mut t, c, runs);
     }
     Api::<Terminal>::namespaced(client, &namespace)
         .create(&PostParams::default(), &t)
@@ -260,7 +269,7 @@ pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<
         .get("namespace")
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());
-    let cluster = match cluster_of(&state, form.get("cluster").copied()) {
+    let placing = match cluster_of(&state, form.get("cluster").copied(), form.get("runsIn").copied()) {
         Ok(c) => c,
         Err(m) => return refuse(StatusCode::BAD_REQUEST, m),
     };
@@ -276,10 +285,19 @@ pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<
                 ),
             );
         };
+        if let Some((c, _)) = placing
+            && let Err(m) = offered_in(&client, c, &namespace).await
+        {
+            undo(&client, &made).await;
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{m} None of the picked terminals was kept."),
+            );
+        }
         let name = format!("{}-{}", o.shortcut.name, hex::encode(rand::random::<[u8; 3]>()));
         let mut t = o.shortcut.terminal(&name, &namespace);
-        if let Some(c) = cluster {
-            clusters::place(&mut t, c, clusters::RunsIn::of(form.get("runsIn").copied()));
+        if let Some((c, runs)) = placing {
+            clusters::place(&mut t, c, runs);
         }
         if let Err(e) = Api::<Terminal>::namespaced(client.clone(), &namespace)
             .create(&PostParams::default(), &t)
@@ -300,14 +318,35 @@ pub async fn create_several(state: State, SignedForm(s, fields): SignedForm<Vec<
     Ok(redirect("/terminals"))
 }
 
-/// The cluster a form picked (`cluster`): none or empty for this one, else
-/// one the configuration names.
-fn cluster_of<'a>(state: &'a State, picked: Option<&str>) -> Result<Option<&'a ClusterConfig>, String> {
+/// The cluster a form picked (`cluster`: none or empty for this one, else
+/// one the configuration names) and where the terminal runs (`runsIn`).
+fn cluster_of<'a>(
+    state: &'a State,
+    picked: Option<&str>,
+    runs_in: Option<&str>,
+) -> Result<Option<(&'a ClusterConfig, clusters::RunsIn)>, String> {
+    let runs = clusters::RunsIn::of(runs_in)?;
     match picked.map(str::trim).filter(|c| !c.is_empty()) {
         None => Ok(None),
-        Some(name) => state.clusters.named(name).map(|k| Some(&k.config)).ok_or_else(|| {
-            format!("There is no cluster {name:?} here; pick one the Terminals page offers, or this cluster.")
-        }),
+        Some(name) => state
+            .clusters
+            .named(name)
+            .map(|k| Some((&k.config, runs)))
+            .ok_or_else(|| {
+                format!("There is no cluster {name:?} here; pick one the Terminals page offers, or this cluster.")
+            }),
+    }
+}
+
+/// Whether cluster `c` is offered in `namespace` now, asked as the user:
+/// its Secret is there and theirs to read; else what to do.
+async fn offered_in(client: &Client, c: &ClusterConfig, namespace: &str) -> Result<(), String> {
+    match clusters::secret_readable(client, namespace, &c.secret_name).await {
+        true => Ok(()),
+        false => Err(format!(
+            "{} is not offered in namespace {namespace}: its Secret {} is not there, or you may not read it. Pick a namespace where the Terminals page offers it.",
+            c.title, c.secret_name
+        )),
     }
 }
 

@@ -144,7 +144,7 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         .volumes
         .unwrap()
         .into_iter()
-        .find(|v| v.name == "cluster-cluster-b")
+        .find(|v| v.name == "cluster-0")
         .unwrap();
     assert_eq!(
         volume.secret.unwrap().secret_name.as_deref(),
@@ -155,7 +155,7 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         .clone()
         .unwrap()
         .into_iter()
-        .find(|m| m.name == "cluster-cluster-b")
+        .find(|m| m.name == "cluster-0")
         .unwrap();
     assert_eq!(
         std::path::Path::new(&mount.mount_path).join("kubeconfig"),
@@ -165,6 +165,19 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
     let without: Vec<&str> = args[..args.len() - 2].to_vec();
     let refusal = helm_refusal(&[&["template", "portico", CHART], &without[..]].concat());
     assert!(refusal.contains("dashboardKubeconfigSecret"), "{refusal}");
+    let mut twice = args.clone();
+    twice.extend([
+        "--set",
+        "dashboard.clusters[1].name=cluster-b",
+        "--set",
+        "dashboard.clusters[1].title=B again",
+        "--set",
+        "dashboard.clusters[1].secretName=other",
+        "--set",
+        "dashboard.clusters[1].dashboardKubeconfigSecret=other",
+    ]);
+    let refusal = helm_refusal(&[&["template", "portico", CHART], &twice[..]].concat());
+    assert!(refusal.contains("the name cluster-b is used twice"), "{refusal}");
     assert!(
         docs.iter()
             .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "portico-dashboard")
