@@ -5,6 +5,7 @@ pub mod access;
 pub mod api;
 pub mod catalog;
 pub mod clusters;
+pub mod compliance;
 pub mod config;
 pub mod controller;
 /// The local cluster (the `portico-cluster` crate under `tests/cluster`).

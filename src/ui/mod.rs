@@ -23,6 +23,7 @@ pub mod events;
 pub mod form;
 pub mod format;
 pub mod impersonate;
+pub mod insights;
 pub mod kubectl;
 pub mod live;
 pub mod logged_in;

@@ -120,6 +120,7 @@ pub async fn serve(
             .configure(super::account::routes)
             .configure(super::access::routes)
             .configure(super::search::routes)
+            .configure(super::insights::routes)
             .configure(super::terminals::routes)
             .configure(super::attach::routes)
             .configure(super::assets::routes)

@@ -162,6 +162,7 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
         ("logs.html", include_str!("../../ui/templates/logs.html")),
         ("access.html", include_str!("../../ui/templates/access.html")),
         ("search.html", include_str!("../../ui/templates/search.html")),
+        ("insights.html", include_str!("../../ui/templates/insights.html")),
         ("access_user.html", include_str!("../../ui/templates/access_user.html")),
         (
             "access_index.html",

@@ -70,6 +70,12 @@ pub struct DeploymentRow {
     pub template: String,
     /// Its Ready condition's status, or empty.
     pub ready: String,
+    /// `ready`, `stalled` or `progress` ([`state_of`](super::super::live::state_of)).
+    pub state: &'static str,
+    /// While Stalled: since when (seconds since the epoch).
+    pub stalled_since: Option<i64>,
+    /// Its status message.
+    pub message: String,
     html: [String; 2],
 }
 
@@ -95,6 +101,12 @@ impl DeploymentRow {
         Ok(DeploymentRow {
             created: d.creation_timestamp().map(|c| c.0.as_nanosecond()),
             template: d.spec.template.name.clone(),
+            state: super::super::live::state_of(conditions),
+            stalled_since: conditions
+                .iter()
+                .find(|c| c.type_ == "Stalled" && c.status == "True")
+                .map(|c| c.last_transition_time.0.as_second()),
+            message: message.to_string(),
             key,
             creator,
             ready,
@@ -156,6 +168,8 @@ pub struct TerminalRow {
     /// Its last heartbeat (RFC 3339), if any.
     pub heartbeat: Option<String>,
     creator: String,
+    /// What the compliance checks find in it.
+    pub findings: Vec<crate::compliance::Finding>,
     html: [String; 2],
 }
 
@@ -188,6 +202,7 @@ impl TerminalRow {
         Ok(TerminalRow {
             created: t.creation_timestamp().map(|c| c.0.as_nanosecond()),
             heartbeat: t.annotations().get(crate::api::keys::LAST_HEARTBEAT_AT).cloned(),
+            findings: crate::compliance::terminal(t),
             key,
             creator,
             html,

@@ -1,0 +1,381 @@
+//! Insights (`/insights`): what a platform team asks without reading logs,
+//! from the live objects, in the namespaces where the viewer may list them
+//! (as the lists answer): Deployments Ready, progressing and Stalled;
+//! active Terminals and sessions; action items that name the objects
+//! needing a change; and compliance findings over the catalog templates the
+//! viewer's groups may use and the Terminals they may see
+//! ([`crate::compliance`]). `?format=json` exports it all, `?format=csv`
+//! one table (`table=findings`, `actions` or `deployments`).
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use minijinja::{context, value::Serde};
+use serde::Serialize;
+
+use super::{access::csv_table, logged_in::LoggedIn, page::Page, readable, rows::Row, state::State};
+use crate::compliance::{self, Finding, Severity};
+
+/// The Insights page and its exports.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/insights", web::get().to(insights));
+}
+
+/// A Deployment Stalled longer than this is an action item of its own kind.
+pub const STALLED_LONG_SECONDS: i64 = 3600;
+
+/// What the page shows of one Deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentFacts {
+    pub namespace: String,
+    pub name: String,
+    pub template: String,
+    /// `ready`, `progress` or `stalled`.
+    pub state: &'static str,
+    /// While Stalled: since when (seconds since the epoch).
+    pub stalled_since: Option<i64>,
+    pub message: String,
+}
+
+/// Counts for the overview.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Overview {
+    pub ready: usize,
+    pub progressing: usize,
+    pub stalled: usize,
+    pub terminals: usize,
+    pub sessions: usize,
+    /// Whether `sessions` counts everyone's (an admin) or the viewer's own.
+    pub all_sessions: bool,
+}
+
+/// Something that needs a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionItem {
+    pub severity: Severity,
+    pub text: String,
+    /// The object's page, or the section that lists them.
+    pub link: String,
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Insights {
+    pub overview: Overview,
+    pub actions: Vec<ActionItem>,
+    pub findings: Vec<Finding>,
+    pub deployments: Vec<DeploymentFacts>,
+}
+
+/// The action items (pure): Deployments Stalled (those for more than an
+/// hour counted apart), templates most of whose Deployments are Stalled,
+/// and the critical compliance findings; most serious first.
+pub fn actions(deployments: &[DeploymentFacts], findings: &[Finding], now: i64) -> Vec<ActionItem> {
+    let mut out = vec![];
+    let stalled: Vec<&DeploymentFacts> = deployments.iter().filter(|d| d.state == "stalled").collect();
+    let long = stalled
+        .iter()
+        .filter(|d| d.stalled_since.is_some_and(|t| now - t > STALLED_LONG_SECONDS))
+        .count();
+    if long > 0 {
+        out.push(ActionItem {
+            severity: Severity::Critical,
+            text: format!(
+                "{long} Deployment{} Stalled for more than an hour",
+                if long == 1 { "" } else { "s" }
+            ),
+            link: "#deployments".into(),
+        });
+    }
+    let mut by_template: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for d in deployments {
+        let e = by_template.entry(&d.template).or_default();
+        e.1 += 1;
+        if d.state == "stalled" {
+            e.0 += 1;
+        }
+    }
+    for (template, (bad, all)) in by_template {
+        if bad >= 2 && bad * 2 >= all {
+            out.push(ActionItem {
+                severity: Severity::Warning,
+                text: format!("template {template}: {bad} of its {all} Deployments are Stalled"),
+                link: format!("/deployments?template={template}"),
+            });
+        }
+    }
+    for d in stalled {
+        let since = d
+            .stalled_since
+            .map(|t| format!(" for {}", span(now - t)))
+            .unwrap_or_default();
+        out.push(ActionItem {
+            severity: Severity::Warning,
+            text: format!("Deployment {}/{} is Stalled{since}: {}", d.namespace, d.name, d.message),
+            link: format!("/deployments/{}/{}", d.namespace, d.name),
+        });
+    }
+    let critical: Vec<&Finding> = findings.iter().filter(|f| f.severity == Severity::Critical).collect();
+    for f in critical {
+        out.push(ActionItem {
+            severity: Severity::Critical,
+            text: format!("{} {}: {}", f.kind, f.subject, f.found),
+            link: match f.kind {
+                "Terminal" => format!("/terminals/{}", f.subject),
+                _ => "#compliance".into(),
+            },
+        });
+    }
+    out.sort_by_key(|a| a.severity);
+    out
+}
+
+/// A duration in words: `under a minute`, `3 min`, `2 h`, `4 d` (pure).
+pub fn span(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 60 => "under a minute".into(),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
+/// What `?` may ask for.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Query {
+    /// `json` or `csv`; none: the page.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// With `csv`: `findings` (the default), `actions` or `deployments`.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+/// Everything in the viewer's scope.
+async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, super::page::PageError> {
+    let admin = state.is_admin(s);
+    let deployments_readable = state
+        .readable(s, readable::DEPLOYMENTS, &state.live.deployments)
+        .await?;
+    let terminals_readable = state.readable(s, readable::TERMINALS, &state.live.terminals).await?;
+    let deployments: Vec<DeploymentFacts> = {
+        let index = state.live.deployments.read().unwrap();
+        index
+            .rows(None)
+            .filter(|r| deployments_readable.has(&r.key().0))
+            .map(|r| DeploymentFacts {
+                namespace: r.key().0.clone(),
+                name: r.key().1.clone(),
+                template: r.template.clone(),
+                state: r.state,
+                stalled_since: r.stalled_since,
+                message: r.message.clone(),
+            })
+            .collect()
+    };
+    let (terminals, mut findings) = {
+        let index = state.live.terminals.read().unwrap();
+        let visible: Vec<_> = index
+            .rows(None)
+            .filter(|r| terminals_readable.has(&r.key().0))
+            .collect();
+        let findings: Vec<Finding> = visible.iter().flat_map(|r| r.findings.clone()).collect();
+        (visible.len(), findings)
+    };
+    for t in state.catalog.all() {
+        if t.allows(&s.groups) {
+            findings.extend(compliance::template(&t.name, &t.template));
+        }
+    }
+    findings.sort_by(|a, b| (a.severity, a.kind, &a.subject).cmp(&(b.severity, b.kind, &b.subject)));
+    let sessions = state
+        .claims()
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| c.status.as_ref().is_none_or(|st| st.end_reason.is_none()))
+        .filter(|c| admin || crate::creator::creator_name(&***c) == s.user)
+        .count();
+    let count = |state: &str| deployments.iter().filter(|d| d.state == state).count();
+    let overview = Overview {
+        ready: count("ready"),
+        progressing: count("progress"),
+        stalled: count("stalled"),
+        terminals,
+        sessions,
+        all_sessions: admin,
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    Ok(Insights {
+        actions: actions(&deployments, &findings, now),
+        overview,
+        findings,
+        deployments,
+    })
+}
+
+/// `GET /insights[?format=json|csv[&table=…]]`.
+async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> Page {
+    state.heartbeat(&s);
+    let insights = gather(&state, &s).await?;
+    let refuse = |text: String| Err(state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Unknown export", &text));
+    match (q.format.as_deref(), q.table.as_deref()) {
+        (None, _) => Ok(state.page(
+            "insights.html",
+            &s,
+            context! {
+                i => Serde(&insights),
+                generated => k8s_openapi::jiff::Timestamp::now().to_string(),
+            },
+        )),
+        (Some("json"), _) => Ok(HttpResponse::Ok().json(&insights)),
+        (Some("csv"), table) => {
+            let (name, body) = match table.unwrap_or("findings") {
+                "findings" => ("findings", findings_csv(&insights.findings)),
+                "actions" => (
+                    "actions",
+                    csv_table(
+                        &["severity", "action", "link"],
+                        insights
+                            .actions
+                            .iter()
+                            .map(|a| vec![severity(a.severity), a.text.clone(), a.link.clone()]),
+                    ),
+                ),
+                "deployments" => (
+                    "deployments",
+                    csv_table(
+                        &["namespace", "name", "template", "state", "stalled_since", "message"],
+                        insights.deployments.iter().map(|d| {
+                            vec![
+                                d.namespace.clone(),
+                                d.name.clone(),
+                                d.template.clone(),
+                                d.state.to_string(),
+                                d.stalled_since.map(|t| t.to_string()).unwrap_or_default(),
+                                d.message.clone(),
+                            ]
+                        }),
+                    ),
+                ),
+                other => {
+                    return refuse(format!(
+                        "There is no table {other:?} to export: use findings, actions or deployments."
+                    ));
+                }
+            };
+            Ok(HttpResponse::Ok()
+                .content_type("text/csv; charset=utf-8")
+                .insert_header((
+                    "content-disposition",
+                    format!("attachment; filename=\"insights-{name}.csv\""),
+                ))
+                .body(body))
+        }
+        (Some(other), _) => refuse(format!(
+            "There is no format {other:?}: use csv or json, or none for the page."
+        )),
+    }
+}
+
+fn severity(s: Severity) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// The findings as CSV (pure).
+pub fn findings_csv(findings: &[Finding]) -> String {
+    csv_table(
+        &["kind", "subject", "check", "severity", "found", "fix"],
+        findings.iter().map(|f| {
+            vec![
+                f.kind.to_string(),
+                f.subject.clone(),
+                f.check.to_string(),
+                severity(f.severity),
+                f.found.clone(),
+                f.fix.clone(),
+            ]
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(name: &str, template: &str, state: &'static str, since: Option<i64>) -> DeploymentFacts {
+        DeploymentFacts {
+            namespace: "team-a".into(),
+            name: name.into(),
+            template: template.into(),
+            state,
+            stalled_since: since,
+            message: format!("{name} says why"),
+        }
+    }
+
+    #[test]
+    fn action_items_name_stalled_deployments_failing_templates_and_critical_findings() {
+        let now = 10_000;
+        let ds = [
+            deployment("a", "postgresql", "stalled", Some(now - 7200)),
+            deployment("b", "postgresql", "stalled", Some(now - 60)),
+            deployment("c", "postgresql", "ready", None),
+            deployment("d", "webapp", "stalled", Some(now - 120)),
+            deployment("e", "webapp", "ready", None),
+            deployment("f", "webapp", "progress", None),
+        ];
+        let critical = Finding {
+            kind: "Terminal",
+            subject: "team-a/ops".into(),
+            check: "privileged-terminal",
+            severity: Severity::Critical,
+            found: "its pod runs privileged".into(),
+            fix: "end it".into(),
+        };
+        let notice = Finding {
+            severity: Severity::Notice,
+            ..critical.clone()
+        };
+        let items = actions(&ds, &[critical, notice], now);
+        let texts: Vec<&str> = items.iter().map(|a| a.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "1 Deployment Stalled for more than an hour",
+                "Terminal team-a/ops: its pod runs privileged",
+                "template postgresql: 2 of its 3 Deployments are Stalled",
+                "Deployment team-a/a is Stalled for 2 h: a says why",
+                "Deployment team-a/b is Stalled for 1 min: b says why",
+                "Deployment team-a/d is Stalled for 2 min: d says why",
+            ]
+        );
+        assert_eq!(items[1].link, "/terminals/team-a/ops");
+        assert_eq!(items[3].link, "/deployments/team-a/a");
+        assert!(actions(&ds[2..3], &[], now).is_empty(), "nothing to do");
+    }
+
+    #[test]
+    fn findings_export_as_csv_with_quoting() {
+        let f = Finding {
+            kind: "Template",
+            subject: "webapp".into(),
+            check: "non-root",
+            severity: Severity::Warning,
+            found: "Deployment x, container app may run as root".into(),
+            fix: "set \"runAsNonRoot\"".into(),
+        };
+        let csv = findings_csv(&[f]);
+        assert_eq!(
+            csv.lines().collect::<Vec<_>>(),
+            [
+                "kind,subject,check,severity,found,fix",
+                "Template,webapp,non-root,warning,\"Deployment x, container app may run as root\",\"set \"\"runAsNonRoot\"\"\"",
+            ]
+        );
+        assert_eq!(span(59), "under a minute");
+        assert_eq!(span(3 * 86_400 + 5), "3 d");
+    }
+}
