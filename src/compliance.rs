@@ -47,19 +47,74 @@ pub const LONG_LIFETIME_SECONDS: i64 = 8 * 3600;
 /// What a required parameter without a default renders as: a string that
 /// says where it came from.
 fn marker(name: &str) -> String {
-    format!("param-{name}-value")
+    format!("{MARKED}{name}-value")
 }
 
-/// Parameters whose names say they hold a secret.
-const SECRET_WORDS: [&str; 7] = [
+/// What every marker starts with.
+const MARKED: &str = "param-";
+
+/// Last words of a parameter's name that say it holds a secret value.
+const SECRET_WORDS: [&str; 8] = [
     "password",
     "passwd",
-    "secret",
+    "passphrase",
     "token",
-    "apikey",
-    "privatekey",
+    "secret",
     "credential",
+    "credentials",
+    "apikey",
 ];
+
+/// Words before `key` that make it a secret (`apiKey`, `privateKey`).
+const SECRET_KEYS: [&str; 5] = ["api", "private", "access", "secret", "encryption"];
+
+/// A parameter name's words, lower case: `adminPassword`, `admin_password`
+/// and `admin-password` are `admin`, `password` (pure).
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    let mut word = String::new();
+    let mut last_lower = false;
+    for c in name.chars() {
+        if (!c.is_alphanumeric() || (c.is_uppercase() && last_lower)) && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        if c.is_alphanumeric() {
+            word.extend(c.to_lowercase());
+        }
+        last_lower = c.is_lowercase() || c.is_ascii_digit();
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// Whether a parameter holds a secret value in plain text (pure): a
+/// string whose schema says so (`format: password`, `writeOnly`), or whose
+/// name ends in a word such as password, token or secret (`apiKey` too) —
+/// not the name of a Secret (`existingSecret`, `secretName`, `tokenRef`)
+/// nor a setting about one (`tokenLifetime`, `passwordLength`).
+pub fn holds_secret(name: &str, schema: &Value) -> bool {
+    if schema
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t != "string")
+    {
+        return false;
+    }
+    if schema.get("format").and_then(Value::as_str) == Some("password")
+        || schema.get("writeOnly").and_then(Value::as_bool) == Some(true)
+    {
+        return true;
+    }
+    let w = words(name);
+    let Some(last) = w.last() else { return false };
+    if w.first().is_some_and(|f| f == "existing") || w.iter().any(|x| x == "name" || x == "ref") {
+        return false;
+    }
+    SECRET_WORDS.contains(&last.as_str())
+        || (last == "key" && w.len() > 1 && SECRET_KEYS.contains(&w[w.len() - 2].as_str()))
+}
 
 /// The checks of one template named `name`.
 pub fn template(name: &str, t: &Template) -> Vec<Finding> {
@@ -74,11 +129,7 @@ pub fn template(name: &str, t: &Template) -> Vec<Finding> {
     };
     let props = t.parameters.get("properties").and_then(Value::as_object);
     for (param, schema) in props.into_iter().flatten() {
-        let squashed: String = param.to_lowercase().chars().filter(|c| c.is_alphanumeric()).collect();
-        let says_secret = SECRET_WORDS.iter().any(|w| squashed.contains(w))
-            || schema.get("format").and_then(Value::as_str) == Some("password")
-            || schema.get("writeOnly").and_then(Value::as_bool) == Some(true);
-        if says_secret {
+        if holds_secret(param, schema) {
             out.push(finding(
                 "secret-parameter",
                 Severity::Warning,
@@ -130,7 +181,26 @@ pub fn template(name: &str, t: &Template) -> Vec<Finding> {
         let Some(pod) = pod_spec(kind, &v) else { continue };
         let what = format!("{kind} {}", o.metadata.name.as_deref().unwrap_or_default());
         out.extend(
-            pod_findings(&what, pod, props)
+            pod_findings(&what, pod)
+                .into_iter()
+                .map(|(check, severity, found, fix)| finding(check, severity, found, fix)),
+        );
+    }
+    // Again with a marker for every string parameter: the images users choose.
+    let mut marked = values.clone();
+    for (param, schema) in props.into_iter().flatten() {
+        let is_string = schema.get("type").and_then(Value::as_str).is_none_or(|t| t == "string");
+        if is_string && let Some(obj) = marked.as_object_mut() {
+            obj.insert(param.clone(), Value::from(marker(param)));
+        }
+    }
+    let inputs = render::Inputs {
+        params: &marked,
+        ..inputs
+    };
+    if let (Ok(objects), Some(props)) = (render::manifests(t, &inputs), props) {
+        out.extend(
+            image_parameters(&images(&objects), props)
                 .into_iter()
                 .map(|(check, severity, found, fix)| finding(check, severity, found, fix)),
         );
@@ -151,7 +221,7 @@ fn pod_spec<'a>(kind: &str, v: &'a Value) -> Option<&'a Value> {
 type PodFinding = (&'static str, Severity, String, &'static str);
 
 /// The checks of one pod spec of `what` (pure).
-fn pod_findings(what: &str, pod: &Value, props: Option<&serde_json::Map<String, Value>>) -> Vec<PodFinding> {
+fn pod_findings(what: &str, pod: &Value) -> Vec<PodFinding> {
     let mut out: Vec<PodFinding> = vec![];
     let flag = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_bool) == Some(true);
     for (key, field) in [
@@ -168,7 +238,7 @@ fn pod_findings(what: &str, pod: &Value, props: Option<&serde_json::Map<String, 
             ));
         }
     }
-    let pod_non_root = flag(pod, "/securityContext/runAsNonRoot");
+    let setting = |v: &Value, key: &str| v.pointer(&format!("/securityContext/{key}")).cloned();
     let containers = ["containers", "initContainers"]
         .iter()
         .filter_map(|k| pod.get(*k).and_then(Value::as_array))
@@ -184,12 +254,21 @@ fn pod_findings(what: &str, pod: &Value, props: Option<&serde_json::Map<String, 
                 "remove securityContext.privileged",
             ));
         }
-        if !(pod_non_root || flag(c, "/securityContext/runAsNonRoot")) {
+        // The container's setting wins over the pod's.
+        let effective = |key: &str| setting(c, key).or_else(|| setting(pod, key));
+        let non_root = effective("runAsNonRoot").and_then(|v| v.as_bool());
+        let user = effective("runAsUser").and_then(|v| v.as_i64());
+        let safe = match non_root {
+            Some(false) => false,
+            Some(true) => user != Some(0),
+            None => user.is_some_and(|u| u > 0),
+        };
+        if !safe {
             out.push((
                 "non-root",
                 Severity::Warning,
                 format!("{at} may run as root"),
-                "set securityContext.runAsNonRoot: true (and a runAsUser) on the pod or container",
+                "set securityContext.runAsNonRoot: true or a runAsUser other than 0, on the pod or the container",
             ));
         }
         let limits = c.pointer("/resources/limits");
@@ -206,20 +285,8 @@ fn pod_findings(what: &str, pod: &Value, props: Option<&serde_json::Map<String, 
             ));
         }
         let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-        if let Some(param) = props.into_iter().flat_map(|p| p.keys()).find(|p| image == marker(p)) {
-            let constrained = props
-                .and_then(|p| p.get(param))
-                .and_then(|s| s.get("pattern"))
-                .is_some();
-            if !constrained {
-                out.push((
-                    "pinned-image",
-                    Severity::Warning,
-                    format!("{at} runs whatever image users enter in parameter {param}, tag or none"),
-                    "give the parameter a pattern that requires a tag or a digest (:1.2.3 or @sha256:…)",
-                ));
-            }
-        } else if !pinned(image) {
+        // An image from a parameter users fill in is checked by [`image_parameters`].
+        if !image.contains(MARKED) && !pinned(image) {
             out.push((
                 "pinned-image",
                 Severity::Warning,
@@ -229,6 +296,71 @@ fn pod_findings(what: &str, pod: &Value, props: Option<&serde_json::Map<String, 
         }
     }
     out
+}
+
+/// The containers' images of `objects`, with where each is.
+fn images(objects: &[kube::api::DynamicObject]) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for o in objects {
+        let v = serde_json::to_value(o).unwrap_or_default();
+        let kind = o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or_default();
+        let Some(pod) = pod_spec(kind, &v) else { continue };
+        let containers = ["containers", "initContainers"]
+            .iter()
+            .filter_map(|k| pod.get(*k).and_then(Value::as_array))
+            .flatten();
+        for c in containers {
+            let at = format!(
+                "{kind} {}, container {}",
+                o.metadata.name.as_deref().unwrap_or_default(),
+                c.get("name").and_then(Value::as_str).unwrap_or_default()
+            );
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
+            out.push((at, image));
+        }
+    }
+    out
+}
+
+/// Images that users choose through a parameter (pure): rendered with a
+/// marker for every string parameter, an image that is a parameter's
+/// marker, or ends in one as its tag, is the users' choice unless the
+/// parameter's schema keeps it pinned.
+fn image_parameters(images: &[(String, String)], props: &serde_json::Map<String, Value>) -> Vec<PodFinding> {
+    let mut out: Vec<PodFinding> = vec![];
+    for (at, image) in images {
+        for (param, schema) in props {
+            let m = marker(param);
+            let (whole, tag) = (image == &m, image.ends_with(&format!(":{m}")));
+            let pinned_by_schema = match (whole, tag) {
+                (true, _) => constrained(schema, &["example", "example:latest"], pinned),
+                (_, true) => constrained(schema, &["", "latest"], |t| !t.is_empty() && t != "latest"),
+                _ => continue,
+            };
+            if !pinned_by_schema {
+                let what = if whole { "image" } else { "image tag" };
+                out.push((
+                    "pinned-image",
+                    Severity::Warning,
+                    format!("{at} runs whatever {what} users enter in parameter {param}, latest or none included"),
+                    "give the parameter a pattern that requires a fixed tag or digest (:1.2.3 or @sha256:…), or an enum of pinned values",
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Whether a parameter's schema keeps its values pinned (pure): an enum
+/// whose values all are, or a pattern that refuses each of `unpinned`.
+fn constrained(schema: &Value, unpinned: &[&str], is_pinned: impl Fn(&str) -> bool) -> bool {
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values.iter().all(|v| v.as_str().is_some_and(&is_pinned));
+    }
+    match schema.get("pattern").and_then(Value::as_str).map(regex::Regex::new) {
+        Some(Ok(re)) => unpinned.iter().all(|u| !re.is_match(u)),
+        _ => false,
+    }
 }
 
 /// Whether an image names a digest or a tag other than `latest` (pure).
@@ -393,6 +525,109 @@ manifests: |
     containers: [{name: app, image: {{ params.image | tojson }}, resources: {limits: {cpu: "1", memory: 1Gi}}}]
 "#);
         assert_eq!(template("t", &t), vec![]);
+    }
+
+    #[test]
+    fn parameters_that_hold_a_secret_are_told_from_names_of_secrets_and_settings() {
+        let string = serde_json::json!({"type": "string"});
+        for name in [
+            "adminPassword",
+            "client_secret",
+            "apiKey",
+            "github-token",
+            "dbCredentials",
+            "PASSWORD",
+        ] {
+            assert!(holds_secret(name, &string), "{name}");
+        }
+        for name in [
+            "secretName",
+            "existingSecret",
+            "tokenLifetime",
+            "passwordLength",
+            "tokenRef",
+            "keyName",
+            "monkey",
+        ] {
+            assert!(!holds_secret(name, &string), "{name}");
+        }
+        assert!(!holds_secret(
+            "generatePassword",
+            &serde_json::json!({"type": "boolean"})
+        ));
+        assert!(holds_secret(
+            "pin",
+            &serde_json::json!({"type": "string", "format": "password"})
+        ));
+        assert!(holds_secret("pin", &serde_json::json!({"writeOnly": true})));
+    }
+
+    #[test]
+    fn root_is_judged_by_the_containers_setting_over_the_pods() {
+        let t = tpl(r#"
+allowedGroups: ["*"]
+manifests: |
+  apiVersion: batch/v1
+  kind: CronJob
+  metadata: {name: "{{ name }}"}
+  spec:
+    jobTemplate:
+      spec:
+        template:
+          spec:
+            securityContext: {runAsNonRoot: true}
+            initContainers:
+              - {name: init, image: "busybox:1.36", resources: {limits: {cpu: "1", memory: 1Gi}}, securityContext: {runAsNonRoot: false}}
+            containers:
+              - {name: user, image: "busybox:1.36", resources: {limits: {cpu: "1", memory: 1Gi}}, securityContext: {runAsNonRoot: null, runAsUser: 1000}}
+              - {name: zero, image: "busybox:1.36", resources: {limits: {cpu: "1", memory: 1Gi}}, securityContext: {runAsUser: 0}}
+              - {name: pod, image: "busybox:1.36", resources: {limits: {cpu: "1", memory: 1Gi}}}
+"#);
+        let found: Vec<String> = template("t", &t).into_iter().map(|f| f.found).collect();
+        assert_eq!(
+            found,
+            [
+                "CronJob NAME, container zero may run as root",
+                "CronJob NAME, container init may run as root",
+            ],
+            "the container's false wins over the pod's true, a user other than 0 is enough"
+        );
+    }
+
+    #[test]
+    fn images_users_choose_need_a_schema_that_keeps_them_pinned() {
+        let t = tpl(r#"
+allowedGroups: ["*"]
+parameters:
+  type: object
+  properties:
+    image: {type: string, default: "nginx:1.27"}
+    tag: {type: string, default: "1.0"}
+    pinnedTag: {type: string, default: "1.0", pattern: "^[0-9]+[.][0-9]+$"}
+    flavour: {type: string, enum: ["app:1", "app:2"], default: "app:1"}
+    loose: {type: string, enum: ["app:1", "app:latest"], default: "app:1"}
+manifests: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: "{{ name }}"}
+  spec:
+    securityContext: {runAsNonRoot: true}
+    containers:
+      - {name: a, image: {{ params.image | tojson }}, resources: {limits: {cpu: "1", memory: 1Gi}}}
+      - {name: b, image: {{ ("repo/app:" ~ params.tag) | tojson }}, resources: {limits: {cpu: "1", memory: 1Gi}}}
+      - {name: c, image: {{ ("repo/app:" ~ params.pinnedTag) | tojson }}, resources: {limits: {cpu: "1", memory: 1Gi}}}
+      - {name: d, image: {{ params.flavour | tojson }}, resources: {limits: {cpu: "1", memory: 1Gi}}}
+      - {name: e, image: {{ params.loose | tojson }}, resources: {limits: {cpu: "1", memory: 1Gi}}}
+"#);
+        let found: Vec<String> = template("t", &t).into_iter().map(|f| f.found).collect();
+        assert_eq!(
+            found,
+            [
+                "Pod NAME, container a runs whatever image users enter in parameter image, latest or none included",
+                "Pod NAME, container b runs whatever image tag users enter in parameter tag, latest or none included",
+                "Pod NAME, container e runs whatever image users enter in parameter loose, latest or none included",
+            ]
+        );
     }
 
     #[test]

@@ -103,6 +103,11 @@ async fn insights_name_what_needs_a_change_where_the_viewer_may_look() {
             .any(|f| f["subject"] == "team-a/insights-wide" && f["check"] == "cluster-wide-binding")
     );
     assert!(
+        findings
+            .iter()
+            .any(|f| f["subject"] == "insights-broken" && f["check"] == "renders" && f["severity"] == "notice")
+    );
+    assert!(
         all["deployments"]
             .as_array()
             .unwrap()
@@ -152,6 +157,10 @@ async fn insights_name_what_needs_a_change_where_the_viewer_may_look() {
     terminals.delete("insights-wide", &Default::default()).await.unwrap();
     deployments
         .delete("insights-stalled", &Default::default())
+        .await
+        .unwrap();
+    Api::<ConfigMap>::namespaced(admin, portico::dev::CATALOG_NAMESPACE)
+        .delete("insights-broken", &Default::default())
         .await
         .unwrap();
 }

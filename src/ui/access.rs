@@ -406,11 +406,19 @@ where
     }))
 }
 
-/// A table as CSV (RFC 4180 quoting).
+/// A table as CSV (RFC 4180 quoting). A cell a spreadsheet would take for
+/// a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return) gets a `'` in front, so opening the file runs nothing.
 pub fn csv_table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let field = |v: &str| match v.contains([',', '"', '\n', '\r']) {
-        true => format!("\"{}\"", v.replace('"', "\"\"")),
-        false => v.to_string(),
+    let field = |v: &str| {
+        let v = match v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            true => format!("'{v}"),
+            false => v.to_string(),
+        };
+        match v.contains([',', '"', '\n', '\r']) {
+            true => format!("\"{}\"", v.replace('"', "\"\"")),
+            false => v,
+        }
     };
     let mut out = header.join(",");
     out.push('\n');
@@ -542,6 +550,21 @@ mod tests {
             "patch on deployments.apps named web; get on /healthz"
         );
         assert_eq!(rules_in_words(&[]), "nothing (no rules)");
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_are_defused() {
+        let csv = csv_table(
+            &["a", "b"],
+            [
+                vec!["=HYPERLINK(\"x\")".to_string(), "-1+2".to_string()],
+                vec!["ok".into(), "@x".into()],
+            ],
+        );
+        assert_eq!(
+            csv.lines().collect::<Vec<_>>(),
+            ["a,b", "\"'=HYPERLINK(\"\"x\"\")\",'-1+2", "ok,'@x"]
+        );
     }
 
     #[test]

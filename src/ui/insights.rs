@@ -32,6 +32,8 @@ pub struct DeploymentFacts {
     pub template: String,
     /// `ready`, `progress` or `stalled`.
     pub state: &'static str,
+    /// Its Ready condition's status (`True`, `False`, `Unknown`, or empty).
+    pub ready: String,
     /// While Stalled: since when (seconds since the epoch).
     pub stalled_since: Option<i64>,
     pub message: String,
@@ -168,6 +170,7 @@ async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, 
                 name: r.key().1.clone(),
                 template: r.template.clone(),
                 state: r.state,
+                ready: r.ready.clone(),
                 stalled_since: r.stalled_since,
                 message: r.message.clone(),
             })
@@ -175,9 +178,10 @@ async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, 
     };
     let (terminals, mut findings) = {
         let index = state.live.terminals.read().unwrap();
+        // Open ones only: an ended Terminal keeps its row until its cleanup is done.
         let visible: Vec<_> = index
             .rows(None)
-            .filter(|r| terminals_readable.has(&r.key().0))
+            .filter(|r| terminals_readable.has(&r.key().0) && r.state != "ended")
             .collect();
         let findings: Vec<Finding> = visible.iter().flat_map(|r| r.findings.clone()).collect();
         (visible.len(), findings)
@@ -188,12 +192,23 @@ async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, 
         }
     }
     findings.sort_by(|a, b| (a.severity, a.kind, &a.subject).cmp(&(b.severity, b.kind, &b.subject)));
+    // Everyone's sessions for those who may list them (as the admin pages
+    // ask the API server), else the viewer's own.
+    let all_sessions = admin
+        && state
+            .may(s, readable::SESSION_CLAIMS, &state.cfg.session.namespace)
+            .await;
+    let now = k8s_openapi::jiff::Timestamp::now();
     let sessions = state
         .claims()
         .iter()
         .filter(|c| c.metadata.deletion_timestamp.is_none())
-        .filter(|c| c.status.as_ref().is_none_or(|st| st.end_reason.is_none()))
-        .filter(|c| admin || crate::creator::creator_name(&***c) == s.user)
+        .filter(|c| {
+            c.status
+                .as_ref()
+                .is_none_or(|st| st.end_reason.is_none() && st.expires_at.as_ref().is_none_or(|e| e.0 > now))
+        })
+        .filter(|c| all_sessions || crate::creator::creator_name(&***c) == s.user)
         .count();
     let count = |state: &str| deployments.iter().filter(|d| d.state == state).count();
     let overview = Overview {
@@ -202,9 +217,9 @@ async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, 
         stalled: count("stalled"),
         terminals,
         sessions,
-        all_sessions: admin,
+        all_sessions,
     };
-    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let now = now.as_second();
     Ok(Insights {
         actions: actions(&deployments, &findings, now),
         overview,
@@ -311,6 +326,7 @@ mod tests {
             name: name.into(),
             template: template.into(),
             state,
+            ready: String::new(),
             stalled_since: since,
             message: format!("{name} says why"),
         }

@@ -141,6 +141,12 @@ pub const ROLE_BINDINGS: Question = Question {
     resource: "rolebindings",
     verb: "list",
 };
+/// SessionClaims (Insights counts everyone's only for those who may list them).
+pub const SESSION_CLAIMS: Question = Question {
+    group: "portico.dev",
+    resource: "sessionclaims",
+    verb: "list",
+};
 /// Events (the detail page shows a Deployment's).
 pub const EVENTS: Question = Question {
     group: "",

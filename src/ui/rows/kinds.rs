@@ -170,6 +170,8 @@ pub struct TerminalRow {
     creator: String,
     /// What the compliance checks find in it.
     pub findings: Vec<crate::compliance::Finding>,
+    /// `ready`, `progress`, `stalled` or `ended` ([`state_of`](super::super::live::state_of)).
+    pub state: &'static str,
     html: [String; 2],
 }
 
@@ -203,6 +205,10 @@ impl TerminalRow {
             created: t.creation_timestamp().map(|c| c.0.as_nanosecond()),
             heartbeat: t.annotations().get(crate::api::keys::LAST_HEARTBEAT_AT).cloned(),
             findings: crate::compliance::terminal(t),
+            state: match t.metadata.deletion_timestamp {
+                Some(_) => "ended",
+                None => super::super::live::state_of(conditions),
+            },
             key,
             creator,
             html,
