@@ -548,3 +548,121 @@ async fn the_dashboards_metrics_carry_nothing_a_user_sent() {
     let all = serde_json::to_string(&series).unwrap();
     assert!(!all.contains("alice"), "{all}");
 }
+
+/// The value of an instant query's one series, if it has one.
+async fn value(base: &str, q: &str) -> Option<f64> {
+    let result = query(base, q).await;
+    result
+        .first()
+        .and_then(|r| r["value"][1].as_str())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Waits until `q`'s one series has the value `want`.
+async fn until_value(base: &str, q: &str, want: f64) {
+    eventually(base, &format!("{q} == {want}"), || async move {
+        (value(base, q).await == Some(want)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
+    let s = stack();
+    let cp = common::shared();
+    let admin = cp.admin_client().await.unwrap();
+    let template = |name: &'static str, body: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": portico::dev::CATALOG_NAMESPACE, "labels": {"portico.dev/template": ""}},
+                "data": {"template.yaml": body}
+            }))
+            .unwrap();
+            portico::install::apply(&admin, &cm).await.unwrap();
+        }
+    };
+    const ONE: &str = "displayName: One\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}'}\n";
+    const BROKEN: &str = "displayName: Broken\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: [oops\n";
+    template("delivery-ok", ONE).await;
+    template("delivery-later", BROKEN).await;
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let deployments = Api::<portico::api::Deployment>::namespaced(alice, "team-a");
+    for (name, template) in [("delivered", "delivery-ok"), ("restored", "delivery-later")] {
+        let d = common::fixtures::deployment(name, template, serde_json::json!({}));
+        deployments.create(&PostParams::default(), &d).await.unwrap();
+    }
+    let p = &s.prometheus;
+    let of = |metric: &str, template: &str, more: &str| {
+        format!(r#"{metric}{{object_namespace="team-a",template="{template}"{more}}}"#)
+    };
+    // One change that turned Ready, with its lead time; one that stalled.
+    until_value(
+        p,
+        &of("portico_deployment_changes_total", "delivery-ok", r#",outcome="ready""#),
+        1.0,
+    )
+    .await;
+    until_value(
+        p,
+        &of("portico_deployment_lead_time_seconds_count", "delivery-ok", ""),
+        1.0,
+    )
+    .await;
+    until_value(
+        p,
+        &of(
+            "portico_deployment_changes_total",
+            "delivery-later",
+            r#",outcome="stalled""#,
+        ),
+        1.0,
+    )
+    .await;
+    until_value(
+        p,
+        &of(
+            "portico_deployment_stalls_total",
+            "delivery-later",
+            r#",reason="RenderFailed""#,
+        ),
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        value(
+            p,
+            &of(
+                "portico_deployment_changes_total",
+                "delivery-later",
+                r#",outcome="ready""#
+            )
+        )
+        .await,
+        Some(0.0),
+        "the pair's series start at zero"
+    );
+    // The template fixed, the stalled one turns Ready: a restore, and no second change.
+    template("delivery-later", ONE).await;
+    until_value(
+        p,
+        &of("portico_deployment_restore_seconds_count", "delivery-later", ""),
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        value(
+            p,
+            &of(
+                "portico_deployment_changes_total",
+                "delivery-later",
+                r#",outcome="ready""#
+            )
+        )
+        .await,
+        Some(0.0)
+    );
+    for name in ["delivered", "restored"] {
+        deployments.delete(name, &Default::default()).await.unwrap();
+    }
+}

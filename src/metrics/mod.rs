@@ -3,6 +3,7 @@
 //! `portico_build_info` and the process metrics Prometheus' client libraries
 //! name `process_*`, read from `/proc` at each scrape (the parsing is pure).
 
+pub mod delivery;
 mod process;
 
 use std::time::Instant;
@@ -111,6 +112,8 @@ pub struct Metrics {
     pub active_sessions: Family<ProfileLabels, Gauge>,
     /// 1 while this replica runs the controllers (holds the Lease), else 0.
     pub leader: Gauge,
+    /// Deployments' changes, lead times, stalls and restores.
+    pub delivery: delivery::Delivery,
     /// Counts of active objects taken at each scrape (from a controller's
     /// watch cache), instead of on every reconcile.
     counted: std::sync::Mutex<Vec<(Kind, ActiveCount)>>,
@@ -187,6 +190,7 @@ impl Default for Metrics {
             "Active sessions per profile",
             active_sessions.clone(),
         );
+        let delivery = delivery::Delivery::register(registry);
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -235,6 +239,7 @@ impl Default for Metrics {
             admission_duration,
             active_sessions,
             leader,
+            delivery,
             counted: Default::default(),
         }
     }

@@ -18,6 +18,7 @@ mod apply;
 mod build;
 pub mod cache;
 mod cleanup;
+mod delivery;
 mod dereference;
 pub mod health;
 pub mod inventory;
@@ -93,6 +94,8 @@ struct DeploymentContext {
     /// The Deployments (by UID) passed since the operator started: only a
     /// first pass may take its objects as its status records them.
     passed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The generations seen, for the delivery metrics.
+    changes: delivery::Changes,
 }
 
 /// Runs the Deployment controller until `shutdown` resolves. A Deployment is
@@ -117,6 +120,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         applied: Records::default(),
         announced: Default::default(),
         passed: Default::default(),
+        changes: Default::default(),
     });
     let metrics = dc.ctx.metrics.clone();
     let counted = store.clone();
@@ -151,6 +155,7 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
             Finalizer::Cleanup(d) => {
                 dc.applied.forget(&d.uid().unwrap_or_default());
                 dc.announced.forget(&d.uid().unwrap_or_default());
+                dc.changes.forget(&d.uid().unwrap_or_default());
                 dc.passed
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -184,7 +189,13 @@ async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Acti
         Ok(action) => Ok(action),
         Err(Halt::Stall(reason, message)) => {
             dc.applied.forget(&d.uid().unwrap_or_default());
-            stalled(ctx, d, base, reason, op, message).await
+            let phase = Phase::Stalled {
+                reason,
+                message: message.clone(),
+            };
+            let action = stalled(ctx, d, base, reason, op, message).await?;
+            count_delivery(dc, d, &phase);
+            Ok(action)
         }
         Err(Halt::Retry(e)) => Err(e),
     }
@@ -262,6 +273,7 @@ async fn steps(
     let phase = report::phase(&base.resources, suspended);
     let progressing = matches!(phase, Phase::Reconciling { .. });
     set_phase(ctx, d, base.clone(), &phase).await?;
+    count_delivery(dc, d, &phase);
     Ok(Action::requeue(if progressing {
         POLL
     } else {
@@ -325,6 +337,32 @@ async fn restored(
     );
     dc.applied.put(uid, super::trigger::children_marks(d), None, snap);
     Ok(Some(applied))
+}
+
+/// Counts what a pass reported (once its status is written) in the delivery metrics.
+fn count_delivery(dc: &DeploymentContext, d: &Deployment, phase: &Phase) {
+    let before = d.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let t = delivery::transition(before, phase);
+    let (ns, template) = (d.namespace().unwrap_or_default(), &d.spec.template.name);
+    let metrics = &dc.ctx.metrics.delivery;
+    metrics.seen(&ns, template);
+    let created = d.creation_timestamp().map_or_else(Timestamp::now, |c| c.0);
+    let uid = d.uid().unwrap_or_default();
+    let counts = dc
+        .changes
+        .pass(&uid, d.metadata.generation.unwrap_or(1), created, t, Timestamp::now());
+    if let Some(lead) = counts.ready {
+        metrics.ready(&ns, template, lead);
+    }
+    if counts.change_stalled {
+        metrics.change_stalled(&ns, template);
+    }
+    if let Some(reason) = counts.stalled {
+        metrics.stalled(&ns, template, &reason.to_string());
+    }
+    if let Some(after) = counts.restored {
+        metrics.restored(&ns, template, after);
+    }
 }
 
 /// A stall is also an operation that failed, in the history.
