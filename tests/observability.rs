@@ -90,9 +90,9 @@ async fn start() -> Stack {
 
     let (config, metrics_port) = write_config(cp, common::TEST_PROFILES);
     let operator = Operator::start(cp, config, metrics_port).await;
-    let (dashboard, ui_port) = start_dashboard().await;
-
     let port = free_port().unwrap();
+    let (dashboard, ui_port) = start_dashboard(&format!("http://127.0.0.1:{port}")).await;
+
     let dir = cp.dir().join("prometheus");
     std::fs::create_dir_all(&dir).unwrap();
     let scrape = |job: &str, port: u16| {
@@ -211,8 +211,9 @@ fn scraped_job(docs: &[Value], component: &str) -> String {
     services[0]["metadata"]["name"].as_str().unwrap().to_string()
 }
 
-/// `portico ui` with the development login, as the chart's service account for it.
-async fn start_dashboard() -> (Process, u16) {
+/// `portico ui` with the development login, as the chart's service account
+/// for it, reading delivery figures from the Prometheus at `prometheus`.
+async fn start_dashboard(prometheus: &str) -> (Process, u16) {
     let cp = common::shared();
     ensure_namespace(cp, portico::dev::demo::SESSIONS_NAMESPACE).await;
     let port = free_port().unwrap();
@@ -221,8 +222,8 @@ async fn start_dashboard() -> (Process, u16) {
         &file,
         format!(
             "listen: 127.0.0.1:{port}\npublicUrl: http://127.0.0.1:{port}\n\
-             devUsers: [{{name: alice, groups: [developers]}}]\n\
-             session: {{profile: developer, namespace: {}}}\nassetsDir: {}\n",
+             devUsers: [{{name: alice, groups: [developers]}}, {{name: bob, groups: [developers]}}]\n\
+             session: {{profile: developer, namespace: {}}}\nassetsDir: {}\nprometheus: {{url: '{prometheus}'}}\n",
             portico::dev::demo::SESSIONS_NAMESPACE,
             common::ui::ui_assets().display(),
         ),
@@ -661,6 +662,70 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         )
         .await,
         Some(0.0)
+    );
+    // Insights shows the same, to alice of team-a, and nothing of it to bob.
+    let mut alice = common::ui::Browser::new();
+    alice.dev_login(&s.dashboard, "alice").await;
+    let all: Value = alice
+        .get(&format!("{}/insights?range=7d&format=json", s.dashboard))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let delivery = &all["delivery"];
+    assert!(delivery["unavailable"].is_null(), "{delivery}");
+    let row = |template: &str| {
+        delivery["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["namespace"] == "team-a" && r["template"] == template)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row of {template} in {delivery}"))
+    };
+    let ok = row("delivery-ok");
+    assert_eq!(
+        (
+            ok["ready"].as_f64(),
+            ok["stalled"].as_f64(),
+            ok["failure_rate"].as_f64()
+        ),
+        (Some(1.0), Some(0.0), Some(0.0))
+    );
+    assert!(ok["lead_time"].as_f64().is_some_and(|l| l >= 0.0), "{ok}");
+    let later = row("delivery-later");
+    assert_eq!(
+        (
+            later["ready"].as_f64(),
+            later["stalled"].as_f64(),
+            later["failure_rate"].as_f64()
+        ),
+        (Some(0.0), Some(1.0), Some(1.0))
+    );
+    assert!(later["restore"].as_f64().is_some_and(|r| r >= 0.0), "{later}");
+    let page = alice
+        .get(&format!("{}/insights?range=30d", s.dashboard))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Delivery over 30d") && page.contains("delivery-later"),
+        "{page}"
+    );
+    let bad = alice.get(&format!("{}/insights?range=1y", s.dashboard)).await;
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    let mut bob = common::ui::Browser::new();
+    bob.dev_login(&s.dashboard, "bob").await;
+    let his: Value = bob
+        .get(&format!("{}/insights?format=json", s.dashboard))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        his["delivery"]["unavailable"].is_null() && !his["delivery"]["rows"].to_string().contains("team-a"),
+        "{his}"
     );
     for name in ["delivered", "restored"] {
         deployments.delete(name, &Default::default()).await.unwrap();

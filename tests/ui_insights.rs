@@ -84,7 +84,8 @@ async fn insights_name_what_needs_a_change_where_the_viewer_may_look() {
         "it binds ClusterRole view in every namespace",
         "Template webapp",
         "may run as root",
-        "it does not render with its defaults",
+        "Template insights-broken",
+        "set prometheus.url in the dashboard&#x27;s configuration",
     ] {
         assert!(page.contains(says), "{says}: {page}");
     }

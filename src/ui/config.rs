@@ -71,6 +71,19 @@ pub struct UiConfig {
     /// users there as here.
     #[serde(default)]
     pub clusters: Vec<ClusterConfig>,
+    /// A Prometheus that scrapes the operator: Insights shows delivery
+    /// figures over time from it. Absent: the page says what to configure.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusConfig>,
+}
+
+/// Where Insights reads the operator's metrics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Prometheus' base URL (its HTTP API is under `/api/v1`), for example
+    /// `http://prometheus-operated.monitoring:9090`.
+    pub url: String,
 }
 
 /// Another cluster the dashboard knows.
@@ -431,7 +444,12 @@ impl UiConfig {
             ));
         }
         let issuer = cfg.oidc.as_ref().map(|o| o.issuer.clone());
-        for (key, url) in [("publicUrl", Some(&cfg.public_url)), ("oidc.issuer", issuer.as_ref())] {
+        let prometheus = cfg.prometheus.as_ref().map(|p| p.url.clone());
+        for (key, url) in [
+            ("publicUrl", Some(&cfg.public_url)),
+            ("oidc.issuer", issuer.as_ref()),
+            ("prometheus.url", prometheus.as_ref()),
+        ] {
             let Some(url) = url else { continue };
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(ConfigError::Invalid {
@@ -497,6 +515,14 @@ mod tests {
     use super::*;
 
     const OK: &str = "publicUrl: http://127.0.0.1:8080\noidc: {issuer: 'http://127.0.0.1:9', clientId: portico, clientSecretFile: /s}\ncookieKeyFile: /k\nsession: {profile: developer, namespace: portico-sessions}\n";
+
+    #[test]
+    fn prometheus_is_an_http_url() {
+        let c = UiConfig::from_yaml(&format!("{OK}prometheus: {{url: 'http://prometheus:9090'}}\n")).unwrap();
+        assert_eq!(c.prometheus.unwrap().url, "http://prometheus:9090");
+        let e = UiConfig::from_yaml(&format!("{OK}prometheus: {{url: 'prometheus:9090'}}\n")).unwrap_err();
+        assert!(e.to_string().contains("prometheus.url"), "{e}");
+    }
 
     #[test]
     fn clusters_have_names_titles_and_a_secret_each() {

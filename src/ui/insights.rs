@@ -4,8 +4,10 @@
 //! active Terminals and sessions; action items that name the objects
 //! needing a change; and compliance findings over the catalog templates the
 //! viewer's groups may use and the Terminals they may see
-//! ([`crate::compliance`]). `?format=json` exports it all, `?format=csv`
-//! one table (`table=findings`, `actions` or `deployments`).
+//! ([`crate::compliance`]); and, from Prometheus where configured,
+//! delivery figures over a range ([`super::delivery`]). `?format=json`
+//! exports it all, `?format=csv` one table (`table=findings`, `actions`,
+//! `delivery` or `deployments`).
 
 use std::collections::BTreeMap;
 
@@ -67,6 +69,7 @@ pub struct Insights {
     pub actions: Vec<ActionItem>,
     pub findings: Vec<Finding>,
     pub deployments: Vec<DeploymentFacts>,
+    pub delivery: Delivery,
 }
 
 /// The action items (pure): Deployments Stalled (those for more than an
@@ -142,9 +145,33 @@ pub fn span(seconds: i64) -> String {
     }
 }
 
+/// Delivery figures over time, or why there are none.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    /// The range: `7d`, `30d` or `90d`.
+    pub range: String,
+    /// The rows, when Prometheus answered.
+    pub rows: Vec<super::delivery::Row>,
+    /// Why there are no figures: not configured, or Prometheus' error.
+    pub unavailable: Option<String>,
+}
+
+/// A duration for a table: `45 s`, `12 min`, `3.5 h`, `2.1 d` (pure).
+pub fn duration(seconds: f64) -> String {
+    match seconds.max(0.0) {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.1} d", s / 86_400.0),
+    }
+}
+
 /// What `?` may ask for.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Query {
+    /// Delivery figures over `7d` (the default), `30d` or `90d`.
+    #[serde(default)]
+    pub range: Option<String>,
     /// `json` or `csv`; none: the page.
     #[serde(default)]
     pub format: Option<String>,
@@ -154,7 +181,7 @@ pub struct Query {
 }
 
 /// Everything in the viewer's scope.
-async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, super::page::PageError> {
+async fn gather(state: &State, s: &super::cookies::Session, range: &str) -> Result<Insights, super::page::PageError> {
     let admin = state.is_admin(s);
     let deployments_readable = state
         .readable(s, readable::DEPLOYMENTS, &state.live.deployments)
@@ -219,8 +246,10 @@ async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, 
         sessions,
         all_sessions,
     };
+    let delivery = delivery(state, s, range).await;
     let now = now.as_second();
     Ok(Insights {
+        delivery,
         actions: actions(&deployments, &findings, now),
         overview,
         findings,
@@ -228,10 +257,55 @@ async fn gather(state: &State, s: &super::cookies::Session) -> Result<Insights, 
     })
 }
 
-/// `GET /insights[?format=json|csv[&table=…]]`.
+/// The delivery figures over `range` where the viewer may list Deployments.
+async fn delivery(state: &State, s: &super::cookies::Session, range: &str) -> Delivery {
+    let answer = |rows, unavailable| Delivery {
+        range: range.to_string(),
+        rows,
+        unavailable,
+    };
+    let Some((url, http)) = &state.prometheus else {
+        return answer(
+            vec![],
+            Some(
+                "Delivery figures over time come from a Prometheus that scrapes the operator: set prometheus.url in the dashboard's configuration (the chart's dashboard.prometheus.url).".into(),
+            ),
+        );
+    };
+    // Everywhere for a cluster-wide grant (deleted namespaces' history too),
+    // else the namespaces where the API server says the viewer may list them.
+    let scope = match state.readable_for(s, readable::DEPLOYMENTS, Default::default()).await {
+        Ok(r) if *r == super::readable::Readable::All => super::delivery::Scope::All,
+        Ok(_) => super::delivery::Scope::In(state.where_may(s, readable::DEPLOYMENTS).await),
+        Err(e) => {
+            return answer(
+                vec![],
+                Some(format!(
+                    "The API server could not be asked where you may look: {}",
+                    super::state::why(&e)
+                )),
+            );
+        }
+    };
+    match super::delivery::query(http, url, &scope, range).await {
+        Ok(rows) => answer(rows, None),
+        Err(e) => answer(vec![], Some(e)),
+    }
+}
+
+/// `GET /insights[?range=7d|30d|90d][&format=json|csv[&table=…]]`.
 async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> Page {
     state.heartbeat(&s);
-    let insights = gather(&state, &s).await?;
+    let range = q.range.as_deref().unwrap_or("7d");
+    if !super::delivery::RANGES.iter().any(|(r, _)| *r == range) {
+        return Err(state.refuse(
+            Some(&s),
+            StatusCode::BAD_REQUEST,
+            "Unknown range",
+            &format!("There is no range {range:?}: use 7d, 30d or 90d."),
+        ));
+    }
+    let insights = gather(&state, &s, range).await?;
     let refuse = |text: String| Err(state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Unknown export", &text));
     match (q.format.as_deref(), q.table.as_deref()) {
         (None, _) => Ok(state.page(
@@ -256,6 +330,34 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
                             .map(|a| vec![severity(a.severity), a.text.clone(), a.link.clone()]),
                     ),
                 ),
+                "delivery" => (
+                    "delivery",
+                    csv_table(
+                        &[
+                            "namespace",
+                            "template",
+                            "ready",
+                            "stalled",
+                            "per_day",
+                            "failure_rate",
+                            "lead_time_seconds",
+                            "restore_seconds",
+                        ],
+                        insights.delivery.rows.iter().map(|r| {
+                            let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+                            vec![
+                                r.namespace.clone(),
+                                r.template.clone(),
+                                r.ready.to_string(),
+                                r.stalled.to_string(),
+                                format!("{:.3}", r.per_day),
+                                opt(r.failure_rate),
+                                opt(r.lead_time),
+                                opt(r.restore),
+                            ]
+                        }),
+                    ),
+                ),
                 "deployments" => (
                     "deployments",
                     csv_table(
@@ -274,7 +376,7 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
                 ),
                 other => {
                     return refuse(format!(
-                        "There is no table {other:?} to export: use findings, actions or deployments."
+                        "There is no table {other:?} to export: use findings, actions, delivery or deployments."
                     ));
                 }
             };
@@ -392,6 +494,10 @@ mod tests {
             ]
         );
         assert_eq!(span(59), "under a minute");
+        assert_eq!(
+            [0.4, 119.0, 600.0, 12_600.0, 259_200.0].map(duration),
+            ["0 s", "119 s", "10 min", "3.5 h", "3.0 d"]
+        );
         assert_eq!(span(3 * 86_400 + 5), "3 d");
     }
 }

@@ -16,6 +16,7 @@ pub mod clusters;
 pub mod config;
 pub mod cookies;
 pub mod csrf;
+pub mod delivery;
 pub mod deployment_detail;
 pub mod deployment_pods;
 pub mod deployments;

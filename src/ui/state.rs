@@ -61,6 +61,8 @@ pub struct UiState {
     pub(super) ends: Arc<super::session_ends::SessionEnds>,
     /// The terminal shortcuts each user was offered lately.
     pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
+    /// Prometheus for Insights' delivery figures: its URL and a client.
+    pub(super) prometheus: Option<(String, openidconnect::reqwest::Client)>,
     /// The other clusters each user was offered lately.
     pub(super) clusters_seen: super::terminals::ClustersSeen,
     /// Where each user may list each kind, as the API server answered lately.
@@ -121,6 +123,7 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
         .collect();
     env.add_global("cluster_titles", minijinja::Value::from(Serde(&titles)));
     env.add_filter("when", |v: String| super::format::when(&v));
+    env.add_filter("duration", super::insights::duration);
     for (name, src) in [
         ("base.html", include_str!("../../ui/templates/base.html")),
         ("catalog.html", include_str!("../../ui/templates/catalog.html")),
@@ -218,6 +221,17 @@ impl UiState {
         let cfg_proxies = cfg.trusted_proxies.clone();
         let api_server = ApiServerTrust::load(&cfg)?;
         let clusters = super::clusters::Clusters::load(&cfg.clusters).await?;
+        let prometheus = match &cfg.prometheus {
+            Some(p) => Some((
+                p.url.clone(),
+                openidconnect::reqwest::ClientBuilder::new()
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| format!("prometheus.url: {e}"))?,
+            )),
+            None => None,
+        };
         Ok(Arc::new(UiState {
             api_server,
             id_tokens: Mutex::new(HashMap::new()),
@@ -236,6 +250,7 @@ impl UiState {
             login_limit: super::login_limit::LoginLimit::start(cfg_proxies),
             ends,
             shortcuts_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
+            prometheus,
             clusters_seen: super::recent::Recent::new(super::terminals::SHORTCUTS_SEEN_FOR, MAX_USER_CLIENTS),
             readable: Default::default(),
             refreshes: Default::default(),

@@ -65,6 +65,7 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
             && cfg.trusted_proxies.contains("192.0.2.1".parse().unwrap())
     );
     assert!(cfg.api_server.is_none(), "kubectl as the user is off by default");
+    assert!(cfg.prometheus.is_none(), "no Prometheus by default");
     // The API server's trust in the login provider, with both CAs.
     let mut args = DASHBOARD.to_vec();
     args.extend([
@@ -131,8 +132,16 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         "--set",
         "dashboard.clusters[0].dashboardKubeconfigSecret=portico-dashboard-cluster-b",
     ]);
+    args.extend([
+        "--set",
+        "dashboard.prometheus.url=http://prometheus-operated.monitoring:9090",
+    ]);
     let multi = render(&args);
     let cfg = ui_config(&multi);
+    assert_eq!(
+        cfg.prometheus.unwrap().url,
+        "http://prometheus-operated.monitoring:9090"
+    );
     let b = &cfg.clusters[0];
     assert_eq!(
         (b.name.as_str(), b.title.as_str(), b.secret_key.as_str()),
@@ -173,7 +182,7 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
         .collect();
     assert_eq!(own.len(), 2);
     dry_run(&own);
-    let without: Vec<&str> = args[..args.len() - 2].to_vec();
+    let without: Vec<&str> = args[..args.len() - 4].to_vec();
     let refusal = helm_refusal(&[&["template", "portico", CHART], &without[..]].concat());
     assert!(refusal.contains("dashboardKubeconfigSecret"), "{refusal}");
     let mut twice = args.clone();

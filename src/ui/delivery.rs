@@ -1,0 +1,257 @@
+//! Delivery figures over time for Insights (DORA-style), from Prometheus:
+//! the operator's `portico_deployment_*` metrics, queried through
+//! Prometheus' HTTP API over a range the viewer picks, restricted to the
+//! namespaces where the viewer may list Deployments — the label matcher is
+//! built here from namespace names, never from request input. The queries
+//! and the rows are pure; the HTTP call is the only I/O.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The ranges a viewer may pick, with their days.
+pub const RANGES: [(&str, f64); 3] = [("7d", 7.0), ("30d", 30.0), ("90d", 90.0)];
+
+/// Where the viewer may look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every namespace.
+    All,
+    /// Only these.
+    In(Vec<String>),
+}
+
+/// The label matcher of a scope (pure); `None` when nothing is in it.
+pub fn matcher(scope: &Scope) -> Option<String> {
+    match scope {
+        Scope::All => Some(String::new()),
+        Scope::In(ns) if ns.is_empty() => None,
+        Scope::In(ns) => {
+            let alternatives: Vec<String> = ns.iter().map(|n| regex::escape(n).replace('\\', "\\\\")).collect();
+            Some(format!("object_namespace=~\"{}\"", alternatives.join("|")))
+        }
+    }
+}
+
+/// A total over `range` of counter (or histogram part) `metric` by
+/// namespace and template (and `more` labels), counting a series born in
+/// the range whole (pure): Prometheus' `increase()` sees a series' first
+/// sample only as its start.
+pub fn total(metric: &str, matcher: &str, range: &str, more: &str) -> String {
+    let x = format!("{metric}{{{matcher}}}");
+    format!(
+        "sum by (object_namespace, template{more}) ((increase({x}[{range}]) and {x} offset {range}) or ({x} unless {x} offset {range}))"
+    )
+}
+
+/// One namespace and template's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub namespace: String,
+    pub template: String,
+    /// Changes that turned Ready.
+    pub ready: f64,
+    /// Changes that stalled.
+    pub stalled: f64,
+    /// Changes that turned Ready, per day of the range.
+    pub per_day: f64,
+    /// Stalled changes of all changes, 0 to 1.
+    pub failure_rate: Option<f64>,
+    /// Mean lead time (seconds).
+    pub lead_time: Option<f64>,
+    /// Mean time to restore (seconds).
+    pub restore: Option<f64>,
+}
+
+/// The samples of a query's answer, by namespace and template (and the
+/// value of label `by`, if given) (pure).
+pub fn samples(answer: &Value, by: Option<&str>) -> BTreeMap<(String, String, String), f64> {
+    let mut out = BTreeMap::new();
+    for r in answer
+        .pointer("/data/result")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let label = |k: &str| r["metric"][k].as_str().unwrap_or_default().to_string();
+        let value = r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok());
+        if let Some(v) = value.filter(|v| v.is_finite()) {
+            let extra = by.map(label).unwrap_or_default();
+            out.insert((label("object_namespace"), label("template"), extra), v);
+        }
+    }
+    out
+}
+
+/// The answers of the five queries.
+pub struct Answers {
+    pub changes: Value,
+    pub lead_sum: Value,
+    pub lead_count: Value,
+    pub restore_sum: Value,
+    pub restore_count: Value,
+}
+
+/// The rows from the answers over `days` (pure): one per namespace and
+/// template with a change or a restore in the range.
+pub fn rows(a: &Answers, days: f64) -> Vec<Row> {
+    let changes = samples(&a.changes, Some("outcome"));
+    let pair = |m: &BTreeMap<(String, String, String), f64>, k: &(String, String)| {
+        m.get(&(k.0.clone(), k.1.clone(), String::new())).copied()
+    };
+    let (lead_sum, lead_count) = (samples(&a.lead_sum, None), samples(&a.lead_count, None));
+    let (restore_sum, restore_count) = (samples(&a.restore_sum, None), samples(&a.restore_count, None));
+    let mut keys: Vec<(String, String)> = changes
+        .keys()
+        .chain(restore_count.keys())
+        .map(|(n, t, _)| (n.clone(), t.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mean = |sum: Option<f64>, count: Option<f64>| match (sum, count) {
+        (Some(s), Some(c)) if c >= 0.5 => Some(s / c),
+        _ => None,
+    };
+    keys.into_iter()
+        .filter_map(|k| {
+            let of = |outcome: &str| {
+                changes
+                    .get(&(k.0.clone(), k.1.clone(), outcome.to_string()))
+                    .copied()
+                    .unwrap_or(0.0)
+                    .round()
+            };
+            let (ready, stalled) = (of("ready"), of("stalled"));
+            let restore = mean(pair(&restore_sum, &k), pair(&restore_count, &k));
+            if ready + stalled == 0.0 && restore.is_none() {
+                return None;
+            }
+            Some(Row {
+                ready,
+                stalled,
+                per_day: ready / days,
+                failure_rate: (ready + stalled > 0.0).then(|| stalled / (ready + stalled)),
+                lead_time: mean(pair(&lead_sum, &k), pair(&lead_count, &k)),
+                restore,
+                namespace: k.0,
+                template: k.1,
+            })
+        })
+        .collect()
+}
+
+/// Asks Prometheus at `base` for the rows over `range` in `scope`.
+pub async fn query(
+    http: &openidconnect::reqwest::Client,
+    base: &str,
+    scope: &Scope,
+    range: &str,
+) -> Result<Vec<Row>, String> {
+    let Some(m) = matcher(scope) else {
+        return Ok(vec![]);
+    };
+    let days = RANGES.iter().find(|(r, _)| *r == range).map_or(7.0, |(_, d)| *d);
+    let ask = |q: String| async move {
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            base.trim_end_matches('/'),
+            openidconnect::url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        let r = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("Prometheus at {base} cannot be reached: {e}"))?;
+        let status = r.status();
+        let body = r.bytes().await.map_err(|e| format!("Prometheus at {base}: {e}"))?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|_| format!("Prometheus at {base} answered {status} with something other than its API's JSON"))?;
+        match v["status"].as_str() {
+            Some("success") => Ok(v),
+            _ => Err(format!(
+                "Prometheus at {base} refused the query: {}",
+                v["error"].as_str().unwrap_or("no reason given")
+            )),
+        }
+    };
+    let (changes, lead_sum, lead_count, restore_sum, restore_count) = futures::try_join!(
+        ask(total("portico_deployment_changes_total", &m, range, ", outcome")),
+        ask(total("portico_deployment_lead_time_seconds_sum", &m, range, "")),
+        ask(total("portico_deployment_lead_time_seconds_count", &m, range, "")),
+        ask(total("portico_deployment_restore_seconds_sum", &m, range, "")),
+        ask(total("portico_deployment_restore_seconds_count", &m, range, "")),
+    )?;
+    Ok(rows(
+        &Answers {
+            changes,
+            lead_sum,
+            lead_count,
+            restore_sum,
+            restore_count,
+        },
+        days,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_scope_becomes_an_escaped_namespace_matcher() {
+        assert_eq!(matcher(&Scope::All).as_deref(), Some(""));
+        assert_eq!(matcher(&Scope::In(vec![])), None, "nothing to ask");
+        assert_eq!(
+            matcher(&Scope::In(vec!["team-a".into(), "a.b".into()])).as_deref(),
+            Some(r#"object_namespace=~"team\\-a|a\\.b""#),
+            "escaped for RE2, then for the PromQL string"
+        );
+    }
+
+    #[test]
+    fn a_total_counts_series_born_in_the_range_whole() {
+        assert_eq!(
+            total("x_total", "object_namespace=~\"a\"", "7d", ", outcome"),
+            "sum by (object_namespace, template, outcome) ((increase(x_total{object_namespace=~\"a\"}[7d]) and x_total{object_namespace=~\"a\"} offset 7d) or (x_total{object_namespace=~\"a\"} unless x_total{object_namespace=~\"a\"} offset 7d))"
+        );
+    }
+
+    #[test]
+    fn rows_give_frequency_failure_rate_lead_time_and_restore() {
+        let answer = |series: Vec<(&str, &str, Option<&str>, &str)>| {
+            json!({"status": "success", "data": {"result": series.iter().map(|(n, t, o, v)| {
+                let mut metric = json!({"object_namespace": n, "template": t});
+                if let Some(o) = o { metric["outcome"] = json!(o); }
+                json!({"metric": metric, "value": [0, v]})
+            }).collect::<Vec<_>>()}})
+        };
+        let a = Answers {
+            changes: answer(vec![
+                ("team-a", "webapp", Some("ready"), "6.9999"),
+                ("team-a", "webapp", Some("stalled"), "1"),
+                ("team-a", "idle", Some("ready"), "0"),
+                ("team-a", "idle", Some("stalled"), "0"),
+            ]),
+            lead_sum: answer(vec![("team-a", "webapp", None, "140")]),
+            lead_count: answer(vec![("team-a", "webapp", None, "7")]),
+            restore_sum: answer(vec![("team-a", "webapp", None, "600")]),
+            restore_count: answer(vec![("team-a", "webapp", None, "1")]),
+        };
+        assert_eq!(
+            rows(&a, 7.0),
+            [Row {
+                namespace: "team-a".into(),
+                template: "webapp".into(),
+                ready: 7.0,
+                stalled: 1.0,
+                per_day: 1.0,
+                failure_rate: Some(0.125),
+                lead_time: Some(20.0),
+                restore: Some(600.0),
+            }],
+            "a pair without a change in the range is left out"
+        );
+    }
+}
