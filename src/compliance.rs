@@ -218,6 +218,14 @@ fn pod_spec<'a>(kind: &str, v: &'a Value) -> Option<&'a Value> {
     }
 }
 
+/// A pod spec's containers, then its init containers.
+fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    ["containers", "initContainers"]
+        .into_iter()
+        .filter_map(|k| pod.get(k).and_then(Value::as_array))
+        .flatten()
+}
+
 type PodFinding = (&'static str, Severity, String, &'static str);
 
 /// The checks of one pod spec of `what` (pure).
@@ -239,11 +247,7 @@ fn pod_findings(what: &str, pod: &Value) -> Vec<PodFinding> {
         }
     }
     let setting = |v: &Value, key: &str| v.pointer(&format!("/securityContext/{key}")).cloned();
-    let containers = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|k| pod.get(*k).and_then(Value::as_array))
-        .flatten();
-    for c in containers {
+    for c in containers(pod) {
         let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
         let at = format!("{what}, container {name}");
         if flag(c, "/securityContext/privileged") {
@@ -305,11 +309,7 @@ fn images(objects: &[kube::api::DynamicObject]) -> Vec<(String, String)> {
         let v = serde_json::to_value(o).unwrap_or_default();
         let kind = o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or_default();
         let Some(pod) = pod_spec(kind, &v) else { continue };
-        let containers = ["containers", "initContainers"]
-            .iter()
-            .filter_map(|k| pod.get(*k).and_then(Value::as_array))
-            .flatten();
-        for c in containers {
+        for c in containers(pod) {
             let at = format!(
                 "{kind} {}, container {}",
                 o.metadata.name.as_deref().unwrap_or_default(),

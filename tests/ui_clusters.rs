@@ -124,20 +124,13 @@ async fn alice_opens_a_terminal_in_another_cluster_and_its_shell_has_her_rights_
     assert_eq!(terminals.list(&Default::default()).await.unwrap().items.len(), before);
 
     // alice opens the team shell in B.
-    let r = alice
-        .send(alice.http.post(format!("{base}/terminals")).form(&[
-            ("csrf", token.as_str()),
-            ("shortcut", "config/shell"),
-            ("namespace", "team-a"),
-            ("cluster", "cluster-b"),
-        ]))
-        .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
-    let key = r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_start_matches("/terminals/")
-        .to_string();
+    let in_b = [
+        ("csrf", token.as_str()),
+        ("shortcut", "config/shell"),
+        ("namespace", "team-a"),
+        ("cluster", "cluster-b"),
+    ];
+    let key = open(&mut alice, &base, &in_b).await;
     let name = key.split('/').nth(1).unwrap().to_string();
     let t = terminals.get(&name).await.unwrap();
     for side in [&t.spec.host.cluster, &t.spec.target.cluster] {
@@ -213,21 +206,7 @@ async fn alice_opens_a_terminal_in_another_cluster_and_its_shell_has_her_rights_
     .unwrap();
     portico::install::apply(&a_admin, &creator).await.unwrap();
     portico::install::apply(&a_admin, &binding).await.unwrap();
-    let r = alice
-        .send(alice.http.post(format!("{base}/terminals")).form(&[
-            ("csrf", token.as_str()),
-            ("shortcut", "config/shell"),
-            ("namespace", "team-a"),
-            ("cluster", "cluster-b"),
-            ("runsIn", "here"),
-        ]))
-        .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
-    let here_key = r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_start_matches("/terminals/")
-        .to_string();
+    let here_key = open(&mut alice, &base, &[&in_b[..], &[("runsIn", "here")]].concat()).await;
     let here_name = here_key.split('/').nth(1).unwrap().to_string();
     let here = common::wait::present(&terminals, &here_name, "Ready", ready).await;
     assert!(here.spec.host.cluster.is_none() && here.spec.host.temporary_namespace == Some(true));

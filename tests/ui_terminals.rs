@@ -58,14 +58,6 @@ async fn attach(b: &Browser, base: &str, key: &str, origin: &str) -> Result<Vec<
     Ok(texts)
 }
 
-/// Creates a Terminal from a shortcut through the dashboard; returns `namespace/name`.
-async fn open(b: &mut Browser, base: &str, form: &[(&str, &str)]) -> String {
-    let r = b.send(b.http.post(format!("{base}/terminals")).form(form)).await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    loc.trim_start_matches("/terminals/").to_string()
-}
-
 #[tokio::test]
 async fn alice_opens_a_terminal_from_a_shortcut_and_the_proxy_attaches_with_the_attach_token() {
     let _turn = ALICE_TURN.lock().await;

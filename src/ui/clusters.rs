@@ -82,6 +82,11 @@ impl Clusters {
         Ok(Clusters { known })
     }
 
+    /// Every entry of the configuration, in its order.
+    fn configs(&self) -> Vec<&ClusterConfig> {
+        self.known.iter().map(|k| &k.config).collect()
+    }
+
     /// Whether no other cluster is configured.
     pub fn is_empty(&self) -> bool {
         self.known.is_empty()
@@ -97,7 +102,7 @@ impl Clusters {
         let Some(cluster) = &t.spec.host.cluster else {
             return Ok(None);
         };
-        let configs: Vec<&ClusterConfig> = self.known.iter().map(|k| &k.config).collect();
+        let configs = self.configs();
         match by_secret(&configs, cluster) {
             Some(i) => Ok(Some(&self.known[i])),
             None => Err(UnknownCluster::NotConfigured {
@@ -111,7 +116,7 @@ impl Clusters {
     /// target's), for its page; `None` for this cluster.
     pub fn title_of(&self, cluster: Option<&ClusterRef>) -> Option<String> {
         let cluster = cluster?;
-        let configs: Vec<&ClusterConfig> = self.known.iter().map(|k| &k.config).collect();
+        let configs = self.configs();
         Some(match by_secret(&configs, cluster) {
             Some(i) => self.known[i].config.title.clone(),
             None => format!("the cluster of Secret {}", cluster.kubeconfig_secret_ref.name),
@@ -136,7 +141,7 @@ impl Clusters {
             .buffered(IN_FLIGHT)
             .collect()
             .await;
-        let configs: Vec<&ClusterConfig> = self.known.iter().map(|k| &k.config).collect();
+        let configs = self.configs();
         offers(&configs, answers)
     }
 }

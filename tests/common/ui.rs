@@ -587,3 +587,16 @@ pub async fn shell(b: &Browser, base: &str, key: &str, input: &str, expect: &str
     let _ = ws.close(None).await;
     out
 }
+
+/// Creates a Terminal from a shortcut through the dashboard; returns `namespace/name`.
+pub async fn open(b: &mut Browser, base: &str, form: &[(&str, &str)]) -> String {
+    let r = b.send(b.http.post(format!("{base}/terminals")).form(form)).await;
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    loc.trim_start_matches("/terminals/").to_string()
+}

@@ -43,6 +43,9 @@ pub fn transition(before: &[Condition], phase: &Phase) -> Transition {
 /// What to count for a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Counts {
+    /// A generation this operator had not seen: its namespace and template
+    /// may be a pair whose series are yet to start.
+    pub new_generation: bool,
     /// A change ended Ready: with its lead time (seconds) when known.
     pub ready: Option<Option<f64>>,
     /// A change ended Stalled.
@@ -82,6 +85,7 @@ impl Changes {
     /// (created at `created`) whose phase made `t`, at `now`.
     pub fn pass(&self, uid: &str, generation: i64, created: Timestamp, t: Transition, now: Timestamp) -> Counts {
         let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let new_generation = all.get(uid).is_none_or(|s| s.generation != generation);
         let s = all
             .entry(uid.to_string())
             .and_modify(|s| {
@@ -100,7 +104,10 @@ impl Changes {
                 counted: false,
                 stalled_since: None,
             });
-        let mut counts = Counts::default();
+        let mut counts = Counts {
+            new_generation,
+            ..Counts::default()
+        };
         match t {
             Transition::None => {}
             Transition::Ready { stalled_since } => {
@@ -189,13 +196,27 @@ mod tests {
         let c = Changes::default();
         let ready_now = Transition::Ready { stalled_since: None };
         // Created at 100, Ready at 130: one change, 30 s.
-        assert_eq!(c.pass("u", 1, at(100), Transition::None, at(101)), Counts::default());
+        let first = c.pass("u", 1, at(100), Transition::None, at(101));
+        assert_eq!(
+            first,
+            Counts {
+                new_generation: true,
+                ..Counts::default()
+            }
+        );
+        assert!(!c.pass("u", 1, at(100), Transition::None, at(102)).new_generation);
         let first = c.pass("u", 1, at(100), ready_now, at(130));
         assert_eq!(first.ready, Some(Some(30.0)));
         // Ready again after a flap: no second change.
         assert_eq!(c.pass("u", 1, at(100), ready_now, at(200)).ready, None);
         // Generation 2 seen at 300 stalls at 310: a change that stalled, a stall.
-        assert_eq!(c.pass("u", 2, at(100), Transition::None, at(300)), Counts::default());
+        assert_eq!(
+            c.pass("u", 2, at(100), Transition::None, at(300)),
+            Counts {
+                new_generation: true,
+                ..Counts::default()
+            }
+        );
         let stall = c.pass("u", 2, at(100), Transition::Stalled(Reason::ApplyRefused), at(310));
         assert!(stall.change_stalled && stall.stalled == Some(Reason::ApplyRefused));
         // Ready at 370 without a new generation: restored after 60 s, no new change.

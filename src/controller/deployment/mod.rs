@@ -345,12 +345,15 @@ fn count_delivery(dc: &DeploymentContext, d: &Deployment, phase: &Phase) {
     let t = delivery::transition(before, phase);
     let (ns, template) = (d.namespace().unwrap_or_default(), &d.spec.template.name);
     let metrics = &dc.ctx.metrics.delivery;
-    metrics.seen(&ns, template);
     let created = d.creation_timestamp().map_or_else(Timestamp::now, |c| c.0);
     let uid = d.uid().unwrap_or_default();
     let counts = dc
         .changes
         .pass(&uid, d.metadata.generation.unwrap_or(1), created, t, Timestamp::now());
+    // Zero series for the pair once per generation, not on every pass.
+    if counts.new_generation {
+        metrics.seen(&ns, template);
+    }
     if let Some(lead) = counts.ready {
         metrics.ready(&ns, template, lead);
     }
