@@ -86,56 +86,100 @@ pub async fn apply(
         };
         crate::controller::report::set_phase(ctx, d, base.clone(), &applying).await?;
     }
+    // Objects not recorded before might exist without being this
+    // Deployment's: all of them are read first, at once, and any such
+    // object stops the pass before anything is applied.
+    let unseen = prepared.iter().filter(|p| !seen.contains(&inventory::key(&p.planned)));
+    futures::future::try_join_all(unseen.map(|p| refuse_foreign(client, p, (&uid, &ns, &name)))).await?;
+    // Then every object at once, in two waves: namespaces and definitions
+    // first, as the others may need them. Each wave is applied whole (a
+    // refusal does not cut the others short, so what is applied does not
+    // depend on timing); the first refusal in render order is reported.
+    let (first, rest): (Vec<_>, Vec<_>) = prepared
+        .into_iter()
+        .enumerate()
+        .partition(|(_, p)| FIRST_KINDS.contains(&p.types.kind.as_str()));
+    let mut done = Vec::new();
+    for wave in [first, rest] {
+        let wave = wave
+            .into_iter()
+            .map(|(i, p)| async move { (i, apply_one(client, inputs, p).await) });
+        let mut results = futures::future::join_all(wave).await;
+        results.sort_by_key(|(i, _)| *i);
+        for (i, result) in results {
+            done.push((i, result?));
+        }
+    }
+    done.sort_by_key(|(i, _)| *i);
     let mut applied = Applied {
         inventory: vec![],
         live: BTreeMap::new(),
     };
-    for Prepared {
+    for (_, (status, key, value)) in done {
+        applied.live.insert(key, value);
+        applied.inventory.push(status);
+    }
+    prune(d, ctx, client, &applied.inventory, base).await?;
+    Ok(applied)
+}
+
+/// Kinds applied before the others: the rest of a render may live in them or be of them.
+const FIRST_KINDS: [&str; 2] = ["Namespace", "CustomResourceDefinition"];
+
+/// Stalls when `p`'s object exists and is not the Deployment's (`owner`: its
+/// UID, namespace and name). One the applier may not read (403) passes: the
+/// apply, made with the same rights, decides.
+async fn refuse_foreign(client: &Client, p: &Prepared, (uid, ns, name): (&str, &str, &str)) -> Result<(), Halt> {
+    let obj_name = p.obj.name_any();
+    let api = api_for(client, &p.ar, p.obj.metadata.namespace.as_deref());
+    let existing = match api.get_opt(&obj_name).await {
+        Err(kube::Error::Api(e)) if e.code == 403 => None,
+        other => other.map_err(kube_err(format!("read {} {obj_name} before creating it", p.types.kind)))?,
+    };
+    if existing.is_some_and(|e| !inventory::owned(&e, uid, false, ns, name)) {
+        let msg = inventory::not_owned_message(&p.types.kind, p.obj.metadata.namespace.as_deref(), &obj_name);
+        return Err(Halt::stall(Reason::ObjectNotOwned, msg));
+    }
+    Ok(())
+}
+
+/// Server-side applies one object as the applier; its inventory entry with
+/// its health, its `Kind/name` and the live object.
+async fn apply_one(
+    client: &Client,
+    inputs: &Inputs,
+    p: Prepared,
+) -> Result<(ResourceStatus, String, serde_json::Value), Halt> {
+    let Prepared {
         obj,
         ar,
         types,
         planned,
         ..
-    } in prepared
-    {
-        let obj_ns = obj.metadata.namespace.clone();
-        let obj_name = obj.name_any();
-        let api = api_for(client, &ar, obj_ns.as_deref());
-        if !seen.contains(&inventory::key(&planned)) {
-            // Unreadable (403): the apply, made with the same rights, decides.
-            let existing = match api.get_opt(&obj_name).await {
-                Err(kube::Error::Api(e)) if e.code == 403 => None,
-                other => other.map_err(kube_err(format!("read {} {obj_name} before creating it", types.kind)))?,
+    } = p;
+    let obj_name = obj.name_any();
+    let api = api_for(client, &ar, obj.metadata.namespace.as_deref());
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let live = match api.patch(&obj_name, &pp, &Patch::Apply(&obj)).await {
+        Ok(a) => a,
+        Err(kube::Error::Api(s)) => {
+            let who = match inputs.entry.template.apply_as {
+                ApplyAs::Creator => format!("as {}", inputs.applied_by.user),
+                ApplyAs::Operator => "as the operator".to_string(),
             };
-            if existing.is_some_and(|e| !inventory::owned(&e, &uid, false, &ns, &name)) {
-                let msg = inventory::not_owned_message(&types.kind, obj_ns.as_deref(), &obj_name);
-                return Err(Halt::stall(Reason::ObjectNotOwned, msg));
-            }
+            let msg = format!("applying {} {} {who} was refused: {}", types.kind, obj_name, s.message);
+            return Err(Halt::stall(Reason::ApplyRefused, msg));
         }
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        let live = match api.patch(&obj_name, &pp, &Patch::Apply(&obj)).await {
-            Ok(a) => a,
-            Err(kube::Error::Api(s)) => {
-                let who = match inputs.entry.template.apply_as {
-                    ApplyAs::Creator => format!("as {}", inputs.applied_by.user),
-                    ApplyAs::Operator => "as the operator".to_string(),
-                };
-                let msg = format!("applying {} {} {who} was refused: {}", types.kind, obj_name, s.message);
-                return Err(Halt::stall(Reason::ApplyRefused, msg));
-            }
-            Err(e) => return Err(kube_err(format!("apply {} {obj_name}", types.kind))(e).into()),
-        };
-        let value = serde_json::to_value(&live).unwrap_or_default();
-        let (h, message) = health::health(&types.kind, &value);
-        applied.live.insert(format!("{}/{}", types.kind, obj_name), value);
-        applied.inventory.push(ResourceStatus {
-            health: h,
-            message: Some(message),
-            ..planned
-        });
-    }
-    prune(d, ctx, client, &applied.inventory, base).await?;
-    Ok(applied)
+        Err(e) => return Err(kube_err(format!("apply {} {obj_name}", types.kind))(e).into()),
+    };
+    let value = serde_json::to_value(&live).unwrap_or_default();
+    let (health, message) = health::health(&types.kind, &value);
+    let status = ResourceStatus {
+        health,
+        message: Some(message),
+        ..planned
+    };
+    Ok((status, format!("{}/{}", types.kind, obj_name), value))
 }
 
 /// Deletes what the new render no longer holds.

@@ -17,7 +17,8 @@ use crate::{
 };
 
 /// Everything carrying the Deployment's UID label in the kinds it recorded
-/// (objects of an earlier render whose record was lost), beside the record.
+/// (objects of an earlier render whose record was lost), beside the record;
+/// the kinds are listed at once.
 async fn marked(ctx: &Context, client: &Client, d: &Deployment) -> Vec<ResourceStatus> {
     let base = d.status.clone().unwrap_or_default();
     let kinds: BTreeSet<(String, String)> = base
@@ -27,28 +28,41 @@ async fn marked(ctx: &Context, client: &Client, d: &Deployment) -> Vec<ResourceS
         .collect();
     let selector = format!("{}={}", inventory::UID_LABEL, d.uid().unwrap_or_default());
     let ns = d.namespace().unwrap_or_default();
-    let mut found = vec![];
-    for (api_version, kind) in kinds {
-        let Ok((ar, namespaced)) = apply::resolve(ctx, &apply::gvk_of(&api_version, &kind)).await else {
-            continue;
-        };
-        let api = apply::api_for(client, &ar, namespaced.then_some(ns.as_str()));
-        match api
-            .list_metadata(&kube::api::ListParams::default().labels(&selector))
-            .await
-        {
-            Ok(list) => found.extend(list.items.into_iter().map(|o| ResourceStatus {
-                api_version: api_version.clone(),
-                kind: kind.clone(),
-                namespace: o.metadata.namespace.clone(),
-                name: o.metadata.name.clone().unwrap_or_default(),
-                health: Health::Unknown,
-                message: None,
-            })),
-            Err(e) => tracing::warn!(%kind, error = %e, "cannot search for marked objects"),
+    let lists = kinds.into_iter().map(|(api_version, kind)| {
+        let (selector, ns) = (&selector, &ns);
+        async move {
+            let (ar, namespaced) = apply::resolve(ctx, &apply::gvk_of(&api_version, &kind)).await.ok()?;
+            let api = apply::api_for(client, &ar, namespaced.then_some(ns.as_str()));
+            match api
+                .list_metadata(&kube::api::ListParams::default().labels(selector))
+                .await
+            {
+                Ok(list) => Some(
+                    list.items
+                        .into_iter()
+                        .map(|o| ResourceStatus {
+                            api_version: api_version.clone(),
+                            kind: kind.clone(),
+                            namespace: o.metadata.namespace.clone(),
+                            name: o.metadata.name.clone().unwrap_or_default(),
+                            health: Health::Unknown,
+                            message: None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Err(e) => {
+                    tracing::warn!(%kind, error = %e, "cannot search for marked objects");
+                    None
+                }
+            }
         }
-    }
-    found
+    });
+    futures::future::join_all(lists)
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect()
 }
 
 /// The finalizer's cleanup.
@@ -77,9 +91,11 @@ pub async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
             .into_iter()
             .filter(|r| !known.contains(&inventory::key(r))),
     );
+    // Every object at once; each is read, checked for the mark and deleted.
+    let deleted = futures::future::join_all(targets.iter().map(|r| apply::delete(ctx, &client, d, r))).await;
     let mut remaining = vec![];
-    for r in &targets {
-        if apply::delete(ctx, &client, d, r).await? {
+    for (r, still_there) in targets.iter().zip(deleted) {
+        if still_there? {
             remaining.push(format!("{} {}", r.kind, r.name));
         }
     }
