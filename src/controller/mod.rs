@@ -7,6 +7,7 @@ pub mod applied;
 pub mod backoff;
 pub mod deployment;
 pub mod event;
+pub mod lean;
 mod objects;
 pub mod report;
 mod retry;

@@ -139,6 +139,7 @@ where
         watcher::Config::default().labels(render::DEPLOYMENT_LABEL),
     )
     .backoff(WatchBackoff::default())
+    .modify(crate::controller::lean::lean)
     .reflect(writer)
     .touched_objects()
     .filter_map(|r| futures::future::ready(r.ok().and_then(|o| owner(o.meta()))));
@@ -171,6 +172,7 @@ impl Caches {
             template_streams.push(
                 watcher(api, watcher::Config::default().labels(catalog::TEMPLATE_LABEL))
                     .backoff(WatchBackoff::default())
+                    .modify(crate::controller::lean::lean)
                     .reflect(writer)
                     .touched_objects()
                     .predicate_filter(kube::runtime::predicates::resource_version, Default::default())

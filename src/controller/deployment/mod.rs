@@ -110,6 +110,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         watcher::Config::default().any_semantic(),
     )
     .backoff(WatchBackoff::default())
+    .modify(super::lean::lean)
     .reflect(writer)
     .applied_objects()
     .predicate_filter(super::trigger::acted_on, Default::default());

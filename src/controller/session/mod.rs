@@ -86,12 +86,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         watcher::Config::default().any_semantic(),
     )
     .backoff(WatchBackoff::default())
+    .modify(super::lean::lean)
     .reflect(writer)
     .applied_objects()
     .predicate_filter(super::trigger::acted_on, Default::default());
     let (ns_store, ns_writer) = reflector::store();
     let ns_changes = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
         .backoff(WatchBackoff::default())
+        .modify(super::lean::lean)
         .reflect(ns_writer)
         .touched_objects()
         .predicate_filter(predicates::labels, Default::default());
@@ -101,6 +103,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         watcher::Config::default().labels(build::UID_LABEL),
     )
     .backoff(WatchBackoff::default())
+    .modify(super::lean::lean)
     .reflect(rb_writer)
     .touched_objects();
     let (secret_store, secret_writer) = reflector::store();
@@ -109,6 +112,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         watcher::Config::default().labels(build::UID_LABEL),
     )
     .backoff(WatchBackoff::default())
+    .modify(super::lean::lean)
     .reflect(secret_writer)
     .touched_objects();
     let concurrency = ctx.config.controller.concurrency;

@@ -275,17 +275,13 @@ pub fn kubeconfig_secret(t: &Terminal, n: &Names, host: &Side, kubeconfig: &str,
     }
 }
 
-/// Whether the token in `secret` was issued for the access service account
-/// as it is now (pure): one made again since has another UID. An unknown
-/// UID on either side (the API server gave none; a Secret written before
-/// the UID was recorded) does not count against it, so an upgrade does not
-/// issue every token again.
-pub fn token_for_account(secret: &Secret, account_uid: Option<&str>) -> bool {
-    let issued_for = secret
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(TOKEN_ACCOUNT_UID_ANNOTATION));
+/// Whether a token issued for the account with UID `issued_for` (the
+/// kubeconfig Secret's [`TOKEN_ACCOUNT_UID_ANNOTATION`]) counts for the access
+/// service account as it is now, `account_uid` (pure): one made again since
+/// has another UID. An unknown UID on either side (the API server gave none;
+/// a Secret written before the UID was recorded) does not count against it,
+/// so an upgrade does not issue every token again.
+pub fn token_for_account(issued_for: Option<&str>, account_uid: Option<&str>) -> bool {
     match (account_uid, issued_for) {
         (Some(now), Some(then)) => now == then,
         _ => true,

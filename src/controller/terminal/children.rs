@@ -13,6 +13,7 @@ use super::{
     build::{self, Names, Side},
     now,
     plan::Plan,
+    present::{Key, Present, Seen},
 };
 use crate::{
     api::Terminal,
@@ -64,6 +65,7 @@ pub(super) async fn own_namespace(client: &Client, t: &Terminal, name: &str) -> 
 }
 
 /// Where one Terminal's objects live.
+#[derive(Clone, Copy)]
 pub(super) struct Places<'a> {
     /// Where the pod, its Secret and the attach access live.
     pub host: &'a Side,
@@ -71,6 +73,9 @@ pub(super) struct Places<'a> {
     pub target: &'a Side,
     /// Where the access service account lives.
     pub access: &'a Side,
+    /// What the watch of the children in this cluster knows of them, where
+    /// the host is this cluster and the watch has listed them.
+    pub present: Option<&'a Present>,
 }
 
 /// Applies every child of `t` in three rounds of independent writes (each
@@ -88,22 +93,16 @@ pub(super) async fn apply_children(
     plan: &Plan,
     expires: Timestamp,
 ) -> Result<(Timestamp, Option<Pod>), Error> {
-    let secrets: Api<Secret> = Api::namespaced(host.client.clone(), &places.host.namespace);
-    let read_secret = async {
-        secrets
-            .get_opt(&n.kubeconfig_secret)
-            .await
-            .map_err(kube_err("read kubeconfig Secret"))
-    };
     let (account_uid, existing, _) = tokio::try_join!(
         apply_target(plan, target, places.access),
-        read_secret,
+        current_token(host, places.host, n, places.present),
         apply_host_access(plan, host),
     )?;
     // A token issued for an access service account since deleted died with it.
-    let existing = existing.filter(|s| build::token_for_account(s, account_uid.as_deref()));
-    let (renew_at, issued) =
-        ensure_token(ctx, t, n, (target, account_uid.as_deref()), places, expires, existing).await?;
+    let renew = existing
+        .filter(|s| build::token_for_account(s.account_uid.as_deref(), account_uid.as_deref()))
+        .and_then(|s| s.renew_at);
+    let (renew_at, issued) = ensure_token(ctx, t, n, (target, account_uid.as_deref()), places, expires, renew).await?;
     let write_secret = async {
         match &issued {
             Some(secret) => apply(&host.client, secret).await.map(|_| ()),
@@ -113,6 +112,29 @@ pub(super) async fn apply_children(
     let (_, applied) = tokio::try_join!(write_secret, apply(&host.client, &plan.pod))?;
     // The API server's answer is the pod as it is now (its status too).
     Ok((renew_at, applied.try_parse::<Pod>().ok()))
+}
+
+/// What is known of the kubeconfig Secret's token: from `present` (the
+/// watch of the children in this cluster, once listed) without a request,
+/// else read from the host.
+async fn current_token(
+    host: &ClusterClient,
+    side: &Side,
+    n: &Names,
+    present: Option<&Present>,
+) -> Result<Option<Seen>, Error> {
+    if let Some(present) = present {
+        return Ok(present.get(&Key::of::<Secret>(Some(&side.namespace), &n.kubeconfig_secret)));
+    }
+    let secret = Api::<Secret>::namespaced(host.client.clone(), &side.namespace)
+        .get_opt(&n.kubeconfig_secret)
+        .await
+        .map_err(kube_err("read kubeconfig Secret"))?;
+    Ok(secret.map(|s| Seen {
+        renew_at: token::renew_at(&s),
+        account_uid: s.annotations().get(build::TOKEN_ACCOUNT_UID_ANNOTATION).cloned(),
+        ..Default::default()
+    }))
 }
 
 /// The access service account and its bindings in the target; returns the
@@ -142,8 +164,8 @@ async fn apply_target(plan: &Plan, target: &ClusterClient, access: &Side) -> Res
     Ok(uid)
 }
 
-/// Issues the target token when `existing` (the kubeconfig Secret) is
-/// missing or due for renewal: returns when to renew next, and the Secret to
+/// Issues the target token when the kubeconfig Secret's (`renew`: when it
+/// is due) is missing or due for renewal: returns when to renew next, and the Secret to
 /// write (`None`: the existing one is current).
 async fn ensure_token(
     ctx: &Context,
@@ -152,10 +174,9 @@ async fn ensure_token(
     (target, account_uid): (&ClusterClient, Option<&str>),
     places: &Places<'_>,
     expires: Timestamp,
-    existing: Option<Secret>,
+    renew: Option<Timestamp>,
 ) -> Result<(Timestamp, Option<Secret>), Error> {
     let (host_side, target_side) = (places.host, places.target);
-    let renew = existing.as_ref().and_then(token::renew_at);
     if let Some(at) = renew
         && at > now()
     {

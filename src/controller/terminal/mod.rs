@@ -62,12 +62,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (store, writer) = reflector::store();
     let trigger = watcher(terminals, watcher::Config::default().any_semantic())
         .backoff(WatchBackoff::default())
+        .modify(super::lean::lean)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(super::trigger::acted_on, Default::default());
     let (pod_store, pod_writer) = reflector::store();
     let pod_events = watcher(pods, watcher::Config::default().labels(build::UID_LABEL))
         .backoff(WatchBackoff::default())
+        .modify(super::lean::lean_pod)
         .reflect(pod_writer)
         .touched_objects();
     let tc = Arc::new(TerminalContext {
@@ -354,6 +356,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         host: &host_side,
         target: &target_side,
         access: &access_side,
+        present: None,
     };
     let plan = plan::Plan::of(t, &names, &places, &creator, cfg);
     let mut holding = tc.applied.holding(&uid, marks, now());
@@ -381,6 +384,12 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
                     return stall(ctx, t, base, Reason::NamespaceNotOwned, taken).await;
                 }
             }
+            // What the watch of this cluster's children knows, once it has listed them.
+            let listed = tc.present.wait_listed(repair::KINDS, std::time::Duration::ZERO).await;
+            let places = children::Places {
+                present: (host.remote.is_none() && listed).then_some(&*tc.present),
+                ..places
+            };
             let (renew_at, pod) =
                 children::apply_children(ctx, t, &names, (&target, &host), &places, &plan, expiry.at).await?;
             tc.applied.put(&uid, marks, Some(renew_at), renew_at);

@@ -170,6 +170,7 @@ mod tests {
             host: &s,
             target: &s,
             access: &s,
+            present: None,
         };
         let creator: Creator = serde_json::from_value(json!({"user": "alice", "groups": ["developers"]})).unwrap();
         (Plan::of(t, &n, &places, &creator, &TerminalConfig::default()), n)
@@ -224,6 +225,7 @@ mod tests {
             host: &s,
             target: &s,
             access: &s,
+            present: None,
         };
         let children = plan.children(&n, &places);
         assert_eq!(children.len(), 6, "{children:?}");

@@ -146,15 +146,24 @@ fn a_token_counts_only_for_the_service_account_it_was_issued_for() {
         secret.metadata.annotations.as_ref().unwrap()[TOKEN_ACCOUNT_UID_ANNOTATION],
         "sa-1"
     );
-    assert!(token_for_account(&secret, Some("sa-1")));
-    assert!(!token_for_account(&secret, Some("sa-2")), "the account was made again");
+    let issued_for = |s: &k8s_openapi::api::core::v1::Secret| {
+        s.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(TOKEN_ACCOUNT_UID_ANNOTATION).cloned())
+    };
+    assert!(token_for_account(issued_for(&secret).as_deref(), Some("sa-1")));
     assert!(
-        token_for_account(&secret, None),
+        !token_for_account(issued_for(&secret).as_deref(), Some("sa-2")),
+        "the account was made again"
+    );
+    assert!(
+        token_for_account(issued_for(&secret).as_deref(), None),
         "an unknown UID does not count against it"
     );
     let older = kubeconfig_secret(&t, &n, &host(), "kubeconfig", &marks(None));
     assert!(
-        token_for_account(&older, Some("sa-1")),
+        token_for_account(issued_for(&older).as_deref(), Some("sa-1")),
         "issued before the UID was recorded: kept, so an upgrade issues no token"
     );
 }
