@@ -113,6 +113,7 @@ pub async fn run_until(
         clusters: clusters.clone(),
         metrics: metrics.clone(),
         operator_user: Some(own_user(&client).await?),
+        turns: Default::default(),
     };
     let webhook_server = {
         let shutdown = shutdown.clone();

@@ -62,6 +62,8 @@ pub struct WebhookState {
     pub metrics: Arc<Metrics>,
     /// The operator's own user name (from a SelfSubjectReview at start).
     pub operator_user: Option<String>,
+    /// Turns at the session reservation Leases.
+    pub turns: quota::Turns,
 }
 
 impl WebhookState {
@@ -70,6 +72,7 @@ impl WebhookState {
         quota::Quota {
             client: &self.clusters.local().client,
             namespace: &self.config.leader_election.namespace,
+            turns: &self.turns,
         }
     }
 }

@@ -81,6 +81,93 @@ pub struct Quota<'a> {
     pub client: &'a Client,
     /// The namespace of the Leases (the operator's own).
     pub namespace: &'a str,
+    /// This process's turns at each Lease.
+    pub turns: &'a Turns,
+}
+
+/// Turns at a Lease within this process: creates of one user's claims of
+/// one profile arriving together reserve one after the other here instead
+/// of all writing the Lease and retrying on each other's conflicts (which
+/// grows with the square of their number). Each turn hands the next what it
+/// read and wrote ([`Known`]), so a burst costs one write per create. Across
+/// replicas the Lease's resourceVersion precondition still decides.
+#[derive(Default)]
+pub struct Turns(std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<Option<Known>>>>>);
+
+/// What the last turn at a Lease knew: the Lease as it wrote it and the
+/// claims it listed, and when it listed them.
+pub struct Known {
+    lease: Option<Lease>,
+    live: BTreeSet<String>,
+    listed: std::time::Instant,
+}
+
+/// How long what one turn knew serves the next: within a burst of creates.
+const KNOWN_FOR: Duration = Duration::from_secs(2);
+
+/// A turn at one Lease; the next waiter goes when it is dropped.
+pub struct Turn<'a> {
+    turns: &'a Turns,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<Option<Known>>>,
+}
+
+impl Turns {
+    /// Waits for the turn at `key`.
+    pub async fn take(&self, key: &str) -> Turn<'_> {
+        let lock = self.entries().entry(key.to_string()).or_default().clone();
+        Turn {
+            turns: self,
+            key: key.to_string(),
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<Option<Known>>>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many Leases have a turn taken or awaited.
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    /// Whether no turn is taken or awaited.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Turn<'_> {
+    /// What the previous turn knew, if recent enough; it is taken.
+    fn known(&mut self) -> Option<Known> {
+        let known = self.guard.as_mut()?.take()?;
+        (known.listed.elapsed() < KNOWN_FOR).then_some(known)
+    }
+
+    /// Leaves what this turn knows to the next.
+    fn leave(&mut self, known: Known) {
+        if let Some(g) = self.guard.as_mut() {
+            **g = Some(known);
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut entries = self.turns.entries();
+        // Nobody holds or awaits it any more (only the map does): forget it,
+        // and what was known with it.
+        if entries
+            .get(&self.key)
+            .is_some_and(|lock| std::sync::Arc::strong_count(lock) == 1)
+        {
+            entries.remove(&self.key);
+        }
+    }
 }
 
 impl Quota<'_> {
@@ -97,30 +184,43 @@ impl Quota<'_> {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), self.namespace);
         let name = lease_name(creator, profile);
         let busy = |e: kube::Error| Denial::unavailable(format!("cannot count active sessions: {e}"));
-        for _ in 0..ATTEMPTS {
-            let lease = leases.get_opt(&name).await.map_err(busy)?;
-            let live = self.active(creator, profile).await.map_err(busy)?;
-            let held = lease.as_ref().map(held).unwrap_or_default();
-            let next = decide(&held, &live, Timestamp::now().as_millisecond(), max, claim).map_err(|active| {
-                Denial::forbidden(format!(
-                    "{} already has {active} active sessions of profile {profile} (at most {max}); end one first",
-                    creator.user
-                ))
-            })?;
+        let mut turn = self.turns.take(&name).await;
+        let mut attempts = 0;
+        while attempts < ATTEMPTS {
+            // What the previous turn knew, or a fresh read. A refusal is
+            // only ever made on a fresh read.
+            let (known, cached) = match turn.known() {
+                Some(k) => (k, true),
+                None => {
+                    attempts += 1;
+                    let lease = leases.get_opt(&name).await.map_err(busy)?;
+                    let live = self.active(creator, profile).await.map_err(busy)?;
+                    let listed = std::time::Instant::now();
+                    (Known { lease, live, listed }, false)
+                }
+            };
+            let held = known.lease.as_ref().map(held).unwrap_or_default();
+            let next = match decide(&held, &known.live, Timestamp::now().as_millisecond(), max, claim) {
+                Ok(next) => next,
+                Err(_) if cached => continue,
+                Err(active) => {
+                    return Err(Denial::forbidden(format!(
+                        "{} already has {active} active sessions of profile {profile} (at most {max}); end one first",
+                        creator.user
+                    )));
+                }
+            };
             if dry_run {
                 return Ok(());
             }
             let value = serde_json::to_string(&next).expect("reservations serialize");
-            let written = match &lease {
+            let written = match &known.lease {
                 Some(l) => {
                     let patch = json!({"metadata": {
                         "resourceVersion": l.resource_version(),
                         "annotations": {SESSION_RESERVATIONS: value},
                     }});
-                    leases
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                        .await
-                        .map(|_| ())
+                    leases.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await
                 }
                 None => {
                     let new: Lease = serde_json::from_value(json!({"metadata": {
@@ -133,12 +233,18 @@ impl Quota<'_> {
                         field_manager: Some(FIELD_MANAGER.into()),
                         ..Default::default()
                     };
-                    leases.create(&pp, &new).await.map(|_| ())
+                    leases.create(&pp, &new).await
                 }
             };
             match written {
-                Ok(()) => return Ok(()),
-                // Another admission wrote first: count again.
+                Ok(lease) => {
+                    turn.leave(Known {
+                        lease: Some(lease),
+                        ..known
+                    });
+                    return Ok(());
+                }
+                // Written by another replica (or a release) since: read again.
                 Err(kube::Error::Api(e)) if e.code == 409 => {
                     use rand::RngExt;
                     let pause = rand::rng().random_range(2..20);
@@ -160,6 +266,9 @@ impl Quota<'_> {
     pub async fn release(&self, creator: &Creator, profile: &str, claim: &str) {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), self.namespace);
         let name = lease_name(creator, profile);
+        let mut turn = self.turns.take(&name).await;
+        // This write changes the Lease: what the last turn knew of it goes.
+        let _ = turn.known();
         for _ in 0..ATTEMPTS {
             let Ok(Some(lease)) = leases.get_opt(&name).await else {
                 return;
@@ -199,6 +308,24 @@ impl Quota<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn turns_at_one_lease_go_one_at_a_time_and_are_forgotten_after() {
+        let turns = super::Turns::default();
+        let first = turns.take("a").await;
+        let other = turns.take("b").await;
+        // A second turn at "a" waits for the first; "b" does not hold it up.
+        let waiting = turns.take("a");
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        drop(other);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        drop(first);
+        let second = waiting.await;
+        assert_eq!(turns.len(), 1, "only \"a\" is still taken");
+        drop(second);
+        assert!(turns.is_empty());
+    }
+
     use super::*;
 
     fn set(items: &[&str]) -> BTreeSet<String> {
