@@ -172,6 +172,10 @@ async fn apply_one(
         }
         Err(e) => return Err(kube_err(format!("apply {} {obj_name}", types.kind))(e).into()),
     };
+    let mut live = live;
+    // Kept for outputs and health (and, for kinds without a watch, until
+    // the next full pass): not the apply's bookkeeping.
+    crate::controller::lean::lean(&mut live);
     let value = serde_json::to_value(&live).unwrap_or_default();
     let (health, message) = health::health(&types.kind, &value);
     let status = ResourceStatus {
