@@ -61,7 +61,7 @@ pub fn apiserver(d: &Path, etcd_url: &str, address: &str, port: u16) -> Vec<Stri
         format!("--audit-policy-file={}", file(d, "audit-policy.yaml")),
         format!("--audit-log-path={}", file(d, "audit.log")),
         "--audit-log-format=json".into(),
-        "--audit-log-maxsize=200".into(),
+        "--audit-log-maxsize=1000".into(),
         "--audit-log-maxbackup=1".into(),
     ]
 }
@@ -94,6 +94,11 @@ pub fn controller_manager(d: &Path, with_node: bool) -> Vec<String> {
         "--secure-port=0".into(),
         format!("--cert-dir={}", file(d, "kcm-certs")),
         "--concurrent-gc-syncs=5".into(),
+        // Each controller's client allows 20 requests/s by default: a burst
+        // of a hundred Deployments then waits ~20 s on the deployment and
+        // ReplicaSet controllers alone. Clusters run at scale raise it too.
+        "--kube-api-qps=200".into(),
+        "--kube-api-burst=400".into(),
     ];
     if with_node {
         args.extend(node::KCM_ARGS.iter().map(|a| a.to_string()));

@@ -308,9 +308,24 @@ impl ControlPlane {
         &self.server
     }
 
-    /// Every request the API server has answered so far (its audit log).
+    /// Every request the API server has answered so far (its audit log, the
+    /// files it rotated out included; it keeps one, of up to 1000 MB).
     pub fn audit_events(&self) -> Vec<audit::Event> {
-        audit::read(&self.dir().join("audit.log"))
+        // Rotated files (`audit-<time>.log`, oldest name first), then the current one.
+        let mut rotated: Vec<PathBuf> = std::fs::read_dir(self.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".log"))
+            })
+            .collect();
+        rotated.sort();
+        rotated.push(self.dir().join("audit.log"));
+        rotated.iter().flat_map(|p| audit::read(p)).collect()
     }
 
     /// The admin kubeconfig (client certificate in `system:masters`).
