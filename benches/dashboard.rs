@@ -24,11 +24,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use kube::{
     Api, Client,
-    api::{Patch, PatchParams, PostParams},
-    runtime::watcher,
+    api::{Patch, PatchParams},
 };
 use portico::{
     api::{Deployment, Terminal},
@@ -59,25 +58,6 @@ fn terminal(name: &str, ns: &str) -> Terminal {
     .unwrap()
 }
 
-/// Creates one object, retrying a refusal (a webhook timeout under load) a
-/// few times; one that exists already (an earlier try that landed) counts.
-async fn create_retrying<K>(api: &Api<K>, o: &K)
-where
-    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    for attempt in 1.. {
-        match api.create(&PostParams::default(), o).await {
-            Ok(_) => return,
-            Err(kube::Error::Api(s)) if s.code == 409 => return,
-            Err(e) if attempt < 5 => {
-                eprintln!("create {}: {e}; retrying", o.meta().name.as_deref().unwrap_or_default());
-                tokio::time::sleep(Duration::from_secs(attempt)).await;
-            }
-            Err(e) => panic!("create failed 5 times: {e}"),
-        }
-    }
-}
-
 /// Creates `count` objects as alice and bob in turn, 64 at a time.
 async fn create_all<K>(clients: &[Client; 2], count: usize, make: impl Fn(usize, &str) -> K)
 where
@@ -91,29 +71,11 @@ where
     stream::iter(objects)
         .map(|(i, o)| {
             let api: Api<K> = Api::namespaced(clients[i % 2].clone(), USERS[i % 2].1);
-            async move { create_retrying(&api, &o).await }
+            async move { common::create_retrying(&api, &o).await }
         })
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await;
-}
-
-/// Waits until every object of kind K has a status for its generation.
-async fn reconciled<K>(admin: &Client, count: usize, observed: impl Fn(&K) -> bool)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = kube::runtime::reflector::store::<K>();
-    // Every event, the end of the first list included: the store fills only
-    // then, so objects all reconciled before the watch began are seen too.
-    let mut stream =
-        kube::runtime::reflector(writer, watcher(Api::<K>::all(admin.clone()), Default::default())).boxed();
-    while stream.try_next().await.unwrap().is_some() {
-        let state = store.state();
-        if state.len() >= count && state.iter().all(|o| observed(o)) {
-            return;
-        }
-    }
 }
 
 /// Logs in on the development login page; returns the session cookie.
@@ -220,11 +182,11 @@ async fn main() {
     let t0 = Instant::now();
     create_all(&clients, deployments, |i, _| deployment(&format!("bench-{i}"))).await;
     create_all(&clients, terminals, |i, ns| terminal(&format!("bench-{i}"), ns)).await;
-    reconciled::<Deployment>(&admin, deployments, |d| {
+    common::reconciled::<Deployment>(&admin, deployments, |d| {
         d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
     })
     .await;
-    reconciled::<Terminal>(&admin, terminals, |t| {
+    common::reconciled::<Terminal>(&admin, terminals, |t| {
         t.status.as_ref().and_then(|s| s.observed_generation) == t.metadata.generation
     })
     .await;

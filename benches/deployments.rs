@@ -4,7 +4,8 @@
 //! Starts a control plane and the operator (release build), creates COUNT
 //! (default 200) Deployments of the web-app template at once as two users,
 //! and prints create→all objects applied percentiles, API requests per
-//! Deployment and the operator's peak RSS and CPU time.
+//! Deployment (all clients, and the operator's own by verb and resource from
+//! the audit log) and the operator's peak RSS and CPU time.
 
 #[path = "../tests/common/operator.rs"]
 mod operator;
@@ -65,6 +66,7 @@ async fn main() {
         clients.insert(user, cp.client_as(user, &["developers"]).await.unwrap());
     }
     let before = request_total(&admin).await;
+    let op_before = common::operator_requests(&cp);
     let start = Instant::now();
     let created: Vec<(String, Instant)> = stream::iter(0..count)
         .map(|i| {
@@ -94,6 +96,7 @@ async fn main() {
     .await;
     let total = start.elapsed();
     let after = request_total(&admin).await;
+    let op_after = common::operator_requests(&cp);
     let applied = applied_at.lock().unwrap().clone();
     let mut lat: Vec<Duration> = created
         .iter()
@@ -111,6 +114,14 @@ async fn main() {
     println!(
         "API requests per Deployment (all clients, incl. the benchmark's creates and kube-controller-manager): {:.1}",
         (after - before) / count as f64
+    );
+    println!(
+        "API requests per Deployment by the operator and its webhook (audit log; 3 objects each): {:.1}",
+        (op_after - op_before) as f64 / count as f64
+    );
+    println!(
+        "  by verb and resource: {}",
+        common::operator_breakdown(&cp, op_before, count)
     );
     println!("operator: peak RSS {rss:.1} MiB, CPU {cpu:.2} s");
     for (_, ns) in USERS {

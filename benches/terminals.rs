@@ -37,7 +37,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
 use portico::{api::Terminal, controller::terminal::build::UID_LABEL};
@@ -64,28 +64,6 @@ fn terminal(name: &str, ns: &str, idle: &str) -> Terminal {
         }
     }))
     .unwrap()
-}
-
-/// Marks every terminal pod Running and Ready as it appears, like a kubelet.
-fn kubelet(admin: Client) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let pods: Api<Pod> = Api::all(admin.clone());
-        let stream = watcher(pods, watcher::Config::default().labels(UID_LABEL)).applied_objects();
-        futures::pin_mut!(stream);
-        while let Ok(Some(pod)) = stream.try_next().await {
-            if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
-                continue;
-            }
-            let now = Timestamp::now().to_string();
-            let status = json!({"status": {"phase": "Running", "conditions": [
-                {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
-            let api: Api<Pod> = Api::namespaced(admin.clone(), &pod.namespace().unwrap());
-            let _ = api
-                .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(status))
-                .await;
-        }
-    })
 }
 
 fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
@@ -199,51 +177,16 @@ async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
     lat
 }
 
-/// Requests the operator (its service account) made, from the audit log.
-fn operator_requests(cp: &portico::controlplane::ControlPlane) -> usize {
-    operator_events(cp).len()
-}
-
-fn operator_events(cp: &portico::controlplane::ControlPlane) -> Vec<portico::controlplane::audit::Event> {
-    cp.audit_events()
-        .into_iter()
-        .filter(|e| e.user.username.starts_with("system:serviceaccount:portico-system:"))
-        .collect()
-}
-
-/// The operator's requests after the first `skip`, per Terminal, by verb and resource.
-fn operator_breakdown(cp: &portico::controlplane::ControlPlane, skip: usize, count: usize) -> String {
-    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
-    for e in operator_events(cp).into_iter().skip(skip) {
-        let what = e.object_ref.as_ref().map_or("-".to_string(), |o| {
-            if o.subresource.is_empty() {
-                o.resource.clone()
-            } else {
-                format!("{}/{}", o.resource, o.subresource)
-            }
-        });
-        let who = if e.impersonated_user.is_some() {
-            " (as the user)"
-        } else {
-            ""
-        };
-        *by.entry(format!("{} {what}{who}", e.verb)).or_default() += 1;
-    }
-    let mut rows: Vec<(String, usize)> = by.into_iter().collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-    rows.iter()
-        .map(|(k, n)| format!("{k} {:.2}", *n as f64 / count as f64))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let count = args.first().copied().unwrap_or(200);
     let expiring = args.get(1).copied().unwrap_or(20);
-    let (cp, admin, op) =
-        common::cluster_with_operator("leaderElection: {enabled: false}\ncontroller: {concurrency: 16}\n").await;
+    let (cp, admin, op) = common::cluster_with_operator(&format!(
+        "leaderElection: {{enabled: false}}\ncontroller: {{concurrency: {}}}\n",
+        std::env::var("PORTICO_BENCH_CONCURRENCY").unwrap_or("16".into())
+    ))
+    .await;
     let pid = op.process.pid();
 
     let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -268,7 +211,7 @@ async fn main() {
             }
         })
     };
-    let kubelet = kubelet(admin.clone());
+    let kubelet = common::kubelet(admin.clone(), UID_LABEL);
 
     let mut pids = cp.pids();
     pids.push(pid);
@@ -310,7 +253,8 @@ async fn main() {
     );
 
     let before = request_total(&admin).await;
-    let op_before = operator_requests(&cp);
+    let op_before = common::operator_requests(&cp);
+    let profile = common::apiserver_profile(&admin, "the burst");
     let start = Instant::now();
     let cpu0 = common::cpu_seconds(&pids);
     let created: Vec<(String, Instant, Duration)> = stream::iter(0..count)
@@ -335,9 +279,12 @@ async fn main() {
     })
     .await;
     let total = start.elapsed();
+    if let Some(p) = profile {
+        let _ = p.await;
+    }
     let burst_cpu = common::cpu_line("the burst", common::cpu_seconds(&pids) - cpu0, total);
     let after = request_total(&admin).await;
-    let op_after = operator_requests(&cp);
+    let op_after = common::operator_requests(&cp);
     let ready = ready_at.lock().unwrap().clone();
     let mut lat: Vec<Duration> = created
         .iter()
@@ -431,7 +378,10 @@ async fn main() {
         "API requests per Terminal by the operator and its webhook (audit log): {:.1}",
         (op_after - op_before) as f64 / count as f64
     );
-    println!("  by verb and resource: {}", operator_breakdown(&cp, op_before, count));
+    println!(
+        "  by verb and resource: {}",
+        common::operator_breakdown(&cp, op_before, count)
+    );
     println!(
         "API requests per Terminal (all clients, incl. the benchmark's own create and pod-status calls): {:.1}",
         (after - before) / count as f64

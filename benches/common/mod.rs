@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use kube::Client;
+use futures::{StreamExt, TryStreamExt};
+use kube::{Api, Client, api::PostParams, runtime::watcher};
 
 /// Starts a control plane, installs the CRDs, the demo tenants and the
 /// catalog, and runs the operator (as the chart's service account) with the
@@ -102,23 +103,54 @@ pub fn usage(pid: u32) -> (f64, f64) {
     (hwm_kb / 1024.0, ticks / hz)
 }
 
-/// CPU seconds used so far by the processes `pids` and this benchmark itself.
-pub fn cpu_seconds(pids: &[u32]) -> f64 {
-    pids.iter()
-        .copied()
-        .chain([std::process::id()])
-        .map(|p| usage(p).1)
-        .sum()
+/// CPU seconds used so far by each of the processes `pids` and this
+/// benchmark itself, by command name (summed over processes of one name).
+pub fn cpu_seconds(pids: &[u32]) -> Cpu {
+    let mut by = std::collections::BTreeMap::new();
+    for pid in pids.iter().copied() {
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        *by.entry(name.trim().to_string()).or_default() += usage(pid).1;
+    }
+    *by.entry("benchmark".to_string()).or_default() += usage(std::process::id()).1;
+    Cpu(by)
+}
+
+/// CPU seconds by process name (see [`cpu_seconds`]).
+#[derive(Clone, Debug, Default)]
+pub struct Cpu(std::collections::BTreeMap<String, f64>);
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(mut self, before: Cpu) -> Cpu {
+        for (name, s) in before.0 {
+            *self.0.entry(name).or_default() -= s;
+        }
+        self
+    }
+}
+
+impl Cpu {
+    /// The sum over all processes.
+    pub fn total(&self) -> f64 {
+        self.0.values().sum()
+    }
 }
 
 /// A line saying how busy the machine's cores were between two readings of
-/// [`cpu_seconds`] taken `wall` apart.
-pub fn cpu_line(what: &str, cpu: f64, wall: Duration) -> String {
+/// [`cpu_seconds`] taken `wall` apart, and which processes used them.
+pub fn cpu_line(what: &str, cpu: Cpu, wall: Duration) -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut by: Vec<(&String, &f64)> = cpu.0.iter().collect();
+    by.sort_by(|a, b| b.1.total_cmp(a.1));
     format!(
-        "  CPU during {what} (control plane, operator, benchmark): {cpu:.1} s in {:.1} s, {:.0}% of {cores} cores",
+        "  CPU during {what}: {:.1} s in {:.1} s, {:.0}% of {cores} cores ({})",
+        cpu.total(),
         wall.as_secs_f64(),
-        100.0 * cpu / wall.as_secs_f64().max(1e-9) / cores as f64
+        100.0 * cpu.total() / wall.as_secs_f64().max(1e-9) / cores as f64,
+        by.iter()
+            .map(|(n, s)| format!("{n} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -164,4 +196,162 @@ pub async fn operator_metrics(port: u16) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// Marks every pod matching `selector` (a label selector; empty for all)
+/// Running and Ready as it appears, as a kubelet would (the benchmarks' control
+/// plane has no node).
+pub fn kubelet(admin: Client, selector: &str) -> tokio::task::JoinHandle<()> {
+    use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
+    use kube::{
+        Api, ResourceExt,
+        api::{Patch, PatchParams},
+        runtime::{WatchStreamExt, watcher},
+    };
+    let selector = selector.to_string();
+    tokio::spawn(async move {
+        let pods: Api<Pod> = Api::all(admin.clone());
+        let stream = watcher(pods, watcher::Config::default().labels(&selector)).applied_objects();
+        // Up to 16 pods marked at once, as a node's kubelets would, each on its own.
+        stream
+            .take_while(|r| futures::future::ready(r.is_ok()))
+            .filter_map(|r| futures::future::ready(r.ok()))
+            .for_each_concurrent(16, |pod| {
+                let admin = admin.clone();
+                async move {
+                    let ns = pod.namespace().unwrap_or_default();
+                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                    if ns.starts_with("kube-") || phase == Some("Running") || pod.metadata.deletion_timestamp.is_some()
+                    {
+                        return;
+                    }
+                    let now = Timestamp::now().to_string();
+                    let status = serde_json::json!({"status": {"phase": "Running", "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
+                    let api: Api<Pod> = Api::namespaced(admin, &ns);
+                    let _ = api
+                        .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(status))
+                        .await;
+                }
+            })
+            .await;
+    })
+}
+
+/// Requests the operator (its service account) made, from the audit log.
+pub fn operator_requests(cp: &portico::controlplane::ControlPlane) -> usize {
+    operator_events(cp).len()
+}
+
+/// Every request the operator (its service account) made, from the audit log.
+pub fn operator_events(cp: &portico::controlplane::ControlPlane) -> Vec<portico::controlplane::audit::Event> {
+    cp.audit_events()
+        .into_iter()
+        .filter(|e| e.user.username.starts_with("system:serviceaccount:portico-system:"))
+        .collect()
+}
+
+/// The operator's requests after the first `skip`, per object (of `count`), by verb and resource.
+pub fn operator_breakdown(cp: &portico::controlplane::ControlPlane, skip: usize, count: usize) -> String {
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in operator_events(cp).into_iter().skip(skip) {
+        let what = e.object_ref.as_ref().map_or("-".to_string(), |o| {
+            if o.subresource.is_empty() {
+                o.resource.clone()
+            } else {
+                format!("{}/{}", o.resource, o.subresource)
+            }
+        });
+        let who = if e.impersonated_user.is_some() {
+            " (as the user)"
+        } else {
+            ""
+        };
+        *by.entry(format!("{} {what}{who}", e.verb)).or_default() += 1;
+    }
+    let mut rows: Vec<(String, usize)> = by.into_iter().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    rows.iter()
+        .map(|(k, n)| format!("{k} {:.2}", *n as f64 / count as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Creates one object, retrying a refusal (a webhook timeout under load) a
+/// few times; one that exists already (an earlier try that landed) counts.
+pub async fn create_retrying<K>(api: &Api<K>, o: &K)
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for attempt in 1.. {
+        match api.create(&PostParams::default(), o).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => return,
+            Err(e) if attempt < 5 => {
+                eprintln!("create {}: {e}; retrying", o.meta().name.as_deref().unwrap_or_default());
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+            Err(e) => panic!("create failed 5 times: {e}"),
+        }
+    }
+}
+
+/// Waits until every object of kind K has a status for its generation.
+pub async fn reconciled<K>(admin: &Client, count: usize, observed: impl Fn(&K) -> bool)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store::<K>();
+    // Every event, the end of the first list included: the store fills only
+    // then, so objects all reconciled before the watch began are seen too.
+    let mut stream =
+        kube::runtime::reflector(writer, watcher(Api::<K>::all(admin.clone()), Default::default())).boxed();
+    while stream.try_next().await.unwrap().is_some() {
+        let state = store.state();
+        if state.len() >= count && state.iter().all(|o| observed(o)) {
+            return;
+        }
+    }
+}
+
+/// With `PORTICO_BENCH_PPROF=FILE` (and an API server started with
+/// `PORTICO_APISERVER_PROFILING=1`): a CPU profile of the API server over the
+/// next 3 s, written to FILE for `go tool pprof`.
+pub fn apiserver_profile(admin: &Client, what: &str) -> Option<tokio::task::JoinHandle<()>> {
+    let path = std::env::var("PORTICO_BENCH_PPROF").ok()?;
+    let (admin, what) = (admin.clone(), what.to_string());
+    Some(tokio::spawn(async move {
+        let req = http::Request::get("/debug/pprof/profile?seconds=3")
+            .body(Vec::new())
+            .unwrap();
+        match admin.request_stream(req).await {
+            Ok(body) => {
+                use futures::AsyncReadExt;
+                let mut bytes = Vec::new();
+                let mut body = body;
+                let _ = body.read_to_end(&mut bytes).await;
+                std::fs::write(&path, bytes).unwrap();
+                eprintln!("the API server's CPU profile during {what}: {path}");
+            }
+            Err(e) => eprintln!("no CPU profile of the API server: {e}"),
+        }
+    }))
+}
+
+/// With `PORTICO_BENCH_LOGS=DIR`: copies the control plane's and the
+/// operator's logs (`*.log` of its directory) into DIR before the benchmark
+/// ends and the directory goes.
+pub fn keep_logs(cp: &portico::controlplane::ControlPlane) {
+    let Ok(dir) = std::env::var("PORTICO_BENCH_LOGS") else {
+        return;
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    for entry in std::fs::read_dir(cp.dir()).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let _ = std::fs::copy(&path, std::path::Path::new(&dir).join(entry.file_name()));
+        }
+    }
+    eprintln!("logs copied to {dir}");
 }
