@@ -7,6 +7,7 @@ pub mod bounds;
 pub mod params;
 pub mod preview;
 pub mod render;
+pub mod watch;
 
 use std::collections::BTreeMap;
 

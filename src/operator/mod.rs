@@ -114,6 +114,7 @@ pub async fn run_until(
         metrics: metrics.clone(),
         operator_user: Some(own_user(&client).await?),
         turns: Default::default(),
+        templates: crate::catalog::watch::Templates::watch(&client, &config.deployment.catalog_namespaces),
     };
     let webhook_server = {
         let shutdown = shutdown.clone();

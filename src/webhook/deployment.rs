@@ -62,14 +62,16 @@ pub async fn check(
     old_params: Option<&serde_json::Value>,
 ) -> Result<(), Denial> {
     let client = &state.clusters.local().client;
-    let entry = crate::catalog::lookup(
-        client,
-        &state.config.deployment.catalog_namespaces,
-        name,
-        namespace.as_deref(),
-    )
-    .await
-    .map_err(|e| match e {
+    let catalog_ns = &state.config.deployment.catalog_namespaces;
+    // From the watch; what it does not hold is read from the API server.
+    let cached = crate::catalog::search_namespaces(catalog_ns, namespace.as_deref())
+        .ok()
+        .and_then(|search| state.templates.get(&search, name));
+    let found = match cached {
+        Some(cm) => crate::catalog::from_config_map(&cm),
+        None => crate::catalog::lookup(client, catalog_ns, name, namespace.as_deref()).await,
+    };
+    let entry = found.map_err(|e| match e {
         crate::catalog::TemplateError::Api(e) => Denial::unavailable(format!("cannot read the catalog: {e}")),
         other => Denial::invalid_field("spec.template", other.to_string()),
     })?;

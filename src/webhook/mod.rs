@@ -64,6 +64,8 @@ pub struct WebhookState {
     pub operator_user: Option<String>,
     /// Turns at the session reservation Leases.
     pub turns: quota::Turns,
+    /// The catalog's templates, from a watch.
+    pub templates: crate::catalog::watch::Templates,
 }
 
 impl WebhookState {
