@@ -202,6 +202,9 @@ impl OperatorConfig {
         if self.controller.concurrency == 0 {
             return Err(invalid("controller.concurrency", "must be at least 1"));
         }
+        if StdDuration::from(self.controller.resync) < StdDuration::from_secs(60) {
+            return Err(invalid("controller.resync", "must be at least 1m"));
+        }
         let w = &self.webhook;
         if w.manage_configurations && w.url.is_none() && w.service.is_none() {
             return Err(invalid(
@@ -289,6 +292,7 @@ mod tests {
         );
         assert!(c.leader_election.enabled);
         assert_eq!(c.controller.concurrency, 16);
+        assert_eq!(StdDuration::from(c.controller.resync), StdDuration::from_secs(600));
     }
 
     #[test]
@@ -316,6 +320,8 @@ mod tests {
         assert!(e.contains("terminal.tokenLifetime"), "{e}");
         let e = err(&format!("{WEBHOOK}controller: {{concurrency: 0}}\n"));
         assert!(e.contains("controller.concurrency"), "{e}");
+        let e = err(&format!("{WEBHOOK}controller: {{resync: 10s}}\n"));
+        assert!(e.contains("controller.resync") && e.contains("at least 1m"), "{e}");
     }
 
     #[test]

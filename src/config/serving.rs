@@ -128,10 +128,16 @@ impl Default for MetricsConfig {
 pub struct ControllerConfig {
     /// Objects of one kind reconciled at once.
     pub concurrency: u16,
+    /// How often an object's children are applied again when nothing
+    /// asked for it, repairing changes nobody reported (at least 1m).
+    pub resync: kube::core::Duration,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        ControllerConfig { concurrency: 16 }
+        ControllerConfig {
+            concurrency: 16,
+            resync: std::time::Duration::from_secs(600).into(),
+        }
     }
 }

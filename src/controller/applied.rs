@@ -34,9 +34,16 @@ pub struct Records<T> {
 
 impl<T> Default for Records<T> {
     fn default() -> Self {
+        Records::every(RESYNC)
+    }
+}
+
+impl<T> Records<T> {
+    /// Records that hold for at most `resync`.
+    pub fn every(resync: Duration) -> Self {
         Records {
             entries: Mutex::default(),
-            resync: RESYNC,
+            resync,
         }
     }
 }

@@ -60,6 +60,11 @@ pub struct Context {
 }
 
 impl Context {
+    /// How long what a pass applied holds before the next applies it again (`controller.resync`).
+    pub fn resync(&self) -> std::time::Duration {
+        self.config.controller.resync.into()
+    }
+
     /// A context for the operator's identity `reporter`.
     pub fn new(
         base_config: kube::Config,

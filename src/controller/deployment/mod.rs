@@ -102,6 +102,7 @@ struct DeploymentContext {
 /// reconciled when it changes (not on the operator's own status writes),
 /// when one of its workloads changes, and when a template changes.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let resync = ctx.resync();
     let client = ctx.client.clone();
     let concurrency = ctx.config.controller.concurrency;
     let (store, writer) = reflector::store();
@@ -118,7 +119,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let dc = Arc::new(DeploymentContext {
         ctx,
         caches,
-        applied: Records::default(),
+        applied: Records::every(resync),
         announced: Default::default(),
         passed: Default::default(),
         changes: Default::default(),

@@ -79,6 +79,7 @@ struct SessionContext {
 /// when one of its bindings changes, and when a namespace it covers or holds
 /// a grant in appears or changes its labels.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let resync = ctx.resync();
     let client = ctx.client.clone();
     let (store, writer) = reflector::store();
     let trigger = watcher(
@@ -122,7 +123,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         namespaces: ns_store,
         bindings: rb_store,
         secrets: secret_store,
-        applied: Records::default(),
+        applied: Records::every(resync),
     });
     let (for_ns, for_rb, for_secret) = (sc.clone(), sc.clone(), sc.clone());
     Controller::for_stream(trigger, store)

@@ -56,6 +56,7 @@ const FIRST_LISTS: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the Terminal controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let resync = ctx.resync();
     let terminals: Api<Terminal> = Api::all(ctx.client.clone());
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let concurrency = ctx.config.controller.concurrency;
@@ -75,7 +76,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let tc = Arc::new(TerminalContext {
         ctx,
         pods: pod_store,
-        applied: Default::default(),
+        applied: Records::every(resync),
         repairs: Default::default(),
         present: Default::default(),
         passed: Default::default(),
