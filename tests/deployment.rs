@@ -317,6 +317,47 @@ async fn a_template_revision_that_drops_an_object_prunes_it() {
 }
 
 #[tokio::test]
+async fn what_an_object_needs_is_applied_before_it_whatever_the_render_order() {
+    // The pod comes first in the render and needs the ServiceAccount after
+    // it: the API server refuses a pod whose service account does not exist.
+    let body = format!(
+        "displayName: Pod and account\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: Pod\n  metadata: {{name: '{{{{ name }}}}'}}\n  spec:\n    serviceAccountName: '{{{{ name }}}}-runner'\n    containers: [{{name: main, image: '{}', command: [sleep, '3600']}}]\n  ---\n  apiVersion: v1\n  kind: ServiceAccount\n  metadata: {{name: '{{{{ name }}}}-runner'}}\n",
+        common::TOOLBOX
+    );
+    template("pod-and-account", &body).await;
+    create(ALICE, "team-a", &deployment("ordered", "pod-and-account", json!({})))
+        .await
+        .unwrap();
+    // Ready once the pod runs: the pod has no watch, so passes read it again
+    // while it progresses.
+    let d = wait_for("team-a", "ordered", "Ready or Stalled", |d| {
+        is(d, "Ready") || is(d, "Stalled")
+    })
+    .await;
+    assert!(is(&d, "Ready"), "{:?}", condition(&d, "Stalled"));
+    let pod = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(admin().await, "team-a")
+        .get("ordered")
+        .await
+        .expect("the pod was created");
+    assert_eq!(
+        pod.spec.unwrap().service_account_name.as_deref(),
+        Some("ordered-runner")
+    );
+    let s = d.status.unwrap();
+    let kinds: Vec<&str> = s.resources.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["Pod", "ServiceAccount"], "the inventory keeps the render order");
+    assert!(
+        s.history.iter().all(|h| h.result == OperationResult::Succeeded),
+        "{:?}",
+        s.history
+    );
+    Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .delete("ordered", &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn bob_may_not_deploy_into_team_a() {
     let (code, msg) =
         common::wait::refused(create(BOB, "team-a", &deployment("x", "webapp", json!({"image": "nginx"}))).await);

@@ -86,26 +86,37 @@ pub async fn apply(
         };
         crate::controller::report::set_phase(ctx, d, base.clone(), &applying).await?;
     }
-    // Objects not recorded before might exist without being this
-    // Deployment's: all of them are read first, at once, and any such
-    // object stops the pass before anything is applied.
-    let unseen = prepared.iter().filter(|p| !seen.contains(&inventory::key(&p.planned)));
-    futures::future::try_join_all(unseen.map(|p| refuse_foreign(client, p, (&uid, &ns, &name)))).await?;
-    // Then every object at once, in two waves: namespaces and definitions
-    // first, as the others may need them. Each wave is applied whole (a
-    // refusal does not cut the others short, so what is applied does not
-    // depend on timing); the first refusal in render order is reported.
-    let (first, rest): (Vec<_>, Vec<_>) = prepared
-        .into_iter()
-        .enumerate()
-        .partition(|(_, p)| FIRST_KINDS.contains(&p.types.kind.as_str()));
+    // In waves, in the order a kind may need another (namespaces before
+    // what lives in them, a ServiceAccount before its pods, a Role before
+    // its binding); within a wave at once (at most [`AT_ONCE`]). Objects
+    // not recorded before might exist without being this Deployment's:
+    // each wave's are read first, and any such object stops the pass
+    // before the wave is applied. A wave is applied whole (a refusal does
+    // not cut the others short, so what is applied does not depend on
+    // timing); the first refusal in render order is reported.
+    let mut waves: BTreeMap<usize, Vec<(usize, Prepared)>> = BTreeMap::new();
+    for (i, p) in prepared.into_iter().enumerate() {
+        waves.entry(wave_of(&p.types.kind)).or_default().push((i, p));
+    }
     let mut done = Vec::new();
-    for wave in [first, rest] {
-        let wave = wave
-            .into_iter()
-            .map(|(i, p)| async move { (i, apply_one(client, inputs, p).await) });
-        let mut results = futures::future::join_all(wave).await;
-        results.sort_by_key(|(i, _)| *i);
+    for (_, mut wave) in waves {
+        let unseen: Vec<&Prepared> = wave
+            .iter()
+            .map(|(_, p)| p)
+            .filter(|p| !seen.contains(&inventory::key(&p.planned)))
+            .collect();
+        for part in unseen.chunks(AT_ONCE) {
+            futures::future::try_join_all(part.iter().map(|p| refuse_foreign(client, p, (&uid, &ns, &name)))).await?;
+        }
+        let mut results = Vec::new();
+        while !wave.is_empty() {
+            let part: Vec<_> = wave.drain(..wave.len().min(AT_ONCE)).collect();
+            let applied = futures::future::join_all(
+                part.into_iter()
+                    .map(|(i, p)| async move { (i, apply_one(client, inputs, p).await) }),
+            );
+            results.extend(applied.await);
+        }
         for (i, result) in results {
             done.push((i, result?));
         }
@@ -123,8 +134,32 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// Kinds applied before the others: the rest of a render may live in them or be of them.
-const FIRST_KINDS: [&str; 2] = ["Namespace", "CustomResourceDefinition"];
+/// Requests one pass makes at once.
+const AT_ONCE: usize = 16;
+
+/// The wave a kind is applied in, Helm's install order in four steps:
+/// namespaces and definitions; what others refer to (accounts, settings,
+/// storage, roles, policies); bindings; everything else.
+fn wave_of(kind: &str) -> usize {
+    match kind {
+        "Namespace" | "CustomResourceDefinition" => 0,
+        "NetworkPolicy"
+        | "ResourceQuota"
+        | "LimitRange"
+        | "PodDisruptionBudget"
+        | "ServiceAccount"
+        | "Secret"
+        | "ConfigMap"
+        | "StorageClass"
+        | "PersistentVolume"
+        | "PersistentVolumeClaim"
+        | "ClusterRole"
+        | "Role"
+        | "PriorityClass" => 1,
+        "ClusterRoleBinding" | "RoleBinding" => 2,
+        _ => 3,
+    }
+}
 
 /// Stalls when `p`'s object exists and is not the Deployment's (`owner`: its
 /// UID, namespace and name). One the applier may not read (403) passes: the
@@ -232,7 +267,10 @@ pub async fn observe(ctx: &Context, client: &Client, recorded: &[ResourceStatus]
             .get_opt(&r.name)
             .await
             .map_err(kube_err("read object"))?;
-        let value = obj.map(|o| serde_json::to_value(o).unwrap_or_default());
+        let value = obj.map(|mut o| {
+            crate::controller::lean::lean(&mut o);
+            serde_json::to_value(o).unwrap_or_default()
+        });
         let (h, message) = value
             .as_ref()
             .map_or((Health::NotFound, "not found".into()), |v| health::health(&r.kind, v));
@@ -283,5 +321,25 @@ pub async fn delete(ctx: &Context, client: &Client, d: &Deployment, r: &Resource
         Ok(either) => Ok(either.is_left()),
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
         Err(e) => Err(kube_err(format!("delete {} {}", r.kind, r.name))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wave_of;
+
+    #[test]
+    fn what_others_need_is_applied_in_an_earlier_wave() {
+        let order = |a: &str, b: &str| wave_of(a) < wave_of(b);
+        assert!(order("Namespace", "ConfigMap"));
+        assert!(order("CustomResourceDefinition", "Role"));
+        assert!(order("ServiceAccount", "Deployment"));
+        assert!(order("ServiceAccount", "Pod"));
+        assert!(order("Role", "RoleBinding"));
+        assert!(order("ClusterRole", "ClusterRoleBinding"));
+        assert!(order("RoleBinding", "Deployment"));
+        assert!(order("PersistentVolumeClaim", "StatefulSet"));
+        assert_eq!(wave_of("Service"), wave_of("Deployment"));
+        assert_eq!(wave_of("SomeCustomKind"), wave_of("Deployment"));
     }
 }

@@ -79,8 +79,9 @@ pub enum Cached {
 }
 
 /// Health and outputs' inputs from the caches, for a Deployment with `uid`
-/// whose last apply is `snap`; `None` when anything is missing (a full pass
-/// then applies it again).
+/// whose last apply is `snap`; `None` when anything is missing, or an
+/// object no cache holds was not yet current when applied (a full pass then
+/// applies and reads it again).
 pub fn from_cache(snap: &Snapshot, uid: &str, lookup: impl Fn(&ResourceStatus) -> Cached) -> Option<Applied> {
     let mut applied = Applied {
         inventory: vec![],
@@ -96,6 +97,9 @@ pub fn from_cache(snap: &Snapshot, uid: &str, lookup: impl Fn(&ResourceStatus) -
                 v
             }
             Cached::Live(_) | Cached::Absent => return None,
+            // As the apply saw it: while it was still progressing, only a
+            // full pass (which reads it again) can tell how it went on.
+            Cached::Unwatched if r.health != Health::Current => return None,
             Cached::Unwatched => snap.unwatched.get(&key)?.clone(),
         };
         let (health, message): (Health, String) = health::health(&r.kind, &value);
@@ -341,5 +345,21 @@ mod tests {
         let mut lost = s.clone();
         lost.unwatched.clear();
         assert!(from_cache(&lost, "u-1", |_| Cached::Unwatched).is_none());
+    }
+
+    #[test]
+    fn an_object_no_cache_holds_that_was_still_progressing_needs_a_full_pass() {
+        let mut s = snapshot();
+        let live = |r: &ResourceStatus| match r.kind.as_str() {
+            "Deployment" => Cached::Live(workload("u-1", 1)),
+            _ => Cached::Unwatched,
+        };
+        assert!(from_cache(&s, "u-1", live).is_some());
+        let service = s.inventory.iter_mut().find(|r| r.kind == "Service").unwrap();
+        service.health = Health::InProgress;
+        assert!(
+            from_cache(&s, "u-1", live).is_none(),
+            "its health as applied would never change"
+        );
     }
 }

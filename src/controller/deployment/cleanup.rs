@@ -91,8 +91,11 @@ pub async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
             .into_iter()
             .filter(|r| !known.contains(&inventory::key(r))),
     );
-    // Every object at once; each is read, checked for the mark and deleted.
-    let deleted = futures::future::join_all(targets.iter().map(|r| apply::delete(ctx, &client, d, r))).await;
+    // Every object at once (at most 16); each is read, checked for the mark and deleted.
+    let mut deleted = Vec::new();
+    for part in targets.chunks(16) {
+        deleted.extend(futures::future::join_all(part.iter().map(|r| apply::delete(ctx, &client, d, r))).await);
+    }
     let mut remaining = vec![];
     for (r, still_there) in targets.iter().zip(deleted) {
         if still_there? {
