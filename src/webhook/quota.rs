@@ -104,6 +104,9 @@ pub struct Known {
 
 /// How long what one turn knew serves the next: within a burst of creates.
 const KNOWN_FOR: Duration = Duration::from_secs(2);
+/// How long an admission waits for its turn before it is refused as busy
+/// (well within the API server's webhook timeout).
+const TURN_WAIT: Duration = Duration::from_secs(5);
 
 /// A turn at one Lease; the next waiter goes when it is dropped.
 pub struct Turn<'a> {
@@ -184,12 +187,19 @@ impl Quota<'_> {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), self.namespace);
         let name = lease_name(creator, profile);
         let busy = |e: kube::Error| Denial::unavailable(format!("cannot count active sessions: {e}"));
-        let mut turn = self.turns.take(&name).await;
+        let Ok(mut turn) = tokio::time::timeout(TURN_WAIT, self.turns.take(&name)).await else {
+            return Err(Denial::unavailable(format!(
+                "too many sessions of profile {profile} are being created for {} at once; try again",
+                creator.user
+            )));
+        };
         let mut attempts = 0;
         while attempts < ATTEMPTS {
             // What the previous turn knew, or a fresh read. A refusal is
             // only ever made on a fresh read.
-            let (known, cached) = match turn.known() {
+            // (A dry run writes nothing to check what it was told against.)
+            let handed = turn.known().filter(|_| !dry_run);
+            let (known, cached) = match handed {
                 Some(k) => (k, true),
                 None => {
                     attempts += 1;
@@ -244,8 +254,9 @@ impl Quota<'_> {
                     });
                     return Ok(());
                 }
-                // Written by another replica (or a release) since: read again.
-                Err(kube::Error::Api(e)) if e.code == 409 => {
+                // Written by another replica (or a release) since, or
+                // deleted: read again.
+                Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
                     use rand::RngExt;
                     let pause = rand::rng().random_range(2..20);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -266,7 +277,10 @@ impl Quota<'_> {
     pub async fn release(&self, creator: &Creator, profile: &str, claim: &str) {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), self.namespace);
         let name = lease_name(creator, profile);
-        let mut turn = self.turns.take(&name).await;
+        // Best effort: a reservation left behind expires by itself.
+        let Ok(mut turn) = tokio::time::timeout(TURN_WAIT, self.turns.take(&name)).await else {
+            return;
+        };
         // This write changes the Lease: what the last turn knew of it goes.
         let _ = turn.known();
         for _ in 0..ATTEMPTS {
