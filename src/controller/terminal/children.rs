@@ -93,9 +93,10 @@ pub(super) async fn apply_children(
     plan: &Plan,
     expires: Timestamp,
 ) -> Result<(Timestamp, Option<Pod>), Error> {
+    let uid = t.uid().unwrap_or_default();
     let (account_uid, existing, _) = tokio::try_join!(
         apply_target(plan, target, places.access),
-        current_token(host, places.host, n, places.present),
+        current_token(host, places.host, n, (places.present, &uid)),
         apply_host_access(plan, host),
     )?;
     // A token issued for an access service account since deleted died with it.
@@ -116,15 +117,17 @@ pub(super) async fn apply_children(
 
 /// What is known of the kubeconfig Secret's token: from `present` (the
 /// watch of the children in this cluster, once listed) without a request,
-/// else read from the host.
+/// else read from the host. `uid` is the Terminal's.
 async fn current_token(
     host: &ClusterClient,
     side: &Side,
     n: &Names,
-    present: Option<&Present>,
+    (present, uid): (Option<&Present>, &str),
 ) -> Result<Option<Seen>, Error> {
     if let Some(present) = present {
-        return Ok(present.get(&Key::of::<Secret>(Some(&side.namespace), &n.kubeconfig_secret)));
+        let key = Key::of::<Secret>(Some(&side.namespace), &n.kubeconfig_secret);
+        // Only a Secret labelled for this Terminal holds its token.
+        return Ok(present.get(&key).filter(|s| s.owner_uid.as_deref() == Some(uid)));
     }
     let secret = Api::<Secret>::namespaced(host.client.clone(), &side.namespace)
         .get_opt(&n.kubeconfig_secret)
