@@ -128,8 +128,8 @@ impl Default for MetricsConfig {
 pub struct ControllerConfig {
     /// Objects of one kind reconciled at once.
     pub concurrency: u16,
-    /// How often an object's children are applied again when nothing
-    /// asked for it, repairing changes nobody reported (at least 1m).
+    /// How long what a pass applied holds: the first pass after it applies
+    /// the children again, repairing changes nobody reported (at least 1m).
     pub resync: kube::core::Duration,
 }
 
