@@ -24,9 +24,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt, stream};
+use futures::StreamExt;
 use kube::{
-    Api, Client,
+    Api,
     api::{Patch, PatchParams},
 };
 use portico::{
@@ -34,49 +34,6 @@ use portico::{
     controlplane::{Process, free_port},
 };
 use serde_json::json;
-
-const USERS: [(&str, &str); 2] = [("alice", "team-a"), ("bob", "team-b")];
-
-fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"template": {"name": "scheduled-job"}, "parameters": {"image": "docker.io/library/busybox:1.37", "command": ["true"], "schedule": "@daily"}},
-    }))
-    .unwrap()
-}
-
-fn terminal(name: &str, ns: &str) -> Terminal {
-    serde_json::from_value(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
-        "spec": {
-            "host": {"namespace": ns, "pod": {"image": "alpine"}},
-            "target": {"namespace": ns, "roleBindings": [
-                {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "edit"}]},
-            "idleTimeout": "2h", "maxLifetime": "8h",
-        }
-    }))
-    .unwrap()
-}
-
-/// Creates `count` objects as alice and bob in turn, 64 at a time.
-async fn create_all<K>(clients: &[Client; 2], count: usize, make: impl Fn(usize, &str) -> K)
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let objects: Vec<(usize, K)> = (0..count).map(|i| (i, make(i, USERS[i % 2].1))).collect();
-    stream::iter(objects)
-        .map(|(i, o)| {
-            let api: Api<K> = Api::namespaced(clients[i % 2].clone(), USERS[i % 2].1);
-            async move { common::create_retrying(&api, &o).await }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await;
-}
 
 /// Logs in on the development login page; returns the session cookie.
 async fn login(base: &str, user: &str) -> String {
@@ -180,8 +137,14 @@ async fn main() {
         cp.client_as("bob", &["developers"]).await.unwrap(),
     ];
     let t0 = Instant::now();
-    create_all(&clients, deployments, |i, _| deployment(&format!("bench-{i}"))).await;
-    create_all(&clients, terminals, |i, ns| terminal(&format!("bench-{i}"), ns)).await;
+    common::create_all(&clients, deployments, |i, _| {
+        common::scheduled_job(&format!("bench-{i}"))
+    })
+    .await;
+    common::create_all(&clients, terminals, |i, ns| {
+        common::terminal(&format!("bench-{i}"), ns, ("2h", "8h"))
+    })
+    .await;
     common::reconciled::<Deployment>(&admin, deployments, |d| {
         d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
     })

@@ -19,57 +19,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
-use kube::{Api, Client};
 use portico::{
     api::{Deployment, Terminal},
     controller::terminal::build::UID_LABEL,
 };
-use serde_json::json;
-
-const USERS: [(&str, &str); 2] = [("alice", "team-a"), ("bob", "team-b")];
-
-fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"template": {"name": "scheduled-job"}, "parameters": {"image": "docker.io/library/busybox:1.37", "command": ["true"], "schedule": "@daily"}},
-    }))
-    .unwrap()
-}
-
-fn terminal(name: &str, ns: &str) -> Terminal {
-    serde_json::from_value(json!({
-        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
-        "spec": {
-            "host": {"namespace": ns, "pod": {"image": "alpine"}},
-            "target": {"namespace": ns, "roleBindings": [
-                {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "edit"}]},
-            "idleTimeout": "8h", "maxLifetime": "24h",
-        }
-    }))
-    .unwrap()
-}
-
-/// Creates `count` objects made by `make` as alice and bob in turn, 64 calls in flight.
-async fn create_all<K>(clients: &[Client; 2], count: usize, make: impl Fn(usize, &str) -> K)
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    stream::iter(0..count)
-        .map(|i| {
-            let (_, ns) = USERS[i % 2];
-            let api: Api<K> = Api::namespaced(clients[i % 2].clone(), ns);
-            let o = make(i, ns);
-            async move { common::create_retrying(&api, &o).await }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await;
-}
 
 fn ready<K: serde::Serialize>(o: &K) -> bool {
     let v = serde_json::to_value(o).unwrap_or_default();
@@ -115,9 +68,15 @@ async fn main() {
 
     eprintln!("creating {terminals} Terminals and {deployments} Deployments");
     let t0 = Instant::now();
-    create_all(&clients, terminals, |i, ns| terminal(&format!("scale-{i}"), ns)).await;
+    common::create_all(&clients, terminals, |i, ns| {
+        common::terminal(&format!("scale-{i}"), ns, ("8h", "24h"))
+    })
+    .await;
     let terminals_created = t0.elapsed();
-    create_all(&clients, deployments, |i, _| deployment(&format!("scale-{i}"))).await;
+    common::create_all(&clients, deployments, |i, _| {
+        common::scheduled_job(&format!("scale-{i}"))
+    })
+    .await;
     let created = t0.elapsed();
     common::reconciled::<Terminal>(&admin, terminals, ready).await;
     common::reconciled::<Deployment>(&admin, deployments, ready).await;

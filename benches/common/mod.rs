@@ -355,3 +355,53 @@ pub fn keep_logs(cp: &portico::controlplane::ControlPlane) {
     }
     eprintln!("logs copied to {dir}");
 }
+
+/// The two developers the benchmarks create as, and their namespaces.
+pub const DEVELOPERS: [(&str, &str); 2] = [("alice", "team-a"), ("bob", "team-b")];
+
+/// A Deployment of the `scheduled-job` template (a CronJob; no pods until its schedule).
+pub fn scheduled_job(name: &str) -> portico::api::Deployment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"template": {"name": "scheduled-job"}, "parameters": {"image": "docker.io/library/busybox:1.37", "command": ["true"], "schedule": "@daily"}},
+    }))
+    .unwrap()
+}
+
+/// A Terminal with `edit` in `ns`, hosted there, with the idle timeout and
+/// maximum lifetime `(idle, max)`.
+pub fn terminal(name: &str, ns: &str, (idle, max): (&str, &str)) -> portico::api::Terminal {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "portico.dev/v1alpha1", "kind": "Terminal", "metadata": {"name": name},
+        "spec": {
+            "host": {"namespace": ns, "pod": {"image": "alpine"}},
+            "target": {"namespace": ns, "roleBindings": [
+                {"roleRef": {"kind": "ClusterRole", "name": "edit"}, "bindingKind": "RoleBinding", "nameSuffix": "edit"}]},
+            "idleTimeout": idle, "maxLifetime": max,
+        }
+    }))
+    .unwrap()
+}
+
+/// Creates `count` objects made by `make(i, namespace)` as alice and bob in
+/// turn ([`DEVELOPERS`]; `clients` in that order), 64 calls in flight, each
+/// retried as [`create_retrying`] does.
+pub async fn create_all<K>(clients: &[Client; 2], count: usize, make: impl Fn(usize, &str) -> K)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (_, ns) = DEVELOPERS[i % 2];
+            let api: Api<K> = Api::namespaced(clients[i % 2].clone(), ns);
+            let o = make(i, ns);
+            async move { create_retrying(&api, &o).await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+}

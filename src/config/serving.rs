@@ -137,7 +137,7 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
             concurrency: 16,
-            resync: std::time::Duration::from_secs(600).into(),
+            resync: crate::controller::applied::RESYNC.into(),
         }
     }
 }
