@@ -344,12 +344,6 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         }
     }
 
-    // The pod, from the watch cache where the host is this cluster.
-    let cached_pod = host.remote.is_none().then(|| {
-        tc.pods
-            .get(&ObjectRef::new(&names.pod).within(&host_side.namespace))
-            .map(|p| (*p).clone())
-    });
     let uid = t.uid().unwrap_or_default();
     let marks = super::trigger::children_marks(t);
     let access_side = build::access_side(t, target.remote.is_none(), &cfg.access_namespace);
@@ -375,9 +369,20 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
             tc.applied.put(&uid, marks, Some(at), at);
         }
     }
+    // The pod, from the watch cache where the host is this cluster (read
+    // after a first pass waited for that cache to list).
+    let cached_pod = host.remote.is_none().then(|| {
+        tc.pods
+            .get(&ObjectRef::new(&names.pod).within(&host_side.namespace))
+            .map(|p| (*p).clone())
+    });
     let (renew_at, applied_pod) = match holding {
         Some(renew_at) if matches!(cached_pod, Some(Some(_))) => (renew_at, None),
         _ => {
+            tracing::debug!(
+                why = why_apply(holding.is_some(), first, &cached_pod),
+                "applying the children"
+            );
             for (cluster, side) in [(&target, &target_side), (&host, &host_side)] {
                 if side.temporary
                     && let Some(taken) = children::own_namespace(&cluster.client, t, &side.namespace).await?
@@ -422,6 +427,17 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
         ready,
         host.remote.is_some(),
     )))
+}
+
+/// Why a pass applies every child (pure; for the log): no record holds,
+/// or one holds but the pod is not in the cache (or the host is remote).
+fn why_apply(holding: bool, first: bool, cached_pod: &Option<Option<Pod>>) -> &'static str {
+    match (holding, cached_pod) {
+        (false, _) if first => "first pass since the start: children not known to be as recorded",
+        (false, _) => "no record holds",
+        (true, None) => "the host is another cluster",
+        (true, _) => "the pod is not in the cache",
+    }
 }
 
 /// Waits until the watches of the children and pods have listed them once
