@@ -589,7 +589,12 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
     template("delivery-later", BROKEN).await;
     let alice = cp.client_as("alice", &["developers"]).await.unwrap();
     let deployments = Api::<portico::api::Deployment>::namespaced(alice, "team-a");
-    for (name, template) in [("delivered", "delivery-ok"), ("restored", "delivery-later")] {
+    let made = [
+        ("delivered", "delivery-ok"),
+        ("restored", "delivery-later"),
+        ("restored-too", "delivery-later"),
+    ];
+    for (name, template) in made {
         let d = common::fixtures::deployment(name, template, serde_json::json!({}));
         deployments.create(&PostParams::default(), &d).await.unwrap();
     }
@@ -617,7 +622,7 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
             "delivery-later",
             r#",outcome="stalled""#,
         ),
-        1.0,
+        2.0,
     )
     .await;
     until_value(
@@ -627,9 +632,54 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
             "delivery-later",
             r#",reason="RenderFailed""#,
         ),
-        1.0,
+        2.0,
     )
     .await;
+    // While both stall: a template most of whose changes stalled is an
+    // action item, and the reason drilled into names them.
+    let mut alice = common::ui::Browser::new();
+    alice.dev_login(&s.dashboard, "alice").await;
+    let url = format!("{}/insights?range=7d&reason=RenderFailed&format=json", s.dashboard);
+    let both_stalled = |v: &Value| {
+        v["drill"]["now"]
+            .as_array()
+            .is_some_and(|now| now.iter().filter(|d| d["template"] == "delivery-later").count() == 2)
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let stalled: Value = loop {
+        let v: Value = alice.get(&url).await.json().await.unwrap();
+        if both_stalled(&v) {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both not Stalled on the dashboard within 90 s: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let actions = stalled["actions"].to_string();
+    assert!(
+        actions.contains("template delivery-later: 2 of its 2 changes over 7d stalled"),
+        "{actions}"
+    );
+    let drill = &stalled["drill"];
+    assert_eq!(drill["class"], "template", "{drill}");
+    assert!(
+        drill["places"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["namespace"] == "team-a" && p["template"] == "delivery-later" && p["count"] == 2.0),
+        "{drill}"
+    );
+    let now: Vec<&str> = drill["now"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["template"] == "delivery-later")
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(now, ["restored", "restored-too"], "{drill}");
     assert_eq!(
         value(
             p,
@@ -648,7 +698,7 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
     until_value(
         p,
         &of("portico_deployment_restore_seconds_count", "delivery-later", ""),
-        1.0,
+        2.0,
     )
     .await;
     assert_eq!(
@@ -664,8 +714,6 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         Some(0.0)
     );
     // Insights shows the same, to alice of team-a, and nothing of it to bob.
-    let mut alice = common::ui::Browser::new();
-    alice.dev_login(&s.dashboard, "alice").await;
     let all: Value = alice
         .get(&format!("{}/insights?range=7d&format=json", s.dashboard))
         .await
@@ -700,9 +748,75 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
             later["stalled"].as_f64(),
             later["failure_rate"].as_f64()
         ),
-        (Some(0.0), Some(1.0), Some(1.0))
+        (Some(0.0), Some(2.0), Some(1.0))
     );
     assert!(later["restore"].as_f64().is_some_and(|r| r >= 0.0), "{later}");
+    // Per template, per team (the sum of the team's rows), the reasons, the scorecard.
+    let named = |list: &Value, name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+    };
+    let templates = &delivery["templates"];
+    assert_eq!(
+        (
+            named(templates, "delivery-later")["ready"].as_f64(),
+            named(templates, "delivery-later")["stalled"].as_f64()
+        ),
+        (Some(0.0), Some(2.0))
+    );
+    let team = named(&delivery["teams"], "team-a");
+    let team_rows: Vec<&Value> = delivery["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["namespace"] == "team-a")
+        .collect();
+    for field in ["ready", "stalled"] {
+        let sum: f64 = team_rows.iter().map(|r| r[field].as_f64().unwrap()).sum();
+        assert_eq!(team[field].as_f64(), Some(sum), "{field} of {team}");
+    }
+    assert!(
+        all["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reason"] == "RenderFailed" && r["class"] == "template" && r["count"].as_f64() >= Some(2.0)),
+        "{}",
+        all["reasons"]
+    );
+    let scored = |subject: &str| {
+        let card = &all["scorecard"];
+        card["best"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(card["worst"].as_array().unwrap())
+            .find(|l| l["kind"] == "Template" && l["subject"] == subject)
+            .map(|l| l["score"].as_u64().unwrap())
+    };
+    // Ready within a minute, all of its one change, once in 7 days: 60 + 25 + 15 / 7.
+    assert_eq!(scored("delivery-ok"), Some(87));
+    assert_eq!(scored("delivery-later"), Some(0), "no change of it turned Ready");
+    let csv = alice
+        .get(&format!("{}/insights?range=7d&format=csv&table=templates", s.dashboard))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("delivery-later,0,2,")), "{csv}");
+    let unknown = alice.get(&format!("{}/insights?reason=Bogus", s.dashboard)).await;
+    assert_eq!(unknown.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(unknown.text().await.unwrap().contains("drill into one of"));
+    // The page, with its charts, in Chromium in both themes.
+    let flow = common::ui::browser_script(
+        "insights_delivery.mjs",
+        &[&s.dashboard, "alice", common::ui::screenshots().to_str().unwrap()],
+    );
+    common::ui::expect_browser_ok(flow).await;
     let page = alice
         .get(&format!("{}/insights?range=30d", s.dashboard))
         .await
@@ -727,7 +841,7 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         his["delivery"]["unavailable"].is_null() && !his["delivery"]["rows"].to_string().contains("team-a"),
         "{his}"
     );
-    for name in ["delivered", "restored"] {
+    for (name, _) in made {
         deployments.delete(name, &Default::default()).await.unwrap();
     }
 }

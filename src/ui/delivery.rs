@@ -60,8 +60,12 @@ pub struct Row {
     pub failure_rate: Option<f64>,
     /// Mean lead time (seconds).
     pub lead_time: Option<f64>,
+    /// How many lead times the mean is of.
+    pub lead_count: f64,
     /// Mean time to restore (seconds).
     pub restore: Option<f64>,
+    /// How many restores the mean is of.
+    pub restore_count: f64,
 }
 
 /// The samples of a query's answer, by namespace and template (and the
@@ -127,12 +131,16 @@ pub fn rows(a: &Answers, days: f64) -> Vec<Row> {
             if ready + stalled == 0.0 && restore.is_none() {
                 return None;
             }
+            let lead_time = mean(pair(&lead_sum, &k), pair(&lead_count, &k));
+            let count = |mean: Option<f64>, c: Option<f64>| mean.and(c).map_or(0.0, f64::round);
             Some(Row {
                 ready,
                 stalled,
                 per_day: ready / days,
                 failure_rate: (ready + stalled > 0.0).then(|| stalled / (ready + stalled)),
-                lead_time: mean(pair(&lead_sum, &k), pair(&lead_count, &k)),
+                lead_count: count(lead_time, pair(&lead_count, &k)),
+                lead_time,
+                restore_count: count(restore, pair(&restore_count, &k)),
                 restore,
                 namespace: k.0,
                 template: k.1,
@@ -141,48 +149,85 @@ pub fn rows(a: &Answers, days: f64) -> Vec<Row> {
         .collect()
 }
 
-/// Asks Prometheus at `base` for the rows over `range` in `scope`.
+/// Stalls of one reason in one namespace and template over the range.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stall {
+    pub namespace: String,
+    pub template: String,
+    /// The Stalled condition's reason (`kstatus::Reason`).
+    pub reason: String,
+    pub count: f64,
+}
+
+/// The stalls in an answer of [`total`] by reason (pure): whole counts, none zero.
+pub fn stalls(answer: &Value) -> Vec<Stall> {
+    samples(answer, Some("reason"))
+        .into_iter()
+        .map(|((namespace, template, reason), v)| Stall {
+            namespace,
+            template,
+            reason,
+            count: v.round(),
+        })
+        .filter(|s| s.count > 0.0)
+        .collect()
+}
+
+/// What Prometheus holds over a range.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Figures {
+    /// Per namespace and template.
+    pub rows: Vec<Row>,
+    /// Stalls by reason.
+    pub stalls: Vec<Stall>,
+}
+
+/// Asks Prometheus at `base` for the answer to `q` (its API's JSON).
+pub async fn ask(http: &openidconnect::reqwest::Client, base: &str, q: String) -> Result<Value, String> {
+    let url = format!(
+        "{}/api/v1/query?query={}",
+        base.trim_end_matches('/'),
+        openidconnect::url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+    );
+    let r = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("Prometheus at {base} cannot be reached: {e}"))?;
+    let status = r.status();
+    let body = r.bytes().await.map_err(|e| format!("Prometheus at {base}: {e}"))?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|_| format!("Prometheus at {base} answered {status} with something other than its API's JSON"))?;
+    match v["status"].as_str() {
+        Some("success") => Ok(v),
+        _ => Err(format!(
+            "Prometheus at {base} refused the query: {}",
+            v["error"].as_str().unwrap_or("no reason given")
+        )),
+    }
+}
+
+/// Asks Prometheus at `base` for the figures over `range` in `scope`.
 pub async fn query(
     http: &openidconnect::reqwest::Client,
     base: &str,
     scope: &Scope,
     range: &str,
-) -> Result<Vec<Row>, String> {
+) -> Result<Figures, String> {
     let Some(m) = matcher(scope) else {
-        return Ok(vec![]);
+        return Ok(Figures::default());
     };
     let days = RANGES.iter().find(|(r, _)| *r == range).map_or(7.0, |(_, d)| *d);
-    let ask = |q: String| async move {
-        let url = format!(
-            "{}/api/v1/query?query={}",
-            base.trim_end_matches('/'),
-            openidconnect::url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
-        );
-        let r = http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("Prometheus at {base} cannot be reached: {e}"))?;
-        let status = r.status();
-        let body = r.bytes().await.map_err(|e| format!("Prometheus at {base}: {e}"))?;
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|_| format!("Prometheus at {base} answered {status} with something other than its API's JSON"))?;
-        match v["status"].as_str() {
-            Some("success") => Ok(v),
-            _ => Err(format!(
-                "Prometheus at {base} refused the query: {}",
-                v["error"].as_str().unwrap_or("no reason given")
-            )),
-        }
-    };
-    let (changes, lead_sum, lead_count, restore_sum, restore_count) = futures::try_join!(
-        ask(total("portico_deployment_changes_total", &m, range, ", outcome")),
-        ask(total("portico_deployment_lead_time_seconds_sum", &m, range, "")),
-        ask(total("portico_deployment_lead_time_seconds_count", &m, range, "")),
-        ask(total("portico_deployment_restore_seconds_sum", &m, range, "")),
-        ask(total("portico_deployment_restore_seconds_count", &m, range, "")),
+    let of = |metric: &str, more: &str| total(metric, &m, range, more);
+    let (changes, lead_sum, lead_count, restore_sum, restore_count, stalled) = futures::try_join!(
+        ask(http, base, of("portico_deployment_changes_total", ", outcome")),
+        ask(http, base, of("portico_deployment_lead_time_seconds_sum", "")),
+        ask(http, base, of("portico_deployment_lead_time_seconds_count", "")),
+        ask(http, base, of("portico_deployment_restore_seconds_sum", "")),
+        ask(http, base, of("portico_deployment_restore_seconds_count", "")),
+        ask(http, base, of("portico_deployment_stalls_total", ", reason")),
     )?;
-    Ok(rows(
+    let rows = rows(
         &Answers {
             changes,
             lead_sum,
@@ -191,7 +236,11 @@ pub async fn query(
             restore_count,
         },
         days,
-    ))
+    );
+    Ok(Figures {
+        rows,
+        stalls: stalls(&stalled),
+    })
 }
 
 #[cfg(test)]
@@ -249,7 +298,9 @@ mod tests {
                 per_day: 1.0,
                 failure_rate: Some(0.125),
                 lead_time: Some(20.0),
+                lead_count: 7.0,
                 restore: Some(600.0),
+                restore_count: 1.0,
             }],
             "a pair without a change in the range is left out"
         );

@@ -16,6 +16,7 @@ use minijinja::{context, value::Serde};
 use serde::Serialize;
 
 use super::{access::csv_table, logged_in::LoggedIn, page::Page, readable, rows::Row, state::State};
+use super::{reasons, scorecard, svg};
 use crate::compliance::{self, Finding, Severity};
 
 /// The Insights page and its exports.
@@ -38,7 +39,13 @@ pub struct DeploymentFacts {
     pub ready: String,
     /// While Stalled: since when (seconds since the epoch).
     pub stalled_since: Option<i64>,
+    /// While Stalled: why (its condition's reason).
+    pub stalled_reason: String,
+    /// Its objects that failed: `Kind name: why`.
+    pub failed: Vec<String>,
     pub message: String,
+    /// Its creates and updates in the range, as its status records them.
+    pub record: scorecard::Record,
 }
 
 /// Counts for the overview.
@@ -70,13 +77,53 @@ pub struct Insights {
     pub findings: Vec<Finding>,
     pub deployments: Vec<DeploymentFacts>,
     pub delivery: Delivery,
+    /// Why Deployments stalled over the range, most first.
+    pub reasons: Vec<reasons::Ranked>,
+    /// The reason asked for with `?reason=`, drilled into.
+    pub drill: Option<reasons::Drill>,
+    pub scorecard: Scorecard,
 }
+
+/// The health scorecard: the best and worst five templates and Deployments.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scorecard {
+    pub formula: &'static str,
+    pub best: Vec<scorecard::Scored>,
+    pub worst: Vec<scorecard::Scored>,
+}
+
+/// How many lines each end of the scorecard shows.
+const SCORECARD_LINES: usize = 5;
+
+/// A template whose changes stalled at least this often over the range,
+/// a third of them or more, is an action item.
+const FAILING_TEMPLATE_STALLS: f64 = 2.0;
 
 /// The action items (pure): Deployments Stalled (those for more than an
 /// hour counted apart), templates most of whose Deployments are Stalled,
-/// and the critical compliance findings; most serious first.
-pub fn actions(deployments: &[DeploymentFacts], findings: &[Finding], now: i64) -> Vec<ActionItem> {
+/// templates most of whose changes over the range stalled (`templates`,
+/// from [`scorecard::totals`]), and the critical compliance findings; most
+/// serious first.
+pub fn actions(
+    deployments: &[DeploymentFacts],
+    findings: &[Finding],
+    (templates, range): (&[scorecard::Total], &str),
+    now: i64,
+) -> Vec<ActionItem> {
     let mut out = vec![];
+    for t in templates {
+        if t.stalled >= FAILING_TEMPLATE_STALLS && 3.0 * t.stalled >= t.ready + t.stalled {
+            let all = t.ready + t.stalled;
+            out.push(ActionItem {
+                severity: Severity::Warning,
+                text: format!(
+                    "template {}: {} of its {} changes over {range} stalled",
+                    t.name, t.stalled, all
+                ),
+                link: format!("/insights?range={range}#reasons"),
+            });
+        }
+    }
     let stalled: Vec<&DeploymentFacts> = deployments.iter().filter(|d| d.state == "stalled").collect();
     let long = stalled
         .iter()
@@ -152,6 +199,12 @@ pub struct Delivery {
     pub range: String,
     /// The rows, when Prometheus answered.
     pub rows: Vec<super::delivery::Row>,
+    /// The rows added up per team (namespace).
+    pub teams: Vec<scorecard::Total>,
+    /// The rows added up per template.
+    pub templates: Vec<scorecard::Total>,
+    /// Stalls by reason.
+    pub stalls: Vec<super::delivery::Stall>,
     /// Why there are no figures: not configured, or Prometheus' error.
     pub unavailable: Option<String>,
 }
@@ -175,13 +228,27 @@ pub struct Query {
     /// `json` or `csv`; none: the page.
     #[serde(default)]
     pub format: Option<String>,
-    /// With `csv`: `findings` (the default), `actions` or `deployments`.
+    /// With `csv`: `findings` (the default), `actions`, `delivery`,
+    /// `teams`, `templates`, `reasons`, `scorecard` or `deployments`.
     #[serde(default)]
     pub table: Option<String>,
+    /// A Stalled reason to drill into.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Everything in the viewer's scope.
-async fn gather(state: &State, s: &super::cookies::Session, range: &str) -> Result<Insights, super::page::PageError> {
+async fn gather(
+    state: &State,
+    s: &super::cookies::Session,
+    range: &str,
+    reason: Option<&str>,
+) -> Result<Insights, super::page::PageError> {
+    let days = super::delivery::RANGES
+        .iter()
+        .find(|(r, _)| *r == range)
+        .map_or(7.0, |(_, d)| *d);
+    let since = k8s_openapi::jiff::Timestamp::now().as_second() - (days * 86_400.0) as i64;
     let admin = state.is_admin(s);
     let deployments_readable = state
         .readable(s, readable::DEPLOYMENTS, &state.live.deployments)
@@ -199,7 +266,10 @@ async fn gather(state: &State, s: &super::cookies::Session, range: &str) -> Resu
                 state: r.state,
                 ready: r.ready.clone(),
                 stalled_since: r.stalled_since,
+                stalled_reason: r.stalled_reason.clone(),
+                failed: r.failed.clone(),
                 message: r.message.clone(),
+                record: record(&r.changes, r.lead_time, since),
             })
             .collect()
     };
@@ -248,25 +318,73 @@ async fn gather(state: &State, s: &super::cookies::Session, range: &str) -> Resu
     };
     let delivery = delivery(state, s, range).await;
     let now = now.as_second();
+    let reasons = reasons::ranked(&delivery.stalls);
+    let drill = reason.map(|r| {
+        let now = deployments
+            .iter()
+            .filter(|d| d.state == "stalled" && d.stalled_reason == r)
+            .map(|d| reasons::StalledNow {
+                namespace: d.namespace.clone(),
+                name: d.name.clone(),
+                template: d.template.clone(),
+                message: d.message.clone(),
+                failed: d.failed.clone(),
+            })
+            .collect();
+        reasons::drill(r, &delivery.stalls, now)
+    });
+    let mut lines = scorecard::templates(&delivery.templates);
+    lines.extend(
+        deployments
+            .iter()
+            .filter_map(|d| scorecard::deployment(&d.namespace, &d.name, &d.record, days)),
+    );
+    let (best, worst) = scorecard::best_and_worst(lines, SCORECARD_LINES);
     Ok(Insights {
+        actions: actions(&deployments, &findings, (&delivery.templates, range), now),
         delivery,
-        actions: actions(&deployments, &findings, now),
         overview,
         findings,
         deployments,
+        reasons,
+        drill,
+        scorecard: Scorecard {
+            formula: scorecard::FORMULA,
+            best,
+            worst,
+        },
     })
+}
+
+/// What a Deployment's recorded changes since `since` (seconds since the
+/// epoch) say (pure): how many succeeded and failed, and its lead time.
+pub fn record(changes: &[(i64, bool)], lead_time: Option<i64>, since: i64) -> scorecard::Record {
+    let recent = changes.iter().filter(|(at, _)| *at >= since);
+    let succeeded = recent.clone().filter(|(_, ok)| *ok).count() as u32;
+    scorecard::Record {
+        succeeded,
+        failed: recent.count() as u32 - succeeded,
+        lead_time,
+    }
 }
 
 /// The delivery figures over `range` where the viewer may list Deployments.
 async fn delivery(state: &State, s: &super::cookies::Session, range: &str) -> Delivery {
-    let answer = |rows, unavailable| Delivery {
+    let days = super::delivery::RANGES
+        .iter()
+        .find(|(r, _)| *r == range)
+        .map_or(7.0, |(_, d)| *d);
+    let answer = |figures: super::delivery::Figures, unavailable| Delivery {
         range: range.to_string(),
-        rows,
+        teams: scorecard::totals(&figures.rows, |r| &r.namespace, days),
+        templates: scorecard::totals(&figures.rows, |r| &r.template, days),
+        rows: figures.rows,
+        stalls: figures.stalls,
         unavailable,
     };
     let Some((url, http)) = &state.prometheus else {
         return answer(
-            vec![],
+            Default::default(),
             Some(
                 "Delivery figures over time come from a Prometheus that scrapes the operator: set prometheus.url in the dashboard's configuration (the chart's dashboard.prometheus.url).".into(),
             ),
@@ -279,7 +397,7 @@ async fn delivery(state: &State, s: &super::cookies::Session, range: &str) -> De
         Ok(_) => super::delivery::Scope::In(state.where_may(s, readable::DEPLOYMENTS).await),
         Err(e) => {
             return answer(
-                vec![],
+                Default::default(),
                 Some(format!(
                     "The API server could not be asked where you may look: {}",
                     super::state::why(&e)
@@ -288,8 +406,8 @@ async fn delivery(state: &State, s: &super::cookies::Session, range: &str) -> De
         }
     };
     match super::delivery::query(http, url, &scope, range).await {
-        Ok(rows) => answer(rows, None),
-        Err(e) => answer(vec![], Some(e)),
+        Ok(figures) => answer(figures, None),
+        Err(e) => answer(Default::default(), Some(e)),
     }
 }
 
@@ -305,93 +423,247 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
             &format!("There is no range {range:?}: use 7d, 30d or 90d."),
         ));
     }
-    let insights = gather(&state, &s, range).await?;
-    let refuse = |text: String| Err(state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Unknown export", &text));
-    match (q.format.as_deref(), q.table.as_deref()) {
-        (None, _) => Ok(state.page(
-            "insights.html",
-            &s,
-            context! {
-                i => Serde(&insights),
-                generated => k8s_openapi::jiff::Timestamp::now().to_string(),
-            },
-        )),
-        (Some("json"), _) => Ok(HttpResponse::Ok().json(&insights)),
-        (Some("csv"), table) => {
-            let (name, body) = match table.unwrap_or("findings") {
-                "findings" => ("findings", findings_csv(&insights.findings)),
-                "actions" => (
-                    "actions",
-                    csv_table(
-                        &["severity", "action", "link"],
-                        insights
-                            .actions
-                            .iter()
-                            .map(|a| vec![severity(a.severity), a.text.clone(), a.link.clone()]),
-                    ),
+    let reason = match q.reason.as_deref() {
+        None | Some("") => None,
+        Some(r)
+            if reasons::DEPLOYMENT_REASONS
+                .iter()
+                .any(|(known, _)| known.to_string() == r) =>
+        {
+            Some(r)
+        }
+        Some(r) => {
+            let known: Vec<String> = reasons::DEPLOYMENT_REASONS.iter().map(|(r, _)| r.to_string()).collect();
+            return Err(state.refuse(
+                Some(&s),
+                StatusCode::BAD_REQUEST,
+                "Unknown reason",
+                &format!(
+                    "A Deployment is never Stalled for {r:?}: drill into one of {}.",
+                    known.join(", ")
                 ),
-                "delivery" => (
-                    "delivery",
-                    csv_table(
-                        &[
-                            "namespace",
-                            "template",
-                            "ready",
-                            "stalled",
-                            "per_day",
-                            "failure_rate",
-                            "lead_time_seconds",
-                            "restore_seconds",
-                        ],
-                        insights.delivery.rows.iter().map(|r| {
-                            let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
-                            vec![
-                                r.namespace.clone(),
-                                r.template.clone(),
-                                r.ready.to_string(),
-                                r.stalled.to_string(),
-                                format!("{:.3}", r.per_day),
-                                opt(r.failure_rate),
-                                opt(r.lead_time),
-                                opt(r.restore),
-                            ]
-                        }),
-                    ),
-                ),
-                "deployments" => (
-                    "deployments",
-                    csv_table(
-                        &["namespace", "name", "template", "state", "stalled_since", "message"],
-                        insights.deployments.iter().map(|d| {
-                            vec![
-                                d.namespace.clone(),
-                                d.name.clone(),
-                                d.template.clone(),
-                                d.state.to_string(),
-                                d.stalled_since.map(|t| t.to_string()).unwrap_or_default(),
-                                d.message.clone(),
-                            ]
-                        }),
-                    ),
-                ),
-                other => {
-                    return refuse(format!(
-                        "There is no table {other:?} to export: use findings, actions, delivery or deployments."
-                    ));
-                }
-            };
-            Ok(HttpResponse::Ok()
+            ));
+        }
+    };
+    let insights = gather(&state, &s, range, reason).await?;
+    match q.format.as_deref() {
+        None => {
+            let charts = charts(&insights);
+            Ok(state.page(
+                "insights.html",
+                &s,
+                context! {
+                    i => Serde(&insights),
+                    charts => Serde(&charts),
+                    generated => k8s_openapi::jiff::Timestamp::now().to_string(),
+                },
+            ))
+        }
+        Some("json") => Ok(HttpResponse::Ok().json(&insights)),
+        Some("csv") => match csv_of(&insights, q.table.as_deref().unwrap_or("findings")) {
+            Some((name, body)) => Ok(HttpResponse::Ok()
                 .content_type("text/csv; charset=utf-8")
                 .insert_header((
                     "content-disposition",
                     format!("attachment; filename=\"insights-{name}.csv\""),
                 ))
-                .body(body))
-        }
-        (Some(other), _) => refuse(format!(
-            "There is no format {other:?}: use csv or json, or none for the page."
+                .body(body)),
+            None => Err(state.refuse(
+                Some(&s),
+                StatusCode::BAD_REQUEST,
+                "Unknown export",
+                &format!(
+                    "There is no table {:?} to export: use one of {}.",
+                    q.table.as_deref().unwrap_or_default(),
+                    TABLES.join(", ")
+                ),
+            )),
+        },
+        Some(other) => Err(state.refuse(
+            Some(&s),
+            StatusCode::BAD_REQUEST,
+            "Unknown export",
+            &format!("There is no format {other:?}: use csv or json, or none for the page."),
         )),
     }
+}
+
+/// The charts of the page (SVG), where there is something to draw.
+#[derive(Debug, Default, Serialize)]
+pub struct Charts {
+    pub teams: Option<String>,
+    pub templates: Option<String>,
+    pub reasons: Option<String>,
+}
+
+/// The page's charts (pure).
+pub fn charts(i: &Insights) -> Charts {
+    let changes = |title: &str, totals: &[scorecard::Total]| {
+        let bars: Vec<svg::Bar> = totals
+            .iter()
+            .map(|t| svg::Bar {
+                label: t.name.clone(),
+                segments: vec![t.ready, t.stalled],
+            })
+            .collect();
+        svg::bars(title, &[("Ready", "good"), ("Stalled", "bad")], &bars)
+    };
+    let reasons: Vec<svg::Bar> = i
+        .reasons
+        .iter()
+        .map(|r| svg::Bar {
+            label: r.reason.clone(),
+            segments: vec![r.count],
+        })
+        .collect();
+    Charts {
+        teams: changes("Changes per team", &i.delivery.teams),
+        templates: changes("Changes per template", &i.delivery.templates),
+        reasons: svg::bars("Stalls per reason", &[("Stalls", "bad")], &reasons),
+    }
+}
+
+/// The tables `?format=csv&table=` exports.
+pub const TABLES: [&str; 8] = [
+    "findings",
+    "actions",
+    "delivery",
+    "teams",
+    "templates",
+    "reasons",
+    "scorecard",
+    "deployments",
+];
+
+/// A number with three decimals, or nothing (pure).
+fn decimal(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.3}")).unwrap_or_default()
+}
+
+/// Table `table` of `i` as CSV, with its file name (pure); `None` for a table there is not.
+pub fn csv_of(i: &Insights, table: &str) -> Option<(&'static str, String)> {
+    let totals = |ts: &[scorecard::Total], first: &'static str| {
+        csv_table(
+            &[
+                first,
+                "ready",
+                "stalled",
+                "per_day",
+                "failure_rate",
+                "lead_time_seconds",
+                "restore_seconds",
+            ],
+            ts.iter().map(|t| {
+                vec![
+                    t.name.clone(),
+                    t.ready.to_string(),
+                    t.stalled.to_string(),
+                    format!("{:.3}", t.per_day),
+                    decimal(t.failure_rate),
+                    decimal(t.lead_time),
+                    decimal(t.restore),
+                ]
+            }),
+        )
+    };
+    let body = match table {
+        "findings" => findings_csv(&i.findings),
+        "actions" => csv_table(
+            &["severity", "action", "link"],
+            i.actions
+                .iter()
+                .map(|a| vec![severity(a.severity), a.text.clone(), a.link.clone()]),
+        ),
+        "delivery" => csv_table(
+            &[
+                "namespace",
+                "template",
+                "ready",
+                "stalled",
+                "per_day",
+                "failure_rate",
+                "lead_time_seconds",
+                "restore_seconds",
+            ],
+            i.delivery.rows.iter().map(|r| {
+                vec![
+                    r.namespace.clone(),
+                    r.template.clone(),
+                    r.ready.to_string(),
+                    r.stalled.to_string(),
+                    format!("{:.3}", r.per_day),
+                    decimal(r.failure_rate),
+                    decimal(r.lead_time),
+                    decimal(r.restore),
+                ]
+            }),
+        ),
+        "teams" => totals(&i.delivery.teams, "namespace"),
+        "templates" => totals(&i.delivery.templates, "template"),
+        "reasons" => csv_table(
+            &["reason", "class", "namespace", "template", "stalls"],
+            i.delivery.stalls.iter().map(|s| {
+                vec![
+                    s.reason.clone(),
+                    reasons::class(&s.reason).to_string(),
+                    s.namespace.clone(),
+                    s.template.clone(),
+                    s.count.to_string(),
+                ]
+            }),
+        ),
+        "scorecard" => csv_table(
+            &[
+                "end",
+                "kind",
+                "subject",
+                "score",
+                "changes",
+                "success_rate",
+                "lead_time_seconds",
+                "per_day",
+            ],
+            [("best", &i.scorecard.best), ("worst", &i.scorecard.worst)]
+                .into_iter()
+                .flat_map(|(end, lines)| lines.iter().map(move |l| (end, l)))
+                .map(|(end, l)| {
+                    vec![
+                        end.to_string(),
+                        l.kind.to_string(),
+                        l.subject.clone(),
+                        l.score.to_string(),
+                        l.changes.to_string(),
+                        format!("{:.3}", l.success_rate),
+                        decimal(l.lead_time),
+                        format!("{:.3}", l.per_day),
+                    ]
+                }),
+        ),
+        "deployments" => csv_table(
+            &[
+                "namespace",
+                "name",
+                "template",
+                "state",
+                "stalled_since",
+                "stalled_reason",
+                "message",
+            ],
+            i.deployments.iter().map(|d| {
+                vec![
+                    d.namespace.clone(),
+                    d.name.clone(),
+                    d.template.clone(),
+                    d.state.to_string(),
+                    d.stalled_since.map(|t| t.to_string()).unwrap_or_default(),
+                    d.stalled_reason.clone(),
+                    d.message.clone(),
+                ]
+            }),
+        ),
+        _ => return None,
+    };
+    TABLES.iter().find(|t| **t == table).map(|t| (*t, body))
 }
 
 fn severity(s: Severity) -> String {
@@ -430,7 +702,14 @@ mod tests {
             state,
             ready: String::new(),
             stalled_since: since,
+            stalled_reason: if state == "stalled" {
+                "ResourceFailed".into()
+            } else {
+                String::new()
+            },
+            failed: vec![],
             message: format!("{name} says why"),
+            record: record(&[], None, 0),
         }
     }
 
@@ -457,13 +736,30 @@ mod tests {
             severity: Severity::Notice,
             ..critical.clone()
         };
-        let items = actions(&ds, &[critical, notice], now);
+        let total = |name: &str, ready: f64, stalled: f64| scorecard::Total {
+            name: name.into(),
+            ready,
+            stalled,
+            per_day: 0.0,
+            failure_rate: None,
+            lead_time: None,
+            restore: None,
+        };
+        let history = [
+            total("postgresql", 6.0, 4.0),
+            total("webapp", 3.0, 2.0),
+            total("steady", 9.0, 2.0),
+            total("redis", 1.0, 1.0),
+        ];
+        let items = actions(&ds, &[critical, notice], (&history, "30d"), now);
         let texts: Vec<&str> = items.iter().map(|a| a.text.as_str()).collect();
         assert_eq!(
             texts,
             [
                 "1 Deployment Stalled for more than an hour",
                 "Terminal team-a/ops: its pod runs privileged",
+                "template postgresql: 4 of its 10 changes over 30d stalled",
+                "template webapp: 2 of its 5 changes over 30d stalled",
                 "template postgresql: 2 of its 3 Deployments are Stalled",
                 "Deployment team-a/a is Stalled for 2 h: a says why",
                 "Deployment team-a/b is Stalled for 1 min: b says why",
@@ -471,8 +767,79 @@ mod tests {
             ]
         );
         assert_eq!(items[1].link, "/terminals/team-a/ops");
-        assert_eq!(items[3].link, "/deployments/team-a/a");
-        assert!(actions(&ds[2..3], &[], now).is_empty(), "nothing to do");
+        assert_eq!(items[2].link, "/insights?range=30d#reasons");
+        assert_eq!(items[5].link, "/deployments/team-a/a");
+        assert!(actions(&ds[2..3], &[], (&[], "7d"), now).is_empty(), "nothing to do");
+        assert!(
+            actions(&[], &[], (&history[2..], "7d"), now).is_empty(),
+            "2 of 11 is under a third, and one stall is not yet a pattern"
+        );
+    }
+
+    #[test]
+    fn a_deployments_record_counts_its_changes_in_the_range() {
+        let r = record(&[(100, true), (200, false), (300, true), (400, true)], Some(5), 200);
+        assert_eq!((r.succeeded, r.failed, r.lead_time), (2, 1, Some(5)));
+    }
+
+    #[test]
+    fn every_table_exports_and_an_unknown_one_does_not() {
+        let i = Insights {
+            overview: Overview::default(),
+            actions: vec![],
+            findings: vec![],
+            deployments: vec![deployment("a", "webapp", "stalled", Some(5))],
+            delivery: Delivery {
+                range: "7d".into(),
+                rows: vec![],
+                teams: scorecard::totals(
+                    &[super::super::delivery::Row {
+                        namespace: "team-a".into(),
+                        template: "webapp".into(),
+                        ready: 3.0,
+                        stalled: 1.0,
+                        per_day: 0.0,
+                        failure_rate: None,
+                        lead_time: Some(12.0),
+                        lead_count: 3.0,
+                        restore: None,
+                        restore_count: 0.0,
+                    }],
+                    |r| &r.namespace,
+                    7.0,
+                ),
+                templates: vec![],
+                stalls: vec![super::super::delivery::Stall {
+                    namespace: "team-a".into(),
+                    template: "webapp".into(),
+                    reason: "ResourceFailed".into(),
+                    count: 1.0,
+                }],
+                unavailable: None,
+            },
+            reasons: vec![],
+            drill: None,
+            scorecard: Scorecard {
+                formula: scorecard::FORMULA,
+                best: vec![],
+                worst: vec![],
+            },
+        };
+        for t in TABLES {
+            let (name, body) = csv_of(&i, t).unwrap();
+            assert_eq!(name, t);
+            assert!(body.lines().count() >= 1, "{t}: a header at least");
+        }
+        assert_eq!(
+            csv_of(&i, "teams").unwrap().1.lines().nth(1),
+            Some("team-a,3,1,0.429,0.250,12.000,")
+        );
+        assert_eq!(
+            csv_of(&i, "reasons").unwrap().1.lines().nth(1),
+            Some("ResourceFailed,workload,team-a,webapp,1")
+        );
+        assert!(csv_of(&i, "deployments").unwrap().1.contains(",ResourceFailed,"));
+        assert_eq!(csv_of(&i, "secrets"), None);
     }
 
     #[test]

@@ -36,14 +36,17 @@ pub mod oidc;
 pub mod page;
 pub mod provider_session;
 pub mod readable;
+pub mod reasons;
 pub mod recent;
 pub mod rows;
+pub mod scorecard;
 pub mod search;
 pub mod server;
 pub mod session_ends;
 pub mod session_limit;
 pub mod shortcuts;
 pub mod state;
+pub mod svg;
 pub mod terminals;
 pub mod user_kubeconfig;
 

@@ -10,7 +10,10 @@ use minijinja::{Environment, context, value::Serde};
 use serde::Serialize;
 
 use super::{ObjectKey, Row};
-use crate::api::{Deployment, Terminal};
+use crate::api::{
+    Deployment, Terminal,
+    deployment::{Health, Operation, OperationResult},
+};
 
 /// A row template failed to render.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,15 @@ pub struct DeploymentRow {
     pub state: &'static str,
     /// While Stalled: since when (seconds since the epoch).
     pub stalled_since: Option<i64>,
+    /// While Stalled: why (its condition's reason).
+    pub stalled_reason: String,
+    /// Its objects that failed: `Kind name: why`.
+    pub failed: Vec<String>,
+    /// The creates and updates its status records: when (seconds since
+    /// the epoch) and whether they succeeded.
+    pub changes: Vec<(i64, bool)>,
+    /// While Ready: how long after its latest create or update it turned Ready (seconds).
+    pub lead_time: Option<i64>,
     /// Its status message.
     pub message: String,
     html: [String; 2],
@@ -98,14 +110,35 @@ impl DeploymentRow {
             creator: &creator,
         };
         let html = render(env, "deployment_row.html", "deployment", &cells, &key)?;
+        let stalled = conditions.iter().find(|c| c.type_ == "Stalled" && c.status == "True");
+        let history = st.map(|s| s.history.as_slice()).unwrap_or_default();
+        let changes: Vec<(i64, bool)> = history
+            .iter()
+            .filter(|h| matches!(h.operation, Operation::Create | Operation::Update))
+            .map(|h| (h.time.0.as_second(), h.result == OperationResult::Succeeded))
+            .collect();
+        let ready_at = conditions
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "True")
+            .map(|c| c.last_transition_time.0.as_second());
         Ok(DeploymentRow {
+            stalled_reason: stalled.map(|c| c.reason.clone()).unwrap_or_default(),
+            failed: st
+                .map(|s| s.resources.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| r.health == Health::Failed)
+                .map(|r| format!("{} {}: {}", r.kind, r.name, r.message.as_deref().unwrap_or("failed")))
+                .collect(),
+            lead_time: match (ready_at, changes.iter().rev().find(|c| c.1)) {
+                (Some(ready), Some((at, _))) if ready >= *at => Some(ready - at),
+                _ => None,
+            },
+            changes,
             created: d.creation_timestamp().map(|c| c.0.as_nanosecond()),
             template: d.spec.template.name.clone(),
             state: super::super::live::state_of(conditions),
-            stalled_since: conditions
-                .iter()
-                .find(|c| c.type_ == "Stalled" && c.status == "True")
-                .map(|c| c.last_transition_time.0.as_second()),
+            stalled_since: stalled.map(|c| c.last_transition_time.0.as_second()),
             message: message.to_string(),
             key,
             creator,
