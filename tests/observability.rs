@@ -845,3 +845,133 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         deployments.delete(name, &Default::default()).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_workload_whose_pods_cannot_start_stalls_its_deployment_by_cause_until_they_can() {
+    use kube::{
+        api::{Patch, PatchParams},
+        runtime::wait::await_condition,
+    };
+    let s = stack();
+    let cp = common::shared();
+    let admin = cp.admin_client().await.unwrap();
+    portico::dev::load_catalog(
+        &admin,
+        std::path::Path::new(portico::dev::CATALOG_DIR),
+        portico::dev::CATALOG_NAMESPACE,
+        &portico::dev::catalog::local_images(),
+    )
+    .await
+    .unwrap();
+    let alice = cp.client_as("alice", &["developers"]).await.unwrap();
+    let deployments = Api::<portico::api::Deployment>::namespaced(alice, "team-a");
+    // No registry answers for this name: the kubelet cannot pull it.
+    let d = common::fixtures::deployment(
+        "unpullable",
+        "webapp",
+        serde_json::json!({"image": "registry.portico.invalid/nothing:1"}),
+    );
+    deployments.create(&PostParams::default(), &d).await.unwrap();
+    let condition = |d: &portico::api::Deployment, type_: &str| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_ && c.status == "True"))
+            .cloned()
+    };
+    let stalled = tokio::time::timeout(
+        Duration::from_secs(180),
+        await_condition(
+            deployments.clone(),
+            "unpullable",
+            |d: Option<&portico::api::Deployment>| d.and_then(|d| condition(d, "Stalled")).is_some(),
+        ),
+    )
+    .await
+    .expect("Stalled within 180 s")
+    .unwrap()
+    .unwrap();
+    let c = condition(&stalled, "Stalled").unwrap();
+    assert_eq!(c.reason, "ResourceFailed", "{c:?}");
+    let cause = ["ImagePullBackOff", "ErrImagePull"]
+        .into_iter()
+        .find(|cause| {
+            c.message
+                .starts_with(&format!("Deployment unpullable: {cause} in pod unpullable-"))
+        })
+        .unwrap_or_else(|| panic!("not the pull named: {}", c.message));
+    assert!(c.message.contains(", container app"), "{}", c.message);
+    // Counted by its cause, ranked by it on Insights, and drilled into.
+    let p = &s.prometheus;
+    until_value(
+        p,
+        &format!(
+            r#"sum(portico_deployment_stalls_total{{object_namespace="team-a",template="webapp",reason="ResourceFailed",cause="{cause}"}})"#
+        ),
+        1.0,
+    )
+    .await;
+    let mut viewer = common::ui::Browser::new();
+    viewer.dev_login(&s.dashboard, "alice").await;
+    let url = format!("{}/insights?range=7d&reason={cause}&format=json", s.dashboard);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let insights: Value = loop {
+        let v: Value = viewer.get(&url).await.json().await.unwrap();
+        let listed = v["drill"]["now"]
+            .as_array()
+            .is_some_and(|now| now.iter().any(|d| d["name"] == "unpullable"));
+        if listed {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "not drilled into within 90 s: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let ranked = insights["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == cause)
+        .cloned()
+        .unwrap_or_else(|| panic!("{cause} not ranked: {}", insights["reasons"]));
+    assert_eq!(
+        (ranked["class"].as_str(), ranked["count"].as_f64()),
+        (Some("workload"), Some(1.0))
+    );
+    let drill = &insights["drill"];
+    assert!(
+        drill["places"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["namespace"] == "team-a" && p["template"] == "webapp" && p["count"] == 1.0),
+        "{drill}"
+    );
+    let failed = drill["now"][0]["failed"].to_string();
+    assert!(
+        failed.contains(&format!("Deployment unpullable: {cause} in pod")),
+        "{failed}"
+    );
+    // An image the node has: the pods start, the Deployment is Ready again, a restore.
+    let fix = serde_json::json!({"spec": {"parameters": {"image": portico::controlplane::node::images::WEBAPP_IMAGE}}});
+    deployments
+        .patch("unpullable", &PatchParams::default(), &Patch::Merge(&fix))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(180),
+        await_condition(
+            deployments.clone(),
+            "unpullable",
+            |d: Option<&portico::api::Deployment>| d.and_then(|d| condition(d, "Ready")).is_some(),
+        ),
+    )
+    .await
+    .expect("Ready again within 180 s")
+    .unwrap();
+    until_value(
+        p,
+        r#"sum(portico_deployment_restore_seconds_count{object_namespace="team-a",template="webapp"})"#,
+        1.0,
+    )
+    .await;
+    deployments.delete("unpullable", &Default::default()).await.unwrap();
+}

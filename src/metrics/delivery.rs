@@ -44,6 +44,9 @@ pub struct StallLabels {
     pub template: String,
     /// The Stalled condition's reason (`kstatus::Reason`).
     pub reason: String,
+    /// For `ResourceFailed`: why the object failed
+    /// (`controller::deployment::workload::cause`); otherwise empty.
+    pub cause: String,
 }
 
 /// Buckets of lead times and times to restore, seconds: a second to a day.
@@ -87,7 +90,7 @@ impl Delivery {
         );
         registry.register(
             "deployment_stalls",
-            "Deployments that stalled, by reason",
+            "Deployments that stalled, by reason, and for a failed object by its cause (CrashLoopBackOff, ImagePullBackOff, JobFailed, …)",
             d.stalls.clone(),
         );
         d
@@ -119,13 +122,14 @@ impl Delivery {
             .inc();
     }
 
-    /// A stall, by reason.
-    pub fn stalled(&self, namespace: &str, template: &str, reason: &str) {
+    /// A stall, by reason (and, for a failed object, its cause).
+    pub fn stalled(&self, namespace: &str, template: &str, reason: &str, cause: &str) {
         self.stalls
             .get_or_create(&StallLabels {
                 object_namespace: namespace.into(),
                 template: template.into(),
                 reason: reason.into(),
+                cause: cause.into(),
             })
             .inc();
     }

@@ -156,21 +156,46 @@ pub struct Stall {
     pub template: String,
     /// The Stalled condition's reason (`kstatus::Reason`).
     pub reason: String,
+    /// For a failed object (`ResourceFailed`), why it failed
+    /// (`CrashLoopBackOff`, `JobFailed`, …); otherwise empty.
+    pub cause: String,
     pub count: f64,
 }
 
-/// The stalls in an answer of [`total`] by reason (pure): whole counts, none zero.
+impl Stall {
+    /// What the failure reasons rank it by: its cause, if it has one, else its reason.
+    pub fn what(&self) -> &str {
+        if self.cause.is_empty() {
+            &self.reason
+        } else {
+            &self.cause
+        }
+    }
+}
+
+/// The stalls in an answer of [`total`] by reason and cause (pure): whole counts, none zero.
 pub fn stalls(answer: &Value) -> Vec<Stall> {
-    samples(answer, Some("reason"))
+    let mut out: Vec<Stall> = answer
+        .pointer("/data/result")
+        .and_then(Value::as_array)
         .into_iter()
-        .map(|((namespace, template, reason), v)| Stall {
-            namespace,
-            template,
-            reason,
-            count: v.round(),
+        .flatten()
+        .filter_map(|r| {
+            let label = |k: &str| r["metric"][k].as_str().unwrap_or_default().to_string();
+            let count = r["value"][1].as_str()?.parse::<f64>().ok()?.round();
+            (count.is_finite() && count > 0.0).then(|| Stall {
+                namespace: label("object_namespace"),
+                template: label("template"),
+                reason: label("reason"),
+                cause: label("cause"),
+                count,
+            })
         })
-        .filter(|s| s.count > 0.0)
-        .collect()
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.namespace, &a.template, &a.reason, &a.cause).cmp(&(&b.namespace, &b.template, &b.reason, &b.cause))
+    });
+    out
 }
 
 /// What Prometheus holds over a range.
@@ -225,7 +250,7 @@ pub async fn query(
         ask(http, base, of("portico_deployment_lead_time_seconds_count", "")),
         ask(http, base, of("portico_deployment_restore_seconds_sum", "")),
         ask(http, base, of("portico_deployment_restore_seconds_count", "")),
-        ask(http, base, of("portico_deployment_stalls_total", ", reason")),
+        ask(http, base, of("portico_deployment_stalls_total", ", reason, cause")),
     )?;
     let rows = rows(
         &Answers {

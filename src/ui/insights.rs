@@ -43,6 +43,8 @@ pub struct DeploymentFacts {
     pub stalled_reason: String,
     /// Its objects that failed: `Kind name: why`.
     pub failed: Vec<String>,
+    /// Why its first failed object failed (`CrashLoopBackOff`, `JobFailed`, …), if one did.
+    pub cause: String,
     pub message: String,
     /// Its creates and updates in the range, as its status records them.
     pub record: scorecard::Record,
@@ -268,6 +270,7 @@ async fn gather(
                 stalled_since: r.stalled_since,
                 stalled_reason: r.stalled_reason.clone(),
                 failed: r.failed.clone(),
+                cause: r.cause.to_string(),
                 message: r.message.clone(),
                 record: record(&r.changes, r.lead_time, since),
             })
@@ -322,7 +325,7 @@ async fn gather(
     let drill = reason.map(|r| {
         let now = deployments
             .iter()
-            .filter(|d| d.state == "stalled" && d.stalled_reason == r)
+            .filter(|d| d.state == "stalled" && (d.stalled_reason == r || d.cause == r))
             .map(|d| reasons::StalledNow {
                 namespace: d.namespace.clone(),
                 name: d.name.clone(),
@@ -425,22 +428,15 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
     }
     let reason = match q.reason.as_deref() {
         None | Some("") => None,
-        Some(r)
-            if reasons::DEPLOYMENT_REASONS
-                .iter()
-                .any(|(known, _)| known.to_string() == r) =>
-        {
-            Some(r)
-        }
+        Some(r) if reasons::known(r) => Some(r),
         Some(r) => {
-            let known: Vec<String> = reasons::DEPLOYMENT_REASONS.iter().map(|(r, _)| r.to_string()).collect();
             return Err(state.refuse(
                 Some(&s),
                 StatusCode::BAD_REQUEST,
                 "Unknown reason",
                 &format!(
                     "A Deployment is never Stalled for {r:?}: drill into one of {}.",
-                    known.join(", ")
+                    reasons::names().join(", ")
                 ),
             ));
         }
@@ -601,11 +597,12 @@ pub fn csv_of(i: &Insights, table: &str) -> Option<(&'static str, String)> {
         "teams" => totals(&i.delivery.teams, "namespace"),
         "templates" => totals(&i.delivery.templates, "template"),
         "reasons" => csv_table(
-            &["reason", "class", "namespace", "template", "stalls"],
+            &["reason", "cause", "class", "namespace", "template", "stalls"],
             i.delivery.stalls.iter().map(|s| {
                 vec![
                     s.reason.clone(),
-                    reasons::class(&s.reason).to_string(),
+                    s.cause.clone(),
+                    reasons::class(s.what()).to_string(),
                     s.namespace.clone(),
                     s.template.clone(),
                     s.count.to_string(),
@@ -708,6 +705,7 @@ mod tests {
                 String::new()
             },
             failed: vec![],
+            cause: String::new(),
             message: format!("{name} says why"),
             record: record(&[], None, 0),
         }
@@ -813,6 +811,7 @@ mod tests {
                     namespace: "team-a".into(),
                     template: "webapp".into(),
                     reason: "ResourceFailed".into(),
+                    cause: "CrashLoopBackOff".into(),
                     count: 1.0,
                 }],
                 unavailable: None,
@@ -836,7 +835,7 @@ mod tests {
         );
         assert_eq!(
             csv_of(&i, "reasons").unwrap().1.lines().nth(1),
-            Some("ResourceFailed,workload,team-a,webapp,1")
+            Some("ResourceFailed,CrashLoopBackOff,workload,team-a,webapp,1")
         );
         assert!(csv_of(&i, "deployments").unwrap().1.contains(",ResourceFailed,"));
         assert_eq!(csv_of(&i, "secrets"), None);

@@ -1,16 +1,17 @@
 //! Why Deployments fail, ranked (pure): the stalls over the range from
-//! Prometheus by their Stalled reason, each in a class — the template or
-//! its parameters, an apply the API server or the operator refused, or a
-//! workload that failed — and, drilled into one reason, where it happened
-//! (namespace and template) and which Deployments are Stalled for it now
-//! with their messages and the objects that failed.
+//! Prometheus by their Stalled reason — a failed object by its cause
+//! instead (CrashLoopBackOff, an image pull, a failed Job, …) — each in a
+//! class: the template or its parameters, an apply the API server or the
+//! operator refused, or a workload that failed; and, drilled into one,
+//! where it happened (namespace and template) and which Deployments are
+//! Stalled for it now with their messages and the objects that failed.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::delivery::Stall;
-use crate::kstatus::Reason;
+use crate::{controller::deployment::workload, kstatus::Reason};
 
 /// The Stalled reasons a Deployment can have, with their class.
 pub const DEPLOYMENT_REASONS: [(Reason, &str); 9] = [
@@ -25,17 +26,35 @@ pub const DEPLOYMENT_REASONS: [(Reason, &str); 9] = [
     (Reason::ResourceFailed, "workload"),
 ];
 
-/// The class of a Stalled reason (pure): `other` for one Deployments do not have.
+/// The class of a Stalled reason or a failed object's cause (pure):
+/// `other` for one Deployments do not have.
 pub fn class(reason: &str) -> &'static str {
+    if workload::STUCK.contains(&reason) || workload::CAUSES.contains(&reason) {
+        return "workload";
+    }
     DEPLOYMENT_REASONS
         .iter()
         .find(|(r, _)| r.to_string() == reason)
         .map_or("other", |(_, c)| c)
 }
 
-/// One reason's stalls over the range.
+/// Whether a failure can be drilled into by `name`: a Stalled reason of
+/// Deployments or a failed object's cause (pure).
+pub fn known(name: &str) -> bool {
+    class(name) != "other"
+}
+
+/// Every name [`known`] takes, for the message that refuses another.
+pub fn names() -> Vec<String> {
+    let mut out: Vec<String> = DEPLOYMENT_REASONS.iter().map(|(r, _)| r.to_string()).collect();
+    out.extend(workload::STUCK.iter().chain(&workload::CAUSES).map(|c| c.to_string()));
+    out
+}
+
+/// One reason's (or cause's) stalls over the range.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ranked {
+    /// The reason, or a failed object's cause ([`Stall::what`]).
     pub reason: String,
     pub class: &'static str,
     pub count: f64,
@@ -50,7 +69,7 @@ pub fn ranked(stalls: &[Stall]) -> Vec<Ranked> {
     let all: f64 = stalls.iter().map(|s| s.count).sum();
     let mut by: BTreeMap<&str, (f64, Vec<&str>)> = BTreeMap::new();
     for s in stalls {
-        let e = by.entry(&s.reason).or_default();
+        let e = by.entry(s.what()).or_default();
         e.0 += s.count;
         if !e.1.contains(&s.template.as_str()) {
             e.1.push(&s.template);
@@ -94,7 +113,7 @@ pub struct Drill {
 
 /// The drill-down of `reason` (pure).
 pub fn drill(reason: &str, stalls: &[Stall], now: Vec<StalledNow>) -> Drill {
-    let mut places: Vec<Stall> = stalls.iter().filter(|s| s.reason == reason).cloned().collect();
+    let mut places: Vec<Stall> = stalls.iter().filter(|s| s.what() == reason).cloned().collect();
     places.sort_by(|a, b| {
         b.count
             .total_cmp(&a.count)
@@ -113,10 +132,15 @@ mod tests {
     use super::*;
 
     fn stall(ns: &str, template: &str, reason: &str, count: f64) -> Stall {
+        let (reason, cause) = match reason.split_once('/') {
+            Some((r, c)) => (r, c),
+            None => (reason, ""),
+        };
         Stall {
             namespace: ns.into(),
             template: template.into(),
             reason: reason.into(),
+            cause: cause.into(),
             count,
         }
     }
@@ -124,8 +148,8 @@ mod tests {
     #[test]
     fn reasons_rank_by_stalls_with_their_class_and_share() {
         let stalls = [
-            stall("team-a", "webapp", "ResourceFailed", 2.0),
-            stall("team-b", "webapp", "ResourceFailed", 1.0),
+            stall("team-a", "webapp", "ResourceFailed/ImagePullBackOff", 2.0),
+            stall("team-b", "webapp", "ResourceFailed/ImagePullBackOff", 1.0),
             stall("team-a", "postgresql", "RenderFailed", 1.0),
             stall("team-a", "postgresql", "ApplyRefused", 1.0),
         ];
@@ -137,7 +161,7 @@ mod tests {
         assert_eq!(
             names,
             [
-                ("ResourceFailed", "workload", 3.0, 1),
+                ("ImagePullBackOff", "workload", 3.0, 1),
                 ("ApplyRefused", "apply refused", 1.0, 1),
                 ("RenderFailed", "template", 1.0, 1),
             ]
@@ -145,16 +169,19 @@ mod tests {
         assert_eq!(r[0].share, 0.6);
         assert!(ranked(&[]).is_empty());
         assert_eq!(class("PodEnded"), "other", "a Terminal's reason");
+        assert!(known("CrashLoopBackOff") && known("JobFailed") && known("RenderFailed"));
+        assert!(!known("Bogus") && super::names().contains(&"ImagePullBackOff".to_string()));
     }
 
     #[test]
     fn a_drill_down_lists_where_a_reason_happened_most_first() {
         let stalls = [
-            stall("team-a", "webapp", "ResourceFailed", 1.0),
-            stall("team-b", "webapp", "ResourceFailed", 4.0),
+            stall("team-a", "webapp", "ResourceFailed/CrashLoopBackOff", 1.0),
+            stall("team-b", "webapp", "ResourceFailed/CrashLoopBackOff", 4.0),
+            stall("team-b", "webapp", "ResourceFailed/JobFailed", 4.0),
             stall("team-a", "postgresql", "RenderFailed", 1.0),
         ];
-        let d = drill("ResourceFailed", &stalls, vec![]);
+        let d = drill("CrashLoopBackOff", &stalls, vec![]);
         let places: Vec<(&str, f64)> = d.places.iter().map(|s| (s.namespace.as_str(), s.count)).collect();
         assert_eq!(places, [("team-b", 4.0), ("team-a", 1.0)]);
         assert_eq!(d.class, "workload");

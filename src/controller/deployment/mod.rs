@@ -23,6 +23,7 @@ mod dereference;
 pub mod health;
 pub mod inventory;
 mod report;
+pub mod workload;
 
 use std::{sync::Arc, time::Duration};
 
@@ -50,7 +51,7 @@ use crate::controller::event::Happened;
 use crate::{
     api::{
         Deployment, Kind,
-        deployment::{DeploymentStatus, Operation, OperationResult},
+        deployment::{DeploymentStatus, Health, Operation, OperationResult},
     },
     catalog::{ApplyAs, render},
     creator::Creator,
@@ -196,7 +197,7 @@ async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Acti
                 message: message.clone(),
             };
             let action = stalled(ctx, d, base, reason, op, message).await?;
-            count_delivery(dc, d, &phase);
+            count_delivery(dc, d, &phase, "");
             Ok(action)
         }
         Err(Halt::Retry(e)) => Err(e),
@@ -237,7 +238,7 @@ async fn steps(
         None if first && !suspended => restored(d, dc, &inputs, &uid).await?,
         kept => kept,
     };
-    let applied = match unchanged {
+    let mut applied = match unchanged {
         Some(applied) => applied,
         None => {
             let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
@@ -270,12 +271,22 @@ async fn steps(
         }
         base.template_revision = Some(inputs.revision.clone());
     }
+    // Not Ready for a while: are its workloads' pods stuck?
+    if !suspended && workload::time_to_look(not_ready_since(d), Timestamp::now()) {
+        let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
+        workload::check(&client, &mut applied.inventory, &applied.live).await;
+    }
     base.outputs = render::outputs(&inputs.entry.template, &render_inputs, &applied.live);
     base.resources = applied.inventory;
     let phase = report::phase(&base.resources, suspended);
     let progressing = matches!(phase, Phase::Reconciling { .. });
     set_phase(ctx, d, base.clone(), &phase).await?;
-    count_delivery(dc, d, &phase);
+    let cause = base
+        .resources
+        .iter()
+        .find(|r| r.health == Health::Failed)
+        .map_or("", |r| workload::cause(r.message.as_deref().unwrap_or_default()));
+    count_delivery(dc, d, &phase, cause);
     Ok(Action::requeue(if progressing {
         POLL
     } else {
@@ -341,8 +352,19 @@ async fn restored(
     Ok(Some(applied))
 }
 
-/// Counts what a pass reported (once its status is written) in the delivery metrics.
-fn count_delivery(dc: &DeploymentContext, d: &Deployment, phase: &Phase) {
+/// Since when `d`'s status says it is not Ready.
+fn not_ready_since(d: &Deployment) -> Option<Timestamp> {
+    d.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "False")
+        .map(|c| c.last_transition_time.0)
+}
+
+/// Counts what a pass reported (once its status is written) in the
+/// delivery metrics; `cause` is a failed workload's ([`workload::cause`]).
+fn count_delivery(dc: &DeploymentContext, d: &Deployment, phase: &Phase, cause: &str) {
     let before = d.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let t = delivery::transition(before, phase);
     let (ns, template) = (d.namespace().unwrap_or_default(), &d.spec.template.name);
@@ -363,7 +385,7 @@ fn count_delivery(dc: &DeploymentContext, d: &Deployment, phase: &Phase) {
         metrics.change_stalled(&ns, template);
     }
     if let Some(reason) = counts.stalled {
-        metrics.stalled(&ns, template, &reason.to_string());
+        metrics.stalled(&ns, template, &reason.to_string(), cause);
     }
     if let Some(after) = counts.restored {
         metrics.restored(&ns, template, after);

@@ -10,9 +10,12 @@ use minijinja::{Environment, context, value::Serde};
 use serde::Serialize;
 
 use super::{ObjectKey, Row};
-use crate::api::{
-    Deployment, Terminal,
-    deployment::{Health, Operation, OperationResult},
+use crate::{
+    api::{
+        Deployment, Terminal,
+        deployment::{Health, Operation, OperationResult},
+    },
+    controller::deployment::workload,
 };
 
 /// A row template failed to render.
@@ -81,6 +84,8 @@ pub struct DeploymentRow {
     pub stalled_reason: String,
     /// Its objects that failed: `Kind name: why`.
     pub failed: Vec<String>,
+    /// Why its first failed object failed ([`workload::cause`]), or empty.
+    pub cause: &'static str,
     /// The creates and updates its status records: when (seconds since
     /// the epoch) and whether they succeeded.
     pub changes: Vec<(i64, bool)>,
@@ -121,11 +126,14 @@ impl DeploymentRow {
             .iter()
             .find(|c| c.type_ == "Ready" && c.status == "True")
             .map(|c| c.last_transition_time.0.as_second());
+        let resources = st.map(|s| s.resources.as_slice()).unwrap_or_default();
         Ok(DeploymentRow {
+            cause: resources
+                .iter()
+                .find(|r| r.health == Health::Failed)
+                .map_or("", |r| workload::cause(r.message.as_deref().unwrap_or_default())),
             stalled_reason: stalled.map(|c| c.reason.clone()).unwrap_or_default(),
-            failed: st
-                .map(|s| s.resources.as_slice())
-                .unwrap_or_default()
+            failed: resources
                 .iter()
                 .filter(|r| r.health == Health::Failed)
                 .map(|r| format!("{} {}: {}", r.kind, r.name, r.message.as_deref().unwrap_or("failed")))
