@@ -47,6 +47,7 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
     let pid = dev.id();
     let mut kubeconfig = None;
     let mut dashboard = None;
+    let mut prometheus = None;
     let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(300);
     for line in lines.by_ref() {
@@ -56,6 +57,9 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
         }
         if let Some(rest) = line.strip_prefix("Dashboard: ") {
             dashboard = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(rest) = line.strip_prefix("Prometheus: http") {
+            prometheus = rest.split_whitespace().next().map(|r| format!("http{r}"));
         }
         if line.contains("Press Ctrl-C to stop.") || Instant::now() > deadline {
             break;
@@ -106,6 +110,37 @@ fn portico_dev_runs_the_demo_and_ctrl_c_leaves_nothing_running() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The Prometheus it runs scrapes the operator: the web app's change that
+    // turned Ready is counted there, for Insights.
+    let prometheus = prometheus.expect("portico dev runs Prometheus (the suite installs Debian's package)");
+    let counted = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let q = "sum(portico_deployment_changes_total{template=\"webapp\",outcome=\"ready\"})";
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v: serde_json::Value = reqwest::Client::new()
+                .get(format!(
+                    "{prometheus}/api/v1/query?query={}",
+                    openidconnect::url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let value = v["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok());
+            if value.is_some_and(|v| v >= 1.0) || Instant::now() > deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    assert!(
+        counted.is_some_and(|v| v >= 1.0),
+        "Prometheus counts the web app's change: {counted:?}"
+    );
     let out = kubectl(&["--context", "alice", "get", "portico", "-n", "team-a"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("deployment.portico.dev/hello"));
     let out = kubectl(&["--context", "bob", "get", "pdeploy", "-n", "team-a"]);

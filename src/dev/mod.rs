@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod demo;
 pub mod existing;
+pub mod prometheus;
 
 use std::path::PathBuf;
 
@@ -87,13 +88,31 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     let stop = tokio_util::sync::CancellationToken::new();
     let mut operator = None;
     let mut dashboard_task = None;
+    let mut metrics_store = None;
     if let Some(cp) = &local {
-        let (task, webhook, metrics) = start_operator(cp, &client, stop.clone()).await?;
+        let (task, webhook, metrics_port) = start_operator(cp, &client, stop.clone()).await?;
         operator = Some(task);
-        let (ui_task, dashboard) = start_dashboard(cp, stop.clone()).await?;
+        // Prometheus' port first: the dashboard is configured with its URL.
+        let prometheus_port = match std::path::Path::new(prometheus::PROGRAM).exists() {
+            true => Some(crate::controlplane::free_port()?),
+            false => {
+                eprintln!("portico dev: {}", prometheus::MISSING);
+                None
+            }
+        };
+        let prometheus_url = prometheus_port.map(|p| format!("http://127.0.0.1:{p}"));
+        let (ui_task, dashboard, dashboard_port) = start_dashboard(cp, stop.clone(), prometheus_url.as_deref()).await?;
         dashboard_task = Some(ui_task);
+        if let Some(port) = prometheus_port {
+            match prometheus::start(cp.dir(), port, metrics_port, dashboard_port).await {
+                Ok(p) => metrics_store = Some(p),
+                Err(e) => eprintln!("portico dev: running without Prometheus: {e}"),
+            }
+        }
         let path = write_dev_kubeconfig(cp)?;
-        print_welcome(cp, &path, &webhook, &metrics, &dashboard);
+        let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+        let prometheus = metrics_store.as_ref().map(|p| p.url.as_str());
+        print_welcome(cp, &path, &webhook, (&metrics, prometheus), &dashboard);
     }
     wait_for_shutdown().await;
     eprintln!("portico dev: stopping");
@@ -101,6 +120,7 @@ pub async fn run(target: Target) -> Result<(), DevError> {
     for task in [operator, dashboard_task].into_iter().flatten() {
         let _ = task.await;
     }
+    drop(metrics_store);
     drop(local);
     Ok(())
 }
@@ -125,14 +145,15 @@ fn start_local(node: bool) -> Result<ControlPlane, ControlPlaneError> {
 async fn start_dashboard(
     cp: &ControlPlane,
     stop: tokio_util::sync::CancellationToken,
-) -> Result<(tokio::task::JoinHandle<()>, String), DevError> {
+    prometheus: Option<&str>,
+) -> Result<(tokio::task::JoinHandle<()>, String, u16), DevError> {
     let port = crate::controlplane::free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let users: Vec<serde_json::Value> = demo::USERS
         .iter()
         .map(|u| serde_json::json!({"name": u.name, "groups": u.groups}))
         .collect();
-    let cfg: crate::ui::config::UiConfig = serde_json::from_value(serde_json::json!({
+    let mut cfg = serde_json::json!({
         "listen": format!("127.0.0.1:{port}"),
         "publicUrl": url,
         "devUsers": users,
@@ -141,8 +162,11 @@ async fn start_dashboard(
         "assetsDir": ui_assets(),
         // With a node, the shortcuts run the local toolbox (no registry is reachable).
         "terminals": {"shortcuts": demo::shortcuts(cp.node().map(|_| crate::controlplane::node::images::TOOLBOX_IMAGE))},
-    }))
-    .expect("a dashboard configuration");
+    });
+    if let Some(url) = prometheus {
+        cfg["prometheus"] = serde_json::json!({"url": url});
+    }
+    let cfg: crate::ui::config::UiConfig = serde_json::from_value(cfg).expect("a dashboard configuration");
     let kube_config =
         kube::Config::from_custom_kubeconfig(cp.kubeconfig().clone(), &KubeConfigOptions::default()).await?;
     let task = tokio::spawn(async move {
@@ -159,7 +183,7 @@ async fn start_dashboard(
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok((task, url))
+    Ok((task, url, port))
 }
 
 /// The operator in this process, its webhook registered by loopback URL.
@@ -167,7 +191,7 @@ async fn start_operator(
     cp: &ControlPlane,
     client: &Client,
     stop: tokio_util::sync::CancellationToken,
-) -> Result<(tokio::task::JoinHandle<()>, String, String), DevError> {
+) -> Result<(tokio::task::JoinHandle<()>, String, u16), DevError> {
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "portico-system"}})).expect("namespace");
     install::apply(client, &ns).await?;
@@ -202,7 +226,7 @@ async fn start_operator(
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok((task, webhook, format!("http://127.0.0.1:{metrics_port}/metrics")))
+    Ok((task, webhook, metrics_port))
 }
 
 async fn existing_client(path: Option<PathBuf>) -> Result<Client, DevError> {
@@ -289,7 +313,13 @@ pub fn cache_dir() -> PathBuf {
     })
 }
 
-fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str, metrics: &str, dashboard: &str) {
+fn print_welcome(
+    cp: &ControlPlane,
+    kubeconfig: &std::path::Path,
+    webhook: &str,
+    (metrics, prometheus): (&str, Option<&str>),
+    dashboard: &str,
+) {
     let kubectl = format!(
         "{} --kubeconfig {}",
         cp.binaries().path("kubectl").display(),
@@ -299,6 +329,10 @@ fn print_welcome(cp: &ControlPlane, kubeconfig: &std::path::Path, webhook: &str,
     println!("Portico dev is running. API server: {}", cp.server());
     println!("Dashboard: {dashboard} (log in as alice, bob or carol)");
     println!("Operator: webhook {webhook}, metrics {metrics}");
+    match prometheus {
+        Some(url) => println!("Prometheus: {url} (scrapes the operator and the dashboard; Insights reads it)"),
+        None => println!("Prometheus: not running (Insights shows no figures over time)"),
+    }
     println!("Kubeconfig: {}", kubeconfig.display());
     println!("Contexts: admin (cluster admin), alice (edit in team-a), bob (edit in team-b), carol (portico-admins)");
     println!("Try:");
