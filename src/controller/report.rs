@@ -129,10 +129,13 @@ pub async fn expire<K: Ends>(ctx: &Context, obj: &K, mut base: K::Status, reason
     tracing::info!(reason = ?reason, "expired");
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     match api.delete(&obj.name_any(), &DeleteParams::default()).await {
-        Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(kube_err(format!("delete the expired {kind}"))(e)),
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(kube_err(format!("delete the expired {kind}"))(e)),
     }
+    // Once deleted: a pass after a failed delete, or after a restart, expires it again.
+    super::usage::ended(ctx, obj, reason, Timestamp::now());
+    Ok(Action::await_change())
 }
 
 /// On deletion, before cleanup: unless an end was recorded already, records
@@ -148,6 +151,12 @@ pub async fn record_deletion<K: Ends>(ctx: &Context, obj: &K) {
         tracing::debug!(error = %e, "cannot record the deletion in the status");
     }
     ctx.metrics.expired(K::KIND, "Deleted");
+    let at = obj
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map_or_else(Timestamp::now, |t| t.0);
+    super::usage::ended(ctx, obj, EndReason::Deleted, at);
 }
 
 /// A token was renewed: counted, and a `TokenRenewed` Event on `obj` saying until when.

@@ -234,6 +234,8 @@ async fn apply_claim(c: &SessionClaim, sc: &SessionContext) -> Result<Action, Er
         Err(message) => return stall(ctx, c, base, Reason::TokenRejected, message).await,
     };
     let granted = children::grants(sc, c, &n, &inputs.creator, inputs.profile).await?;
-    set_phase(ctx, c, base, &report::ready(&granted)).await?;
+    let phase = report::ready(&granted);
+    set_phase(ctx, c, base, &phase).await?;
+    super::usage::opened(ctx, c, &phase);
     Ok(Action::requeue(report::next_pass(until(expiry.at), until(renew_at))))
 }

@@ -421,6 +421,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     }
     let ready = matches!(phase, crate::kstatus::Phase::Ready { .. });
     set_phase(ctx, t, base, &phase).await?;
+    super::usage::opened(ctx, t, &phase);
     Ok(Action::requeue(report::next_pass(
         until(expiry.at),
         until(renew_at),
