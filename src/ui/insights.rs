@@ -5,9 +5,9 @@
 //! needing a change; and compliance findings over the catalog templates the
 //! viewer's groups may use and the Terminals they may see
 //! ([`crate::compliance`]); and, from Prometheus where configured,
-//! delivery figures over a range ([`super::delivery`]). `?format=json`
-//! exports it all, `?format=csv` one table (`table=findings`, `actions`,
-//! `delivery` or `deployments`).
+//! delivery figures over a range ([`super::delivery`]) and usage per team
+//! and user ([`super::usage`]). `?format=json` exports it all, `?format=csv`
+//! one table (`table=findings`, `actions`, `delivery`, `usage` or `deployments`).
 
 use std::collections::BTreeMap;
 
@@ -70,6 +70,7 @@ pub struct Insights {
     pub findings: Vec<Finding>,
     pub deployments: Vec<DeploymentFacts>,
     pub delivery: Delivery,
+    pub usage: super::usage::Usage,
 }
 
 /// The action items (pure): Deployments Stalled (those for more than an
@@ -246,10 +247,11 @@ async fn gather(state: &State, s: &super::cookies::Session, range: &str) -> Resu
         sessions,
         all_sessions,
     };
-    let delivery = delivery(state, s, range).await;
+    let (delivery, usage) = futures::join!(delivery(state, s, range), super::usage::gather(state, s, range));
     let now = now.as_second();
     Ok(Insights {
         delivery,
+        usage,
         actions: actions(&deployments, &findings, now),
         overview,
         findings,
@@ -358,6 +360,7 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
                         }),
                     ),
                 ),
+                "usage" => ("usage", super::usage::csv(&insights.usage)),
                 "deployments" => (
                     "deployments",
                     csv_table(
@@ -376,7 +379,7 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
                 ),
                 other => {
                     return refuse(format!(
-                        "There is no table {other:?} to export: use findings, actions, delivery or deployments."
+                        "There is no table {other:?} to export: use findings, actions, delivery, usage or deployments."
                     ));
                 }
             };

@@ -45,6 +45,7 @@ pub mod session_limit;
 pub mod shortcuts;
 pub mod state;
 pub mod terminals;
+pub mod usage;
 pub mod user_kubeconfig;
 
 use std::path::Path;
