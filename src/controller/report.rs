@@ -116,10 +116,16 @@ pub async fn stall<K: Reported>(
     Ok(Action::requeue(STALLED_RETRY))
 }
 
-/// Ends an expired object: records `reason` in its status (no longer
-/// Ready), publishes an Event, counts the expiry, and deletes it (its
-/// finalizer then removes what was made for it).
-pub async fn expire<K: Ends>(ctx: &Context, obj: &K, mut base: K::Status, reason: EndReason) -> Result<Action, Error> {
+/// Ends an object that expired for `reason` at `at`: records the reason in
+/// its status (no longer Ready), publishes an Event, counts the expiry,
+/// and deletes it (its finalizer then removes what was made for it).
+pub async fn expire<K: Ends>(
+    ctx: &Context,
+    obj: &K,
+    mut base: K::Status,
+    reason: EndReason,
+    at: Timestamp,
+) -> Result<Action, Error> {
     *K::end_reason(&mut base) = Some(reason);
     set_phase(ctx, obj, base, &Phase::ended(reason)).await?;
     let kind = K::KIND;
@@ -133,8 +139,9 @@ pub async fn expire<K: Ends>(ctx: &Context, obj: &K, mut base: K::Status, reason
         Err(kube::Error::Api(e)) if e.code == 404 => {}
         Err(e) => return Err(kube_err(format!("delete the expired {kind}"))(e)),
     }
-    // Once deleted: a pass after a failed delete, or after a restart, expires it again.
-    super::usage::ended(ctx, obj, reason, Timestamp::now());
+    // Once deleted: a pass after a failed delete, or after a restart, expires
+    // it again. It lived until it expired, however late this pass came.
+    super::usage::ended(ctx, obj, reason, at);
     Ok(Action::await_change())
 }
 

@@ -224,7 +224,7 @@ async fn apply_claim(c: &SessionClaim, sc: &SessionContext) -> Result<Action, Er
     };
     let expiry = inputs.expiry;
     if expiry.at <= Timestamp::now() {
-        return expire(ctx, c, base, expiry.reason).await;
+        return expire(ctx, c, base, expiry.reason, expiry.at).await;
     }
     let n = Names::for_uid(&c.uid().unwrap_or_default());
     base.service_account_name = Some(n.service_account.clone());
