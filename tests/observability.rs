@@ -1026,6 +1026,17 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
         "{}",
         all["usage"]
     );
+    // The section in both themes (a third login of uma's, after the figures were checked).
+    let flow = common::ui::browser_script(
+        "insights_usage.mjs",
+        &[
+            &s.dashboard,
+            "uma",
+            "usage-a",
+            common::ui::screenshots().to_str().unwrap(),
+        ],
+    );
+    common::ui::expect_browser_ok(flow).await;
     for name in ["usage-ready", "usage-stalled"] {
         deployments.delete(name, &Default::default()).await.unwrap();
     }
