@@ -800,9 +800,9 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
     let idle = terminal_in("usage-idle", "usage-a", "usage-a", "edit")
         .with(serde_json::json!({"spec": {"idleTimeout": "30s"}}));
     let closed = terminal_in("usage-closed", "usage-a", "usage-a", "edit");
-    for t in [&idle, &closed] {
-        terminals.create(&PostParams::default(), t).await.unwrap();
-    }
+    let idle = terminals.create(&PostParams::default(), &idle).await.unwrap();
+    terminals.create(&PostParams::default(), &closed).await.unwrap();
+    let idle_ends = idle.metadata.creation_timestamp.unwrap().0 + k8s_openapi::jiff::SignedDuration::from_secs(30);
     let deployments = Api::<Deployment>::namespaced(uma, "usage-a");
     for (name, template) in [("usage-ready", "usage-ok"), ("usage-stalled", "usage-broken")] {
         let d = common::fixtures::deployment(name, template, serde_json::json!({}));
@@ -837,6 +837,10 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
     let revoked = of_uma[0].metadata.name.clone().unwrap();
     claims.delete(&revoked, &Default::default()).await.unwrap();
     common::wait::gone(&claims, &revoked).await;
+    let relogged = k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap()
+        - k8s_openapi::jiff::SignedDuration::from_secs(1);
     let mut viewers = Vec::new();
     for user in ["uma", "vic", "carol"] {
         let mut b = common::ui::Browser::new();
@@ -950,7 +954,12 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
         (mine["terminal_hours"].as_f64().unwrap() - hours).abs() < 1e-9,
         "{mine}"
     );
-    assert!(mine["last_activity"].is_string(), "{mine}");
+    // Her last activity: her second login, the latest of it all (to the second).
+    let last: k8s_openapi::jiff::Timestamp = mine["last_activity"].as_str().unwrap().parse().unwrap();
+    assert!(
+        last >= relogged && last <= k8s_openapi::jiff::Timestamp::now(),
+        "{mine}, logged in again at {relogged}"
+    );
     assert_eq!(
         hers["usage"]["users"].as_array().unwrap().len(),
         1,
@@ -970,6 +979,12 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
             None,
             None
         ],
+        "{team}"
+    );
+    // The team's: the idle Terminal's end, when it expired (after the Deployments' outcomes).
+    assert_eq!(
+        team["last_activity"].as_str(),
+        Some(idle_ends.to_string().as_str()),
         "{team}"
     );
     assert!(usage_row(&hers, "teams", "usage-b").is_none(), "{}", hers["usage"]);
