@@ -85,7 +85,8 @@ pub struct Object<'a> {
 /// The UIDs this process counted (pure but for the clock the caller passes).
 #[derive(Debug, Default)]
 pub struct Counted {
-    /// Objects counted as opened, until they end.
+    /// Objects counted as opened, until they end (one that ends after
+    /// another replica took the Lease stays until this process stops).
     opened: HashSet<String>,
     /// Objects counted as ended, and when.
     ended: HashMap<String, Instant>,

@@ -176,7 +176,7 @@ pub struct Query {
     /// `json` or `csv`; none: the page.
     #[serde(default)]
     pub format: Option<String>,
-    /// With `csv`: `findings` (the default), `actions` or `deployments`.
+    /// With `csv`: `findings` (the default), `actions`, `delivery`, `usage` or `deployments`.
     #[serde(default)]
     pub table: Option<String>,
 }
