@@ -4,8 +4,9 @@
 //! chart's ServiceMonitors give them, loads the rules and evaluates each
 //! without error; every metric an alert or a Grafana panel queries has
 //! series, and every panel's query answers; a healthy operator fires no
-//! alert; the process metrics are this machine's truth; and the dashboard's
-//! `/metrics` carries nothing a user sent.
+//! alert; the process metrics are this machine's truth; the dashboard's
+//! `/metrics` carries nothing a user sent; and known activity (Deployment
+//! changes, Terminals, sessions) reaches Prometheus and Insights exactly.
 
 mod common;
 
@@ -222,7 +223,7 @@ async fn start_dashboard(prometheus: &str) -> (Process, u16) {
         &file,
         format!(
             "listen: 127.0.0.1:{port}\npublicUrl: http://127.0.0.1:{port}\n\
-             devUsers: [{{name: alice, groups: [developers]}}, {{name: bob, groups: [developers]}}]\n\
+             devUsers: [{{name: alice, groups: [developers]}}, {{name: bob, groups: [developers]}}, {{name: uma, groups: [developers]}}, {{name: vic, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\n\
              session: {{profile: developer, namespace: {}}}\nassetsDir: {}\nprometheus: {{url: '{prometheus}'}}\n",
             portico::dev::demo::SESSIONS_NAMESPACE,
             common::ui::ui_assets().display(),
@@ -974,4 +975,328 @@ async fn a_workload_whose_pods_cannot_start_stalls_its_deployment_by_cause_until
     )
     .await;
     deployments.delete("unpullable", &Default::default()).await.unwrap();
+}
+
+/// A namespace where only `user` may edit (made by the admin), so that
+/// figures of the namespace and the user are this test's alone.
+async fn own_namespace(admin: &kube::Client, ns: &str, user: &str) {
+    ensure_namespace(common::shared(), ns).await;
+    let rb: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("{user}-edit"), "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }))
+    .unwrap();
+    portico::install::apply(admin, &rb).await.unwrap();
+}
+
+/// The one row named `name` of the usage table `per` (`teams` or `users`) of an Insights export.
+fn usage_row(insights: &Value, per: &str, name: &str) -> Option<Value> {
+    insights["usage"][per]
+        .as_array()
+        .unwrap_or_else(|| panic!("no usage {per} in {insights}"))
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+}
+
+/// The Insights export of the last 7 days in `format`, as `b` sees it.
+async fn export(b: &mut common::ui::Browser, dashboard: &str, format: &str) -> String {
+    let url = format!("{dashboard}/insights?range=7d&format={format}");
+    let r = b.get(&url).await;
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
+    use common::fixtures::{With, terminal_in};
+    use portico::api::{Deployment, Terminal};
+
+    let s = stack();
+    let cp = common::shared();
+    let admin = cp.admin_client().await.unwrap();
+    // uma edits usage-a and vic usage-b; nobody else acts as them or there.
+    own_namespace(&admin, "usage-a", "uma").await;
+    own_namespace(&admin, "usage-b", "vic").await;
+    for (name, body) in [
+        (
+            "usage-ok",
+            "displayName: One\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}'}\n",
+        ),
+        (
+            "usage-broken",
+            "displayName: Broken\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: [oops\n",
+        ),
+    ] {
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": portico::dev::CATALOG_NAMESPACE, "labels": {"portico.dev/template": ""}},
+            "data": {"template.yaml": body}
+        }))
+        .unwrap();
+        portico::install::apply(&admin, &cm).await.unwrap();
+    }
+    // uma logs in (a session), opens two Terminals and changes two Deployments.
+    let mut first = common::ui::Browser::new();
+    first.dev_login(&s.dashboard, "uma").await;
+    let uma = cp.client_as("uma", &["developers"]).await.unwrap();
+    let terminals = Api::<Terminal>::namespaced(uma.clone(), "usage-a");
+    let idle = terminal_in("usage-idle", "usage-a", "usage-a", "edit")
+        .with(serde_json::json!({"spec": {"idleTimeout": "30s"}}));
+    let closed = terminal_in("usage-closed", "usage-a", "usage-a", "edit");
+    let idle = terminals.create(&PostParams::default(), &idle).await.unwrap();
+    terminals.create(&PostParams::default(), &closed).await.unwrap();
+    let idle_ends = idle.metadata.creation_timestamp.unwrap().0 + k8s_openapi::jiff::SignedDuration::from_secs(30);
+    let deployments = Api::<Deployment>::namespaced(uma, "usage-a");
+    for (name, template) in [("usage-ready", "usage-ok"), ("usage-stalled", "usage-broken")] {
+        let d = common::fixtures::deployment(name, template, serde_json::json!({}));
+        deployments.create(&PostParams::default(), &d).await.unwrap();
+    }
+    let is_ready = |t: &Terminal| t.status.as_ref().is_some_and(|s| common::wait::ready(&s.conditions));
+    for name in ["usage-idle", "usage-closed"] {
+        common::wait::present(&terminals, name, "Ready", is_ready).await;
+    }
+    // She closes one; the other ends without heartbeats 30 s after its creation.
+    let deleting = terminals
+        .delete("usage-closed", &Default::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("held by its finalizer");
+    let lived = deleting.metadata.deletion_timestamp.unwrap().0.as_second()
+        - deleting.metadata.creation_timestamp.unwrap().0.as_second();
+    common::wait::gone(&terminals, "usage-closed").await;
+    common::wait::gone(&terminals, "usage-idle").await;
+    // An admin revokes her session; she logs in again. vic and carol log in.
+    let claims = Api::<SessionClaim>::namespaced(admin.clone(), portico::dev::demo::SESSIONS_NAMESPACE);
+    let of_uma: Vec<SessionClaim> = claims
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| portico::creator::creator_name(c) == "uma")
+        .collect();
+    assert_eq!(of_uma.len(), 1, "one session of uma: {of_uma:?}");
+    let revoked = of_uma[0].metadata.name.clone().unwrap();
+    claims.delete(&revoked, &Default::default()).await.unwrap();
+    common::wait::gone(&claims, &revoked).await;
+    let relogged = k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap()
+        - k8s_openapi::jiff::SignedDuration::from_secs(1);
+    let mut viewers = Vec::new();
+    for user in ["uma", "vic", "carol"] {
+        let mut b = common::ui::Browser::new();
+        b.dev_login(&s.dashboard, user).await;
+        viewers.push(b);
+    }
+    let [mut uma_b, mut vic_b, mut carol_b]: [common::ui::Browser; 3] = viewers.try_into().ok().unwrap();
+
+    // Prometheus holds exactly that.
+    let p = &s.prometheus;
+    let sum = |metric: &str, labels: &str| format!("sum({metric}{{{labels}}})");
+    for (q, want) in [
+        (
+            sum(
+                "portico_usage_opened_total",
+                r#"kind="Terminal",object_namespace="usage-a",user="uma""#,
+            ),
+            2.0,
+        ),
+        (
+            sum("portico_usage_opened_total", r#"kind="SessionClaim",user="uma""#),
+            2.0,
+        ),
+        (
+            sum("portico_usage_opened_total", r#"kind="SessionClaim",user="vic""#),
+            1.0,
+        ),
+        (
+            sum(
+                "portico_usage_ended_total",
+                r#"kind="Terminal",user="uma",reason="IdleTimeout""#,
+            ),
+            1.0,
+        ),
+        (
+            sum(
+                "portico_usage_ended_total",
+                r#"kind="Terminal",user="uma",reason="Deleted""#,
+            ),
+            1.0,
+        ),
+        (
+            sum(
+                "portico_usage_ended_total",
+                r#"kind="SessionClaim",user="uma",reason="Deleted""#,
+            ),
+            1.0,
+        ),
+        (
+            sum("portico_usage_lifetime_seconds_total", r#"kind="Terminal",user="uma""#),
+            (30 + lived) as f64,
+        ),
+        (
+            sum(
+                "portico_usage_operations_total",
+                r#"object_namespace="usage-a",user="uma",outcome="ready""#,
+            ),
+            1.0,
+        ),
+        (
+            sum(
+                "portico_usage_operations_total",
+                r#"object_namespace="usage-a",user="uma",outcome="stalled""#,
+            ),
+            1.0,
+        ),
+    ] {
+        until_value(p, &q, want).await;
+    }
+    for (q, want) in [
+        (
+            sum("portico_usage_ended_total", r#"user="uma",reason="MaxLifetime""#),
+            0.0,
+        ),
+        (
+            sum(
+                "portico_usage_ended_total",
+                r#"kind="SessionClaim",user="uma",reason="IdleTimeout""#,
+            ),
+            0.0,
+        ),
+    ] {
+        assert_eq!(value(p, &q).await, Some(want), "{q}");
+    }
+
+    // Insights shows the same: to uma, her team and herself only.
+    let hours = (30 + lived) as f64 / 3600.0;
+    let json = export(&mut uma_b, &s.dashboard, "json").await;
+    let hers: Value = serde_json::from_str(&json).unwrap();
+    assert!(hers["usage"]["unavailable"].is_null(), "{}", hers["usage"]);
+    let mine = usage_row(&hers, "users", "uma").unwrap_or_else(|| panic!("no row of uma: {}", hers["usage"]));
+    let figures = |r: &Value| {
+        [
+            "operations",
+            "succeeded",
+            "success_rate",
+            "terminals",
+            "idle_expirations",
+            "max_lifetime_expirations",
+            "logins",
+            "revocations",
+        ]
+        .map(|k| r[k].as_f64())
+    };
+    assert_eq!(
+        figures(&mine),
+        [2.0, 1.0, 0.5, 2.0, 1.0, 0.0, 2.0, 1.0].map(Some),
+        "{mine}"
+    );
+    assert!(
+        (mine["terminal_hours"].as_f64().unwrap() - hours).abs() < 1e-9,
+        "{mine}"
+    );
+    // Her last activity: her second login, the latest of it all (to the second).
+    let last: k8s_openapi::jiff::Timestamp = mine["last_activity"].as_str().unwrap().parse().unwrap();
+    assert!(
+        last >= relogged && last <= k8s_openapi::jiff::Timestamp::now(),
+        "{mine}, logged in again at {relogged}"
+    );
+    assert_eq!(
+        hers["usage"]["users"].as_array().unwrap().len(),
+        1,
+        "only her own: {}",
+        hers["usage"]
+    );
+    let team = usage_row(&hers, "teams", "usage-a").unwrap_or_else(|| panic!("no row of usage-a: {}", hers["usage"]));
+    assert_eq!(
+        figures(&team),
+        [
+            Some(2.0),
+            Some(1.0),
+            Some(0.5),
+            Some(2.0),
+            Some(1.0),
+            Some(0.0),
+            None,
+            None
+        ],
+        "{team}"
+    );
+    // The team's: the idle Terminal's end, when it expired (after the Deployments' outcomes).
+    assert_eq!(
+        team["last_activity"].as_str(),
+        Some(idle_ends.to_string().as_str()),
+        "{team}"
+    );
+    assert!(usage_row(&hers, "teams", "usage-b").is_none(), "{}", hers["usage"]);
+    // The CSV export, a line per team and per user.
+    let csv = export(&mut uma_b, &s.dashboard, "csv&table=usage").await;
+    let line = |per: &str| {
+        csv.lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f[0] == per && f[1] == if per == "team" { "usage-a" } else { "uma" })
+            .unwrap_or_else(|| panic!("no {per} line in {csv}"))
+    };
+    let (team_line, user_line) = (line("team"), line("user"));
+    let hours_csv = format!("{hours:.3}");
+    assert_eq!(
+        [&team_line[2..5], &team_line[6..]].concat(),
+        ["2", "1", "0.500", "2", hours_csv.as_str(), "1", "0", "", ""],
+        "{csv}"
+    );
+    assert_eq!(
+        [&user_line[2..5], &user_line[6..]].concat(),
+        ["2", "1", "0.500", "2", hours_csv.as_str(), "1", "0", "2", "1"],
+        "{csv}"
+    );
+    assert!(user_line[5].starts_with("20"), "a time: {csv}");
+    let page = uma_b
+        .get(&format!("{}/insights?range=7d", s.dashboard))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Usage over 7d") && page.contains("data-per=\"user\"") && page.contains(">uma<"),
+        "{page}"
+    );
+
+    // vic sees nothing of uma's, nor of usage-a; carol, an admin, sees uma's figures.
+    let json = export(&mut vic_b, &s.dashboard, "json").await;
+    let his: Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        !his["usage"].to_string().contains("uma") && !his["usage"].to_string().contains("usage-a"),
+        "{}",
+        his["usage"]
+    );
+    let vic = usage_row(&his, "users", "vic").unwrap_or_else(|| panic!("no row of vic: {}", his["usage"]));
+    assert_eq!(
+        (vic["logins"].as_f64(), vic["terminals"].as_f64()),
+        (Some(1.0), Some(0.0))
+    );
+    let json = export(&mut carol_b, &s.dashboard, "json").await;
+    let all: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        usage_row(&all, "users", "uma").as_ref().map(figures),
+        Some(figures(&mine)),
+        "{}",
+        all["usage"]
+    );
+    // The section in both themes (a third login of uma's, after the figures were checked).
+    let flow = common::ui::browser_script(
+        "insights_usage.mjs",
+        &[
+            &s.dashboard,
+            "uma",
+            "usage-a",
+            common::ui::screenshots().to_str().unwrap(),
+        ],
+    );
+    common::ui::expect_browser_ok(flow).await;
+    for name in ["usage-ready", "usage-stalled"] {
+        deployments.delete(name, &Default::default()).await.unwrap();
+    }
 }

@@ -75,6 +75,28 @@ async fn logged(op: &Operator, object: &str, words: &str) {
     }
 }
 
+/// Waits (at most 60 s) until the operator's `/metrics` has `line` (a
+/// series and its value); fails with the series of the same name.
+async fn exported(op: &Operator, line: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = op.metrics().await;
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        let name = line.split('{').next().unwrap_or(line);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {line:?} in /metrics; its series:\n{}",
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until every named Terminal reports its pod, then checks each has
 /// exactly its one set of objects.
 async fn converged(names: &[String]) {
@@ -842,6 +864,9 @@ async fn a_restarted_operator_writes_only_the_children_that_went_missing() {
         ids.push(portico::controller::terminal::build::Names::for_uid(&uid));
     }
     let (kept, mended) = (&ids[0], &ids[1]);
+    // Both opened, each counted once (the usage metrics).
+    let opened = r#"portico_usage_opened_total{kind="Terminal",object_namespace="team-a",user="alice"}"#;
+    exported(&op, &format!("{opened} 2")).await;
     drop(op);
     // While the operator is down, one Terminal loses its attach service account.
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "team-a");
@@ -880,6 +905,13 @@ async fn a_restarted_operator_writes_only_the_children_that_went_missing() {
     for n in &names {
         common::wait::gone(&terminals, n).await;
     }
+    // The restarted operator counted their ends, and no second opening.
+    exported(
+        &op,
+        r#"portico_usage_ended_total{kind="Terminal",object_namespace="team-a",user="alice",reason="Deleted"} 2"#,
+    )
+    .await;
+    exported(&op, &format!("{opened} 0")).await;
 }
 
 #[tokio::test]

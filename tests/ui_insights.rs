@@ -86,6 +86,7 @@ async fn insights_name_what_needs_a_change_where_the_viewer_may_look() {
         "may run as root",
         "Template insights-broken",
         "set prometheus.url in the dashboard&#x27;s configuration",
+        "Usage figures over time come from a Prometheus",
     ] {
         assert!(page.contains(says), "{says}: {page}");
     }
@@ -114,6 +115,23 @@ async fn insights_name_what_needs_a_change_where_the_viewer_may_look() {
             .unwrap()
             .iter()
             .any(|d| d["name"] == "insights-stalled" && d["state"] == "stalled")
+    );
+    assert!(
+        all["usage"]["unavailable"]
+            .as_str()
+            .is_some_and(|u| u.contains("prometheus.url")),
+        "{all}"
+    );
+    let usage = b
+        .get(&format!("{}/insights?format=csv&table=usage", s.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        usage,
+        "per,name,operations,succeeded,success_rate,last_activity,terminals_opened,terminal_hours,idle_expirations,max_lifetime_expirations,logins,revocations\n",
+        "no Prometheus: the header alone"
     );
     let csv = b
         .get(&format!("{}/insights?format=csv&table=findings", s.base))

@@ -14,6 +14,7 @@ mod retry;
 pub mod session;
 pub mod terminal;
 pub mod trigger;
+pub mod usage;
 pub mod written;
 
 pub use objects::{apply, delete_exactly, delete_if_exists, delete_labelled};

@@ -116,10 +116,16 @@ pub async fn stall<K: Reported>(
     Ok(Action::requeue(STALLED_RETRY))
 }
 
-/// Ends an expired object: records `reason` in its status (no longer
-/// Ready), publishes an Event, counts the expiry, and deletes it (its
-/// finalizer then removes what was made for it).
-pub async fn expire<K: Ends>(ctx: &Context, obj: &K, mut base: K::Status, reason: EndReason) -> Result<Action, Error> {
+/// Ends an object that expired for `reason` at `at`: records the reason in
+/// its status (no longer Ready), publishes an Event, counts the expiry,
+/// and deletes it (its finalizer then removes what was made for it).
+pub async fn expire<K: Ends>(
+    ctx: &Context,
+    obj: &K,
+    mut base: K::Status,
+    reason: EndReason,
+    at: Timestamp,
+) -> Result<Action, Error> {
     *K::end_reason(&mut base) = Some(reason);
     set_phase(ctx, obj, base, &Phase::ended(reason)).await?;
     let kind = K::KIND;
@@ -129,10 +135,14 @@ pub async fn expire<K: Ends>(ctx: &Context, obj: &K, mut base: K::Status, reason
     tracing::info!(reason = ?reason, "expired");
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     match api.delete(&obj.name_any(), &DeleteParams::default()).await {
-        Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(kube_err(format!("delete the expired {kind}"))(e)),
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(kube_err(format!("delete the expired {kind}"))(e)),
     }
+    // Once deleted: a pass after a failed delete, or after a restart, expires
+    // it again. It lived until it expired, however late this pass came.
+    super::usage::ended(ctx, obj, reason, at);
+    Ok(Action::await_change())
 }
 
 /// On deletion, before cleanup: unless an end was recorded already, records
@@ -148,6 +158,12 @@ pub async fn record_deletion<K: Ends>(ctx: &Context, obj: &K) {
         tracing::debug!(error = %e, "cannot record the deletion in the status");
     }
     ctx.metrics.expired(K::KIND, "Deleted");
+    let at = obj
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map_or_else(Timestamp::now, |t| t.0);
+    super::usage::ended(ctx, obj, EndReason::Deleted, at);
 }
 
 /// A token was renewed: counted, and a `TokenRenewed` Event on `obj` saying until when.

@@ -5,6 +5,7 @@
 
 pub mod delivery;
 mod process;
+pub mod usage;
 
 use std::time::Instant;
 
@@ -114,6 +115,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Deployments' changes, lead times, stalls and restores.
     pub delivery: delivery::Delivery,
+    /// Terminals and sessions by user and namespace, and who changed Deployments.
+    pub usage: usage::Usage,
     /// Counts of active objects taken at each scrape (from a controller's
     /// watch cache), instead of on every reconcile.
     counted: std::sync::Mutex<Vec<(Kind, ActiveCount)>>,
@@ -191,6 +194,7 @@ impl Default for Metrics {
             active_sessions.clone(),
         );
         let delivery = delivery::Delivery::register(registry);
+        let usage = usage::Usage::register(registry);
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -240,6 +244,7 @@ impl Default for Metrics {
             active_sessions,
             leader,
             delivery,
+            usage,
             counted: Default::default(),
         }
     }

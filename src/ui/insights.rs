@@ -5,9 +5,9 @@
 //! needing a change; and compliance findings over the catalog templates the
 //! viewer's groups may use and the Terminals they may see
 //! ([`crate::compliance`]); and, from Prometheus where configured,
-//! delivery figures over a range ([`super::delivery`]). `?format=json`
-//! exports it all, `?format=csv` one table (`table=findings`, `actions`,
-//! `delivery` or `deployments`).
+//! delivery figures over a range ([`super::delivery`]) and usage per team
+//! and user ([`super::usage`]). `?format=json` exports it all, `?format=csv`
+//! one table (`table=`, one of [`TABLES`]).
 
 use std::collections::BTreeMap;
 
@@ -84,6 +84,7 @@ pub struct Insights {
     /// The reason asked for with `?reason=`, drilled into.
     pub drill: Option<reasons::Drill>,
     pub scorecard: Scorecard,
+    pub usage: super::usage::Usage,
 }
 
 /// The health scorecard: the best and worst five templates and Deployments.
@@ -231,7 +232,7 @@ pub struct Query {
     #[serde(default)]
     pub format: Option<String>,
     /// With `csv`: `findings` (the default), `actions`, `delivery`,
-    /// `teams`, `templates`, `reasons`, `scorecard` or `deployments`.
+    /// `teams`, `templates`, `reasons`, `scorecard`, `usage` or `deployments`.
     #[serde(default)]
     pub table: Option<String>,
     /// A Stalled reason to drill into.
@@ -319,7 +320,7 @@ async fn gather(
         sessions,
         all_sessions,
     };
-    let delivery = delivery(state, s, range).await;
+    let (delivery, usage) = futures::join!(delivery(state, s, range), super::usage::gather(state, s, range));
     let now = now.as_second();
     let reasons = reasons::ranked(&delivery.stalls);
     let drill = reason.map(|r| {
@@ -346,6 +347,7 @@ async fn gather(
     Ok(Insights {
         actions: actions(&deployments, &findings, (&delivery.templates, range), now),
         delivery,
+        usage,
         overview,
         findings,
         deployments,
@@ -520,7 +522,7 @@ pub fn charts(i: &Insights) -> Charts {
 }
 
 /// The tables `?format=csv&table=` exports.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "findings",
     "actions",
     "delivery",
@@ -528,6 +530,7 @@ pub const TABLES: [&str; 8] = [
     "templates",
     "reasons",
     "scorecard",
+    "usage",
     "deployments",
 ];
 
@@ -636,6 +639,7 @@ pub fn csv_of(i: &Insights, table: &str) -> Option<(&'static str, String)> {
                     ]
                 }),
         ),
+        "usage" => super::usage::csv(&i.usage),
         "deployments" => csv_table(
             &[
                 "namespace",
@@ -818,6 +822,7 @@ mod tests {
             },
             reasons: vec![],
             drill: None,
+            usage: Default::default(),
             scorecard: Scorecard {
                 formula: scorecard::FORMULA,
                 best: vec![],

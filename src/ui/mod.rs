@@ -48,6 +48,7 @@ pub mod shortcuts;
 pub mod state;
 pub mod svg;
 pub mod terminals;
+pub mod usage;
 pub mod user_kubeconfig;
 
 use std::path::Path;

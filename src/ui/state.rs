@@ -166,6 +166,10 @@ pub(super) fn pages(cfg: &UiConfig) -> Environment<'static> {
         ("access.html", include_str!("../../ui/templates/access.html")),
         ("search.html", include_str!("../../ui/templates/search.html")),
         ("insights.html", include_str!("../../ui/templates/insights.html")),
+        (
+            "insights_usage.html",
+            include_str!("../../ui/templates/insights_usage.html"),
+        ),
         ("access_user.html", include_str!("../../ui/templates/access_user.html")),
         (
             "access_index.html",

@@ -380,9 +380,11 @@ fn count_delivery(dc: &DeploymentContext, d: &Deployment, phase: &Phase, cause: 
     }
     if let Some(lead) = counts.ready {
         metrics.ready(&ns, template, lead);
+        super::usage::operation(&dc.ctx, d, "ready");
     }
     if counts.change_stalled {
         metrics.change_stalled(&ns, template);
+        super::usage::operation(&dc.ctx, d, "stalled");
     }
     if let Some(reason) = counts.stalled {
         metrics.stalled(&ns, template, &reason.to_string(), cause);

@@ -224,7 +224,7 @@ async fn apply_claim(c: &SessionClaim, sc: &SessionContext) -> Result<Action, Er
     };
     let expiry = inputs.expiry;
     if expiry.at <= Timestamp::now() {
-        return expire(ctx, c, base, expiry.reason).await;
+        return expire(ctx, c, base, expiry.reason, expiry.at).await;
     }
     let n = Names::for_uid(&c.uid().unwrap_or_default());
     base.service_account_name = Some(n.service_account.clone());
@@ -234,6 +234,8 @@ async fn apply_claim(c: &SessionClaim, sc: &SessionContext) -> Result<Action, Er
         Err(message) => return stall(ctx, c, base, Reason::TokenRejected, message).await,
     };
     let granted = children::grants(sc, c, &n, &inputs.creator, inputs.profile).await?;
-    set_phase(ctx, c, base, &report::ready(&granted)).await?;
+    let phase = report::ready(&granted);
+    set_phase(ctx, c, base, &phase).await?;
+    super::usage::opened(ctx, c, &phase);
     Ok(Action::requeue(report::next_pass(until(expiry.at), until(renew_at))))
 }

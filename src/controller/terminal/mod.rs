@@ -282,7 +282,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     let expiry = lifetime::of_object(&t.metadata, &life, now());
     base.expires_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(expiry.at));
     if expiry.at <= now() {
-        return expire(ctx, t, base, expiry.reason).await;
+        return expire(ctx, t, base, expiry.reason, expiry.at).await;
     }
     let Some((host_side, target_side)) = sides(t) else {
         let msg = format!(
@@ -421,6 +421,7 @@ async fn apply_terminal(t: &Terminal, tc: &TerminalContext) -> Result<Action, Er
     }
     let ready = matches!(phase, crate::kstatus::Phase::Ready { .. });
     set_phase(ctx, t, base, &phase).await?;
+    super::usage::opened(ctx, t, &phase);
     Ok(Action::requeue(report::next_pass(
         until(expiry.at),
         until(renew_at),
