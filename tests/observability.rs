@@ -769,6 +769,13 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         ),
         (Some(0.0), Some(2.0))
     );
+    let ended: f64 = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ready"].as_f64().unwrap() + t["stalled"].as_f64().unwrap())
+        .sum();
+    assert_eq!(all["overview"]["changes"].as_f64(), Some(ended), "{}", all["overview"]);
     let team = named(&delivery["teams"], "team-a");
     let team_rows: Vec<&Value> = delivery["rows"]
         .as_array()

@@ -60,6 +60,23 @@ pub struct Overview {
     pub sessions: usize,
     /// Whether `sessions` counts everyone's (an admin) or the viewer's own.
     pub all_sessions: bool,
+    /// Changes of Deployments that ended over the range (from Prometheus).
+    pub changes: Option<u64>,
+    /// Of them, the share that turned Ready, in percent.
+    pub success_percent: Option<u64>,
+}
+
+/// Changes over the range and the percentage that turned Ready, from the
+/// per-template totals (pure); `None` without figures or changes.
+pub fn changes_and_success(templates: &[scorecard::Total]) -> (Option<u64>, Option<u64>) {
+    let (ready, stalled) = templates
+        .iter()
+        .fold((0.0, 0.0), |(r, s), t| (r + t.ready, s + t.stalled));
+    let all = ready + stalled;
+    if all <= 0.0 {
+        return (None, None);
+    }
+    (Some(all.round() as u64), Some((100.0 * ready / all).round() as u64))
 }
 
 /// Something that needs a change.
@@ -312,6 +329,8 @@ async fn gather(
         .filter(|c| all_sessions || crate::creator::creator_name(&***c) == s.user)
         .count();
     let count = |state: &str| deployments.iter().filter(|d| d.state == state).count();
+    let (delivery, usage) = futures::join!(delivery(state, s, range), super::usage::gather(state, s, range));
+    let (changes, success_percent) = changes_and_success(&delivery.templates);
     let overview = Overview {
         ready: count("ready"),
         progressing: count("progress"),
@@ -319,8 +338,9 @@ async fn gather(
         terminals,
         sessions,
         all_sessions,
+        changes,
+        success_percent,
     };
-    let (delivery, usage) = futures::join!(delivery(state, s, range), super::usage::gather(state, s, range));
     let now = now.as_second();
     let reasons = reasons::ranked(&delivery.stalls);
     let drill = reason.map(|r| {
@@ -776,6 +796,22 @@ mod tests {
             actions(&[], &[], (&history[2..], "7d"), now).is_empty(),
             "2 of 11 is under a third, and one stall is not yet a pattern"
         );
+    }
+
+    #[test]
+    fn the_overview_counts_the_changes_of_the_range_and_their_success() {
+        let t = |ready, stalled| scorecard::Total {
+            name: "x".into(),
+            ready,
+            stalled,
+            per_day: 0.0,
+            failure_rate: None,
+            lead_time: None,
+            restore: None,
+        };
+        assert_eq!(changes_and_success(&[t(6.0, 1.0), t(2.0, 1.0)]), (Some(10), Some(80)));
+        assert_eq!(changes_and_success(&[t(0.0, 0.0)]), (None, None));
+        assert_eq!(changes_and_success(&[]), (None, None));
     }
 
     #[test]
