@@ -17,12 +17,12 @@ mod operator;
 
 mod common;
 
-use common::{percentile, usage};
-
-use std::{
-    process::Command,
-    time::{Duration, Instant},
+use common::{
+    percentile, usage,
+    web::{kubectl_p50, login, p50_ms, wrk},
 };
+
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::{
@@ -35,87 +35,6 @@ use portico::{
 };
 use serde_json::json;
 
-/// Logs in on the development login page; returns the session cookie.
-async fn login(base: &str, user: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    // The login page's CSRF token and the pre-session cookie it matches.
-    let page = http.get(format!("{base}/login")).send().await.unwrap();
-    let pre = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = page.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let token = &html[at..at + html[at..].find('"').unwrap()];
-    let r = http
-        .post(format!("{base}/dev-login"))
-        .header("cookie", pre)
-        .form(&[("user", user), ("csrf", token)])
-        .send()
-        .await
-        .unwrap();
-    let set = r.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
-
-/// Runs wrk for `secs` seconds against `url` with `cookie`; returns its summary lines.
-fn wrk(url: &str, cookie: &str, secs: u32) -> String {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c16", &format!("-d{secs}s"), "--latency", "-H"])
-        .arg(format!("Cookie: {cookie}"))
-        .arg(url)
-        .output()
-        .expect("wrk (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            t.starts_with("50%")
-                || t.starts_with("90%")
-                || t.starts_with("99%")
-                || t.starts_with("Requests/sec")
-                || t.contains("requests in")
-                || t.starts_with("Non-2xx")
-                || t.starts_with("Socket errors")
-        })
-        .map(|l| format!("    {}", l.trim()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// wrk's median latency, in ms.
-fn p50_ms(summary: &str) -> Option<f64> {
-    let v = summary.lines().find_map(|l| l.trim().strip_prefix("50%"))?.trim();
-    let (num, scale) = [("us", 0.001), ("ms", 1.0), ("s", 1000.0)]
-        .iter()
-        .find_map(|(unit, scale)| Some((v.strip_suffix(unit)?.parse::<f64>().ok()?, *scale)))?;
-    Some(num * scale)
-}
-
-/// The median time of `kubectl ARGS` (admin credentials), run 10 times: the anchor of a page.
-fn kubectl_p50(cp: &portico::controlplane::ControlPlane, args: &[&str]) -> Duration {
-    let mut times: Vec<Duration> = (0..10)
-        .map(|_| {
-            let t = Instant::now();
-            let out = cp.kubectl().args(args).output().expect("kubectl");
-            assert!(
-                out.status.success(),
-                "kubectl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    percentile(&times, 0.5)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -123,11 +42,8 @@ async fn main() {
     let terminals = args.get(1).copied().unwrap_or(500);
     let streams = args.get(2).copied().unwrap_or(500);
     let profiles = format!(
-        "leaderElection: {{enabled: false}}\ncontroller: {{concurrency: 16}}\nsessionProfiles: {}\n",
-        serde_json::to_string(
-            &serde_yaml_ng::from_str::<serde_json::Value>(portico::dev::demo::PROFILES_YAML).unwrap()
-        )
-        .unwrap()
+        "leaderElection: {{enabled: false}}\ncontroller: {{concurrency: 16}}\n{}",
+        common::web::session_profiles()
     );
     let (cp, admin, _op) = common::cluster_with_operator(&profiles).await;
 

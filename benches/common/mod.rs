@@ -3,6 +3,8 @@
 //! a process's peak memory and CPU time.
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};

@@ -1,7 +1,8 @@
 //! The catalog as the dashboard sees it: a watch cache (reflector) of the
 //! template ConfigMaps in each catalog namespace, and each template parsed
-//! once per resourceVersion, with its catalog card and, per set of groups,
-//! whether it allows them. Pages read it; none lists the catalog.
+//! once per resourceVersion, with its catalog card, its compliance
+//! findings (checked when first asked for) and, per set of groups, whether
+//! it allows them. Pages read it; none lists the catalog.
 
 use std::{
     collections::HashMap,
@@ -30,6 +31,7 @@ pub struct Template {
     /// What the catalog page shows of it: the template, and its `name`.
     pub card: minijinja::Value,
     allowed: Mutex<HashMap<Vec<String>, bool>>,
+    findings: std::sync::OnceLock<Vec<crate::compliance::Finding>>,
 }
 
 impl Deref for Template {
@@ -47,7 +49,15 @@ impl Template {
             card: minijinja::Value::from(minijinja::value::Serde(&card)),
             entry,
             allowed: Mutex::default(),
+            findings: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Its compliance findings ([`crate::compliance::template`]): rendered
+    /// and checked once for this resourceVersion.
+    pub fn findings(&self) -> &[crate::compliance::Finding] {
+        self.findings
+            .get_or_init(|| crate::compliance::template(&self.entry.name, &self.entry.template))
     }
 
     /// Whether these groups may use it ([`catalog::Template::allows`], remembered).

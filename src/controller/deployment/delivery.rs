@@ -28,14 +28,19 @@ pub enum Transition {
     Stalled(Reason),
 }
 
-/// The transition from the conditions `before` a pass to its `phase` (pure).
-pub fn transition(before: &[Condition], phase: &Phase) -> Transition {
+/// The transition from the conditions `before` a pass to its `phase`
+/// (pure). `older`: the status before the pass described an older
+/// generation, so this pass is the first to report the current one — a
+/// change that stays Ready (or Stalled) throughout is still a change that
+/// ended so. A restarted operator finds the status describing the current
+/// generation, and counts nothing again.
+pub fn transition(before: &[Condition], older: bool, phase: &Phase) -> Transition {
     let true_one = |t: &str| before.iter().find(|c| c.type_ == t && c.status == "True");
     match phase {
-        Phase::Ready { .. } if true_one("Ready").is_none() => Transition::Ready {
+        Phase::Ready { .. } if older || true_one("Ready").is_none() => Transition::Ready {
             stalled_since: true_one("Stalled").map(|c| c.last_transition_time.0),
         },
-        Phase::Stalled { reason, .. } if true_one("Stalled").is_none() => Transition::Stalled(*reason),
+        Phase::Stalled { reason, .. } if older || true_one("Stalled").is_none() => Transition::Stalled(*reason),
         _ => Transition::None,
     }
 }
@@ -175,20 +180,37 @@ mod tests {
     fn transitions_are_ready_or_stalled_turning_true() {
         let was_stalled = [condition("Ready", "False", 10), condition("Stalled", "True", 20)];
         assert_eq!(
-            transition(&was_stalled, &ready()),
+            transition(&was_stalled, false, &ready()),
             Transition::Ready {
                 stalled_since: Some(at(20))
             }
         );
-        assert_eq!(transition(&was_stalled, &stalled()), Transition::None, "still stalled");
-        assert_eq!(transition(&[], &stalled()), Transition::Stalled(Reason::RenderFailed));
+        assert_eq!(
+            transition(&was_stalled, false, &stalled()),
+            Transition::None,
+            "still stalled"
+        );
+        assert_eq!(
+            transition(&was_stalled, true, &stalled()),
+            Transition::Stalled(Reason::RenderFailed),
+            "a new generation that stalls too"
+        );
+        assert_eq!(
+            transition(&[], false, &stalled()),
+            Transition::Stalled(Reason::RenderFailed)
+        );
         let was_ready = [condition("Ready", "True", 10)];
-        assert_eq!(transition(&was_ready, &ready()), Transition::None, "still ready");
+        assert_eq!(transition(&was_ready, false, &ready()), Transition::None, "still ready");
+        assert_eq!(
+            transition(&was_ready, true, &ready()),
+            Transition::Ready { stalled_since: None },
+            "a change applied without leaving Ready"
+        );
         let reconciling = Phase::Reconciling {
             reason: Reason::Progressing,
             message: String::new(),
         };
-        assert_eq!(transition(&[], &reconciling), Transition::None);
+        assert_eq!(transition(&[], true, &reconciling), Transition::None);
     }
 
     #[test]

@@ -366,7 +366,9 @@ fn not_ready_since(d: &Deployment) -> Option<Timestamp> {
 /// delivery metrics; `cause` is a failed workload's ([`workload::cause`]).
 fn count_delivery(dc: &DeploymentContext, d: &Deployment, phase: &Phase, cause: &str) {
     let before = d.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let t = delivery::transition(before, phase);
+    let observed = d.status.as_ref().and_then(|s| s.observed_generation);
+    let older = observed.is_some_and(|o| Some(o) != d.metadata.generation);
+    let t = delivery::transition(before, older, phase);
     let (ns, template) = (d.namespace().unwrap_or_default(), &d.spec.template.name);
     let metrics = &dc.ctx.metrics.delivery;
     let created = d.creation_timestamp().map_or_else(Timestamp::now, |c| c.0);
