@@ -849,6 +849,29 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         his["delivery"]["unavailable"].is_null() && !his["delivery"]["rows"].to_string().contains("team-a"),
         "{his}"
     );
+    // A change applied without leaving Ready (a ConfigMap's new data) is a
+    // change too, counted once with its lead time.
+    let change = serde_json::json!({"metadata": {"labels": {"changed": "yes"}}, "spec": {"parameters": {"unused": 1}}});
+    deployments
+        .patch(
+            "delivered",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&change),
+        )
+        .await
+        .unwrap();
+    until_value(
+        p,
+        &of("portico_deployment_changes_total", "delivery-ok", r#",outcome="ready""#),
+        2.0,
+    )
+    .await;
+    until_value(
+        p,
+        &of("portico_deployment_lead_time_seconds_count", "delivery-ok", ""),
+        2.0,
+    )
+    .await;
     for (name, _) in made {
         deployments.delete(name, &Default::default()).await.unwrap();
     }
