@@ -816,6 +816,50 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         .await
         .unwrap();
     assert!(csv.lines().any(|l| l.starts_with("delivery-later,0,2,")), "{csv}");
+    // Narrowed to one template, or one user; a scope that is not one is refused.
+    let one: Value = alice
+        .get(&format!(
+            "{}/insights?range=7d&template=delivery-later&format=json",
+            s.dashboard
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let templates_in = |v: &Value, table: &str| -> BTreeSet<String> {
+        v[table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["template"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        templates_in(&one["delivery"], "rows"),
+        BTreeSet::from(["delivery-later".to_string()])
+    );
+    assert_eq!(
+        templates_in(&one, "deployments"),
+        BTreeSet::from(["delivery-later".to_string()])
+    );
+    let theirs = alice
+        .get(&format!(
+            "{}/insights?user=bob&format=csv&table=deployments",
+            s.dashboard
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        theirs.lines().count(),
+        1,
+        "none of bob's where alice may look: {theirs}"
+    );
+    for bad in ["template=Not%20A%20Name", "template=delivery-ok&user=alice"] {
+        let r = alice.get(&format!("{}/insights?{bad}", s.dashboard)).await;
+        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{bad}");
+    }
     let unknown = alice.get(&format!("{}/insights?reason=Bogus", s.dashboard)).await;
     assert_eq!(unknown.status(), reqwest::StatusCode::BAD_REQUEST);
     assert!(unknown.text().await.unwrap().contains("drill into one of"));

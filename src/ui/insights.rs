@@ -255,6 +255,89 @@ pub struct Query {
     /// A Stalled reason to drill into.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Only what concerns this template.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Only what concerns this user.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// What the viewer narrowed the page and its exports to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pick {
+    pub template: Option<String>,
+    pub user: Option<String>,
+}
+
+impl Pick {
+    /// The pick of `?template=` and `?user=` (pure), or what is wrong with it.
+    pub fn of(template: Option<&str>, user: Option<&str>) -> Result<Pick, String> {
+        let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+        let (template, user) = (given(template), given(user));
+        if let Some(t) = &template
+            && (t.len() > 253
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+        {
+            return Err(format!(
+                "{t:?} is not a template name: a template is named like a ConfigMap (lowercase letters, digits, '-' and '.')."
+            ));
+        }
+        if let Some(u) = &user
+            && (u.len() > 256 || u.chars().any(char::is_control))
+        {
+            return Err("A user name has at most 256 characters and no control characters.".into());
+        }
+        if template.is_some() && user.is_some() {
+            return Err(
+                "Pick a template or a user, not both: delivery figures are kept per template, usage per user.".into(),
+            );
+        }
+        Ok(Pick { template, user })
+    }
+
+    /// The pick as query parameters to append to a link (`&template=…`), URL-encoded (pure).
+    pub fn query(&self) -> String {
+        let enc = |v: &str| openidconnect::url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        match (&self.template, &self.user) {
+            (Some(t), _) => format!("&template={}", enc(t)),
+            (_, Some(u)) => format!("&user={}", enc(u)),
+            _ => String::new(),
+        }
+    }
+}
+
+/// What is not kept per user or per template.
+const NOT_PER_USER: &str =
+    "Delivery figures are kept per namespace and template, not per user: the Usage table has this user's operations.";
+const NOT_PER_TEMPLATE: &str = "Usage is kept per namespace and user, not per template.";
+
+/// Narrows the delivery figures and usage to `pick` (pure).
+pub fn narrow(delivery: &mut Delivery, usage: &mut super::usage::Usage, pick: &Pick, days: f64) {
+    if let Some(t) = &pick.template {
+        delivery.rows.retain(|r| &r.template == t);
+        delivery.stalls.retain(|s| &s.template == t);
+        delivery.teams = scorecard::totals(&delivery.rows, |r| &r.namespace, days);
+        delivery.templates = scorecard::totals(&delivery.rows, |r| &r.template, days);
+        if usage.unavailable.is_none() {
+            usage.teams.clear();
+            usage.users.clear();
+            usage.unavailable = Some(NOT_PER_TEMPLATE.into());
+        }
+    }
+    if let Some(u) = &pick.user {
+        if delivery.unavailable.is_none() {
+            delivery.rows.clear();
+            delivery.stalls.clear();
+            delivery.teams.clear();
+            delivery.templates.clear();
+            delivery.unavailable = Some(NOT_PER_USER.into());
+        }
+        usage.teams.clear();
+        usage.users.retain(|r| &r.name == u);
+    }
 }
 
 /// Everything in the viewer's scope.
@@ -263,6 +346,7 @@ async fn gather(
     s: &super::cookies::Session,
     range: &str,
     reason: Option<&str>,
+    pick: &Pick,
 ) -> Result<Insights, super::page::PageError> {
     let days = super::delivery::RANGES
         .iter()
@@ -277,8 +361,9 @@ async fn gather(
     let deployments: Vec<DeploymentFacts> = {
         let index = state.live.deployments.read().unwrap();
         index
-            .rows(None)
+            .rows(pick.user.as_deref())
             .filter(|r| deployments_readable.has(&r.key().0))
+            .filter(|r| pick.template.as_ref().is_none_or(|t| &r.template == t))
             .map(|r| DeploymentFacts {
                 namespace: r.key().0.clone(),
                 name: r.key().1.clone(),
@@ -298,14 +383,19 @@ async fn gather(
         let index = state.live.terminals.read().unwrap();
         // Open ones only: an ended Terminal keeps its row until its cleanup is done.
         let visible: Vec<_> = index
-            .rows(None)
+            .rows(pick.user.as_deref())
             .filter(|r| terminals_readable.has(&r.key().0) && r.state != "ended")
             .collect();
-        let findings: Vec<Finding> = visible.iter().flat_map(|r| r.findings.clone()).collect();
+        // Terminals are of no template.
+        let findings: Vec<Finding> = match pick.template {
+            Some(_) => vec![],
+            None => visible.iter().flat_map(|r| r.findings.clone()).collect(),
+        };
         (visible.len(), findings)
     };
     for t in state.catalog.all() {
-        if t.allows(&s.groups) {
+        let picked = pick.template.as_ref().is_none_or(|p| p == &t.name) && pick.user.is_none();
+        if picked && t.allows(&s.groups) {
             findings.extend(t.findings().iter().cloned());
         }
     }
@@ -327,9 +417,15 @@ async fn gather(
                 .is_none_or(|st| st.end_reason.is_none() && st.expires_at.as_ref().is_none_or(|e| e.0 > now))
         })
         .filter(|c| all_sessions || crate::creator::creator_name(&***c) == s.user)
+        .filter(|c| {
+            pick.user
+                .as_ref()
+                .is_none_or(|u| &crate::creator::creator_name(&***c) == u)
+        })
         .count();
     let count = |state: &str| deployments.iter().filter(|d| d.state == state).count();
-    let (delivery, usage) = futures::join!(delivery(state, s, range), super::usage::gather(state, s, range));
+    let (mut delivery, mut usage) = futures::join!(delivery(state, s, range), super::usage::gather(state, s, range));
+    narrow(&mut delivery, &mut usage, pick, days);
     let (changes, success_percent) = changes_and_success(&delivery.templates);
     let overview = Overview {
         ready: count("ready"),
@@ -463,7 +559,11 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
             ));
         }
     };
-    let insights = gather(&state, &s, range, reason).await?;
+    let pick = match Pick::of(q.template.as_deref(), q.user.as_deref()) {
+        Ok(p) => p,
+        Err(why) => return Err(state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Unknown scope", &why)),
+    };
+    let insights = gather(&state, &s, range, reason, &pick).await?;
     match q.format.as_deref() {
         None => {
             let charts = charts(&insights);
@@ -473,6 +573,9 @@ async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> 
                 context! {
                     i => Serde(&insights),
                     charts => Serde(&charts),
+                    pick => Serde(&pick),
+                    scope => pick.query(),
+                    templates => state.catalog.all().iter().filter(|t| t.allows(&s.groups)).map(|t| t.name.clone()).collect::<Vec<_>>(),
                     generated => k8s_openapi::jiff::Timestamp::now().to_string(),
                 },
             ))
@@ -812,6 +915,79 @@ mod tests {
         assert_eq!(changes_and_success(&[t(6.0, 1.0), t(2.0, 1.0)]), (Some(10), Some(80)));
         assert_eq!(changes_and_success(&[t(0.0, 0.0)]), (None, None));
         assert_eq!(changes_and_success(&[]), (None, None));
+    }
+
+    #[test]
+    fn a_scope_is_a_template_or_a_user_and_says_what_is_wrong_with_it() {
+        assert_eq!(Pick::of(None, Some(" ")), Ok(Pick::default()), "blank is everything");
+        let t = Pick::of(Some("webapp"), None).unwrap();
+        assert_eq!(t.query(), "&template=webapp");
+        let u = Pick::of(None, Some("oidc:alice@example.com")).unwrap();
+        assert_eq!(u.query(), "&user=oidc%3Aalice%40example.com");
+        assert!(
+            Pick::of(Some("Web App"), None)
+                .unwrap_err()
+                .contains("not a template name")
+        );
+        assert!(Pick::of(None, Some("a\nb")).unwrap_err().contains("control characters"));
+        assert!(
+            Pick::of(Some("webapp"), Some("alice"))
+                .unwrap_err()
+                .contains("not both")
+        );
+    }
+
+    #[test]
+    fn narrowing_keeps_a_templates_figures_or_says_what_is_not_kept_per_user() {
+        let row = |ns: &str, template: &str| super::super::delivery::Row {
+            namespace: ns.into(),
+            template: template.into(),
+            ready: 2.0,
+            stalled: 1.0,
+            per_day: 0.0,
+            failure_rate: None,
+            lead_time: None,
+            lead_count: 0.0,
+            restore: None,
+            restore_count: 0.0,
+        };
+        let fresh = || Delivery {
+            range: "7d".into(),
+            rows: vec![
+                row("team-a", "webapp"),
+                row("team-a", "postgresql"),
+                row("team-b", "webapp"),
+            ],
+            teams: vec![],
+            templates: vec![],
+            stalls: vec![],
+            unavailable: None,
+        };
+        let usage = || super::super::usage::Usage {
+            users: vec![
+                super::super::usage::Row {
+                    name: "alice".into(),
+                    ..Default::default()
+                },
+                super::super::usage::Row {
+                    name: "bob".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let (mut d, mut u) = (fresh(), usage());
+        narrow(&mut d, &mut u, &Pick::of(Some("webapp"), None).unwrap(), 7.0);
+        assert_eq!(d.rows.len(), 2);
+        assert_eq!(
+            d.teams.iter().map(|t| (t.name.as_str(), t.ready)).collect::<Vec<_>>(),
+            [("team-a", 2.0), ("team-b", 2.0)]
+        );
+        assert_eq!((u.users.len(), u.unavailable.as_deref()), (0, Some(NOT_PER_TEMPLATE)));
+        let (mut d, mut u) = (fresh(), usage());
+        narrow(&mut d, &mut u, &Pick::of(None, Some("bob")).unwrap(), 7.0);
+        assert_eq!((d.rows.len(), d.unavailable.as_deref()), (0, Some(NOT_PER_USER)));
+        assert_eq!(u.users.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["bob"]);
     }
 
     #[test]

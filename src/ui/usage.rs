@@ -82,7 +82,7 @@ pub fn queries(objects: Option<&str>, operations: Option<&str>, range: &str, by:
 }
 
 /// One team's or user's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Row {
     /// The namespace (per team) or the user (per user).
     pub name: String,

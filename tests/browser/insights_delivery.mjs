@@ -2,7 +2,8 @@
 // figures as USER (a development login): the charts drawn on the server,
 // the tables beside them, the failure reasons and one drilled into, the
 // scorecard; in the light and the dark theme. Saves
-// insights-delivery-{light,dark}.png into ARTIFACTS. Prints "ok".
+// insights-delivery-{light,dark,template}.png into ARTIFACTS; last, narrows
+// the page to one template with its form. Prints "ok".
 // Usage: node insights_delivery.mjs DASHBOARD_URL USER ARTIFACTS
 import { goto, launch } from './chromium.mjs';
 
@@ -32,6 +33,15 @@ try {
   const dark = await fill();
   if (light === dark) await fail(`the charts' text is ${light} in both themes`);
   await shot('dark');
+  // Narrowed to one template with the form: the scope is said, the exports keep it.
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.selectOption('form.filters select[name="template"]', 'delivery-later');
+  await page.click('form.filters button[type="submit"]');
+  await page.waitForURL(/template=delivery-later/);
+  if (!(await page.textContent('p.scope')).includes('template delivery-later')) await fail('the scope is not said');
+  const csv = await page.getAttribute('a:has-text("CSV")', 'href');
+  if (!csv.includes('template=delivery-later')) await fail(`an export loses the scope: ${csv}`);
+  await shot('template');
   console.log('ok');
 } catch (e) {
   await shot('failure').catch(() => {});
