@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::operator::{Operator, ensure_namespace, write_config};
+use common::operator::{Operator, ensure_namespace, write_config_authorizing};
 use kube::{Api, api::PostParams};
 use portico::{
     api::SessionClaim,
@@ -33,6 +33,8 @@ const NAMESPACE: &str = "portico-system";
 /// chart's rules, started once for this test binary.
 struct Stack {
     operator: Operator,
+    /// Prometheus' token, allowed to read the operator's `/metrics`.
+    metrics_token: String,
     _dashboard: Process,
     _prometheus: Process,
     /// Prometheus' base URL.
@@ -89,23 +91,37 @@ async fn start() -> Stack {
     let grafana: Value = serde_json::from_str(dashboard_map["data"]["portico.json"].as_str().unwrap())
         .expect("the Grafana dashboard is JSON");
 
-    let (config, metrics_port) = write_config(cp, common::TEST_PROFILES);
+    // The operator as installed: /metrics only for a token allowed to read it.
+    let (config, metrics_port) = write_config_authorizing(cp, common::TEST_PROFILES, true);
     let operator = Operator::start(cp, config, metrics_port).await;
+    // Prometheus reads it as the chart says: with its own account's token,
+    // bound to the chart's ClusterRole for reading /metrics.
+    let token = common::operator::service_account_token(cp, NAMESPACE, "prometheus").await;
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "prometheus-reads-portico"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "portico-metrics-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": NAMESPACE}],
+    }))
+    .unwrap();
+    portico::install::apply(&admin, &binding).await.unwrap();
     let port = free_port().unwrap();
     let (dashboard, ui_port) = start_dashboard(&format!("http://127.0.0.1:{port}")).await;
 
     let dir = cp.dir().join("prometheus");
     std::fs::create_dir_all(&dir).unwrap();
-    let scrape = |job: &str, port: u16| {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let scrape = |job: &str, port: u16, auth: &str| {
         format!(
-            "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels: {{namespace: {NAMESPACE}}}\n"
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels: {{namespace: {NAMESPACE}}}\n{auth}"
         )
     };
+    let operator_auth = format!("    authorization: {{credentials_file: '{}'}}\n", token_file.display());
     let config = format!(
         "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{}']\nscrape_configs:\n{}{}",
         rules_file.display(),
-        scrape(&jobs.0, metrics_port),
-        scrape(&jobs.1, ui_port),
+        scrape(&jobs.0, metrics_port, &operator_auth),
+        scrape(&jobs.1, ui_port, ""),
     );
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let prometheus = Process::spawn(
@@ -134,6 +150,7 @@ async fn start() -> Stack {
 
     let stack = Stack {
         operator,
+        metrics_token: token,
         _dashboard: dashboard,
         _prometheus: prometheus,
         prometheus: base,
@@ -856,7 +873,13 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
         1,
         "none of bob's where alice may look: {theirs}"
     );
-    for bad in ["template=Not%20A%20Name", "template=delivery-ok&user=alice"] {
+    for bad in [
+        "template=Not%20A%20Name",
+        "template=delivery-ok&user=alice",
+        "users=alice",
+        "user=a&user=b",
+        "table=reasons",
+    ] {
         let r = alice.get(&format!("{}/insights?{bad}", s.dashboard)).await;
         assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{bad}");
     }
@@ -967,13 +990,14 @@ async fn a_workload_whose_pods_cannot_start_stalls_its_deployment_by_cause_until
     .unwrap();
     let c = condition(&stalled, "Stalled").unwrap();
     assert_eq!(c.reason, "ResourceFailed", "{c:?}");
-    let cause = ["ImagePullBackOff", "ErrImagePull"]
-        .into_iter()
-        .find(|cause| {
-            c.message
-                .starts_with(&format!("Deployment unpullable: {cause} in pod unpullable-"))
-        })
-        .unwrap_or_else(|| panic!("not the pull named: {}", c.message));
+    // A pull that failed once may pass; its back-off is what stalls it.
+    let cause = "ImagePullBackOff";
+    assert!(
+        c.message
+            .starts_with(&format!("Deployment unpullable: {cause} in pod unpullable-")),
+        "not the pull named: {}",
+        c.message
+    );
     assert!(c.message.contains(", container app"), "{}", c.message);
     // Counted by its cause, ranked by it on Insights, and drilled into.
     let p = &s.prometheus;
@@ -1020,7 +1044,13 @@ async fn a_workload_whose_pods_cannot_start_stalls_its_deployment_by_cause_until
             .any(|p| p["namespace"] == "team-a" && p["template"] == "webapp" && p["count"] == 1.0),
         "{drill}"
     );
-    let failed = drill["now"][0]["failed"].to_string();
+    let failed = drill["now"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "unpullable")
+        .map(|d| d["failed"].to_string())
+        .unwrap();
     assert!(
         failed.contains(&format!("Deployment unpullable: {cause} in pod")),
         "{failed}"
@@ -1048,6 +1078,18 @@ async fn a_workload_whose_pods_cannot_start_stalls_its_deployment_by_cause_until
         1.0,
     )
     .await;
+    // The mending change turned Ready (its old pod, still backing off, did
+    // not fail it): one change Ready, the first one stalled.
+    for (outcome, want) in [("ready", 1.0), ("stalled", 1.0)] {
+        until_value(
+            p,
+            &format!(
+                r#"sum(portico_deployment_changes_total{{object_namespace="team-a",template="webapp",outcome="{outcome}"}})"#
+            ),
+            want,
+        )
+        .await;
+    }
     deployments.delete("unpullable", &Default::default()).await.unwrap();
 }
 
@@ -1373,4 +1415,39 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
     for name in ["usage-ready", "usage-stalled"] {
         deployments.delete(name, &Default::default()).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn the_operators_metrics_answer_only_a_token_allowed_to_read_them() {
+    let s = stack();
+    let cp = common::shared();
+    let url = format!("http://127.0.0.1:{}/metrics", s.operator.metrics_port);
+    let http = reqwest::Client::new();
+    let none = http.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(none.text().await.unwrap().contains("needs a bearer token"));
+    let forged = http.get(&url).bearer_auth("not-a-token").send().await.unwrap();
+    assert_eq!(forged.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // An account the API server knows, without the grant.
+    let other = common::operator::service_account_token(cp, NAMESPACE, "not-prometheus").await;
+    let refused = http.get(&url).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    let why = refused.text().await.unwrap();
+    assert!(
+        why.contains("system:serviceaccount:portico-system:not-prometheus may not get /metrics"),
+        "{why}"
+    );
+    let read = http.get(&url).bearer_auth(&s.metrics_token).send().await.unwrap();
+    assert_eq!(read.status(), reqwest::StatusCode::OK);
+    assert!(read.text().await.unwrap().contains("portico_build_info"));
+    // The chart's ServiceMonitor scrapes it with Prometheus' own token.
+    let docs = render_chart();
+    let monitor = one(&docs, "the operator's ServiceMonitor", |d| {
+        d["kind"] == "ServiceMonitor"
+            && d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    });
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["bearerTokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
 }

@@ -82,7 +82,7 @@ async fn every_permission_the_chart_grants_the_operator_and_the_dashboard_is_use
     let (mut operator, other_cluster) = workload::setup(cp).await;
     let mut ui = dashboard::start(cp).await;
     let (ran, served) = tokio::join!(
-        std::panic::AssertUnwindSafe(workload::run(cp, &other_cluster)).catch_unwind(),
+        std::panic::AssertUnwindSafe(workload::run(cp, &other_cluster, operator.metrics_port)).catch_unwind(),
         std::panic::AssertUnwindSafe(dashboard::run(&ui.base)).catch_unwind(),
     );
     // A step that fails shows the log of the component it exercised and what

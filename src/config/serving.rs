@@ -111,6 +111,11 @@ pub struct MetricsConfig {
     /// operator logs, so it is not served where anyone who reaches the pod
     /// could call it.
     pub admin_bind_address: SocketAddr,
+    /// Serve `/metrics` only to callers with a bearer token the API server
+    /// authenticates and allows `get` on the non-resource URL `/metrics`
+    /// (the usage series name users). Off only where nothing but the
+    /// scraper can reach the address (a loopback one, say).
+    pub authorize: bool,
 }
 
 impl Default for MetricsConfig {
@@ -118,6 +123,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             bind_address: "0.0.0.0:8080".parse().expect("address"),
             admin_bind_address: "127.0.0.1:8081".parse().expect("address"),
+            authorize: true,
         }
     }
 }

@@ -154,8 +154,11 @@ pub async fn record_deletion<K: Ends>(ctx: &Context, obj: &K) {
         return;
     }
     *K::end_reason(&mut base) = Some(EndReason::Deleted);
+    // Counted once the status says so: a pass after a failed write (or a
+    // restart) records it then, and one after that finds it recorded.
     if let Err(e) = set_phase(ctx, obj, base, &Phase::ended(EndReason::Deleted)).await {
         tracing::debug!(error = %e, "cannot record the deletion in the status");
+        return;
     }
     ctx.metrics.expired(K::KIND, "Deleted");
     let at = obj

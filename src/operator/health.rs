@@ -1,5 +1,7 @@
-//! The plain-HTTP servers: `/metrics` (OpenMetrics), `/healthz` and
-//! `/readyz` where Prometheus and the kubelet reach them, and, on a loopback
+//! The plain-HTTP servers: `/metrics` (OpenMetrics; for callers the API
+//! server allows to read it, [`super::metrics_auth`], unless
+//! `metrics.authorize` is off), `/healthz` and `/readyz` where Prometheus
+//! and the kubelet reach them, and, on a loopback
 //! address of its own, `/log-level` (GET the filter, PUT a new one) to
 //! change logging at runtime.
 
@@ -17,6 +19,7 @@ struct State {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     log: Option<LogLevel>,
+    guard: Option<super::metrics_auth::Guard>,
 }
 
 async fn get_log_level(s: web::Data<State>) -> HttpResponse {
@@ -40,7 +43,20 @@ async fn set_log_level(s: web::Data<State>, body: String) -> HttpResponse {
     }
 }
 
-async fn metrics(s: web::Data<State>) -> HttpResponse {
+async fn metrics(s: web::Data<State>, req: actix_web::HttpRequest) -> HttpResponse {
+    use super::metrics_auth::Decision;
+    if let Some(guard) = &s.guard {
+        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        match guard.check(header).await {
+            Decision::Allowed => {}
+            Decision::Unauthenticated(why) => {
+                return HttpResponse::Unauthorized()
+                    .insert_header(("www-authenticate", "Bearer"))
+                    .body(format!("{why}\n"));
+            }
+            Decision::Forbidden(why) => return HttpResponse::Forbidden().body(format!("{why}\n")),
+        }
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(s.metrics.render())
@@ -59,19 +75,20 @@ async fn readyz(s: web::Data<State>) -> HttpResponse {
 }
 
 /// Binds `addr` (metrics and probes) and `admin` (the log level, loopback)
-/// and serves both until `shutdown`.
+/// and serves both until `shutdown`; `/metrics` only to whom `guard` allows, if given.
 pub fn serve(
-    addr: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
+    (addr, admin): (std::net::SocketAddr, std::net::SocketAddr),
     metrics_: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     log: Option<LogLevel>,
+    guard: Option<super::metrics_auth::Guard>,
     shutdown: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let state = web::Data::new(State {
         metrics: metrics_,
         ready,
         log,
+        guard,
     });
     let public = state.clone();
     let server = HttpServer::new(move || {

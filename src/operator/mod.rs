@@ -3,6 +3,7 @@
 //! with graceful shutdown on SIGTERM.
 
 mod health;
+pub mod metrics_auth;
 mod seed;
 
 use std::{
@@ -129,12 +130,16 @@ pub async fn run_until(
             result
         })
     };
+    let guard = config
+        .metrics
+        .authorize
+        .then(|| metrics_auth::Guard::new(client.clone()));
     let health_server = health::serve(
-        config.metrics.bind_address,
-        config.metrics.admin_bind_address,
+        (config.metrics.bind_address, config.metrics.admin_bind_address),
         metrics.clone(),
         ready.clone(),
         log,
+        guard,
         shutdown.clone(),
     )
     .map_err(|e| OperatorError::Bind("metrics server", e))?;

@@ -35,13 +35,19 @@ pub fn matcher(scope: &Scope) -> Option<String> {
 }
 
 /// A total over `range` of counter (or histogram part) `metric` by
-/// namespace and template (and `more` labels), counting a series born in
-/// the range whole (pure): Prometheus' `increase()` sees a series' first
-/// sample only as its start.
+/// namespace and template (and `more` labels) ([`total_by`]).
 pub fn total(metric: &str, matcher: &str, range: &str, more: &str) -> String {
+    total_by(metric, matcher, range, &format!("object_namespace, template{more}"))
+}
+
+/// A total over `range` of counter `metric` by the labels `by`, counting a
+/// series born in the range whole, and one born and gone within it too
+/// (pure): Prometheus' `increase()` sees a series' first sample only as its
+/// start, and a restarted operator's series are new ones.
+pub fn total_by(metric: &str, matcher: &str, range: &str, by: &str) -> String {
     let x = format!("{metric}{{{matcher}}}");
     format!(
-        "sum by (object_namespace, template{more}) ((increase({x}[{range}]) and {x} offset {range}) or ({x} unless {x} offset {range}))"
+        "sum by ({by}) ((increase({x}[{range}]) and {x} offset {range}) or (last_over_time({x}[{range}]) unless {x} offset {range}))"
     )
 }
 
@@ -288,7 +294,7 @@ mod tests {
     fn a_total_counts_series_born_in_the_range_whole() {
         assert_eq!(
             total("x_total", "object_namespace=~\"a\"", "7d", ", outcome"),
-            "sum by (object_namespace, template, outcome) ((increase(x_total{object_namespace=~\"a\"}[7d]) and x_total{object_namespace=~\"a\"} offset 7d) or (x_total{object_namespace=~\"a\"} unless x_total{object_namespace=~\"a\"} offset 7d))"
+            "sum by (object_namespace, template, outcome) ((increase(x_total{object_namespace=~\"a\"}[7d]) and x_total{object_namespace=~\"a\"} offset 7d) or (last_over_time(x_total{object_namespace=~\"a\"}[7d]) unless x_total{object_namespace=~\"a\"} offset 7d))"
         );
     }
 

@@ -309,6 +309,33 @@ impl Pick {
     }
 }
 
+/// What `?` may name.
+const PARAMETERS: [&str; 6] = ["range", "format", "table", "reason", "template", "user"];
+
+/// What is wrong with a query string's names (pure): one the page does not
+/// know (a typo would otherwise show everything), a name given twice, or
+/// `table` without `format=csv`.
+pub fn query_problem(query: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = openidconnect::url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, _) in &pairs {
+        if !PARAMETERS.contains(&k.as_str()) {
+            return Some(format!(
+                "Insights has no parameter {k:?}: use {}.",
+                PARAMETERS.join(", ")
+            ));
+        }
+        if !seen.insert(k.as_str()) {
+            return Some(format!("{k} is given twice: give it once."));
+        }
+    }
+    let of = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    (of("table").is_some() && of("format") != Some("csv"))
+        .then(|| "table= picks the table of a CSV export: add format=csv.".to_string())
+}
+
 /// What is not kept per user or per template.
 const NOT_PER_USER: &str =
     "Delivery figures are kept per namespace and template, not per user: the Usage table has this user's operations.";
@@ -533,8 +560,13 @@ async fn delivery(state: &State, s: &super::cookies::Session, range: &str) -> De
 }
 
 /// `GET /insights[?range=7d|30d|90d][&format=json|csv[&table=…]]`.
-async fn insights(state: State, LoggedIn(s): LoggedIn, q: web::Query<Query>) -> Page {
+async fn insights(state: State, LoggedIn(s): LoggedIn, req: actix_web::HttpRequest) -> Page {
     state.heartbeat(&s);
+    let bad = |why: &str| state.refuse(Some(&s), StatusCode::BAD_REQUEST, "Unknown parameter", why);
+    if let Some(why) = query_problem(req.query_string()) {
+        return Err(bad(&why));
+    }
+    let q = web::Query::<Query>::from_query(req.query_string()).map_err(|e| bad(&e.to_string()))?;
     let range = q.range.as_deref().unwrap_or("7d");
     if !super::delivery::RANGES.iter().any(|(r, _)| *r == range) {
         return Err(state.refuse(
@@ -915,6 +947,19 @@ mod tests {
         assert_eq!(changes_and_success(&[t(6.0, 1.0), t(2.0, 1.0)]), (Some(10), Some(80)));
         assert_eq!(changes_and_success(&[t(0.0, 0.0)]), (None, None));
         assert_eq!(changes_and_success(&[]), (None, None));
+    }
+
+    #[test]
+    fn an_unknown_or_repeated_parameter_is_named() {
+        assert_eq!(query_problem(""), None);
+        assert_eq!(
+            query_problem("range=30d&format=csv&table=reasons&template=webapp"),
+            None
+        );
+        assert!(query_problem("users=bob").unwrap().contains("no parameter \"users\""));
+        assert!(query_problem("user=a&user=b").unwrap().contains("given twice"));
+        assert!(query_problem("table=reasons").unwrap().contains("add format=csv"));
+        assert!(query_problem("format=json&table=reasons").is_some());
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn totals(rows: &[Row], key: fn(&Row) -> &str, days: f64) -> Vec<Total> {
 }
 
 /// The formula of [`score`], as the page shows it.
-pub const FORMULA: &str = "score = 60 × success rate + 25 × speed + 15 × frequency. Success rate: the changes (or operations) that turned Ready of all that ended. Speed: 1 for a lead time of a minute or less, 0 for an hour or more, on a logarithmic scale between (0 when no change turned Ready). Frequency: changes that turned Ready per day, counted up to one a day.";
+pub const FORMULA: &str = "score = 60 × success rate + 25 × speed + 15 × frequency. Success rate: for a template, its changes that turned Ready of all that ended; for a Deployment, its creates and updates that applied. Speed: 1 for a lead time of a minute or less, 0 for an hour or more, on a logarithmic scale between (0 when no change turned Ready). Frequency: changes that turned Ready per day, counted up to one a day.";
 
 /// The score from 0 to 100 of a success rate (0 to 1), a mean lead time
 /// (seconds; none: no change turned Ready) and Ready changes per day (pure).

@@ -38,16 +38,7 @@ pub fn user_matcher(user: Option<&str>) -> String {
     user.map(|u| format!("user=\"{}\"", quoted(u))).unwrap_or_default()
 }
 
-/// A total over `range` of counter `metric` by `by`, counting a series
-/// born in the range whole, and one born and gone within it too (pure):
-/// Prometheus' `increase()` sees a series' first sample only as its start,
-/// and a restarted operator's series are new ones.
-pub fn total(metric: &str, matcher: &str, range: &str, by: &str) -> String {
-    let x = format!("{metric}{{{matcher}}}");
-    format!(
-        "sum by ({by}) ((increase({x}[{range}]) and {x} offset {range}) or (last_over_time({x}[{range}]) unless {x} offset {range}))"
-    )
-}
+pub use super::delivery::total_by as total;
 
 /// The five queries of one table, by label `by` (`object_namespace` or
 /// `user`), with the matchers of Terminals and SessionClaims (`objects`)
@@ -299,9 +290,28 @@ pub async fn gather(state: &super::state::State, s: &super::cookies::Session, ra
         (Err(e), _) | (_, Err(e)) => return answer(e),
     };
     let (objects, operations) = team_matchers(&terminals, &deployments);
-    let me = user_matcher((!all_users).then_some(s.user.as_str()));
     let teams = queries(objects.as_deref(), operations.as_deref(), range, "object_namespace");
-    let users = queries(Some(&me), Some(&me), range, "user");
+    let users = if all_users {
+        // Everyone's, where the admin may look: Terminals' namespaces (and
+        // the sessions' where they may list SessionClaims), Deployments'.
+        let mut places = terminals.clone();
+        if let Scope::In(ns) = &mut places
+            && state
+                .may(s, super::readable::SESSION_CLAIMS, &state.cfg.session.namespace)
+                .await
+        {
+            ns.push(state.cfg.session.namespace.clone());
+        }
+        let (objects, operations) = (
+            super::delivery::matcher(&places),
+            super::delivery::matcher(&deployments),
+        );
+        queries(objects.as_deref(), operations.as_deref(), range, "user")
+    } else {
+        // One's own, wherever it was.
+        let me = user_matcher(Some(s.user.as_str()));
+        queries(Some(&me), Some(&me), range, "user")
+    };
     match futures::try_join!(query(http, url, teams), query(http, url, users)) {
         Ok((teams, users)) => Usage {
             range: range.to_string(),

@@ -18,8 +18,16 @@ pub struct Operator {
     pub log_path: PathBuf,
 }
 
-/// Writes a configuration for a test operator; `extra` is appended YAML (top-level keys).
+/// Writes a configuration for a test operator; `extra` is appended YAML
+/// (top-level keys). Its `/metrics` (on a loopback address) answers
+/// without a token; [`write_config_authorizing`] keeps the default.
 pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
+    write_config_authorizing(cp, extra, false)
+}
+
+/// Like [`write_config`]; `authorize`: `/metrics` only for a bearer token
+/// allowed to get it (the default outside tests).
+pub fn write_config_authorizing(cp: &ControlPlane, extra: &str, authorize: bool) -> (PathBuf, u16) {
     let webhook_port = free_port().unwrap();
     let metrics_port = free_port().unwrap();
     let admin_port = free_port().unwrap();
@@ -27,7 +35,7 @@ pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
         "webhook:\n  bindAddress: 127.0.0.1:{webhook_port}\n  url: https://127.0.0.1:{webhook_port}\n  \
          certSecret: {{namespace: portico-system, name: portico-webhook-tls}}\n  \
          manageConfigurations: false\n  injectCaBundle: true\n\
-         metrics:\n  bindAddress: 127.0.0.1:{metrics_port}\n  adminBindAddress: 127.0.0.1:{admin_port}\n\
+         metrics:\n  bindAddress: 127.0.0.1:{metrics_port}\n  adminBindAddress: 127.0.0.1:{admin_port}\n  authorize: {authorize}\n\
          {extra}"
     );
     let text = if extra.contains("leaderElection") {
@@ -38,6 +46,35 @@ pub fn write_config(cp: &ControlPlane, extra: &str) -> (PathBuf, u16) {
     let path = cp.dir().join(format!("operator-{webhook_port}.yaml"));
     std::fs::write(&path, text).unwrap();
     (path, metrics_port)
+}
+
+/// A token (TokenRequest, an hour) of the service account `name` in `ns`,
+/// made if missing.
+pub async fn service_account_token(cp: &ControlPlane, ns: &str, name: &str) -> String {
+    use k8s_openapi::api::{
+        authentication::v1::{TokenRequest, TokenRequestSpec},
+        core::v1::ServiceAccount,
+    };
+    ensure_namespace(cp, ns).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(cp.admin_client().await.unwrap(), ns);
+    let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    match sas.create(&PostParams::default(), &sa).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("service account {ns}/{name}: {e}"),
+    }
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &req)
+        .await
+        .unwrap();
+    token.status.unwrap().token.unwrap()
 }
 
 /// The chart's own RBAC for the operator, applied to `cp`, and a kubeconfig

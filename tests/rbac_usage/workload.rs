@@ -71,7 +71,8 @@ pub async fn setup(cp: &'static ControlPlane) -> (Operator, ControlPlane) {
     portico::install::apply(&admin, &reader).await.unwrap();
     portico::install::apply(&admin, &creator).await.unwrap();
     portico::install::apply(&admin, &binding).await.unwrap();
-    let (config, metrics_port) = common::operator::write_config(cp, common::TEST_PROFILES);
+    // As installed: /metrics only for a token allowed to read it.
+    let (config, metrics_port) = common::operator::write_config_authorizing(cp, common::TEST_PROFILES, true);
     let operator = Operator::start(cp, config, metrics_port).await;
     let other = other.await.unwrap().expect("a second control plane");
     portico::dev::setup_demo(&other.admin_client().await.unwrap())
@@ -82,8 +83,9 @@ pub async fn setup(cp: &'static ControlPlane) -> (Operator, ControlPlane) {
 
 /// Runs every part of the workload at once and returns when all of it has
 /// been cleaned up.
-pub async fn run(cp: &ControlPlane, other: &ControlPlane) {
+pub async fn run(cp: &ControlPlane, other: &ControlPlane, metrics_port: u16) {
     tokio::join!(
+        metrics_read_by_prometheus(cp, metrics_port),
         terminal_with_a_ready_pod(cp),
         terminal_binding_a_role(cp),
         terminal_in_a_temporary_namespace(cp),
@@ -92,6 +94,36 @@ pub async fn run(cp: &ControlPlane, other: &ControlPlane) {
         sessions(cp),
         deployments(cp),
     );
+}
+
+/// A Prometheus' account, bound to the chart's ClusterRole for reading
+/// `/metrics`, scrapes the operator: the operator reviews its token and asks
+/// whether it may.
+async fn metrics_read_by_prometheus(cp: &ControlPlane, port: u16) {
+    let admin = cp.admin_client().await.unwrap();
+    let token = common::operator::service_account_token(cp, "portico-system", "usage-prometheus").await;
+    let binding: ClusterRoleBinding = from(json!({
+        "metadata": {"name": "usage-prometheus-reads-portico"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "portico-metrics-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "usage-prometheus", "namespace": "portico-system"}],
+    }));
+    portico::install::apply(&admin, &binding).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    // RBAC may take a moment to see the new binding: until it answers 200.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = http.get(&url).bearer_auth(&token).send().await.unwrap().status();
+        if status.is_success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "/metrics answered {status} to the reader's token");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Api::<ClusterRoleBinding>::all(admin)
+        .delete("usage-prometheus-reads-portico", &DeleteParams::default())
+        .await
+        .unwrap();
 }
 
 fn from<T: DeserializeOwned>(v: Value) -> T {

@@ -11,7 +11,10 @@ use std::{collections::HashMap, sync::Mutex};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Condition, jiff::Timestamp};
 
-use crate::kstatus::{Phase, Reason};
+use crate::{
+    controller::usage::seconds,
+    kstatus::{Phase, Reason},
+};
 
 /// What a pass changed of Ready and Stalled.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,16 +76,14 @@ struct Seen {
     counted: bool,
     /// When it stalled, while it is Stalled.
     stalled_since: Option<Timestamp>,
+    /// The Stalled condition's time of the stall last restored from.
+    restored_from: Option<Timestamp>,
 }
 
 /// The generations seen, by Deployment UID.
 #[derive(Debug, Default)]
 pub struct Changes {
     seen: Mutex<HashMap<String, Seen>>,
-}
-
-fn seconds(from: Timestamp, to: Timestamp) -> f64 {
-    (to.as_millisecond() - from.as_millisecond()).max(0) as f64 / 1000.0
 }
 
 impl Changes {
@@ -100,6 +101,7 @@ impl Changes {
                         since: Some(now),
                         counted: false,
                         stalled_since: s.stalled_since,
+                        restored_from: s.restored_from,
                     };
                 }
             })
@@ -108,6 +110,7 @@ impl Changes {
                 since: (generation <= 1).then_some(created),
                 counted: false,
                 stalled_since: None,
+                restored_from: None,
             });
         let mut counts = Counts {
             new_generation,
@@ -116,7 +119,11 @@ impl Changes {
         match t {
             Transition::None => {}
             Transition::Ready { stalled_since } => {
-                if let Some(since) = s.stalled_since.take().or(stalled_since) {
+                // The status's stall, unless already restored from (a pass
+                // from an older copy of the object counts it once).
+                let from_status = stalled_since.filter(|t| s.restored_from != Some(*t));
+                if let Some(since) = s.stalled_since.take().or(from_status) {
+                    s.restored_from = stalled_since;
                     counts.restored = Some(seconds(since, now));
                 }
                 if !s.counted {
@@ -125,8 +132,11 @@ impl Changes {
                 }
             }
             Transition::Stalled(reason) => {
-                counts.stalled = Some(reason);
-                s.stalled_since.get_or_insert(now);
+                // A change that stalls while the Deployment is still Stalled is no new stall.
+                if s.stalled_since.is_none() {
+                    counts.stalled = Some(reason);
+                    s.stalled_since = Some(now);
+                }
                 if !s.counted {
                     s.counted = true;
                     counts.change_stalled = true;
@@ -241,12 +251,23 @@ mod tests {
         );
         let stall = c.pass("u", 2, at(100), Transition::Stalled(Reason::ApplyRefused), at(310));
         assert!(stall.change_stalled && stall.stalled == Some(Reason::ApplyRefused));
-        // Ready at 370 without a new generation: restored after 60 s, no new change.
-        let back = c.pass("u", 2, at(100), ready_now, at(370));
+        // Ready at 370 without a new generation (its status Stalled since
+        // 311): restored after 60 s, no new change.
+        let from_stalled = Transition::Ready {
+            stalled_since: Some(at(311)),
+        };
+        let back = c.pass("u", 2, at(100), from_stalled, at(370));
         assert_eq!((back.ready, back.restored), (None, Some(60.0)));
-        // Generation 3 at 400, Ready at 460: a change with 60 s lead time.
-        c.pass("u", 3, at(100), Transition::None, at(400));
-        assert_eq!(c.pass("u", 3, at(100), ready_now, at(460)).ready, Some(Some(60.0)));
+        // A pass from an older copy, its status still Stalled: nothing again.
+        assert_eq!(c.pass("u", 2, at(100), from_stalled, at(371)), Counts::default());
+        // Generation 3 stalls, and generation 4 while it still does: one stall.
+        c.pass("u", 3, at(100), Transition::Stalled(Reason::RenderFailed), at(380));
+        let again = c.pass("u", 4, at(100), Transition::Stalled(Reason::RenderFailed), at(390));
+        assert!(again.change_stalled && again.stalled.is_none(), "{again:?}");
+        // Generation 5 at 400, Ready at 460: a change with 60 s lead time, a restore.
+        c.pass("u", 5, at(100), Transition::None, at(400));
+        let fixed = c.pass("u", 5, at(100), ready_now, at(460));
+        assert_eq!((fixed.ready, fixed.restored), (Some(Some(60.0)), Some(80.0)));
     }
 
     #[test]

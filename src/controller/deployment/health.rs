@@ -101,7 +101,6 @@ pub fn health(kind: &str, obj: &Value) -> (Health, String) {
             Some("Succeeded") => current("pod succeeded"),
             Some("Failed") => (Health::Failed, "pod failed".into()),
             _ if cond_true(obj, "Ready") => current("pod ready"),
-            _ if let Some(stuck) = super::workload::stuck(obj) => (Health::Failed, stuck),
             p => progress(format!("pod not ready ({})", p.unwrap_or("Pending"))),
         },
         _ => match condition(obj, "Ready") {

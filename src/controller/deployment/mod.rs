@@ -272,7 +272,7 @@ async fn steps(
         base.template_revision = Some(inputs.revision.clone());
     }
     // Not Ready for a while: are its workloads' pods stuck?
-    if !suspended && workload::time_to_look(not_ready_since(d), Timestamp::now()) {
+    if !suspended && workload::time_to_look(workload::clock(base), Timestamp::now()) {
         let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
         workload::check(&client, &mut applied.inventory, &applied.live).await;
     }
@@ -350,16 +350,6 @@ async fn restored(
     );
     dc.applied.put(uid, super::trigger::children_marks(d), None, snap);
     Ok(Some(applied))
-}
-
-/// Since when `d`'s status says it is not Ready.
-fn not_ready_since(d: &Deployment) -> Option<Timestamp> {
-    d.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "False")
-        .map(|c| c.last_transition_time.0)
 }
 
 /// Counts what a pass reported (once its status is written) in the

@@ -10,25 +10,32 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
-use kube::{Api, Client, ResourceExt, api::ListParams};
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::Pod},
+    jiff::Timestamp,
+};
+use kube::{Api, Client, api::ListParams, core::PartialObjectMeta};
 use serde_json::Value;
 
-use crate::api::deployment::{Health, ResourceStatus};
+use crate::api::deployment::{DeploymentStatus, Health, Operation, OperationResult, ResourceStatus};
 
-/// How long a Deployment is not Ready before its workloads' pods are read.
+/// How long a Deployment is not Ready after its latest change before its
+/// workloads' pods are read.
 pub const LOOK_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Container waiting reasons a pod does not leave by itself.
-pub const STUCK: [&str; 7] = [
+/// Container waiting reasons a pod does not leave by itself. (An image
+/// pull that failed once, `ErrImagePull`, may pass: its back-off counts.)
+pub const STUCK: [&str; 6] = [
     "CrashLoopBackOff",
     "ImagePullBackOff",
-    "ErrImagePull",
     "InvalidImageName",
     "CreateContainerConfigError",
     "CreateContainerError",
     "RunContainerError",
 ];
+
+/// A container in CrashLoopBackOff counts once it restarted this often.
+pub const CRASHES: i64 = 3;
 
 /// The causes [`cause`] tells apart, besides [`STUCK`].
 pub const CAUSES: [&str; 5] = ["RolloutFailed", "JobFailed", "PodFailed", "VolumeLost", "Other"];
@@ -50,7 +57,8 @@ pub fn cause(message: &str) -> &'static str {
 }
 
 /// The first container of `pod` (init containers first) waiting in a
-/// [`STUCK`] state, as a health message that starts with the state (pure).
+/// [`STUCK`] state (a crash loop after [`CRASHES`] restarts), as a health
+/// message that starts with the state (pure).
 pub fn stuck(pod: &Value) -> Option<String> {
     let name = pod
         .pointer("/metadata/name")
@@ -63,7 +71,9 @@ pub fn stuck(pod: &Value) -> Option<String> {
         .find_map(|c| {
             let waiting = c.pointer("/state/waiting")?;
             let reason = waiting["reason"].as_str()?;
-            STUCK.contains(&reason).then(|| {
+            let crashing = reason == "CrashLoopBackOff";
+            let counts = !crashing || c["restartCount"].as_i64().unwrap_or(0) >= CRASHES;
+            (STUCK.contains(&reason) && counts).then(|| {
                 let container = c["name"].as_str().unwrap_or_default();
                 let detail = waiting["message"].as_str().unwrap_or_default();
                 let detail: String = detail.chars().take(300).collect();
@@ -95,42 +105,128 @@ pub fn selector(kind: &str, live: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(","))
 }
 
-/// Whether a Deployment whose Ready condition has been false since
-/// `not_ready_since` should have its workloads' pods read at `now` (pure).
-pub fn time_to_look(not_ready_since: Option<Timestamp>, now: Timestamp) -> bool {
-    not_ready_since.is_some_and(|t| now.duration_since(t).unsigned_abs() >= LOOK_AFTER && t <= now)
+/// Since when the pods may be read (pure): while Ready is False, from the
+/// later of its turning False and the latest create or update the history
+/// records — so the change that mends a stuck workload gets its own
+/// [`LOOK_AFTER`] before the old pods could fail it again.
+pub fn clock(status: &DeploymentStatus) -> Option<Timestamp> {
+    let not_ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "False")?
+        .last_transition_time
+        .0;
+    let changed = status
+        .history
+        .iter()
+        .rev()
+        .find(|h| {
+            matches!(h.operation, Operation::Create | Operation::Update) && h.result == OperationResult::Succeeded
+        })
+        .map(|h| h.time.0);
+    Some(changed.map_or(not_ready, |c| c.max(not_ready)))
 }
 
-/// Marks Failed each workload of `inventory` still in progress whose pods
-/// (read with `client` in `namespace`, the Deployment's) are stuck. A read
-/// refused or failed leaves the object as it was.
+/// Whether pods may be read at `now`, the [`clock`] having started at `since` (pure).
+pub fn time_to_look(since: Option<Timestamp>, now: Timestamp) -> bool {
+    since.is_some_and(|t| t <= now && now.duration_since(t).unsigned_abs() >= LOOK_AFTER)
+}
+
+/// The UID of the ReplicaSet a Deployment (`uid`) rolls out now (pure): of
+/// those it owns, the one with the highest revision.
+pub fn newest_replica_set(uid: &str, sets: &[PartialObjectMeta<ReplicaSet>]) -> Option<String> {
+    let revision = |rs: &PartialObjectMeta<ReplicaSet>| {
+        rs.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    sets.iter()
+        .filter(|rs| owned_by(&rs.metadata.owner_references, uid))
+        .max_by_key(|rs| revision(rs))
+        .and_then(|rs| rs.metadata.uid.clone())
+}
+
+fn owned_by(refs: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>, uid: &str) -> bool {
+    refs.iter().flatten().any(|r| r.uid == uid)
+}
+
+/// Whether `pod` belongs to the current revision of a workload (pure): owned
+/// by `owner` (the workload, or its newest ReplicaSet) and, for a
+/// StatefulSet, labelled with its update `revision`.
+pub fn current(pod: &Pod, owner: &str, revision: Option<&str>) -> bool {
+    let labelled = |want: &str| {
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("controller-revision-hash"))
+            .is_some_and(|h| h == want)
+    };
+    owned_by(&pod.metadata.owner_references, owner) && revision.is_none_or(labelled)
+}
+
+/// Marks Failed each object of `inventory` still in progress whose current
+/// pods are stuck: a bare Pod from its live object; a Deployment,
+/// StatefulSet, DaemonSet or Job from its pods (of its newest ReplicaSet,
+/// or its update revision), read with `client` (the applier) where the
+/// object lives. A read refused or failed leaves the object as it was.
 pub async fn check(client: &Client, inventory: &mut [ResourceStatus], live: &BTreeMap<String, Value>) {
     for r in inventory.iter_mut().filter(|r| r.health == Health::InProgress) {
         let Some(obj) = live.get(&format!("{}/{}", r.kind, r.name)) else {
             continue;
         };
-        let Some(sel) = selector(&r.kind, obj) else {
-            continue;
-        };
-        let ns = r
-            .namespace
-            .clone()
-            .unwrap_or_else(|| obj["metadata"]["namespace"].as_str().unwrap_or_default().into());
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        match pods.list(&ListParams::default().labels(&sel)).await {
-            Ok(list) => {
-                let found = list.items.iter().find_map(|p| {
-                    let v = serde_json::to_value(p).ok()?;
-                    stuck(&v).map(|m| (p.name_any(), m))
-                });
-                if let Some((_, message)) = found {
-                    r.health = Health::Failed;
-                    r.message = Some(message);
+        let found = match r.kind.as_str() {
+            "Pod" => stuck(obj),
+            _ => match stuck_pods(client, r, obj).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(object = %r.name, error = %e, "the pods of a workload could not be read");
+                    None
                 }
-            }
-            Err(e) => tracing::debug!(object = %r.name, error = %e, "the pods of a workload could not be read"),
+            },
+        };
+        if let Some(message) = found {
+            r.health = Health::Failed;
+            r.message = Some(message);
         }
     }
+}
+
+/// The first stuck pod of the current revision of workload `r` (`obj` live).
+async fn stuck_pods(client: &Client, r: &ResourceStatus, obj: &Value) -> Result<Option<String>, kube::Error> {
+    let Some(sel) = selector(&r.kind, obj) else {
+        return Ok(None);
+    };
+    let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+    let ns = r
+        .namespace
+        .clone()
+        .unwrap_or_else(|| obj["metadata"]["namespace"].as_str().unwrap_or_default().into());
+    let params = ListParams::default().labels(&sel);
+    let (owner, revision) = match r.kind.as_str() {
+        "Deployment" => {
+            let sets = Api::<ReplicaSet>::namespaced(client.clone(), &ns)
+                .list_metadata(&params)
+                .await?;
+            match newest_replica_set(uid, &sets.items) {
+                Some(rs) => (rs, None),
+                None => return Ok(None),
+            }
+        }
+        "StatefulSet" => (
+            uid.to_string(),
+            obj.pointer("/status/updateRevision").and_then(Value::as_str),
+        ),
+        _ => (uid.to_string(), None),
+    };
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns).list(&params).await?;
+    Ok(pods
+        .items
+        .iter()
+        .filter(|p| current(p, &owner, revision))
+        .find_map(|p| serde_json::to_value(p).ok().and_then(|v| stuck(&v))))
 }
 
 #[cfg(test)]
@@ -154,12 +250,20 @@ mod tests {
             Some("ImagePullBackOff in pod web-7d9f-abcde, container app: back-off pulling image \"nowhere/app:1\"")
         );
         assert_eq!(stuck(&waiting("ContainerCreating")), None, "it gets there by itself");
-        let init = pod(json!({"initContainerStatuses": [
-            {"name": "migrate", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}));
         assert_eq!(
-            stuck(&init).as_deref(),
+            stuck(&waiting("ErrImagePull")),
+            None,
+            "a pull that failed once may pass"
+        );
+        let crashing = |restarts: i64| {
+            pod(json!({"initContainerStatuses": [
+                {"name": "migrate", "restartCount": restarts, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}))
+        };
+        assert_eq!(
+            stuck(&crashing(3)).as_deref(),
             Some("CrashLoopBackOff in pod web-7d9f-abcde, container migrate")
         );
+        assert_eq!(stuck(&crashing(1)), None, "it may still come up (a database starting)");
         assert_eq!(stuck(&pod(json!({}))), None);
     }
 
@@ -189,10 +293,61 @@ mod tests {
     }
 
     #[test]
-    fn pods_are_read_only_once_a_deployment_has_not_been_ready_for_a_while() {
+    fn pods_are_read_only_once_a_deployment_has_not_been_ready_for_a_while_since_its_change() {
         let now: Timestamp = "2026-12-07T10:00:30Z".parse().unwrap();
         assert!(time_to_look(Some("2026-12-07T10:00:00Z".parse().unwrap()), now));
         assert!(!time_to_look(Some("2026-12-07T10:00:20Z".parse().unwrap()), now));
         assert!(!time_to_look(None, now));
+        let status = |ready: &str, changed: &str| -> DeploymentStatus {
+            serde_json::from_value(json!({
+                "conditions": [{"type": "Ready", "status": ready, "reason": "Progressing", "message": "",
+                                "lastTransitionTime": "2026-12-07T09:00:00Z"}],
+                "history": [{"time": changed, "operation": "Update", "result": "Succeeded"},
+                            {"time": "2026-12-07T09:59:00Z", "operation": "Update", "result": "Failed"}],
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            clock(&status("False", "2026-12-07T10:00:10Z")),
+            Some("2026-12-07T10:00:10Z".parse().unwrap()),
+            "the change that mends it starts the clock again"
+        );
+        assert_eq!(
+            clock(&status("False", "2026-12-07T08:00:00Z")),
+            Some("2026-12-07T09:00:00Z".parse().unwrap())
+        );
+        assert_eq!(clock(&status("True", "2026-12-07T08:00:00Z")), None, "Ready");
+    }
+
+    #[test]
+    fn only_the_current_revisions_pods_count() {
+        let rs = |uid: &str, owner: &str, revision: &str| -> PartialObjectMeta<ReplicaSet> {
+            serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": uid, "uid": uid, "annotations": {"deployment.kubernetes.io/revision": revision},
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": owner}]}}))
+            .unwrap()
+        };
+        let sets = [
+            rs("rs-1", "d-1", "1"),
+            rs("rs-2", "d-1", "2"),
+            rs("rs-9", "someone-else", "9"),
+        ];
+        assert_eq!(newest_replica_set("d-1", &sets).as_deref(), Some("rs-2"));
+        assert_eq!(newest_replica_set("d-2", &sets), None);
+        let pod = |owner: &str, hash: &str| -> Pod {
+            serde_json::from_value(
+                json!({"metadata": {"name": "p", "labels": {"controller-revision-hash": hash},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": owner}]}}),
+            )
+            .unwrap()
+        };
+        assert!(current(&pod("rs-2", "h"), "rs-2", None));
+        assert!(!current(&pod("rs-1", "h"), "rs-2", None), "the old revision's");
+        assert!(
+            !current(&pod("other", "h"), "rs-2", None),
+            "another workload's, with the same labels"
+        );
+        assert!(current(&pod("sts", "web-2"), "sts", Some("web-2")));
+        assert!(!current(&pod("sts", "web-1"), "sts", Some("web-2")));
     }
 }
