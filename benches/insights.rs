@@ -202,13 +202,15 @@ async fn main() {
 
     // The anchor: the page's Prometheus queries alone, one at a time.
     let scope = portico::ui::delivery::Scope::All;
-    let prom_http = openidconnect::reqwest::Client::new();
+    let prom = portico::ui::delivery::Prometheus {
+        url: prometheus.url.clone(),
+        http: openidconnect::reqwest::Client::new(),
+        source: String::new(),
+    };
     let mut times = vec![];
     for _ in 0..20 {
         let t = Instant::now();
-        let figures = portico::ui::delivery::query(&prom_http, &prometheus.url, &scope, "90d")
-            .await
-            .unwrap();
+        let figures = portico::ui::delivery::query(&prom, &scope, "90d").await.unwrap();
         times.push(t.elapsed());
         assert!(!figures.rows.is_empty());
     }

@@ -117,8 +117,10 @@ async fn start() -> Stack {
         )
     };
     let operator_auth = format!("    authorization: {{credentials_file: '{}'}}\n", token_file.display());
+    // Another target, in a user's namespace, publishing a Portico metric: Insights must not count it.
+    let forger = forger();
     let config = format!(
-        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{}']\nscrape_configs:\n{}{}",
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{}']\nscrape_configs:\n{}{}  - job_name: forger\n    static_configs:\n      - targets: ['127.0.0.1:{forger}']\n        labels: {{namespace: team-a}}\n",
         rules_file.display(),
         scrape(&jobs.0, metrics_port, &operator_auth),
         scrape(&jobs.1, ui_port, ""),
@@ -169,6 +171,28 @@ async fn start() -> Stack {
         .await;
     }
     stack
+}
+
+/// A scrape target that publishes a change of template `forged` in team-a
+/// as if it were the operator; its port. (A thread of its own: the stack's
+/// runtime ends once it is set up.)
+fn forger() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let body = "# TYPE portico_deployment_changes_total counter\nportico_deployment_changes_total{object_namespace=\"team-a\",template=\"forged\",outcome=\"ready\"} 5\n";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    port
 }
 
 /// The chart with the PrometheusRule, the Grafana dashboard, the
@@ -241,7 +265,7 @@ async fn start_dashboard(prometheus: &str) -> (Process, u16) {
         format!(
             "listen: 127.0.0.1:{port}\npublicUrl: http://127.0.0.1:{port}\n\
              devUsers: [{{name: alice, groups: [developers]}}, {{name: bob, groups: [developers]}}, {{name: uma, groups: [developers]}}, {{name: vic, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\n\
-             session: {{profile: developer, namespace: {}}}\nassetsDir: {}\nprometheus: {{url: '{prometheus}'}}\n",
+             session: {{profile: developer, namespace: {}}}\nassetsDir: {}\nprometheus: {{url: '{prometheus}', source: {{namespace: {NAMESPACE}}}}}\n",
             portico::dev::demo::SESSIONS_NAMESPACE,
             common::ui::ui_assets().display(),
         ),
@@ -749,6 +773,15 @@ async fn a_deployments_changes_lead_time_stalls_and_restore_reach_prometheus() {
             .cloned()
             .unwrap_or_else(|| panic!("no row of {template} in {delivery}"))
     };
+    // A series another target published under the operator's names, in
+    // team-a, is in Prometheus but not on the page: not the operator's.
+    until_value(
+        p,
+        r#"sum(portico_deployment_changes_total{template="forged",job="forger"})"#,
+        5.0,
+    )
+    .await;
+    assert!(!delivery.to_string().contains("forged"), "{delivery}");
     let ok = row("delivery-ok");
     assert_eq!(
         (
@@ -1158,11 +1191,12 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
     let uma = cp.client_as("uma", &["developers"]).await.unwrap();
     let terminals = Api::<Terminal>::namespaced(uma.clone(), "usage-a");
     let idle = terminal_in("usage-idle", "usage-a", "usage-a", "edit")
-        .with(serde_json::json!({"spec": {"idleTimeout": "30s"}}));
+        .with(serde_json::json!({"spec": {"idleTimeout": "45s"}}));
     let closed = terminal_in("usage-closed", "usage-a", "usage-a", "edit");
     let idle = terminals.create(&PostParams::default(), &idle).await.unwrap();
     terminals.create(&PostParams::default(), &closed).await.unwrap();
-    let idle_ends = idle.metadata.creation_timestamp.unwrap().0 + k8s_openapi::jiff::SignedDuration::from_secs(30);
+    // Long enough that both are Ready, and the other closed, before it ends.
+    let idle_ends = idle.metadata.creation_timestamp.unwrap().0 + k8s_openapi::jiff::SignedDuration::from_secs(45);
     let deployments = Api::<Deployment>::namespaced(uma, "usage-a");
     for (name, template) in [("usage-ready", "usage-ok"), ("usage-stalled", "usage-broken")] {
         let d = common::fixtures::deployment(name, template, serde_json::json!({}));
@@ -1172,7 +1206,7 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
     for name in ["usage-idle", "usage-closed"] {
         common::wait::present(&terminals, name, "Ready", is_ready).await;
     }
-    // She closes one; the other ends without heartbeats 30 s after its creation.
+    // She closes one; the other ends without heartbeats 45 s after its creation.
     let deleting = terminals
         .delete("usage-closed", &Default::default())
         .await
@@ -1251,7 +1285,7 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
         ),
         (
             sum("portico_usage_lifetime_seconds_total", r#"kind="Terminal",user="uma""#),
-            (30 + lived) as f64,
+            (45 + lived) as f64,
         ),
         (
             sum(
@@ -1287,7 +1321,7 @@ async fn usage_per_user_and_team_reaches_prometheus_and_insights_exactly() {
     }
 
     // Insights shows the same: to uma, her team and herself only.
-    let hours = (30 + lived) as f64 / 3600.0;
+    let hours = (45 + lived) as f64 / 3600.0;
     let json = export(&mut uma_b, &s.dashboard, "json").await;
     let hers: Value = serde_json::from_str(&json).unwrap();
     assert!(hers["usage"]["unavailable"].is_null(), "{}", hers["usage"]);

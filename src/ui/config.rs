@@ -84,6 +84,12 @@ pub struct PrometheusConfig {
     /// Prometheus' base URL (its HTTP API is under `/api/v1`), for example
     /// `http://prometheus-operated.monitoring:9090`.
     pub url: String,
+    /// Labels every series Insights reads must carry: those of the
+    /// operator's scrape target (for the chart's ServiceMonitor,
+    /// `namespace: <release namespace>`), so series another target
+    /// publishes under the same names are not counted.
+    #[serde(default)]
+    pub source: std::collections::BTreeMap<String, String>,
 }
 
 /// Another cluster the dashboard knows.
@@ -445,6 +451,17 @@ impl UiConfig {
         }
         let issuer = cfg.oidc.as_ref().map(|o| o.issuer.clone());
         let prometheus = cfg.prometheus.as_ref().map(|p| p.url.clone());
+        for name in cfg.prometheus.iter().flat_map(|p| p.source.keys()) {
+            let mut chars = name.chars();
+            let label = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !label {
+                return Err(invalid(
+                    "prometheus.source",
+                    &format!("{name:?} is not a Prometheus label name (letters, digits and _, not first a digit)"),
+                ));
+            }
+        }
         for (key, url) in [
             ("publicUrl", Some(&cfg.public_url)),
             ("oidc.issuer", issuer.as_ref()),
@@ -520,6 +537,16 @@ mod tests {
     fn prometheus_is_an_http_url() {
         let c = UiConfig::from_yaml(&format!("{OK}prometheus: {{url: 'http://prometheus:9090'}}\n")).unwrap();
         assert_eq!(c.prometheus.unwrap().url, "http://prometheus:9090");
+        let c = UiConfig::from_yaml(&format!(
+            "{OK}prometheus: {{url: 'http://p:9090', source: {{namespace: portico-system}}}}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.prometheus.unwrap().source["namespace"], "portico-system");
+        let e = UiConfig::from_yaml(&format!(
+            "{OK}prometheus: {{url: 'http://p:9090', source: {{'a-b': x}}}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("prometheus.source"), "{e}");
         let e = UiConfig::from_yaml(&format!("{OK}prometheus: {{url: 'prometheus:9090'}}\n")).unwrap_err();
         assert!(e.to_string().contains("prometheus.url"), "{e}");
     }

@@ -22,6 +22,32 @@ pub enum Scope {
     In(Vec<String>),
 }
 
+/// The Prometheus Insights reads.
+pub struct Prometheus {
+    pub url: String,
+    pub http: openidconnect::reqwest::Client,
+    /// The matchers of the labels every series read must carry ([`source`]).
+    pub source: String,
+}
+
+/// Matchers of exact `labels` (pure): `k="v",…`, each value escaped.
+pub fn source(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Matchers `a` and `b` together (pure).
+pub fn both(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a},{b}"),
+    }
+}
+
 /// The label matcher of a scope (pure); `None` when nothing is in it.
 pub fn matcher(scope: &Scope) -> Option<String> {
     match scope {
@@ -239,15 +265,12 @@ pub async fn ask(http: &openidconnect::reqwest::Client, base: &str, q: String) -
 }
 
 /// Asks Prometheus at `base` for the figures over `range` in `scope`.
-pub async fn query(
-    http: &openidconnect::reqwest::Client,
-    base: &str,
-    scope: &Scope,
-    range: &str,
-) -> Result<Figures, String> {
+pub async fn query(p: &Prometheus, scope: &Scope, range: &str) -> Result<Figures, String> {
+    let (http, base) = (&p.http, p.url.as_str());
     let Some(m) = matcher(scope) else {
         return Ok(Figures::default());
     };
+    let m = both(&m, &p.source);
     let days = RANGES.iter().find(|(r, _)| *r == range).map_or(7.0, |(_, d)| *d);
     let of = |metric: &str, more: &str| total(metric, &m, range, more);
     let (changes, lead_sum, lead_count, restore_sum, restore_count, stalled) = futures::try_join!(
@@ -278,6 +301,18 @@ pub async fn query(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_source_labels_are_escaped_and_joined() {
+        let labels = std::collections::BTreeMap::from([
+            ("job".to_string(), "portico\"x".to_string()),
+            ("namespace".to_string(), "portico-system".to_string()),
+        ]);
+        assert_eq!(source(&labels), r#"job="portico\"x",namespace="portico-system""#);
+        assert_eq!(both("a=\"1\"", ""), "a=\"1\"");
+        assert_eq!(both("", "b=\"2\""), "b=\"2\"");
+        assert_eq!(both("a=\"1\"", "b=\"2\""), "a=\"1\",b=\"2\"");
+    }
 
     #[test]
     fn the_scope_becomes_an_escaped_namespace_matcher() {

@@ -530,7 +530,7 @@ async fn delivery(state: &State, s: &super::cookies::Session, range: &str) -> De
         stalls: figures.stalls,
         unavailable,
     };
-    let Some((url, http)) = &state.prometheus else {
+    let Some(prometheus) = &state.prometheus else {
         return answer(
             Default::default(),
             Some(
@@ -553,7 +553,7 @@ async fn delivery(state: &State, s: &super::cookies::Session, range: &str) -> De
             );
         }
     };
-    match super::delivery::query(http, url, &scope, range).await {
+    match super::delivery::query(prometheus, &scope, range).await {
         Ok(figures) => answer(figures, None),
         Err(e) => answer(Default::default(), Some(e)),
     }

@@ -62,7 +62,7 @@ pub struct UiState {
     /// The terminal shortcuts each user was offered lately.
     pub(super) shortcuts_seen: super::terminals::ShortcutsSeen,
     /// Prometheus for Insights' delivery figures: its URL and a client.
-    pub(super) prometheus: Option<(String, openidconnect::reqwest::Client)>,
+    pub(super) prometheus: Option<super::delivery::Prometheus>,
     /// The other clusters each user was offered lately.
     pub(super) clusters_seen: super::terminals::ClustersSeen,
     /// Where each user may list each kind, as the API server answered lately.
@@ -226,14 +226,15 @@ impl UiState {
         let api_server = ApiServerTrust::load(&cfg)?;
         let clusters = super::clusters::Clusters::load(&cfg.clusters).await?;
         let prometheus = match &cfg.prometheus {
-            Some(p) => Some((
-                p.url.clone(),
-                openidconnect::reqwest::ClientBuilder::new()
+            Some(p) => Some(super::delivery::Prometheus {
+                source: super::delivery::source(&p.source),
+                url: p.url.clone(),
+                http: openidconnect::reqwest::ClientBuilder::new()
                     .connect_timeout(Duration::from_secs(3))
                     .timeout(Duration::from_secs(10))
                     .build()
                     .map_err(|e| format!("prometheus.url: {e}"))?,
-            )),
+            }),
             None => None,
         };
         Ok(Arc::new(UiState {

@@ -267,7 +267,7 @@ pub async fn gather(state: &super::state::State, s: &super::cookies::Session, ra
         unavailable: Some(unavailable),
         ..Usage::default()
     };
-    let Some((url, http)) = &state.prometheus else {
+    let Some(prometheus) = &state.prometheus else {
         return answer("Usage figures over time come from a Prometheus that scrapes the operator: set prometheus.url in the dashboard's configuration (the chart's dashboard.prometheus.url).".into());
     };
     // Everywhere for a cluster-wide grant (deleted namespaces' history too),
@@ -289,7 +289,10 @@ pub async fn gather(state: &super::state::State, s: &super::cookies::Session, ra
         (Ok(t), Ok(d)) => (t, d),
         (Err(e), _) | (_, Err(e)) => return answer(e),
     };
+    // Only the operator's series ([`super::delivery::Prometheus::source`]).
+    let from = |m: Option<String>| m.map(|m| super::delivery::both(&m, &prometheus.source));
     let (objects, operations) = team_matchers(&terminals, &deployments);
+    let (objects, operations) = (from(objects), from(operations));
     let teams = queries(objects.as_deref(), operations.as_deref(), range, "object_namespace");
     let users = if all_users {
         // Everyone's, where the admin may look: Terminals' namespaces (and
@@ -303,15 +306,16 @@ pub async fn gather(state: &super::state::State, s: &super::cookies::Session, ra
             ns.push(state.cfg.session.namespace.clone());
         }
         let (objects, operations) = (
-            super::delivery::matcher(&places),
-            super::delivery::matcher(&deployments),
+            from(super::delivery::matcher(&places)),
+            from(super::delivery::matcher(&deployments)),
         );
         queries(objects.as_deref(), operations.as_deref(), range, "user")
     } else {
         // One's own, wherever it was.
-        let me = user_matcher(Some(s.user.as_str()));
+        let me = from(Some(user_matcher(Some(s.user.as_str())))).unwrap_or_default();
         queries(Some(&me), Some(&me), range, "user")
     };
+    let (http, url) = (&prometheus.http, prometheus.url.as_str());
     match futures::try_join!(query(http, url, teams), query(http, url, users)) {
         Ok((teams, users)) => Usage {
             range: range.to_string(),

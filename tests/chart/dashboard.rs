@@ -138,9 +138,12 @@ async fn the_dashboard_renders_a_valid_configuration_and_applies() {
     ]);
     let multi = render(&args);
     let cfg = ui_config(&multi);
+    let prometheus = cfg.prometheus.unwrap();
+    assert_eq!(prometheus.url, "http://prometheus-operated.monitoring:9090");
     assert_eq!(
-        cfg.prometheus.unwrap().url,
-        "http://prometheus-operated.monitoring:9090"
+        prometheus.source,
+        std::collections::BTreeMap::from([("namespace".to_string(), "portico-system".to_string())]),
+        "only the series its ServiceMonitor scrapes"
     );
     let b = &cfg.clusters[0];
     assert_eq!(

@@ -117,7 +117,10 @@ async fn metrics_read_by_prometheus(cp: &ControlPlane, port: u16) {
         if status.is_success() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "/metrics answered {status} to the reader's token");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/metrics answered {status} to the reader's token"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Api::<ClusterRoleBinding>::all(admin)
