@@ -474,3 +474,20 @@ fn unchanged_since_recorded(
     let uid = t.uid().unwrap_or_default();
     plan::unchanged(recorded, plan, &children, (&secret, &access), present, &uid, now())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_that_applies_says_why() {
+        let pod = Some(Some(Pod::default()));
+        assert_eq!(
+            why_apply(false, true, &pod),
+            "first pass since the start: children not known to be as recorded"
+        );
+        assert_eq!(why_apply(false, false, &pod), "no record holds");
+        assert_eq!(why_apply(true, false, &Some(None)), "the pod is not in the cache");
+        assert_eq!(why_apply(true, false, &None), "the host is another cluster");
+    }
+}
