@@ -304,7 +304,14 @@ pub struct Browser {
 impl Browser {
     pub fn new() -> Browser {
         Browser {
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            // Idle connections are dropped well before the dashboard's
+            // keep-alive (5 s) closes them: a request is never sent on a
+            // connection the server is closing (hyper's IncompleteMessage).
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .unwrap(),
             cookies: BTreeMap::new(),
         }
     }
