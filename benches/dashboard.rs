@@ -19,7 +19,7 @@ mod common;
 
 use common::{
     percentile, usage,
-    web::{kubectl_p50, login, p50_ms, wrk},
+    web::{kubectl_p50, login, p50_ms, start_ui, wrk},
 };
 
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ use kube::{
 };
 use portico::{
     api::{Deployment, Terminal},
-    controlplane::{Process, free_port},
+    controlplane::free_port,
 };
 use serde_json::json;
 
@@ -72,35 +72,8 @@ async fn main() {
     eprintln!("all reconciled after {:.1} s", t0.elapsed().as_secs_f64());
 
     // The dashboard as its own process, the way it runs in a cluster.
-    let ui_port = free_port().unwrap();
-    let base = format!("http://127.0.0.1:{ui_port}");
-    let ui_config = cp.dir().join("ui.yaml");
-    std::fs::write(
-        &ui_config,
-        format!(
-            "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\ndevUsers: [{{name: alice, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\nsession: {{profile: developer, namespace: {}}}\n",
-            portico::dev::demo::SESSIONS_NAMESPACE
-        ),
-    )
-    .unwrap();
     let started = Instant::now();
-    let ui = Process::spawn_with_env(
-        "portico-ui",
-        env!("CARGO_BIN_EXE_portico").as_ref(),
-        &["ui".into(), "--config".into(), ui_config.to_string_lossy().into_owned()],
-        &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
-        &cp.dir().join("ui.log"),
-    )
-    .unwrap();
-    let http = reqwest::Client::new();
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (ui, base) = start_ui(&cp, free_port().unwrap(), "").await;
     let startup = started.elapsed();
     let alice = login(&base, "alice").await;
     let carol = login(&base, "carol").await;

@@ -21,13 +21,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::web::{kubectl_p50, login, wrk};
+use common::web::{kubectl_p50, login, start_ui, wrk};
 use futures::StreamExt;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
 };
-use portico::{api::Deployment, controlplane::Process};
+use portico::api::Deployment;
 use serde_json::json;
 
 /// The namespaces the Deployments are spread over; alice may edit the first half.
@@ -170,33 +170,7 @@ async fn main() {
     );
 
     // The dashboard as its own process, reading that Prometheus.
-    let base = format!("http://127.0.0.1:{ui_port}");
-    let ui_config = cp.dir().join("ui.yaml");
-    std::fs::write(
-        &ui_config,
-        format!(
-            "listen: 127.0.0.1:{ui_port}\npublicUrl: {base}\ndevUsers: [{{name: alice, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\nsession: {{profile: developer, namespace: {}}}\nprometheus: {{url: '{}'}}\n",
-            portico::dev::demo::SESSIONS_NAMESPACE,
-            prometheus.url,
-        ),
-    )
-    .unwrap();
-    let ui = Process::spawn_with_env(
-        "portico-ui",
-        env!("CARGO_BIN_EXE_portico").as_ref(),
-        &["ui".into(), "--config".into(), ui_config.to_string_lossy().into_owned()],
-        &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
-        &cp.dir().join("ui.log"),
-    )
-    .unwrap();
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (ui, base) = start_ui(&cp, ui_port, &format!("prometheus: {{url: '{}'}}\n", prometheus.url)).await;
     let alice = login(&base, "alice").await;
     let carol = login(&base, "carol").await;
 

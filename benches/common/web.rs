@@ -109,3 +109,42 @@ pub fn session_profiles() -> String {
         .unwrap()
     )
 }
+
+/// Starts `portico ui` as its own process on `port`, the way it runs in a
+/// cluster: the development login for alice (developers) and carol
+/// (portico-admins), plus `extra` (top-level YAML keys); returns it and its
+/// base URL once `/healthz` answers.
+pub async fn start_ui(
+    cp: &portico::controlplane::ControlPlane,
+    port: u16,
+    extra: &str,
+) -> (portico::controlplane::Process, String) {
+    let base = format!("http://127.0.0.1:{port}");
+    let config = cp.dir().join("ui.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\npublicUrl: {base}\ndevUsers: [{{name: alice, groups: [developers]}}, {{name: carol, groups: [portico-admins]}}]\nsession: {{profile: developer, namespace: {}}}\n{extra}",
+            portico::dev::demo::SESSIONS_NAMESPACE
+        ),
+    )
+    .unwrap();
+    let ui = portico::controlplane::Process::spawn_with_env(
+        "portico-ui",
+        env!("CARGO_BIN_EXE_portico").as_ref(),
+        &["ui".into(), "--config".into(), config.to_string_lossy().into_owned()],
+        &[("KUBECONFIG", cp.kubeconfig_path().as_os_str())],
+        &cp.dir().join("ui.log"),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (ui, base)
+}
