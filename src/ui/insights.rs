@@ -696,27 +696,31 @@ fn decimal(v: Option<f64>) -> String {
 
 /// Table `table` of `i` as CSV, with its file name (pure); `None` for a table there is not.
 pub fn csv_of(i: &Insights, table: &str) -> Option<(&'static str, String)> {
+    // The delivery figures' columns, after the ones naming the row.
+    const FIGURES: [&str; 6] = [
+        "ready",
+        "stalled",
+        "per_day",
+        "failure_rate",
+        "lead_time_seconds",
+        "restore_seconds",
+    ];
+    let figures = |named: Vec<String>, (ready, stalled, per_day): (f64, f64, f64), means: [Option<f64>; 3]| {
+        let mut row = named;
+        row.extend([ready.to_string(), stalled.to_string(), format!("{per_day:.3}")]);
+        row.extend(means.map(decimal));
+        row
+    };
+    let header = |first: &[&'static str]| [first, &FIGURES[..]].concat();
     let totals = |ts: &[scorecard::Total], first: &'static str| {
         csv_table(
-            &[
-                first,
-                "ready",
-                "stalled",
-                "per_day",
-                "failure_rate",
-                "lead_time_seconds",
-                "restore_seconds",
-            ],
+            &header(&[first]),
             ts.iter().map(|t| {
-                vec![
-                    t.name.clone(),
-                    t.ready.to_string(),
-                    t.stalled.to_string(),
-                    format!("{:.3}", t.per_day),
-                    decimal(t.failure_rate),
-                    decimal(t.lead_time),
-                    decimal(t.restore),
-                ]
+                figures(
+                    vec![t.name.clone()],
+                    (t.ready, t.stalled, t.per_day),
+                    [t.failure_rate, t.lead_time, t.restore],
+                )
             }),
         )
     };
@@ -729,27 +733,13 @@ pub fn csv_of(i: &Insights, table: &str) -> Option<(&'static str, String)> {
                 .map(|a| vec![severity(a.severity), a.text.clone(), a.link.clone()]),
         ),
         "delivery" => csv_table(
-            &[
-                "namespace",
-                "template",
-                "ready",
-                "stalled",
-                "per_day",
-                "failure_rate",
-                "lead_time_seconds",
-                "restore_seconds",
-            ],
+            &header(&["namespace", "template"]),
             i.delivery.rows.iter().map(|r| {
-                vec![
-                    r.namespace.clone(),
-                    r.template.clone(),
-                    r.ready.to_string(),
-                    r.stalled.to_string(),
-                    format!("{:.3}", r.per_day),
-                    decimal(r.failure_rate),
-                    decimal(r.lead_time),
-                    decimal(r.restore),
-                ]
+                figures(
+                    vec![r.namespace.clone(), r.template.clone()],
+                    (r.ready, r.stalled, r.per_day),
+                    [r.failure_rate, r.lead_time, r.restore],
+                )
             }),
         ),
         "teams" => totals(&i.delivery.teams, "namespace"),
