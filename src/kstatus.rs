@@ -23,8 +23,6 @@ pub enum Reason {
     PodCreating,
     /// A Terminal's pod exists but is not ready.
     PodNotReady,
-    /// A Deployment's objects are being applied.
-    Applying,
     /// A Deployment waits for its objects to become ready.
     Progressing,
     /// A Deployment is suspended.

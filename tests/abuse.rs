@@ -21,7 +21,7 @@ use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
-use portico::api::{Deployment, SessionClaim, Terminal, keys};
+use portico::api::{Deployment, SessionClaim, Terminal, deployment::Health, keys};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -416,8 +416,22 @@ async fn an_object_applied_before_a_refusal_is_still_deleted_with_the_deployment
     })
     .await
     .unwrap();
-    let recorded: Vec<String> = d.status.unwrap().resources.iter().map(|r| r.name.clone()).collect();
-    assert_eq!(recorded, ["h-first", "h-quota", "h-last"], "recorded before applying");
+    let recorded: Vec<(String, Health)> = d
+        .status
+        .unwrap()
+        .resources
+        .iter()
+        .map(|r| (r.name.clone(), r.health))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("h-first".to_string(), Health::Current),
+            ("h-quota".to_string(), Health::NotFound),
+            ("h-last".to_string(), Health::Current)
+        ],
+        "every object recorded with the stall, the applied ones as applied"
+    );
     let cms: Api<ConfigMap> = Api::namespaced(admin().await, &ns);
     assert!(
         cms.get_opt("h-first").await.unwrap().is_some(),

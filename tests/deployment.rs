@@ -317,6 +317,53 @@ async fn a_template_revision_that_drops_an_object_prunes_it() {
 }
 
 #[tokio::test]
+async fn objects_applied_without_their_record_are_taken_back_and_deleted_by_their_mark() {
+    template("lost-record", "displayName: Lost record\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-a'}\n  data: {v: '1'}\n  ---\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-b'}\n").await;
+    let mut suspended = deployment("forgetful", "lost-record", json!({}));
+    suspended.spec.suspend = Some(true);
+    let created = create(ALICE, "team-a", &suspended).await.unwrap();
+    wait_for("team-a", "forgetful", "Suspended", |d| {
+        condition(d, "Reconciling").is_some_and(|c| c.1 == "Suspended")
+    })
+    .await;
+    // What an apply leaves when its pass ends before the status write: the
+    // object, with the Deployment's mark, and no record of it.
+    let marked: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "forgetful-a", "labels": {"portico.dev/deployment-uid": created.uid().unwrap()}},
+        "data": {"v": "0"}
+    }))
+    .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(admin().await, "team-a");
+    cms.create(&PostParams::default(), &marked).await.unwrap();
+    let api = Api::<Deployment>::namespaced(client(ALICE).await, "team-a");
+    let resume = json!({"spec": {"suspend": false}});
+    api.patch("forgetful", &PatchParams::default(), &Patch::Merge(&resume))
+        .await
+        .unwrap();
+    // The create-only apply finds it; it is the Deployment's, so it is
+    // applied, not refused as another's.
+    let d = wait_for("team-a", "forgetful", "Ready or Stalled", |d| {
+        is(d, "Ready") || is(d, "Stalled")
+    })
+    .await;
+    assert!(is(&d, "Ready"), "{:?}", condition(&d, "Stalled"));
+    let names: Vec<String> = d.status.unwrap().resources.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(names, ["forgetful-a", "forgetful-b"]);
+    assert_eq!(cms.get("forgetful-a").await.unwrap().data.unwrap()["v"], "1");
+    // Deleted with its record lost: found by the render and the mark.
+    let lost = json!({"status": {"resources": []}});
+    Api::<Deployment>::namespaced(admin().await, "team-a")
+        .patch_status("forgetful", &PatchParams::default(), &Patch::Merge(&lost))
+        .await
+        .unwrap();
+    api.delete("forgetful", &DeleteParams::default()).await.unwrap();
+    common::wait::gone(&api, "forgetful").await;
+    for name in ["forgetful-a", "forgetful-b"] {
+        assert!(cms.get_opt(name).await.unwrap().is_none(), "{name} was left behind");
+    }
+}
+
+#[tokio::test]
 async fn what_an_object_needs_is_applied_before_it_whatever_the_render_order() {
     // The pod comes first in the render and needs the ServiceAccount after
     // it: the API server refuses a pod whose service account does not exist.

@@ -29,7 +29,7 @@ pub const HISTORY_LIMIT: usize = 20;
     selectable = ".status.creator",
     printcolumn = r#"{"name":"Template","type":"string","jsonPath":".spec.template.name"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Status","type":"string","description":"The Ready condition's reason: AllCurrent, Applying, Progressing, Suspended, or why it is stalled","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","description":"The Ready condition's reason: AllCurrent, Progressing, Suspended, or why it is stalled","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Creator","type":"string","priority":1,"description":"Who created it (user name and groups, recorded at admission)","jsonPath":".metadata.annotations.portico\\.dev/created-by"}"#,

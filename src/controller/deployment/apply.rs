@@ -1,7 +1,12 @@
-//! Step 3, apply: record what is about to be applied (so nothing applied is
-//! ever unrecorded), refuse objects the Deployment did not make, apply each
-//! with server-side apply and the applier's rights, and prune what the
-//! render no longer holds; a suspended Deployment only reads what exists.
+//! Step 3, apply: apply each object with server-side apply and the
+//! applier's rights, and prune what the render no longer holds; a suspended
+//! Deployment only reads what exists. An object the Deployment has not
+//! recorded is applied create-only: if anything of that name exists, the
+//! apply changes nothing, and the object is taken only when it carries the
+//! Deployment's mark (an earlier pass whose record was lost). What was
+//! applied is recorded by the status write that follows the pass; deletion
+//! also finds objects by their mark, so a crash between the two leaves
+//! nothing it would miss.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,7 +26,6 @@ use crate::{
     catalog::ApplyAs,
     controller::kube_err,
     install::FIELD_MANAGER,
-    kstatus::Phase,
 };
 
 /// What the objects look like after this step.
@@ -62,7 +66,9 @@ pub fn gvk_of(api_version: &str, kind: &str) -> GroupVersionKind {
     GroupVersionKind::gvk(group, version, kind)
 }
 
-/// Records, checks, applies and prunes.
+/// Applies and prunes; `base.resources` becomes the inventory to record:
+/// what was recorded and what this render holds. On a refusal it holds the
+/// health of what was applied, for the stall's status write.
 pub async fn apply(
     d: &Deployment,
     ctx: &Context,
@@ -76,49 +82,50 @@ pub async fn apply(
         d.namespace().unwrap_or_default(),
         d.name_any(),
     );
+    let owner = Owner {
+        uid: &uid,
+        namespace: &ns,
+        name: &name,
+    };
     let seen = inventory::seen(&base.resources);
     let planned: Vec<ResourceStatus> = prepared.iter().map(|p| p.planned.clone()).collect();
     if let Some(next) = inventory::plan(&base.resources, &planned) {
         base.resources = next;
-        let applying = Phase::Reconciling {
-            reason: Reason::Applying,
-            message: format!("applying {} objects from template {}", planned.len(), inputs.entry.name),
-        };
-        crate::controller::report::set_phase(ctx, d, base.clone(), &applying).await?;
     }
     // In waves, in the order a kind may need another (namespaces before
     // what lives in them, a ServiceAccount before its pods, a Role before
-    // its binding); within a wave at once (at most [`AT_ONCE`]). Objects
-    // not recorded before might exist without being this Deployment's:
-    // each wave's are read first, and any such object stops the pass
-    // before the wave is applied. A wave is applied whole (a refusal does
-    // not cut the others short, so what is applied does not depend on
-    // timing); the first refusal in render order is reported.
+    // its binding); within a wave at once (at most [`AT_ONCE`]). A wave is
+    // applied whole (a refusal does not cut the others short, so what is
+    // applied does not depend on timing); the first refusal in render
+    // order is reported, and no later wave is applied.
     let mut waves: BTreeMap<usize, Vec<(usize, Prepared)>> = BTreeMap::new();
     for (i, p) in prepared.into_iter().enumerate() {
         waves.entry(wave_of(&p.types.kind)).or_default().push((i, p));
     }
     let mut done = Vec::new();
     for (_, mut wave) in waves {
-        let unseen: Vec<&Prepared> = wave
-            .iter()
-            .map(|(_, p)| p)
-            .filter(|p| !seen.contains(&inventory::key(&p.planned)))
-            .collect();
-        for part in unseen.chunks(AT_ONCE) {
-            futures::future::try_join_all(part.iter().map(|p| refuse_foreign(client, p, (&uid, &ns, &name)))).await?;
-        }
         let mut results = Vec::new();
         while !wave.is_empty() {
             let part: Vec<_> = wave.drain(..wave.len().min(AT_ONCE)).collect();
-            let applied = futures::future::join_all(
-                part.into_iter()
-                    .map(|(i, p)| async move { (i, apply_one(client, inputs, p).await) }),
-            );
+            let applied = futures::future::join_all(part.into_iter().map(|(i, p)| {
+                let create_only = !seen.contains(&inventory::key(&p.planned));
+                async move { (i, apply_one(client, inputs, p, create_only.then_some(owner)).await) }
+            }));
             results.extend(applied.await);
         }
+        results.sort_by_key(|(i, _)| *i);
+        let mut refused = None;
         for (i, result) in results {
-            done.push((i, result?));
+            match result {
+                Ok(one) => done.push((i, one)),
+                Err(halt) => {
+                    refused.get_or_insert(halt);
+                }
+            }
+        }
+        if let Some(halt) = refused {
+            record_health(&mut base.resources, done.iter().map(|(_, (status, _, _))| status));
+            return Err(halt);
         }
     }
     done.sort_by_key(|(i, _)| *i);
@@ -132,6 +139,25 @@ pub async fn apply(
     }
     prune(d, ctx, client, &applied.inventory, base).await?;
     Ok(applied)
+}
+
+/// The Deployment whose objects are applied: its UID, namespace and name.
+#[derive(Clone, Copy)]
+struct Owner<'a> {
+    uid: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// Sets the health of the `applied` objects in the inventory `recorded`.
+fn record_health<'a>(recorded: &mut [ResourceStatus], applied: impl Iterator<Item = &'a ResourceStatus>) {
+    let applied: BTreeMap<inventory::Key, &ResourceStatus> = applied.map(|r| (inventory::key(r), r)).collect();
+    for r in recorded.iter_mut() {
+        if let Some(a) = applied.get(&inventory::key(r)) {
+            r.health = a.health;
+            r.message.clone_from(&a.message);
+        }
+    }
 }
 
 /// Requests one pass makes at once.
@@ -161,64 +187,82 @@ fn wave_of(kind: &str) -> usize {
     }
 }
 
-/// Stalls when `p`'s object exists and is not the Deployment's (`owner`: its
-/// UID, namespace and name). One the applier may not read (403) passes: the
-/// apply, made with the same rights, decides.
-async fn refuse_foreign(client: &Client, p: &Prepared, (uid, ns, name): (&str, &str, &str)) -> Result<(), Halt> {
+/// A `resourceVersion` no stored object has: an apply carrying it creates
+/// the object, and is refused (409) when anything of that name exists.
+const CREATE_ONLY: &str = "1";
+
+/// Whether an existing object of `p`'s name may be applied to: it carries
+/// the mark of `owner` (applied by an earlier pass whose record was lost).
+/// Anything else — another's object, one that is gone again, one the
+/// applier may not read — stalls the Deployment and is left as it is.
+async fn take_existing(client: &Client, p: &Prepared, owner: Owner<'_>) -> Result<(), Halt> {
     let obj_name = p.obj.name_any();
     let api = api_for(client, &p.ar, p.obj.metadata.namespace.as_deref());
     let existing = match api.get_opt(&obj_name).await {
         Err(kube::Error::Api(e)) if e.code == 403 => None,
-        other => other.map_err(kube_err(format!("read {} {obj_name} before creating it", p.types.kind)))?,
+        other => other.map_err(kube_err(format!("read {} {obj_name}", p.types.kind)))?,
     };
-    if existing.is_some_and(|e| !inventory::owned(&e, uid, false, ns, name)) {
-        let msg = inventory::not_owned_message(&p.types.kind, p.obj.metadata.namespace.as_deref(), &obj_name);
-        return Err(Halt::stall(Reason::ObjectNotOwned, msg));
+    match existing {
+        Some(e) if inventory::owned(&e, owner.uid, false, owner.namespace, owner.name) => Ok(()),
+        _ => {
+            let msg = inventory::not_owned_message(&p.types.kind, p.obj.metadata.namespace.as_deref(), &obj_name);
+            Err(Halt::stall(Reason::ObjectNotOwned, msg))
+        }
     }
-    Ok(())
 }
 
-/// Server-side applies one object as the applier; its inventory entry with
+/// Server-side applies one object as the applier, create-only when `new`
+/// names its owner (an object not recorded yet); its inventory entry with
 /// its health, its `Kind/name` and the live object.
 async fn apply_one(
     client: &Client,
     inputs: &Inputs,
     p: Prepared,
+    new: Option<Owner<'_>>,
 ) -> Result<(ResourceStatus, String, serde_json::Value), Halt> {
-    let Prepared {
-        obj,
-        ar,
-        types,
-        planned,
-        ..
-    } = p;
-    let obj_name = obj.name_any();
-    let api = api_for(client, &ar, obj.metadata.namespace.as_deref());
+    let obj_name = p.obj.name_any();
+    let api = api_for(client, &p.ar, p.obj.metadata.namespace.as_deref());
     let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let live = match api.patch(&obj_name, &pp, &Patch::Apply(&obj)).await {
-        Ok(a) => a,
-        Err(kube::Error::Api(s)) => {
-            let who = match inputs.entry.template.apply_as {
-                ApplyAs::Creator => format!("as {}", inputs.applied_by.user),
-                ApplyAs::Operator => "as the operator".to_string(),
-            };
-            let msg = format!("applying {} {} {who} was refused: {}", types.kind, obj_name, s.message);
-            return Err(Halt::stall(Reason::ApplyRefused, msg));
+    let refused = |s: Box<kube::core::Status>| {
+        let who = match inputs.entry.template.apply_as {
+            ApplyAs::Creator => format!("as {}", inputs.applied_by.user),
+            ApplyAs::Operator => "as the operator".to_string(),
+        };
+        let msg = format!(
+            "applying {} {} {who} was refused: {}",
+            p.types.kind, obj_name, s.message
+        );
+        Halt::stall(Reason::ApplyRefused, msg)
+    };
+    let mut first = p.obj.clone();
+    if new.is_some() {
+        first.metadata.resource_version = Some(CREATE_ONLY.into());
+    }
+    let live = match (api.patch(&obj_name, &pp, &Patch::Apply(&first)).await, new) {
+        (Ok(a), _) => a,
+        (Err(kube::Error::Api(s)), Some(owner)) if s.code == 409 => {
+            take_existing(client, &p, owner).await?;
+            match api.patch(&obj_name, &pp, &Patch::Apply(&p.obj)).await {
+                Ok(a) => a,
+                Err(kube::Error::Api(s)) => return Err(refused(s)),
+                Err(e) => return Err(kube_err(format!("apply {} {obj_name}", p.types.kind))(e).into()),
+            }
         }
-        Err(e) => return Err(kube_err(format!("apply {} {obj_name}", types.kind))(e).into()),
+        (Err(kube::Error::Api(s)), _) => return Err(refused(s)),
+        (Err(e), _) => return Err(kube_err(format!("apply {} {obj_name}", p.types.kind))(e).into()),
     };
     let mut live = live;
     // Kept for outputs and health (and, for kinds without a watch, until
     // the next full pass): not the apply's bookkeeping.
     crate::controller::lean::lean(&mut live);
     let value = serde_json::to_value(&live).unwrap_or_default();
-    let (health, message) = health::health(&types.kind, &value);
+    let (health, message) = health::health(&p.types.kind, &value);
     let status = ResourceStatus {
         health,
         message: Some(message),
-        ..planned
+        ..p.planned
     };
-    Ok((status, format!("{}/{}", types.kind, obj_name), value))
+    Ok((status, format!("{}/{}", p.types.kind, obj_name), value))
 }
 
 /// Deletes what the new render no longer holds.
@@ -326,7 +370,40 @@ pub async fn delete(ctx: &Context, client: &Client, d: &Deployment, r: &Resource
 
 #[cfg(test)]
 mod tests {
-    use super::wave_of;
+    use super::{record_health, wave_of};
+    use crate::api::deployment::{Health, ResourceStatus};
+
+    fn entry(name: &str, health: Health, message: &str) -> ResourceStatus {
+        ResourceStatus {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("team-a".into()),
+            name: name.into(),
+            health,
+            message: Some(message.into()),
+        }
+    }
+
+    #[test]
+    fn a_refused_pass_records_what_it_applied_as_applied_and_the_rest_as_planned() {
+        let mut recorded = vec![
+            entry("kept", Health::Current, "as before"),
+            entry("first", Health::NotFound, ""),
+            entry("refused", Health::NotFound, ""),
+        ];
+        let applied = [entry("first", Health::Current, "applied")];
+        record_health(&mut recorded, applied.iter());
+        let got: Vec<(&str, Health)> = recorded.iter().map(|r| (r.name.as_str(), r.health)).collect();
+        assert_eq!(
+            got,
+            [
+                ("kept", Health::Current),
+                ("first", Health::Current),
+                ("refused", Health::NotFound)
+            ]
+        );
+        assert_eq!(recorded[1].message.as_deref(), Some("applied"));
+    }
 
     #[test]
     fn what_others_need_is_applied_in_an_earlier_wave() {

@@ -29,8 +29,26 @@ pub struct Prepared {
     pub planned: ResourceStatus,
 }
 
-/// Renders and prepares every object of this version.
+/// Renders and prepares every object of this version; a render that fails
+/// is also an Event on the template.
 pub async fn build(
+    d: &Deployment,
+    ctx: &Context,
+    inputs: &Inputs,
+    render_inputs: &render::Inputs<'_>,
+) -> Result<Vec<Prepared>, Halt> {
+    let prepared = prepare(d, ctx, inputs, render_inputs).await;
+    if let Err(Halt::Stall(Reason::RenderFailed, e)) = &prepared {
+        let entry = &inputs.entry;
+        let cm = super::dereference::config_map_ref(&entry.namespace, &entry.name);
+        let note = format!("for {}/{}: {e}", render_inputs.namespace, render_inputs.name);
+        ctx.event(&cm, Happened::RenderFailed, note).await;
+    }
+    prepared
+}
+
+/// Renders, checks against the bounds, resolves and marks.
+pub async fn prepare(
     d: &Deployment,
     ctx: &Context,
     inputs: &Inputs,
@@ -38,15 +56,8 @@ pub async fn build(
 ) -> Result<Vec<Prepared>, Halt> {
     let entry = &inputs.entry;
     let ns = render_inputs.namespace;
-    let objects = match render::manifests(&entry.template, render_inputs) {
-        Ok(o) => o,
-        Err(e) => {
-            let cm = super::dereference::config_map_ref(&entry.namespace, &entry.name);
-            let note = format!("for {ns}/{}: {e}", render_inputs.name);
-            ctx.event(&cm, Happened::RenderFailed, note).await;
-            return Err(Halt::stall(Reason::RenderFailed, e.to_string()));
-        }
-    };
+    let objects = render::manifests(&entry.template, render_inputs)
+        .map_err(|e| Halt::stall(Reason::RenderFailed, e.to_string()))?;
     if let Some(bounds) = &entry.template.bounds {
         bounds
             .admit(&objects, ns)

@@ -1,31 +1,33 @@
-//! Deletion: every recorded object, and every object of the recorded kinds
-//! carrying the Deployment's UID label, as whoever last applied them; the
-//! finalizer waits until they are gone. Only marked objects are deleted.
+//! Deletion: every recorded object, every object the template renders now,
+//! and every object of those kinds carrying the Deployment's UID label, as
+//! whoever last applied them; the finalizer waits until they are gone. Only
+//! marked objects are deleted. (An object is recorded by the status write
+//! after its apply: one applied by a pass that ended before that write is
+//! found by its name or its mark.)
 
 use std::collections::BTreeSet;
 
 use kube::{Client, ResourceExt, runtime::controller::Action};
 
-use super::{Context, Error, apply, dereference::applier_of, inventory};
+use super::{
+    Context, DeploymentContext, Error, apply, build,
+    dereference::{applier_of, dereference},
+    inventory,
+};
 use crate::{
     api::{
         Deployment,
         deployment::{DeploymentStatus, Health, ResourceStatus},
     },
-    catalog::{self, ApplyAs},
+    catalog::{self, ApplyAs, render},
     creator::Creator,
 };
 
-/// Everything carrying the Deployment's UID label in the kinds it recorded
+/// Everything carrying the Deployment's UID label in the kinds of `known`
 /// (objects of an earlier render whose record was lost), beside the record;
 /// the kinds are listed at once.
-async fn marked(ctx: &Context, client: &Client, d: &Deployment) -> Vec<ResourceStatus> {
-    let base = d.status.clone().unwrap_or_default();
-    let kinds: BTreeSet<(String, String)> = base
-        .resources
-        .iter()
-        .map(|r| (r.api_version.clone(), r.kind.clone()))
-        .collect();
+async fn marked(ctx: &Context, client: &Client, d: &Deployment, known: &[ResourceStatus]) -> Vec<ResourceStatus> {
+    let kinds: BTreeSet<(String, String)> = known.iter().map(|r| (r.api_version.clone(), r.kind.clone())).collect();
     let selector = format!("{}={}", inventory::UID_LABEL, d.uid().unwrap_or_default());
     let ns = d.namespace().unwrap_or_default();
     let lists = kinds.into_iter().map(|(api_version, kind)| {
@@ -65,8 +67,29 @@ async fn marked(ctx: &Context, client: &Client, d: &Deployment) -> Vec<ResourceS
         .collect()
 }
 
+/// What the template renders for the Deployment now, when it still renders.
+async fn rendered(d: &Deployment, dc: &DeploymentContext) -> Vec<ResourceStatus> {
+    let ctx = &*dc.ctx;
+    let Ok(inputs) = dereference(d, ctx, &dc.caches).await else {
+        return vec![];
+    };
+    let (name, ns) = (d.name_any(), d.namespace().unwrap_or_default());
+    let seed = ctx.render_seed(&d.uid().unwrap_or_default());
+    let render_inputs = render::Inputs {
+        name: &name,
+        namespace: &ns,
+        params: &inputs.values,
+        seed: &seed,
+    };
+    build::prepare(d, ctx, &inputs, &render_inputs)
+        .await
+        .map(|p| p.into_iter().map(|p| p.planned).collect())
+        .unwrap_or_default()
+}
+
 /// The finalizer's cleanup.
-pub async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
+pub async fn cleanup(d: &Deployment, dc: &DeploymentContext) -> Result<Action, Error> {
+    let ctx = &*dc.ctx;
     let base = d.status.clone().unwrap_or_default();
     let client = match Creator::from_annotations(d.metadata.annotations.as_ref()) {
         Ok(creator) => {
@@ -84,13 +107,17 @@ pub async fn cleanup(d: &Deployment, ctx: &Context) -> Result<Action, Error> {
         Err(_) => return Ok(Action::await_change()), // it never applied anything
     };
     let mut targets = base.resources.clone();
-    let known: BTreeSet<inventory::Key> = targets.iter().map(inventory::key).collect();
-    targets.extend(
-        marked(ctx, &client, d)
-            .await
-            .into_iter()
-            .filter(|r| !known.contains(&inventory::key(r))),
-    );
+    let mut known: BTreeSet<inventory::Key> = targets.iter().map(inventory::key).collect();
+    for r in rendered(d, dc).await {
+        if known.insert(inventory::key(&r)) {
+            targets.push(r);
+        }
+    }
+    for r in marked(ctx, &client, d, &targets).await {
+        if known.insert(inventory::key(&r)) {
+            targets.push(r);
+        }
+    }
     // Every object at once (at most 16); each is read, checked for the mark and deleted.
     let mut deleted = Vec::new();
     for part in targets.chunks(16) {

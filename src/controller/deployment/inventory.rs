@@ -1,8 +1,9 @@
 //! What a Deployment owns (pure): every object it renders carries its UID
-//! label; an existing object without that mark is never taken over; the
-//! objects about to be applied are recorded in status before the first
-//! apply, so an apply refused or a crash mid-render leaves nothing
-//! unrecorded; cleanup deletes only objects that carry the mark.
+//! label; an existing object without that mark is never taken over (objects
+//! not recorded yet are applied create-only); the inventory recorded with a
+//! pass's status holds every object it rendered, applied or not, so an
+//! apply refused leaves nothing unrecorded; cleanup deletes only objects
+//! that carry the mark.
 
 use std::collections::BTreeSet;
 
@@ -69,9 +70,9 @@ pub fn owned(live: &DynamicObject, uid: &str, recorded: bool, namespace: &str, n
         && a.get(NAMESPACE_ANNOTATION).map(String::as_str) == Some(namespace)
 }
 
-/// The inventory to record before applying: what is recorded, followed by
-/// the planned objects it lacks (health `NotFound` until applied). `None`
-/// when every planned object is recorded already (no status write needed).
+/// The inventory to record: what is recorded, followed by the planned
+/// objects it lacks (health `NotFound` until applied). `None` when every
+/// planned object is recorded already.
 pub fn plan(recorded: &[ResourceStatus], planned: &[ResourceStatus]) -> Option<Vec<ResourceStatus>> {
     let known: BTreeSet<Key> = recorded.iter().map(key).collect();
     let new: Vec<ResourceStatus> = planned
@@ -79,7 +80,7 @@ pub fn plan(recorded: &[ResourceStatus], planned: &[ResourceStatus]) -> Option<V
         .filter(|p| !known.contains(&key(p)))
         .map(|p| ResourceStatus {
             health: Health::NotFound,
-            message: Some("about to be applied".into()),
+            message: Some("not applied yet".into()),
             ..p.clone()
         })
         .collect();

@@ -1,10 +1,11 @@
 //! The Deployment reconciler, as a pipeline of named steps:
 //!
 //! ```text
-//!  dereference ──► build ──► apply ──► report
-//!  creator,        render,   record,   phase from health (pure),
-//!  template,       bounds,   ownership, history, outputs, status
-//!  parameters      kinds     SSA, prune
+//!  dereference ──► build ──► apply ──────► report
+//!  creator,        render,   SSA (create-   phase from health (pure),
+//!  template,       bounds,   only when not  history, outputs, inventory,
+//!  parameters      kinds     recorded),     status: one write
+//!                            prune
 //! ```
 //!
 //! Each step is a module with one job; a step that cannot go on returns a
@@ -163,7 +164,7 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&d.uid().unwrap_or_default());
-                cleanup::cleanup(&d, ctx).await
+                cleanup::cleanup(&d, &dc).await
             }
         }
     })
