@@ -2,6 +2,7 @@
 //! templated deployments and time-limited sessions.
 
 pub mod access;
+pub mod allocator;
 pub mod api;
 pub mod catalog;
 pub mod clusters;

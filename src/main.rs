@@ -78,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             log_format,
             log,
         } => {
+            portico::allocator::limit_arenas();
             let log = portico::telemetry::init(log_format, &log);
             let config = portico::config::OperatorConfig::load(&config)?;
             tokio::runtime::Runtime::new()?.block_on(async {
@@ -91,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             log_format,
             log,
         } => {
+            portico::allocator::limit_arenas();
             portico::telemetry::init(log_format, &log);
             let config = portico::ui::config::UiConfig::load(&config)?;
             tokio::runtime::Runtime::new()?.block_on(async {
