@@ -350,7 +350,13 @@ async fn objects_applied_without_their_record_are_taken_back_and_deleted_by_thei
     let names: Vec<String> = d.status.unwrap().resources.iter().map(|r| r.name.clone()).collect();
     assert_eq!(names, ["forgetful-a", "forgetful-b"]);
     assert_eq!(cms.get("forgetful-a").await.unwrap().data.unwrap()["v"], "1");
-    // Deleted with its record lost: found by the render and the mark.
+    // Deleted with its record lost: found by the render, and by the mark
+    // in the kinds it renders (an object of an earlier render).
+    let stray: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "forgetful-earlier", "labels": {"portico.dev/deployment-uid": created.uid().unwrap()}}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &stray).await.unwrap();
     let lost = json!({"status": {"resources": []}});
     Api::<Deployment>::namespaced(admin().await, "team-a")
         .patch_status("forgetful", &PatchParams::default(), &Patch::Merge(&lost))
@@ -358,7 +364,7 @@ async fn objects_applied_without_their_record_are_taken_back_and_deleted_by_thei
         .unwrap();
     api.delete("forgetful", &DeleteParams::default()).await.unwrap();
     common::wait::gone(&api, "forgetful").await;
-    for name in ["forgetful-a", "forgetful-b"] {
+    for name in ["forgetful-a", "forgetful-b", "forgetful-earlier"] {
         assert!(cms.get_opt(name).await.unwrap().is_none(), "{name} was left behind");
     }
 }

@@ -129,6 +129,7 @@ pub async fn apply(
         }
     }
     done.sort_by_key(|(i, _)| *i);
+    record_health(&mut base.resources, done.iter().map(|(_, (status, _, _))| status));
     let mut applied = Applied {
         inventory: vec![],
         live: BTreeMap::new(),
@@ -191,19 +192,31 @@ fn wave_of(kind: &str) -> usize {
 /// the object, and is refused (409) when anything of that name exists.
 const CREATE_ONLY: &str = "1";
 
-/// Whether an existing object of `p`'s name may be applied to: it carries
-/// the mark of `owner` (applied by an earlier pass whose record was lost).
-/// Anything else — another's object, one that is gone again, one the
-/// applier may not read — stalls the Deployment and is left as it is.
-async fn take_existing(client: &Client, p: &Prepared, owner: Owner<'_>) -> Result<(), Halt> {
+/// The `resourceVersion` of the existing object of `p`'s name, when it may
+/// be applied to: it carries the mark of `owner` (applied by an earlier
+/// pass whose record was lost). Another's object, or one the applier may
+/// not read, stalls the Deployment and is left as it is; one gone again
+/// since `conflict` is retried.
+async fn take_existing(
+    client: &Client,
+    p: &Prepared,
+    owner: Owner<'_>,
+    conflict: kube::Error,
+) -> Result<Option<String>, Halt> {
     let obj_name = p.obj.name_any();
     let api = api_for(client, &p.ar, p.obj.metadata.namespace.as_deref());
     let existing = match api.get_opt(&obj_name).await {
         Err(kube::Error::Api(e)) if e.code == 403 => None,
+        Ok(None) => {
+            let action = format!("create {} {obj_name}: it existed, and was gone when read", p.types.kind);
+            return Err(kube_err(action)(conflict).into());
+        }
         other => other.map_err(kube_err(format!("read {} {obj_name}", p.types.kind)))?,
     };
     match existing {
-        Some(e) if inventory::owned(&e, owner.uid, false, owner.namespace, owner.name) => Ok(()),
+        Some(e) if inventory::owned(&e, owner.uid, false, owner.namespace, owner.name) => {
+            Ok(e.metadata.resource_version)
+        }
         _ => {
             let msg = inventory::not_owned_message(&p.types.kind, p.obj.metadata.namespace.as_deref(), &obj_name);
             Err(Halt::stall(Reason::ObjectNotOwned, msg))
@@ -241,10 +254,12 @@ async fn apply_one(
     let live = match (api.patch(&obj_name, &pp, &Patch::Apply(&first)).await, new) {
         (Ok(a), _) => a,
         (Err(kube::Error::Api(s)), Some(owner)) if s.code == 409 => {
-            take_existing(client, &p, owner).await?;
-            match api.patch(&obj_name, &pp, &Patch::Apply(&p.obj)).await {
+            // Applied only to the object that was read, not to one made in between.
+            let mut again = p.obj.clone();
+            again.metadata.resource_version = take_existing(client, &p, owner, kube::Error::Api(s)).await?;
+            match api.patch(&obj_name, &pp, &Patch::Apply(&again)).await {
                 Ok(a) => a,
-                Err(kube::Error::Api(s)) => return Err(refused(s)),
+                Err(kube::Error::Api(s)) if s.code != 409 => return Err(refused(s)),
                 Err(e) => return Err(kube_err(format!("apply {} {obj_name}", p.types.kind))(e).into()),
             }
         }
@@ -297,8 +312,20 @@ async fn prune(
     Ok(())
 }
 
-/// A suspended Deployment: only the health of what exists.
-pub async fn observe(ctx: &Context, client: &Client, recorded: &[ResourceStatus]) -> Result<Applied, Halt> {
+/// A suspended Deployment: only the health of what exists and is `d`'s;
+/// an object of a recorded name that is not `d`'s counts as not found.
+pub async fn observe(
+    ctx: &Context,
+    client: &Client,
+    d: &Deployment,
+    recorded: &[ResourceStatus],
+) -> Result<Applied, Halt> {
+    let (uid, ns, name) = (
+        d.uid().unwrap_or_default(),
+        d.namespace().unwrap_or_default(),
+        d.name_any(),
+    );
+    let seen = inventory::seen(recorded);
     let mut applied = Applied {
         inventory: vec![],
         live: BTreeMap::new(),
@@ -310,7 +337,8 @@ pub async fn observe(ctx: &Context, client: &Client, recorded: &[ResourceStatus]
         let obj = api_for(client, &ar, r.namespace.as_deref())
             .get_opt(&r.name)
             .await
-            .map_err(kube_err("read object"))?;
+            .map_err(kube_err("read object"))?
+            .filter(|o| inventory::owned(o, &uid, seen.contains(&inventory::key(r)), &ns, &name));
         let value = obj.map(|mut o| {
             crate::controller::lean::lean(&mut o);
             serde_json::to_value(o).unwrap_or_default()

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use kube::{Client, ResourceExt, runtime::controller::Action};
 
 use super::{
-    Context, DeploymentContext, Error, apply, build,
+    Context, DeploymentContext, Error, Halt, apply, build,
     dereference::{applier_of, dereference},
     inventory,
 };
@@ -67,11 +67,15 @@ async fn marked(ctx: &Context, client: &Client, d: &Deployment, known: &[Resourc
         .collect()
 }
 
-/// What the template renders for the Deployment now, when it still renders.
-async fn rendered(d: &Deployment, dc: &DeploymentContext) -> Vec<ResourceStatus> {
+/// What the template renders for the Deployment now; nothing when it no
+/// longer renders (its template gone, its parameters no longer valid). An
+/// error reading the catalog is retried, not taken for "nothing".
+async fn rendered(d: &Deployment, dc: &DeploymentContext) -> Result<Vec<ResourceStatus>, Error> {
     let ctx = &*dc.ctx;
-    let Ok(inputs) = dereference(d, ctx, &dc.caches).await else {
-        return vec![];
+    let inputs = match dereference(d, ctx, &dc.caches).await {
+        Ok(inputs) => inputs,
+        Err(Halt::Retry(e)) => return Err(e),
+        Err(Halt::Stall(..)) => return Ok(vec![]),
     };
     let (name, ns) = (d.name_any(), d.namespace().unwrap_or_default());
     let seed = ctx.render_seed(&d.uid().unwrap_or_default());
@@ -81,10 +85,11 @@ async fn rendered(d: &Deployment, dc: &DeploymentContext) -> Vec<ResourceStatus>
         params: &inputs.values,
         seed: &seed,
     };
-    build::prepare(d, ctx, &inputs, &render_inputs)
-        .await
-        .map(|p| p.into_iter().map(|p| p.planned).collect())
-        .unwrap_or_default()
+    match build::prepare(d, ctx, &inputs, &render_inputs).await {
+        Ok(prepared) => Ok(prepared.into_iter().map(|p| p.planned).collect()),
+        Err(Halt::Retry(e)) => Err(e),
+        Err(Halt::Stall(..)) => Ok(vec![]),
+    }
 }
 
 /// The finalizer's cleanup.
@@ -108,7 +113,7 @@ pub async fn cleanup(d: &Deployment, dc: &DeploymentContext) -> Result<Action, E
     };
     let mut targets = base.resources.clone();
     let mut known: BTreeSet<inventory::Key> = targets.iter().map(inventory::key).collect();
-    for r in rendered(d, dc).await {
+    for r in rendered(d, dc).await? {
         if known.insert(inventory::key(&r)) {
             targets.push(r);
         }

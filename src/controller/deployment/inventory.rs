@@ -158,9 +158,9 @@ mod tests {
     }
 
     #[test]
-    fn planned_objects_are_recorded_before_they_are_applied() {
+    fn the_inventory_holds_what_was_recorded_and_every_new_object_not_yet_applied() {
         let recorded = vec![status("a")];
-        assert_eq!(plan(&recorded, &[status("a")]), None, "nothing new: no write");
+        assert_eq!(plan(&recorded, &[status("a")]), None, "nothing new");
         let next = plan(&recorded, &[status("a"), status("b")]).unwrap();
         assert_eq!(next.len(), 2);
         assert_eq!(next[0], status("a"));
@@ -172,10 +172,7 @@ mod tests {
         let planned = plan(&[status("a")], &[status("a"), status("b")]).unwrap();
         let seen = seen(&planned);
         assert!(seen.contains(&key(&status("a"))));
-        assert!(
-            !seen.contains(&key(&status("b"))),
-            "only planned: checked before writing to it"
-        );
+        assert!(!seen.contains(&key(&status("b"))), "only planned: applied create-only");
     }
 
     #[test]

@@ -201,7 +201,15 @@ async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Acti
             count_delivery(dc, d, &phase, "");
             Ok(action)
         }
-        Err(Halt::Retry(e)) => Err(e),
+        Err(Halt::Retry(e)) => {
+            // What the pass applied before the error is recorded even so,
+            // for the prunes and the deletion after it.
+            let recorded = d.status.as_ref().map(|s| s.resources.as_slice()).unwrap_or_default();
+            if base.resources != recorded {
+                let _ = super::set_status(ctx, d, d.status.as_ref(), &base).await;
+            }
+            Err(e)
+        }
     }
 }
 
@@ -244,7 +252,7 @@ async fn steps(
         None => {
             let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
             if suspended {
-                apply::observe(ctx, &client, &base.resources).await?
+                apply::observe(ctx, &client, d, &base.resources).await?
             } else {
                 let prepared = build::build(d, ctx, &inputs, &render_inputs).await?;
                 let applied = apply::apply(d, ctx, &inputs, &client, prepared, base).await?;
@@ -331,7 +339,7 @@ async fn restored(
         .filter(|r| !Caches::watches(&r.api_version, &r.kind))
         .cloned()
         .collect();
-    let read = apply::observe(ctx, &client, &unwatched).await?;
+    let read = apply::observe(ctx, &client, d, &unwatched).await?;
     let snap = Snapshot {
         revision: inputs.revision.clone(),
         inventory: st.resources.clone(),
