@@ -1,5 +1,5 @@
 //! Scale benchmark (prints figures, asserts nothing):
-//! `cargo bench --bench scale -- [TERMINALS] [DEPLOYMENTS] [IDLE_SECONDS]`.
+//! `cargo bench --bench scale -- [TERMINALS] [DEPLOYMENTS] [IDLE_SECONDS] [RESYNC_SECONDS]`.
 //!
 //! Starts a control plane and the operator (release build), creates
 //! TERMINALS (10,000) Terminals and DEPLOYMENTS (10,000) Deployments of the
@@ -7,7 +7,9 @@
 //! benchmark marks the terminal pods Running and Ready as a kubelet would),
 //! and waits until all are Ready. Then, with everything idle for
 //! IDLE_SECONDS (60), it prints the operator's request rate (by verb and
-//! resource, from the audit log), its RSS and CPU. Last, it kills the
+//! resource, from the audit log), its RSS and CPU; with RESYNC_SECONDS (the
+//! operator's `controller.resync`, 600) shorter than the idle time, the
+//! window holds every Deployment's resync. Last, it kills the
 //! operator, starts it again, and prints how long the new process took to
 //! pass every object once, its RSS, and every request it made meanwhile —
 //! writes to unchanged objects would show there.
@@ -58,8 +60,11 @@ async fn main() {
     let terminals = args.first().copied().unwrap_or(10_000);
     let deployments = args.get(1).copied().unwrap_or(10_000);
     let idle = Duration::from_secs(args.get(2).copied().unwrap_or(60) as u64);
-    let (cp, admin, op) =
-        common::cluster_with_operator("leaderElection: {enabled: false}\ncontroller: {concurrency: 16}\n").await;
+    let resync = args.get(3).copied().unwrap_or(600);
+    let (cp, admin, op) = common::cluster_with_operator(&format!(
+        "leaderElection: {{enabled: false}}\ncontroller: {{concurrency: 16, resync: {resync}s}}\n"
+    ))
+    .await;
     let kubelet = common::kubelet(admin.clone(), UID_LABEL);
     let clients = [
         cp.client_as("alice", &["developers"]).await.unwrap(),
@@ -94,8 +99,13 @@ async fn main() {
     // Idle: nothing changes; what does the operator ask?
     let before = common::operator_requests(&cp);
     let cpu0 = common::usage(pid).1;
+    let passes0 = reconciles(op.metrics_port, "Deployment").await;
     tokio::time::sleep(idle).await;
     let asked = common::operator_requests(&cp) - before;
+    println!(
+        "  Deployment passes while idle: {} (each one past its resync would apply its objects again without the drift check)",
+        reconciles(op.metrics_port, "Deployment").await - passes0
+    );
     let (peak, cpu) = common::usage(pid);
     println!(
         "idle for {idle:?}: the operator made {asked} requests ({:.2}/s){}; RSS {:.1} MiB (peak {peak:.1} MiB); CPU {:.2} s",

@@ -60,7 +60,12 @@ fn operator_writes(
 /// Waits (at most 60 s) until the operator logs a line about `object`
 /// (`namespace/name`) that says `words`; fails with its log's tail.
 async fn logged(op: &Operator, object: &str, words: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    logged_within(op, object, words, Duration::from_secs(60)).await
+}
+
+/// [`logged`], waiting at most `limit`.
+async fn logged_within(op: &Operator, object: &str, words: &str, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
     loop {
         let log = std::fs::read_to_string(&op.log_path).unwrap();
         if log.lines().any(|l| l.contains(object) && l.contains(words)) {
@@ -920,14 +925,7 @@ async fn a_restarted_operator_applies_only_the_deployments_whose_objects_went_mi
     let _turn = SERIAL.lock().await;
     let cp = setup().await;
     let admin = cp.admin_client().await.unwrap();
-    portico::dev::load_catalog(
-        &admin,
-        std::path::Path::new(portico::dev::CATALOG_DIR),
-        portico::dev::CATALOG_NAMESPACE,
-        &portico::dev::catalog::local_images(),
-    )
-    .await
-    .unwrap();
+    load_catalog(&admin).await;
     let extra = format!("leaderElection: {{enabled: false}}\n{}", common::TEST_PROFILES);
     let (config, port) = write_config(cp, &extra);
     let op = Operator::start(cp, config.clone(), port).await;
@@ -945,26 +943,7 @@ async fn a_restarted_operator_applies_only_the_deployments_whose_objects_went_mi
     }
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "team-a");
     for n in names {
-        // Applied, and the status written for this generation.
-        let recorded = |d: Option<&Deployment>| {
-            d.is_some_and(|d| {
-                d.status.as_ref().is_some_and(|s| {
-                    s.template_revision.is_some()
-                        && s.observed_generation == d.metadata.generation
-                        && s.resources.len() == 3
-                        && s.resources
-                            .iter()
-                            .all(|r| r.health != portico::api::deployment::Health::NotFound)
-                })
-            })
-        };
-        tokio::time::timeout(
-            Duration::from_secs(90),
-            await_condition(deployments.clone(), n, recorded),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{n} was not applied"))
-        .unwrap();
+        applied(&deployments, n, 3).await;
     }
     drop(op);
     // While the operator is down, one Deployment loses its Service.
@@ -1009,5 +988,104 @@ async fn a_restarted_operator_applies_only_the_deployments_whose_objects_went_mi
     }
     for n in names {
         common::wait::gone(&deployments, n).await;
+    }
+}
+
+/// Loads the catalog the operator's Deployments render.
+async fn load_catalog(admin: &kube::Client) {
+    portico::dev::load_catalog(
+        admin,
+        std::path::Path::new(portico::dev::CATALOG_DIR),
+        portico::dev::CATALOG_NAMESPACE,
+        &portico::dev::catalog::local_images(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits (at most 90 s) until the Deployment `name` has its `objects`
+/// applied and its status written for its generation.
+async fn applied(deployments: &Api<portico::api::Deployment>, name: &str, objects: usize) {
+    let recorded = move |d: Option<&portico::api::Deployment>| {
+        d.is_some_and(|d| {
+            d.status.as_ref().is_some_and(|s| {
+                s.template_revision.is_some()
+                    && s.observed_generation == d.metadata.generation
+                    && s.resources.len() == objects
+                    && s.resources
+                        .iter()
+                        .all(|r| r.health != portico::api::deployment::Health::NotFound)
+            })
+        })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(90),
+        await_condition(deployments.clone(), name, recorded),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{name} was not applied"))
+    .unwrap();
+}
+
+#[tokio::test]
+async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot_show_it_as_applied() {
+    use portico::api::Deployment;
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let admin = cp.admin_client().await.unwrap();
+    load_catalog(&admin).await;
+    let extra = format!(
+        "leaderElection: {{enabled: false}}\ncontroller: {{resync: 1m}}\n{}",
+        common::TEST_PROFILES
+    );
+    let (config, port) = write_config(cp, &extra);
+    let op = Operator::start(cp, config, port).await;
+    let alice: Api<Deployment> = Api::namespaced(cp.client_as("alice", &["developers"]).await.unwrap(), "team-a");
+    // A CronJob alone (a watched kind), and the web app (its Service has no watch).
+    let job =
+        json!({"image": portico::controlplane::node::images::WEBAPP_IMAGE, "command": ["true"], "schedule": "@daily"});
+    let web = json!({"image": portico::controlplane::node::images::WEBAPP_IMAGE});
+    for (name, template, params) in [("resync-job", "scheduled-job", job), ("resync-web", "webapp", web)] {
+        alice
+            .create(
+                &PostParams::default(),
+                &common::fixtures::deployment(name, template, params),
+            )
+            .await
+            .unwrap();
+    }
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "team-a");
+    applied(&deployments, "resync-job", 1).await;
+    applied(&deployments, "resync-web", 3).await;
+    let writes_to = |prefix: &'static str| {
+        move || operator_writes(cp, |o| o.name.starts_with(prefix) && o.api_group != "portico.dev")
+    };
+    let (job_writes, web_writes) = (writes_to("resync-job"), writes_to("resync-web"));
+    let (job_before, web_before) = (job_writes(), web_writes());
+    assert!(!job_before.is_empty() && !web_before.is_empty(), "both were applied");
+    // A minute after its apply, the web app is applied again ...
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while web_writes().len() == web_before.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the web app was not applied again at its resync"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // ... and the scheduled job, whose CronJob the cache shows at the
+    // generation its apply left, is passed without a write.
+    logged_within(
+        &op,
+        "team-a/resync-job",
+        "resync: every object as applied",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(job_writes(), job_before, "the scheduled job was applied again");
+    for name in ["resync-job", "resync-web"] {
+        deployments.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    for name in ["resync-job", "resync-web"] {
+        common::wait::gone(&deployments, name).await;
     }
 }

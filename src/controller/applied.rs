@@ -66,6 +66,23 @@ impl<T: Clone> Records<T> {
         (e.marks == marks && !due && e.at.elapsed() < self.resync).then(|| e.value.clone())
     }
 
+    /// What was recorded for `uid` for an object with `marks`, whatever its
+    /// age, and whether it is older than the resync (a pass then checks
+    /// the children for drift, and [`Records::renew`]s it or applies again).
+    pub fn recorded(&self, uid: &str, marks: Option<u64>) -> Option<(T, bool)> {
+        let entries = self.entries.lock().unwrap();
+        let e = entries.get(uid)?;
+        (e.marks == marks).then(|| (e.value.clone(), e.at.elapsed() >= self.resync))
+    }
+
+    /// Starts `uid`'s record's resync period over (its children were found
+    /// as applied).
+    pub fn renew(&self, uid: &str) {
+        if let Some(e) = self.entries.lock().unwrap().get_mut(uid) {
+            e.at = Instant::now();
+        }
+    }
+
     /// Records that `uid`'s children were applied for `marks`, with a token
     /// due at `renew_at` (if it has one).
     pub fn put(&self, uid: &str, marks: Option<u64>, renew_at: Option<Timestamp>, value: T) {
@@ -133,6 +150,28 @@ mod tests {
         r.put("u", None, None, ());
         assert_eq!(r.holding("u", None, Timestamp::MAX), Some(()));
     }
+    #[test]
+    fn an_old_record_is_still_found_for_a_drift_check_and_renewed() {
+        let r: Records<&str> = Records {
+            entries: Mutex::default(),
+            resync: Duration::ZERO,
+        };
+        assert_eq!(r.recorded("u", Some(1)), None);
+        r.put("u", Some(1), None, "applied");
+        assert_eq!(r.holding("u", Some(1), Timestamp::now()), None);
+        assert_eq!(
+            r.recorded("u", Some(1)),
+            Some(("applied", true)),
+            "older than the resync"
+        );
+        assert_eq!(r.recorded("u", Some(2)), None, "the object changed");
+        let r: Records<&str> = Records::default();
+        r.put("u", Some(1), None, "applied");
+        assert_eq!(r.recorded("u", Some(1)), Some(("applied", false)));
+        r.renew("u");
+        assert_eq!(r.holding("u", Some(1), Timestamp::now()), Some("applied"));
+    }
+
     #[test]
     fn a_token_other_than_the_recorded_one_is_read_again() {
         let (at, other): (Timestamp, Timestamp) = (

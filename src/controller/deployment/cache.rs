@@ -45,6 +45,10 @@ pub struct Snapshot {
     /// The live objects of kinds without a watch, keyed `Kind/name`, as the
     /// apply returned them.
     pub unwatched: BTreeMap<String, Value>,
+    /// The `metadata.generation` the apply left on each watched object that
+    /// has one, keyed `Kind/name`: a spec changed since shows in the cache
+    /// as another generation.
+    pub generations: BTreeMap<String, i64>,
 }
 
 impl Snapshot {
@@ -60,12 +64,43 @@ impl Snapshot {
                 applied.live.get(&key).map(|v| (key, v.clone()))
             })
             .collect();
+        let generations = applied
+            .inventory
+            .iter()
+            .filter(|r| watched(&r.api_version, &r.kind))
+            .filter_map(|r| {
+                let key = format!("{}/{}", r.kind, r.name);
+                let generation = generation(applied.live.get(&key)?)?;
+                Some((key, generation))
+            })
+            .collect();
         Snapshot {
             revision: revision.to_string(),
             inventory: applied.inventory.clone(),
             unwatched,
+            generations,
         }
     }
+
+    /// Whether the objects of `applied` (read from the caches) are as this
+    /// apply left them, as far as the caches tell: every object is of a
+    /// watched kind and has the generation it had after the apply. Then a
+    /// resync need not apply them again; anything else (an object without
+    /// a watch or a generation, a spec changed since) is applied again.
+    pub fn undrifted(&self, applied: &Applied) -> bool {
+        self.unwatched.is_empty()
+            && applied.inventory.len() == self.generations.len()
+            && applied.inventory.iter().all(|r| {
+                let key = format!("{}/{}", r.kind, r.name);
+                let live = applied.live.get(&key).and_then(generation);
+                live.is_some() && live == self.generations.get(&key).copied()
+            })
+    }
+}
+
+/// An object's `metadata.generation`.
+fn generation(live: &Value) -> Option<i64> {
+    live.pointer("/metadata/generation").and_then(Value::as_i64)
 }
 
 /// An object of a watched kind in a cache.
@@ -324,6 +359,42 @@ mod tests {
         assert_eq!(ready.inventory[1].health, Health::Current);
         assert_eq!(ready.live["Service/web"]["spec"]["clusterIP"], "10.0.0.1");
         assert_eq!(ready.live["Deployment/web"]["status"]["availableReplicas"], 1);
+    }
+
+    #[test]
+    fn a_resync_applies_again_unless_every_object_is_watched_and_at_its_applied_generation() {
+        let job =
+            |generation: i64| json!({"metadata": {"generation": generation, "labels": {inventory::UID_LABEL: "u-1"}}});
+        let applied = |generation: i64| Applied {
+            inventory: vec![entry("batch/v1", "CronJob", "nightly")],
+            live: BTreeMap::from([("CronJob/nightly".to_string(), job(generation))]),
+        };
+        let snap = Snapshot::of("t@1/abc", &applied(3), Caches::watches);
+        assert_eq!(snap.generations["CronJob/nightly"], 3);
+        assert!(snap.undrifted(&applied(3)), "as applied: nothing to apply");
+        assert!(!snap.undrifted(&applied(4)), "its spec changed since");
+        let no_generation = Applied {
+            live: BTreeMap::from([("CronJob/nightly".to_string(), json!({"metadata": {}}))]),
+            ..applied(3)
+        };
+        assert!(!snap.undrifted(&no_generation), "nothing to compare: applied again");
+        let s = snapshot();
+        let cached = Applied {
+            inventory: s.inventory.clone(),
+            live: BTreeMap::from([
+                ("Service/web".to_string(), json!({})),
+                ("Deployment/web".to_string(), workload("u-1", 1)),
+            ]),
+        };
+        assert!(!s.undrifted(&cached), "a Service has no watch: applied again");
+        let restored = Snapshot {
+            generations: BTreeMap::new(),
+            ..Snapshot::of("t@1/abc", &applied(3), Caches::watches)
+        };
+        assert!(
+            !restored.undrifted(&applied(3)),
+            "no generations recorded: applied again"
+        );
     }
 
     #[test]

@@ -63,6 +63,9 @@ use cache::{Caches, Snapshot};
 const KIND: Kind = Kind::Deployment;
 /// How often objects without a watch are looked at while they progress.
 const POLL: Duration = Duration::from_secs(10);
+/// How often a Deployment is passed when nothing changes (at most; its
+/// `resync` if that is shorter).
+const IDLE: Duration = Duration::from_secs(300);
 
 /// Why the pipeline stops before its report.
 pub enum Halt {
@@ -235,11 +238,23 @@ async fn steps(
     let uid = d.uid().unwrap_or_default();
     let marks = super::trigger::children_marks(d);
     // Nothing changed since the last full pass: health from the caches.
+    // Past `resync`, the objects are applied again unless the caches show
+    // every one of them at the generation the apply left.
     let unchanged = dc
         .applied
-        .holding(&uid, marks, Timestamp::now())
-        .filter(|snap| !suspended && snap.revision == inputs.revision)
-        .and_then(|snap| cache::from_cache(&snap, &uid, |r| dc.caches.lookup(r)));
+        .recorded(&uid, marks)
+        .filter(|(snap, _)| !suspended && snap.revision == inputs.revision)
+        .and_then(|(snap, due)| {
+            let applied = cache::from_cache(&snap, &uid, |r| dc.caches.lookup(r))?;
+            if due {
+                if !snap.undrifted(&applied) {
+                    return None;
+                }
+                tracing::debug!("resync: every object as applied, none applied again");
+                dc.applied.renew(&uid);
+            }
+            Some(applied)
+        });
     let first = dc.passed.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.clone());
     // The first pass since the operator started: what the status records,
     // if it is still so, instead of applying every object again.
@@ -296,11 +311,7 @@ async fn steps(
         .find(|r| r.health == Health::Failed)
         .map_or("", |r| workload::cause(r.message.as_deref().unwrap_or_default()));
     count_delivery(dc, d, &phase, cause);
-    Ok(Action::requeue(if progressing {
-        POLL
-    } else {
-        Duration::from_secs(300)
-    }))
+    Ok(Action::requeue(if progressing { POLL } else { IDLE.min(ctx.resync()) }))
 }
 
 /// How long a first pass waits for the workload caches to be listed.
@@ -343,6 +354,9 @@ async fn restored(
     let snap = Snapshot {
         revision: inputs.revision.clone(),
         inventory: st.resources.clone(),
+        // Not known for what an earlier process applied: the first resync
+        // applies again.
+        generations: Default::default(),
         // Only objects that carry this Deployment's mark.
         unwatched: read
             .live
