@@ -24,16 +24,31 @@ use crate::{
 };
 
 /// Everything carrying the Deployment's UID label in the kinds of `known`
-/// (objects of an earlier render whose record was lost), beside the record;
-/// the kinds are listed at once.
+/// (objects of an earlier render whose record was lost), beside the record:
+/// each kind in the Deployment's namespace and in every other namespace
+/// `known` names for it (cluster-scoped kinds cluster-wide); the lists are
+/// made at once.
 async fn marked(ctx: &Context, client: &Client, d: &Deployment, known: &[ResourceStatus]) -> Vec<ResourceStatus> {
-    let kinds: BTreeSet<(String, String)> = known.iter().map(|r| (r.api_version.clone(), r.kind.clone())).collect();
+    let own = d.namespace().unwrap_or_default();
+    let places: BTreeSet<(String, String, String)> = known
+        .iter()
+        .flat_map(|r| {
+            let other = r.namespace.clone().filter(|n| *n != own);
+            [Some(own.clone()), other]
+                .into_iter()
+                .flatten()
+                .map(|ns| (r.api_version.clone(), r.kind.clone(), ns))
+        })
+        .collect();
     let selector = format!("{}={}", inventory::UID_LABEL, d.uid().unwrap_or_default());
-    let ns = d.namespace().unwrap_or_default();
-    let lists = kinds.into_iter().map(|(api_version, kind)| {
-        let (selector, ns) = (&selector, &ns);
+    let lists = places.into_iter().map(|(api_version, kind, ns)| {
+        let (selector, own) = (&selector, &own);
         async move {
             let (ar, namespaced) = apply::resolve(ctx, &apply::gvk_of(&api_version, &kind)).await.ok()?;
+            // A cluster-scoped kind is listed once, from its entry for the own namespace.
+            if !namespaced && ns != *own {
+                return None;
+            }
             let api = apply::api_for(client, &ar, namespaced.then_some(ns.as_str()));
             match api
                 .list_metadata(&kube::api::ListParams::default().labels(selector))
