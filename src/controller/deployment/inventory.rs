@@ -90,6 +90,13 @@ pub fn plan(recorded: &[ResourceStatus], planned: &[ResourceStatus]) -> Option<V
     Some(recorded.iter().cloned().chain(new).collect())
 }
 
+/// Appends to `inventory` the entries of `latest` it lacks (an object
+/// recorded by a status write this pass did not see).
+pub fn keep(inventory: &mut Vec<ResourceStatus>, latest: Vec<ResourceStatus>) {
+    let known: BTreeSet<Key> = inventory.iter().map(key).collect();
+    inventory.extend(latest.into_iter().filter(|r| !known.contains(&key(r))));
+}
+
 /// The refusal for an existing object the Deployment did not make.
 pub fn not_owned_message(kind: &str, namespace: Option<&str>, name: &str) -> String {
     let at = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
@@ -173,6 +180,27 @@ mod tests {
         let seen = seen(&planned);
         assert!(seen.contains(&key(&status("a"))));
         assert!(!seen.contains(&key(&status("b"))), "only planned: applied create-only");
+    }
+
+    #[test]
+    fn what_a_later_status_recorded_is_kept_beside_this_pass_inventory() {
+        let mut inventory = vec![status("a"), status("b")];
+        let mut newer_b = status("b");
+        newer_b.health = Health::NotFound;
+        keep(&mut inventory, vec![newer_b, status("c")]);
+        let got: Vec<(&str, Health)> = inventory.iter().map(|r| (r.name.as_str(), r.health)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", status("a").health),
+                ("b", status("b").health),
+                ("c", status("c").health)
+            ],
+            "this pass's entries first and as they are, then what only the later status held"
+        );
+        let mut empty = vec![];
+        keep(&mut empty, vec![status("a")]);
+        assert_eq!(empty, [status("a")], "a pass that saw no record keeps the latest");
     }
 
     #[test]

@@ -196,6 +196,7 @@ async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Acti
         Ok(action) => Ok(action),
         Err(Halt::Stall(reason, message)) => {
             dc.applied.forget(&d.uid().unwrap_or_default());
+            keep_recorded(ctx, d, &mut base).await;
             let phase = Phase::Stalled {
                 reason,
                 message: message.clone(),
@@ -209,10 +210,27 @@ async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Acti
             // for the prunes and the deletion after it.
             let recorded = d.status.as_ref().map(|s| s.resources.as_slice()).unwrap_or_default();
             if base.resources != recorded {
+                keep_recorded(ctx, d, &mut base).await;
                 let _ = super::set_status(ctx, d, d.status.as_ref(), &base).await;
             }
             Err(e)
         }
+    }
+}
+
+/// Adds to `base`'s inventory what the Deployment's latest status records
+/// beside it. `d` may be older than its last status write (a pass started
+/// before that write's watch event arrived); a stall or an error must not
+/// drop from the record what that write recorded, or deletion would miss
+/// it. One read, on these paths only; a failed read is logged.
+async fn keep_recorded(ctx: &Context, d: &Deployment, base: &mut DeploymentStatus) {
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
+    match api.get_status(&d.name_any()).await {
+        Ok(latest) => {
+            let latest = latest.status.map(|s| s.resources).unwrap_or_default();
+            inventory::keep(&mut base.resources, latest);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the latest status; recording this pass's inventory only"),
     }
 }
 
