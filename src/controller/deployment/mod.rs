@@ -225,7 +225,7 @@ async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Acti
 /// it. One read, on these paths only; a failed read is logged.
 async fn keep_recorded(ctx: &Context, d: &Deployment, base: &mut DeploymentStatus) {
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
-    match api.get_status(&d.name_any()).await {
+    match api.get(&d.name_any()).await {
         Ok(latest) => {
             let latest = latest.status.map(|s| s.resources).unwrap_or_default();
             inventory::keep(&mut base.resources, latest);
