@@ -29,6 +29,35 @@ pub struct Prepared {
     pub planned: ResourceStatus,
 }
 
+/// What a render of one Deployment sees besides its parameters: its name,
+/// its namespace and the seed of its `password()` values.
+pub struct Identity {
+    name: String,
+    namespace: String,
+    seed: Vec<u8>,
+}
+
+impl Identity {
+    /// The identity of `d`.
+    pub fn of(d: &Deployment, ctx: &Context) -> Identity {
+        Identity {
+            name: d.name_any(),
+            namespace: d.namespace().unwrap_or_default(),
+            seed: ctx.render_seed(&d.uid().unwrap_or_default()),
+        }
+    }
+
+    /// The render's inputs with `params`.
+    pub fn with<'a>(&'a self, params: &'a serde_json::Value) -> render::Inputs<'a> {
+        render::Inputs {
+            name: &self.name,
+            namespace: &self.namespace,
+            params,
+            seed: &self.seed,
+        }
+    }
+}
+
 /// Renders and prepares every object of this version; a render that fails
 /// is also an Event on the template.
 pub async fn build(

@@ -19,7 +19,7 @@ use crate::{
         Deployment,
         deployment::{DeploymentStatus, Health, ResourceStatus},
     },
-    catalog::{self, ApplyAs, render},
+    catalog::{self, ApplyAs},
     creator::Creator,
 };
 
@@ -92,15 +92,8 @@ async fn rendered(d: &Deployment, dc: &DeploymentContext) -> Result<Vec<Resource
         Err(Halt::Retry(e)) => return Err(e),
         Err(Halt::Stall(..)) => return Ok(vec![]),
     };
-    let (name, ns) = (d.name_any(), d.namespace().unwrap_or_default());
-    let seed = ctx.render_seed(&d.uid().unwrap_or_default());
-    let render_inputs = render::Inputs {
-        name: &name,
-        namespace: &ns,
-        params: &inputs.values,
-        seed: &seed,
-    };
-    match build::prepare(d, ctx, &inputs, &render_inputs).await {
+    let identity = build::Identity::of(d, ctx);
+    match build::prepare(d, ctx, &inputs, &identity.with(&inputs.values)).await {
         Ok(prepared) => Ok(prepared.into_iter().map(|p| p.planned).collect()),
         Err(Halt::Retry(e)) => Err(e),
         Err(Halt::Stall(..)) => Ok(vec![]),

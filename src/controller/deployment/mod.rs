@@ -244,14 +244,8 @@ async fn steps(
     let ctx = &*dc.ctx;
     let inputs = dereference::dereference(d, ctx, &dc.caches).await?;
     base.applied_by = Some(inputs.applier_name());
-    let (name, ns) = (d.name_any(), d.namespace().unwrap_or_default());
-    let seed = ctx.render_seed(&d.uid().unwrap_or_default());
-    let render_inputs = render::Inputs {
-        name: &name,
-        namespace: &ns,
-        params: &inputs.values,
-        seed: &seed,
-    };
+    let identity = build::Identity::of(d, ctx);
+    let render_inputs = identity.with(&inputs.values);
     let suspended = d.spec.suspend == Some(true);
     let uid = d.uid().unwrap_or_default();
     let marks = super::trigger::children_marks(d);
