@@ -247,11 +247,14 @@ async fn apply_one(
         );
         Halt::stall(Reason::ApplyRefused, msg)
     };
-    let mut first = p.obj.clone();
-    if new.is_some() {
-        first.metadata.resource_version = Some(CREATE_ONLY.into());
-    }
-    let live = match (api.patch(&obj_name, &pp, &Patch::Apply(&first)).await, new) {
+    // A copy only for the create-only apply; a recorded object is applied as rendered.
+    let create_only = new.map(|_| {
+        let mut obj = p.obj.clone();
+        obj.metadata.resource_version = Some(CREATE_ONLY.into());
+        obj
+    });
+    let first = create_only.as_ref().unwrap_or(&p.obj);
+    let live = match (api.patch(&obj_name, &pp, &Patch::Apply(first)).await, new) {
         (Ok(a), _) => a,
         (Err(kube::Error::Api(s)), Some(owner)) if s.code == 409 => {
             // Applied only to the object that was read, not to one made in between.

@@ -88,8 +88,9 @@ impl Snapshot {
     /// resync need not apply them again; anything else (an object without
     /// a watch or a generation, a spec changed since) is applied again.
     pub fn undrifted(&self, applied: &Applied) -> bool {
-        self.unwatched.is_empty()
-            && applied.inventory.len() == self.generations.len()
+        // `generations` holds only watched objects with a generation: one
+        // entry per object means every object is one.
+        applied.inventory.len() == self.generations.len()
             && applied.inventory.iter().all(|r| {
                 let key = format!("{}/{}", r.kind, r.name);
                 let live = applied.live.get(&key).and_then(generation);
