@@ -59,6 +59,14 @@ fn is(d: &Deployment, type_: &str) -> bool {
     condition(d, type_).is_some_and(|c| c.0 == "True")
 }
 
+/// Waits until the Deployment is Ready or Stalled, and fails with the
+/// stall's reason and message unless it is Ready.
+async fn ready(ns: &str, name: &str) -> Deployment {
+    let d = wait_for(ns, name, "Ready or Stalled", |d| is(d, "Ready") || is(d, "Stalled")).await;
+    assert!(is(&d, "Ready"), "{:?}", condition(&d, "Stalled"));
+    d
+}
+
 /// Waits until the node runs `n` pods of the web app instance `instance` and they are Ready.
 async fn run_pods(ns: &str, instance: &str, n: usize) -> Vec<String> {
     common::wait_pods_ready(&admin().await, ns, &format!("app.kubernetes.io/instance={instance}"), n).await
@@ -342,11 +350,7 @@ async fn objects_applied_without_their_record_are_taken_back_and_deleted_by_thei
         .unwrap();
     // The create-only apply finds it; it is the Deployment's, so it is
     // applied, not refused as another's.
-    let d = wait_for("team-a", "forgetful", "Ready or Stalled", |d| {
-        is(d, "Ready") || is(d, "Stalled")
-    })
-    .await;
-    assert!(is(&d, "Ready"), "{:?}", condition(&d, "Stalled"));
+    let d = ready("team-a", "forgetful").await;
     let names: Vec<String> = d.status.unwrap().resources.iter().map(|r| r.name.clone()).collect();
     assert_eq!(names, ["forgetful-a", "forgetful-b"]);
     assert_eq!(cms.get("forgetful-a").await.unwrap().data.unwrap()["v"], "1");
@@ -383,11 +387,7 @@ async fn what_an_object_needs_is_applied_before_it_whatever_the_render_order() {
         .unwrap();
     // Ready once the pod runs: the pod has no watch, so passes read it again
     // while it progresses.
-    let d = wait_for("team-a", "ordered", "Ready or Stalled", |d| {
-        is(d, "Ready") || is(d, "Stalled")
-    })
-    .await;
-    assert!(is(&d, "Ready"), "{:?}", condition(&d, "Stalled"));
+    let d = ready("team-a", "ordered").await;
     let pod = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(admin().await, "team-a")
         .get("ordered")
         .await
