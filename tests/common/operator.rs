@@ -51,10 +51,7 @@ pub fn write_config_authorizing(cp: &ControlPlane, extra: &str, authorize: bool)
 /// A token (TokenRequest, an hour) of the service account `name` in `ns`,
 /// made if missing.
 pub async fn service_account_token(cp: &ControlPlane, ns: &str, name: &str) -> String {
-    use k8s_openapi::api::{
-        authentication::v1::{TokenRequest, TokenRequestSpec},
-        core::v1::ServiceAccount,
-    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
     ensure_namespace(cp, ns).await;
     let sas: Api<ServiceAccount> = Api::namespaced(cp.admin_client().await.unwrap(), ns);
     let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
@@ -63,9 +60,15 @@ pub async fn service_account_token(cp: &ControlPlane, ns: &str, name: &str) -> S
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => panic!("service account {ns}/{name}: {e}"),
     }
+    token(&sas, name, 3600).await
+}
+
+/// A TokenRequest token of service account `name` (in `sas`' namespace), valid `seconds`.
+async fn token(sas: &Api<k8s_openapi::api::core::v1::ServiceAccount>, name: &str, seconds: i64) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     let req = TokenRequest {
         spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
+            expiration_seconds: Some(seconds),
             ..Default::default()
         }),
         ..Default::default()
@@ -110,10 +113,7 @@ fn apply_chart(cp: &ControlPlane, template: &str, file: &std::path::Path) {
 /// Applies one of the chart's RBAC templates and returns a kubeconfig that
 /// authenticates as service account `sa` of namespace portico-system.
 pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> PathBuf {
-    use k8s_openapi::api::{
-        authentication::v1::{TokenRequest, TokenRequestSpec},
-        core::v1::ServiceAccount,
-    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
     let path = cp.dir().join(format!("{sa}.kubeconfig"));
     if path.exists() {
         return path;
@@ -122,18 +122,7 @@ pub async fn chart_identity(cp: &ControlPlane, template: &str, sa: &str) -> Path
     ensure_namespace(cp, portico::dev::CATALOG_NAMESPACE).await;
     apply_chart(cp, template, &cp.dir().join(format!("{sa}-rbac.yaml")));
     let sas: Api<ServiceAccount> = Api::namespaced(cp.admin_client().await.unwrap(), "portico-system");
-    let req = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(24 * 3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = sas
-        .create_token_request(sa, &PostParams::default(), &req)
-        .await
-        .unwrap();
-    let token = token.status.unwrap().token.unwrap();
+    let token = token(&sas, sa, 24 * 3600).await;
     let mut kc = cp.kubeconfig().clone();
     for a in &mut kc.auth_infos {
         a.auth_info = Some(kube::config::AuthInfo {
