@@ -20,11 +20,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
+    runtime::watcher,
 };
 use portico::api::Deployment;
 use serde_json::json;
@@ -45,9 +45,9 @@ async fn main() {
         let applied_at = applied_at.clone();
         let api: Api<Deployment> = Api::all(admin.clone());
         tokio::spawn(async move {
-            let s = watcher(api, watcher::Config::default()).applied_objects();
+            let s = common::applied(api, watcher::Config::default());
             futures::pin_mut!(s);
-            while let Ok(Some(d)) = s.try_next().await {
+            while let Some(d) = s.next().await {
                 if d.status
                     .as_ref()
                     .is_some_and(|s| s.resources.len() == 3 && s.template_revision.is_some())

@@ -159,7 +159,13 @@ fn watch(admin: Client, kind: Kind, seen: Arc<Mutex<Seen>>) -> tokio::task::Join
         let api: Api<DynamicObject> = Api::all_with(admin, &kind.resource());
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
-        while let Some(Ok(event)) = stream.next().await {
+        // A list (the first, or again after an error) replaces what the
+        // watch of this kind had seen live, once it is complete.
+        let mut listing = HashSet::new();
+        let prefix = key(kind, "", "");
+        let prefix = prefix.trim_end_matches('/');
+        while let Some(event) = stream.next().await {
+            let Ok(event) = event else { continue };
             let mut seen = seen.lock().unwrap();
             match event {
                 watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
@@ -167,13 +173,18 @@ fn watch(admin: Client, kind: Kind, seen: Arc<Mutex<Seen>>) -> tokio::task::Join
                     if is_ready(&o) {
                         seen.ready.entry(k.clone()).or_insert_with(Instant::now);
                     }
+                    listing.insert(k.clone());
                     seen.live.insert(k);
                 }
                 watcher::Event::Delete(o) => {
                     seen.live
                         .remove(&key(kind, &o.namespace().unwrap_or_default(), &o.name_any()));
                 }
-                watcher::Event::Init | watcher::Event::InitDone => {}
+                watcher::Event::Init => listing.clear(),
+                watcher::Event::InitDone => {
+                    seen.live
+                        .retain(|k| !k.starts_with(&format!("{prefix}/")) || listing.contains(k));
+                }
             }
         }
     })
@@ -187,7 +198,8 @@ fn watch_workloads(admin: Client, seen: Arc<Mutex<Seen>>) -> tokio::task::JoinHa
             .default_backoff()
             .applied_objects();
         futures::pin_mut!(stream);
-        while let Some(Ok(d)) = stream.next().await {
+        while let Some(d) = stream.next().await {
+            let Ok(d) = d else { continue };
             let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             if d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) < want {
                 continue;

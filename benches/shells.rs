@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client, ResourceExt,
@@ -88,9 +88,9 @@ type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
 fn watch_running(admin: Client, running: Seen) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let stream = watcher(Api::<Pod>::all(admin), watcher::Config::default()).applied_objects();
+        let stream = common::applied(Api::<Pod>::all(admin), watcher::Config::default());
         futures::pin_mut!(stream);
-        while let Ok(Some(pod)) = stream.try_next().await {
+        while let Some(pod) = stream.next().await {
             if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
                 running
                     .lock()
@@ -114,11 +114,14 @@ async fn delete_pods(admin: &Client, label: &str) {
     let stream = watcher(
         Api::<Pod>::all(admin.clone()),
         watcher::Config::default().labels(&selector),
-    );
+    )
+    .default_backoff();
     let gone = async {
         futures::pin_mut!(stream);
         let (mut left, mut listed) = (std::collections::HashSet::new(), false);
-        while let Ok(Some(event)) = stream.try_next().await {
+        while let Some(event) = stream.next().await {
+            // After an error the watch lists again (a new Init).
+            let Ok(event) = event else { continue };
             match event {
                 watcher::Event::Init => left.clear(),
                 watcher::Event::InitDone => listed = true,
@@ -393,9 +396,9 @@ async fn main() {
         );
         let api: Api<Terminal> = Api::all(admin.clone());
         tokio::spawn(async move {
-            let stream = watcher(api, watcher::Config::default()).applied_objects();
+            let stream = common::applied(api, watcher::Config::default());
             futures::pin_mut!(stream);
-            while let Ok(Some(t)) = stream.try_next().await {
+            while let Some(t) = stream.next().await {
                 let st = t.status.clone().unwrap_or_default();
                 let ready = st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
                 let (Some(pod), Some(host), Some(sa), true) =

@@ -5,7 +5,9 @@
 //! floor: the writes the operator makes for one Terminal (two service
 //! accounts, a Role, two RoleBindings, a TokenRequest, a Secret, a Pod),
 //! made COUNT times at once directly by an admin client, until each pod is
-//! Ready. Then creates COUNT Terminals (default 200) at once as three users,
+//! Ready — all COUNT sets in flight together, as the operator has all COUNT
+//! Terminals at once; then again with 64 sets in flight, each timed from its
+//! own first write (so without its wait for a slot), for comparison. Then creates COUNT Terminals (default 200) at once as three users,
 //! marks each pod Running and Ready as a kubelet would, and prints
 //! create→Ready latency percentiles beside the floor's, the create call's
 //! (admission) latency, API requests per Terminal (all, and the operator's
@@ -26,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use k8s_openapi::{
     api::{
         authentication::v1::TokenRequest,
@@ -70,18 +72,21 @@ fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
-/// The floor: for each of `count` sets at once, the writes the operator
-/// makes for a Terminal, by an admin client; returns each set's time from
-/// its first write to its pod being Ready (marked by the benchmark's kubelet).
-async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
+/// The floor: for each of `count` sets, `in_flight` at a time, the writes
+/// the operator makes for a Terminal, by an admin client; returns each set's
+/// time from its first write to its pod being Ready (marked by the
+/// benchmark's kubelet).
+async fn floor(admin: &Client, count: usize, in_flight: usize) -> Vec<Duration> {
+    let set = format!("floor-{in_flight}");
     let ready_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let watch = {
         let ready_at = ready_at.clone();
         let pods: Api<Pod> = Api::all(admin.clone());
+        let selector = format!("bench={set}");
         tokio::spawn(async move {
-            let stream = watcher(pods, watcher::Config::default().labels("bench=floor")).applied_objects();
+            let stream = common::applied(pods, watcher::Config::default().labels(&selector));
             futures::pin_mut!(stream);
-            while let Ok(Some(p)) = stream.try_next().await {
+            while let Some(p) = stream.next().await {
                 let ready = p.status.as_ref().is_some_and(|s| {
                     s.conditions
                         .iter()
@@ -104,9 +109,10 @@ async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
             let (_, ns) = USERS[i % USERS.len()];
             let admin = admin.clone();
             let pp = pp.clone();
+            let set = set.clone();
             async move {
-                let n = format!("floor-{i}");
-                let labels = json!({"bench": "floor", UID_LABEL: format!("floor-{i}")});
+                let n = format!("{set}-{i}");
+                let labels = json!({"bench": set, UID_LABEL: n});
                 let t0 = Instant::now();
                 let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
                 for sa in [format!("{n}-access"), format!("{n}-attach")] {
@@ -141,7 +147,7 @@ async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
                 (n, t0)
             }
         })
-        .buffer_unordered(64)
+        .buffer_unordered(in_flight)
         .collect()
         .await;
     common::wait_until("every floor pod to be Ready", Duration::from_secs(300), || {
@@ -156,7 +162,7 @@ async fn floor(admin: &Client, count: usize) -> Vec<Duration> {
         .collect();
     lat.sort();
     let dp = DeleteParams::default();
-    let lp = kube::api::ListParams::default().labels("bench=floor");
+    let lp = kube::api::ListParams::default().labels(&format!("bench={set}"));
     for (_, ns) in USERS {
         let _ = Api::<Pod>::namespaced(admin.clone(), ns)
             .delete_collection(&dp, &lp)
@@ -194,9 +200,9 @@ async fn main() {
         let ready_at = ready_at.clone();
         let api: Api<Terminal> = Api::all(admin.clone());
         tokio::spawn(async move {
-            let stream = watcher(api, watcher::Config::default()).applied_objects();
+            let stream = common::applied(api, watcher::Config::default());
             futures::pin_mut!(stream);
-            while let Ok(Some(t)) = stream.try_next().await {
+            while let Some(t) = stream.next().await {
                 let ready = t
                     .status
                     .as_ref()
@@ -216,14 +222,26 @@ async fn main() {
     let mut pids = cp.pids();
     pids.push(pid);
     let (cpu0, t0) = (common::cpu_seconds(&pids), Instant::now());
-    let floor = floor(&admin, count).await;
+    let floor64 = floor(&admin, count, 64).await;
+    let floor64_cpu = common::cpu_line(
+        "the floor (64 in flight)",
+        common::cpu_seconds(&pids) - cpu0,
+        t0.elapsed(),
+    );
+    let (cpu0, t0) = (common::cpu_seconds(&pids), Instant::now());
+    let floor = floor(&admin, count, count).await;
     let floor_cpu = common::cpu_line("the floor", common::cpu_seconds(&pids) - cpu0, t0.elapsed());
     println!(
-        "floor: {} sets of the operator's writes for a Terminal at once, by an admin; first write->pod Ready {}",
+        "floor: {} sets of the operator's writes for a Terminal, all at once, by an admin; first write->pod Ready {}",
         floor.len(),
         common::spread(&floor)
     );
     println!("{floor_cpu}");
+    println!(
+        "  the same with 64 sets in flight, each timed from its own first write: {}",
+        common::spread(&floor64)
+    );
+    println!("{floor64_cpu}");
 
     let mut clients = HashMap::new();
     for (user, _) in USERS {
@@ -306,9 +324,11 @@ async fn main() {
         percentile(&lat, 0.99),
         percentile(&lat, 1.0)
     );
+    let ratio = |f: &[Duration]| percentile(&lat, 0.99).as_secs_f64() / percentile(f, 0.99).as_secs_f64().max(1e-9);
     println!(
-        "  that is p99 {:.1} x the floor's",
-        percentile(&lat, 0.99).as_secs_f64() / percentile(&floor, 0.99).as_secs_f64().max(1e-9)
+        "  that is p99 {:.1} x the floor's (all at once); {:.1} x the floor's with 64 in flight",
+        ratio(&floor),
+        ratio(&floor64)
     );
     println!("total time for all to be Ready: {total:?}");
     println!("{burst_cpu}");
@@ -397,7 +417,8 @@ async fn main() {
         tokio::spawn(async move {
             let stream = watcher(api, watcher::Config::default().labels("bench=expiry")).default_backoff();
             futures::pin_mut!(stream);
-            while let Some(Ok(ev)) = stream.next().await {
+            while let Some(ev) = stream.next().await {
+                let Ok(ev) = ev else { continue };
                 match ev {
                     watcher::Event::Apply(t) | watcher::Event::InitApply(t) => {
                         if let Some(e) = t.status.as_ref().and_then(|s| s.expires_at.as_ref()) {

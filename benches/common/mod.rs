@@ -10,6 +10,21 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use kube::{Api, Client, api::PostParams, runtime::watcher};
 
+/// The objects a watch of `api` sees. After an error (a 429 while the API
+/// server is busy with a burst, say) it lists and watches again, after a
+/// backoff, instead of ending, so a benchmark's figures miss nothing.
+pub fn applied<K>(api: Api<K>, config: watcher::Config) -> impl futures::Stream<Item = K> + Send + 'static
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    use kube::runtime::WatchStreamExt;
+    watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|r| futures::future::ready(r.ok()))
+}
+
 /// Starts a control plane, installs the CRDs, the demo tenants and the
 /// catalog, and runs the operator (as the chart's service account) with the
 /// test configuration plus `extra` (top-level YAML keys).
@@ -208,16 +223,13 @@ pub fn kubelet(admin: Client, selector: &str) -> tokio::task::JoinHandle<()> {
     use kube::{
         Api, ResourceExt,
         api::{Patch, PatchParams},
-        runtime::{WatchStreamExt, watcher},
+        runtime::watcher,
     };
     let selector = selector.to_string();
     tokio::spawn(async move {
         let pods: Api<Pod> = Api::all(admin.clone());
-        let stream = watcher(pods, watcher::Config::default().labels(&selector)).applied_objects();
         // Up to 16 pods marked at once, as a node's kubelets would, each on its own.
-        stream
-            .take_while(|r| futures::future::ready(r.is_ok()))
-            .filter_map(|r| futures::future::ready(r.ok()))
+        applied(pods, watcher::Config::default().labels(&selector))
             .for_each_concurrent(16, |pod| {
                 let admin = admin.clone();
                 async move {
