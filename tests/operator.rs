@@ -65,9 +65,16 @@ async fn logged(op: &Operator, object: &str, words: &str) {
 
 /// [`logged`], waiting at most `limit`.
 async fn logged_within(op: &Operator, object: &str, words: &str, limit: Duration) {
+    logged_after(op, 0, object, words, limit).await
+}
+
+/// Like [`logged_within`], in the operator's log after its first `from`
+/// bytes (what an earlier process with the same log wrote).
+async fn logged_after(op: &Operator, from: usize, object: &str, words: &str, limit: Duration) {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let log = std::fs::read_to_string(&op.log_path).unwrap();
+        let log = std::fs::read(&op.log_path).unwrap();
+        let log = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
         if log.lines().any(|l| l.contains(object) && l.contains(words)) {
             return;
         }
@@ -1039,7 +1046,7 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
         common::TEST_PROFILES
     );
     let (config, port) = write_config(cp, &extra);
-    let op = Operator::start(cp, config, port).await;
+    let op = Operator::start(cp, config.clone(), port).await;
     let alice: Api<Deployment> = Api::namespaced(cp.client_as("alice", &["developers"]).await.unwrap(), "team-a");
     // A CronJob alone (a watched kind), and the web app (its Service has no watch).
     let job =
@@ -1082,6 +1089,39 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
     )
     .await;
     assert_eq!(job_writes(), job_before, "the scheduled job was applied again");
+    // The status records the generation each watched object was applied
+    // at, so a restarted operator's first resync needs no apply either.
+    let status = deployments.get("resync-job").await.unwrap().status.unwrap();
+    assert!(
+        status.resources.iter().all(|r| r.applied_generation.is_some()),
+        "the CronJob's applied generation is recorded: {:?}",
+        status.resources
+    );
+    let op_log = op.log_path.clone();
+    drop(op);
+    let from = std::fs::metadata(&op_log).unwrap().len() as usize;
+    let op = Operator::start(cp, config, port).await;
+    logged_after(
+        &op,
+        from,
+        "team-a/resync-job",
+        "first pass since the start",
+        Duration::from_secs(60),
+    )
+    .await;
+    logged_after(
+        &op,
+        from,
+        "team-a/resync-job",
+        "resync: every object as applied",
+        Duration::from_secs(150),
+    )
+    .await;
+    assert_eq!(
+        job_writes(),
+        job_before,
+        "the restarted operator applied the scheduled job again"
+    );
     for name in ["resync-job", "resync-web"] {
         deployments.delete(name, &DeleteParams::default()).await.unwrap();
     }

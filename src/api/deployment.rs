@@ -124,6 +124,12 @@ pub struct ResourceStatus {
     /// Why the object has this health.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The object's `metadata.generation` as Portico's last apply left it,
+    /// for kinds that have one: while the object still shows it, a periodic
+    /// resync (also the first after the operator restarts) need not apply
+    /// it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_generation: Option<i64>,
 }
 
 /// An object's health, as kstatus computes it.

@@ -278,6 +278,7 @@ async fn apply_one(
     let status = ResourceStatus {
         health,
         message: Some(message),
+        applied_generation: live.metadata.generation,
         ..p.planned
     };
     Ok((status, format!("{}/{}", p.types.kind, obj_name), value))
@@ -412,6 +413,7 @@ mod tests {
             name: name.into(),
             health,
             message: Some(message.into()),
+            applied_generation: None,
         }
     }
 

@@ -110,6 +110,7 @@ pub async fn prepare(
             name: obj.name_any(),
             health: Health::NotFound,
             message: None,
+            applied_generation: None,
         };
         prepared.push(Prepared {
             obj,

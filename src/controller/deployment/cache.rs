@@ -46,9 +46,23 @@ pub struct Snapshot {
     /// apply returned them.
     pub unwatched: BTreeMap<String, Value>,
     /// The `metadata.generation` the apply left on each watched object that
-    /// has one, keyed `Kind/name`: a spec changed since shows in the cache
-    /// as another generation.
+    /// has one, keyed `Kind/name` (from the inventory's
+    /// `appliedGeneration`): a spec changed since shows in the cache as
+    /// another generation.
     pub generations: BTreeMap<String, i64>,
+}
+
+/// The generation each object of a watched kind was applied at, as its
+/// inventory entry records it, keyed `Kind/name`.
+pub fn applied_generations(
+    inventory: &[ResourceStatus],
+    watched: impl Fn(&str, &str) -> bool,
+) -> BTreeMap<String, i64> {
+    inventory
+        .iter()
+        .filter(|r| watched(&r.api_version, &r.kind))
+        .filter_map(|r| Some((format!("{}/{}", r.kind, r.name), r.applied_generation?)))
+        .collect()
 }
 
 impl Snapshot {
@@ -64,21 +78,11 @@ impl Snapshot {
                 applied.live.get(&key).map(|v| (key, v.clone()))
             })
             .collect();
-        let generations = applied
-            .inventory
-            .iter()
-            .filter(|r| watched(&r.api_version, &r.kind))
-            .filter_map(|r| {
-                let key = format!("{}/{}", r.kind, r.name);
-                let generation = generation(applied.live.get(&key)?)?;
-                Some((key, generation))
-            })
-            .collect();
         Snapshot {
             revision: revision.to_string(),
             inventory: applied.inventory.clone(),
             unwatched,
-            generations,
+            generations: applied_generations(&applied.inventory, watched),
         }
     }
 
@@ -318,6 +322,7 @@ mod tests {
             name: name.into(),
             health: Health::Current,
             message: None,
+            applied_generation: None,
         }
     }
 
@@ -366,8 +371,14 @@ mod tests {
     fn a_resync_applies_again_unless_every_object_is_watched_and_at_its_applied_generation() {
         let job =
             |generation: i64| json!({"metadata": {"generation": generation, "labels": {inventory::UID_LABEL: "u-1"}}});
+        // Applied at generation 3 (as its inventory entry records); the
+        // cache shows `generation`.
+        let recorded = ResourceStatus {
+            applied_generation: Some(3),
+            ..entry("batch/v1", "CronJob", "nightly")
+        };
         let applied = |generation: i64| Applied {
-            inventory: vec![entry("batch/v1", "CronJob", "nightly")],
+            inventory: vec![recorded.clone()],
             live: BTreeMap::from([("CronJob/nightly".to_string(), job(generation))]),
         };
         let snap = Snapshot::of("t@1/abc", &applied(3), Caches::watches);
@@ -388,13 +399,21 @@ mod tests {
             ]),
         };
         assert!(!s.undrifted(&cached), "a Service has no watch: applied again");
+        // After a restart, from the status alone.
         let restored = Snapshot {
-            generations: BTreeMap::new(),
+            generations: applied_generations(std::slice::from_ref(&recorded), Caches::watches),
+            ..Snapshot::of("t@1/abc", &applied(3), Caches::watches)
+        };
+        assert!(restored.undrifted(&applied(3)), "restored as applied: nothing to apply");
+        assert!(!restored.undrifted(&applied(4)), "changed while no operator ran");
+        let unrecorded = [entry("batch/v1", "CronJob", "nightly")];
+        let older = Snapshot {
+            generations: applied_generations(&unrecorded, Caches::watches),
             ..Snapshot::of("t@1/abc", &applied(3), Caches::watches)
         };
         assert!(
-            !restored.undrifted(&applied(3)),
-            "no generations recorded: applied again"
+            !older.undrifted(&applied(3)),
+            "no generation recorded (a status from before appliedGeneration): applied again"
         );
     }
 

@@ -64,6 +64,7 @@ async fn marked(ctx: &Context, client: &Client, d: &Deployment, known: &[Resourc
                             name: o.metadata.name.clone().unwrap_or_default(),
                             health: Health::Unknown,
                             message: None,
+                            applied_generation: None,
                         })
                         .collect::<Vec<_>>(),
                 ),

@@ -137,6 +137,7 @@ mod tests {
             name: name.into(),
             health: Health::Current,
             message: None,
+            applied_generation: None,
         }
     }
 

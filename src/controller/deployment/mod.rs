@@ -366,9 +366,9 @@ async fn restored(
     let snap = Snapshot {
         revision: inputs.revision.clone(),
         inventory: st.resources.clone(),
-        // Not known for what an earlier process applied: the first resync
-        // applies again.
-        generations: Default::default(),
+        // As recorded by the apply (of an earlier process): the first
+        // resync applies again only what shows another generation.
+        generations: cache::applied_generations(&st.resources, Caches::watches),
         // Only objects that carry this Deployment's mark.
         unwatched: read
             .live

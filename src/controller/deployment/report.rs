@@ -69,6 +69,7 @@ mod tests {
             name: name.into(),
             health,
             message: Some(format!("{health:?}")),
+            applied_generation: None,
         }
     }
 
