@@ -12,7 +12,8 @@
 //! window holds every Deployment's resync. Last, it kills the
 //! operator, starts it again, and prints how long the new process took to
 //! pass every object once, its RSS, and every request it made meanwhile —
-//! writes to unchanged objects would show there.
+//! writes to unchanged objects would show there — and then the same idle
+//! figures again (the restarted process's first resyncs).
 
 #[path = "../tests/common/operator.rs"]
 mod operator;
@@ -52,6 +53,32 @@ fn rss_now(pid: u32) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
+}
+
+/// Nothing changes for `idle`: prints what the operator (`pid`, metrics on
+/// `port`) asks meanwhile, its Deployment passes, RSS and CPU.
+async fn idle_for(cp: &portico::controlplane::ControlPlane, port: u16, pid: u32, idle: Duration, what: &str) {
+    let before = common::operator_requests(cp);
+    let cpu0 = common::usage(pid).1;
+    let passes0 = reconciles(port, "Deployment").await;
+    tokio::time::sleep(idle).await;
+    let asked = common::operator_requests(cp) - before;
+    println!(
+        "  Deployment passes while {what}: {} (each one past its resync would apply its objects again without the drift check)",
+        reconciles(port, "Deployment").await - passes0
+    );
+    let (peak, cpu) = common::usage(pid);
+    println!(
+        "{what} for {idle:?}: the operator made {asked} requests ({:.2}/s){}; RSS {:.1} MiB (peak {peak:.1} MiB); CPU {:.2} s",
+        asked as f64 / idle.as_secs_f64(),
+        if asked > 0 {
+            format!(" — {}", common::operator_breakdown(cp, before, 1))
+        } else {
+            String::new()
+        },
+        rss_now(pid),
+        cpu - cpu0
+    );
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -96,28 +123,7 @@ async fn main() {
         rss_now(pid)
     );
 
-    // Idle: nothing changes; what does the operator ask?
-    let before = common::operator_requests(&cp);
-    let cpu0 = common::usage(pid).1;
-    let passes0 = reconciles(op.metrics_port, "Deployment").await;
-    tokio::time::sleep(idle).await;
-    let asked = common::operator_requests(&cp) - before;
-    println!(
-        "  Deployment passes while idle: {} (each one past its resync would apply its objects again without the drift check)",
-        reconciles(op.metrics_port, "Deployment").await - passes0
-    );
-    let (peak, cpu) = common::usage(pid);
-    println!(
-        "idle for {idle:?}: the operator made {asked} requests ({:.2}/s){}; RSS {:.1} MiB (peak {peak:.1} MiB); CPU {:.2} s",
-        asked as f64 / idle.as_secs_f64(),
-        if asked > 0 {
-            format!(" — {}", common::operator_breakdown(&cp, before, 1))
-        } else {
-            String::new()
-        },
-        rss_now(pid),
-        cpu - cpu0
-    );
+    idle_for(&cp, op.metrics_port, pid, idle, "idle").await;
 
     // A restart: the new process passes every object once; nothing unchanged is written.
     let (config, port) = (op.config_path.clone(), op.metrics_port);
@@ -159,6 +165,9 @@ async fn main() {
         "restarted operator: RSS {:.1} MiB (peak {peak:.1} MiB), CPU {cpu:.1} s",
         rss_now(pid)
     );
+    // With RESYNC_SECONDS shorter than IDLE_SECONDS, every Deployment's
+    // first resync since the restart falls in this window.
+    idle_for(&cp, port, pid, idle, "idle after the restart").await;
     kubelet.abort();
     common::keep_logs(&cp);
 }
