@@ -365,7 +365,12 @@ async fn main() {
             0.99
         ),
     );
-    let flows = ["portico-operator-access-reviews", "global-default"].map(|flow| {
+    let flows = [
+        "portico-operator-objects",
+        "portico-operator-access-reviews",
+        "global-default",
+    ]
+    .map(|flow| {
         let schema = format!("flow_schema=\"{flow}\"");
         let labels = [schema.as_str(), "execute=\"true\""];
         format!(

@@ -1,5 +1,6 @@
 //! API Priority and Fairness: the operator's own requests land in the
-//! chart's priority level; users' do not.
+//! chart's priority level; users' do not, except their rules reviews and
+//! their writes of Portico's objects, which have levels of their own.
 
 use crate::*;
 
@@ -82,4 +83,20 @@ async fn the_operators_own_requests_get_the_charts_priority_level_and_users_do_n
     let (fs, _) = classified_request(&operator, req).await;
     assert_ne!(fs, reviews);
     assert_ne!(fs, schema);
+
+    // Users' writes of Portico's objects (which wait on its webhooks) have
+    // a level of their own; their reads stay in the users' flows.
+    let (objects, objects_level) = flow(&admin, "portico-operator-objects").await;
+    let terminal = "/apis/portico.dev/v1alpha1/namespaces/team-a/terminals/no-such-terminal";
+    let req = http::Request::delete(terminal).body(Vec::new()).unwrap();
+    let (fs, pl) = classified_request(&alice, req).await;
+    assert_eq!(fs, objects, "a user's write of a Terminal");
+    assert_eq!(pl, objects_level);
+    let req = http::Request::get(terminal).body(Vec::new()).unwrap();
+    let (fs, _) = classified_request(&alice, req).await;
+    assert_ne!(fs, objects, "a user's read of a Terminal");
+    // The operator's own writes of them stay in the operator's level.
+    let req = http::Request::delete(terminal).body(Vec::new()).unwrap();
+    let (fs, _) = classified_request(&operator, req).await;
+    assert_eq!(fs, schema, "the operator's own write");
 }
