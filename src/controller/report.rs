@@ -203,7 +203,10 @@ where
     Ok(())
 }
 
-/// Patches `status` with server-side apply.
+/// Replaces the object's status with `status` (a JSON patch on the status
+/// subresource): the operator writes every status whole, and a JSON patch
+/// costs the API server less than a server-side apply of the same status
+/// (no YAML decoding, no merge of field sets).
 pub async fn apply_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -212,13 +215,16 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status,
-    });
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::json!([{"op": "add", "path": "/status", "value": status}]))
+            .expect("a JSON patch");
     api.patch_status(
         &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::<()>::Json(patch),
     )
     .await
     .map(|_| ())
