@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api, Client, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
@@ -330,23 +331,22 @@ pub async fn observe(
         d.name_any(),
     );
     let seen = inventory::seen(recorded);
+    let owner = Owner {
+        uid: &uid,
+        namespace: &ns,
+        name: &name,
+    };
+    // One read per object, up to eight at once, in order.
+    let reads: Vec<_> = recorded
+        .iter()
+        .map(|r| read_owned(ctx, client, r, owner, &seen))
+        .collect();
+    let read: Vec<Option<serde_json::Value>> = futures::stream::iter(reads).buffered(8).try_collect().await?;
     let mut applied = Applied {
         inventory: vec![],
         live: BTreeMap::new(),
     };
-    for r in recorded {
-        let (ar, _) = resolve(ctx, &gvk_of(&r.api_version, &r.kind))
-            .await
-            .map_err(Error::Discovery)?;
-        let obj = api_for(client, &ar, r.namespace.as_deref())
-            .get_opt(&r.name)
-            .await
-            .map_err(kube_err("read object"))?
-            .filter(|o| inventory::owned(o, &uid, seen.contains(&inventory::key(r)), &ns, &name));
-        let value = obj.map(|mut o| {
-            crate::controller::lean::lean(&mut o);
-            serde_json::to_value(o).unwrap_or_default()
-        });
+    for (r, value) in recorded.iter().zip(read) {
         let (h, message) = value
             .as_ref()
             .map_or((Health::NotFound, "not found".into()), |v| health::health(&r.kind, v));
@@ -360,6 +360,32 @@ pub async fn observe(
         });
     }
     Ok(applied)
+}
+
+/// One recorded object as it is now, if it is `owner`'s (lean, as JSON);
+/// `seen` are the objects its inventory records as applied.
+async fn read_owned(
+    ctx: &Context,
+    client: &Client,
+    r: &ResourceStatus,
+    owner: Owner<'_>,
+    seen: &BTreeSet<inventory::Key>,
+) -> Result<Option<serde_json::Value>, Error> {
+    let (ar, _) = resolve(ctx, &gvk_of(&r.api_version, &r.kind))
+        .await
+        .map_err(Error::Discovery)?;
+    let obj = api_for(client, &ar, r.namespace.as_deref())
+        .get_opt(&r.name)
+        .await
+        .map_err(kube_err("read object"))?
+        .filter(|o| {
+            let recorded = seen.contains(&inventory::key(r));
+            inventory::owned(o, owner.uid, recorded, owner.namespace, owner.name)
+        });
+    Ok(obj.map(|mut o| {
+        crate::controller::lean::lean(&mut o);
+        serde_json::to_value(o).unwrap_or_default()
+    }))
 }
 
 /// Deletes one object the Deployment made; `Ok(true)` while it still exists.
