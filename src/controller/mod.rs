@@ -18,7 +18,7 @@ pub mod usage;
 pub mod written;
 
 pub use objects::{apply, delete_exactly, delete_if_exists, delete_labelled};
-pub use report::{apply_status, set_status};
+pub use report::{set_status, write_status};
 pub use retry::{from_finalizer, reconciled, retry_after_error, retry_delay};
 
 use std::sync::Arc;

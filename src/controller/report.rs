@@ -198,7 +198,7 @@ where
     if ctx.written.already(uid, rv, digest) {
         return Ok(());
     }
-    apply_status(&ctx.client, obj, value).await?;
+    write_status(&ctx.client, obj, value).await?;
     ctx.written.wrote(uid, rv, digest);
     Ok(())
 }
@@ -207,7 +207,7 @@ where
 /// subresource): the operator writes every status whole, and a JSON patch
 /// costs the API server less than a server-side apply of the same status
 /// (no YAML decoding, no merge of field sets).
-pub async fn apply_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
+pub async fn write_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
