@@ -144,7 +144,12 @@ struct Seen {
 }
 
 fn key(kind: Kind, ns: &str, name: &str) -> String {
-    format!("{kind:?}/{ns}/{name}")
+    format!("{}{ns}/{name}", prefix(kind))
+}
+
+/// How every [`key`] of `kind` begins.
+fn prefix(kind: Kind) -> String {
+    format!("{kind:?}/")
 }
 
 fn is_ready(o: &DynamicObject) -> bool {
@@ -162,8 +167,7 @@ fn watch(admin: Client, kind: Kind, seen: Arc<Mutex<Seen>>) -> tokio::task::Join
         // A list (the first, or again after an error) replaces what the
         // watch of this kind had seen live, once it is complete.
         let mut listing = HashSet::new();
-        let prefix = key(kind, "", "");
-        let prefix = prefix.trim_end_matches('/');
+        let prefix = prefix(kind);
         while let Some(event) = stream.next().await {
             let Ok(event) = event else { continue };
             let mut seen = seen.lock().unwrap();
@@ -182,8 +186,7 @@ fn watch(admin: Client, kind: Kind, seen: Arc<Mutex<Seen>>) -> tokio::task::Join
                 }
                 watcher::Event::Init => listing.clear(),
                 watcher::Event::InitDone => {
-                    seen.live
-                        .retain(|k| !k.starts_with(&format!("{prefix}/")) || listing.contains(k));
+                    seen.live.retain(|k| !k.starts_with(&prefix) || listing.contains(k));
                 }
             }
         }

@@ -7,8 +7,10 @@
 //! made COUNT times at once directly by an admin client, until each pod is
 //! Ready — all COUNT sets in flight together, as the operator has all COUNT
 //! Terminals at once; then again with 64 sets in flight, each timed from its
-//! own first write (so without its wait for a slot), for comparison. Then creates COUNT Terminals (default 200) at once as three users,
-//! marks each pod Running and Ready as a kubelet would, and prints
+//! own first write (so without its wait for a slot), for comparison. Then,
+//! after one warm-up Terminal by the admin, creates COUNT Terminals
+//! (default 200) at once as three users, marks each pod Running and Ready
+//! as a kubelet would, and prints
 //! create→Ready latency percentiles beside the floor's, the create call's
 //! (admission) latency, API requests per Terminal (all, and the operator's
 //! own from the audit log), the lag from expiry to the object being gone for
@@ -270,10 +272,11 @@ async fn main() {
         percentile(&plain, 0.99)
     );
 
-    // The API server's first create of a kind waits for its quota
-    // evaluator, once per kind, which is no part of Portico's figures: one
-    // Terminal first, by the admin and with another role, so the users'
-    // and the `edit` role's answers are still to be asked by the burst.
+    // One-time work is no part of the burst's figures: the API server's
+    // first create of a kind waits for its quota evaluator, and the
+    // operator's first Terminal makes its first calls. One Terminal first,
+    // by the admin and with another role, so the users' rules and the
+    // `edit` role are still to be asked during the burst.
     let warm = {
         let mut t = terminal("warm-up", "team-a", "30m");
         t.spec.target.role_bindings[0].role_ref.name = "view".into();
