@@ -102,7 +102,11 @@ for c in "${flux[@]}"; do
   (
     cd "$here/../flux/$c"
     mkdir -p "$bin/flux-crds"
+    # `go list -m` names the module's directory only once it is in the
+    # module cache, which on a fresh machine it is not yet.
+    go mod download "github.com/fluxcd/$c"
     src=$(go list -m -f '{{.Dir}}' "github.com/fluxcd/$c")
+    [ -n "$src" ] || { echo "build.sh: no source directory for github.com/fluxcd/$c" >&2; exit 1; }
     cp "$src"/config/crd/bases/*.yaml "$bin/flux-crds/"
     chmod u+w "$bin"/flux-crds/*.yaml
     build "$c" -ldflags "-s -w" "github.com/fluxcd/$c"
