@@ -11,7 +11,7 @@ use kube::{Client, ResourceExt, runtime::controller::Action};
 
 use super::{
     Context, DeploymentContext, Error, Halt, apply, build,
-    dereference::{applier_of, dereference},
+    dereference::{applier_of, for_deletion},
     inventory,
 };
 use crate::{
@@ -65,6 +65,7 @@ async fn marked(ctx: &Context, client: &Client, d: &Deployment, known: &[Resourc
                             health: Health::Unknown,
                             message: None,
                             applied_generation: None,
+                            applied_resource_version: None,
                         })
                         .collect::<Vec<_>>(),
                 ),
@@ -88,7 +89,7 @@ async fn marked(ctx: &Context, client: &Client, d: &Deployment, known: &[Resourc
 /// error reading the catalog is retried, not taken for "nothing".
 async fn rendered(d: &Deployment, dc: &DeploymentContext) -> Result<Vec<ResourceStatus>, Error> {
     let ctx = &*dc.ctx;
-    let inputs = match dereference(d, ctx, &dc.caches).await {
+    let inputs = match for_deletion(d, ctx, &dc.caches).await {
         Ok(inputs) => inputs,
         Err(Halt::Retry(e)) => return Err(e),
         Err(Halt::Stall(..)) => return Ok(vec![]),

@@ -53,8 +53,20 @@ pub fn config_map_ref(namespace: &str, name: &str) -> ConfigMap {
     }
 }
 
-/// Reads the creator, the template and the parameters.
+/// Reads the creator, the template and the parameters; an invalid template
+/// is also reported by an Event on its ConfigMap.
 pub async fn dereference(d: &Deployment, ctx: &Context, caches: &Caches) -> Result<Inputs, Halt> {
+    read(d, ctx, caches, true).await
+}
+
+/// [`dereference`] for a Deployment being deleted: an invalid template is
+/// only a reason to render nothing, not reported again.
+pub async fn for_deletion(d: &Deployment, ctx: &Context, caches: &Caches) -> Result<Inputs, Halt> {
+    read(d, ctx, caches, false).await
+}
+
+/// Reads the inputs; `announce`: an invalid template gets an Event.
+async fn read(d: &Deployment, ctx: &Context, caches: &Caches, announce: bool) -> Result<Inputs, Halt> {
     let creator = Creator::from_annotations(d.metadata.annotations.as_ref())
         .map_err(|e| Halt::stall(Reason::MissingCreator, e.to_string()))?;
     let catalog_ns = &ctx.config.deployment.catalog_namespaces;
@@ -80,7 +92,7 @@ pub async fn dereference(d: &Deployment, ctx: &Context, caches: &Caches) -> Resu
         Ok(e) => e,
         Err(catalog::TemplateError::Api(e)) => return Err(Halt::Retry(super::Error::Catalog(e))),
         Err(e) => {
-            if let catalog::TemplateError::Invalid { .. } = &e {
+            if let (true, catalog::TemplateError::Invalid { .. }) = (announce, &e) {
                 let cm = config_map_ref(
                     spec.template.namespace.as_deref().unwrap_or(&catalog_ns[0]),
                     &spec.template.name,
