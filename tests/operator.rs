@@ -1048,11 +1048,17 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
     let (config, port) = write_config(cp, &extra);
     let op = Operator::start(cp, config.clone(), port).await;
     let alice: Api<Deployment> = Api::namespaced(cp.client_as("alice", &["developers"]).await.unwrap(), "team-a");
-    // A CronJob alone (a watched kind), and the web app (its Service has no watch).
+    // A CronJob alone, the web app (a ConfigMap, a Deployment and a
+    // Service): every object of a watched kind. The database has a Secret,
+    // which no cache holds.
     let job =
         json!({"image": portico::controlplane::node::images::WEBAPP_IMAGE, "command": ["true"], "schedule": "@daily"});
     let web = json!({"image": portico::controlplane::node::images::WEBAPP_IMAGE});
-    for (name, template, params) in [("resync-job", "scheduled-job", job), ("resync-web", "webapp", web)] {
+    for (name, template, params) in [
+        ("resync-job", "scheduled-job", job),
+        ("resync-web", "webapp", web),
+        ("resync-db", "postgresql", json!({})),
+    ] {
         alice
             .create(
                 &PostParams::default(),
@@ -1064,68 +1070,80 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "team-a");
     applied(&deployments, "resync-job", 1).await;
     applied(&deployments, "resync-web", 3).await;
+    applied(&deployments, "resync-db", 3).await;
     let writes_to = |prefix: &'static str| {
         move || operator_writes(cp, |o| o.name.starts_with(prefix) && o.api_group != "portico.dev")
     };
-    let (job_writes, web_writes) = (writes_to("resync-job"), writes_to("resync-web"));
-    let (job_before, web_before) = (job_writes(), web_writes());
-    assert!(!job_before.is_empty() && !web_before.is_empty(), "both were applied");
-    // A minute after its apply, the web app is applied again ...
+    let (job_writes, web_writes, db_writes) =
+        (writes_to("resync-job"), writes_to("resync-web"), writes_to("resync-db"));
+    let (job_before, web_before, db_before) = (job_writes(), web_writes(), db_writes());
+    assert!(
+        !job_before.is_empty() && !web_before.is_empty() && !db_before.is_empty(),
+        "all three were applied"
+    );
+    // A minute after its apply, the database is applied again ...
     let deadline = std::time::Instant::now() + Duration::from_secs(150);
-    while web_writes().len() == web_before.len() {
+    while db_writes().len() == db_before.len() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the web app was not applied again at its resync"
+            "the database was not applied again at its resync"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // ... and the scheduled job, whose CronJob the cache shows at the
-    // generation its apply left, is passed without a write.
-    logged_within(
-        &op,
-        "team-a/resync-job",
-        "resync: every object as applied",
-        Duration::from_secs(90),
-    )
-    .await;
+    // ... and the scheduled job and the web app, whose objects the caches
+    // show at the generation (or resourceVersion) their apply left, are
+    // passed without a write.
+    for name in ["team-a/resync-job", "team-a/resync-web"] {
+        logged_within(&op, name, "resync: every object as applied", Duration::from_secs(90)).await;
+    }
     assert_eq!(job_writes(), job_before, "the scheduled job was applied again");
-    // The status records the generation each watched object was applied
-    // at, so a restarted operator's first resync needs no apply either.
-    let status = deployments.get("resync-job").await.unwrap().status.unwrap();
-    assert!(
-        status.resources.iter().all(|r| r.applied_generation.is_some()),
-        "the CronJob's applied generation is recorded: {:?}",
-        status.resources
-    );
+    assert_eq!(web_writes(), web_before, "the web app was applied again");
+    // The status records what each watched object was applied at, so a
+    // restarted operator's first resync needs no apply either.
+    for (name, kinds) in [("resync-job", 1), ("resync-web", 3)] {
+        let status = deployments.get(name).await.unwrap().status.unwrap();
+        let recorded = status
+            .resources
+            .iter()
+            .filter(|r| r.applied_generation.is_some() != r.applied_resource_version.is_some())
+            .count();
+        assert_eq!(
+            recorded, kinds,
+            "{name}: each object's applied generation or (without one) resourceVersion is recorded: {:?}",
+            status.resources
+        );
+    }
     let op_log = op.log_path.clone();
     drop(op);
     let from = std::fs::metadata(&op_log).unwrap().len() as usize;
     let op = Operator::start(cp, config, port).await;
-    logged_after(
-        &op,
-        from,
-        "team-a/resync-job",
-        "first pass since the start",
-        Duration::from_secs(60),
-    )
-    .await;
-    logged_after(
-        &op,
-        from,
-        "team-a/resync-job",
-        "resync: every object as applied",
-        Duration::from_secs(150),
-    )
-    .await;
+    for name in ["team-a/resync-job", "team-a/resync-web"] {
+        logged_after(&op, from, name, "first pass since the start", Duration::from_secs(60)).await;
+    }
+    for name in ["team-a/resync-job", "team-a/resync-web"] {
+        logged_after(
+            &op,
+            from,
+            name,
+            "resync: every object as applied",
+            Duration::from_secs(150),
+        )
+        .await;
+    }
     assert_eq!(
         job_writes(),
         job_before,
         "the restarted operator applied the scheduled job again"
     );
-    for name in ["resync-job", "resync-web"] {
+    assert_eq!(
+        web_writes(),
+        web_before,
+        "the restarted operator applied the web app again"
+    );
+    for name in ["resync-job", "resync-web", "resync-db"] {
         deployments.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    for name in ["resync-job", "resync-web"] {
+    for name in ["resync-job", "resync-web", "resync-db"] {
         common::wait::gone(&deployments, name).await;
     }
 }

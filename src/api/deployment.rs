@@ -130,6 +130,12 @@ pub struct ResourceStatus {
     /// it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_generation: Option<i64>,
+    /// The object's `metadata.resourceVersion` as Portico's last apply left
+    /// it, for kinds without a generation (a Service, a ConfigMap): while
+    /// the object still shows it, nothing has written it since, and a
+    /// resync need not apply it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_resource_version: Option<String>,
 }
 
 /// An object's health, as kstatus computes it.

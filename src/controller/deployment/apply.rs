@@ -276,10 +276,17 @@ async fn apply_one(
     crate::controller::lean::lean(&mut live);
     let value = serde_json::to_value(&live).unwrap_or_default();
     let (health, message) = health::health(&p.types.kind, &value);
+    // A generation when the kind has one (its status may change the
+    // resourceVersion without any spec change); the resourceVersion else.
+    let applied_resource_version = match live.metadata.generation {
+        Some(_) => None,
+        None => live.metadata.resource_version.clone(),
+    };
     let status = ResourceStatus {
         health,
         message: Some(message),
         applied_generation: live.metadata.generation,
+        applied_resource_version,
         ..p.planned
     };
     Ok((status, format!("{}/{}", p.types.kind, obj_name), value))
@@ -440,6 +447,7 @@ mod tests {
             health,
             message: Some(message.into()),
             applied_generation: None,
+            applied_resource_version: None,
         }
     }
 

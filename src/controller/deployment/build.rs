@@ -111,6 +111,7 @@ pub async fn prepare(
             health: Health::NotFound,
             message: None,
             applied_generation: None,
+            applied_resource_version: None,
         };
         prepared.push(Prepared {
             obj,

@@ -1,6 +1,8 @@
 //! What the Deployment controller reads from its watches instead of the API
-//! server: the catalog's template ConfigMaps, the workloads it made (the
-//! kinds it watches), and a snapshot of each Deployment's last apply. A pass
+//! server: the catalog's template ConfigMaps, the objects it made of the
+//! kinds it watches (workloads and claims for their health; Services and
+//! ConfigMaps to tell whether one changed since its apply), and a snapshot
+//! of each Deployment's last apply. A pass
 //! started by a workload's event, when the Deployment, its template and its
 //! parameters are as they were applied, computes health and outputs from
 //! these without a request ([`from_cache`], pure); anything missing from a
@@ -12,7 +14,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment as AppsDeployment, StatefulSet},
     batch::v1::{CronJob, Job},
-    core::v1::{ConfigMap, PersistentVolumeClaim},
+    core::v1::{ConfigMap, PersistentVolumeClaim, Service},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -42,37 +44,53 @@ pub struct Snapshot {
     pub revision: String,
     /// Its inventory (health as applied).
     pub inventory: Vec<ResourceStatus>,
-    /// The live objects of kinds without a watch, keyed `Kind/name`, as the
-    /// apply returned them.
+    /// The live objects of kinds whose health no watch reports, keyed
+    /// `Kind/name`, as the apply returned them.
     pub unwatched: BTreeMap<String, Value>,
-    /// The `metadata.generation` the apply left on each watched object that
-    /// has one, keyed `Kind/name` (from the inventory's
-    /// `appliedGeneration`): a spec changed since shows in the cache as
-    /// another generation.
-    pub generations: BTreeMap<String, i64>,
+    /// What the apply left on each object a cache holds, keyed `Kind/name`
+    /// (from the inventory's `appliedGeneration` or
+    /// `appliedResourceVersion`): a change since shows in the cache as
+    /// another generation, or for a kind without one, another
+    /// resourceVersion.
+    pub applied_at: BTreeMap<String, AppliedAt>,
 }
 
-/// The generation each object of a watched kind was applied at, as its
-/// inventory entry records it, keyed `Kind/name`.
-pub fn applied_generations(
-    inventory: &[ResourceStatus],
-    watched: impl Fn(&str, &str) -> bool,
-) -> BTreeMap<String, i64> {
+/// What an apply left on an object, to tell whether it changed since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppliedAt {
+    /// Its `metadata.generation` (a kind with one: its status may change
+    /// without it).
+    Generation(i64),
+    /// Its `metadata.resourceVersion` (a kind without a generation: any
+    /// write since changes it).
+    ResourceVersion(String),
+}
+
+/// What the apply left on each object of a kind a cache holds
+/// ([`Caches::vouches`]), as its inventory entry records it, keyed
+/// `Kind/name`.
+pub fn applied_at(inventory: &[ResourceStatus]) -> BTreeMap<String, AppliedAt> {
     inventory
         .iter()
-        .filter(|r| watched(&r.api_version, &r.kind))
-        .filter_map(|r| Some((format!("{}/{}", r.kind, r.name), r.applied_generation?)))
+        .filter(|r| Caches::vouches(&r.api_version, &r.kind))
+        .filter_map(|r| {
+            let at = match (r.applied_generation, &r.applied_resource_version) {
+                (Some(g), _) => AppliedAt::Generation(g),
+                (None, Some(v)) => AppliedAt::ResourceVersion(v.clone()),
+                (None, None) => return None,
+            };
+            Some((format!("{}/{}", r.kind, r.name), at))
+        })
         .collect()
 }
 
 impl Snapshot {
-    /// The snapshot of an apply for `revision`; `watched` tells which
-    /// objects the caches hold.
-    pub fn of(revision: &str, applied: &Applied, watched: impl Fn(&str, &str) -> bool) -> Snapshot {
+    /// The snapshot of an apply for `revision`.
+    pub fn of(revision: &str, applied: &Applied) -> Snapshot {
         let unwatched = applied
             .inventory
             .iter()
-            .filter(|r| !watched(&r.api_version, &r.kind))
+            .filter(|r| !Caches::watches(&r.api_version, &r.kind))
             .filter_map(|r| {
                 let key = format!("{}/{}", r.kind, r.name);
                 applied.live.get(&key).map(|v| (key, v.clone()))
@@ -82,24 +100,27 @@ impl Snapshot {
             revision: revision.to_string(),
             inventory: applied.inventory.clone(),
             unwatched,
-            generations: applied_generations(&applied.inventory, watched),
+            applied_at: applied_at(&applied.inventory),
         }
     }
 
-    /// Whether the objects of `applied` (read from the caches) are as this
-    /// apply left them, as far as the caches tell: every object is of a
-    /// watched kind and has the generation it had after the apply. Then a
-    /// resync need not apply them again; anything else (an object without
-    /// a watch or a generation, a spec changed since) is applied again.
-    pub fn undrifted(&self, applied: &Applied) -> bool {
-        // `generations` holds only watched objects with a generation: one
-        // entry per object means every object is one.
-        applied.inventory.len() == self.generations.len()
-            && applied.inventory.iter().all(|r| {
-                let key = format!("{}/{}", r.kind, r.name);
-                let live = applied.live.get(&key).and_then(generation);
-                live.is_some() && live == self.generations.get(&key).copied()
-            })
+    /// Whether the objects of this apply are as it left them, as far as
+    /// the caches (`lookup`) tell: every object is in a cache and shows the
+    /// generation (or, without one, the resourceVersion) it had after the
+    /// apply. Then a resync need not apply them again; anything else (an
+    /// object no cache holds, one without a record, a change since, one
+    /// gone) is applied again.
+    pub fn undrifted(&self, lookup: impl Fn(&ResourceStatus) -> Cached) -> bool {
+        self.inventory.iter().all(|r| {
+            let Cached::Live(live) = lookup(r) else {
+                return false;
+            };
+            match self.applied_at.get(&format!("{}/{}", r.kind, r.name)) {
+                Some(AppliedAt::Generation(g)) => generation(&live) == Some(*g),
+                Some(AppliedAt::ResourceVersion(v)) => resource_version(&live) == Some(v.as_str()),
+                None => false,
+            }
+        })
     }
 }
 
@@ -108,20 +129,27 @@ fn generation(live: &Value) -> Option<i64> {
     live.pointer("/metadata/generation").and_then(Value::as_i64)
 }
 
-/// An object of a watched kind in a cache.
+/// An object's `metadata.resourceVersion`.
+fn resource_version(live: &Value) -> Option<&str> {
+    live.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+}
+
+/// An object in a cache.
 pub enum Cached {
-    /// The kind is not watched.
+    /// No cache holds its kind.
     Unwatched,
-    /// Watched, and not there (or not this Deployment's).
+    /// Its kind is cached, and it is not there.
     Absent,
-    /// Watched and there.
+    /// It is there.
     Live(Value),
 }
 
 /// Health and outputs' inputs from the caches, for a Deployment with `uid`
 /// whose last apply is `snap`; `None` when anything is missing, or an
-/// object no cache holds was not yet current when applied (a full pass then
-/// applies and reads it again).
+/// object whose health no watch reports was not yet current when applied
+/// (a full pass then applies and reads it again). Objects of kinds without
+/// health of their own to watch (Services, ConfigMaps) are taken as the
+/// apply returned them, as a cache may not have shown the apply yet.
 pub fn from_cache(snap: &Snapshot, uid: &str, lookup: impl Fn(&ResourceStatus) -> Cached) -> Option<Applied> {
     let mut applied = Applied {
         inventory: vec![],
@@ -129,7 +157,12 @@ pub fn from_cache(snap: &Snapshot, uid: &str, lookup: impl Fn(&ResourceStatus) -
     };
     for r in &snap.inventory {
         let key = format!("{}/{}", r.kind, r.name);
-        let value = match lookup(r) {
+        let cached = if Caches::watches(&r.api_version, &r.kind) {
+            lookup(r)
+        } else {
+            Cached::Unwatched
+        };
+        let value = match cached {
             Cached::Live(v)
                 if v.pointer(&format!("/metadata/labels/{}", escape(inventory::UID_LABEL)))
                     == Some(&Value::from(uid)) =>
@@ -158,7 +191,7 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// The watched workload kinds' caches, and the catalog's.
+/// The watched kinds' caches, and the catalog's.
 #[derive(Clone)]
 pub struct Caches {
     /// Template ConfigMaps, by catalog namespace.
@@ -169,6 +202,8 @@ pub struct Caches {
     jobs: Store<Job>,
     cron_jobs: Store<CronJob>,
     claims: Store<PersistentVolumeClaim>,
+    services: Store<Service>,
+    config_maps: Store<ConfigMap>,
 }
 
 /// A watch of `K` labelled as a Deployment's, reflected into a store; the
@@ -232,8 +267,23 @@ impl Caches {
         // A CronJob's status (its last run) feeds the scheduled job's outputs.
         let (cron_jobs, s5) = reflect::<CronJob>(client);
         let (claims, s6) = reflect::<PersistentVolumeClaim>(client);
-        let owners =
-            futures::stream::select_all([s1.boxed(), s2.boxed(), s3.boxed(), s4.boxed(), s5.boxed(), s6.boxed()]);
+        // Services and ConfigMaps: the caches show whether one changed since
+        // its apply (its resourceVersion) and hold what outputs read (a
+        // Service's address), so neither a resync nor a restarted operator
+        // reads or applies them while they are as applied. No health to
+        // report: a change to one starts no pass.
+        let (services, s7) = reflect::<Service>(client);
+        let (config_maps, s8) = reflect::<ConfigMap>(client);
+        let unreported = futures::stream::select(s7, s8).filter_map(|_| futures::future::ready(None));
+        let owners = futures::stream::select_all([
+            s1.boxed(),
+            s2.boxed(),
+            s3.boxed(),
+            s4.boxed(),
+            s5.boxed(),
+            s6.boxed(),
+            unreported.boxed(),
+        ]);
         let caches = Caches {
             templates,
             deployments,
@@ -242,29 +292,32 @@ impl Caches {
             jobs,
             cron_jobs,
             claims,
+            services,
+            config_maps,
         };
         (caches, futures::stream::select_all(template_streams), owners)
     }
 
-    /// Whether every workload cache has been listed, waiting at most `within`.
+    /// Whether every cache of made objects has been listed, waiting at most `within`.
     pub async fn listed(&self, within: std::time::Duration) -> bool {
         let all = async {
-            let (a, b, c, d, e, f) = futures::join!(
+            let (a, b, c, d, e, f, g, h) = futures::join!(
                 self.deployments.wait_until_ready(),
                 self.stateful_sets.wait_until_ready(),
                 self.daemon_sets.wait_until_ready(),
                 self.jobs.wait_until_ready(),
                 self.cron_jobs.wait_until_ready(),
                 self.claims.wait_until_ready(),
+                self.services.wait_until_ready(),
+                self.config_maps.wait_until_ready(),
             );
-            [a.is_ok(), b.is_ok(), c.is_ok(), d.is_ok(), e.is_ok(), f.is_ok()]
-                .iter()
-                .all(|ok| *ok)
+            [a, b, c, d, e, f, g, h].iter().all(Result::is_ok)
         };
         tokio::time::timeout(within, all).await.unwrap_or(false)
     }
 
-    /// Whether objects of `api_version`/`kind` are watched.
+    /// Whether objects of `api_version`/`kind` are watched for their
+    /// health: a pass takes them from their cache.
     pub fn watches(api_version: &str, kind: &str) -> bool {
         matches!(
             (api_version, kind),
@@ -272,6 +325,14 @@ impl Caches {
                 | ("batch/v1", "Job" | "CronJob")
                 | ("v1", "PersistentVolumeClaim")
         )
+    }
+
+    /// Whether a cache holds objects of `api_version`/`kind`, so it can
+    /// tell whether one changed since its apply: the watched kinds, and
+    /// Services and ConfigMaps (their own health is never in progress; a
+    /// pass takes them as applied, a restarted operator from the cache).
+    pub fn vouches(api_version: &str, kind: &str) -> bool {
+        Caches::watches(api_version, kind) || matches!((api_version, kind), ("v1", "Service" | "ConfigMap"))
     }
 
     /// An object of the inventory, from its cache.
@@ -293,6 +354,8 @@ impl Caches {
             ("batch/v1", "Job") => get(&self.jobs, r),
             ("batch/v1", "CronJob") => get(&self.cron_jobs, r),
             ("v1", "PersistentVolumeClaim") => get(&self.claims, r),
+            ("v1", "Service") => get(&self.services, r),
+            ("v1", "ConfigMap") => get(&self.config_maps, r),
             _ => Cached::Unwatched,
         }
     }
@@ -323,18 +386,19 @@ mod tests {
             health: Health::Current,
             message: None,
             applied_generation: None,
+            applied_resource_version: None,
         }
     }
 
     fn snapshot() -> Snapshot {
         let applied = Applied {
-            inventory: vec![entry("v1", "Service", "web"), entry("apps/v1", "Deployment", "web")],
+            inventory: vec![entry("v1", "Secret", "web"), entry("apps/v1", "Deployment", "web")],
             live: BTreeMap::from([
-                ("Service/web".to_string(), json!({"spec": {"clusterIP": "10.0.0.1"}})),
+                ("Secret/web".to_string(), json!({"data": {"password": "cGFzcw=="}})),
                 ("Deployment/web".to_string(), json!({"status": "as applied"})),
             ]),
         };
-        Snapshot::of("t@1/abc", &applied, Caches::watches)
+        Snapshot::of("t@1/abc", &applied)
     }
 
     fn workload(uid: &str, available: i64) -> Value {
@@ -346,7 +410,7 @@ mod tests {
     #[test]
     fn a_snapshot_keeps_only_what_no_cache_holds() {
         let s = snapshot();
-        assert_eq!(s.unwatched.keys().collect::<Vec<_>>(), ["Service/web"]);
+        assert_eq!(s.unwatched.keys().collect::<Vec<_>>(), ["Secret/web"]);
         assert_eq!(s.inventory.len(), 2);
     }
 
@@ -363,12 +427,23 @@ mod tests {
         assert_eq!(rolling.inventory[1].health, Health::InProgress);
         let ready = from_cache(&s, "u-1", lookup(1)).unwrap();
         assert_eq!(ready.inventory[1].health, Health::Current);
-        assert_eq!(ready.live["Service/web"]["spec"]["clusterIP"], "10.0.0.1");
+        assert_eq!(ready.live["Secret/web"]["data"]["password"], "cGFzcw==");
         assert_eq!(ready.live["Deployment/web"]["status"]["availableReplicas"], 1);
     }
 
+    /// The caches as `live` (keyed `Kind/name`) shows them.
+    fn caches(live: BTreeMap<String, Value>) -> impl Fn(&ResourceStatus) -> Cached {
+        move |r| {
+            if !Caches::vouches(&r.api_version, &r.kind) {
+                return Cached::Unwatched;
+            }
+            live.get(&format!("{}/{}", r.kind, r.name))
+                .map_or(Cached::Absent, |v| Cached::Live(v.clone()))
+        }
+    }
+
     #[test]
-    fn a_resync_applies_again_unless_every_object_is_watched_and_at_its_applied_generation() {
+    fn a_resync_applies_again_unless_every_object_is_cached_and_at_its_applied_generation() {
         let job =
             |generation: i64| json!({"metadata": {"generation": generation, "labels": {inventory::UID_LABEL: "u-1"}}});
         // Applied at generation 3 (as its inventory entry records); the
@@ -377,43 +452,118 @@ mod tests {
             applied_generation: Some(3),
             ..entry("batch/v1", "CronJob", "nightly")
         };
-        let applied = |generation: i64| Applied {
+        let applied = Applied {
             inventory: vec![recorded.clone()],
-            live: BTreeMap::from([("CronJob/nightly".to_string(), job(generation))]),
+            live: BTreeMap::from([("CronJob/nightly".to_string(), job(3))]),
         };
-        let snap = Snapshot::of("t@1/abc", &applied(3), Caches::watches);
-        assert_eq!(snap.generations["CronJob/nightly"], 3);
-        assert!(snap.undrifted(&applied(3)), "as applied: nothing to apply");
-        assert!(!snap.undrifted(&applied(4)), "its spec changed since");
-        let no_generation = Applied {
-            live: BTreeMap::from([("CronJob/nightly".to_string(), json!({"metadata": {}}))]),
-            ..applied(3)
-        };
-        assert!(!snap.undrifted(&no_generation), "nothing to compare: applied again");
-        let s = snapshot();
-        let cached = Applied {
-            inventory: s.inventory.clone(),
-            live: BTreeMap::from([
-                ("Service/web".to_string(), json!({})),
-                ("Deployment/web".to_string(), workload("u-1", 1)),
-            ]),
-        };
-        assert!(!s.undrifted(&cached), "a Service has no watch: applied again");
+        let cached = |generation: i64| caches(BTreeMap::from([("CronJob/nightly".to_string(), job(generation))]));
+        let snap = Snapshot::of("t@1/abc", &applied);
+        assert_eq!(snap.applied_at["CronJob/nightly"], AppliedAt::Generation(3));
+        assert!(snap.undrifted(cached(3)), "as applied: nothing to apply");
+        assert!(!snap.undrifted(cached(4)), "its spec changed since");
+        assert!(!snap.undrifted(caches(BTreeMap::new())), "gone since");
+        let no_generation = caches(BTreeMap::from([(
+            "CronJob/nightly".to_string(),
+            json!({"metadata": {}}),
+        )]));
+        assert!(!snap.undrifted(no_generation), "nothing to compare: applied again");
+        // A Secret (no cache) beside a Deployment as applied.
+        let mut inventory = snapshot().inventory;
+        inventory[1].applied_generation = Some(1);
+        let with_secret = Snapshot::of(
+            "t@1/abc",
+            &Applied {
+                inventory: inventory.clone(),
+                live: BTreeMap::new(),
+            },
+        );
+        let deployment = || BTreeMap::from([("Deployment/web".to_string(), workload("u-1", 1))]);
+        assert!(
+            !with_secret.undrifted(caches(deployment())),
+            "a Secret has no cache: applied again"
+        );
+        let alone = Snapshot::of(
+            "t@1/abc",
+            &Applied {
+                inventory: vec![inventory[1].clone()],
+                live: BTreeMap::new(),
+            },
+        );
+        assert!(
+            alone.undrifted(caches(deployment())),
+            "the Deployment alone is as applied"
+        );
         // After a restart, from the status alone.
         let restored = Snapshot {
-            generations: applied_generations(std::slice::from_ref(&recorded), Caches::watches),
-            ..Snapshot::of("t@1/abc", &applied(3), Caches::watches)
+            applied_at: applied_at(std::slice::from_ref(&recorded)),
+            ..Snapshot::of("t@1/abc", &applied)
         };
-        assert!(restored.undrifted(&applied(3)), "restored as applied: nothing to apply");
-        assert!(!restored.undrifted(&applied(4)), "changed while no operator ran");
+        assert!(restored.undrifted(cached(3)), "restored as applied: nothing to apply");
+        assert!(!restored.undrifted(cached(4)), "changed while no operator ran");
         let unrecorded = [entry("batch/v1", "CronJob", "nightly")];
         let older = Snapshot {
-            generations: applied_generations(&unrecorded, Caches::watches),
-            ..Snapshot::of("t@1/abc", &applied(3), Caches::watches)
+            applied_at: applied_at(&unrecorded),
+            ..Snapshot::of("t@1/abc", &applied)
         };
         assert!(
-            !older.undrifted(&applied(3)),
+            !older.undrifted(cached(3)),
             "no generation recorded (a status from before appliedGeneration): applied again"
+        );
+    }
+
+    #[test]
+    fn kinds_without_a_generation_are_as_applied_while_their_resource_version_is() {
+        let at = |kind: &str, name: &str, rv: &str| ResourceStatus {
+            applied_resource_version: Some(rv.into()),
+            ..entry("v1", kind, name)
+        };
+        let recorded = vec![at("ConfigMap", "web-config", "41"), at("Service", "web", "42")];
+        let live = |service_rv: &str| {
+            BTreeMap::from([
+                (
+                    "ConfigMap/web-config".to_string(),
+                    json!({"metadata": {"resourceVersion": "41"}}),
+                ),
+                (
+                    "Service/web".to_string(),
+                    json!({"metadata": {"resourceVersion": service_rv}, "spec": {"clusterIP": "10.0.0.1"}}),
+                ),
+            ])
+        };
+        let applied = Applied {
+            inventory: recorded.clone(),
+            live: live("42"),
+        };
+        let snap = Snapshot::of("t@1/abc", &applied);
+        assert_eq!(snap.applied_at["Service/web"], AppliedAt::ResourceVersion("42".into()));
+        assert!(snap.undrifted(caches(live("42"))), "nothing wrote either since");
+        assert!(!snap.undrifted(caches(live("57"))), "the Service was written since");
+        // A pass takes them as the apply returned them (a cache may not
+        // show the apply yet), not from the cache.
+        assert_eq!(snap.unwatched.len(), 2);
+        let passed = from_cache(&snap, "u-1", |_| Cached::Absent).unwrap();
+        assert_eq!(passed.live["Service/web"]["spec"]["clusterIP"], "10.0.0.1");
+        // Restored from the status after a restart: the same.
+        let restored = Snapshot {
+            applied_at: applied_at(&recorded),
+            ..snap.clone()
+        };
+        assert!(restored.undrifted(caches(live("42"))));
+        assert!(!restored.undrifted(caches(live("57"))));
+        let unrecorded: Vec<ResourceStatus> = recorded
+            .iter()
+            .map(|r| ResourceStatus {
+                applied_resource_version: None,
+                ..r.clone()
+            })
+            .collect();
+        let older = Snapshot {
+            applied_at: applied_at(&unrecorded),
+            ..snap
+        };
+        assert!(
+            !older.undrifted(caches(live("42"))),
+            "no resourceVersion recorded (a status from before appliedResourceVersion): applied again"
         );
     }
 
@@ -446,7 +596,7 @@ mod tests {
             _ => Cached::Unwatched,
         };
         assert!(from_cache(&s, "u-1", live).is_some());
-        let service = s.inventory.iter_mut().find(|r| r.kind == "Service").unwrap();
+        let service = s.inventory.iter_mut().find(|r| r.kind == "Secret").unwrap();
         service.health = Health::InProgress;
         assert!(
             from_cache(&s, "u-1", live).is_none(),

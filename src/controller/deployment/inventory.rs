@@ -138,6 +138,7 @@ mod tests {
             health: Health::Current,
             message: None,
             applied_generation: None,
+            applied_resource_version: None,
         }
     }
 

@@ -251,7 +251,8 @@ async fn steps(
     let marks = super::trigger::children_marks(d);
     // Nothing changed since the last full pass: health from the caches.
     // Past `resync`, the objects are applied again unless the caches show
-    // every one of them at the generation the apply left.
+    // every one of them at the generation (or resourceVersion) the apply
+    // left.
     let unchanged = dc
         .applied
         .recorded(&uid, marks)
@@ -259,7 +260,7 @@ async fn steps(
         .and_then(|(snap, due)| {
             let applied = cache::from_cache(&snap, &uid, |r| dc.caches.lookup(r))?;
             if due {
-                if !snap.undrifted(&applied) {
+                if !snap.undrifted(|r| dc.caches.lookup(r)) {
                     return None;
                 }
                 tracing::debug!("resync: every object as applied, none applied again");
@@ -283,7 +284,7 @@ async fn steps(
             } else {
                 let prepared = build::build(d, ctx, &inputs, &render_inputs).await?;
                 let applied = apply::apply(d, ctx, &inputs, &client, prepared, base).await?;
-                let snap = Snapshot::of(&inputs.revision, &applied, Caches::watches);
+                let snap = Snapshot::of(&inputs.revision, &applied);
                 dc.applied.put(&uid, marks, None, snap);
                 applied
             }
@@ -331,8 +332,8 @@ const CACHES_LISTED: Duration = Duration::from_secs(10);
 
 /// A first pass since the operator started, for a Deployment whose status
 /// records a successful apply of this revision at this generation by this
-/// applier: its objects from the workload caches (one read each for kinds
-/// without a watch), recorded as if just applied. `None` when anything is
+/// applier: its objects from the caches (one read each for kinds no cache
+/// holds), recorded as if just applied. `None` when anything is
 /// not as recorded (an object missing or not this Deployment's, a stall,
 /// a change): then everything is applied.
 async fn restored(
@@ -356,22 +357,35 @@ async fn restored(
     }
     let ctx = &*dc.ctx;
     let client = applier(ctx, &inputs.applied_by, inputs.entry.template.apply_as)?;
-    let unwatched: Vec<_> = st
+    // Objects whose health no watch reports: from their caches (Services,
+    // ConfigMaps), else read.
+    let mut unwatched = std::collections::BTreeMap::new();
+    let mut to_read = vec![];
+    for r in st
         .resources
         .iter()
         .filter(|r| !Caches::watches(&r.api_version, &r.kind))
-        .cloned()
-        .collect();
-    let read = apply::observe(ctx, &client, d, &unwatched).await?;
+    {
+        match dc.caches.lookup(r) {
+            cache::Cached::Live(v) => {
+                unwatched.insert(format!("{}/{}", r.kind, r.name), v);
+            }
+            cache::Cached::Absent => return Ok(None),
+            cache::Cached::Unwatched => to_read.push(r.clone()),
+        }
+    }
+    if !to_read.is_empty() {
+        unwatched.extend(apply::observe(ctx, &client, d, &to_read).await?.live);
+    }
     let snap = Snapshot {
         revision: inputs.revision.clone(),
         inventory: st.resources.clone(),
         // As recorded by the apply (of an earlier process): the first
-        // resync applies again only what shows another generation.
-        generations: cache::applied_generations(&st.resources, Caches::watches),
+        // resync applies again only what shows another generation (or
+        // resourceVersion).
+        applied_at: cache::applied_at(&st.resources),
         // Only objects that carry this Deployment's mark.
-        unwatched: read
-            .live
+        unwatched: unwatched
             .into_iter()
             .filter(|(_, v)| inventory::marked_for(v, uid))
             .collect(),

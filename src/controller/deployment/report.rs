@@ -70,6 +70,7 @@ mod tests {
             health,
             message: Some(format!("{health:?}")),
             applied_generation: None,
+            applied_resource_version: None,
         }
     }
 
