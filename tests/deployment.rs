@@ -663,3 +663,65 @@ async fn a_deployment_whose_template_left_the_catalog_can_still_be_deleted() {
         "its objects are gone too"
     );
 }
+
+/// How many times an invalid-template Event was reported about the catalog
+/// ConfigMap `name` (an Event's series counts repeats).
+async fn invalid_template_reports(name: &str) -> i32 {
+    let events: Api<Event> = Api::namespaced(admin().await, portico::dev::CATALOG_NAMESPACE);
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidTemplate"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
+#[tokio::test]
+async fn a_deployment_whose_template_became_invalid_is_deleted_without_reporting_it_again() {
+    let body = "displayName: C\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}'}\n";
+    template("crumbling", body).await;
+    create(ALICE, "team-a", &deployment("crumbled", "crumbling", json!({})))
+        .await
+        .unwrap();
+    wait_for("team-a", "crumbled", "Ready", |d| is(d, "Ready")).await;
+    template("crumbling", "displayName: [unclosed\n").await;
+    let d = wait_for("team-a", "crumbled", "Stalled", |d| is(d, "Stalled")).await;
+    let (_, reason, message) = condition(&d, "Stalled").unwrap();
+    assert_eq!(reason, "TemplateUnavailable", "{message}");
+    // The pass that stalled reported the template (before its status write).
+    let reported = invalid_template_reports("crumbling").await;
+    assert!(reported >= 1, "the invalid template was reported by an Event");
+    Api::<Deployment>::namespaced(client(ALICE).await, "team-a")
+        .delete("crumbled", &DeleteParams::default())
+        .await
+        .unwrap();
+    let api: Api<Deployment> = Api::namespaced(admin().await, "team-a");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(api, "crumbled", |d: Option<&Deployment>| d.is_none()),
+    )
+    .await
+    .expect("deleted although its template is invalid")
+    .unwrap();
+    assert!(
+        Api::<ConfigMap>::namespaced(admin().await, "team-a")
+            .get_opt("crumbled")
+            .await
+            .unwrap()
+            .is_none(),
+        "its objects are gone too"
+    );
+    assert_eq!(
+        invalid_template_reports("crumbling").await,
+        reported,
+        "the deletion reported the invalid template again"
+    );
+    Api::<ConfigMap>::namespaced(admin().await, portico::dev::CATALOG_NAMESPACE)
+        .delete("crumbling", &DeleteParams::default())
+        .await
+        .unwrap();
+}

@@ -2,11 +2,11 @@
 //! server: the catalog's template ConfigMaps, the objects it made of the
 //! kinds it watches (workloads and claims for their health; Services and
 //! ConfigMaps to tell whether one changed since its apply), and a snapshot
-//! of each Deployment's last apply. A pass
-//! started by a workload's event, when the Deployment, its template and its
-//! parameters are as they were applied, computes health and outputs from
-//! these without a request ([`from_cache`], pure); anything missing from a
-//! cache falls back to a full pass.
+//! of each Deployment's last apply. A pass started by a workload's event,
+//! when the Deployment, its template and its parameters are as they were
+//! applied, computes health and outputs from these without a request
+//! ([`from_cache`], pure); anything missing from a cache falls back to a
+//! full pass.
 
 use std::{collections::BTreeMap, sync::Arc};
 
