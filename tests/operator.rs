@@ -16,7 +16,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     runtime::wait::await_condition,
 };
 use portico::{api::Terminal, controller::terminal::build::UID_LABEL};
@@ -789,7 +789,6 @@ async fn trusted_and_admitting(cp: &portico::controlplane::ControlPlane, op: &Op
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_webhook_certificate_is_served_and_trusted_without_a_restart() {
-    use kube::api::{Patch, PatchParams};
     use portico::webhook::tls;
     let _turn = SERIAL.lock().await;
     let cp = setup().await;
@@ -1049,8 +1048,8 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
     let op = Operator::start(cp, config.clone(), port).await;
     let alice: Api<Deployment> = Api::namespaced(cp.client_as("alice", &["developers"]).await.unwrap(), "team-a");
     // A CronJob alone, the web app (a ConfigMap, a Deployment and a
-    // Service): every object of a watched kind. The database has a Secret,
-    // which no cache holds.
+    // Service) and the database (a Secret, a Service and a StatefulSet):
+    // every object of a kind a cache holds (a Secret by its metadata).
     let job =
         json!({"image": portico::controlplane::node::images::WEBAPP_IMAGE, "command": ["true"], "schedule": "@daily"});
     let web = json!({"image": portico::controlplane::node::images::WEBAPP_IMAGE});
@@ -1081,15 +1080,45 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
         !job_before.is_empty() && !web_before.is_empty() && !db_before.is_empty(),
         "all three were applied"
     );
-    // A minute after its apply, the database is applied again ...
-    let deadline = std::time::Instant::now() + Duration::from_secs(150);
-    while db_writes().len() == db_before.len() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the database was not applied again at its resync"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    // Someone changes the database's Secret: a minute after its apply, the
+    // resync sees another resourceVersion and applies the database again,
+    // which puts the Secret back as the template renders it ...
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), "team-a");
+    fn database(s: &Secret) -> Option<String> {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get("POSTGRES_DB"))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
     }
+    assert_eq!(
+        database(&secrets.get("resync-db-credentials").await.unwrap()).as_deref(),
+        Some("app")
+    );
+    secrets
+        .patch(
+            "resync-db-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"POSTGRES_DB": "changed"}})),
+        )
+        .await
+        .unwrap();
+    // (The resync is due a minute after the apply: longer than tests
+    // usually wait.)
+    tokio::time::timeout(
+        Duration::from_secs(150),
+        kube::runtime::wait::await_condition(secrets.clone(), "resync-db-credentials", move |s: Option<&_>| {
+            s.is_some_and(|s| database(s).as_deref() == Some("app"))
+        }),
+    )
+    .await
+    .expect("the database's Secret was not put back at its resync")
+    .unwrap();
+    assert!(
+        db_writes().len() > db_before.len(),
+        "the database's Secret was put back by an apply of the operator's"
+    );
+    let db_repaired = db_writes();
+    let repaired_at = std::fs::metadata(&op.log_path).unwrap().len() as usize;
     // ... and the scheduled job and the web app, whose objects the caches
     // show at the generation (or resourceVersion) their apply left, are
     // passed without a write.
@@ -1098,6 +1127,17 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
     }
     assert_eq!(job_writes(), job_before, "the scheduled job was applied again");
     assert_eq!(web_writes(), web_before, "the web app was applied again");
+    // So is the database at its next resync, once put back: the Secret's
+    // metadata cache shows it as that apply left it.
+    logged_after(
+        &op,
+        repaired_at,
+        "team-a/resync-db",
+        "resync: every object as applied",
+        Duration::from_secs(150),
+    )
+    .await;
+    assert_eq!(db_writes(), db_repaired, "the database was applied again, unchanged");
     // The status records what each watched object was applied at, so a
     // restarted operator's first resync needs no apply either.
     for (name, kinds) in [("resync-job", 1), ("resync-web", 3)] {
@@ -1146,4 +1186,102 @@ async fn at_its_resync_a_deployment_is_applied_again_only_when_the_caches_cannot
     for name in ["resync-job", "resync-web", "resync-db"] {
         common::wait::gone(&deployments, name).await;
     }
+}
+
+/// How many times an InvalidTemplate Event was published about the catalog
+/// ConfigMap `name` (an Event's series counts its repeats).
+async fn invalid_template_reports(admin: &kube::Client, name: &str) -> i32 {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(admin.clone(), portico::dev::CATALOG_NAMESPACE);
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidTemplate"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
+/// A Deployment whose template stopped parsing after its apply is deleted
+/// with its objects, and its deletion does not report the template again.
+/// (Its own operator: the shared one of `tests/deployment.rs` passes every
+/// Deployment again whenever another test changes a template.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_whose_template_became_invalid_is_deleted_without_reporting_it_again() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use portico::api::Deployment;
+    let _turn = SERIAL.lock().await;
+    let cp = setup().await;
+    let admin = cp.admin_client().await.unwrap();
+    load_catalog(&admin).await;
+    let (config, port) = write_config(
+        cp,
+        &format!("leaderElection: {{enabled: false}}\n{}", common::TEST_PROFILES),
+    );
+    let _op = Operator::start(cp, config, port).await;
+    let template = |body: &str| -> ConfigMap {
+        serde_json::from_value(json!({
+            "metadata": {"name": "crumbling", "namespace": portico::dev::CATALOG_NAMESPACE,
+                         "labels": {"portico.dev/template": ""}},
+            "data": {"template.yaml": body}
+        }))
+        .unwrap()
+    };
+    let valid = "displayName: C\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}'}\n";
+    portico::install::apply(&admin, &template(valid)).await.unwrap();
+    let alice: Api<Deployment> = Api::namespaced(cp.client_as("alice", &["developers"]).await.unwrap(), "team-a");
+    alice
+        .create(
+            &PostParams::default(),
+            &common::fixtures::deployment("crumbled", "crumbling", json!({})),
+        )
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "team-a");
+    let condition = |type_: &'static str| {
+        move |d: Option<&Deployment>| {
+            d.and_then(|d| d.status.as_ref())
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == type_ && c.status == "True"))
+        }
+    };
+    common::wait::until(&deployments, "crumbled", "Ready", condition("Ready")).await;
+    portico::install::apply(&admin, &template("displayName: [unclosed\n"))
+        .await
+        .unwrap();
+    let stalled = common::wait::until(&deployments, "crumbled", "Stalled", condition("Stalled"))
+        .await
+        .unwrap();
+    let reason = stalled
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(reason.reason, "TemplateUnavailable", "{}", reason.message);
+    // The pass that stalled published the Event before its status write.
+    let reported = invalid_template_reports(&admin, "crumbling").await;
+    assert_eq!(reported, 1, "the invalid template was reported once");
+    alice.delete("crumbled", &DeleteParams::default()).await.unwrap();
+    common::wait::gone(&deployments, "crumbled").await;
+    assert!(
+        Api::<ConfigMap>::namespaced(admin.clone(), "team-a")
+            .get_opt("crumbled")
+            .await
+            .unwrap()
+            .is_none(),
+        "its objects are gone too"
+    );
+    assert_eq!(
+        invalid_template_reports(&admin, "crumbling").await,
+        reported,
+        "the deletion reported the invalid template again"
+    );
+    Api::<ConfigMap>::namespaced(admin, portico::dev::CATALOG_NAMESPACE)
+        .delete("crumbling", &DeleteParams::default())
+        .await
+        .unwrap();
 }

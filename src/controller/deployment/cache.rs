@@ -1,8 +1,10 @@
 //! What the Deployment controller reads from its watches instead of the API
 //! server: the catalog's template ConfigMaps, the objects it made of the
 //! kinds it watches (workloads and claims for their health; Services and
-//! ConfigMaps to tell whether one changed since its apply), and a snapshot
-//! of each Deployment's last apply. A pass started by a workload's event,
+//! ConfigMaps to tell whether one changed since its apply, and what outputs
+//! read of them), the metadata of the Secrets, ServiceAccounts, Roles and
+//! RoleBindings it made (whether one changed since), and a snapshot of each
+//! Deployment's last apply. A pass started by a workload's event,
 //! when the Deployment, its template and its parameters are as they were
 //! applied, computes health and outputs from these without a request
 //! ([`from_cache`], pure); anything missing from a cache falls back to a
@@ -14,10 +16,12 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment as AppsDeployment, StatefulSet},
     batch::v1::{CronJob, Job},
-    core::v1::{ConfigMap, PersistentVolumeClaim, Service},
+    core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
+    rbac::v1::{Role, RoleBinding},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
+    api::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -105,7 +109,7 @@ impl Snapshot {
     }
 
     /// Whether the objects of this apply are as it left them, as far as
-    /// the caches (`lookup`) tell: every object is in a cache and shows the
+    /// the caches (`lookup`, as [`Caches::current`]) tell: every object is in a cache and shows the
     /// generation (or, without one, the resourceVersion) it had after the
     /// apply. Then a resync need not apply them again; anything else (an
     /// object no cache holds, one without a record, a change since, one
@@ -191,6 +195,15 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// The key of an inventory entry's object in a cache of `K`.
+fn key<K: Resource<DynamicType = ()>>(r: &ResourceStatus) -> ObjectRef<K> {
+    let key = ObjectRef::<K>::new(&r.name);
+    match &r.namespace {
+        Some(ns) => key.within(ns),
+        None => key,
+    }
+}
+
 /// The watched kinds' caches, and the catalog's.
 #[derive(Clone)]
 pub struct Caches {
@@ -204,6 +217,10 @@ pub struct Caches {
     claims: Store<PersistentVolumeClaim>,
     services: Store<Service>,
     config_maps: Store<ConfigMap>,
+    secrets: Store<PartialObjectMeta<Secret>>,
+    service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
+    roles: Store<PartialObjectMeta<Role>>,
+    role_bindings: Store<PartialObjectMeta<RoleBinding>>,
 }
 
 /// A watch of `K` labelled as a Deployment's, reflected into a store; the
@@ -274,7 +291,22 @@ impl Caches {
         // report: a change to one starts no pass.
         let (services, s7) = reflect::<Service>(client);
         let (config_maps, s8) = reflect::<ConfigMap>(client);
-        let unreported = futures::stream::select(s7, s8).filter_map(|_| futures::future::ready(None));
+        // Secrets, ServiceAccounts, Roles and RoleBindings: their metadata
+        // only (no Secret's data is held), for the same question at a
+        // resync. A restarted operator reads them; their content is not here.
+        let (secrets, s9) = reflect::<PartialObjectMeta<Secret>>(client);
+        let (service_accounts, s10) = reflect::<PartialObjectMeta<ServiceAccount>>(client);
+        let (roles, s11) = reflect::<PartialObjectMeta<Role>>(client);
+        let (role_bindings, s12) = reflect::<PartialObjectMeta<RoleBinding>>(client);
+        let unreported = futures::stream::select_all([
+            s7.boxed(),
+            s8.boxed(),
+            s9.boxed(),
+            s10.boxed(),
+            s11.boxed(),
+            s12.boxed(),
+        ])
+        .filter_map(|_| futures::future::ready(None));
         let owners = futures::stream::select_all([
             s1.boxed(),
             s2.boxed(),
@@ -294,6 +326,10 @@ impl Caches {
             claims,
             services,
             config_maps,
+            secrets,
+            service_accounts,
+            roles,
+            role_bindings,
         };
         (caches, futures::stream::select_all(template_streams), owners)
     }
@@ -328,21 +364,45 @@ impl Caches {
     }
 
     /// Whether a cache holds objects of `api_version`/`kind`, so it can
-    /// tell whether one changed since its apply: the watched kinds, and
+    /// tell whether one changed since its apply: the watched kinds;
     /// Services and ConfigMaps (their own health is never in progress; a
-    /// pass takes them as applied, a restarted operator from the cache).
+    /// pass takes them as applied, a restarted operator from the cache);
+    /// and by their metadata, Secrets, ServiceAccounts, Roles and
+    /// RoleBindings.
     pub fn vouches(api_version: &str, kind: &str) -> bool {
-        Caches::watches(api_version, kind) || matches!((api_version, kind), ("v1", "Service" | "ConfigMap"))
+        Caches::watches(api_version, kind)
+            || matches!(
+                (api_version, kind),
+                ("v1", "Service" | "ConfigMap" | "Secret" | "ServiceAccount")
+                    | ("rbac.authorization.k8s.io/v1", "Role" | "RoleBinding")
+            )
     }
 
-    /// An object of the inventory, from its cache.
+    /// An object of the inventory as a cache shows it now, for every kind
+    /// a cache [vouches](Caches::vouches) for: whole, or for the kinds whose
+    /// metadata alone is held, `{"metadata": …}` (enough to tell whether it
+    /// changed since its apply).
+    pub fn current(&self, r: &ResourceStatus) -> Cached {
+        fn meta<K: Resource<DynamicType = ()> + Clone>(s: &Store<PartialObjectMeta<K>>, r: &ResourceStatus) -> Cached {
+            match s.get(&key(r)) {
+                Some(o) => Cached::Live(serde_json::json!({ "metadata": o.metadata })),
+                None => Cached::Absent,
+            }
+        }
+        match (r.api_version.as_str(), r.kind.as_str()) {
+            ("v1", "Secret") => meta(&self.secrets, r),
+            ("v1", "ServiceAccount") => meta(&self.service_accounts, r),
+            ("rbac.authorization.k8s.io/v1", "Role") => meta(&self.roles, r),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => meta(&self.role_bindings, r),
+            _ => self.lookup(r),
+        }
+    }
+
+    /// An object of the inventory, whole, from its cache: `Unwatched` for
+    /// the kinds no cache holds whole.
     pub fn lookup(&self, r: &ResourceStatus) -> Cached {
         fn get<K: Resource<DynamicType = ()> + Clone + Serialize>(s: &Store<K>, r: &ResourceStatus) -> Cached {
-            let mut key = ObjectRef::<K>::new(&r.name);
-            if let Some(ns) = &r.namespace {
-                key = key.within(ns);
-            }
-            match s.get(&key) {
+            match s.get(&key(r)) {
                 Some(o) => Cached::Live(serde_json::to_value(&*o).unwrap_or_default()),
                 None => Cached::Absent,
             }
@@ -467,8 +527,12 @@ mod tests {
             json!({"metadata": {}}),
         )]));
         assert!(!snap.undrifted(no_generation), "nothing to compare: applied again");
-        // A Secret (no cache) beside a Deployment as applied.
+        // A NetworkPolicy (no cache holds the kind) beside a Deployment as applied.
         let mut inventory = snapshot().inventory;
+        inventory[0] = ResourceStatus {
+            applied_generation: Some(1),
+            ..entry("networking.k8s.io/v1", "NetworkPolicy", "web")
+        };
         inventory[1].applied_generation = Some(1);
         let with_secret = Snapshot::of(
             "t@1/abc",
@@ -480,7 +544,7 @@ mod tests {
         let deployment = || BTreeMap::from([("Deployment/web".to_string(), workload("u-1", 1))]);
         assert!(
             !with_secret.undrifted(caches(deployment())),
-            "a Secret has no cache: applied again"
+            "a NetworkPolicy has no cache: applied again"
         );
         let alone = Snapshot::of(
             "t@1/abc",
@@ -517,7 +581,11 @@ mod tests {
             applied_resource_version: Some(rv.into()),
             ..entry("v1", kind, name)
         };
-        let recorded = vec![at("ConfigMap", "web-config", "41"), at("Service", "web", "42")];
+        let recorded = vec![
+            at("ConfigMap", "web-config", "41"),
+            at("Service", "web", "42"),
+            at("Secret", "web-credentials", "43"),
+        ];
         let live = |service_rv: &str| {
             BTreeMap::from([
                 (
@@ -527,6 +595,11 @@ mod tests {
                 (
                     "Service/web".to_string(),
                     json!({"metadata": {"resourceVersion": service_rv}, "spec": {"clusterIP": "10.0.0.1"}}),
+                ),
+                // A Secret's cache holds its metadata only.
+                (
+                    "Secret/web-credentials".to_string(),
+                    json!({"metadata": {"resourceVersion": "43"}}),
                 ),
             ])
         };
@@ -538,9 +611,15 @@ mod tests {
         assert_eq!(snap.applied_at["Service/web"], AppliedAt::ResourceVersion("42".into()));
         assert!(snap.undrifted(caches(live("42"))), "nothing wrote either since");
         assert!(!snap.undrifted(caches(live("57"))), "the Service was written since");
+        let mut secret_written = live("42");
+        secret_written.insert(
+            "Secret/web-credentials".to_string(),
+            json!({"metadata": {"resourceVersion": "58"}}),
+        );
+        assert!(!snap.undrifted(caches(secret_written)), "the Secret was written since");
         // A pass takes them as the apply returned them (a cache may not
-        // show the apply yet), not from the cache.
-        assert_eq!(snap.unwatched.len(), 2);
+        // show the apply yet, nor hold a Secret's data), not from the cache.
+        assert_eq!(snap.unwatched.len(), 3);
         let passed = from_cache(&snap, "u-1", |_| Cached::Absent).unwrap();
         assert_eq!(passed.live["Service/web"]["spec"]["clusterIP"], "10.0.0.1");
         // Restored from the status after a restart: the same.

@@ -260,7 +260,7 @@ async fn steps(
         .and_then(|(snap, due)| {
             let applied = cache::from_cache(&snap, &uid, |r| dc.caches.lookup(r))?;
             if due {
-                if !snap.undrifted(|r| dc.caches.lookup(r)) {
+                if !snap.undrifted(|r| dc.caches.current(r)) {
                     return None;
                 }
                 tracing::debug!("resync: every object as applied, none applied again");
