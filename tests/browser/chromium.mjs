@@ -14,10 +14,12 @@ export async function launch() {
 }
 
 // Chromium fails every request in flight with net::ERR_NETWORK_CHANGED
-// when an address of the machine changes — here when another test's pod
-// gets its veth on the test node at that moment. `steadily` runs a flow
-// that starts by going to `start` and tries it again from there when a
-// request of it failed so; any other failure is the flow's.
+// when an address of the machine changes — here when a test's pod gets its
+// veth, or another test binary's node its bridge, at that moment. `steadily`
+// runs a flow that starts by going to `start` and tries it again from there
+// when a request of it failed so (also a redirect's next hop, which shows
+// as a navigation interrupted by Chromium's error page naming the error);
+// any other failure is the flow's.
 export async function steadily(page, start, flow, options = {}) {
   for (let attempt = 1; ; attempt++) {
     let changed = false;
@@ -28,12 +30,24 @@ export async function steadily(page, start, flow, options = {}) {
       if (flow) await flow();
       return answer;
     } catch (e) {
-      if (attempt >= 4 || !(changed || String(e.message).includes('ERR_NETWORK_CHANGED'))) throw e;
+      changed ||= String(e.message).includes('ERR_NETWORK_CHANGED') || await errorPageSays(page, e, 'ERR_NETWORK_CHANGED');
+      if (attempt >= 6 || !changed) throw e;
       console.error(`network changed during ${start}; again (${attempt})`);
     } finally {
       page.off('requestfailed', seen);
     }
   }
+}
+
+// Whether navigating failed to Chromium's error page (`error` says so, or
+// the page is there), and that page names the error `code`.
+export async function errorPageSays(page, error, code) {
+  if (!String(error.message).includes('chrome-error://') && !page.url().startsWith('chrome-error://')) return false;
+  // The error page may commit a moment after the navigation failed.
+  await page.waitForURL(/^chrome-error:/, { timeout: 5000 }).catch(() => {});
+  await page.waitForLoadState('domcontentloaded', { timeout: 5000 }).catch(() => {});
+  const text = await page.evaluate(() => document.body?.innerText ?? '').catch(() => '');
+  return text.includes(code);
 }
 
 // `page.goto`, again when the machine's network changed under it.
