@@ -22,7 +22,7 @@ mod operator;
 
 mod common;
 
-use common::{percentile, request_total, usage};
+use common::{percentile, request_total, resident, usage};
 
 use std::{
     collections::HashMap,
@@ -445,7 +445,11 @@ async fn main() {
         "API requests per Terminal (all clients, incl. the benchmark's own create and pod-status calls): {:.1}",
         (after - before) / count as f64
     );
-    println!("operator after creation: peak RSS {rss:.1} MiB, CPU {cpu:.2} s");
+    let (now, anon, file) = resident(pid);
+    println!(
+        "operator after creation: peak RSS {rss:.1} MiB, CPU {cpu:.2} s; resident now {now:.1} MiB \
+         ({anon:.1} anonymous, {file:.1} file-backed)"
+    );
 
     // Expiry: short idle timeouts, no heartbeats; lag from expiresAt to the object being gone.
     let gone: Arc<Mutex<HashMap<String, Timestamp>>> = Arc::default();
@@ -505,7 +509,11 @@ async fn main() {
         percentile(&lags, 1.0)
     );
     let (rss, cpu) = usage(pid);
-    println!("operator at the end: peak RSS {rss:.1} MiB, CPU {cpu:.2} s");
+    let (now, anon, file) = resident(pid);
+    println!(
+        "operator at the end: peak RSS {rss:.1} MiB, CPU {cpu:.2} s; resident now {now:.1} MiB \
+         ({anon:.1} anonymous, {file:.1} file-backed)"
+    );
 
     for (user, ns) in USERS {
         let _ = Api::<Terminal>::namespaced(admin.clone(), ns)

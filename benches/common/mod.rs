@@ -120,6 +120,21 @@ pub fn usage(pid: u32) -> (f64, f64) {
     (hwm_kb / 1024.0, ticks / hz)
 }
 
+/// What a process holds in memory now, in MiB, from `/proc/PID/status`:
+/// `(resident, anonymous, file-backed)`. File-backed pages are mostly the
+/// executable's code; anonymous ones its heap and stacks.
+pub fn resident(pid: u32) -> (f64, f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (kb("VmRSS:") / 1024.0, kb("RssAnon:") / 1024.0, kb("RssFile:") / 1024.0)
+}
+
 /// CPU seconds used so far by each of the processes `pids` and this
 /// benchmark itself, by command name (summed over processes of one name).
 pub fn cpu_seconds(pids: &[u32]) -> Cpu {
