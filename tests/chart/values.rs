@@ -24,6 +24,16 @@ fn the_values_schema_refuses_typos_wrong_types_and_unknown_choices_naming_the_ke
             "/operator/config/sessionTokenLifetime",
             "pattern",
         ),
+        (
+            "flowControl.objects.nominalConcurencyShares=40",
+            "'nominalConcurencyShares'",
+            "not allowed",
+        ),
+        (
+            "flowControl.objects.lendablePercent=150",
+            "/flowControl/objects/lendablePercent",
+            "maximum",
+        ),
         // Set by the chart itself: a value there would be silently replaced.
         (
             "operator.config.metrics.bindAddress=0.0.0.0:9090",
