@@ -103,36 +103,38 @@ pub async fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
     }
 }
 
+/// The memory figures `keys` (`VmHWM:`, …) of a process's
+/// `/proc/PID/status`, in MiB (0 when absent).
+fn status_mib<const N: usize>(pid: u32, keys: [&str; N]) -> [f64; N] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    keys.map(|key| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    })
+}
+
 /// Peak RSS (MiB) and CPU seconds of a process, from /proc.
 pub fn usage(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
+    let [hwm] = status_mib(pid, ["VmHWM:"]);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     let ticks: f64 =
         f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (hwm_kb / 1024.0, ticks / hz)
+    (hwm, ticks / hz)
 }
 
 /// What a process holds in memory now, in MiB, from `/proc/PID/status`:
 /// `(resident, anonymous, file-backed)`. File-backed pages are mostly the
 /// executable's code; anonymous ones its heap and stacks.
 pub fn resident(pid: u32) -> (f64, f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0.0)
-    };
-    (kb("VmRSS:") / 1024.0, kb("RssAnon:") / 1024.0, kb("RssFile:") / 1024.0)
+    let [rss, anon, file] = status_mib(pid, ["VmRSS:", "RssAnon:", "RssFile:"]);
+    (rss, anon, file)
 }
 
 /// CPU seconds used so far by each of the processes `pids` and this

@@ -4,9 +4,9 @@
 //! ConfigMaps to tell whether one changed since its apply, and what outputs
 //! read of them), the metadata of the Secrets, ServiceAccounts, Roles and
 //! RoleBindings it made (whether one changed since), and a snapshot of each
-//! Deployment's last apply. A pass started by a workload's event,
-//! when the Deployment, its template and its parameters are as they were
-//! applied, computes health and outputs from these without a request
+//! Deployment's last apply. A pass started by a workload's event, when the
+//! Deployment, its template and its parameters are as they were applied,
+//! computes health and outputs from these without a request
 //! ([`from_cache`], pure); anything missing from a cache falls back to a
 //! full pass.
 
@@ -109,9 +109,9 @@ impl Snapshot {
     }
 
     /// Whether the objects of this apply are as it left them, as far as
-    /// the caches (`lookup`, as [`Caches::current`]) tell: every object is in a cache and shows the
-    /// generation (or, without one, the resourceVersion) it had after the
-    /// apply. Then a resync need not apply them again; anything else (an
+    /// the caches (`lookup`, as [`Caches::current`]) tell: every object is
+    /// in a cache and shows the generation (or, without one, the
+    /// resourceVersion) it had after the apply. Then a resync need not apply them again; anything else (an
     /// object no cache holds, one without a record, a change since, one
     /// gone) is applied again.
     pub fn undrifted(&self, lookup: impl Fn(&ResourceStatus) -> Cached) -> bool {
