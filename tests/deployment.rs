@@ -324,6 +324,50 @@ async fn a_template_revision_that_drops_an_object_prunes_it() {
         .unwrap();
 }
 
+/// A Deployment's status records what was applied and its history: a
+/// status write from a pass that read an older version (its own last
+/// write's watch event not yet arrived) is refused, not written over it.
+#[tokio::test]
+async fn a_deployment_status_written_over_an_older_version_is_refused_as_superseded() {
+    template("superseded", "displayName: Superseded\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-a'}\n").await;
+    create(ALICE, "team-a", &deployment("overwritten", "superseded", json!({})))
+        .await
+        .unwrap();
+    let read = ready("team-a", "overwritten").await;
+    let mut status = read.status.clone().unwrap();
+    status.message = Some("written over the version read".into());
+    let admin = admin().await;
+    portico::controller::write_status(
+        &admin,
+        &read,
+        serde_json::to_value(&status).unwrap(),
+        read.metadata.resource_version.as_deref(),
+    )
+    .await
+    .expect("the version read is the latest");
+    // `read` is now older than the object.
+    let mut stale = read.status.clone().unwrap();
+    stale.message = Some("written over an older version".into());
+    let refused = portico::controller::write_status(
+        &admin,
+        &read,
+        serde_json::to_value(&stale).unwrap(),
+        read.metadata.resource_version.as_deref(),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(portico::controller::Error::Superseded { .. })),
+        "{refused:?}"
+    );
+    let api: Api<Deployment> = Api::namespaced(admin, "team-a");
+    let now = api.get("overwritten").await.unwrap();
+    assert_eq!(
+        now.status.unwrap().message.as_deref(),
+        Some("written over the version read")
+    );
+    api.delete("overwritten", &DeleteParams::default()).await.unwrap();
+}
+
 #[tokio::test]
 async fn objects_applied_without_their_record_are_taken_back_and_deleted_by_their_mark() {
     template("lost-record", "displayName: Lost record\nallowedGroups: ['*']\nmanifests: |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-a'}\n  data: {v: '1'}\n  ---\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: '{{ name }}-b'}\n").await;

@@ -174,6 +174,15 @@ pub enum Error {
     /// is stopping).
     #[error("the cache of {0} closed before it filled")]
     Cache(&'static str),
+    /// The object changed after the pass read it, before its status was
+    /// written: the pass runs again from the latest version.
+    #[error("{kind} {name} changed while it was reconciled; reconciling its latest version")]
+    Superseded {
+        /// The object's kind.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl Error {
@@ -188,6 +197,7 @@ impl Error {
             Error::Catalog(_) => "catalog",
             Error::Discovery(_) => "discovery",
             Error::Cache(_) => "cache",
+            Error::Superseded { .. } => "superseded",
         }
     }
 }

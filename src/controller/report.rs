@@ -35,6 +35,13 @@ pub trait Reported:
     type Status: Clone + Default + PartialEq + Serialize;
     /// Which kind it is.
     const KIND: Kind;
+    /// Whether its status is written only over the version a pass read:
+    /// a status that accumulates (a history, an inventory of what was
+    /// applied) must not be replaced by a pass that started before the
+    /// last write's watch event arrived. Such a write is refused as
+    /// [`Error::Superseded`] and the pass runs again from the latest
+    /// version; a status computed whole on every pass is written as is.
+    const GUARDED: bool;
     /// The status it has now.
     fn current(&self) -> Option<&Self::Status>;
     /// The conditions in a status.
@@ -51,10 +58,11 @@ pub trait Ends: Reported {
 }
 
 macro_rules! reported {
-    ($kind:ident, $status:ident) => {
+    ($kind:ident, $status:ident, $guarded:literal) => {
         impl Reported for $kind {
             type Status = $status;
             const KIND: Kind = Kind::$kind;
+            const GUARDED: bool = $guarded;
             fn current(&self) -> Option<&$status> {
                 self.status.as_ref()
             }
@@ -69,9 +77,10 @@ macro_rules! reported {
         }
     };
 }
-reported!(Terminal, TerminalStatus);
-reported!(SessionClaim, SessionClaimStatus);
-reported!(Deployment, DeploymentStatus);
+reported!(Terminal, TerminalStatus, false);
+reported!(SessionClaim, SessionClaimStatus, false);
+// Its history and its inventory of applied objects accumulate.
+reported!(Deployment, DeploymentStatus, true);
 
 impl Ends for Terminal {
     fn end_reason(status: &mut TerminalStatus) -> &mut Option<EndReason> {
@@ -177,15 +186,14 @@ pub async fn token_renewed<K: Reported>(ctx: &Context, obj: &K, note: String) {
 
 /// Writes `status` unless it equals the object's current one, or a pass
 /// from this same version of the object wrote it already (so an unchanged
-/// state costs no write and produces no watch event).
-pub async fn set_status<K, S>(ctx: &Context, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    S: PartialEq + Serialize,
-{
+/// state costs no write and produces no watch event). For a
+/// [`Reported::GUARDED`] kind, only over the version `obj` is.
+pub async fn set_status<K: Reported>(
+    ctx: &Context,
+    obj: &K,
+    current: Option<&K::Status>,
+    status: &K::Status,
+) -> Result<(), Error> {
     if current == Some(status) {
         return Ok(());
     }
@@ -198,16 +206,34 @@ where
     if ctx.written.already(uid, rv, digest) {
         return Ok(());
     }
-    write_status(&ctx.client, obj, value).await?;
+    let over = K::GUARDED.then_some(rv);
+    write_status(&ctx.client, obj, value, over).await?;
     ctx.written.wrote(uid, rv, digest);
     Ok(())
+}
+
+/// The JSON patch that replaces an object's status with `status` (pure);
+/// with `over`, only if the object is still at that resourceVersion (the
+/// API server answers 409 Conflict otherwise).
+pub fn status_patch(status: serde_json::Value, over: Option<&str>) -> json_patch::Patch {
+    let mut ops = vec![serde_json::json!({"op": "add", "path": "/status", "value": status})];
+    if let Some(rv) = over {
+        ops.push(serde_json::json!({"op": "replace", "path": "/metadata/resourceVersion", "value": rv}));
+    }
+    serde_json::from_value(serde_json::Value::Array(ops)).expect("a JSON patch")
 }
 
 /// Replaces the object's status with `status` (a JSON patch on the status
 /// subresource): the operator writes every status whole, and a JSON patch
 /// costs the API server less than a server-side apply of the same status
-/// (no YAML decoding, no merge of field sets).
-pub async fn write_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
+/// (no YAML decoding, no merge of field sets). With `over`, only over that
+/// resourceVersion: a newer object refuses it as [`Error::Superseded`].
+pub async fn write_status<K>(
+    client: &Client,
+    obj: &K,
+    status: serde_json::Value,
+    over: Option<&str>,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -215,29 +241,54 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    let patch: json_patch::Patch =
-        serde_json::from_value(serde_json::json!([{"op": "add", "path": "/status", "value": status}]))
-            .expect("a JSON patch");
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::<()>::Json(patch),
-    )
-    .await
-    .map(|_| ())
-    .map_err(kube_err(format!(
-        "update status of {} {}",
-        K::kind(&()),
-        obj.name_any()
-    )))
+    let result = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::<()>::Json(status_patch(status, over)),
+        )
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 && over.is_some() => Err(Error::Superseded {
+            kind: K::kind(&()).to_string(),
+            name: obj.name_any(),
+        }),
+        Err(e) => Err(kube_err(format!(
+            "update status of {} {}",
+            K::kind(&()),
+            obj.name_any()
+        ))(e)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guarded_status_write_names_the_version_it_replaces() {
+        let status = serde_json::json!({"message": "ready"});
+        let as_is = serde_json::to_value(status_patch(status.clone(), None)).unwrap();
+        assert_eq!(
+            as_is,
+            serde_json::json!([{"op": "add", "path": "/status", "value": {"message": "ready"}}])
+        );
+        let guarded = serde_json::to_value(status_patch(status, Some("42"))).unwrap();
+        assert_eq!(
+            guarded,
+            serde_json::json!([
+                {"op": "add", "path": "/status", "value": {"message": "ready"}},
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"},
+            ])
+        );
+        // Statuses that accumulate are guarded; those computed whole are not.
+        const { assert!(<Deployment as Reported>::GUARDED) };
+        const { assert!(!<Terminal as Reported>::GUARDED) };
+    }
 
     fn terminal(status: serde_json::Value) -> Terminal {
         serde_json::from_value(serde_json::json!({

@@ -10,6 +10,10 @@ use kube::{
 use super::{Context, Error, event::Happened};
 use crate::api::Kind;
 
+/// How soon a pass superseded by a newer version of its object runs again:
+/// long enough for the watch to deliver the version that superseded it.
+pub const SUPERSEDED_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The delay before the `failures`-th retry of one object (pure): 1 s,
 /// doubling, at most five minutes.
 pub fn retry_delay(failures: u32) -> std::time::Duration {
@@ -30,7 +34,15 @@ fn failure_key<K: Resource>(kind: Kind, obj: &K) -> String {
 /// log it with the object, publish it as a Warning Event on the object (so
 /// `kubectl describe` shows it), and try again after a per-object delay that
 /// grows with each failure in a row (see [`retry_delay`]).
+///
+/// A pass [`Error::Superseded`] by a newer version of its object did not
+/// fail: it is not counted or published, and the object is reconciled
+/// again after [`SUPERSEDED_RETRY`], from the version the watch has by then.
 pub fn retry_after_error<K: Resource<DynamicType = ()>>(ctx: &Context, kind: Kind, obj: &K, err: &Error) -> Action {
+    if let Error::Superseded { .. } = err {
+        tracing::debug!(kind = kind.name(), object = %failure_key(kind, obj), "superseded; again from the latest version");
+        return Action::requeue(SUPERSEDED_RETRY);
+    }
     ctx.metrics.error(kind, err.metric_label());
     let key = failure_key(kind, obj);
     let failures = {

@@ -513,6 +513,8 @@ mod tests {
             | Error::Catalog(_)
             | Error::Discovery(_)
             | Error::Cache(_) => RECONCILE_ERROR_REASONS.contains(&e.metric_label()),
+            // Not a failure: neither counted nor published (controller::retry).
+            Error::Superseded { .. } => true,
         };
         for e in [
             Error::Finalizer("x".into()),

@@ -205,6 +205,8 @@ async fn apply_deployment(d: &Deployment, dc: &DeploymentContext) -> Result<Acti
             count_delivery(dc, d, &phase, "");
             Ok(action)
         }
+        // A newer version holds what a write now would replace.
+        Err(Halt::Retry(e @ Error::Superseded { .. })) => Err(e),
         Err(Halt::Retry(e)) => {
             // What the pass applied before the error is recorded even so,
             // for the prunes and the deletion after it.
@@ -275,6 +277,8 @@ async fn steps(
         None if first && !suspended => restored(d, dc, &inputs, &uid).await?,
         kept => kept,
     };
+    // Whether this pass applied (and recorded a new snapshot).
+    let applying = unchanged.is_none();
     let mut applied = match unchanged {
         Some(applied) => applied,
         None => {
@@ -317,7 +321,14 @@ async fn steps(
     base.resources = applied.inventory;
     let phase = report::phase(&base.resources, suspended);
     let progressing = matches!(phase, Phase::Reconciling { .. });
-    set_phase(ctx, d, base.clone(), &phase).await?;
+    if let Err(e) = set_phase(ctx, d, base.clone(), &phase).await {
+        // What this pass did (a prune, an update) is in no status yet: the
+        // next pass must not take it as recorded, and does it again.
+        if applying {
+            dc.applied.forget(&uid);
+        }
+        return Err(e.into());
+    }
     let cause = base
         .resources
         .iter()
