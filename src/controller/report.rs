@@ -111,8 +111,10 @@ pub async fn set_phase<K: Reported>(ctx: &Context, obj: &K, base: K::Status, pha
     set_status(ctx, obj, obj.current(), &status).await
 }
 
-/// `obj` cannot go on until something changes: a Warning Event with the
-/// reason, a `Stalled` status, and another look after [`STALLED_RETRY`].
+/// `obj` cannot go on until something changes: a `Stalled` status, a
+/// Warning Event with the reason (once the status says it: a pass whose
+/// write was superseded publishes nothing, and its next pass does), and
+/// another look after [`STALLED_RETRY`].
 pub async fn stall<K: Reported>(
     ctx: &Context,
     obj: &K,
@@ -120,8 +122,12 @@ pub async fn stall<K: Reported>(
     reason: Reason,
     message: String,
 ) -> Result<Action, Error> {
-    ctx.event(obj, Happened::Stalled(reason), message.clone()).await;
-    set_phase(ctx, obj, base, &Phase::Stalled { reason, message }).await?;
+    let phase = Phase::Stalled {
+        reason,
+        message: message.clone(),
+    };
+    set_phase(ctx, obj, base, &phase).await?;
+    ctx.event(obj, Happened::Stalled(reason), message).await;
     Ok(Action::requeue(STALLED_RETRY))
 }
 
@@ -205,6 +211,15 @@ pub async fn set_status<K: Reported>(
     let digest = written::digest(&value);
     if ctx.written.already(uid, rv, digest) {
         return Ok(());
+    }
+    let superseded = || Error::Superseded {
+        kind: K::KIND.name().to_string(),
+        name: obj.name_any(),
+    };
+    // This operator wrote over that version already: the API server would
+    // refuse the write, so it is not sent.
+    if K::GUARDED && ctx.written.replaced(uid, rv) {
+        return Err(superseded());
     }
     let over = K::GUARDED.then_some(rv);
     write_status(&ctx.client, obj, value, over).await?;

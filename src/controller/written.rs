@@ -35,6 +35,16 @@ impl Written {
             .is_some_and(|(seen, h)| seen == rv && *h == status)
     }
 
+    /// Whether a pass that started from version `rv` of object `uid` wrote
+    /// a status: the object is newer than `rv` since, whatever it holds.
+    pub fn replaced(&self, uid: &str, rv: &str) -> bool {
+        self.entries
+            .lock()
+            .unwrap()
+            .get(uid)
+            .is_some_and(|(seen, _)| seen == rv)
+    }
+
     /// Records that a pass that started from version `rv` of `uid` wrote the
     /// status with [`digest`] `status`.
     pub fn wrote(&self, uid: &str, rv: &str, status: u64) {
@@ -71,6 +81,9 @@ mod tests {
             "a newer version is compared as it is (someone may have changed it)"
         );
         assert!(!w.already("v", "5", ready), "another object");
+        assert!(w.replaced("u", "5"), "version 5 was written over");
+        assert!(!w.replaced("u", "6"), "a newer version was not");
+        assert!(!w.replaced("v", "5"), "another object");
         w.forget("u");
         assert!(!w.already("u", "5", ready));
     }

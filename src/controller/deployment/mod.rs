@@ -145,7 +145,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 }
 
 fn error_policy(d: Arc<Deployment>, err: &Error, dc: Arc<DeploymentContext>) -> Action {
-    dc.applied.forget(&d.uid().unwrap_or_default());
+    // A superseded pass that applied forgot its snapshot itself (`steps`);
+    // one that took its objects from the snapshot leaves it standing.
+    if !matches!(err, Error::Superseded { .. }) {
+        dc.applied.forget(&d.uid().unwrap_or_default());
+    }
     super::retry_after_error(&dc.ctx, KIND, &*d, err)
 }
 
