@@ -9,6 +9,7 @@ pub mod deployment;
 pub mod event;
 pub mod lean;
 mod objects;
+pub mod released;
 pub mod report;
 mod retry;
 pub mod session;
@@ -19,7 +20,7 @@ pub mod written;
 
 pub use objects::{apply, delete_exactly, delete_if_exists, delete_labelled};
 pub use report::{set_status, write_status};
-pub use retry::{from_finalizer, reconciled, retry_after_error, retry_delay};
+pub use retry::{nothing_left, reconciled, retry_after_error, retry_delay, settle};
 
 use std::sync::Arc;
 
@@ -58,6 +59,8 @@ pub struct Context {
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// The status each object was last given, and from which version.
     pub written: written::Written,
+    /// The objects whose finalizer this operator removed.
+    pub released: released::Released,
 }
 
 impl Context {
@@ -95,6 +98,7 @@ impl Context {
             recorder,
             failures: Default::default(),
             written: Default::default(),
+            released: Default::default(),
         }
     }
 
@@ -174,6 +178,10 @@ pub enum Error {
     /// is stopping).
     #[error("the cache of {0} closed before it filled")]
     Cache(&'static str),
+    /// What the pass waits for is under way (a child's deletion the API
+    /// server accepted): the pass runs again, without it being a failure.
+    #[error("waiting: {0}")]
+    Waiting(String),
     /// The object changed after the pass read it, before its status was
     /// written: the pass runs again from the latest version.
     #[error("{kind} {name} changed while it was reconciled; reconciling its latest version")]
@@ -198,6 +206,7 @@ impl Error {
             Error::Discovery(_) => "discovery",
             Error::Cache(_) => "cache",
             Error::Superseded { .. } => "superseded",
+            Error::Waiting(_) => "waiting",
         }
     }
 }

@@ -38,12 +38,13 @@ fn failure_key<K: Resource>(kind: Kind, obj: &K) -> String {
 /// A pass [`Error::Superseded`] by a newer version of its object did not
 /// fail: it is not counted or published, and the object is reconciled
 /// again after [`SUPERSEDED_RETRY`], from the version the watch has by then.
+/// Nor did one [`Error::Waiting`] for what is under way: it runs again
+/// after the same growing delay, and its status says what it waits for.
 pub fn retry_after_error<K: Resource<DynamicType = ()>>(ctx: &Context, kind: Kind, obj: &K, err: &Error) -> Action {
     if let Error::Superseded { .. } = err {
         tracing::debug!(kind = kind.name(), object = %failure_key(kind, obj), "superseded; again from the latest version");
         return Action::requeue(SUPERSEDED_RETRY);
     }
-    ctx.metrics.error(kind, err.metric_label());
     let key = failure_key(kind, obj);
     let failures = {
         let mut f = ctx.failures.lock().unwrap();
@@ -52,6 +53,11 @@ pub fn retry_after_error<K: Resource<DynamicType = ()>>(ctx: &Context, kind: Kin
         *n
     };
     let delay = retry_delay(failures);
+    if let Error::Waiting(what) = err {
+        tracing::debug!(kind = kind.name(), object = %key, waiting = %what, again_in = ?delay, "waiting");
+        return Action::requeue(delay);
+    }
+    ctx.metrics.error(kind, err.metric_label());
     tracing::warn!(kind = kind.name(), object = %key, error = %err, failures, retry_in = ?delay, "reconcile failed");
     let recorder = ctx.recorder.clone();
     let reference = obj.object_ref(&());
@@ -82,21 +88,75 @@ pub fn reconciled<K: Resource>(ctx: &Context, kind: Kind, obj: &K) {
         }
     }
     if obj.meta().deletion_timestamp.is_some() {
-        ctx.written.forget(obj.meta().uid.as_deref().unwrap_or_default());
+        let uid = obj.meta().uid.as_deref().unwrap_or_default();
+        ctx.written.forget(uid);
+        // A pass of an object being deleted succeeds once its cleanup is
+        // done and the finalizer removed (or it had none of Portico's).
+        ctx.released.release(uid);
     }
 }
 
-/// The reconcile error inside a finalizer error.
-pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
-    match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
+/// Whether `obj` is being deleted and this operator already cleaned up
+/// after it and removed its finalizer: a pass from a version the watch
+/// has not yet replaced, with nothing to do (see [`super::released`]).
+pub fn nothing_left<K: Resource>(ctx: &Context, obj: &K) -> bool {
+    let m = obj.meta();
+    let done = m.deletion_timestamp.is_some() && ctx.released.released(m.uid.as_deref().unwrap_or_default());
+    if done {
+        tracing::debug!("cleaned up already; the watch has not delivered the deletion yet");
+    }
+    done
+}
+
+/// A pass's result out of the finalizer helper: the reconcile error inside
+/// a finalizer error; a finalizer the API server no longer has an object
+/// to remove from (a pass that cleaned up after an object another pass
+/// already released) is done.
+pub fn settle(result: Result<Action, kube::runtime::finalizer::Error<Error>>) -> Result<Action, Error> {
+    use kube::runtime::finalizer::Error as F;
+    match result {
+        Ok(action) => Ok(action),
+        Err(F::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            tracing::debug!("gone before its finalizer was removed: released already");
+            Ok(Action::await_change())
+        }
+        Err(F::ApplyFailed(e) | F::CleanupFailed(e)) => Err(e),
+        Err(other) => Err(Error::Finalizer(other.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "reason": "x", "message": "x",
+        }))
+        .unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn a_finalizer_whose_object_is_gone_is_released_and_other_failures_stay_failures() {
+        use kube::runtime::finalizer::Error as F;
+        assert_eq!(
+            settle(Err(F::RemoveFinalizer(api_error(404)))).unwrap(),
+            Action::await_change()
+        );
+        assert!(matches!(
+            settle(Err(F::RemoveFinalizer(api_error(422)))),
+            Err(Error::Finalizer(_))
+        ));
+        assert!(matches!(
+            settle(Err(F::AddFinalizer(api_error(404)))),
+            Err(Error::Finalizer(_))
+        ));
+        assert!(matches!(
+            settle(Err(F::CleanupFailed(Error::Cleanup("1 left".into())))),
+            Err(Error::Cleanup(_))
+        ));
+    }
 
     #[test]
     fn retries_of_one_object_back_off_from_one_second_to_five_minutes() {

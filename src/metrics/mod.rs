@@ -514,7 +514,7 @@ mod tests {
             | Error::Discovery(_)
             | Error::Cache(_) => RECONCILE_ERROR_REASONS.contains(&e.metric_label()),
             // Not a failure: neither counted nor published (controller::retry).
-            Error::Superseded { .. } => true,
+            Error::Superseded { .. } | Error::Waiting(_) => true,
         };
         for e in [
             Error::Finalizer("x".into()),

@@ -153,5 +153,7 @@ pub async fn cleanup(d: &Deployment, dc: &DeploymentContext) -> Result<Action, E
         ..base
     };
     let _ = crate::controller::set_status(ctx, d, d.status.as_ref(), &status).await;
-    Err(Error::Cleanup(format!("{} objects still exist", remaining.len())))
+    // Their deletions are under way; the last one's watch event, or the
+    // retry, starts the next pass.
+    Err(Error::Waiting(format!("{} objects still exist", remaining.len())))
 }

@@ -158,6 +158,9 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
     let ctx = &dc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
+    if super::nothing_left(ctx, &*d) {
+        return Ok(Action::await_change());
+    }
     let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
     let object = d.clone();
     let result = finalizer(&api, super::FINALIZER, d, |event| async {
@@ -175,8 +178,8 @@ async fn reconcile(d: Arc<Deployment>, dc: Arc<DeploymentContext>) -> Result<Act
             }
         }
     })
-    .await
-    .map_err(super::from_finalizer);
+    .await;
+    let result = super::settle(result);
     if result.is_ok() {
         super::reconciled(ctx, KIND, &*object);
     }

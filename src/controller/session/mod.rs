@@ -190,6 +190,9 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
     let ctx = &sc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
+    if super::nothing_left(ctx, &*c) {
+        return Ok(Action::await_change());
+    }
     let per_profile = report::active_per_profile(&ctx.config.session_profiles, sc.store.state().iter().map(|c| &**c));
     for (profile, n) in &per_profile {
         ctx.metrics.set_active_sessions(profile, *n);
@@ -206,8 +209,8 @@ async fn reconcile(c: Arc<SessionClaim>, sc: Arc<SessionContext>) -> Result<Acti
             }
         }
     })
-    .await
-    .map_err(super::from_finalizer);
+    .await;
+    let result = super::settle(result);
     if result.is_ok() {
         super::reconciled(ctx, KIND, &*object);
     }

@@ -212,6 +212,9 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
     let ctx = &tc.ctx;
     let _timer = ctx.metrics.reconcile(KIND);
     tracing::debug!("reconciling");
+    if super::nothing_left(ctx, &*t) {
+        return Ok(Action::await_change());
+    }
     let ns = t.namespace().unwrap_or_default();
     let api: Api<Terminal> = Api::namespaced(ctx.client.clone(), &ns);
     let object = t.clone();
@@ -226,8 +229,8 @@ async fn reconcile(t: Arc<Terminal>, tc: Arc<TerminalContext>) -> Result<Action,
             }
         }
     })
-    .await
-    .map_err(super::from_finalizer);
+    .await;
+    let result = super::settle(result);
     if result.is_ok() {
         super::reconciled(ctx, KIND, &*object);
     }
