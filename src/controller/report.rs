@@ -212,14 +212,13 @@ pub async fn set_status<K: Reported>(
     if ctx.written.already(uid, rv, digest) {
         return Ok(());
     }
-    let superseded = || Error::Superseded {
-        kind: K::KIND.name().to_string(),
-        name: obj.name_any(),
-    };
     // This operator wrote over that version already: the API server would
     // refuse the write, so it is not sent.
     if K::GUARDED && ctx.written.replaced(uid, rv) {
-        return Err(superseded());
+        return Err(Error::Superseded {
+            kind: K::KIND.name().to_string(),
+            name: obj.name_any(),
+        });
     }
     let over = K::GUARDED.then_some(rv);
     write_status(&ctx.client, obj, value, over).await?;
