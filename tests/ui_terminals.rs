@@ -401,6 +401,11 @@ async fn in_chromium_alice_opens_a_terminal_and_its_shell_answers_within_her_rig
         seen.push(line);
     }
     let out = flow.wait_with_output().await.unwrap();
+    // A kubectl request typed again after it was lost: in the test's
+    // output (on failure, or with --nocapture).
+    for note in seen.iter().filter(|l| l.starts_with("note:")) {
+        eprintln!("{note}");
+    }
     assert!(
         out.status.success() && seen.iter().any(|l| l == "ok"),
         "browser flow failed:\n{}\n{}",
